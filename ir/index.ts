@@ -1,0 +1,10 @@
+// Public API of the IR layer: graph IR types, builder, verifier, tensors and dtypes.
+export * from './dtype.js';
+export * from './numeric.js';
+export * from './tensor.js';
+export * from './errors.js';
+export * from './graph/types.js';
+export * from './graph/attrs.js';
+export * from './graph/builder.js';
+export * from './graph/verify.js';
+export * from './graph/topo.js';
