@@ -8,3 +8,7 @@ export * from './graph/attrs.js';
 export * from './graph/builder.js';
 export * from './graph/verify.js';
 export * from './graph/topo.js';
+export * from './tensor-json.js';
+export * from './ops/broadcast.js';
+export * from './ops/infer.js';
+export * from './ops/infer-graph.js';

@@ -1,0 +1,43 @@
+// The `fhec` command line. Each verb lives in compiler/commands/<verb>.ts and registers itself here.
+// User errors (FhecError) print one line and exit 2; anything else is a bug and exits 1.
+
+import { Command, CommanderError } from 'commander';
+import { FhecError } from '../ir/errors.js';
+import { registerEval } from './commands/eval.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerIr } from './commands/ir.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('fhec')
+    .description('Compile ONNX models to CKKS homomorphic-encryption circuits and run them on Microsoft SEAL')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerInspect(program);
+  registerEval(program);
+  registerIr(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof FhecError) {
+      process.stderr.write(`fhec: error: ${e.format()}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const err = e as Error;
+    process.stderr.write(`fhec: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.FHEC_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    process.exitCode = 1;
+  }
+}

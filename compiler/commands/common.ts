@@ -1,0 +1,27 @@
+// Helpers shared by CLI verbs: --bind parsing, reading tensor JSON files, writing output.
+
+import * as fs from 'node:fs';
+import { FhecError } from '../../ir/errors.js';
+import { parseJsonText } from '../../ir/tensor-json.js';
+
+/** Commander collector for repeatable `--bind name=value`. */
+export function collectBinding(value: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^([^=]+)=(\d+)$/.exec(value);
+  if (!m) throw new FhecError(`--bind expects name=value with a non-negative integer value, got '${value}'`);
+  return { ...prev, [m[1]!.trim()]: Number(m[2]) };
+}
+
+export function collectList(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+export function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FhecError(code === 'ENOENT' ? 'file not found' : `cannot read file (${code})`, { file });
+  }
+  return parseJsonText(text, file);
+}

@@ -1,0 +1,46 @@
+// The compiler driver: ONNX file -> graph IR -> pass pipeline. Every CLI verb starts here.
+
+import type { Graph } from '../ir/graph/types.js';
+import { verifyGraph } from '../ir/graph/verify.js';
+import { printGraph } from '../ir/text/print.js';
+import { PassManager, type PassRun } from '../passes/pass-manager.js';
+import { graphPasses, IMPORT_PIPELINE } from '../passes/graph/registry.js';
+import { importOnnx, type ModelInfo } from './onnx/import.js';
+
+export interface LoadOptions {
+  /** Symbolic dim bindings (--bind name=value), or a function deriving them from the imported graph. */
+  bindings?: Record<string, number> | ((graph: Graph) => Record<string, number>);
+  /** Called on the imported graph before any pass runs (e.g. to reject unsupported ops). */
+  check?: (graph: Graph) => void;
+  /** Pipeline to run after import (default: infer shapes, fold constants, DCE). */
+  pipeline?: string;
+  /** --print-after PASS (repeatable) or --print-after-all. */
+  printAfter?: ReadonlySet<string> | 'all';
+  /** Verify the IR after each pass (on in tests). */
+  verifyEach?: boolean;
+  emit?: (header: string, text: string) => void;
+}
+
+export interface LoadedModel {
+  file: string;
+  graph: Graph;
+  info: ModelInfo;
+  passRuns: PassRun[];
+}
+
+export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
+  const { graph, info } = importOnnx(file);
+  opts.check?.(graph);
+  const bindings = typeof opts.bindings === 'function' ? opts.bindings(graph) : opts.bindings;
+  const pm = new PassManager(graphPasses, {
+    verify: verifyGraph,
+    verifyEach: opts.verifyEach ?? true,
+    print: (g) => printGraph(g),
+    printAfter: opts.printAfter,
+    emit: opts.emit,
+  });
+  if (bindings && Object.keys(bindings).length) pm.add('specialize', { bindings });
+  pm.addPipeline(opts.pipeline ?? IMPORT_PIPELINE);
+  const passRuns = pm.run(graph);
+  return { file, graph, info, passRuns };
+}

@@ -1,0 +1,105 @@
+// Constant folding: evaluates, with the reference interpreter, every node whose inputs are all
+// constants (shape arithmetic, masks, RoPE tables of a specialized graph), and turns Shape/Size of
+// fully known shapes into constants. Folded values keep their names, so later passes and error
+// messages still point at the exporter's names.
+
+import { isInteger } from '../../ir/dtype.js';
+import type { Graph, Node, Value } from '../../ir/graph/types.js';
+import { MaterializedTensor } from '../../ir/graph/types.js';
+import { inferGraph } from '../../ir/ops/infer-graph.js';
+import { Tensor } from '../../ir/tensor.js';
+import { evalNode } from '../../runtime/reference/interpreter.js';
+import { isOpSupported } from '../../runtime/reference/registry.js';
+import { result, type Pass } from '../pass.js';
+import { eliminateDeadCode } from './dce.js';
+
+export interface FoldOptions {
+  /** Do not fold a node whose inputs and outputs together exceed this many elements. */
+  'max-elements': number;
+}
+
+const NON_DETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
+
+function elements(v: Value): number | undefined {
+  if (!v.shape) return undefined;
+  let n = 1;
+  for (const d of v.shape) {
+    if (typeof d !== 'number') return undefined;
+    n *= d;
+  }
+  return n;
+}
+
+function makeConstant(graph: Graph, v: Value, t: Tensor): void {
+  v.constant = new MaterializedTensor(t);
+  v.dtype = t.dtype;
+  v.shape = [...t.dims];
+  delete v.producer;
+  graph.constants.push(v);
+}
+
+/** Shape and Size depend only on the input's shape, not its values. */
+function foldShapeOnly(node: Node, opset: number): Tensor | undefined {
+  const x = node.inputs[0];
+  if (!x?.shape || !x.shape.every((d) => typeof d === 'number')) return undefined;
+  const dims = x.shape as number[];
+  if (node.op === 'Size') return Tensor.scalar('int64', dims.reduce((a, d) => a * d, 1));
+  const r = dims.length;
+  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
+  const start = opset >= 15 && node.attrs.start ? clamp(node.attrs.start.value as number) : 0;
+  const end = opset >= 15 && node.attrs.end ? clamp(node.attrs.end.value as number) : r;
+  const data = dims.slice(start, Math.max(start, end));
+  return Tensor.from('int64', [data.length], data);
+}
+
+export function foldConstants(graph: Graph, maxElements: number): number {
+  let folded = 0;
+  const kept: Node[] = [];
+  for (const node of graph.nodes) {
+    const opset = graph.opsets[node.domain] ?? graph.opsets[''] ?? 17;
+    let outs: Tensor[] | undefined;
+    if (node.domain === '' && (node.op === 'Shape' || node.op === 'Size')) {
+      const t = foldShapeOnly(node, opset);
+      if (t) outs = [t];
+    } else if (
+      !NON_DETERMINISTIC.has(node.op) &&
+      node.inputs.every((v) => v === null || v.constant) &&
+      isOpSupported(node.domain, node.op)
+    ) {
+      const sizes = [...node.inputs.filter((v): v is Value => v !== null), ...node.outputs].map(elements);
+      const total = sizes.reduce<number>((a, n) => a + (n ?? 0), 0);
+      if (total <= maxElements) {
+        outs = evalNode(node, node.inputs.map((v) => (v ? v.constant!.load() : null)), opset);
+      }
+    }
+    if (outs) {
+      node.outputs.forEach((o, i) => makeConstant(graph, o, outs![i]!));
+      folded++;
+    } else {
+      kept.push(node);
+    }
+  }
+  graph.nodes = kept;
+  return folded;
+}
+
+export const foldConstantsPass: Pass<Graph, FoldOptions> = {
+  name: 'fold-constants',
+  summary: 'evaluate nodes with constant inputs (and Shape of known shapes); then drop dead code',
+  reads: 'graph',
+  writes: 'graph',
+  options: [{ name: 'max-elements', type: 'int', help: 'largest fold (input+output elements)', default: 1 << 20 }],
+  run(graph, opts) {
+    let total = 0;
+    // Folding exposes more known shapes, which exposes more folds: iterate to a fixpoint.
+    for (;;) {
+      inferGraph(graph);
+      const n = foldConstants(graph, opts['max-elements']);
+      total += n;
+      if (n === 0) break;
+    }
+    const dce = eliminateDeadCode(graph);
+    const intConsts = graph.constants.filter((c) => isInteger(c.dtype)).length;
+    return result(total > 0, { folded: total, removedNodes: dce.nodes, removedConstants: dce.constants, intConstants: intConsts });
+  },
+};
