@@ -1,9 +1,8 @@
 // Binds symbolic dims (batch, sequence, past length, ...) to numbers everywhere they appear,
-// then re-infers shapes so every value of a fully bound graph gets a concrete shape.
+// so that `infer-shapes` and `fold-constants` after it can make every shape concrete.
 
 import { FhecError } from '../../ir/errors.js';
 import type { Dim, Graph } from '../../ir/graph/types.js';
-import { inferGraph } from '../../ir/ops/infer-graph.js';
 import { result, type Pass } from '../pass.js';
 
 export interface SpecializeOptions {
@@ -19,7 +18,7 @@ export function symbolicDims(graph: Graph): Set<string> {
 
 export const specializePass: Pass<Graph, SpecializeOptions> = {
   name: 'specialize',
-  summary: 'bind symbolic dims to sizes and re-infer every shape',
+  summary: 'bind symbolic dims to sizes',
   reads: 'graph',
   writes: 'graph',
   options: [{ name: 'bindings', type: 'bindings', help: 'dim=size pairs', default: {} }],
@@ -27,7 +26,7 @@ export const specializePass: Pass<Graph, SpecializeOptions> = {
     const known = symbolicDims(graph);
     for (const [name, size] of Object.entries(bindings)) {
       if (!known.has(name)) {
-        throw new FhecError(`cannot bind '${name}': the model's inputs and outputs have the symbolic dims ${[...known].map((d) => `'${d}'`).join(', ') || '(none)'}`, { field: `--bind ${name}` });
+        throw new FhecError(`'${name}' is not a symbolic dim of this model (it has ${[...known].map((d) => `'${d}'`).join(', ') || 'none'})`, { field: '--bind' });
       }
       if (!Number.isInteger(size) || size < 0) throw new FhecError(`binding ${name}=${size} is not a non-negative integer`, { field: `--bind ${name}` });
     }
@@ -40,7 +39,6 @@ export const specializePass: Pass<Graph, SpecializeOptions> = {
       bound += next.filter((d, i) => d !== v.shape![i]).length;
       v.shape = next;
     }
-    inferGraph(graph);
     return result(bound > 0, { boundDims: bound });
   },
 };
