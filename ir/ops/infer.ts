@@ -606,7 +606,30 @@ def(['Pad'], (node, inputs) => {
   return [{ dtype: x.dtype, shape: x.shape.map((d, i) => (typeof d === 'number' ? d + pads.data[i]! + pads.data[i + r]! : null)) }];
 });
 
+def(['CumSum', 'ScatterND'], (node, inputs) => {
+  const x = req(inputs, 0, node);
+  return [{ dtype: x.dtype, shape: x.shape && [...x.shape] }];
+});
+
+def(['Dropout'], (node, inputs) => {
+  const x = req(inputs, 0, node);
+  return node.outputs.map((_, i) => ({ dtype: i === 0 ? x.dtype : 'bool', shape: x.shape && [...x.shape] }));
+});
+
+def(['GatherElements'], (node, inputs) => {
+  const x = req(inputs, 0, node);
+  const idx = req(inputs, 1, node);
+  return [{ dtype: x.dtype, shape: idx.shape && [...idx.shape] }];
+});
+
 // ---- entry points -----------------------------------------------------------------------------------
+
+/** Lets other op sets (e.g. the canonical `fhec` domain) add their rules. */
+export function registerInferenceRule(domain: string, op: string, rule: Rule): void {
+  rules.set(`${domain}::${op}`, rule);
+}
+
+export type InferenceRule = Rule;
 
 export function hasInferenceRule(domain: string, op: string): boolean {
   return rules.has(`${domain === 'ai.onnx' ? '' : domain}::${op}`);
