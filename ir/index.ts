@@ -12,3 +12,4 @@ export * from './tensor-json.js';
 export * from './ops/broadcast.js';
 export * from './ops/infer.js';
 export * from './ops/infer-graph.js';
+export * from './text/index.js';
