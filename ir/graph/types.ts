@@ -25,8 +25,11 @@ export interface LazyTensor {
 
 /** A lazy tensor that is already in memory. */
 export class MaterializedTensor implements LazyTensor {
-  readonly location = 'inline';
-  constructor(readonly tensor: Tensor) {}
+  /** `location` says where the values came from: `inline` (in the model file) or `folded` (computed by a pass). */
+  constructor(
+    readonly tensor: Tensor,
+    readonly location: string = 'inline',
+  ) {}
   get dtype(): DType {
     return this.tensor.dtype;
   }

@@ -31,7 +31,7 @@ function elements(v: Value): number | undefined {
 }
 
 function makeConstant(graph: Graph, v: Value, t: Tensor): void {
-  v.constant = new MaterializedTensor(t);
+  v.constant = new MaterializedTensor(t, 'folded');
   v.dtype = t.dtype;
   v.shape = [...t.dims];
   delete v.producer;
