@@ -1,0 +1,75 @@
+// An approximation of a nonlinearity on a calibrated interval: the steps the encrypted evaluation runs,
+// their cost (depth and ciphertext multiplications, see program.ts for the convention), the float64
+// model of the computation, and its error measured on a dense grid of the interval (see error.ts).
+
+import { fmt, measureError } from './error.js';
+import { gridPointsFor } from './chebyshev.js';
+import type { FunctionName, TargetFunction } from './functions.js';
+import { costOfSteps, evaluateSteps, type ApproxStep } from './program.js';
+
+export interface Approximation {
+  fn: FunctionName;
+  interval: [number, number];
+  /** 'chebyshev': one polynomial; 'composite': a polynomial followed by squarings or iterations. */
+  kind: 'chebyshev' | 'composite';
+  steps: ApproxStep[];
+  /**
+   * Multiplicative depth in CKKS levels: ct x ct and ct x plaintext-scalar multiplies each consume one
+   * level (x1 and x-1 are free, additions are free); a Chebyshev step costs ChebyshevPoly.depth. The
+   * input is at level 0; depth is the highest level reached. See program.ts.
+   */
+  depth: number;
+  /** Ciphertext x ciphertext multiplications (relinearisations), the main cost after depth. */
+  nonScalarMuls: number;
+  /** Max absolute error of evaluate() against the reference on the interval's dense grid. */
+  maxError: number;
+  /** Max relative error (Infinity when the function has a zero in the interval). */
+  maxRelError: number;
+  /** float64 model of the exact sequence of operations of the encrypted evaluation. */
+  evaluate(x: number): number;
+  /** One line for reports. */
+  describe(): string;
+}
+
+export function describeSteps(steps: readonly ApproxStep[]): string {
+  return steps
+    .map((s) => {
+      switch (s.kind) {
+        case 'chebyshev':
+          return `chebyshev degree ${s.poly.degree} of ${s.approximates} on [${fmt(s.poly.a)}, ${fmt(s.poly.b)}]`;
+        case 'square':
+          return `square x${s.times}`;
+        case 'newton_reciprocal':
+          return `newton 1/x x${s.iterations}`;
+        case 'goldschmidt_reciprocal':
+          return `goldschmidt 1/x x${s.iterations}`;
+        case 'newton_invsqrt':
+          return `newton 1/sqrt x${s.iterations}`;
+      }
+    })
+    .join(', then ');
+}
+
+/** Wraps steps as an Approximation of fn on [a, b], measuring its error. */
+export function buildApproximation(fn: TargetFunction, interval: [number, number], steps: ApproxStep[]): Approximation {
+  const [a, b] = interval;
+  const evaluate = (x: number) => evaluateSteps(steps, x);
+  const degree = Math.max(0, ...steps.map((s) => (s.kind === 'chebyshev' ? s.poly.degree : 0)));
+  const m = measureError(evaluate, fn.f, a, b, { points: gridPointsFor(degree), zeros: fn.zeros });
+  const cost = costOfSteps(steps);
+  const kind = steps.length === 1 && steps[0]!.kind === 'chebyshev' ? 'chebyshev' : 'composite';
+  return {
+    fn: fn.name,
+    interval: [a, b],
+    kind,
+    steps,
+    depth: cost.depth,
+    nonScalarMuls: cost.nonScalarMuls,
+    maxError: m.abs,
+    maxRelError: m.rel,
+    evaluate,
+    describe: () =>
+      `${fn.name} on [${fmt(a)}, ${fmt(b)}]: ${kind} (${describeSteps(steps)}); depth ${cost.depth}, ` +
+      `${cost.nonScalarMuls} ct-ct muls; max abs error ${fmt(m.abs)}, max rel error ${fmt(m.rel)}`,
+  };
+}
