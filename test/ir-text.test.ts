@@ -18,7 +18,7 @@ import { UnavailableTensor, weightsFrom } from '../ir/text/weights.js';
 import type { WeightRef } from '../ir/text/weights.js';
 import { importOnnx } from '../compiler/onnx/import.js';
 
-const MODELS = '/work/shared/models';
+import { MODELS } from './helpers/shared.js';
 const GOLDEN = path.join(import.meta.dirname, 'golden/ir/small-graph.ir');
 
 /** A weight stored "elsewhere": only its location is printed; load() gives deterministic values. */

@@ -10,7 +10,7 @@ import { readTensorProtoFile } from '../compiler/onnx/tensor-proto.js';
 import type { Tensor } from '../ir/tensor.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 
-const ROOT = '/work/shared/onnx-node-tests';
+import { NODE_TESTS as ROOT } from './helpers/shared.js';
 const ATOL = 1e-7;
 const RTOL = 1e-3;
 

@@ -20,7 +20,7 @@ import type { AttrValue, Graph, LazyTensor, Value } from '../ir/graph/types.js';
 import { verifyGraph } from '../ir/graph/verify.js';
 import { Tensor } from '../ir/tensor.js';
 
-const MODELS = '/work/shared/models';
+import { MODELS } from './helpers/shared.js';
 const A14 = path.join(MODELS, 'A_nocache_opset14.onnx');
 const FP16_DIR = path.join(MODELS, 'ortgenai-tiny-llama-fp16');
 

@@ -14,8 +14,7 @@ import { verifyGraph } from '../ir/graph/verify.js';
 import type { Graph, Value } from '../ir/graph/types.js';
 import { MaterializedTensor } from '../ir/graph/types.js';
 
-const MODELS = '/work/shared/models';
-const NODE_TESTS = '/work/shared/onnx-node-tests';
+import { MODELS, NODE_TESTS } from './helpers/shared.js';
 const FP16_MODEL = path.join(MODELS, 'ortgenai-tiny-llama-fp16/model.onnx');
 const model = (name: string) => path.join(MODELS, `${name}.onnx`);
 

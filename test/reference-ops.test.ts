@@ -2,6 +2,7 @@
 // computed by hand or by naive loops written here (independently of the kernels).
 
 import fs from 'node:fs';
+import { MODELS } from './helpers/shared.js';
 import { describe, expect, it } from 'vitest';
 import { importOnnx } from '../compiler/onnx/import.js';
 import type { DType } from '../ir/dtype.js';
@@ -496,7 +497,7 @@ describe('interpreter', () => {
   });
 
   it('reproduces the stored onnxruntime logits of A_nocache_opset14 prompt16', () => {
-    const dir = '/work/shared/models/';
+    const dir = `${MODELS}/`;
     const ref = JSON.parse(fs.readFileSync(`${dir}A_nocache_opset14.ref.json`, 'utf8'));
     const step = ref.cases.find((c: { name: string }) => c.name === 'prompt16').steps[0];
     const ids = step.inputs.input_ids;

@@ -1,0 +1,157 @@
+// CKKS per-operation benchmark through fhec's backend interface (node-seal), and the executor overhead
+// of a whole plan: plan wall time / sum over its ops of the median time of that op at that level.
+// Call runCkksOpsBench() (bench/index.ts can add it); prints a table and writes bench/out/ckks-ops.json.
+
+import * as fs from 'node:fs';
+import { FheBuilder } from '../ir/fhe/builder.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { manageScales } from '../passes/fhe/manage.js';
+import { lowerMatVec } from '../passes/fhe/matvec.js';
+import { replicatedLayout } from '../passes/fhe/packing.js';
+import type { CkksEvaluator, CkksHandle } from '../runtime/backend.js';
+import { encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
+import { describeParameters, fheChain, selectParameters, topLevel, type CkksParameters } from '../runtime/ckks/params.js';
+import { canonicalScales } from '../ir/fhe/scales.js';
+import { sealBackend } from '../runtime/seal/backend.js';
+
+function median(f: () => void, runs = 7): number {
+  f();
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    f();
+    t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  return t[runs >> 1]!;
+}
+
+/** A plan shaped like a model layer: a 64 x 64 linear map, then x * x (ct x ct) and a rotation. */
+function samplePlan(params: CkksParameters): FheProgram {
+  const slots = params.ringDegree / 2;
+  const b = new FheBuilder('bench', slots);
+  const layout = replicatedLayout(64, slots);
+  const x = b.input('x', layout);
+  const mat = { rows: 64, cols: 64, at: (r: number, c: number) => Math.sin(r * 64 + c) / 8 };
+  const y = lowerMatVec(b, mat, [{ value: x, layout, colStart: 0 }]).outputs[0]!.value;
+  const z = b.add(b.mul(y, y), b.rotate(y, 1));
+  b.output('y', z, layout);
+  return manageScales(b.build(), { chain: fheChain(params), topScale: params.scale });
+}
+
+export interface CkksOpsBench {
+  parameters: string;
+  /** Median ms per op kind and level. */
+  ops: Record<string, Record<number, number>>;
+  plan: {
+    ops: number;
+    /** Median wall time of the whole plan. */
+    wallMs: number;
+    /** Time spent inside the ops during that run. */
+    inOpsMs: number;
+    /** Executor overhead: plan time / time of its ops (same run). */
+    overhead: number;
+    /** Sum of the isolated per-op medians (hot caches, one op at a time). */
+    sumOfOpMediansMs: number;
+    /** Plan time / sum of isolated medians: includes cache effects and machine noise. */
+    overheadVsMedians: number;
+  };
+}
+
+export async function runCkksOpsBench(params: CkksParameters = selectParameters({ depth: 2 })): Promise<CkksOpsBench> {
+  const program = samplePlan(params);
+  const slots = params.ringDegree / 2;
+  const client = await sealBackend.createClient(params, keyRequestFor(program));
+  const ev: CkksEvaluator = await sealBackend.createEvaluator(params, client.evaluationKeys());
+  const delta = canonicalScales(fheChain(params), params.scale);
+  const values = Float64Array.from({ length: slots }, (_, i) => Math.sin(i) / 2);
+  const ops: Record<string, Record<number, number>> = {};
+  const put = (op: string, level: number, ms: number) => ((ops[op] ??= {})[level] = ms);
+  const timed = (op: string, level: number, f: () => CkksHandle | void) =>
+    put(op, level, median(() => {
+      const h = f();
+      if (h) ev.free(h);
+    }));
+  for (let level = topLevel(params); level >= 0; level--) {
+    const s = delta[level]!;
+    const bytes = client.encrypt(values, level, s);
+    const x = ev.loadCiphertext(bytes);
+    const y = ev.loadCiphertext(client.encrypt(values, level, s));
+    const pt = ev.encode(values, level, s);
+    timed('encode', level, () => ev.encode(values, level, s));
+    put('encrypt', level, median(() => client.encrypt(values, level, s)));
+    put('decrypt', level, median(() => client.decrypt(bytes)));
+    timed('add', level, () => ev.add(x, y));
+    timed('sub', level, () => ev.sub(x, y));
+    timed('negate', level, () => ev.negate(x));
+    timed('add_plain', level, () => ev.addPlain(x, pt));
+    timed('rotate', level, () => ev.rotate(x, 1));
+    // Products at level 0 would exceed the last prime (SEAL: scale out of bounds).
+    if (level > 0) {
+      timed('mul_plain', level, () => ev.mulPlain(x, pt));
+      const prod = ev.mul(x, y);
+      timed('mul', level, () => ev.mul(x, y));
+      timed('relinearize', level, () => ev.relinearize(prod));
+      const rl = ev.relinearize(prod);
+      timed('rescale', level, () => ev.rescale(rl));
+      timed('mod_switch', level, () => ev.modSwitch(x));
+      ev.free(prod);
+      ev.free(rl);
+    }
+    [x, y, pt].forEach((h) => ev.free(h));
+  }
+  // Executor overhead on the sample plan.
+  const inputs = encryptInputs(program, client, { x: Float64Array.from({ length: 64 }, (_, i) => Math.cos(i) / 2) });
+  let expected = 0;
+  for (const op of program.ops) {
+    if (op.kind === 'input' || op.kind === 'output') continue;
+    const level = op.kind === 'encode' ? op.result!.type.level! : op.args[0]!.type.level!;
+    expected += ops[op.kind]?.[level] ?? 0;
+  }
+  // The executor's own cost: wall time over the time spent inside the ops of the same run.
+  const runs: { wall: number; inOps: number }[] = [];
+  executeProgram(program, ev, inputs);
+  for (let i = 0; i < 7; i++) {
+    const r = executeProgram(program, ev, inputs);
+    let inOps = 0;
+    for (const v of r.ops.values()) inOps += v.ms;
+    runs.push({ wall: r.totalMs, inOps });
+  }
+  runs.sort((a, b) => a.wall / a.inOps - b.wall / b.inOps);
+  const mid = runs[3]!;
+  const walls = runs.map((r) => r.wall).sort((a, b) => a - b);
+  const wall = walls[3]!;
+  const result: CkksOpsBench = {
+    parameters: describeParameters(params),
+    ops,
+    plan: {
+      ops: program.ops.length,
+      wallMs: wall,
+      inOpsMs: mid.inOps,
+      overhead: mid.wall / mid.inOps,
+      sumOfOpMediansMs: expected,
+      overheadVsMedians: wall / expected,
+    },
+  };
+  ev.dispose();
+  client.dispose();
+  printCkksOpsBench(result);
+  fs.mkdirSync('bench/out', { recursive: true });
+  fs.writeFileSync('bench/out/ckks-ops.json', JSON.stringify(result, null, 1));
+  return result;
+}
+
+export function printCkksOpsBench(r: CkksOpsBench): void {
+  const levels = [...new Set(Object.values(r.ops).flatMap((m) => Object.keys(m).map(Number)))].sort((a, b) => b - a);
+  console.log(`\n## CKKS ops on node-seal through fhec's backend (median of 7 runs, ms): ${r.parameters}`);
+  console.log(`| op | ${levels.map((l) => `level ${l}`).join(' | ')} |`);
+  console.log(`|---|${levels.map(() => '---').join('|')}|`);
+  for (const [op, m] of Object.entries(r.ops)) {
+    console.log(`| ${op} | ${levels.map((l) => (m[l] === undefined ? '' : m[l]!.toFixed(3))).join(' | ')} |`);
+  }
+  const p = r.plan;
+  console.log(
+    `\nplan of ${p.ops} ops: ${p.wallMs.toFixed(1)} ms; executor overhead ${p.overhead.toFixed(3)} (plan time / its op times); ` +
+      `vs the sum of isolated op medians (${p.sumOfOpMediansMs.toFixed(1)} ms): ${p.overheadVsMedians.toFixed(2)}`,
+  );
+}

@@ -1,0 +1,117 @@
+// Builds FHE programs op by op, inferring each result type (so an ill-typed op fails where it is made).
+// Without a chain the program is unmanaged: types carry no level/scale until passes/fhe/manage.ts runs.
+
+import { FhecError } from '../errors.js';
+import { inferResultType } from './typing.js';
+import type { CtType, FheChain, FheConstant, FheConstantData, FheOp, FheProgram, FheValue, PtType, SlotLayout } from './types.js';
+
+export class FheBuilder {
+  private readonly ops: FheOp[] = [];
+  private readonly constants = new Map<string, FheConstant>();
+  private readonly names = new Set<string>();
+  private counter = 0;
+
+  constructor(
+    readonly name: string,
+    readonly slots: number,
+    readonly chain?: FheChain,
+  ) {
+    if (!Number.isInteger(slots) || slots < 1 || (slots & (slots - 1)) !== 0) {
+      throw new FhecError(`slot count ${slots} is not a power of two`);
+    }
+  }
+
+  private fresh(hint?: string): string {
+    let n = hint ?? String(this.counter++);
+    while (this.names.has(n)) n = hint ? `${hint}.${this.counter++}` : String(this.counter++);
+    this.names.add(n);
+    return n;
+  }
+
+  private emit(op: FheOp, declared?: CtType | PtType, hint?: string): FheValue {
+    const type = inferResultType(op, this.chain, declared);
+    if (!type) throw new Error(`${op.kind} has no result`);
+    const result: FheValue = { name: this.fresh(hint), type };
+    op.result = result;
+    this.ops.push(op);
+    return result;
+  }
+
+  /** Registers a plaintext vector; identical splats are shared. Returns its name. */
+  constant(data: FheConstantData, hint = 'c'): string {
+    if (data.kind === 'splat') {
+      for (const c of this.constants.values()) if (c.data.kind === 'splat' && Object.is(c.data.value, data.value)) return c.name;
+    }
+    if (data.kind === 'dense' && data.values.length > this.slots) {
+      throw new FhecError(`constant has ${data.values.length} values but only ${this.slots} slots`);
+    }
+    let name = hint;
+    for (let i = 0; this.constants.has(name); i++) name = `${hint}${i}`;
+    this.constants.set(name, { name, data });
+    return name;
+  }
+
+  input(tensor: string, layout: SlotLayout, at?: { level: number; scale: number }, hint?: string): FheValue {
+    const type: CtType = at ? { kind: 'ct', level: at.level, scale: at.scale, size: 2 } : { kind: 'ct', size: 2 };
+    return this.emit({ kind: 'input', args: [], tensor, layout }, type, hint);
+  }
+
+  output(tensor: string, x: FheValue, layout: SlotLayout): void {
+    const op: FheOp = { kind: 'output', args: [x], tensor, layout };
+    inferResultType(op, this.chain);
+    this.ops.push(op);
+  }
+
+  encode(constant: string, at?: { level: number; scale: number }): FheValue {
+    if (!this.constants.has(constant)) throw new FhecError(`unknown constant @${constant}`);
+    const type: PtType = at ? { kind: 'pt', level: at.level, scale: at.scale } : { kind: 'pt' };
+    return this.emit({ kind: 'encode', args: [], constant }, type);
+  }
+
+  add(a: FheValue, b: FheValue): FheValue {
+    return this.emit({ kind: 'add', args: [a, b] });
+  }
+  sub(a: FheValue, b: FheValue): FheValue {
+    return this.emit({ kind: 'sub', args: [a, b] });
+  }
+  negate(a: FheValue): FheValue {
+    return this.emit({ kind: 'negate', args: [a] });
+  }
+  addPlain(a: FheValue, p: FheValue): FheValue {
+    return this.emit({ kind: 'add_plain', args: [a, p] });
+  }
+  mulPlain(a: FheValue, p: FheValue): FheValue {
+    return this.emit({ kind: 'mul_plain', args: [a, p] });
+  }
+  mul(a: FheValue, b: FheValue): FheValue {
+    return this.emit({ kind: 'mul', args: [a, b] });
+  }
+  relinearize(a: FheValue): FheValue {
+    return this.emit({ kind: 'relinearize', args: [a] });
+  }
+  rescale(a: FheValue): FheValue {
+    return this.emit({ kind: 'rescale', args: [a] });
+  }
+  modSwitch(a: FheValue): FheValue {
+    return this.emit({ kind: 'mod_switch', args: [a] });
+  }
+  rotate(a: FheValue, step: number): FheValue {
+    return this.emit({ kind: 'rotate', args: [a], step });
+  }
+  refresh(a: FheValue, at?: { level: number; scale: number }): FheValue {
+    const type: CtType | undefined = at ? { kind: 'ct', level: at.level, scale: at.scale, size: 2 } : undefined;
+    return this.emit({ kind: 'refresh', args: [a] }, type);
+  }
+
+  /** Convenience for lowerings: multiply by a plaintext vector (or a scalar splat). */
+  mulConst(a: FheValue, data: FheConstantData, hint?: string): FheValue {
+    return this.mulPlain(a, this.encode(this.constant(data, hint)));
+  }
+  addConst(a: FheValue, data: FheConstantData, hint?: string): FheValue {
+    return this.addPlain(a, this.encode(this.constant(data, hint)));
+  }
+
+  build(): FheProgram {
+    return { name: this.name, slots: this.slots, chain: this.chain, constants: new Map(this.constants), ops: [...this.ops] };
+  }
+}

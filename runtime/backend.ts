@@ -1,0 +1,78 @@
+// The one interface both CKKS backends implement. The client holds the secret key: it makes the keys,
+// encrypts and decrypts. The evaluator is built from the client's *public* material only (public,
+// relinearization and Galois keys, serialized), so evaluation code never sees a secret key. Ciphertexts
+// cross the boundary as bytes tagged with the parameters they belong to.
+
+import type { CkksParameters } from './ckks/params.js';
+
+export type BackendName = 'seal' | 'sim';
+
+/** What keys the client has to make. */
+export interface KeyRequest {
+  /** Rotation steps that get their own Galois key. */
+  galoisSteps: number[];
+  relin: boolean;
+}
+
+/** Everything an evaluator may receive from a client: no secret key. */
+export interface EvaluationKeys {
+  backend: BackendName;
+  parametersId: string;
+  publicKey: Uint8Array;
+  relinKeys?: Uint8Array;
+  galoisKeys?: Uint8Array;
+  galoisSteps: number[];
+}
+
+/** An evaluator-side ciphertext or plaintext; its content is private to the backend. */
+export interface CkksHandle {
+  readonly backend: BackendName;
+}
+
+export interface CkksClient {
+  readonly params: CkksParameters;
+  readonly backend: BackendName;
+  /** Serialized evaluation keys for the evaluator. */
+  evaluationKeys(): EvaluationKeys;
+  /** Encrypts slot values (length <= slots) at a level and scale. */
+  encrypt(values: ArrayLike<number>, level: number, scale: number): Uint8Array;
+  decrypt(ciphertext: Uint8Array): Float64Array;
+  /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
+  predictedError?(ciphertext: Uint8Array): Float64Array;
+  dispose(): void;
+}
+
+export interface CkksEvaluator {
+  readonly params: CkksParameters;
+  readonly backend: BackendName;
+  readonly simulated: boolean;
+  loadCiphertext(bytes: Uint8Array): CkksHandle;
+  saveCiphertext(ct: CkksHandle): Uint8Array;
+  /** Encodes slot values (length <= slots; the rest are 0) at a level and scale. */
+  encode(values: Float64Array, level: number, scale: number): CkksHandle;
+  add(a: CkksHandle, b: CkksHandle): CkksHandle;
+  sub(a: CkksHandle, b: CkksHandle): CkksHandle;
+  negate(a: CkksHandle): CkksHandle;
+  addPlain(a: CkksHandle, p: CkksHandle): CkksHandle;
+  mulPlain(a: CkksHandle, p: CkksHandle): CkksHandle;
+  mul(a: CkksHandle, b: CkksHandle): CkksHandle;
+  relinearize(a: CkksHandle): CkksHandle;
+  rescale(a: CkksHandle): CkksHandle;
+  modSwitch(a: CkksHandle): CkksHandle;
+  /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
+  rotate(a: CkksHandle, step: number): CkksHandle;
+  levelOf(ct: CkksHandle): number;
+  scaleOf(ct: CkksHandle): number;
+  free(h: CkksHandle): void;
+  dispose(): void;
+}
+
+export interface CkksBackend {
+  readonly name: BackendName;
+  /** True for the simulator: results are a model of CKKS, nothing is encrypted. */
+  readonly simulated: boolean;
+  /** One line to print with every output of this backend. */
+  readonly label: string;
+  createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient>;
+  createEvaluator(params: CkksParameters, keys: EvaluationKeys): Promise<CkksEvaluator>;
+}

@@ -1,0 +1,208 @@
+// Executes a managed FHE program on any backend's evaluator, and the client-side helpers around it:
+// which keys a program needs, packing and encrypting its inputs, decrypting and unpacking its outputs.
+// Values are freed after their last use so SEAL's wasm heap holds only live ciphertexts.
+
+import { FhecError } from '../../ir/errors.js';
+import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
+import type { FheConstantData, FheOp, FheProgram } from '../../ir/fhe/types.js';
+import { verifyFhe } from '../../ir/fhe/verify.js';
+import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, KeyRequest } from '../backend.js';
+import type { CkksParameters } from './params.js';
+
+export interface OpStats {
+  count: number;
+  ms: number;
+}
+
+export interface ExecuteResult {
+  /** Serialized output ciphertexts by tensor name. */
+  outputs: Map<string, Uint8Array>;
+  /** Count and total time per op kind. */
+  ops: Map<string, OpStats>;
+  totalMs: number;
+  simulated: boolean;
+}
+
+/** Galois steps and relinearization the program needs. */
+export function keyRequestFor(program: FheProgram): KeyRequest {
+  const steps = new Set<number>();
+  let relin = false;
+  for (const op of program.ops) {
+    if (op.kind === 'rotate') steps.add(op.step!);
+    if (op.kind === 'relinearize') relin = true;
+  }
+  return { galoisSteps: [...steps].sort((a, b) => a - b), relin };
+}
+
+function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
+  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
+  if (data.kind === 'dense') {
+    const v = new Float64Array(slots);
+    v.set(data.values);
+    return v;
+  }
+  throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
+}
+
+function checkProgramParams(program: FheProgram, params: CkksParameters): void {
+  const chain = program.chain;
+  if (!chain) throw new FhecError('program is not managed (no modulus chain); run the scale management pass first');
+  const data = params.primes.slice(0, -1);
+  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
+    throw new FhecError('program was typed for another modulus chain than these parameters');
+  }
+}
+
+export function executeProgram(program: FheProgram, ev: CkksEvaluator, inputs: Map<string, Uint8Array>): ExecuteResult {
+  checkProgramParams(program, ev.params);
+  verifyFhe(program, { managed: true });
+  const lastUse = new Map<string, number>();
+  program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
+  const live = new Map<string, CkksHandle>();
+  const outputs = new Map<string, Uint8Array>();
+  const stats = new Map<string, OpStats>();
+  const t0 = performance.now();
+  const get = (name: string): CkksHandle => {
+    const h = live.get(name);
+    if (!h) throw new Error(`internal: %${name} is not live`);
+    return h;
+  };
+  program.ops.forEach((op, i) => {
+    const start = performance.now();
+    const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
+    let result: CkksHandle | undefined;
+    try {
+      result = runOp(op, program, ev, inputs, get, outputs);
+    } catch (e) {
+      if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
+      throw e;
+    }
+    const s = stats.get(op.kind) ?? { count: 0, ms: 0 };
+    s.count++;
+    s.ms += performance.now() - start;
+    stats.set(op.kind, s);
+    if (op.result && result) live.set(op.result.name, result);
+    for (const a of new Set(op.args.map((x) => x.name))) {
+      if (lastUse.get(a) === i) {
+        ev.free(get(a));
+        live.delete(a);
+      }
+    }
+    // A value nobody uses is dropped at once.
+    if (op.result && !lastUse.has(op.result.name) && result) {
+      ev.free(result);
+      live.delete(op.result.name);
+    }
+  });
+  for (const h of live.values()) ev.free(h);
+  return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
+}
+
+function runOp(
+  op: FheOp,
+  program: FheProgram,
+  ev: CkksEvaluator,
+  inputs: Map<string, Uint8Array>,
+  get: (name: string) => CkksHandle,
+  outputs: Map<string, Uint8Array>,
+): CkksHandle | undefined {
+  const a = op.args[0] ? get(op.args[0].name) : undefined;
+  const b = op.args[1] ? get(op.args[1].name) : undefined;
+  switch (op.kind) {
+    case 'input': {
+      const bytes = inputs.get(op.tensor!);
+      if (!bytes) throw new FhecError(`no ciphertext given for input "${op.tensor}"`);
+      const ct = ev.loadCiphertext(bytes);
+      const t = op.result!.type;
+      if (ev.levelOf(ct) !== t.level) throw new FhecError(`input "${op.tensor}" is at level ${ev.levelOf(ct)}, the program expects ${t.level}`);
+      if (ev.scaleOf(ct) !== t.scale) throw new FhecError(`input "${op.tensor}" has scale ${ev.scaleOf(ct)}, the program expects ${t.scale}`);
+      return ct;
+    }
+    case 'output':
+      outputs.set(op.tensor!, ev.saveCiphertext(a!));
+      return undefined;
+    case 'encode': {
+      const c = program.constants.get(op.constant!)!;
+      return ev.encode(constantSlots(c.data, program.slots, c.name), op.result!.type.level!, op.result!.type.scale!);
+    }
+    case 'add':
+      return ev.add(a!, b!);
+    case 'sub':
+      return ev.sub(a!, b!);
+    case 'negate':
+      return ev.negate(a!);
+    case 'add_plain':
+      return ev.addPlain(a!, b!);
+    case 'mul_plain':
+      return ev.mulPlain(a!, b!);
+    case 'mul':
+      return ev.mul(a!, b!);
+    case 'relinearize':
+      return ev.relinearize(a!);
+    case 'rescale':
+      return ev.rescale(a!);
+    case 'mod_switch':
+      return ev.modSwitch(a!);
+    case 'rotate':
+      return ev.rotate(a!, op.step!);
+    case 'refresh':
+      throw new FhecError('refresh (bootstrapping or client round trip) is not supported by the executor yet');
+  }
+}
+
+/** Packs and encrypts the program's inputs (row-major [tokens, length] values per tensor). */
+export function encryptInputs(program: FheProgram, client: CkksClient, tensors: Record<string, ArrayLike<number>>): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const op of program.ops) {
+    if (op.kind !== 'input') continue;
+    const data = tensors[op.tensor!];
+    if (!data) throw new FhecError(`missing input "${op.tensor}"`, { field: op.tensor });
+    const t = op.result!.type;
+    out.set(op.tensor!, client.encrypt(packSlots(op.layout!, program.slots, data), t.level!, t.scale!));
+  }
+  return out;
+}
+
+export interface DecryptedOutput {
+  values: Float64Array;
+  /** Simulator only: predicted error standard deviation per element. */
+  predictedError?: Float64Array;
+}
+
+export function decryptOutputs(program: FheProgram, client: CkksClient, outputs: Map<string, Uint8Array>): Map<string, DecryptedOutput> {
+  const res = new Map<string, DecryptedOutput>();
+  for (const op of program.ops) {
+    if (op.kind !== 'output') continue;
+    const bytes = outputs.get(op.tensor!);
+    if (!bytes) throw new FhecError(`output "${op.tensor}" was not produced`);
+    const d: DecryptedOutput = { values: unpackSlots(op.layout!, client.decrypt(bytes)) };
+    if (client.predictedError) d.predictedError = unpackSlots(op.layout!, client.predictedError(bytes));
+    res.set(op.tensor!, d);
+  }
+  return res;
+}
+
+export interface RunResult {
+  outputs: Map<string, DecryptedOutput>;
+  execution: ExecuteResult;
+  /** The backend's label; for the simulator it says that this is a simulation. */
+  label: string;
+}
+
+/** Whole round trip: keys on a client, evaluation on an evaluator made from public keys, decryption. */
+export async function runProgram(
+  program: FheProgram,
+  params: CkksParameters,
+  backend: CkksBackend,
+  tensors: Record<string, ArrayLike<number>>,
+): Promise<RunResult> {
+  const client = await backend.createClient(params, keyRequestFor(program));
+  const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
+  try {
+    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors));
+    return { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
+  } finally {
+    evaluator.dispose();
+    client.dispose();
+  }
+}

@@ -1,0 +1,40 @@
+// CKKS error model (SEAL 4.1, ternary secret, centered noise of standard deviation 3.2), as variances of
+// the decoded slot values. A polynomial error with independent coefficients of variance v shows up in
+// the real part of every slot with variance (N/2) v, divided by scale^2 once decoded.
+//
+// - fresh encryption: SEAL encrypts one level up and divides by that prime, so what remains is the
+//   rounding: v = (1 + (2/3) N) / 12 (both components rounded, one multiplied by the secret), plus the
+//   encoder's rounding 1/12;
+// - rescale: the same rounding, at the new scale (with an N^2/27 term for a size-3 ciphertext);
+// - key switching (relinearize, rotate): the rounding after dividing by the special prime P, plus
+//   sum_j N sigma^2 q_j^2 / (6 P^2) from the digits of the decomposition (only the 60-bit prime matters;
+//   the 1/6 is calibrated against node-seal, the uniform-digit estimate 1/3 is 1.4x high in std);
+// - mod switch: exact (drops a prime);
+// - encoding a plaintext at scale s: 1/12 per coefficient.
+
+export const NOISE_SIGMA = 3.2;
+
+const slotFactor = (n: number): number => n / 2;
+// Rounding each of the `size` components multiplies them by 1, s, s^2: variances 1/12, N/18, N^2/27.
+const roundingCoeffVariance = (n: number, size = 2): number => 1 / 12 + n / 18 + (size >= 3 ? (n * n) / 27 : 0);
+
+export function freshVariance(n: number, scale: number): number {
+  return (slotFactor(n) * (roundingCoeffVariance(n) + 1 / 12)) / (scale * scale);
+}
+
+export function encodeVariance(n: number, scale: number): number {
+  return (slotFactor(n) / 12) / (scale * scale);
+}
+
+export function rescaleVariance(n: number, newScale: number, size = 2): number {
+  return (slotFactor(n) * roundingCoeffVariance(n, size)) / (newScale * newScale);
+}
+
+/** `levelPrimes`: the data primes present (q_0..q_level); `special`: the special prime P. */
+export function keySwitchVariance(n: number, levelPrimes: readonly bigint[], special: bigint, scale: number): number {
+  const p = Number(special);
+  let digits = 0;
+  for (const q of levelPrimes) digits += (Number(q) / p) ** 2;
+  const coeff = roundingCoeffVariance(n) + (n * NOISE_SIGMA * NOISE_SIGMA * digits) / 6;
+  return (slotFactor(n) * coeff) / (scale * scale);
+}

@@ -1,0 +1,177 @@
+// Plan files: what `fhec compile` writes and `fhec run` executes. A versioned JSON document (parameters,
+// key set, the managed FHE program as text) plus a binary sidecar with the weight vectors as float64
+// little-endian. Loading validates the schema (zod), the version, 128-bit security (unless the plan
+// says `insecure`), that the primes are the ones SEAL will generate, and the program against them.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { FhecError } from '../../ir/errors.js';
+import { parseFhe } from '../../ir/fhe/parse.js';
+import { printFhe } from '../../ir/fhe/print.js';
+import type { FheConstant, FheProgram } from '../../ir/fhe/types.js';
+import { verifyFhe } from '../../ir/fhe/verify.js';
+import { keyRequestFor } from '../ckks/execute.js';
+import { coeffModulusPrimes } from '../ckks/primes.js';
+import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../ckks/params.js';
+
+export const PLAN_FORMAT = 'fhec-plan';
+export const PLAN_VERSION = 1;
+/** Dense constants longer than this go to the weights sidecar. */
+const INLINE_LIMIT = 16;
+
+const planSchema = z.object({
+  format: z.literal(PLAN_FORMAT),
+  version: z.number().int(),
+  params: z.object({
+    ringDegree: z.number().int(),
+    bitSizes: z.array(z.number().int()).min(2),
+    primes: z.array(z.string().regex(/^\d+$/)),
+    scale: z.number().positive(),
+    insecure: z.boolean().optional(),
+  }),
+  keys: z.object({
+    galoisSteps: z.array(z.number().int()),
+    relin: z.boolean(),
+    bytes: z.number().nonnegative(),
+  }),
+  program: z.string(),
+  weights: z
+    .object({
+      file: z.string(),
+      byteLength: z.number().int().nonnegative(),
+    })
+    .optional(),
+});
+
+export type PlanJson = z.infer<typeof planSchema>;
+
+export interface Plan {
+  params: CkksParameters;
+  program: FheProgram;
+  galoisSteps: number[];
+  relin: boolean;
+  /** Printed loudly by whoever runs the plan when the parameters are insecure. */
+  warning?: string;
+}
+
+/** Writes `file` (JSON) and `file` with `.weights.bin` (the sidecar). Returns the sidecar path. */
+export function writePlan(file: string, program: FheProgram, params: CkksParameters): string {
+  verifyFhe(program, { managed: true });
+  const chunks: Float64Array[] = [];
+  let offset = 0;
+  const constants = new Map<string, FheConstant>();
+  for (const c of program.constants.values()) {
+    if (c.data.kind === 'dense' && c.data.values.length > INLINE_LIMIT) {
+      constants.set(c.name, { name: c.name, data: { kind: 'weights', offset, length: c.data.values.length } });
+      chunks.push(c.data.values);
+      offset += c.data.values.length;
+    } else constants.set(c.name, c);
+  }
+  const sidecar = file.replace(/\.json$/, '') + '.weights.bin';
+  const bytes = new Uint8Array(offset * 8);
+  const dv = new DataView(bytes.buffer);
+  let at = 0;
+  for (const ch of chunks) for (const v of ch) dv.setFloat64(8 * at++, v, true);
+  const keys = keyRequestFor(program);
+  const json: PlanJson = {
+    format: PLAN_FORMAT,
+    version: PLAN_VERSION,
+    params: {
+      ringDegree: params.ringDegree,
+      bitSizes: params.bitSizes,
+      primes: params.primes.map(String),
+      scale: params.scale,
+      ...(params.insecure ? { insecure: true } : {}),
+    },
+    keys: { galoisSteps: keys.galoisSteps, relin: keys.relin, bytes: keySetBytes(params, keys.galoisSteps.length, keys.relin) },
+    program: printFhe({ ...program, constants }),
+    weights: { file: path.basename(sidecar), byteLength: bytes.length },
+  };
+  fs.writeFileSync(file, JSON.stringify(json, null, 1));
+  fs.writeFileSync(sidecar, bytes);
+  return sidecar;
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new FhecError(`cannot read plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new FhecError(`plan is not valid JSON: ${(e as Error).message}`, { file });
+  }
+}
+
+/** Validates a parsed plan document and builds the plan; `readWeights` supplies the sidecar bytes. */
+export function planFromJson(doc: unknown, file: string, readWeights: (name: string) => Uint8Array): Plan {
+  const where = { file };
+  if (doc && typeof doc === 'object' && 'version' in doc && (doc as { format?: unknown }).format === PLAN_FORMAT) {
+    const v = (doc as { version: unknown }).version;
+    if (v !== PLAN_VERSION) throw new FhecError(`unknown plan version ${JSON.stringify(v)} (this fhec reads version ${PLAN_VERSION})`, where);
+  }
+  const parsed = planSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new FhecError(`malformed plan: ${issue.path.join('.') || '(root)'}: ${issue.message}`, { file, field: issue.path.join('.') });
+  }
+  const json = parsed.data;
+  let params: CkksParameters;
+  try {
+    params = makeParameters({ ...json.params, ...(json.params.insecure ? { insecure: true } : {}) });
+  } catch (e) {
+    throw e instanceof FhecError ? e.inFile(file) : e;
+  }
+  checkSecurity(params, file);
+  const primes = coeffModulusPrimes(params.ringDegree, params.bitSizes).map(String);
+  if (primes.length !== json.params.primes.length || primes.some((p, i) => p !== json.params.primes[i])) {
+    throw new FhecError('plan primes do not match the bit sizes (the plan was edited or made for another SEAL)', { file, field: 'params.primes' });
+  }
+  const program = parseFhe(json.program, file);
+  const needsWeights = [...program.constants.values()].some((c) => c.data.kind === 'weights');
+  if (needsWeights) {
+    if (!json.weights) throw new FhecError('plan refers to weights but names no weights file', where);
+    const bytes = readWeights(json.weights.file);
+    if (bytes.length !== json.weights.byteLength) {
+      throw new FhecError(`weights file has ${bytes.length} bytes, the plan expects ${json.weights.byteLength}`, { file, field: 'weights' });
+    }
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (const c of program.constants.values()) {
+      if (c.data.kind !== 'weights') continue;
+      const { offset, length } = c.data;
+      if ((offset + length) * 8 > bytes.length) throw new FhecError(`constant @${c.name} lies outside the weights file`, where);
+      const values = new Float64Array(length);
+      for (let i = 0; i < length; i++) values[i] = dv.getFloat64(8 * (offset + i), true);
+      c.data = { kind: 'dense', values };
+    }
+  }
+  const chain = program.chain;
+  const data = params.primes.slice(0, -1);
+  if (!chain || chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
+    throw new FhecError('plan program is typed for another modulus chain than its parameters', where);
+  }
+  try {
+    verifyFhe(program, { managed: true });
+  } catch (e) {
+    throw e instanceof FhecError ? e.inFile(file) : e;
+  }
+  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin };
+  const warning = securityBanner(params);
+  if (warning) plan.warning = warning;
+  return plan;
+}
+
+export function loadPlan(file: string): Plan {
+  return planFromJson(readJson(file), file, (name) => {
+    const p = path.join(path.dirname(file), name);
+    try {
+      return new Uint8Array(fs.readFileSync(p));
+    } catch (e) {
+      throw new FhecError(`cannot read weights file ${name} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
+    }
+  });
+}

@@ -1,0 +1,317 @@
+// The node-seal 7 backend: real keys, real encryption. SealClient holds the secret key; SealEvaluator is
+// made from serialized public material only (public, relinearization and Galois keys).
+
+import type { Ciphertext, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
+import { FhecError } from '../../ir/errors.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
+import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
+import { normalizeStep } from '../ckks/rotation-keys.js';
+import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
+import { loadSeal, makeSealContext, sealCall, type SealContextInfo } from './module.js';
+
+const BACKEND: BackendName = 'seal';
+
+class SealCiphertext implements CkksHandle {
+  readonly backend = BACKEND;
+  constructor(readonly ct: Ciphertext) {}
+}
+
+class SealPlaintext implements CkksHandle {
+  readonly backend = BACKEND;
+  constructor(readonly pt: Plaintext) {}
+}
+
+function padSlots(values: ArrayLike<number>, slots: number): Float64Array {
+  if (values.length > slots) throw new FhecError(`${values.length} values do not fit ${slots} slots`);
+  const out = new Float64Array(slots);
+  out.set(values instanceof Float64Array ? values : Float64Array.from(values));
+  return out;
+}
+
+function checkLevel(p: CkksParameters, level: number): void {
+  if (!Number.isInteger(level) || level < 0 || level > topLevel(p)) {
+    throw new FhecError(`level ${level} is outside 0..${topLevel(p)}`);
+  }
+}
+
+export class SealClient implements CkksClient {
+  readonly backend = BACKEND;
+  private readonly info: SealContextInfo;
+  // The secret key lives only inside these SEAL objects, which never leave the client.
+  private readonly keygen;
+  private readonly encoder;
+  private readonly encryptor;
+  private readonly decryptor;
+  private readonly modSwitcher;
+  private readonly id: string;
+
+  constructor(
+    private readonly seal: MainModule,
+    readonly params: CkksParameters,
+    private readonly keys: KeyRequest,
+  ) {
+    checkSecurity(params);
+    this.info = makeSealContext(seal, params);
+    const ctx = this.info.context;
+    this.keygen = new seal.KeyGenerator(ctx);
+    const pk = this.keygen.createPublicKey();
+    this.encoder = new seal.CKKSEncoder(ctx);
+    this.encryptor = new seal.Encryptor(ctx, pk);
+    this.decryptor = new seal.Decryptor(ctx, this.keygen.secretKey());
+    this.modSwitcher = new seal.Evaluator(ctx);
+    this.id = parametersId(params);
+  }
+
+  evaluationKeys(): EvaluationKeys {
+    const none = this.seal.ComprModeType.none;
+    const out: EvaluationKeys = {
+      backend: BACKEND,
+      parametersId: this.id,
+      publicKey: this.keygen.createPublicKey().saveToArray(none) as Uint8Array,
+      galoisSteps: [],
+    };
+    if (this.keys.relin) out.relinKeys = this.keygen.createRelinKeysSerializable().saveToArray(none) as Uint8Array;
+    const slots = slotsOf(this.params);
+    const steps = [...new Set(this.keys.galoisSteps.map((s) => normalizeStep(s, slots)).filter((s) => s !== 0))];
+    if (steps.length > 0) {
+      out.galoisSteps = steps;
+      out.galoisKeys = sealCall(this.seal, 'Galois key generation', () =>
+        this.keygen.createGaloisKeysSerializableWithSteps(Int32Array.from(steps)).saveToArray(none) as Uint8Array,
+      );
+    }
+    return out;
+  }
+
+  encrypt(values: ArrayLike<number>, level: number, scale: number): Uint8Array {
+    checkLevel(this.params, level);
+    const seal = this.seal;
+    const pt = new seal.Plaintext();
+    const ct = new seal.Ciphertext();
+    try {
+      sealCall(seal, 'encode', () => this.encoder.encode(padSlots(values, slotsOf(this.params)), scale, pt));
+      this.encryptor.encrypt(pt, ct);
+      if (level < topLevel(this.params)) this.modSwitcher.cipherModSwitchToInplace(ct, this.info.levels[level]!);
+      return wrapCiphertext(BACKEND, this.id, ct.saveToArray(seal.ComprModeType.none) as Uint8Array);
+    } finally {
+      pt.delete();
+      ct.delete();
+    }
+  }
+
+  decrypt(bytes: Uint8Array): Float64Array {
+    const seal = this.seal;
+    const ct = new seal.Ciphertext();
+    const pt = new seal.Plaintext();
+    try {
+      const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
+      sealCall(seal, 'decrypt', () => this.decryptor.decrypt(ct, pt));
+      return Float64Array.from(this.encoder.decodeFloat64(pt) as Float64Array);
+    } finally {
+      ct.delete();
+      pt.delete();
+    }
+  }
+
+  dispose(): void {
+    this.encryptor.delete();
+    this.decryptor.delete();
+    this.modSwitcher.delete();
+    this.encoder.delete();
+    this.keygen.delete();
+    this.info.context.delete();
+  }
+}
+
+export class SealEvaluator implements CkksEvaluator {
+  readonly backend = BACKEND;
+  readonly simulated = false;
+  private readonly info: SealContextInfo;
+  private readonly evaluator;
+  private readonly encoder;
+  private readonly relinKeys?: RelinKeys;
+  private readonly galoisKeys?: GaloisKeys;
+  private readonly galoisSteps: Set<number>;
+  private readonly id: string;
+  /** Encrypts zeros with the public key: SEAL refuses the all-zero ("transparent") result of x * 0. */
+  private readonly zeroEncryptor;
+
+  constructor(
+    private readonly seal: MainModule,
+    readonly params: CkksParameters,
+    keys: EvaluationKeys,
+  ) {
+    checkSecurity(params);
+    this.id = parametersId(params);
+    checkKeysMatch(keys, BACKEND, this.id);
+    this.info = makeSealContext(seal, params);
+    const ctx = this.info.context;
+    this.evaluator = new seal.Evaluator(ctx);
+    this.encoder = new seal.CKKSEncoder(ctx);
+    const pk = new seal.PublicKey();
+    sealCall(seal, 'public key load', () => pk.loadFromArray(ctx, keys.publicKey));
+    this.zeroEncryptor = new seal.Encryptor(ctx, pk);
+    pk.delete();
+    if (keys.relinKeys) {
+      const rk = new seal.RelinKeys();
+      sealCall(seal, 'relinearization key load', () => rk.loadFromArray(ctx, keys.relinKeys));
+      this.relinKeys = rk;
+    }
+    if (keys.galoisKeys) {
+      const gk = new seal.GaloisKeys();
+      sealCall(seal, 'Galois key load', () => gk.loadFromArray(ctx, keys.galoisKeys));
+      this.galoisKeys = gk;
+    }
+    this.galoisSteps = new Set(keys.galoisSteps);
+  }
+
+  private ct(h: CkksHandle): Ciphertext {
+    if (!(h instanceof SealCiphertext)) throw new FhecError('expected a SEAL ciphertext');
+    return h.ct;
+  }
+
+  private pt(h: CkksHandle): Plaintext {
+    if (!(h instanceof SealPlaintext)) throw new FhecError('expected a SEAL plaintext');
+    return h.pt;
+  }
+
+  private out(what: string, f: (dst: Ciphertext) => void): SealCiphertext {
+    const dst = new this.seal.Ciphertext();
+    try {
+      sealCall(this.seal, what, () => f(dst));
+    } catch (e) {
+      dst.delete();
+      throw e;
+    }
+    return new SealCiphertext(dst);
+  }
+
+  loadCiphertext(bytes: Uint8Array): CkksHandle {
+    const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+    const ct = new this.seal.Ciphertext();
+    sealCall(this.seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
+    return new SealCiphertext(ct);
+  }
+
+  saveCiphertext(h: CkksHandle): Uint8Array {
+    return wrapCiphertext(BACKEND, this.id, this.ct(h).saveToArray(this.seal.ComprModeType.none) as Uint8Array);
+  }
+
+  encode(values: Float64Array, level: number, scale: number): CkksHandle {
+    checkLevel(this.params, level);
+    const pt = new this.seal.Plaintext();
+    sealCall(this.seal, 'encode', () => {
+      this.encoder.encode(padSlots(values, slotsOf(this.params)), scale, pt);
+      if (level < topLevel(this.params)) this.evaluator.plainModSwitchToInplace(pt, this.info.levels[level]!);
+    });
+    return new SealPlaintext(pt);
+  }
+
+  add(a: CkksHandle, b: CkksHandle): CkksHandle {
+    return this.out('add', (d) => this.evaluator.add(this.ct(a), this.ct(b), d));
+  }
+  sub(a: CkksHandle, b: CkksHandle): CkksHandle {
+    return this.out('sub', (d) => this.evaluator.sub(this.ct(a), this.ct(b), d));
+  }
+  negate(a: CkksHandle): CkksHandle {
+    return this.out('negate', (d) => this.evaluator.negate(this.ct(a), d));
+  }
+  addPlain(a: CkksHandle, p: CkksHandle): CkksHandle {
+    return this.out('add_plain', (d) => this.evaluator.addPlain(this.ct(a), this.pt(p), d));
+  }
+  mulPlain(a: CkksHandle, p: CkksHandle): CkksHandle {
+    const x = this.ct(a);
+    const pt = this.pt(p);
+    if (!pt.isZero()) return this.out('mul_plain', (d) => this.evaluator.multiplyPlain(x, pt, d));
+    return this.out('mul_plain by zero', (d) => {
+      const [xi, pi] = [x.parmsId().values() as BigUint64Array, pt.parmsId().values() as BigUint64Array];
+      if (!xi.every((v, i) => v === pi[i])) {
+        throw new FhecError('mul_plain: operands at different levels');
+      }
+      this.zeroEncryptor.encryptZero(d);
+      this.evaluator.cipherModSwitchToInplace(d, x.parmsId());
+      d.setScale(x.scale() * pt.scale());
+    });
+  }
+  mul(a: CkksHandle, b: CkksHandle): CkksHandle {
+    return this.out('mul', (d) => this.evaluator.multiply(this.ct(a), this.ct(b), d));
+  }
+  relinearize(a: CkksHandle): CkksHandle {
+    if (!this.relinKeys) throw new FhecError('relinearize needs relinearization keys, and none were given');
+    const rk = this.relinKeys;
+    return this.out('relinearize', (d) => this.evaluator.relinearize(this.ct(a), rk, d));
+  }
+  rescale(a: CkksHandle): CkksHandle {
+    return this.out('rescale', (d) => this.evaluator.rescaleToNext(this.ct(a), d));
+  }
+  modSwitch(a: CkksHandle): CkksHandle {
+    return this.out('mod_switch', (d) => this.evaluator.cipherModSwitchToNext(this.ct(a), d));
+  }
+
+  /** The key steps that make up `step`: its own key, or the binary decomposition over power-of-two keys. */
+  keyStepsFor(step: number): number[] {
+    const slots = slotsOf(this.params);
+    const s = normalizeStep(step, slots);
+    if (s === 0) return [];
+    if (this.galoisSteps.has(s)) return [s];
+    const pos = ((s % slots) + slots) % slots;
+    const parts: number[] = [];
+    for (let bit = 1; bit < slots; bit *= 2) {
+      if (!(pos & bit)) continue;
+      const k = normalizeStep(bit, slots);
+      if (!this.galoisSteps.has(k)) throw new FhecError(`no Galois key for rotation step ${step} (nor for its part ${bit})`);
+      parts.push(k);
+    }
+    return parts;
+  }
+
+  rotate(a: CkksHandle, step: number): CkksHandle {
+    const parts = this.keyStepsFor(step);
+    if (!this.galoisKeys && parts.length > 0) throw new FhecError(`rotation by ${step} needs Galois keys, and none were given`);
+    const gk = this.galoisKeys!;
+    let cur = this.ct(a);
+    const owned: Ciphertext[] = [];
+    for (const k of parts) {
+      const src = cur;
+      const next = this.out(`rotate by ${k}`, (d) => this.evaluator.rotateVector(src, k, gk, d)).ct;
+      owned.push(next);
+      cur = next;
+    }
+    if (parts.length === 0) return this.out('copy', (d) => d.assign(cur));
+    owned.slice(0, -1).forEach((c) => c.delete());
+    return new SealCiphertext(cur);
+  }
+
+  levelOf(h: CkksHandle): number {
+    return this.ct(h).coeffModulusSize() - 1;
+  }
+  scaleOf(h: CkksHandle): number {
+    return this.ct(h).scale();
+  }
+
+  free(h: CkksHandle): void {
+    if (h instanceof SealCiphertext) h.ct.delete();
+    else if (h instanceof SealPlaintext) h.pt.delete();
+  }
+
+  dispose(): void {
+    this.relinKeys?.delete();
+    this.galoisKeys?.delete();
+    this.zeroEncryptor.delete();
+    this.evaluator.delete();
+    this.encoder.delete();
+    this.info.context.delete();
+  }
+}
+
+export const sealBackend: CkksBackend = {
+  name: BACKEND,
+  simulated: false,
+  label: 'backend seal: node-seal 7 (Microsoft SEAL 4.1.2), real CKKS encryption',
+  async createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient> {
+    return new SealClient(await loadSeal(), params, keys);
+  },
+  async createEvaluator(params: CkksParameters, keys: EvaluationKeys): Promise<CkksEvaluator> {
+    return new SealEvaluator(await loadSeal(), params, keys);
+  },
+};

@@ -1,0 +1,61 @@
+// Loads node-seal once, builds SEAL contexts from our parameter model, and turns SEAL's wasm exceptions
+// into FhecErrors with SEAL's own message.
+
+import SEAL from 'node-seal';
+import type { MainModule, ParmsIdType, SEALContext } from 'node-seal';
+import { FhecError } from '../../ir/errors.js';
+import type { CkksParameters } from '../ckks/params.js';
+
+let modulePromise: Promise<MainModule> | undefined;
+
+export function loadSeal(): Promise<MainModule> {
+  modulePromise ??= SEAL();
+  return modulePromise;
+}
+
+/** Runs a SEAL call; a C++ exception becomes an FhecError naming the operation. */
+export function sealCall<T>(seal: MainModule, what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof FhecError) throw e;
+    let message = String(e);
+    // C++ exceptions arrive as WebAssembly.Exception objects; SEAL's module can read their message.
+    const withMessages = seal as unknown as { getExceptionMessage?: (e: unknown) => unknown };
+    if (!(e instanceof Error) && withMessages.getExceptionMessage) {
+      try {
+        const m = withMessages.getExceptionMessage(e);
+        message = Array.isArray(m) ? m.join(': ') : String(m);
+      } catch {
+        message = 'unknown SEAL exception';
+      }
+    }
+    throw new FhecError(`SEAL ${what} failed: ${message}`);
+  }
+}
+
+export interface SealContextInfo {
+  context: SEALContext;
+  /** parms_id for each level (index = level = chain index). */
+  levels: ParmsIdType[];
+}
+
+export function makeSealContext(seal: MainModule, p: CkksParameters): SealContextInfo {
+  const parms = new seal.EncryptionParameters(seal.SchemeType.ckks);
+  parms.setPolyModulusDegree(p.ringDegree);
+  parms.setCoeffModulus(seal.CoeffModulus.Create(p.ringDegree, Int32Array.from(p.bitSizes)));
+  const sec = p.insecure ? seal.SecLevelType.none : seal.SecLevelType.tc128;
+  const context = sealCall(seal, 'context', () => new seal.SEALContext(parms, true, sec));
+  if (!context.parametersSet()) throw new FhecError(`SEAL rejects the parameters N=${p.ringDegree} [${p.bitSizes.join(', ')}]`);
+  const primes = seal.jsArrayFromVecModulus(context.keyContextData().parms().coeffModulus()) as bigint[];
+  if (primes.length !== p.primes.length || primes.some((q, i) => q !== p.primes[i])) {
+    throw new FhecError('SEAL chose other primes than the parameter model; the plan cannot be executed exactly');
+  }
+  const levels: ParmsIdType[] = [];
+  for (let cd = context.firstContextData(); ; cd = cd.nextContextData()) {
+    levels[cd.chainIndex()] = cd.parmsId();
+    if (cd.chainIndex() === 0) break;
+  }
+  parms.delete();
+  return { context, levels };
+}

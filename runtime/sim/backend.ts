@@ -1,0 +1,414 @@
+// The CKKS simulator: the same plan executed on float64 slot vectors with CKKS semantics. It enforces
+// SEAL's rules (levels, scales, sizes, keys, scale bounds), injects the modelled encoding, encryption,
+// rescaling and key-switching errors (runtime/ckks/noise.ts), and carries a noise-free twin of every
+// value, so the error it predicts (noisy - noise-free) includes how errors correlate and grow through
+// the circuit. Nothing is encrypted: every output of this backend is labelled as a simulation.
+
+import { FhecError } from '../../ir/errors.js';
+import { scalesClose } from '../../ir/fhe/types.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
+import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../ckks/noise.js';
+import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
+import { normalizeStep } from '../ckks/rotation-keys.js';
+import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
+
+const BACKEND: BackendName = 'sim';
+export const SIMULATION_LABEL = 'SIMULATION: backend sim models CKKS in float64; nothing is encrypted';
+
+class SimCiphertext implements CkksHandle {
+  readonly backend = BACKEND;
+  constructor(
+    readonly values: Float64Array,
+    /** The same value computed without any CKKS error. */
+    readonly ideal: Float64Array,
+    readonly level: number,
+    readonly scale: number,
+    readonly size: number,
+  ) {}
+}
+
+class SimPlaintext implements CkksHandle {
+  readonly backend = BACKEND;
+  constructor(
+    readonly values: Float64Array,
+    readonly ideal: Float64Array,
+    readonly level: number,
+    readonly scale: number,
+  ) {}
+}
+
+/** Small deterministic Gaussian source (xorshift + Box-Muller), so simulations are reproducible. */
+class Gaussian {
+  private s: number;
+  private spare: number | undefined;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  private uniform(): number {
+    let x = this.s;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    this.s = x;
+    return (x + 0.5) / 4294967296;
+  }
+  next(): number {
+    if (this.spare !== undefined) {
+      const v = this.spare;
+      this.spare = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const t = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  }
+}
+
+/** The simulator's shared CKKS model: parameter facts and SEAL's checks. */
+class SimModel {
+  readonly slots: number;
+  readonly id: string;
+  private readonly levelLog2Q: number[] = [];
+  private readonly levelBits: number[] = [];
+  constructor(
+    readonly params: CkksParameters,
+    readonly noise: Gaussian,
+  ) {
+    checkSecurity(params);
+    this.slots = slotsOf(params);
+    this.id = parametersId(params);
+    let q = 1n;
+    for (let l = 0; l <= topLevel(params); l++) {
+      q *= params.primes[l]!;
+      this.levelBits[l] = q.toString(2).length;
+      const bits = q.toString(2).length;
+      const shift = Math.max(0, bits - 53);
+      this.levelLog2Q[l] = Math.log2(Number(q >> BigInt(shift))) + shift;
+    }
+  }
+
+  checkLevel(level: number): void {
+    if (!Number.isInteger(level) || level < 0 || level > topLevel(this.params)) {
+      throw new FhecError(`level ${level} is outside 0..${topLevel(this.params)}`);
+    }
+  }
+
+  checkProductScale(what: string, scale: number, level: number): void {
+    if (!(scale > 0) || Math.floor(Math.log2(scale)) >= this.levelBits[level]!) throw new FhecError(`sim ${what} failed: scale out of bounds`);
+  }
+
+  checkEncodeScale(scale: number): void {
+    if (!(scale > 0) || Math.floor(Math.log2(scale)) + 1 >= this.levelBits[topLevel(this.params)]!) {
+      throw new FhecError('sim encode failed: scale out of bounds');
+    }
+  }
+
+  /** Adds N(0, v) to each slot. */
+  inject(values: Float64Array, v: number): void {
+    const sd = Math.sqrt(v);
+    for (let i = 0; i < values.length; i++) values[i]! += sd * this.noise.next();
+  }
+
+  /** SEAL would silently decrypt garbage once |value| * scale reaches half the modulus; the simulator says so. */
+  checkRange(what: string, values: Float64Array, level: number, scale: number): void {
+    let m = 0;
+    for (const v of values) m = Math.max(m, Math.abs(v));
+    if (m > 0 && Math.log2(m) + Math.log2(scale) >= this.levelLog2Q[level]! - 1) {
+      throw new FhecError(`sim ${what}: value ${m.toExponential(3)} at scale 2^${Math.log2(scale).toFixed(1)} overflows the modulus at level ${level}`);
+    }
+  }
+
+  padded(values: ArrayLike<number>): Float64Array {
+    if (values.length > this.slots) throw new FhecError(`${values.length} values do not fit ${this.slots} slots`);
+    const out = new Float64Array(this.slots);
+    out.set(values instanceof Float64Array ? values : Float64Array.from(values));
+    return out;
+  }
+
+  serialize(ct: SimCiphertext): Uint8Array {
+    const n = this.slots;
+    const buf = new ArrayBuffer(16 + 16 * n);
+    const dv = new DataView(buf);
+    dv.setUint32(0, ct.level, true);
+    dv.setUint32(4, ct.size, true);
+    dv.setFloat64(8, ct.scale, true);
+    new Float64Array(buf, 16, n).set(ct.values);
+    new Float64Array(buf, 16 + 8 * n, n).set(ct.ideal);
+    return wrapCiphertext(BACKEND, this.id, new Uint8Array(buf));
+  }
+
+  deserialize(bytes: Uint8Array): SimCiphertext {
+    const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+    const n = this.slots;
+    if (payload.length !== 16 + 16 * n) throw new FhecError('sim ciphertext has the wrong length for these parameters');
+    const copy = payload.slice().buffer;
+    const dv = new DataView(copy);
+    const level = dv.getUint32(0, true);
+    this.checkLevel(level);
+    return new SimCiphertext(
+      new Float64Array(copy, 16, n).slice(),
+      new Float64Array(copy, 16 + 8 * n, n).slice(),
+      level,
+      dv.getFloat64(8, true),
+      dv.getUint32(4, true),
+    );
+  }
+}
+
+export class SimClient implements CkksClient {
+  readonly backend = BACKEND;
+  private readonly model: SimModel;
+  constructor(
+    readonly params: CkksParameters,
+    private readonly keys: KeyRequest,
+    seed: number,
+  ) {
+    this.model = new SimModel(params, new Gaussian(seed));
+  }
+
+  evaluationKeys(): EvaluationKeys {
+    const slots = this.model.slots;
+    const steps = [...new Set(this.keys.galoisSteps.map((s) => normalizeStep(s, slots)).filter((s) => s !== 0))];
+    const out: EvaluationKeys = { backend: BACKEND, parametersId: this.model.id, publicKey: new Uint8Array(0), galoisSteps: steps };
+    if (this.keys.relin) out.relinKeys = new Uint8Array(0);
+    if (steps.length > 0) out.galoisKeys = new Uint8Array(0);
+    return out;
+  }
+
+  encrypt(values: ArrayLike<number>, level: number, scale: number): Uint8Array {
+    const m = this.model;
+    m.checkLevel(level);
+    m.checkEncodeScale(scale);
+    const v = m.padded(values);
+    const ideal = v.slice();
+    m.checkRange('encrypt', v, level, scale);
+    m.inject(v, freshVariance(this.params.ringDegree, scale));
+    return m.serialize(new SimCiphertext(v, ideal, level, scale, 2));
+  }
+
+  decrypt(bytes: Uint8Array): Float64Array {
+    const ct = this.model.deserialize(bytes);
+    this.model.checkRange('decrypt', ct.values, ct.level, ct.scale);
+    return ct.values;
+  }
+
+  /** The simulated CKKS error of each slot (noisy minus noise-free value). */
+  predictedError(bytes: Uint8Array): Float64Array {
+    const ct = this.model.deserialize(bytes);
+    return ct.values.map((v, i) => Math.abs(v - ct.ideal[i]!));
+  }
+
+  dispose(): void {}
+}
+
+export class SimEvaluator implements CkksEvaluator {
+  readonly backend = BACKEND;
+  readonly simulated = true;
+  private readonly model: SimModel;
+  private readonly galoisSteps: Set<number>;
+  private readonly hasRelin: boolean;
+  private readonly special: bigint;
+
+  constructor(
+    readonly params: CkksParameters,
+    keys: EvaluationKeys,
+    seed: number,
+  ) {
+    this.model = new SimModel(params, new Gaussian(seed));
+    checkKeysMatch(keys, BACKEND, this.model.id);
+    this.galoisSteps = new Set(keys.galoisSteps);
+    this.hasRelin = keys.relinKeys !== undefined;
+    this.special = params.primes[params.primes.length - 1]!;
+  }
+
+  private ct(h: CkksHandle): SimCiphertext {
+    if (!(h instanceof SimCiphertext)) throw new FhecError('expected a sim ciphertext');
+    return h;
+  }
+  private pt(h: CkksHandle): SimPlaintext {
+    if (!(h instanceof SimPlaintext)) throw new FhecError('expected a sim plaintext');
+    return h;
+  }
+
+  private sameParams(what: string, a: { level: number }, b: { level: number }): void {
+    if (a.level !== b.level) throw new FhecError(`sim ${what} failed: operands at levels ${a.level} and ${b.level} (parameter mismatch)`);
+  }
+  private sameScale(what: string, a: { scale: number }, b: { scale: number }): void {
+    if (!scalesClose(a.scale, b.scale)) throw new FhecError(`sim ${what} failed: scale mismatch (${a.scale} vs ${b.scale})`);
+  }
+
+  private keySwitchNoise(values: Float64Array, level: number, scale: number): void {
+    const v = keySwitchVariance(this.params.ringDegree, this.params.primes.slice(0, level + 1), this.special, scale);
+    this.model.inject(values, v);
+  }
+
+  loadCiphertext(bytes: Uint8Array): CkksHandle {
+    return this.model.deserialize(bytes);
+  }
+  saveCiphertext(h: CkksHandle): Uint8Array {
+    return this.model.serialize(this.ct(h));
+  }
+
+  encode(values: Float64Array, level: number, scale: number): CkksHandle {
+    this.model.checkLevel(level);
+    this.model.checkEncodeScale(scale);
+    const ideal = this.model.padded(values);
+    // Encoding rounds each coefficient: the plaintext's error, carried into products.
+    const v = ideal.slice();
+    this.model.inject(v, encodeVariance(this.params.ringDegree, scale));
+    return new SimPlaintext(v, ideal, level, scale);
+  }
+
+  private binary(what: string, a: SimCiphertext, b: SimCiphertext, f: (x: number, y: number) => number): SimCiphertext {
+    this.sameParams(what, a, b);
+    this.sameScale(what, a, b);
+    const n = this.model.slots;
+    const v = new Float64Array(n);
+    const e = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      v[i] = f(a.values[i]!, b.values[i]!);
+      e[i] = f(a.ideal[i]!, b.ideal[i]!);
+    }
+    return new SimCiphertext(v, e, a.level, a.scale, Math.max(a.size, b.size));
+  }
+
+  add(a: CkksHandle, b: CkksHandle): CkksHandle {
+    return this.binary('add', this.ct(a), this.ct(b), (x, y) => x + y);
+  }
+  sub(a: CkksHandle, b: CkksHandle): CkksHandle {
+    return this.binary('sub', this.ct(a), this.ct(b), (x, y) => x - y);
+  }
+  negate(h: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    return new SimCiphertext(a.values.map((x) => -x), a.ideal.map((x) => -x), a.level, a.scale, a.size);
+  }
+  addPlain(h: CkksHandle, ph: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    const p = this.pt(ph);
+    this.sameParams('add_plain', a, p);
+    this.sameScale('add_plain', a, p);
+    const v = a.values.map((x, i) => x + p.values[i]!);
+    const e = a.ideal.map((x, i) => x + p.ideal[i]!);
+    return new SimCiphertext(v, e, a.level, a.scale, a.size);
+  }
+  mulPlain(h: CkksHandle, ph: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    const p = this.pt(ph);
+    this.sameParams('mul_plain', a, p);
+    const scale = a.scale * p.scale;
+    this.model.checkProductScale('mul_plain', scale, a.level);
+    const n = this.model.slots;
+    const v = new Float64Array(n);
+    const e = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      v[i] = a.values[i]! * p.values[i]!;
+      e[i] = a.ideal[i]! * p.ideal[i]!;
+    }
+    return new SimCiphertext(v, e, a.level, scale, a.size);
+  }
+  mul(ha: CkksHandle, hb: CkksHandle): CkksHandle {
+    const a = this.ct(ha);
+    const b = this.ct(hb);
+    this.sameParams('mul', a, b);
+    const scale = a.scale * b.scale;
+    this.model.checkProductScale('mul', scale, a.level);
+    const n = this.model.slots;
+    const v = new Float64Array(n);
+    const e = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      v[i] = a.values[i]! * b.values[i]!;
+      e[i] = a.ideal[i]! * b.ideal[i]!;
+    }
+    return new SimCiphertext(v, e, a.level, scale, a.size + b.size - 1);
+  }
+  relinearize(h: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    if (!this.hasRelin) throw new FhecError('relinearize needs relinearization keys, and none were given');
+    if (a.size !== 3) throw new FhecError(`sim relinearize failed: ciphertext size ${a.size}, expected 3`);
+    const v = a.values.slice();
+    this.keySwitchNoise(v, a.level, a.scale);
+    return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, 2);
+  }
+  rescale(h: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    if (a.level < 1) throw new FhecError('sim rescale failed: end of modulus switching chain reached');
+    const scale = a.scale / Number(this.params.primes[a.level]!);
+    const v = a.values.slice();
+    this.model.inject(v, rescaleVariance(this.params.ringDegree, scale, a.size));
+    this.model.checkRange('rescale', v, a.level - 1, scale);
+    return new SimCiphertext(v, a.ideal.slice(), a.level - 1, scale, a.size);
+  }
+  modSwitch(h: CkksHandle): CkksHandle {
+    const a = this.ct(h);
+    if (a.level < 1) throw new FhecError('sim mod_switch failed: end of modulus switching chain reached');
+    this.model.checkRange('mod_switch', a.values, a.level - 1, a.scale);
+    return new SimCiphertext(a.values.slice(), a.ideal.slice(), a.level - 1, a.scale, a.size);
+  }
+
+  /** Same decomposition as the SEAL backend, so a missing key fails the same way. */
+  keyStepsFor(step: number): number[] {
+    const slots = this.model.slots;
+    const s = normalizeStep(step, slots);
+    if (s === 0) return [];
+    if (this.galoisSteps.has(s)) return [s];
+    const pos = ((s % slots) + slots) % slots;
+    const parts: number[] = [];
+    for (let bit = 1; bit < slots; bit *= 2) {
+      if (!(pos & bit)) continue;
+      const k = normalizeStep(bit, slots);
+      if (!this.galoisSteps.has(k)) throw new FhecError(`no Galois key for rotation step ${step} (nor for its part ${bit})`);
+      parts.push(k);
+    }
+    return parts;
+  }
+
+  rotate(h: CkksHandle, step: number): CkksHandle {
+    const a = this.ct(h);
+    if (a.size !== 2) throw new FhecError(`sim rotate failed: ciphertext size ${a.size}, expected 2`);
+    const n = this.model.slots;
+    let v = a.values;
+    let e = a.ideal;
+    for (const k of this.keyStepsFor(step)) {
+      const r = ((k % n) + n) % n;
+      const nv = new Float64Array(n);
+      const ne = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        nv[i] = v[(i + r) % n]!;
+        ne[i] = e[(i + r) % n]!;
+      }
+      this.keySwitchNoise(nv, a.level, a.scale);
+      v = nv;
+      e = ne;
+    }
+    return new SimCiphertext(v === a.values ? v.slice() : v, e === a.ideal ? e.slice() : e, a.level, a.scale, 2);
+  }
+
+  levelOf(h: CkksHandle): number {
+    return this.ct(h).level;
+  }
+  scaleOf(h: CkksHandle): number {
+    return this.ct(h).scale;
+  }
+  free(): void {}
+  dispose(): void {}
+}
+
+export function makeSimBackend(seed = 1): CkksBackend {
+  let n = 0;
+  return {
+    name: BACKEND,
+    simulated: true,
+    label: SIMULATION_LABEL,
+    async createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient> {
+      return new SimClient(params, keys, seed + 7919 * n++);
+    },
+    async createEvaluator(params: CkksParameters, keys: EvaluationKeys): Promise<CkksEvaluator> {
+      return new SimEvaluator(params, keys, seed + 7919 * n++);
+    },
+  };
+}
+
+export const simBackend: CkksBackend = makeSimBackend();
