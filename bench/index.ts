@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runCkksOpsBench } from './ckks-ops.js';
 import { runInspectBench } from './llama8b-inspect.js';
 
 function machine(): string {
@@ -20,6 +21,10 @@ if (!only || only === 'inspect') {
   console.log(`| parameters | external data | .onnx | write (s) | inspect wall (s) | inspect peak RSS (MB) |`);
   console.log(`|---:|---:|---:|---:|---:|---:|`);
   console.log(`| ${r.parameters.toLocaleString('en-US')} | ${(r.externalBytes / 2 ** 30).toFixed(1)} GiB (sparse) | ${(r.modelBytes / 1024).toFixed(0)} KiB | ${r.writeSeconds.toFixed(2)} | ${r.inspectSeconds.toFixed(2)} | ${r.inspectMaxRssMB.toFixed(0)} |`);
+}
+
+if (!only || only === 'ckks') {
+  results.ckks = await runCkksOpsBench(); // prints its own table
 }
 
 fs.writeFileSync(path.join('bench/out', 'results.json'), JSON.stringify(results, null, 2));
