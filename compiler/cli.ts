@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { FhecError } from '../ir/errors.js';
+import { registerCalibrate } from './commands/calibrate.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerEval(program);
   registerIr(program);
+  registerCalibrate(program);
   return program;
 }
 

@@ -5,6 +5,8 @@ import { verifyGraph } from '../ir/graph/verify.js';
 import { printGraph } from '../ir/text/print.js';
 import { PassManager, type PassRun } from '../passes/pass-manager.js';
 import { graphPasses, IMPORT_PIPELINE } from '../passes/graph/registry.js';
+import { canonicalPasses, CANONICAL_PIPELINE } from '../passes/canonical/registry.js';
+import { verifyCanonicalGraph } from '../ir/canonical/verify.js';
 import { importOnnx, type ModelInfo } from './onnx/import.js';
 
 export interface LoadOptions {
@@ -19,6 +21,8 @@ export interface LoadOptions {
   /** Verify the IR after each pass (on in tests). */
   verifyEach?: boolean;
   emit?: (header: string, text: string) => void;
+  /** Raise to the canonical transformer IR after the pipeline (CANONICAL_PIPELINE). */
+  canonical?: boolean;
 }
 
 export interface LoadedModel {
@@ -32,8 +36,8 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const { graph, info } = importOnnx(file);
   opts.check?.(graph);
   const bindings = typeof opts.bindings === 'function' ? opts.bindings(graph) : opts.bindings;
-  const pm = new PassManager(graphPasses, {
-    verify: verifyGraph,
+  const pm = new PassManager(new Map([...graphPasses, ...canonicalPasses]), {
+    verify: opts.canonical ? verifyCanonicalGraph : verifyGraph,
     verifyEach: opts.verifyEach ?? true,
     print: (g) => printGraph(g),
     printAfter: opts.printAfter,
@@ -41,6 +45,7 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   });
   if (bindings && Object.keys(bindings).length) pm.add('specialize', { bindings });
   pm.addPipeline(opts.pipeline ?? IMPORT_PIPELINE);
+  if (opts.canonical) pm.addPipeline(CANONICAL_PIPELINE);
   const passRuns = pm.run(graph);
   return { file, graph, info, passRuns };
 }

@@ -13,3 +13,5 @@ export * from './ops/broadcast.js';
 export * from './ops/infer.js';
 export * from './ops/infer-graph.js';
 export * from './text/index.js';
+export * from './canonical/index.js';
+export * from './graph/range.js';

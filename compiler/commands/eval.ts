@@ -47,9 +47,10 @@ export function registerEval(program: Command): void {
     .requiredOption('--inputs <file>', 'tensor JSON: {"inputs": {NAME: {dims, dtype, data}}}')
     .option('--out <file>', 'write {"outputs": {...}} here (default: stdout)')
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
-    .action((model: string, opts: { inputs: string; out?: string; bind: Record<string, number> }) => {
+    .option('--canonical', 'evaluate the canonical transformer IR (raised for the inputs\' shapes)')
+    .action((model: string, opts: { inputs: string; out?: string; bind: Record<string, number>; canonical?: boolean }) => {
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
-      const outputs = evalModel(model, inputs, { bindings: opts.bind, inputsFile: opts.inputs });
+      const outputs = evalModel(model, inputs, { bindings: opts.bind, inputsFile: opts.inputs, canonical: opts.canonical });
       const text = JSON.stringify(tensorsToJson(outputs, 'outputs'));
       if (opts.out) {
         fs.writeFileSync(opts.out, text);

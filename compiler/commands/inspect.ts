@@ -6,6 +6,8 @@ import { opKey } from '../../ir/graph/types.js';
 import { fmt } from '../../ir/ops/infer.js';
 import { isOpSupported } from '../../runtime/reference/registry.js';
 import { importOnnx, type ModelInfo } from '../onnx/import.js';
+import { generatorBindings, generatorShapeFromFlags, type GeneratorShape } from '../../passes/canonical/specialize.js';
+import { loadModel } from '../driver.js';
 
 export interface UnsupportedOp {
   op: string;
@@ -33,7 +35,7 @@ export function opHistogram(graph: Graph, info?: ModelInfo): Record<string, numb
   return ops;
 }
 
-export function inspectModel(file: string) {
+export function inspectModel(file: string, opts: { canonical?: GeneratorShape } = {}) {
   const { graph, info } = importOnnx(file);
   const io = (v: Graph['inputs'][number]) => ({ name: v.name, dtype: v.dtype, shape: v.shape ?? null });
   const ops = opHistogram(graph, info);
@@ -60,7 +62,13 @@ export function inspectModel(file: string) {
     parameters: { count: info.parameterCount, bytes: info.parameterBytes, initializers: graph.constants.length - info.constantNodeCount },
     externalData: info.externalFiles,
     unsupported: unsupportedOps(graph),
+    ...(opts.canonical ? { canonicalOps: canonicalOps(file, opts.canonical) } : {}),
   };
+}
+
+/** Op histogram of the canonical graph raised for one generator shape. */
+export function canonicalOps(file: string, shape: GeneratorShape): Record<string, number> {
+  return opHistogram(loadModel(file, { canonical: true, bindings: (g) => generatorBindings(g, shape) }).graph);
 }
 
 export type InspectReport = ReturnType<typeof inspectModel>;
@@ -88,6 +96,7 @@ export function formatInspect(r: InspectReport): string {
       lines.push(`  ${f.location}: ${num(f.bytesReferenced)} bytes referenced, ${state}`);
     }
   }
+  if (r.canonicalOps) lines.push(`canonical  ${Object.entries(r.canonicalOps).map(([op, n]) => `${op} ${n}`).join(', ')}`);
   if (r.unsupported.length === 0) lines.push('unsupported ops: none');
   else {
     lines.push(`unsupported ops: ${r.unsupported.length}`);
@@ -105,8 +114,12 @@ export function registerInspect(program: Command): void {
     .description('show a model: producer, opsets, inputs/outputs, op histogram, parameters, external data, unsupported ops')
     .argument('<model>', 'ONNX model file')
     .option('--json', 'print one JSON object')
-    .action((model: string, opts: { json?: boolean }) => {
-      const report = inspectModel(model);
+    .option('--canonical', 'add the op histogram of the canonical IR (canonicalOps; default shape: --prefill 16)')
+    .option('--prefill <S>', 'with --canonical: raise for a prompt of S tokens')
+    .option('--decode <P>', 'with --canonical: raise for one token after P cached ones')
+    .action((model: string, opts: { json?: boolean; canonical?: boolean; prefill?: string; decode?: string }) => {
+      const shape = generatorShapeFromFlags(opts.prefill, opts.decode) ?? { kind: 'prefill' as const, sequence: 16 };
+      const report = inspectModel(model, opts.canonical ? { canonical: shape } : {});
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatInspect(report));
     });
 }

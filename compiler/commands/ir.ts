@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { printGraph } from '../../ir/text/print.js';
 import { formatPassRuns } from '../../passes/pass-manager.js';
+import { generatorBindings, generatorShapeFromFlags } from '../../passes/canonical/specialize.js';
 import { loadModel } from '../driver.js';
 import { collectBinding, collectList } from './common.js';
 
@@ -16,9 +17,14 @@ export function registerIr(program: Command): void {
     .option('--print-after <pass>', 'print the IR after this pass (repeatable)', collectList, [])
     .option('--print-after-all', 'print the IR after every pass')
     .option('--timing', 'print per-pass timing to stderr')
-    .action((model: string, opts: { bind: Record<string, number>; pipeline?: string; printAfter: string[]; printAfterAll?: boolean; timing?: boolean }) => {
+    .option('--canonical', 'raise to the canonical transformer IR (default shape: --prefill 16)')
+    .option('--prefill <S>', 'specialize for a prompt of S tokens, no past')
+    .option('--decode <P>', 'specialize for one new token after P cached ones')
+    .action((model: string, opts: { bind: Record<string, number>; pipeline?: string; printAfter: string[]; printAfterAll?: boolean; timing?: boolean; canonical?: boolean; prefill?: string; decode?: string }) => {
+      const shape = generatorShapeFromFlags(opts.prefill, opts.decode) ?? (opts.canonical && !Object.keys(opts.bind).length ? { kind: 'prefill' as const, sequence: 16 } : undefined);
       const loaded = loadModel(model, {
-        bindings: opts.bind,
+        bindings: (g) => ({ ...(shape ? generatorBindings(g, shape) : {}), ...opts.bind }),
+        canonical: opts.canonical,
         pipeline: opts.pipeline,
         printAfter: opts.printAfterAll ? 'all' : new Set(opts.printAfter),
       });

@@ -3,6 +3,7 @@
 
 import type { DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
+import type { ValueRange } from './range.js';
 
 /** A dimension: a concrete size, a symbolic name (e.g. "sequence_length"), or unknown (null). */
 export type Dim = number | string | null;
@@ -62,6 +63,8 @@ export interface Value {
   constant?: LazyTensor;
   /** The node defining this value; undefined for graph inputs and constants. */
   producer?: Node;
+  /** What the value held over a calibration set and the interval it is assumed to stay in (passes/calibrate). */
+  range?: ValueRange;
 }
 
 export interface Node {

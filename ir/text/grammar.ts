@@ -3,12 +3,13 @@
 // positions for its error messages.
 //
 //   graph     := 'graph' GraphName ('opsets' '(' (String '=' Int),* ')')? '{' stmt* '}'
-//   stmt      := 'input' ValueName ':' type
-//              | 'const' ValueName ':' type '=' tensor (':' type)?
+//   stmt      := 'input' ValueName ':' type range?
+//              | 'const' ValueName ':' type range? '=' tensor (':' type)?
 //              | outputs '=' op '(' (ValueName | '_'),* ')' ('{' attr,* '}')? ('name' String)?
 //              | 'output' ValueName
 //              | 'meta' key '=' String
-//   outputs   := '(' ')' | (ValueName ':' type),+
+//   outputs   := '(' ')' | (ValueName ':' type range?),+
+//   range     := 'range' '<' (key '=' (number | range)),* '>'   (calibrated range, ir/graph/range.ts)
 //   op        := key ('::' key)?                   key := Ident | String
 //   type      := Ident '[' ('*' | (Int | String | '?'),*) ']'   (usually lexed as one TypeLit token)
 //   tensor    := 'dense' '<' 'raw'? '[' number,* ']' '>' | 'weight' '<' String '>'
@@ -42,14 +43,21 @@ export interface AttrAst {
   value: AttrValueAst;
 }
 
+/** `range<key = number, inner_key = range<...>, ...>`. */
+export interface RangeAst {
+  start: IToken;
+  entries: { key: IToken; value: IToken | RangeAst }[];
+}
+
 export interface OutputDeclAst {
   name: IToken;
   type: TypeAst;
+  range?: RangeAst;
 }
 
 export type StmtAst =
-  | { kind: 'input'; name: IToken; type: TypeAst }
-  | { kind: 'const'; name: IToken; type: TypeAst; tensor: TensorAst; tensorType?: TypeAst }
+  | { kind: 'input'; name: IToken; type: TypeAst; range?: RangeAst }
+  | { kind: 'const'; name: IToken; type: TypeAst; range?: RangeAst; tensor: TensorAst; tensorType?: TypeAst }
   | { kind: 'output'; name: IToken }
   | { kind: 'meta'; key: IToken; value: IToken }
   | {
@@ -147,7 +155,8 @@ export class IrParser extends EmbeddedActionsParser {
     const name = this.CONSUME(T.ValueName);
     this.CONSUME(T.Colon);
     const type = this.SUBRULE(this.type);
-    return { kind: 'input', name, type };
+    const range = this.OPTION(() => this.SUBRULE(this.range));
+    return { kind: 'input', name, type, range };
   });
 
   private readonly constStmt = this.RULE('constStmt', (): StmtAst => {
@@ -155,13 +164,14 @@ export class IrParser extends EmbeddedActionsParser {
     const name = this.CONSUME(T.ValueName);
     this.CONSUME(T.Colon);
     const type = this.SUBRULE(this.type);
+    const range = this.OPTION2(() => this.SUBRULE(this.range));
     this.CONSUME(T.Equals);
     const tensor = this.SUBRULE(this.tensor);
     const tensorType = this.OPTION(() => {
       this.CONSUME2(T.Colon);
       return this.SUBRULE2(this.type);
     });
-    return { kind: 'const', name, type, tensor, tensorType };
+    return { kind: 'const', name, type, range, tensor, tensorType };
   });
 
   private readonly outputStmt = this.RULE('outputStmt', (): StmtAst => {
@@ -193,7 +203,9 @@ export class IrParser extends EmbeddedActionsParser {
             DEF: () => {
               const name = this.CONSUME(T.ValueName);
               this.CONSUME(T.Colon);
-              outputs.push({ name, type: this.SUBRULE(this.type) });
+              const type = this.SUBRULE(this.type);
+              const range = this.OPTION4(() => this.SUBRULE(this.range));
+              outputs.push({ name, type, range });
             },
           });
         },
@@ -222,6 +234,26 @@ export class IrParser extends EmbeddedActionsParser {
       return this.CONSUME(T.StringLit);
     });
     return { kind: 'node', start, outputs, domain, op, inputs, attrs, nodeName };
+  });
+
+  private readonly range = this.RULE('range', (): RangeAst => {
+    const start = this.CONSUME(T.KwRange);
+    this.CONSUME(T.LAngle);
+    const entries: RangeAst['entries'] = [];
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () => {
+        const key = this.CONSUME(T.KeyTok);
+        this.CONSUME(T.Equals);
+        const value = this.OR([
+          { ALT: (): IToken | RangeAst => this.CONSUME(T.NumberTok) },
+          { ALT: (): IToken | RangeAst => this.SUBRULE(this.range) },
+        ]);
+        entries.push({ key, value });
+      },
+    });
+    this.CONSUME(T.RAngle);
+    return { start, entries };
   });
 
   private readonly type = this.RULE('type', (): TypeAst => {

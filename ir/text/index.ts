@@ -5,3 +5,4 @@ export { parseGraph, IrSyntaxError } from './parse.js';
 export type { ParseOptions } from './parse.js';
 export { UnavailableTensor, weightsFrom, describeOwner } from './weights.js';
 export type { WeightRef, WeightOwner } from './weights.js';
+export { formatRange, rangeFromEntries } from './range.js';

@@ -77,6 +77,7 @@ export const KwName = keyword('name');
 export const KwDense = keyword('dense');
 export const KwRaw = keyword('raw');
 export const KwWeight = keyword('weight');
+export const KwRange = keyword('range');
 export const KwNan = keyword('nan', [NumberTok]);
 export const KwInf = keyword('inf', [NumberTok]);
 export const Underscore = keyword('_', [InputTok]);
@@ -113,7 +114,7 @@ export const allTokens: TokenType[] = [
   KeyTok, NumberTok, DimTok, InputTok,
   WhiteSpace, Comment,
   ValueName, GraphName, StringLit, TypeLit,
-  KwGraph, KwOpsets, KwInput, KwConst, KwOutput, KwMeta, KwName, KwDense, KwRaw, KwWeight, KwNan, KwInf, Underscore,
+  KwGraph, KwOpsets, KwInput, KwConst, KwOutput, KwMeta, KwName, KwDense, KwRaw, KwWeight, KwRange, KwNan, KwInf, Underscore,
   Ident,
   NegInf, FloatLit, IntLit,
   DoubleColon, Colon, Comma, Equals, LBrace, RBrace, LParen, RParen, LBracket, RBracket, LAngle, RAngle,

@@ -9,9 +9,11 @@ import { FhecError } from '../errors.js';
 import { numel, Tensor } from '../tensor.js';
 import { MaterializedTensor } from '../graph/types.js';
 import type { AttrValue, Dim, Graph, LazyTensor, Node, Shape, Value } from '../graph/types.js';
+import type { ValueRange } from '../graph/range.js';
 import { verifyGraph } from '../graph/verify.js';
 import { IrParser } from './grammar.js';
-import type { AttrValueAst, GraphAst, StmtAst, TensorAst, TypeAst } from './grammar.js';
+import type { AttrValueAst, GraphAst, RangeAst, StmtAst, TensorAst, TypeAst } from './grammar.js';
+import { rangeFromEntries } from './range.js';
 import { irLexer } from './lexer.js';
 import { describeOwner, UnavailableTensor } from './weights.js';
 import type { WeightOwner, WeightRef } from './weights.js';
@@ -103,6 +105,7 @@ class GraphReader {
       case 'input': {
         const { dtype, shape } = this.type(s.type);
         const v: Value = { name: this.sigilName(s.name), dtype, shape };
+        if (s.range) v.range = this.range(s.range);
         this.define(v, s.name);
         g.inputs.push(v);
         return;
@@ -112,6 +115,7 @@ class GraphReader {
         const { dtype, shape } = this.type(s.type);
         const t = this.tensor(s.tensor, s.tensorType ?? s.type, { kind: 'constant', value: name });
         const v: Value = { name, dtype, shape, constant: t };
+        if (s.range) v.range = this.range(s.range);
         this.define(v, s.name);
         g.constants.push(v);
         return;
@@ -143,6 +147,7 @@ class GraphReader {
         for (const o of s.outputs) {
           const { dtype, shape } = this.type(o.type);
           const v: Value = { name: this.sigilName(o.name), dtype, shape, producer: node };
+          if (o.range) v.range = this.range(o.range);
           this.define(v, o.name);
           node.outputs.push(v);
         }
@@ -150,6 +155,17 @@ class GraphReader {
         return;
       }
     }
+  }
+
+  /** A `range<...>` annotation; its entries are checked by rangeFromEntries. */
+  private range(r: RangeAst): ValueRange {
+    const entries = r.entries.map(({ key, value }) => ({
+      key: this.key(key),
+      at: key,
+      value: 'entries' in value ? this.range(value) : this.num(value),
+    }));
+    const out = rangeFromEntries(entries, (at, message) => this.fail(at ?? r.start, message));
+    return out;
   }
 
   private define(v: Value, at: IToken): void {

@@ -22,26 +22,31 @@ import { FhecError, nodeLabel } from '../errors.js';
 import { numel } from '../tensor.js';
 import type { AttrValue, Graph, LazyTensor, Node, Shape, Value } from '../graph/types.js';
 import { formatFloat, formatIdent, formatInt, formatName, isRepresentable, quote } from './literals.js';
+import { formatRange } from './range.js';
 import { UnavailableTensor } from './weights.js';
 
 export interface PrintOptions {
   /** Tensors with at most this many elements are printed inline as `dense<[...]>` (default 16). */
   inlineLimit?: number;
+  /** Print calibrated ranges (`range<...>` after a value's type) where values have one (default true). */
+  ranges?: boolean;
 }
 
 export const DEFAULT_INLINE_LIMIT = 16;
 
 export function printGraph(graph: Graph, opts: PrintOptions = {}): string {
   const limit = opts.inlineLimit ?? DEFAULT_INLINE_LIMIT;
+  const showRanges = opts.ranges ?? true;
+  const typed = (v: Value) => `${formatName('%', v.name)} : ${formatType(v.dtype, v.shape)}${showRanges && v.range ? ` ${formatRange(v.range)}` : ''}`;
   const sections: string[][] = [];
   const opsets = Object.entries(graph.opsets)
     .map(([d, v]) => `${quote(d)} = ${formatInt(v, `opset version of ${quote(d)}`)}`)
     .join(', ');
   const header = `graph ${formatName('@', graph.name)} opsets(${opsets}) {`;
 
-  sections.push(graph.inputs.map((v) => `input ${formatName('%', v.name)} : ${formatType(v.dtype, v.shape)}`));
-  sections.push(graph.constants.map((v) => printConstant(v, limit)));
-  sections.push(graph.nodes.map((n) => printNode(n, limit)));
+  sections.push(graph.inputs.map((v) => `input ${typed(v)}`));
+  sections.push(graph.constants.map((v) => printConstant(v, limit, typed)));
+  sections.push(graph.nodes.map((n) => printNode(n, limit, typed)));
   sections.push(graph.outputs.map((v) => `output ${formatName('%', v.name)}`));
   sections.push(Object.entries(graph.metadata).map(([k, v]) => `meta ${formatIdent(k)} = ${quote(v)}`));
 
@@ -59,7 +64,10 @@ export function formatType(dtype: DType, shape: Shape): string {
   return `${DTYPE_SHORT[dtype]}[${dims.join(', ')}]`;
 }
 
-function printConstant(v: Value, limit: number): string {
+/** `%name : type` and, when shown, the value's range. */
+type Typed = (v: Value) => string;
+
+function printConstant(v: Value, limit: number, typed: Typed): string {
   const t = v.constant;
   if (!t) throw new FhecError(`constant ${formatName('%', v.name)} has no data`);
   let tensor: string;
@@ -69,7 +77,7 @@ function printConstant(v: Value, limit: number): string {
     if (e instanceof FhecError && !e.where.field) throw new FhecError(e.message, { ...e.where, field: `constant ${v.name}` });
     throw e;
   }
-  let line = `const ${formatName('%', v.name)} : ${formatType(v.dtype, v.shape)} = ${tensor}`;
+  let line = `const ${typed(v)} = ${tensor}`;
   // The tensor's own type is implied by the value's; spell it out only where they differ.
   if (!sameType(v, t)) line += ` : ${formatType(t.dtype, [...t.dims])}`;
   return line;
@@ -97,9 +105,9 @@ function formatTensor(t: LazyTensor, limit: number): string {
   return `dense<${exact ? '' : 'raw '}[${parts.join(', ')}]>`;
 }
 
-function printNode(node: Node, limit: number): string {
+function printNode(node: Node, limit: number, typed: Typed): string {
   const outs = node.outputs.length
-    ? node.outputs.map((o) => `${formatName('%', o.name)} : ${formatType(o.dtype, o.shape)}`).join(', ')
+    ? node.outputs.map(typed).join(', ')
     : '()';
   const op = node.domain === '' ? formatIdent(node.op) : `${formatIdent(node.domain)}::${formatIdent(node.op)}`;
   const ins = node.inputs.map((v) => (v === null ? '_' : formatName('%', v.name))).join(', ');

@@ -3,6 +3,7 @@
 
 import type { Kernel } from './kernel.js';
 import { attentionKernels, msAttentionKernels } from './ops/attention.js';
+import { canonicalKernels } from './ops/canonical.js';
 import { elementwiseKernels } from './ops/elementwise.js';
 import { matmulKernels } from './ops/matmul.js';
 import { movementKernels } from './ops/movement.js';
@@ -28,6 +29,7 @@ const KERNELS: Record<string, Record<string, Kernel>> = {
     ...attentionKernels,
   },
   [MS]: { ...msNormalizationKernels, ...msRotaryKernels, ...msAttentionKernels },
+  fhec: canonicalKernels,
 };
 
 function normDomain(domain: string): string {
