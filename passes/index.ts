@@ -25,3 +25,6 @@ export { analyzeMask } from './canonical/mask.js';
 export type { MaskProof, MaskVerdict, MaskGeometry } from './canonical/mask.js';
 export * as calibrate from './calibrate/index.js';
 export * as approx from './approx/index.js';
+// FHE-IR passes: refresh (bootstrap) placement, optimal and greedy.
+export { placeRefreshes } from './fhe/refresh-placement.js';
+export { placeRefreshesGreedy } from './fhe/refresh-greedy.js';

@@ -37,6 +37,11 @@ export interface CkksClient {
   /** Encrypts slot values (length <= slots) at a level and scale. */
   encrypt(values: ArrayLike<number>, level: number, scale: number): Uint8Array;
   decrypt(ciphertext: Uint8Array): Float64Array;
+  /**
+   * The key holder's half of a client-aided refresh: decrypts and encrypts the same slot values anew
+   * at `level` and `scale` (the simulator keeps its noise-free twin and models the rounding).
+   */
+  reencrypt(ciphertext: Uint8Array, level: number, scale: number): Uint8Array;
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
   predictedError?(ciphertext: Uint8Array): Float64Array;
   dispose(): void;
@@ -65,6 +70,16 @@ export interface CkksEvaluator {
   scaleOf(ct: CkksHandle): number;
   free(h: CkksHandle): void;
   dispose(): void;
+}
+
+/**
+ * Brings a ciphertext back to the top level with the given scale, same slot values up to noise.
+ * Backend-neutral: the client-aided protocol (runtime/refresh/) implements it on SEAL and the
+ * simulator; a backend with a true CKKS bootstrap would implement it on the evaluator alone.
+ */
+export interface CkksRefresher {
+  /** `name`: the refreshed value in the program, for per-value policies (e.g. calibrated bounds). */
+  refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle;
 }
 
 export interface CkksBackend {

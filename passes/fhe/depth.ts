@@ -1,5 +1,5 @@
 // Multiplicative depth of an unmanaged FHE program: the most ct x ct or ct x pt multiplications on any
-// path from an input. It is the number of levels (rescales) the program needs.
+// path from an input or a refresh. It is the number of levels (rescales) the program needs.
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
@@ -15,10 +15,13 @@ export function valueDepths(program: FheProgram): Map<string, number> {
       case 'mul_plain':
         depth.set(op.result.name, d + 1);
         break;
+      case 'refresh':
+        // A refresh restores the top level: depth counts again from there.
+        depth.set(op.result.name, 0);
+        break;
       case 'rescale':
       case 'mod_switch':
       case 'relinearize':
-      case 'refresh':
         throw new FhecError(`${op.kind} in an unmanaged program: the scale management pass places these itself`);
       default:
         depth.set(op.result.name, d);

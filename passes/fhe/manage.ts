@@ -12,7 +12,9 @@
 //   rescaling a size-3 ciphertext multiplies its rounding error by s^2 (measured: 100x the noise);
 // - additions at different levels: the higher operand is mod-switched down and multiplied by 1 encoded
 //   at the scale that makes it land on the other operand's scale (EVA's scale adjustment);
-// - inputs start at level = program depth, so no value ever goes below level 0.
+// - inputs start at level = program depth, so no value ever goes below level 0;
+// - refresh (placed by passes/fhe/refresh-placement.ts) takes a rescaled, relinearized ciphertext
+//   and gives it back canonical at the top level (scale Delta_top); depth counts again from there.
 
 import { FhecError } from '../../ir/errors.js';
 import { FheBuilder } from '../../ir/fhe/builder.js';
@@ -204,6 +206,13 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
         canonical(op.args[0]!.name);
         const s = relinearized(op.args[0]!.name);
         state.set(op.result!.name, { v: b.rotate(s.v, op.step!), pending: false });
+        break;
+      }
+      case 'refresh': {
+        // Refresh a rescaled, relinearized ciphertext; it comes back canonical at the top level.
+        canonical(op.args[0]!.name);
+        const s = relinearized(op.args[0]!.name);
+        state.set(op.result!.name, { v: b.refresh(s.v, { level: top, scale: delta[top]! }), pending: false });
         break;
       }
       default:

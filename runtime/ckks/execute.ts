@@ -2,11 +2,15 @@
 // which keys a program needs, packing and encrypting its inputs, decrypting and unpacking its outputs.
 // Values are freed after their last use so SEAL's wasm heap holds only live ciphertexts.
 
+import { randomBytes } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
 import type { FheConstantData, FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
-import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, KeyRequest } from '../backend.js';
+import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, CkksRefresher, KeyRequest } from '../backend.js';
+import { RefreshKeyHolder } from '../refresh/key-holder.js';
+import type { MaskPolicy } from '../refresh/mask.js';
+import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { CkksParameters } from './params.js';
 
 export interface OpStats {
@@ -21,6 +25,11 @@ export interface ExecuteResult {
   ops: Map<string, OpStats>;
   totalMs: number;
   simulated: boolean;
+}
+
+export interface ExecuteOptions {
+  /** Carries out `refresh` ops (a client-aided round trip, or a bootstrap); required if the program has any. */
+  refresher?: CkksRefresher;
 }
 
 /** Galois steps and relinearization the program needs. */
@@ -53,7 +62,12 @@ function checkProgramParams(program: FheProgram, params: CkksParameters): void {
   }
 }
 
-export function executeProgram(program: FheProgram, ev: CkksEvaluator, inputs: Map<string, Uint8Array>): ExecuteResult {
+export function executeProgram(
+  program: FheProgram,
+  ev: CkksEvaluator,
+  inputs: Map<string, Uint8Array>,
+  options: ExecuteOptions = {},
+): ExecuteResult {
   checkProgramParams(program, ev.params);
   verifyFhe(program, { managed: true });
   const lastUse = new Map<string, number>();
@@ -72,7 +86,7 @@ export function executeProgram(program: FheProgram, ev: CkksEvaluator, inputs: M
     const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
     let result: CkksHandle | undefined;
     try {
-      result = runOp(op, program, ev, inputs, get, outputs);
+      result = runOp(op, program, ev, inputs, get, outputs, options.refresher);
     } catch (e) {
       if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
       throw e;
@@ -105,6 +119,7 @@ function runOp(
   inputs: Map<string, Uint8Array>,
   get: (name: string) => CkksHandle,
   outputs: Map<string, Uint8Array>,
+  refresher: CkksRefresher | undefined,
 ): CkksHandle | undefined {
   const a = op.args[0] ? get(op.args[0].name) : undefined;
   const b = op.args[1] ? get(op.args[1].name) : undefined;
@@ -145,8 +160,16 @@ function runOp(
       return ev.modSwitch(a!);
     case 'rotate':
       return ev.rotate(a!, op.step!);
-    case 'refresh':
-      throw new FhecError('refresh (bootstrapping or client round trip) is not supported by the executor yet');
+    case 'refresh': {
+      if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given');
+      const t = op.result!.type;
+      const fresh = refresher.refresh(a!, t.scale!, op.args[0]!.name);
+      if (ev.levelOf(fresh) !== t.level || ev.scaleOf(fresh) !== t.scale) {
+        ev.free(fresh);
+        throw new FhecError(`refresh gave level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, the program expects ${t.level} and ${t.scale}`);
+      }
+      return fresh;
+    }
   }
 }
 
@@ -185,22 +208,41 @@ export function decryptOutputs(program: FheProgram, client: CkksClient, outputs:
 export interface RunResult {
   outputs: Map<string, DecryptedOutput>;
   execution: ExecuteResult;
+  /** Traffic with the key holder, when the program refreshes. */
+  refresh?: RefreshTraffic;
   /** The backend's label; for the simulator it says that this is a simulation. */
   label: string;
 }
 
-/** Whole round trip: keys on a client, evaluation on an evaluator made from public keys, decryption. */
+export interface RunOptions {
+  /** The refresh mask (value bound and mask bits); defaults in runtime/refresh/mask.ts. */
+  mask?: Partial<MaskPolicy>;
+}
+
+/**
+ * Whole round trip: keys on a client, evaluation on an evaluator made from public keys, decryption.
+ * Refreshes go to the client acting as key holder, through byte messages only.
+ */
 export async function runProgram(
   program: FheProgram,
   params: CkksParameters,
   backend: CkksBackend,
   tensors: Record<string, ArrayLike<number>>,
+  options: RunOptions = {},
 ): Promise<RunResult> {
   const client = await backend.createClient(params, keyRequestFor(program));
   const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
   try {
-    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors));
-    return { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
+    const refreshes = program.ops.some((op) => op.kind === 'refresh');
+    // A fresh session key authenticates the refresh messages both ways.
+    const macKey = refreshes ? randomBytes(32) : undefined;
+    const refresher = refreshes
+      ? new MaskedRefresher(evaluator, new RefreshKeyHolder(client, { macKey }).transport(), { mask: options.mask, macKey })
+      : undefined;
+    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher });
+    const res: RunResult = { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
+    if (refresher) res.refresh = refresher.traffic;
+    return res;
   } finally {
     evaluator.dispose();
     client.dispose();

@@ -1,7 +1,7 @@
 // The node-seal 7 backend: real keys, real encryption. SealClient holds the secret key; SealEvaluator is
 // made from serialized public material only (public, relinearization and Galois keys).
 
-import type { Ciphertext, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
+import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
@@ -44,6 +44,8 @@ export class SealClient implements CkksClient {
   private readonly decryptor;
   private readonly modSwitcher;
   private readonly id: string;
+  /** Secret-key encryptor for refresh replies, made on first use. */
+  private symmetric?: Encryptor;
 
   constructor(
     private readonly seal: MainModule,
@@ -113,10 +115,45 @@ export class SealClient implements CkksClient {
     }
   }
 
+  /**
+   * Decrypt, decode, encode, encrypt anew. At the top level it encrypts with the secret key and
+   * serializes the seed instead of the uniform half: half the bytes, and only the fresh error e.
+   */
+  reencrypt(bytes: Uint8Array, level: number, scale: number): Uint8Array {
+    const values = this.decrypt(bytes);
+    if (level !== topLevel(this.params)) return this.encrypt(values, level, scale);
+    const seal = this.seal;
+    const pt = new seal.Plaintext();
+    try {
+      sealCall(seal, 'encode', () => this.encoder.encode(values, scale, pt));
+      const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
+      const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(pt));
+      try {
+        return wrapCiphertext(BACKEND, this.id, seeded.saveToArray(seal.ComprModeType.none) as Uint8Array);
+      } finally {
+        seeded.delete();
+      }
+    } finally {
+      pt.delete();
+    }
+  }
+
+  private makeSymmetricEncryptor(): Encryptor {
+    const pk = this.keygen.createPublicKey();
+    const sk = this.keygen.secretKey();
+    try {
+      return new this.seal.Encryptor(this.info.context, pk, sk);
+    } finally {
+      pk.delete();
+      sk.delete();
+    }
+  }
+
   dispose(): void {
     this.encryptor.delete();
     this.decryptor.delete();
     this.modSwitcher.delete();
+    this.symmetric?.delete();
     this.encoder.delete();
     this.keygen.delete();
     this.info.context.delete();

@@ -11,6 +11,7 @@ import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } fro
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
 import { normalizeStep } from '../ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
+import { float64RoundingStd, symmetricFreshVariance } from '../refresh/precision.js';
 
 const BACKEND: BackendName = 'sim';
 export const SIMULATION_LABEL = 'SIMULATION: backend sim models CKKS in float64; nothing is encrypted';
@@ -193,6 +194,27 @@ export class SimClient implements CkksClient {
     const ct = this.model.deserialize(bytes);
     this.model.checkRange('decrypt', ct.values, ct.level, ct.scale);
     return ct.values;
+  }
+
+  /**
+   * The key holder's half of a refresh, as on SEAL: same values at `level`, fresh error (secret-key
+   * encryption at the top level), float64 rounding at the magnitude the values have (the mask's), and
+   * the noise-free twin carried over so predicted errors include what the ciphertext already had.
+   */
+  reencrypt(bytes: Uint8Array, level: number, scale: number): Uint8Array {
+    const m = this.model;
+    const ct = m.deserialize(bytes);
+    m.checkRange('decrypt', ct.values, ct.level, ct.scale);
+    m.checkLevel(level);
+    m.checkEncodeScale(scale);
+    const v = ct.values.slice();
+    m.checkRange('encrypt', v, level, scale);
+    let magnitude = 0;
+    for (const x of v) magnitude = Math.max(magnitude, Math.abs(x));
+    const n = this.params.ringDegree;
+    const fresh = level === topLevel(this.params) ? symmetricFreshVariance(n, scale) : freshVariance(n, scale);
+    m.inject(v, fresh + float64RoundingStd(n, magnitude) ** 2);
+    return m.serialize(new SimCiphertext(v, ct.ideal.slice(), level, scale, 2));
   }
 
   /** The simulated CKKS error of each slot (noisy minus noise-free value). */

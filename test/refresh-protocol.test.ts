@@ -1,0 +1,342 @@
+// Client-aided refresh on SEAL and the simulator: a circuit far deeper than the chain runs correctly;
+// the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
+// holds no secret key and the key holder sees only masked values; tampering is caught.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FhecError } from '../ir/errors.js';
+import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
+import { manageScales } from '../passes/fhe/manage.js';
+import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
+import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
+import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
+import { fheChain, makeParameters, topLevel } from '../runtime/ckks/params.js';
+import { RefreshKeyHolder, type RefreshTransport } from '../runtime/refresh/key-holder.js';
+import { maskRadius, maskStatisticalDistance, sampleMask } from '../runtime/refresh/mask.js';
+import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '../runtime/refresh/messages.js';
+import { refreshAddedVariance, refreshPrecision } from '../runtime/refresh/precision.js';
+import { MaskedRefresher } from '../runtime/refresh/refresher.js';
+import { predictRefreshBytes } from '../runtime/refresh/traffic.js';
+import { sealBackend } from '../runtime/seal/backend.js';
+import { loadSeal } from '../runtime/seal/module.js';
+import { makeSimBackend } from '../runtime/sim/backend.js';
+
+const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
+const slots = params.ringDegree / 2;
+const top = topLevel(params);
+const xs = Float64Array.from({ length: slots }, (_, i) => 0.9 * Math.sin(0.37 * i));
+
+/** p(x) = 1.5 x - 0.5 x^3 composed `rounds` times: degree 3^rounds, depth 2 per round. */
+function signComposition(rounds: number): FheProgram {
+  const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
+  const b = new FheBuilder('sign', slots);
+  let x: FheValue = b.input('x', l);
+  for (let r = 0; r < rounds; r++) {
+    const x2 = b.mul(x, x);
+    const x3 = b.mul(b.mulConst(x, { kind: 'splat', value: -0.5 }), x2);
+    x = b.add(b.mulConst(x, { kind: 'splat', value: 1.5 }), x3);
+  }
+  b.output('y', x, l);
+  return b.build();
+}
+
+const rms = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(s / a.length);
+};
+
+function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i]! / n;
+    mb += b[i]! / n;
+  }
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i]! - ma) * (b[i]! - mb);
+    saa += (a[i]! - ma) ** 2;
+    sbb += (b[i]! - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+/** Kolmogorov-Smirnov distance of a sample from the uniform law on [-r, r]. */
+function ksUniform(sample: ArrayLike<number>, r: number): number {
+  const s = Float64Array.from(sample).sort();
+  let d = 0;
+  for (let i = 0; i < s.length; i++) {
+    const f = Math.min(1, Math.max(0, (s[i]! + r) / (2 * r)));
+    d = Math.max(d, Math.abs(f - i / s.length), Math.abs(f - (i + 1) / s.length));
+  }
+  return d;
+}
+
+/** Two-sample Kolmogorov-Smirnov distance. */
+function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const x = Float64Array.from(a).sort();
+  const y = Float64Array.from(b).sort();
+  let i = 0;
+  let j = 0;
+  let d = 0;
+  while (i < x.length && j < y.length) {
+    if (x[i]! <= y[j]!) i++;
+    else j++;
+    d = Math.max(d, Math.abs(i / x.length - j / y.length));
+  }
+  return d;
+}
+
+/** Seeded uniform [0, 1) source (xorshift), so a test can recompute the mask. */
+function seededUniform(seed: number): (n: number) => Float64Array {
+  let s = seed >>> 0 || 1;
+  return (n) =>
+    Float64Array.from({ length: n }, () => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s / 4294967296;
+    });
+}
+
+describe('client-aided refresh', () => {
+  let client: CkksClient;
+  let ev: CkksEvaluator;
+  let keyHolder: RefreshKeyHolder;
+  let atLevel: (level: number) => CkksHandle;
+
+  beforeAll(async () => {
+    client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
+    ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
+    keyHolder = new RefreshKeyHolder(client);
+    atLevel = (level) => {
+      let ct = ev.loadCiphertext(client.encrypt(xs, top, params.scale));
+      for (let l = top; l > level; l--) {
+        const next = ev.modSwitch(ct);
+        ev.free(ct);
+        ct = next;
+      }
+      return ct;
+    };
+  });
+  afterAll(() => {
+    ev.dispose();
+    client.dispose();
+  });
+
+  it('runs a degree-243 composition (depth 10) on a 2-level chain, on seal and sim', async () => {
+    const placed = placeRefreshes(signComposition(5), { levels: top });
+    expect(placed.count).toBe(4);
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale });
+    const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
+    const onSeal = await runProgram(managed, params, sealBackend, { x: xs });
+    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs });
+    const seal = onSeal.outputs.get('y')!;
+    const sim = onSim.outputs.get('y')!;
+    const measured = rms(seal.values, want);
+    expect(measured).toBeLessThan(1e-6);
+    expect(rms(sim.values, want)).toBeLessThan(1e-6);
+    // The simulator's predicted error (refresh noise included) is within 4x of what SEAL shows.
+    const predicted = Math.sqrt(sim.predictedError!.reduce((s, e) => s + e * e, 0) / slots);
+    expect(predicted / measured).toBeGreaterThan(1 / 4);
+    expect(predicted / measured).toBeLessThan(4);
+    for (const r of [onSeal.refresh!, onSim.refresh!]) {
+      expect(r.roundTrips).toBe(4);
+      expect(r.ciphertexts).toBe(4);
+    }
+    // Every refresh happens at level 0; with the authenticated channel, bytes are as predicted.
+    const levels = managed.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.type.level!);
+    expect(levels).toEqual([0, 0, 0, 0]);
+    const one = predictRefreshBytes(params, [0], true);
+    expect(onSeal.refresh!.bytesToKeyHolder).toBe(4 * one.toKeyHolder);
+    expect(onSeal.refresh!.bytesToEvaluator).toBe(4 * one.toEvaluator);
+    expect(onSeal.execution.ops.get('refresh')!.count).toBe(4);
+  });
+
+  it('restores the top level; the error it adds is what the model says, mask rounding included', async () => {
+    const sim = makeSimBackend(9);
+    const simClient = await sim.createClient(params, { galoisSteps: [], relin: false });
+    const simEv = await sim.createEvaluator(params, simClient.evaluationKeys());
+    const simHolder = new RefreshKeyHolder(simClient);
+    for (const [level, maskBits] of [[0, 16], [1, 32]] as const) {
+      const ct = atLevel(level);
+      const before = rms(client.decrypt(ev.saveCiphertext(ct)), xs);
+      const out = new MaskedRefresher(ev, keyHolder.transport(), { mask: { maskBits } }).refresh(ct, params.scale);
+      expect([ev.levelOf(out), ev.scaleOf(out)]).toEqual([top, params.scale]);
+      const after = rms(client.decrypt(ev.saveCiphertext(out)), xs);
+      const added = Math.sqrt(after ** 2 - before ** 2);
+      const model = Math.sqrt(refreshAddedVariance(params.ringDegree, params.scale, maskRadius(1, maskBits)));
+      expect(added / model).toBeGreaterThan(1 / 1.5);
+      expect(added / model).toBeLessThan(1.5);
+      // The simulator adds the same.
+      let sct = simEv.loadCiphertext(simClient.encrypt(xs, top, params.scale));
+      for (let l = top; l > level; l--) sct = simEv.modSwitch(sct);
+      const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { maskBits } }).refresh(sct, params.scale);
+      const simAdded = Math.sqrt(rms(simClient.decrypt(simEv.saveCiphertext(sout)), xs) ** 2 - rms(simClient.decrypt(simEv.saveCiphertext(sct)), xs) ** 2);
+      expect(simAdded / added).toBeGreaterThan(1 / 1.5);
+      expect(simAdded / added).toBeLessThan(1.5);
+      ev.free(ct);
+      ev.free(out);
+    }
+    // A 16-bit mask costs no measurable precision at scale 2^40; a 32-bit mask costs most of it.
+    expect(refreshPrecision(params.ringDegree, params.scale, 1, 16).lostBits).toBeLessThan(0.1);
+    expect(refreshPrecision(params.ringDegree, params.scale, 1, 32).lostBits).toBeGreaterThan(11);
+    expect(maskStatisticalDistance(16)).toBe(2 ** -16);
+  });
+
+  it('counts traffic to the byte: one round trip per request, a batch shares one', async () => {
+    const refresher = new MaskedRefresher(ev, keyHolder.transport());
+    const [a, b] = [atLevel(0), atLevel(1)];
+    const t0 = performance.now();
+    ev.free(refresher.refresh(a, params.scale));
+    const ms = performance.now() - t0;
+    ev.free(refresher.refresh(b, params.scale));
+    const single = [predictRefreshBytes(params, [0]), predictRefreshBytes(params, [1])];
+    expect(refresher.traffic.roundTrips).toBe(2);
+    expect(refresher.traffic.bytesToKeyHolder).toBe(single[0]!.toKeyHolder + single[1]!.toKeyHolder);
+    expect(refresher.traffic.bytesToEvaluator).toBe(single[0]!.toEvaluator + single[1]!.toEvaluator);
+    const batch = new MaskedRefresher(ev, keyHolder.transport());
+    const outs = batch.refreshMany([{ ct: a, scale: params.scale }, { ct: b, scale: params.scale / 2 }]);
+    expect(outs.map((o) => ev.scaleOf(o))).toEqual([params.scale, params.scale / 2]);
+    for (const [o, want] of [[outs[0]!, xs], [outs[1]!, xs]] as const) expect(rms(client.decrypt(ev.saveCiphertext(o)), want)).toBeLessThan(1e-8);
+    expect(batch.traffic.roundTrips).toBe(1);
+    expect(batch.traffic.ciphertexts).toBe(2);
+    const both = predictRefreshBytes(params, [0, 1]);
+    expect([batch.traffic.bytesToKeyHolder, batch.traffic.bytesToEvaluator]).toEqual([both.toKeyHolder, both.toEvaluator]);
+    [a, b, ...outs].forEach((h) => ev.free(h));
+    // N = 16384: bytes as predicted too.
+    const big = makeParameters({ ringDegree: 16384, bitSizes: [60, 40, 40, 40, 40, 40, 40, 60], scale: 2 ** 40 });
+    const bigClient = await sealBackend.createClient(big, { galoisSteps: [], relin: false });
+    const bigEv = await sealBackend.createEvaluator(big, bigClient.evaluationKeys());
+    let ct = bigEv.loadCiphertext(bigClient.encrypt(xs, topLevel(big), big.scale));
+    for (let l = topLevel(big); l > 0; l--) ct = bigEv.modSwitch(ct);
+    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient).transport());
+    const t1 = performance.now();
+    const bigOut = bigRefresher.refresh(ct, big.scale);
+    const bigMs = performance.now() - t1;
+    expect(rms(bigClient.decrypt(bigEv.saveCiphertext(bigOut)).subarray(0, slots), xs)).toBeLessThan(1e-8);
+    const bigBytes = predictRefreshBytes(big, [0]);
+    expect([bigRefresher.traffic.bytesToKeyHolder, bigRefresher.traffic.bytesToEvaluator]).toEqual([bigBytes.toKeyHolder, bigBytes.toEvaluator]);
+    console.log(
+      `refresh from level 0 on seal: N=8192 [60,40,40,60]: ${single[0]!.toKeyHolder} B to the key holder, ${single[0]!.toEvaluator} B back, ${ms.toFixed(1)} ms; ` +
+        `N=16384 [60,40x6,60]: ${bigBytes.toKeyHolder} B, ${bigBytes.toEvaluator} B, ${bigMs.toFixed(1)} ms`,
+    );
+    bigEv.dispose();
+    bigClient.dispose();
+  });
+
+  it('keeps the secret key with the key holder: the evaluator side holds none, only bytes cross', async () => {
+    const seal = await loadSeal();
+    const crossing: unknown[] = [];
+    // The transport is the only link, and it moves bytes (structured-cloned, as across a process).
+    const transport: RefreshTransport = (bytes) => {
+      crossing.push(bytes);
+      const reply = keyHolder.handle(structuredClone(bytes));
+      crossing.push(reply);
+      return structuredClone(reply);
+    };
+    const refresher = new MaskedRefresher(ev, transport);
+    const ct = atLevel(0);
+    const out = refresher.refresh(ct, params.scale);
+    expect(rms(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-8);
+    expect(crossing.length).toBe(2);
+    for (const m of crossing) expect(m).toBeInstanceOf(Uint8Array);
+    const seen = new Set<unknown>();
+    const walk = (v: unknown, d: number): void => {
+      if (v === null || typeof v !== 'object' || seen.has(v) || d < 0) return;
+      seen.add(v);
+      for (const k of Object.getOwnPropertyNames(v)) walk((v as Record<string, unknown>)[k], d - 1);
+    };
+    walk(refresher, 5);
+    expect(seen.has(ev)).toBe(true);
+    for (const o of seen) {
+      expect(o instanceof seal.SecretKey || o instanceof seal.Decryptor || o instanceof seal.KeyGenerator).toBe(false);
+    }
+    expect('decrypt' in refresher || 'decrypt' in ev).toBe(false);
+    ev.free(ct);
+    ev.free(out);
+  });
+
+  it('shows the key holder x + mask only: the mask it expects, uniform, fresh every time', () => {
+    const maskBits = 16;
+    const R = maskRadius(1, maskBits);
+    const views: Float64Array[] = [];
+    const spy: RefreshTransport = (bytes) => {
+      for (const it of decodeRefreshRequest(bytes).items) views.push(client.decrypt(it.ciphertext));
+      return keyHolder.handle(bytes);
+    };
+    const ct = atLevel(0);
+    // A known mask source: the view is exactly x + r (up to CKKS noise).
+    const refresher = new MaskedRefresher(ev, spy, { mask: { maskBits, uniform: seededUniform(7) } });
+    ev.free(refresher.refresh(ct, params.scale));
+    const r = sampleMask(slots, R, seededUniform(7));
+    expect(rms(views[0]!, xs.map((v, i) => v + r[i]!))).toBeLessThan(1e-8);
+    // The real source: two refreshes of the same ciphertext and one of its negation.
+    const secure = new MaskedRefresher(ev, spy, { mask: { maskBits } });
+    ev.free(secure.refresh(ct, params.scale));
+    ev.free(secure.refresh(ct, params.scale));
+    const neg = ev.negate(ct);
+    ev.free(secure.refresh(neg, params.scale));
+    const [v1, v2, v3] = views.slice(1);
+    const d1 = v1!.map((v, i) => v - xs[i]!);
+    const d2 = v2!.map((v, i) => v - xs[i]!);
+    const bound = (k: number) => k / Math.sqrt(slots);
+    // The offsets are uniform on [-R, R] (KS at the 1e-5 level), so the view is far from x...
+    expect(ksUniform(d1, R)).toBeLessThan(bound(2.5));
+    expect(rms(v1!, xs)).toBeGreaterThan(R / 2);
+    // ...uncorrelated with x, and uncorrelated between two refreshes of the same ciphertext.
+    expect(Math.abs(correlation(v1!, xs))).toBeLessThan(bound(4.5));
+    expect(Math.abs(correlation(d1, d2))).toBeLessThan(bound(4.5));
+    // The views of x and of -x have the same distribution (two-sample KS).
+    expect(ksTwoSample(v1!, v3!)).toBeLessThan(bound(2.5 * Math.SQRT2));
+    [ct, neg].forEach((h) => ev.free(h));
+  });
+
+  it('rejects tampered, mismatched or unauthenticated replies, and masks that do not fit', async () => {
+    const ct = atLevel(0);
+    const tamper = (edit: (reply: Uint8Array) => Uint8Array): RefreshTransport => (bytes) => edit(keyHolder.handle(bytes));
+    const reencode = (f: (r: ReturnType<typeof decodeRefreshReply>) => ReturnType<typeof decodeRefreshReply>) =>
+      tamper((bytes) => encodeRefreshReply(f(decodeRefreshReply(bytes))));
+    const cases: [string, RefreshTransport, RegExp][] = [
+      ['wrong id', reencode((r) => ({ ...r, id: r.id + 1 })), /answers request/],
+      ['missing ciphertext', reencode((r) => ({ ...r, ciphertexts: [] })), /holds 0 ciphertexts/],
+      ['wrong level', reencode((r) => ({ ...r, ciphertexts: [client.encrypt(xs, 1, params.scale)] })), /level 1, not the top level/],
+      ['wrong scale', reencode((r) => ({ ...r, ciphertexts: [client.encrypt(xs, top, 2 ** 30)] })), /scale .* requested/],
+      ['truncated', tamper((b) => b.subarray(0, b.length - 100)), /truncated/],
+      ['not a reply', tamper(() => new Uint8Array([1, 2, 3])), /not a refresh reply/],
+    ];
+    for (const [what, transport, message] of cases) {
+      expect(() => new MaskedRefresher(ev, transport).refresh(ct, params.scale), what).toThrow(message);
+    }
+    // With the session key, a flipped bit anywhere in the reply is caught before the bytes are used.
+    const macKey = new Uint8Array(32).fill(3);
+    const holder = new RefreshKeyHolder(client, { macKey });
+    const flip: RefreshTransport = (bytes) => {
+      const reply = holder.handle(bytes).slice();
+      reply[reply.length >> 1]! ^= 1;
+      return reply;
+    };
+    expect(() => new MaskedRefresher(ev, flip, { macKey }).refresh(ct, params.scale)).toThrow(/integrity check/);
+    const otherKey = new Uint8Array(32).fill(4);
+    expect(() => new MaskedRefresher(ev, holder.transport(), { macKey: otherKey }).refresh(ct, params.scale)).toThrow(/integrity check/);
+    const good = new MaskedRefresher(ev, holder.transport(), { macKey }).refresh(ct, params.scale);
+    expect(rms(client.decrypt(ev.saveCiphertext(good)), xs)).toBeLessThan(1e-8);
+    // A mask too large for the modulus at level 0 is refused, not silently wrapped.
+    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { maskBits: 24 } }).refresh(ct, params.scale)).toThrow(/needs 24\.0 bits/);
+    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 0 } }).refresh(ct, params.scale)).toThrow(FhecError);
+    // A program that refreshes needs a refresher.
+    const placed = placeRefreshes(signComposition(2), { levels: top });
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale });
+    const c2 = await sealBackend.createClient(params, keyRequestFor(managed));
+    const e2 = await sealBackend.createEvaluator(params, c2.evaluationKeys());
+    expect(() => executeProgram(managed, e2, encryptInputs(managed, c2, { x: xs }))).toThrow(/no refresher/);
+    e2.dispose();
+    c2.dispose();
+    ev.free(ct);
+    ev.free(good);
+  });
+});
