@@ -4,9 +4,11 @@
 import { Command, CommanderError } from 'commander';
 import { FhecError } from '../ir/errors.js';
 import { registerCalibrate } from './commands/calibrate.js';
+import { registerCompile } from './commands/compile.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
+import { registerRun } from './commands/run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerEval(program);
   registerIr(program);
   registerCalibrate(program);
+  registerCompile(program);
+  registerRun(program);
   return program;
 }
 

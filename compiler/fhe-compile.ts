@@ -1,0 +1,154 @@
+// ONNX graph -> encrypted plan: lower the arithmetic graph to an FHE program, choose CKKS parameters for
+// its depth at 128-bit security (insecure ones only when asked), place rescales and relinearizations,
+// verify, plan the Galois keys within the key-memory budget, and write the plan (JSON + weights sidecar)
+// with the tensor interface `fhec run` needs to encrypt inputs and decrypt outputs by name.
+
+import * as fs from 'node:fs';
+import { FhecError } from '../ir/errors.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { verifyFhe } from '../ir/fhe/verify.js';
+import type { Graph } from '../ir/graph/types.js';
+import { fheCost, type FheCost } from '../passes/fhe/cost.js';
+import { lowerGraph, type GraphLowering } from '../passes/fhe/lower/lower-graph.js';
+import type { PlanInterface } from '../passes/fhe/lower/interface.js';
+import { manageScales } from '../passes/fhe/manage.js';
+import { keyRequestFor } from '../runtime/ckks/execute.js';
+import {
+  describeParameters,
+  fheChain,
+  keySwitchKeyBytes,
+  securityBanner,
+  selectParameters,
+  slotsOf,
+  type CkksParameters,
+} from '../runtime/ckks/params.js';
+import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../runtime/ckks/rotation-keys.js';
+import { writePlan } from '../runtime/plan/plan.js';
+import { loadModel } from './driver.js';
+
+export interface FheCompileOptions {
+  /** Symbolic dim bindings (--bind name=value). */
+  bindings?: Record<string, number>;
+  /** Allow parameters below 128-bit security (smaller and faster; never for real data). */
+  insecure?: boolean;
+  /** log2 of the CKKS scale; default 40. */
+  scaleBits?: number;
+  /** Bits for the integer part of values; default 20. */
+  integerBits?: number;
+  /** Force the ring degree N (slots = N/2); it still has to be secure unless `insecure`. */
+  ringDegree?: number;
+  /** Memory the Galois keys may take; default 3 GiB (SEAL's wasm heap stops at 4 GiB). */
+  keyBudgetBytes?: number;
+  /** The model file, for errors. */
+  file?: string;
+}
+
+export interface CompiledFhe {
+  lowering: GraphLowering;
+  /** The managed program (levels, scales, rescales, relinearizations placed). */
+  program: FheProgram;
+  params: CkksParameters;
+  /** Counts of the managed program. */
+  cost: FheCost;
+  keys: RotationKeyPlan;
+  relin: boolean;
+  /** Galois keys plus the relinearization key, in bytes. */
+  keyBytes: number;
+  /** The key-memory budget the Galois keys were planned for. */
+  keyBudgetBytes: number;
+  interface: PlanInterface;
+  /** The loud banner for insecure parameters. */
+  warning?: string;
+}
+
+export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): CompiledFhe {
+  let slots = opts.ringDegree ? opts.ringDegree / 2 : opts.insecure ? 2048 : 4096;
+  // The slot count shapes the packing, the depth decides the ring: lower again if the ring had to grow.
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const lowering = lowerGraph(graph, { slots, file: opts.file });
+    const params = selectParameters({
+      depth: lowering.cost.depth,
+      scaleBits: opts.scaleBits,
+      integerBits: opts.integerBits,
+      minSlots: slots,
+      ringDegree: opts.ringDegree,
+      insecure: opts.insecure,
+    });
+    if (slotsOf(params) !== slots) {
+      slots = slotsOf(params);
+      continue;
+    }
+    const program = manageScales(lowering.program, { chain: fheChain(params), topScale: params.scale });
+    verifyFhe(program, { managed: true });
+    const request = keyRequestFor(program);
+    const keyBudgetBytes = opts.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES;
+    const keys = planRotationKeys(params, request.galoisSteps, keyBudgetBytes);
+    const compiled: CompiledFhe = {
+      lowering,
+      program,
+      params,
+      cost: fheCost(program),
+      keys,
+      relin: request.relin,
+      keyBytes: keys.galoisBytes + (request.relin ? keySwitchKeyBytes(params) : 0),
+      keyBudgetBytes,
+      interface: lowering.interface,
+    };
+    const warning = securityBanner(params);
+    if (warning) compiled.warning = warning;
+    return compiled;
+  }
+  throw new Error('internal: parameter selection does not settle on a ring degree');
+}
+
+export function compileOnnxToFhe(file: string, opts: FheCompileOptions = {}): CompiledFhe {
+  const { graph } = loadModel(file, { bindings: opts.bindings });
+  return compileGraphToFhe(graph, { ...opts, file });
+}
+
+/** Writes the plan (JSON with the tensor interface, plus the weights sidecar); returns the sidecar path and the stored program text. */
+export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: string; programText: string } {
+  if (!file.endsWith('.json')) throw new FhecError('the plan file name must end in .json', { file });
+  const weights = writePlan(file, compiled.program, compiled.params);
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  doc.interface = compiled.interface;
+  doc.rotationKeys = {
+    budgetBytes: compiled.keyBudgetBytes,
+    keySteps: compiled.keys.keySteps,
+    composed: compiled.keys.composed,
+    bytes: compiled.keyBytes,
+  };
+  fs.writeFileSync(file, JSON.stringify(doc, null, 1));
+  return { weights, programText: doc.program as string };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** The compile summary: parameters, keys, op counts, depth, the interface and how each node was lowered. */
+export function summarizeFhe(compiled: CompiledFhe): string[] {
+  const { params, cost, keys } = compiled;
+  const lines: string[] = [];
+  lines.push(`parameters: ${describeParameters(params)}`);
+  lines.push(`security: ${compiled.warning ? 'INSECURE (below 128-bit, explicitly allowed with --insecure)' : '128-bit (HE standard tc128)'}`);
+  lines.push(
+    `keys: ${keys.keySteps.length} Galois key(s)${keys.composed ? ' (power-of-two, rotations composed)' : ''}` +
+      `${compiled.relin ? ' + relinearization key' : ''}: ${mib(compiled.keyBytes)}` +
+      (keys.keySteps.length ? ` (steps ${keys.keySteps.join(', ')})` : ''),
+  );
+  lines.push(
+    `ops: ${cost.rotations} rotations, ${cost.ctMultiplications} ct x ct multiplications, ${cost.plainMultiplications} plaintext multiplications, ` +
+      `${cost.additions} additions, ${cost.rescales} rescales, ${cost.relinearizations} relinearizations; depth ${cost.depth}`,
+  );
+  const tensor = (p: PlanInterface['inputs'][number]) => `${p.name} ${p.dtype} [${p.dims.join(', ')}] in ${p.ciphertexts.length} ciphertext(s)`;
+  lines.push(`inputs (encrypted): ${compiled.interface.inputs.map(tensor).join('; ')}`);
+  lines.push(`outputs: ${compiled.interface.outputs.map(tensor).join('; ')}`);
+  for (const n of compiled.lowering.nodes) {
+    const what = n.notes.length ? `: ${n.notes.join('; ')}` : '';
+    lines.push(
+      `  ${n.op} ${n.node}: ${n.rotations} rotations, ${n.ctMultiplications} ct x ct, ${n.plainMultiplications} plaintext mult., depth ${n.depth}${what}`,
+    );
+  }
+  return lines;
+}

@@ -1,0 +1,242 @@
+// Runs a compiled plan: the client makes the keys and encrypts the named input tensors as the plan's
+// interface packs them; the evaluator, built from the public, relinearization and Galois keys only,
+// executes the program; the client decrypts and unpacks the outputs. A session (client + evaluator for
+// one parameter set and key set) can be reused across plans to skip key generation.
+
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import { FhecError } from '../ir/errors.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { Tensor } from '../ir/tensor.js';
+import { packCiphertext, planInterfaceSchema, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
+import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
+import { executeProgram, keyRequestFor, type OpStats } from '../runtime/ckks/execute.js';
+import { parametersId, slotsOf, type CkksParameters } from '../runtime/ckks/params.js';
+import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../runtime/ckks/rotation-keys.js';
+import { loadPlan, type Plan } from '../runtime/plan/plan.js';
+import { sealBackend } from '../runtime/seal/backend.js';
+import { simBackend } from '../runtime/sim/backend.js';
+
+export function backendByName(name: string): CkksBackend {
+  if (name === 'seal') return sealBackend;
+  if (name === 'sim') return simBackend;
+  throw new FhecError(`unknown backend '${name}' (use seal or sim)`, { field: '--backend' });
+}
+
+/** The line printed with every run: real encryption or simulation. */
+export function backendLabel(backend: CkksBackend): string {
+  return backend.simulated
+    ? `SIMULATION (nothing encrypted): ${backend.label.replace(/^SIMULATION:\s*/, '')}`
+    : `encrypted with SEAL: ${backend.label}`;
+}
+
+export interface FhePlanFile {
+  file: string;
+  plan: Plan;
+  interface: PlanInterface;
+  /** The key-memory budget the plan's Galois keys were planned for. */
+  keyBudgetBytes?: number;
+}
+
+const rotationKeysSchema = z.object({ budgetBytes: z.number().positive() }).optional();
+
+/** Loads and validates a plan written by `fhec compile` (schema, security, program, tensor interface). */
+export function loadFhePlan(file: string): FhePlanFile {
+  const plan = loadPlan(file);
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (doc.interface === undefined) {
+    throw new FhecError('plan has no tensor interface (it was not written by `fhec compile`)', { file, field: 'interface' });
+  }
+  const parsed = planInterfaceSchema.safeParse(doc.interface);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const at = ['interface', ...issue.path].join('.');
+    throw new FhecError(`malformed plan: ${at}: ${issue.message}`, { file, field: at });
+  }
+  const iface = parsed.data as PlanInterface;
+  checkInterface(plan.program, iface, file);
+  const keys = rotationKeysSchema.safeParse(doc.rotationKeys);
+  if (!keys.success) throw new FhecError(`malformed plan: rotationKeys: ${keys.error.issues[0]!.message}`, { file, field: 'rotationKeys' });
+  const out: FhePlanFile = { file, plan, interface: iface };
+  if (keys.data) out.keyBudgetBytes = keys.data.budgetBytes;
+  return out;
+}
+
+/** Every program input/output is in the interface and the other way round. */
+function checkInterface(program: FheProgram, iface: PlanInterface, file: string): void {
+  for (const kind of ['input', 'output'] as const) {
+    const inProgram = new Set(program.ops.filter((op) => op.kind === kind).map((op) => op.tensor!));
+    const listed = (kind === 'input' ? iface.inputs : iface.outputs).flatMap((p) => p.ciphertexts.map((c) => c.fhe));
+    const missing = [...inProgram].filter((n) => !listed.includes(n));
+    const extra = listed.filter((n) => !inProgram.has(n));
+    if (missing.length || extra.length) {
+      throw new FhecError(
+        `plan interface does not match the program's ${kind}s (${[...missing.map((n) => `'${n}' unlisted`), ...extra.map((n) => `'${n}' not in the program`)].join(', ')})`,
+        { file, field: 'interface' },
+      );
+    }
+  }
+}
+
+/** Checks input tensors against the plan: names, dtypes, dims; one clear error. */
+export function checkRunInputs(iface: PlanInterface, inputs: Record<string, Tensor>, file?: string): void {
+  const declared = new Map(iface.inputs.map((p) => [p.name, p]));
+  const missing = iface.inputs.filter((p) => !(p.name in inputs)).map((p) => `'${p.name}'`);
+  const extra = Object.keys(inputs).filter((n) => !declared.has(n)).map((n) => `'${n}'`);
+  if (missing.length || extra.length) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`missing input(s) ${missing.join(', ')}`);
+    if (extra.length) parts.push(`unknown input(s) ${extra.join(', ')}`);
+    throw new FhecError(`${parts.join('; ')} (the plan's inputs: ${iface.inputs.map((p) => p.name).join(', ')})`, { file });
+  }
+  for (const p of iface.inputs) {
+    const t = inputs[p.name]!;
+    const field = `inputs.${p.name}`;
+    if (t.dtype !== p.dtype) throw new FhecError(`dtype is ${t.dtype} but the plan expects ${p.dtype}`, { file, field });
+    if (t.dims.join(',') !== p.dims.join(',')) {
+      throw new FhecError(`dims [${t.dims.join(', ')}] do not match the plan's [${p.dims.join(', ')}]`, { file, field });
+    }
+  }
+}
+
+/** A client (secret key) and an evaluator (public material only) for one parameter set and key set. */
+export interface FheSession {
+  backend: CkksBackend;
+  params: CkksParameters;
+  client: CkksClient;
+  evaluator: CkksEvaluator;
+  keys: KeyRequest;
+  keysMs: number;
+  dispose(): void;
+}
+
+export async function openFheSession(backend: CkksBackend, params: CkksParameters, keys: KeyRequest): Promise<FheSession> {
+  const t0 = performance.now();
+  const client = await backend.createClient(params, keys);
+  // Only the serialized evaluation keys cross over: the evaluator never sees the secret key.
+  const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
+  return {
+    backend,
+    params,
+    client,
+    evaluator,
+    keys,
+    keysMs: performance.now() - t0,
+    dispose() {
+      evaluator.dispose();
+      client.dispose();
+    },
+  };
+}
+
+/** The keys a program needs on these parameters, Galois keys planned within the budget. */
+export function keysFor(program: FheProgram, params: CkksParameters, budgetBytes = DEFAULT_KEY_BUDGET_BYTES): KeyRequest {
+  const req = keyRequestFor(program);
+  return { galoisSteps: planRotationKeys(params, req.galoisSteps, budgetBytes).keySteps, relin: req.relin };
+}
+
+export interface FheRunOptions {
+  backend: CkksBackend;
+  /** Required to run a plan whose parameters are below 128-bit security. */
+  insecure?: boolean;
+  /** Reuse these keys (same parameters, a superset of the key steps). */
+  session?: FheSession;
+  /** Memory the Galois keys may take (rotations are composed from power-of-two keys beyond it). */
+  keyBudgetBytes?: number;
+}
+
+export interface FheRunResult {
+  outputs: Record<string, Tensor>;
+  label: string;
+  simulated: boolean;
+  /** Simulator only: the predicted error standard deviation per element. */
+  predictedError?: Record<string, Float64Array>;
+  timings: { keysMs: number; encryptMs: number; evaluateMs: number; decryptMs: number };
+  ops: Map<string, OpStats>;
+}
+
+function sessionFits(s: FheSession, params: CkksParameters, need: KeyRequest): boolean {
+  if (parametersId(s.params) !== parametersId(params) || !!s.params.insecure !== !!params.insecure) return false;
+  if (need.relin && !s.keys.relin) return false;
+  const slots = slotsOf(params);
+  const have = new Set(s.keys.galoisSteps.map((k) => normalizeStep(k, slots)));
+  return need.galoisSteps.every((k) => have.has(normalizeStep(k, slots)));
+}
+
+export async function runFhe(
+  program: FheProgram,
+  params: CkksParameters,
+  iface: PlanInterface,
+  inputs: Record<string, Tensor>,
+  opts: FheRunOptions,
+  inputsFile?: string,
+): Promise<FheRunResult> {
+  if (params.insecure && !opts.insecure) {
+    throw new FhecError('the plan uses parameters below 128-bit security; pass --insecure to run it anyway');
+  }
+  checkRunInputs(iface, inputs, inputsFile);
+  const need = keysFor(program, params, opts.keyBudgetBytes);
+  if (opts.session && (opts.session.backend.name !== opts.backend.name || !sessionFits(opts.session, params, need))) {
+    throw new FhecError('the session was made for another backend or other parameters, or lacks keys this plan needs');
+  }
+  const session = opts.session ?? (await openFheSession(opts.backend, params, need));
+  try {
+    const { client, evaluator } = session;
+    const slots = slotsOf(params);
+    const packing = new Map<string, { tensor: Tensor; runs: number[] }>();
+    for (const p of iface.inputs) for (const c of p.ciphertexts) packing.set(c.fhe, { tensor: inputs[p.name]!, runs: c.runs });
+    let t = performance.now();
+    const encrypted = new Map<string, Uint8Array>();
+    for (const op of program.ops) {
+      if (op.kind !== 'input') continue;
+      const p = packing.get(op.tensor!)!;
+      const type = op.result!.type;
+      encrypted.set(op.tensor!, client.encrypt(packCiphertext(p.runs, slots, p.tensor.data, op.tensor), type.level!, type.scale!));
+    }
+    const encryptMs = performance.now() - t;
+    const execution = executeProgram(program, evaluator, encrypted);
+    t = performance.now();
+    const outputs: Record<string, Tensor> = {};
+    const predicted: Record<string, Float64Array> = {};
+    for (const p of iface.outputs) {
+      const slotsOf = (fhe: string): Float64Array => {
+        const bytes = execution.outputs.get(fhe);
+        if (!bytes) throw new FhecError(`output ciphertext "${fhe}" was not produced`);
+        return client.decrypt(bytes);
+      };
+      outputs[p.name] = Tensor.from(p.dtype, p.dims, unpackTensor(p, slotsOf));
+      if (client.predictedError) {
+        predicted[p.name] = unpackTensor(p, (fhe) => client.predictedError!(execution.outputs.get(fhe)!));
+      }
+    }
+    const decryptMs = performance.now() - t;
+    const result: FheRunResult = {
+      outputs,
+      label: backendLabel(session.backend),
+      simulated: session.backend.simulated,
+      timings: { keysMs: opts.session ? 0 : session.keysMs, encryptMs, evaluateMs: execution.totalMs, decryptMs },
+      ops: execution.ops,
+    };
+    if (client.predictedError) result.predictedError = predicted;
+    return result;
+  } finally {
+    if (!opts.session) session.dispose();
+  }
+}
+
+/** Loads a plan file and runs it. */
+export async function runFhePlanFile(
+  file: string,
+  inputs: Record<string, Tensor>,
+  opts: FheRunOptions,
+  inputsFile?: string,
+): Promise<FheRunResult & { warning?: string }> {
+  const loaded = loadFhePlan(file);
+  const { plan } = loaded;
+  if (plan.params.insecure && !opts.insecure) {
+    throw new FhecError('the plan uses parameters below 128-bit security; pass --insecure to run it anyway', { file });
+  }
+  const budget = opts.keyBudgetBytes ?? loaded.keyBudgetBytes;
+  const r = await runFhe(plan.program, plan.params, loaded.interface, inputs, budget ? { ...opts, keyBudgetBytes: budget } : opts, inputsFile);
+  return plan.warning ? { ...r, warning: plan.warning } : r;
+}
