@@ -136,6 +136,10 @@ describe('calibration of model A on calibration.txt', () => {
       expect(inner.exp_arg!.min).toBeGreaterThanOrEqual(-(n.inputs[0]!.range!.max - n.inputs[0]!.range!.min));
       expect(inner.exp_sum!.min).toBeGreaterThanOrEqual(1);
       expect(inner.exp_sum!.max).toBeLessThanOrEqual(64);
+      // Row maxima: the largest equals the input's largest unmasked value; one per (window, head, query).
+      expect(inner.row_max!.max).toBe(n.inputs[0]!.range!.max);
+      expect(inner.row_max!.min).toBeGreaterThanOrEqual(n.inputs[0]!.range!.min);
+      expect(inner.row_max!.count).toBe(windows.length * 4 * 64);
       // The causal mask (float32 lowest) is counted apart: 64*63/2 masked keys per head and window.
       expect(n.inputs[0]!.range!.masked).toBe(windows.length * 4 * ((64 * 63) / 2));
     }

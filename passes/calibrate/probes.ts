@@ -1,7 +1,8 @@
 // Quantities inside an op that its FHE lowering approximates but that are no graph value:
 //  - softmax (Softmax, fhec::softmax) and attention (ONNX Attention, fhec::attention):
 //    `exp_arg` = x - max(row) over the unmasked entries of each row (the argument of exp) and
-//    `exp_sum` = sum(exp(x - max)) per row (the argument of the reciprocal); attention adds `scores`,
+//    `exp_sum` = sum(exp(x - max)) per row (the argument of the reciprocal), `row_max` = max(row);
+//    attention adds `scores`,
 //    the unmasked q.k * scale;
 //  - normalizations (RMSNormalization, LayerNormalization, ORT's Simplified/Skip forms, fhec::rms_norm):
 //    `norm_arg` = mean(x^2) + epsilon (RMS) or var(x) + epsilon per row, the inverse square root's
@@ -65,6 +66,7 @@ function softmaxRows(x: ArrayLike<number>, outer: number, len: number, inner: nu
   const thr = maskFillThreshold(dtype);
   const args = new Float64Array(outer * inner * len);
   const sums = new Float64Array(outer * inner);
+  const maxes = new Float64Array(outer * inner);
   let na = 0;
   let ns = 0;
   for (let o = 0; o < outer; o++) {
@@ -76,6 +78,7 @@ function softmaxRows(x: ArrayLike<number>, outer: number, len: number, inner: nu
         if (Math.abs(v) < thr && v > max) max = v;
       }
       if (max === -Infinity) continue;
+      maxes[ns] = max;
       let sum = 0;
       for (let j = 0; j < len; j++) {
         const v = x[base + j * inner]!;
@@ -89,6 +92,9 @@ function softmaxRows(x: ArrayLike<number>, outer: number, len: number, inner: nu
   }
   sink('exp_arg', args.subarray(0, na), 'float64');
   sink('exp_sum', sums.subarray(0, ns), 'float64');
+  // Each row's own max: with it, softmax kernels can shift by a bound on the row max instead of
+  // the global max, which keeps exp's interval and the sum's range narrow.
+  sink('row_max', maxes.subarray(0, ns), 'float64');
 }
 
 function normAxis(axis: number, rank: number): number {
