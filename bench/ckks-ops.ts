@@ -1,5 +1,6 @@
-// CKKS per-operation benchmark through fhec's backend interface (node-seal), and the executor overhead
-// of a whole plan: plan wall time / sum over its ops of the median time of that op at that level.
+// CKKS per-operation benchmark through fhec's backend interface (node-seal; the measurement is
+// runtime/ckks/measure-costs.ts, shared with `fhec calibrate-costs`), and the executor overhead of a
+// whole plan: plan wall time / sum over its ops of the median time of that op at that level.
 // Call runCkksOpsBench() (bench/index.ts can add it); prints a table and writes bench/out/ckks-ops.json.
 
 import * as fs from 'node:fs';
@@ -8,23 +9,13 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { manageScales } from '../passes/fhe/manage.js';
 import { lowerMatVec } from '../passes/fhe/matvec.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
-import type { CkksEvaluator, CkksHandle } from '../runtime/backend.js';
+import type { CkksEvaluator } from '../runtime/backend.js';
 import { encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
 import { describeParameters, fheChain, selectParameters, topLevel, type CkksParameters } from '../runtime/ckks/params.js';
-import { canonicalScales } from '../ir/fhe/scales.js';
+import type { CostTable } from '../runtime/ckks/cost-table.js';
+import { DEFAULT_LINK, measureRingCosts } from '../runtime/ckks/measure-costs.js';
+import { predictLatency } from '../passes/fhe/predict-latency.js';
 import { sealBackend } from '../runtime/seal/backend.js';
-
-function median(f: () => void, runs = 7): number {
-  f();
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    f();
-    t.push(performance.now() - t0);
-  }
-  t.sort((a, b) => a - b);
-  return t[runs >> 1]!;
-}
 
 /** A plan shaped like a model layer: a 64 x 64 linear map, then x * x (ct x ct) and a rotation. */
 function samplePlan(params: CkksParameters): FheProgram {
@@ -60,54 +51,30 @@ export interface CkksOpsBench {
 
 export async function runCkksOpsBench(params: CkksParameters = selectParameters({ depth: 2 })): Promise<CkksOpsBench> {
   const program = samplePlan(params);
-  const slots = params.ringDegree / 2;
+  // Per-op medians: the same measurement `fhec calibrate-costs` makes, on the standard chain.
+  // Wall clock here, like the plan timings below it is compared with.
+  const levels = Array.from({ length: topLevel(params) + 1 }, (_, l) => l);
+  const costs = await measureRingCosts(sealBackend, params, { levels, reps: 7, clock: 'wall' });
+  const ops: Record<string, Record<number, number>> = {};
+  for (const [op, byLevel] of Object.entries(costs.ops)) {
+    if (op === 'save' || op === 'load') continue;
+    ops[op] = Object.fromEntries(Object.entries(byLevel).map(([l, ms]) => [Number(l), ms]));
+  }
   const client = await sealBackend.createClient(params, keyRequestFor(program));
   const ev: CkksEvaluator = await sealBackend.createEvaluator(params, client.evaluationKeys());
-  const delta = canonicalScales(fheChain(params), params.scale);
-  const values = Float64Array.from({ length: slots }, (_, i) => Math.sin(i) / 2);
-  const ops: Record<string, Record<number, number>> = {};
-  const put = (op: string, level: number, ms: number) => ((ops[op] ??= {})[level] = ms);
-  const timed = (op: string, level: number, f: () => CkksHandle | void) =>
-    put(op, level, median(() => {
-      const h = f();
-      if (h) ev.free(h);
-    }));
-  for (let level = topLevel(params); level >= 0; level--) {
-    const s = delta[level]!;
-    const bytes = client.encrypt(values, level, s);
-    const x = ev.loadCiphertext(bytes);
-    const y = ev.loadCiphertext(client.encrypt(values, level, s));
-    const pt = ev.encode(values, level, s);
-    timed('encode', level, () => ev.encode(values, level, s));
-    put('encrypt', level, median(() => client.encrypt(values, level, s)));
-    put('decrypt', level, median(() => client.decrypt(bytes)));
-    timed('add', level, () => ev.add(x, y));
-    timed('sub', level, () => ev.sub(x, y));
-    timed('negate', level, () => ev.negate(x));
-    timed('add_plain', level, () => ev.addPlain(x, pt));
-    timed('rotate', level, () => ev.rotate(x, 1));
-    // Products at level 0 would exceed the last prime (SEAL: scale out of bounds).
-    if (level > 0) {
-      timed('mul_plain', level, () => ev.mulPlain(x, pt));
-      const prod = ev.mul(x, y);
-      timed('mul', level, () => ev.mul(x, y));
-      timed('relinearize', level, () => ev.relinearize(prod));
-      const rl = ev.relinearize(prod);
-      timed('rescale', level, () => ev.rescale(rl));
-      timed('mod_switch', level, () => ev.modSwitch(x));
-      ev.free(prod);
-      ev.free(rl);
-    }
-    [x, y, pt].forEach((h) => ev.free(h));
-  }
   // Executor overhead on the sample plan.
   const inputs = encryptInputs(program, client, { x: Float64Array.from({ length: 64 }, (_, i) => Math.cos(i) / 2) });
-  let expected = 0;
-  for (const op of program.ops) {
-    if (op.kind === 'input' || op.kind === 'output') continue;
-    const level = op.kind === 'encode' ? op.result!.type.level! : op.args[0]!.type.level!;
-    expected += ops[op.kind]?.[level] ?? 0;
-  }
+  // The sum of the isolated medians of the plan's ops (without its input load and output save),
+  // priced the way passes/fhe/predict-latency.ts prices a plan.
+  const table: CostTable = {
+    format: 'fhec-cost-table',
+    version: 1,
+    provenance: { machine: 'this run', cpus: 1, date: new Date().toISOString(), nodeSeal: '', node: process.version, reps: 7, quick: false },
+    link: DEFAULT_LINK,
+    ringDegrees: [costs],
+  };
+  const predicted = predictLatency(program, table);
+  const expected = predicted.totalMs - (predicted.byKind.get('input')?.ms ?? 0) - (predicted.byKind.get('output')?.ms ?? 0);
   // The executor's own cost: wall time over the time spent inside the ops of the same run.
   const runs: { wall: number; inOps: number }[] = [];
   executeProgram(program, ev, inputs);

@@ -4,11 +4,12 @@
 import { Command, CommanderError } from 'commander';
 import { FhecError } from '../ir/errors.js';
 import { registerCalibrate } from './commands/calibrate.js';
+import { registerCalibrateCosts } from './commands/calibrate-costs.js';
 import { registerCompile } from './commands/compile.js';
+import { registerRun } from './commands/run.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
-import { registerRun } from './commands/run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerIr(program);
   registerCalibrate(program);
+  registerCalibrateCosts(program);
   registerCompile(program);
   registerRun(program);
   return program;

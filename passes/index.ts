@@ -28,3 +28,7 @@ export * as approx from './approx/index.js';
 // FHE-IR passes: refresh (bootstrap) placement, optimal and greedy.
 export { placeRefreshes } from './fhe/refresh-placement.js';
 export { placeRefreshesGreedy } from './fhe/refresh-greedy.js';
+// FHE-IR analyses: precision budget, latency prediction, cost-driven parameter search.
+export { analyzePrecision, formatPrecisionReport } from './fhe/precision.js';
+export { predictLatency, formatLatency } from './fhe/predict-latency.js';
+export { searchParameters, formatCandidates } from './fhe/parameter-search.js';
