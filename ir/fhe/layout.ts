@@ -1,7 +1,7 @@
 // Slot layouts: where the elements of a [tokens, length] tensor sit in a ciphertext's slots.
 
 import { FhecError } from '../errors.js';
-import type { SlotLayout } from './types.js';
+import type { FheConstantData, SlotLayout } from './types.js';
 
 /** Checks that the layout fits in `slots` and its copies do not overlap. */
 export function checkLayout(layout: SlotLayout, slots: number): void {
@@ -40,4 +40,15 @@ export function unpackSlots(layout: SlotLayout, slots: ArrayLike<number>): Float
 
 export function layoutsEqual(a: SlotLayout, b: SlotLayout): boolean {
   return a.length === b.length && a.tokens === b.tokens && a.stride === b.stride && a.period === b.period && a.copies === b.copies;
+}
+
+/** The slot vector of a plaintext constant (splat or dense); weight references must be resolved first. */
+export function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
+  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
+  if (data.kind === 'dense') {
+    const v = new Float64Array(slots);
+    v.set(data.values);
+    return v;
+  }
+  throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
 }

@@ -4,8 +4,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
-import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
-import type { FheConstantData, FheOp, FheProgram } from '../../ir/fhe/types.js';
+import { packSlots, unpackSlots, constantSlots } from '../../ir/fhe/layout.js';
+import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, CkksRefresher, KeyRequest } from '../backend.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
@@ -41,16 +41,6 @@ export function keyRequestFor(program: FheProgram): KeyRequest {
     if (op.kind === 'relinearize') relin = true;
   }
   return { galoisSteps: [...steps].sort((a, b) => a - b), relin };
-}
-
-function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
-  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
-  if (data.kind === 'dense') {
-    const v = new Float64Array(slots);
-    v.set(data.values);
-    return v;
-  }
-  throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
 }
 
 function checkProgramParams(program: FheProgram, params: CkksParameters): void {

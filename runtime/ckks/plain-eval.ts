@@ -4,18 +4,8 @@
 // source of per-value magnitude bounds for the precision pass.
 
 import { FhecError } from '../../ir/errors.js';
-import { packSlots } from '../../ir/fhe/layout.js';
-import type { FheConstantData, FheProgram } from '../../ir/fhe/types.js';
-
-function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
-  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
-  if (data.kind === 'dense') {
-    const v = new Float64Array(slots);
-    v.set(data.values);
-    return v;
-  }
-  throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
-}
+import { packSlots, constantSlots } from '../../ir/fhe/layout.js';
+import type { FheProgram } from '../../ir/fhe/types.js';
 
 /** Slot vectors of every value (ciphertexts and plaintexts) by SSA name, plus the outputs' slots by tensor. */
 export interface PlainEvaluation {

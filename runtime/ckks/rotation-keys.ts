@@ -51,3 +51,22 @@ export function planRotationKeys(p: CkksParameters, steps: Iterable<number>, bud
   }
   return { keySteps, compose, galoisBytes: keySteps.length * perKey, composed: true };
 }
+
+/**
+ * The key steps that make up a rotation by `step`: its own key, or its binary decomposition over
+ * power-of-two keys. Both backends use it, so a missing key fails the same way on each.
+ */
+export function decomposeRotation(step: number, slots: number, available: ReadonlySet<number>): number[] {
+  const s = normalizeStep(step, slots);
+  if (s === 0) return [];
+  if (available.has(s)) return [s];
+  const pos = ((s % slots) + slots) % slots;
+  const parts: number[] = [];
+  for (let bit = 1; bit < slots; bit *= 2) {
+    if (!(pos & bit)) continue;
+    const k = normalizeStep(bit, slots);
+    if (!available.has(k)) throw new FhecError(`no Galois key for rotation step ${step} (nor for its part ${bit})`);
+    parts.push(k);
+  }
+  return parts;
+}

@@ -9,8 +9,8 @@
 // refresh is done here by the key holder itself (decrypt, re-encrypt at the result's level and scale),
 // which is what a client-aided refresh computes, without the mask.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheConstantData, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
+import { constantSlots } from '../../ir/fhe/layout.js';
+import type { FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { encryptInputs, keyRequestFor } from '../ckks/execute.js';
@@ -39,16 +39,6 @@ export interface MeasuredErrors {
   values: Map<string, MeasuredValue>;
   /** Output tensors -> the measured value they read. */
   outputs: Map<string, MeasuredValue>;
-}
-
-function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
-  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
-  if (data.kind === 'dense') {
-    const v = new Float64Array(slots);
-    v.set(data.values);
-    return v;
-  }
-  throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
 }
 
 function compare(decrypted: Float64Array, reference: Float64Array): { error: number; rms: number } {

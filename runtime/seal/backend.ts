@@ -5,7 +5,7 @@ import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKey
 import { FhecError } from '../../ir/errors.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
-import { normalizeStep } from '../ckks/rotation-keys.js';
+import { normalizeStep, decomposeRotation } from '../ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { loadSeal, makeSealContext, sealCall, type SealContextInfo } from './module.js';
 
@@ -287,19 +287,7 @@ export class SealEvaluator implements CkksEvaluator {
 
   /** The key steps that make up `step`: its own key, or the binary decomposition over power-of-two keys. */
   keyStepsFor(step: number): number[] {
-    const slots = slotsOf(this.params);
-    const s = normalizeStep(step, slots);
-    if (s === 0) return [];
-    if (this.galoisSteps.has(s)) return [s];
-    const pos = ((s % slots) + slots) % slots;
-    const parts: number[] = [];
-    for (let bit = 1; bit < slots; bit *= 2) {
-      if (!(pos & bit)) continue;
-      const k = normalizeStep(bit, slots);
-      if (!this.galoisSteps.has(k)) throw new FhecError(`no Galois key for rotation step ${step} (nor for its part ${bit})`);
-      parts.push(k);
-    }
-    return parts;
+    return decomposeRotation(step, slotsOf(this.params), this.galoisSteps);
   }
 
   rotate(a: CkksHandle, step: number): CkksHandle {

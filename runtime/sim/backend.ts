@@ -9,7 +9,7 @@ import { scalesClose } from '../../ir/fhe/types.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
-import { normalizeStep } from '../ckks/rotation-keys.js';
+import { normalizeStep, decomposeRotation } from '../ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { float64RoundingStd, symmetricFreshVariance } from '../refresh/precision.js';
 
@@ -372,19 +372,7 @@ export class SimEvaluator implements CkksEvaluator {
 
   /** Same decomposition as the SEAL backend, so a missing key fails the same way. */
   keyStepsFor(step: number): number[] {
-    const slots = this.model.slots;
-    const s = normalizeStep(step, slots);
-    if (s === 0) return [];
-    if (this.galoisSteps.has(s)) return [s];
-    const pos = ((s % slots) + slots) % slots;
-    const parts: number[] = [];
-    for (let bit = 1; bit < slots; bit *= 2) {
-      if (!(pos & bit)) continue;
-      const k = normalizeStep(bit, slots);
-      if (!this.galoisSteps.has(k)) throw new FhecError(`no Galois key for rotation step ${step} (nor for its part ${bit})`);
-      parts.push(k);
-    }
-    return parts;
+    return decomposeRotation(step, this.model.slots, this.galoisSteps);
   }
 
   rotate(h: CkksHandle, step: number): CkksHandle {
