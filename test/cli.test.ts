@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exportOnnx } from '../compiler/onnx/export.js';
+import { attr, GraphBuilder } from '../ir/graph/builder.js';
 import { fhec } from './helpers/cli.js';
 import { MODELS, ORTGENAI, readJson } from './helpers/shared.js';
 
@@ -126,6 +128,25 @@ describe('fhec CLI', () => {
         fhec('eval', A, '--inputs', writeJson('count.json', { inputs: { input_ids: { dims: [1, 5], dtype: 'int64', data: [1, 2] } } })),
         'inputs.input_ids', 'need 5',
       );
+    });
+
+    it('unsupported ops: inspect lists every one with its nodes, eval refuses naming all of them', () => {
+      const b = new GraphBuilder('g', { '': 17, 'com.example': 1 });
+      const x = b.input('x', 'float32', [2, 2]);
+      const e1 = b.op1('Einsum', [x, x], 'float32', [2, 2], { equation: attr.string('ij,jk->ik') }, { name: 'einsum_a' });
+      const e2 = b.op1('Einsum', [e1, x], 'float32', [2, 2], { equation: attr.string('ij,jk->ik') }, { name: 'einsum_b' });
+      const f = b.op1('Frobnicate', [e2], 'float32', [2, 2], {}, { domain: 'com.example', name: 'frob' });
+      b.output(b.op1('Relu', [f], 'float32', [2, 2]));
+      const file = path.join(tmp, 'unsupported.onnx');
+      exportOnnx(b.graph, file);
+      const r = fhec('inspect', file, '--json');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).unsupported).toEqual([
+        { op: 'Einsum', domain: 'ai.onnx', nodes: ['einsum_a', 'einsum_b'] },
+        { op: 'Frobnicate', domain: 'com.example', nodes: ['frob'] },
+      ]);
+      const inFile = writeJson('unsup-in.json', { inputs: { x: { dims: [2, 2], dtype: 'float32', data: [1, 2, 3, 4] } } });
+      expectUserError(fhec('eval', file, '--inputs', inFile), file, 'ai.onnx::Einsum (einsum_a, einsum_b)', 'com.example::Frobnicate (frob)');
     });
 
     it('a bad --bind names the dims the model has', () => {
