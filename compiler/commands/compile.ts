@@ -5,9 +5,16 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
 import { collectBinding } from './common.js';
+import { compileModelCommand } from '../model-commands.js';
 
 interface CompileFlags {
   output: string;
+  /** Canonical transformer models (compiler/model-commands.ts). */
+  calibration?: string;
+  prefill?: number;
+  decode?: number;
+  report?: boolean;
+  maxWindows?: number;
   bind: Record<string, number>;
   insecure?: boolean;
   printFhe?: boolean;
@@ -24,7 +31,17 @@ export function registerCompile(program: Command): void {
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
     .option('--print-fhe', 'print the FHE program (as stored in the plan) to stdout')
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
+    .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
+    .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
+    .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
+    .option('--max-windows <n>', 'with --calibration: use at most n text windows', Number)
+    .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
+      if (opts.calibration) {
+        return compileModelCommand(model, { ...opts, calibration: opts.calibration }).then((lines) => {
+          for (const l of lines) console.log(l);
+        });
+      }
       const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
       const { weights, programText } = writeFhePlan(opts.output, compiled);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
 import { readJsonFile } from './common.js';
+import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 
 interface RunFlags {
   inputs: string;
@@ -30,6 +31,14 @@ export function registerRun(program: Command): void {
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
+      if (isModelPlanFile(plan)) {
+        // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
+        const m = await runModelCommand(plan, inputs, backend);
+        for (const l of m.lines) (opts.out ? console.log : (s: string) => process.stderr.write(`${s}\n`))(l);
+        if (opts.out) fs.writeFileSync(opts.out, m.json);
+        else console.log(m.json);
+        return;
+      }
       const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure }, opts.inputs);
       // The label goes where the user looks: stdout with --out, stderr when stdout carries the JSON.
       const say = opts.out ? (s: string) => console.log(s) : (s: string) => process.stderr.write(`${s}\n`);

@@ -1,0 +1,80 @@
+// The canonical-model branches of `fhec compile` and `fhec run` (the verbs in compiler/commands/ call
+// these when given --calibration, or a plan with a `model` section):
+//   fhec compile MODEL.onnx -o PLAN.json --calibration FILE [--prefill S] [--report] [--max-windows N]
+//   fhec run PLAN.json --backend sim|seal --inputs IN.json [--out OUT.json]
+
+import * as fs from 'node:fs';
+import { FhecError } from '../ir/errors.js';
+import type { Tensor } from '../ir/tensor.js';
+import { tensorsToJson } from '../ir/tensor-json.js';
+import type { CkksBackend } from '../runtime/backend.js';
+import { describeParameters } from '../runtime/ckks/params.js';
+import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
+import { compileModel, writeModelPlan } from './model-plan.js';
+import { formatModelReport, modelReport } from './model-report.js';
+import { formatAccuracy, measureAccuracy } from './accuracy.js';
+import { simBackend } from '../runtime/sim/backend.js';
+
+export interface ModelCompileFlags {
+  output: string;
+  calibration: string;
+  prefill?: number;
+  decode?: number;
+  report?: boolean;
+  maxWindows?: number;
+  placement?: 'optimal' | 'greedy';
+}
+
+/**
+ * Compiles and writes the plan; returns the lines to print. With --report, also runs the plan on the
+ * simulator over one calibration window (prefill plans on a .txt calibration) and reports its logit error.
+ */
+export async function compileModelCommand(model: string, flags: ModelCompileFlags): Promise<string[]> {
+  if (flags.decode !== undefined && flags.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
+  const c = compileModel(model, { calibration: flags.calibration, prefill: flags.prefill, decode: flags.decode, maxWindows: flags.maxWindows, placement: flags.placement });
+  const report = flags.report ? modelReport(c) : undefined;
+  const files = writeModelPlan(flags.output, c, report);
+  const lines = [
+    `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
+    `parameters ${describeParameters(c.params)}`,
+    `${c.lowered.program.ops.length} ops lowered, ${c.refreshes} refreshes, ${c.managed.ops.length} ops managed; ` +
+      `the client embeds tokens (table in ${files[2]}), logits come back encrypted`,
+  ];
+  if (report) {
+    lines.push('', ...formatModelReport(report));
+    if (c.lowered.past === 0 && /\.txt$/i.test(flags.calibration)) {
+      const fig = await measureAccuracy(model, loadModelPlan(flags.output), simBackend, flags.calibration, { windows: 1 });
+      lines.push('', `end to end under sim (CKKS noise, refreshes, approximations) on ${formatAccuracy(fig)}`);
+    }
+  }
+  return lines;
+}
+
+/** True when the plan JSON carries a canonical model section (so `fhec run` takes this path). */
+export function isModelPlanFile(file: string): boolean {
+  try {
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { model?: { kind?: string } };
+    return doc.model?.kind === MODEL_PLAN_KIND;
+  } catch {
+    return false;
+  }
+}
+
+export interface ModelRunOutput {
+  json: string;
+  lines: string[];
+}
+
+export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend): Promise<ModelRunOutput> {
+  const mp = loadModelPlan(planFile);
+  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`) });
+  const r = await session.run(inputs);
+  const ops = [...r.run.execution.ops.values()].reduce((n, s) => n + s.count, 0);
+  const lines = [
+    r.run.label,
+    `${ops} ops in ${(r.run.execution.totalMs / 1000).toFixed(2)} s` + (r.run.refresh ? `, refreshes ${JSON.stringify(r.run.refresh)}` : ''),
+    ...r.warnings.map((w) => `range warning: ${w.message}`),
+  ];
+  const json = JSON.stringify({ label: r.run.label, backend: backend.name, ...tensorsToJson(r.outputs, 'outputs'), warnings: r.warnings.map((w) => w.message) });
+  return { json, lines };
+}

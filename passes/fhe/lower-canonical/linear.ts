@@ -1,0 +1,82 @@
+// `linear` (y = x @ W + b) on an Activation, by the BSGS diagonal method (passes/fhe/matvec.ts).
+// Each output column range (a part of a merged projection, or a block of a wide output) is one
+// matrix-vector product whose row count is padded to at least the input period, so the product is
+// "tall" (no partial-sum garbage) and its result is zero past its rows: it can be replicated by
+// doubling with no masking level. One level per linear.
+
+import { FhecError } from '../../../ir/errors.js';
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { Tensor } from '../../../ir/tensor.js';
+import { lowerMatVec, type MatrixView } from '../matvec.js';
+import { nextPow2, plainLayout } from '../packing.js';
+import { replicateBlock, tokenStride, type ActBlock, type Activation } from './activation.js';
+
+export interface LinearStats {
+  rotations: number;
+  plainMultiplications: number;
+}
+
+export interface LinearOptions {
+  /** Replicate the result (needed by any consumer except a program output). */
+  replicate: boolean;
+  /** Largest output block; default: what fits the token block. */
+  maxBlock?: number;
+}
+
+/** Largest power-of-two output block whose padded product fits the token block. */
+export function maxOutputBlock(slots: number, tokens: number, inputPeriod: number): number {
+  const stride = tokenStride(slots, tokens);
+  if (tokens === 1) return stride;
+  let c = 1;
+  while (Math.max(nextPow2(2 * c), inputPeriod) + inputPeriod - 1 <= stride) c *= 2;
+  if (Math.max(c, inputPeriod) + inputPeriod - 1 > stride) {
+    throw new FhecError(`token block of ${stride} slots is too small for a product with ${inputPeriod}-wide input blocks`);
+  }
+  return c;
+}
+
+/**
+ * The given columns of x @ W (+ bias), in that order (a part of a merged projection, possibly with
+ * GQA heads repeated), cut into output blocks. W is [K, N] row-major (MatMul layout), K = x.length.
+ */
+export function lowerLinearColumns(
+  b: FheBuilder,
+  x: Activation,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  columns: readonly number[],
+  opts: LinearOptions,
+  stats: LinearStats,
+): Activation {
+  const [K, N] = [weight.dims[0]!, weight.dims[1]!];
+  if (columns.some((c) => c < 0 || c >= N)) throw new FhecError(`linear column outside the weight's ${N} columns`);
+  if (weight.dims.length !== 2 || K !== x.length) throw new FhecError(`linear weight ${JSON.stringify(weight.dims)} does not match input width ${x.length}`);
+  const w = weight.data;
+  const inPeriod = Math.max(...x.blocks.map((blk) => blk.layout.period));
+  const maxBlock = Math.min(opts.maxBlock ?? Infinity, maxOutputBlock(b.slots, x.tokens, inPeriod));
+  const stride = tokenStride(b.slots, x.tokens);
+  const blocks: ActBlock[] = [];
+  for (let r0 = 0; r0 < columns.length; r0 += maxBlock) {
+    const rows = Math.min(maxBlock, columns.length - r0);
+    const padded = Math.max(nextPow2(rows), inPeriod);
+    const view: MatrixView = { rows: padded, cols: K, at: (r, c) => (r < rows ? w[c * N + columns[r0 + r]!]! : 0) };
+    const res = lowerMatVec(b, view, x.blocks.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })), padded);
+    if (res.outputs.length !== 1 || res.outputs[0]!.garbage) throw new Error('internal: padded product must be one tall block');
+    stats.rotations += res.cost.rotations;
+    stats.plainMultiplications += res.cost.plainMultiplications;
+    let value = res.outputs[0]!.value;
+    let layout = plainLayout(rows, x.tokens, stride);
+    if (opts.replicate) ({ value, layout } = replicateBlock(b, value, rows, x.tokens, stats));
+    if (bias) {
+      const v = new Float64Array(b.slots);
+      for (let t = 0; t < x.tokens; t++) {
+        for (let k = 0; k < layout.copies; k++) {
+          for (let j = 0; j < rows; j++) v[t * stride + k * layout.period + j] = bias.data[columns[r0 + j]!]!;
+        }
+      }
+      value = b.addConst(value, { kind: 'dense', values: v }, 'bias');
+    }
+    blocks.push({ value, layout, colStart: r0 });
+  }
+  return { tokens: x.tokens, length: columns.length, blocks };
+}

@@ -1,0 +1,425 @@
+// The canonical-model lowering driver: walks a calibrated canonical graph (prefill of T tokens) and
+// builds one unmanaged FHE program. Activations are token blocks of replicated ciphertexts
+// (activation.ts). The embedding lookup is done by the client (the evaluator receives encrypted
+// embeddings); logits (and any KV-cache outputs) go back encrypted. Each nonlinearity gets the
+// cheapest approximation meeting a stated error target on its calibrated interval; every one is
+// recorded as a probe (probes.ts) for the error report and the run-time range monitor.
+
+import { FhecError, nodeLabel } from '../../../ir/errors.js';
+import { attrFloat, attrInt } from '../../../ir/graph/attrs.js';
+import { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheProgram, FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import type { Graph, Node, Value } from '../../../ir/graph/types.js';
+import type { ValueRange } from '../../../ir/graph/range.js';
+import { usesOf } from '../../../ir/graph/topo.js';
+import type { Tensor } from '../../../ir/tensor.js';
+import type { Approximation } from '../../approx/approximation.js';
+import { approximate } from '../../approx/select.js';
+import { applyApproximation } from '../kernels/approximation.js';
+import { valueDepths } from '../depth.js';
+import { replicatedLayout } from '../packing.js';
+import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
+import { lowerPrefillAttention } from './attention.js';
+import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
+import type { AttentionStats } from './attention-stats.js';
+import { lowerLinearColumns, type LinearStats } from './linear.js';
+import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
+import { lowerRmsNormBlock } from './rms-norm.js';
+import { lowerRopeBlock } from './rope.js';
+
+/** Error targets of the approximations (the stated accuracy each nonlinearity is fitted to). */
+export interface ErrorTargets {
+  /** Relative error of 1/sqrt in rms_norm. */
+  invsqrtRel: number;
+  /** Absolute error of exp(s - s_diag) in attention. */
+  expAbs: number;
+  /** Relative error of 1/sum in attention. */
+  reciprocalRel: number;
+  /** Absolute error of silu. */
+  siluAbs: number;
+}
+
+export const DEFAULT_TARGETS: ErrorTargets = { invsqrtRel: 1e-3, expAbs: 1e-4, reciprocalRel: 1e-3, siluAbs: 1e-3 };
+
+export interface LowerModelOptions {
+  slots: number;
+  targets?: Partial<ErrorTargets>;
+  /** Attention statistics (attention-stats.ts), by attention node name; required for attention. */
+  attention?: Map<string, AttentionStats>;
+  /** Relative margin for intervals the lowering derives itself (attention); default: the ranges' own. */
+  margin?: number;
+}
+
+/** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
+export interface CacheInput {
+  name: string;
+  fhe: string;
+  layout: SlotLayout;
+  heads: number;
+  headSize: number;
+  group: number;
+}
+
+/** How a model tensor sits in FHE outputs: column blocks of token blocks. */
+export interface TensorBlocks {
+  /** The model's own name. */
+  name: string;
+  dims: number[];
+  tokens: number;
+  /** Columns per token of the tensor as held (for a GQA-expanded KV output, N*H). */
+  width: number;
+  blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
+  /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*H.. */
+  kv?: { heads: number; headSize: number; group: number };
+}
+
+export interface OpRecord {
+  name: string;
+  op: string;
+  /** Multiplicative depth of the op's result from the program inputs (no refreshes). */
+  depth: number;
+  rotations: number;
+  approximations: string[];
+}
+
+export interface LoweredModel {
+  program: FheProgram;
+  tokens: number;
+  slots: number;
+  /** The client's embedding: input ids name, the table, and the FHE input it fills. */
+  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout };
+  outputs: TensorBlocks[];
+  /** Decode plans: the encrypted past key/value inputs. */
+  cacheInputs: CacheInput[];
+  /** Decode plans: the past length P (the new token's position); 0 for prefill. */
+  past: number;
+  probes: ApproxProbe[];
+  ops: OpRecord[];
+  targets: ErrorTargets;
+}
+
+const isFhec = (n: Node) => n.domain === 'fhec';
+
+/**
+ * Polynomials diverge fast outside their interval, and held-out text does leave the calibrated one
+ * (the monitor reports it). Fits therefore cover the calibrated interval (with its margin) widened
+ * by this factor (1/sqrt and 1/x: lo / F and hi * F; exp: hi + ln F; silu: both ends * F), which
+ * costs about one level; the monitor still warns at the calibrated interval plus margin.
+ */
+export const FIT_WIDENING = 2;
+
+/** Fits are deterministic and slow (Remez up to degree 256): reuse them within a process. */
+const fitCache = new Map<string, Approximation>();
+
+function rangeOf(v: Value, what: string, node: Node, inner?: string): ValueRange {
+  const r = inner ? v.range?.inner?.[inner] : v.range;
+  if (!r) throw new FhecError(`no calibrated range for ${what}${inner ? ` (${inner})` : ''}: compile needs --calibration`, { node: nodeLabel(node) });
+  return r;
+}
+
+function constTensor(v: Value | null | undefined, node: Node, what: string): Tensor {
+  if (!v?.constant) throw new FhecError(`${what} must be a constant`, { node: nodeLabel(node) });
+  return v.constant.load();
+}
+
+export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): LoweredModel {
+  const targets: ErrorTargets = { ...DEFAULT_TARGETS, ...opts.targets };
+  const slots = opts.slots;
+  const b = new FheBuilder(graph.name || 'model', slots);
+  const uses = usesOf(graph);
+  const acts = new Map<Value, Activation>();
+  /** GQA expansion factor of values held with KV heads repeated. */
+  const expanded = new Map<Value, number>();
+  const probes: ApproxProbe[] = [];
+  const ops: OpRecord[] = [];
+  const pendingSwiglu = new Map<Node, { gate: Activation; up: Activation }>();
+  const resultOf = new Map<Node, FheValue[]>();
+  let embedding: LoweredModel['embedding'] | undefined;
+  let tokens = 0;
+  const cacheInputs: CacheInput[] = [];
+  const pastLength = (() => {
+    for (const n of graph.nodes) if (n.op === 'attention' && n.inputs[3]) return (n.inputs[3].shape?.[2] as number) ?? 0;
+    return 0;
+  })();
+
+  const act = (v: Value | null, node: Node): Activation => {
+    const a = v ? acts.get(v) : undefined;
+    if (!a) throw new FhecError(`input ${v?.name ?? '(none)'} is not computed under encryption`, { node: nodeLabel(node) });
+    return a;
+  };
+  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number }): Approximation => {
+    const key = JSON.stringify([fn, interval, target]);
+    const hit = fitCache.get(key);
+    if (hit) return hit;
+    try {
+      const a = approximate(fn, interval, target);
+      fitCache.set(key, a);
+      return a;
+    } catch (e) {
+      if (e instanceof FhecError) throw new FhecError(`${fn}: ${e.message}`, { node: nodeLabel(node) });
+      throw e;
+    }
+  };
+  /** Where a value goes as a KV input of attention (through rope): the GQA group, or 1. */
+  const kvGroup = (v: Value): number => {
+    for (const u of uses.get(v) ?? []) {
+      if (u.op === 'attention' && (u.inputs[1] === v || u.inputs[2] === v)) return attrInt(u, 'num_heads') / attrInt(u, 'kv_num_heads');
+      if (u.op === 'rope' && u.inputs[0] === v) {
+        const g = kvGroup(u.outputs[0]!);
+        if (g > 1) return g;
+      }
+    }
+    return 1;
+  };
+  /** Columns of a weight part [start, start+size), with heads of size H repeated `group` times. */
+  const partColumns = (start: number, size: number, group: number, headSize: number): number[] => {
+    if (group === 1) return Array.from({ length: size }, (_, i) => start + i);
+    const cols: number[] = [];
+    for (let h = 0; h < (size / headSize) * group; h++) {
+      const kvh = Math.floor(h / group);
+      for (let c = 0; c < headSize; c++) cols.push(start + kvh * headSize + c);
+    }
+    return cols;
+  };
+  const headSizeFor = (v: Value): number => {
+    for (const u of uses.get(v) ?? []) {
+      if (u.op === 'attention') return (u.inputs[1]!.shape![2] as number) / attrInt(u, 'kv_num_heads');
+      if (u.op === 'rope' && u.inputs[0] === v) return headSizeFor(u.outputs[0]!);
+    }
+    return 1;
+  };
+  const isGraphOutput = (v: Value) => graph.outputs.includes(v);
+
+  for (const node of graph.nodes) {
+    if (!isFhec(node)) throw new FhecError(`${node.domain || 'ai.onnx'}::${node.op} is not a canonical op: FHE lowering needs the canonical IR`, { node: nodeLabel(node) });
+    const rot0 = countRotations(b);
+    const approxNames: string[] = [];
+    const out = node.outputs[0]!;
+    const probe = (role: string, approx: Approximation, input: FheValue, output: FheValue, observed: ValueRange | [number, number], keep: (u: number) => boolean) => {
+      const obs: [number, number] = Array.isArray(observed) ? observed : [observed.min, observed.max];
+      const margin = Array.isArray(observed) ? (opts.margin ?? 0.1) : observed.margin;
+      probes.push(makeProbe(node.name, role, approx, input, output, obs, margin, slotRuns(keep, slots)));
+      approxNames.push(approx.describe());
+    };
+    switch (node.op) {
+      case 'embedding': {
+        const ids = node.inputs[0]!;
+        if (!graph.inputs.includes(ids)) throw new FhecError('embedding ids must be a model input (the client looks them up)', { node: nodeLabel(node) });
+        const table = constTensor(node.inputs[1], node, 'embedding table');
+        const dims = out.shape as number[];
+        tokens = dims[1]!;
+        const d = dims[2]!;
+        const layout = replicatedLayout(d, slots, tokens);
+        const fhe = 'embeddings';
+        const x = b.input(fhe, layout, undefined, 'embeddings');
+        embedding = { ids: ids.name, table, fhe, layout };
+        acts.set(out, singleBlock(x, d, tokens, slots));
+        break;
+      }
+      case 'rms_norm': {
+        const x = act(node.inputs[0]!, node);
+        const blk = onlyBlock(x, 'rms_norm');
+        const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
+        const d = x.length;
+        const invsqrt = fit(node, 'invsqrt', [(d * r.lo) / FIT_WIDENING, d * r.hi * FIT_WIDENING], { maxRelError: targets.invsqrtRel });
+        const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
+        const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
+        probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
+        acts.set(out, singleBlock(res.value, d, x.tokens, slots));
+        break;
+      }
+      case 'linear': {
+        const x = act(node.inputs[0]!, node);
+        const w = constTensor(node.inputs[1], node, 'linear weight');
+        const bias = node.inputs[2] ? constTensor(node.inputs[2], node, 'linear bias') : undefined;
+        const stats: LinearStats = { rotations: 0, plainMultiplications: 0 };
+        const consumers = uses.get(out) ?? [];
+        const N = w.dims[1]!;
+        if (consumers.length === 1 && consumers[0]!.op === 'split' && !isGraphOutput(out)) {
+          const split = consumers[0]!;
+          let start = 0;
+          split.outputs.forEach((part) => {
+            const size = part.shape![2] as number;
+            const g = kvGroup(part);
+            const cols = partColumns(start, size, g, g > 1 ? headSizeFor(part) : 1);
+            acts.set(part, lowerLinearColumns(b, x, w, bias, cols, { replicate: true }, stats));
+            if (g > 1) expanded.set(part, g);
+            start += size;
+          });
+        } else if (consumers.length === 1 && consumers[0]!.op === 'swiglu' && !consumers[0]!.inputs[1] && !isGraphOutput(out)) {
+          const half = N / 2;
+          const cols = (s: number) => Array.from({ length: half }, (_, i) => s + i);
+          pendingSwiglu.set(consumers[0]!, {
+            gate: lowerLinearColumns(b, x, w, bias, cols(0), { replicate: true }, stats),
+            up: lowerLinearColumns(b, x, w, bias, cols(half), { replicate: true }, stats),
+          });
+        } else {
+          const g = kvGroup(out);
+          const cols = partColumns(0, N, g, g > 1 ? headSizeFor(out) : 1);
+          const needsReplication = consumers.length > 0;
+          acts.set(out, lowerLinearColumns(b, x, w, bias, cols, { replicate: needsReplication }, stats));
+          if (g > 1) expanded.set(out, g);
+        }
+        break;
+      }
+      case 'split':
+        for (const o of node.outputs) if (!acts.has(o)) throw new FhecError('split of a value that is not a linear output', { node: nodeLabel(node) });
+        break;
+      case 'rope': {
+        const xv = node.inputs[0]!;
+        const x = act(xv, node);
+        const blk = onlyBlock(x, 'rope');
+        if (xv.shape?.length !== 3) throw new FhecError('rope lowering takes [B, S, N*H] inputs', { node: nodeLabel(node) });
+        const heads = attrInt(node, 'num_heads', 0);
+        const H = (xv.shape[2] as number) / heads;
+        // Positions from a model input (position_ids): a prefill plan fixes them to 0..S-1 (the session checks).
+        const posv = node.inputs[1];
+        const positions = posv && graph.inputs.includes(posv) ? Array.from({ length: x.tokens }, (_, i) => pastLength + i) : constTensor(posv, node, 'rope positions').data;
+        const y = lowerRopeBlock(b, blk.value, blk.layout, {
+          headSize: H,
+          rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
+          interleaved: attrInt(node, 'interleaved', 0) === 1,
+          positions,
+          cos: constTensor(node.inputs[2], node, 'rope cos table'),
+          sin: constTensor(node.inputs[3], node, 'rope sin table'),
+        });
+        acts.set(out, singleBlock(y, x.length, x.tokens, slots));
+        if (expanded.has(xv)) expanded.set(out, expanded.get(xv)!);
+        break;
+      }
+      case 'attention': {
+        const N = attrInt(node, 'num_heads');
+        const Nkv = attrInt(node, 'kv_num_heads');
+        const [q, k, v] = [0, 1, 2].map((i) => act(node.inputs[i]!, node));
+        for (const i of [1, 2]) {
+          if (N !== Nkv && expanded.get(node.inputs[i]!) !== N / Nkv) {
+            throw new FhecError('attention K/V must come from a projection the lowering can GQA-expand', { node: nodeLabel(node) });
+          }
+        }
+        const past = node.inputs[3];
+        const P = past ? ((past.shape?.[2] as number) ?? 0) : 0;
+        if (P > 0 && q!.tokens !== 1) throw new FhecError('attention with a past is lowered for one new token (decode)', { node: nodeLabel(node) });
+        if (attrInt(node, 'causal', 0) !== 1 && q!.tokens > 1) throw new FhecError('only causal attention is lowered', { node: nodeLabel(node) });
+        const st = opts.attention?.get(node.name);
+        if (!st) throw new FhecError('no attention statistics from calibration', { node: nodeLabel(node) });
+        const m = opts.margin ?? out.range?.margin ?? 0.1;
+        const diagWidth = st.diagMax - st.diagMin;
+        const expLo = Math.min(st.relMin - m * Math.abs(st.relMin), -25 - diagWidth);
+        const expHi = Math.max(st.relMax + m * Math.abs(st.relMax), 1) + Math.log(FIT_WIDENING);
+        const fill = expLo + Math.max(0, st.diagMax);
+        const exp = fit(node, 'exp', [expLo, expHi], { maxAbsError: targets.expAbs });
+        const sumHi = st.sumMax + m * Math.abs(st.sumMax);
+        const reciprocal = fit(node, 'reciprocal', [1 - m, sumHi * FIT_WIDENING], { maxRelError: targets.reciprocalRel });
+        const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
+        if (P > 0) {
+          const width = q!.length;
+          const H = width / N;
+          const g = N / Nkv;
+          const pastLayout = cacheLayout(width, slots, P, P + 1);
+          const pv: FheValue[] = [3, 4].map((i) => {
+            const v = node.inputs[i]!;
+            if (!graph.inputs.includes(v)) throw new FhecError('the KV cache must be a model input', { node: nodeLabel(node) });
+            cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, group: g });
+            return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
+          });
+          const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+          for (const site of dec.sites) {
+            if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
+            else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
+          }
+          acts.set(out, singleBlock(dec.value, width, 1, slots));
+          const cl = cacheLayout(width, slots, P + 1, P + 1);
+          if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0 }] });
+          if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0 }] });
+          for (const o of node.outputs.slice(1)) expanded.set(o, g);
+          break;
+        }
+        const res = lowerPrefillAttention(b, qb!.value, kb!.value, vb!.value, qb!.layout, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+        for (const site of res.sites) {
+          if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
+          else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
+        }
+        acts.set(out, singleBlock(res.value, q!.length, q!.tokens, slots));
+        // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
+        if (node.outputs[1]) acts.set(node.outputs[1], k!);
+        if (node.outputs[2]) acts.set(node.outputs[2], v!);
+        if (node.outputs[1]) expanded.set(node.outputs[1], N / Nkv);
+        if (node.outputs[2]) expanded.set(node.outputs[2], N / Nkv);
+        break;
+      }
+      case 'swiglu':
+      case 'silu': {
+        let gate: Activation;
+        let up: Activation | undefined;
+        const pending = pendingSwiglu.get(node);
+        if (pending) ({ gate, up } = pending);
+        else {
+          gate = act(node.inputs[0]!, node);
+          if (node.op === 'swiglu') {
+            if (!node.inputs[1]) throw new FhecError('one-input swiglu must follow a linear', { node: nodeLabel(node) });
+            up = act(node.inputs[1], node);
+          }
+        }
+        const r = rangeOf(node.inputs[0]!, 'silu input', node);
+        const silu = fit(node, 'silu', [Math.min(r.lo, 0) * FIT_WIDENING, Math.max(r.hi, 0) * FIT_WIDENING], { maxAbsError: targets.siluAbs });
+        if (up && !sameCuts(gate, up)) throw new FhecError('swiglu gate and up are cut differently', { node: nodeLabel(node) });
+        const blocks = gate.blocks.map((blk, i) => {
+          const s = applyApproximation(b, blk.value, silu).value;
+          const stride = blk.layout.stride;
+          probe('silu', silu, blk.value, s, r, (u) => Math.floor(u / stride) < blk.layout.tokens && (u % stride) % blk.layout.period < blk.layout.length);
+          return { ...blk, value: up ? b.mul(s, up.blocks[i]!.value) : s };
+        });
+        acts.set(out, { tokens: gate.tokens, length: gate.length, blocks });
+        break;
+      }
+      case 'add':
+      case 'mul': {
+        const [x, y] = [act(node.inputs[0]!, node), act(node.inputs[1]!, node)];
+        if (!sameCuts(x, y) || x.tokens !== y.tokens) throw new FhecError(`${node.op} of differently packed operands`, { node: nodeLabel(node) });
+        const blocks = x.blocks.map((blk, i) => ({ ...blk, value: node.op === 'add' ? b.add(blk.value, y.blocks[i]!.value) : b.mul(blk.value, y.blocks[i]!.value) }));
+        acts.set(out, { tokens: x.tokens, length: x.length, blocks });
+        if (expanded.has(node.inputs[0]!)) expanded.set(out, expanded.get(node.inputs[0]!)!);
+        break;
+      }
+      default:
+        throw new FhecError(`no FHE lowering for fhec::${node.op}`, { node: nodeLabel(node) });
+    }
+    const produced = node.op === 'linear' ? [...(uses.get(out) ?? []).flatMap((u) => (u.op === 'split' ? u.outputs : [])), out] : node.outputs;
+    const results = produced.map((o) => acts.get(o)?.blocks.map((x) => x.value) ?? []).flat();
+    const sw = node.op === 'linear' ? pendingSwiglu.get((uses.get(out) ?? [])[0]!) : undefined;
+    if (sw) results.push(...sw.gate.blocks.map((x) => x.value), ...sw.up.blocks.map((x) => x.value));
+    resultOf.set(node, results);
+    ops.push({ name: node.name, op: node.op, depth: 0, rotations: countRotations(b) - rot0, approximations: approxNames });
+  }
+  if (!embedding) throw new FhecError('the model has no embedding op (the client-side lookup needs one)');
+
+  const outputs: TensorBlocks[] = [];
+  for (const v of graph.outputs) {
+    const a = acts.get(v);
+    if (!a) throw new FhecError(`model output ${v.name} is not computed under encryption`);
+    const g = expanded.get(v);
+    const dims = v.shape as number[];
+    const tb: TensorBlocks = { name: v.name, dims, tokens: a.tokens, width: a.length, blocks: [] };
+    if (g && dims.length === 4) tb.kv = { heads: dims[1]!, headSize: dims[3]!, group: g };
+    a.blocks.forEach((blk, i) => {
+      const fhe = a.blocks.length === 1 ? v.name : `${v.name}#${i}`;
+      const layout = blk.layout;
+      b.output(fhe, blk.value, layout);
+      tb.blocks.push({ fhe, colStart: blk.colStart, layout });
+    });
+    outputs.push(tb);
+  }
+  const program = b.build();
+  const depths = valueDepths(program);
+  for (const [i, node] of graph.nodes.entries()) {
+    const vals = resultOf.get(node) ?? [];
+    ops[i]!.depth = Math.max(0, ...vals.map((x) => depths.get(x.name) ?? 0));
+  }
+  return { program, tokens, slots, embedding, outputs, cacheInputs, past: pastLength, probes, ops, targets };
+}
+
+function countRotations(b: FheBuilder): number {
+  // The builder keeps its ops private; count through a build (cheap: a shallow copy of the op list).
+  return b.build().ops.reduce((n, op) => n + (op.kind === 'rotate' ? 1 : 0), 0);
+}
+

@@ -1,0 +1,75 @@
+// What the lowering records about every approximated nonlinearity: the FHE values of its input and
+// output (in the unmanaged program), the slots that carry real data, and the calibrated interval. The
+// compile report measures the observed approximation error from them; the run-time monitor (sim)
+// checks that inputs stay inside the interval.
+
+import type { FheValue } from '../../../ir/fhe/types.js';
+import type { Approximation } from '../../approx/approximation.js';
+
+export interface ApproxProbe {
+  /** The canonical node. */
+  op: string;
+  /** What the approximation stands for, e.g. 'exp(s - s_diag)'. */
+  role: string;
+  fn: string;
+  input: string;
+  output: string;
+  /** The fitted interval [lo, hi] (calibrated range widened by the margin). */
+  interval: [number, number];
+  /** The calibrated range before the margin (what the monitor compares against, with the margin). */
+  observed: [number, number];
+  margin: number;
+  /** Valid slots as runs [start, count, ...]. */
+  slots: number[];
+  predictedMaxError: number;
+  predictedMaxRelError: number;
+  depth: number;
+  describe: string;
+}
+
+export function slotRuns(keep: (slot: number) => boolean, slots: number): number[] {
+  const runs: number[] = [];
+  let s = 0;
+  while (s < slots) {
+    if (!keep(s)) {
+      s++;
+      continue;
+    }
+    let n = 0;
+    while (s + n < slots && keep(s + n)) n++;
+    runs.push(s, n);
+    s += n;
+  }
+  return runs;
+}
+
+export function eachRunSlot(runs: readonly number[], f: (slot: number) => void): void {
+  for (let i = 0; i < runs.length; i += 2) for (let j = 0; j < runs[i + 1]!; j++) f(runs[i]! + j);
+}
+
+export function makeProbe(
+  op: string,
+  role: string,
+  approx: Approximation,
+  input: FheValue,
+  output: FheValue,
+  observed: [number, number],
+  margin: number,
+  slots: number[],
+): ApproxProbe {
+  return {
+    op,
+    role,
+    fn: approx.fn,
+    input: input.name,
+    output: output.name,
+    interval: approx.interval,
+    observed,
+    margin,
+    slots,
+    predictedMaxError: approx.maxError,
+    predictedMaxRelError: approx.maxRelError,
+    depth: approx.depth,
+    describe: approx.describe(),
+  };
+}

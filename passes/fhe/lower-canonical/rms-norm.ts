@@ -1,0 +1,56 @@
+// rms_norm on one replicated block: y = x / sqrt(mean(x^2) + eps) (* gamma).
+// - sum of squares by rotate-and-sum over one period; forward sums are right in every copy but the
+//   last of a token block (they would read the next token), backward sums in every copy but the first:
+//   one masked combination (1 level) gives the sum in every slot, and empty token blocks get a fill
+//   inside the interval so the polynomial never sees an out-of-range value;
+// - 1/sqrt(sum + d*eps) by the approximation fitted on d x the calibrated norm_arg interval, and the
+//   missing sqrt(d) goes into the plaintext factor of x (off the critical path).
+// Depth: 1 (square) + 1 (mask) + approximation + 1 (product).
+
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import type { Approximation } from '../../approx/approximation.js';
+import { applyApproximation } from '../kernels/approximation.js';
+import { isReal, slotVector } from './slots.js';
+
+export interface RmsNormLowering {
+  value: FheValue;
+  /** The approximation's input and output, and the slots that hold real data. */
+  arg: FheValue;
+  inv: FheValue;
+  realSlots: (u: number) => boolean;
+  rotations: number;
+}
+
+export function lowerRmsNormBlock(
+  b: FheBuilder,
+  x: FheValue,
+  layout: SlotLayout,
+  epsilon: number,
+  gamma: ArrayLike<number> | undefined,
+  invsqrt: Approximation,
+): RmsNormLowering {
+  const { period: P, copies: C, length: d } = layout;
+  if (C < 2) throw new Error(`rms_norm needs at least 2 copies per token block, layout has ${C}`);
+  const sq = b.mul(x, x);
+  let fwd = sq;
+  let bwd = sq;
+  let rotations = 0;
+  for (let sh = 1; sh < P; sh *= 2) {
+    fwd = b.add(fwd, b.rotate(fwd, sh));
+    bwd = b.add(bwd, b.rotate(bwd, -sh));
+    rotations += 2;
+  }
+  const inToken = (t: number) => t < layout.tokens;
+  const mF = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy < C - 1 ? 1 : 0));
+  const mB = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy === C - 1 ? 1 : 0));
+  const [a0, a1] = invsqrt.interval;
+  const fill = slotVector(b.slots, layout, (p) => (inToken(p.t) ? d * epsilon : (a0 + a1) / 2));
+  const sum = b.add(b.mulConst(fwd, { kind: 'dense', values: mF }, 'rms_fwd'), b.mulConst(bwd, { kind: 'dense', values: mB }, 'rms_bwd'));
+  const arg = b.addConst(sum, { kind: 'dense', values: fill }, 'rms_eps');
+  const inv = applyApproximation(b, arg, invsqrt).value;
+  const g = slotVector(b.slots, layout, (p) => (isReal(layout, p) ? Math.sqrt(d) * (gamma ? gamma[p.j]! : 1) : 0));
+  const xs = b.mulConst(x, { kind: 'dense', values: g }, 'rms_gain');
+  const value = b.mul(xs, inv);
+  return { value, arg, inv, realSlots: (u) => Math.floor(u / layout.stride) < layout.tokens, rotations };
+}

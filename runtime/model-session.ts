@@ -1,0 +1,269 @@
+// The client side of a compiled canonical model (a plan from compiler/model-plan.ts): token ids in,
+// embedding lookup (the client holds the embedding table; the evaluator only ever sees encrypted
+// embeddings), encryption, evaluation on a backend, decryption, logits out by the model's own names.
+// On the simulator an optional monitor re-evaluates the program without CKKS error and warns, naming
+// the op, when an approximated nonlinearity's input leaves its calibrated interval by more than the
+// margin (on SEAL nobody can see those values, so there is no monitor).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FhecError } from '../ir/errors.js';
+import { parseFhe } from '../ir/fhe/parse.js';
+import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
+import { Tensor } from '../ir/tensor.js';
+import type { CkksBackend } from './backend.js';
+import { runProgram, type RunResult } from './ckks/execute.js';
+import { evaluatePlain } from './ckks/plain-eval.js';
+import { loadPlan, type Plan } from './plan/plan.js';
+
+export const MODEL_PLAN_KIND = 'fhec-canonical-model';
+
+export interface ModelProbeMeta {
+  op: string;
+  role: string;
+  fn: string;
+  input: string;
+  output: string;
+  interval: [number, number];
+  observed: [number, number];
+  margin: number;
+  slots: number[];
+  predictedMaxError: number;
+  predictedMaxRelError: number;
+  depth: number;
+}
+
+export interface ModelOutputMeta {
+  name: string;
+  dims: number[];
+  tokens: number;
+  width: number;
+  blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
+  kv?: { heads: number; headSize: number; group: number };
+}
+
+/** The `model` section of a plan JSON (the plan loader ignores it; this module reads it). */
+export interface ModelPlanMeta {
+  kind: typeof MODEL_PLAN_KIND;
+  source: string;
+  mode: { prefill: number } | { decode: number };
+  /** Decode plans: encrypted past key/value inputs ([1, heads, P, headSize], packed GQA-expanded). */
+  cacheInputs: { name: string; fhe: string; layout: SlotLayout; heads: number; headSize: number; group: number }[];
+  tokens: number;
+  /** Model inputs the client takes, by the model's names. */
+  inputs: { name: string; dtype: string; dims: number[] }[];
+  /** The client-side embedding lookup: what the evaluator receives instead of ids. */
+  embedding: { ids: string; fhe: string; layout: SlotLayout; vocab: number; dim: number; file: string; privacy: string };
+  outputs: ModelOutputMeta[];
+  probes: ModelProbeMeta[];
+  /** The program before refresh placement and scale management, for the sim monitor. */
+  monitorProgram: string;
+  refreshes: number;
+  report?: unknown;
+}
+
+export interface ModelPlan {
+  file: string;
+  plan: Plan;
+  meta: ModelPlanMeta;
+  /** [vocab, dim] row-major. */
+  table: Float32Array;
+}
+
+export function loadModelPlan(file: string): ModelPlan {
+  const plan = loadPlan(file);
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { model?: ModelPlanMeta };
+  const meta = doc.model;
+  if (!meta || meta.kind !== MODEL_PLAN_KIND) throw new FhecError('plan was not compiled from a canonical model (no model section)', { file });
+  const tablePath = path.join(path.dirname(file), meta.embedding.file);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(tablePath);
+  } catch (e) {
+    throw new FhecError(`cannot read the embedding table ${meta.embedding.file} (${(e as NodeJS.ErrnoException).code})`, { file });
+  }
+  if (bytes.length !== meta.embedding.vocab * meta.embedding.dim * 4) throw new FhecError('embedding table has the wrong size', { file });
+  const table = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  return { file, plan, meta, table };
+}
+
+export interface RangeWarning {
+  op: string;
+  role: string;
+  /** Observed extreme of the input, and the allowed interval (calibrated range widened by the margin). */
+  value: number;
+  allowed: [number, number];
+  message: string;
+}
+
+export interface SessionResult {
+  outputs: Record<string, Tensor>;
+  warnings: RangeWarning[];
+  run: RunResult;
+}
+
+export interface SessionOptions {
+  /** Check approximated inputs against their calibrated intervals (sim only; default on for sim). */
+  monitor?: boolean;
+  /** Called with each warning (default: console.warn). */
+  onWarning?: (w: RangeWarning) => void;
+}
+
+/** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
+export function embedTokens(table: Float32Array, vocab: number, dim: number, ids: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(ids.length * dim);
+  for (let t = 0; t < ids.length; t++) {
+    let id = ids[t]!;
+    if (id < 0) id += vocab;
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new FhecError(`token id ${ids[t]} is outside the vocabulary (${vocab})`);
+    for (let j = 0; j < dim; j++) out[t * dim + j] = table[id * dim + j]!;
+  }
+  return out;
+}
+
+/** Reassembles a model output tensor from its decrypted blocks (slot vectors by FHE output name). */
+export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
+  const T = o.tokens;
+  if (o.kv) {
+    const { heads, headSize, group } = o.kv;
+    const out = new Float64Array(heads * T * headSize);
+    const blk = o.blocks[0]!;
+    const v = slotsOf(blk.fhe);
+    for (let h = 0; h < heads; h++) {
+      for (let t = 0; t < T; t++) for (let c = 0; c < headSize; c++) out[(h * T + t) * headSize + c] = v[t * blk.layout.stride + h * group * headSize + c]!;
+    }
+    return Tensor.from('float32', o.dims, out);
+  }
+  const out = new Float64Array(T * o.width);
+  for (const blk of o.blocks) {
+    const v = slotsOf(blk.fhe);
+    for (let t = 0; t < T; t++) for (let j = 0; j < blk.layout.length; j++) out[t * o.width + blk.colStart + j] = v[t * blk.layout.stride + j]!;
+  }
+  return Tensor.from('float32', o.dims, out);
+}
+
+/** Parses the monitor program and resolves its constants from the loaded (managed) program. */
+export function monitorProgram(mp: ModelPlan): FheProgram {
+  const p = parseFhe(mp.meta.monitorProgram, mp.file);
+  for (const c of p.constants.values()) {
+    if (c.data.kind !== 'weights') continue;
+    const src = [...mp.plan.program.constants.values()].find((x) => x.name === c.name);
+    if (!src || src.data.kind !== 'dense') throw new FhecError(`monitor constant @${c.name} not found in the plan`, { file: mp.file });
+    c.data = src.data;
+  }
+  return p;
+}
+
+/** Inputs of approximations outside their calibrated interval widened by the margin. */
+export function checkRanges(mp: ModelPlan, program: FheProgram, inputs: Float64Array | Record<string, Float64Array>): RangeWarning[] {
+  const ev = evaluatePlain(program, inputs instanceof Float64Array ? { [mp.meta.embedding.fhe]: inputs } : inputs);
+  const warnings: RangeWarning[] = [];
+  for (const p of mp.meta.probes) {
+    const v = ev.values.get(p.input);
+    if (!v) continue;
+    const [lo0, hi0] = p.observed;
+    const allowed: [number, number] = [lo0 - p.margin * Math.abs(lo0), hi0 + p.margin * Math.abs(hi0)];
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (let i = 0; i < p.slots.length; i += 2) {
+      for (let j = 0; j < p.slots[i + 1]!; j++) {
+        const x = v[p.slots[i]! + j]!;
+        if (x < mn) mn = x;
+        if (x > mx) mx = x;
+      }
+    }
+    const bad = mn < allowed[0] ? mn : mx > allowed[1] ? mx : undefined;
+    if (bad !== undefined) {
+      warnings.push({
+        op: p.op,
+        role: p.role,
+        value: bad,
+        allowed,
+        message: `${p.op}: input of ${p.role} reached ${bad.toPrecision(6)}, outside the calibrated interval [${allowed[0].toPrecision(6)}, ${allowed[1].toPrecision(6)}] (range plus margin ${p.margin}); the approximation is not accurate there`,
+      });
+    }
+  }
+  return warnings;
+}
+
+export class ModelSession {
+  private monitorCache?: FheProgram;
+
+  constructor(
+    readonly model: ModelPlan,
+    readonly backend: CkksBackend,
+    readonly options: SessionOptions = {},
+  ) {}
+
+  /** Runs the model on its inputs (by the model's names: input_ids, and attention_mask / position_ids if it has them). */
+  async run(inputs: Record<string, Tensor | ArrayLike<number>>): Promise<SessionResult> {
+    const { meta, plan } = this.model;
+    const idsIn = inputs[meta.embedding.ids];
+    if (!idsIn) throw new FhecError(`missing input '${meta.embedding.ids}'`, { field: meta.embedding.ids });
+    const ids = idsIn instanceof Tensor ? idsIn.data : idsIn;
+    if (ids.length !== meta.tokens) throw new FhecError(`the plan was compiled for ${meta.tokens} tokens, got ${ids.length}`, { field: meta.embedding.ids });
+    for (const inp of meta.inputs) {
+      if (inp.name === meta.embedding.ids) continue;
+      const given = inputs[inp.name];
+      if (!given) continue;
+      const data = given instanceof Tensor ? given.data : given;
+      if (/attention_mask/i.test(inp.name) && Array.from(data).some((x) => x !== 1)) {
+        throw new FhecError('the plan assumes no padding: attention_mask must be all ones', { field: inp.name });
+      }
+      const past = 'decode' in meta.mode ? meta.mode.decode : 0;
+      if (/position_ids/i.test(inp.name) && Array.from(data).some((x, i) => x !== past + i)) {
+        throw new FhecError(`the plan has positions ${past}..${past + meta.tokens - 1} compiled in`, { field: inp.name });
+      }
+    }
+    const emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
+    const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors);
+    const outputs: Record<string, Tensor> = {};
+    const slotVectors = new Map<string, Float64Array>();
+    for (const [name, d] of run.outputs) slotVectors.set(name, d.values);
+    for (const o of meta.outputs) {
+      outputs[o.name] = assembleOutput(o, (fhe) => {
+        const blk = o.blocks.find((x) => x.fhe === fhe)!;
+        const v = slotVectors.get(fhe);
+        if (!v) throw new FhecError(`output ${fhe} missing`);
+        // decryptOutputs unpacked with the block layout: re-spread to slots for assembleOutput.
+        const full = new Float64Array(blk.layout.stride * blk.layout.tokens);
+        for (let t = 0; t < blk.layout.tokens; t++) for (let j = 0; j < blk.layout.length; j++) full[t * blk.layout.stride + j] = v[t * blk.layout.length + j]!;
+        return full;
+      });
+    }
+    const warnings: RangeWarning[] = [];
+    const monitor = this.options.monitor ?? this.backend.simulated;
+    if (monitor && this.backend.simulated) {
+      this.monitorCache ??= monitorProgram(this.model);
+      for (const w of checkRanges(this.model, this.monitorCache, tensors)) {
+        warnings.push(w);
+        (this.options.onWarning ?? ((x: RangeWarning) => console.warn(`warning: ${x.message}`)))(w);
+      }
+    }
+    return { outputs, warnings, run };
+  }
+
+  /** Past K/V tensors [1, heads, P, H] as row-major [P, heads*group*H] (each KV head repeated per query head). */
+  private cacheTensors(inputs: Record<string, Tensor | ArrayLike<number>>): Record<string, Float64Array> {
+    const out: Record<string, Float64Array> = {};
+    for (const c of this.model.meta.cacheInputs ?? []) {
+      const t = inputs[c.name];
+      if (!t) throw new FhecError(`missing input '${c.name}' (the encrypted KV cache)`, { field: c.name });
+      const data = t instanceof Tensor ? t.data : t;
+      out[c.fhe] = expandCache(c, data);
+    }
+    return out;
+  }
+}
+
+/** A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*H], each KV head repeated `group` times. */
+export function expandCache(c: ModelPlanMeta['cacheInputs'][number], data: ArrayLike<number>): Float64Array {
+  const P = c.layout.tokens;
+  const { heads, headSize: H, group } = c;
+  if (data.length !== heads * P * H) throw new FhecError(`'${c.name}' must have ${heads * P * H} values ([1, ${heads}, ${P}, ${H}]), got ${data.length}`, { field: c.name });
+  const width = heads * group * H;
+  const rows = new Float64Array(P * width);
+  for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * H + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
+  return rows;
+}

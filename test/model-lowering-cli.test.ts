@@ -1,0 +1,92 @@
+// `fhec compile --calibration` (canonical models) and `fhec run` of the resulting plan, through the CLI
+// entry point; and a plan from every shared model.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../compiler/cli.js';
+import { referenceLogits } from '../compiler/accuracy.js';
+import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
+import { loadModelPlan } from '../runtime/model-session.js';
+import { MODELS, ORTGENAI, REF_MODELS } from './helpers/shared.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-model-cli-'));
+
+async function fhec(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  process.exitCode = 0;
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+  try {
+    await main(['node', 'fhec', ...args]);
+  } finally {
+    vi.restoreAllMocks();
+  }
+  return { status: Number(process.exitCode ?? 0), stdout: out.join('\n'), stderr: err.join('') };
+}
+
+describe('fhec compile --calibration / fhec run', () => {
+  it('compiles model A with a report, and runs the plan on sim by the model\'s own names', async () => {
+    const model = path.join(MODELS, 'A_nocache_opset14.onnx');
+    const plan = path.join(dir, 'a4.json');
+    const c = await fhec('compile', model, '-o', plan, '--calibration', path.join(MODELS, 'calibration.txt'), '--prefill', '4', '--max-windows', '64', '--report');
+    expect(c.status, c.stderr).toBe(0);
+    expect(c.stdout).toMatch(/decoder layers\.0: multiplicative depth \d+, rotations \d+/);
+    expect(c.stdout).toMatch(/decoder layers\.1: multiplicative depth \d+, rotations \d+/);
+    expect(c.stdout).toMatch(/predicted\s+observed/);
+    expect(c.stdout).toMatch(/exp\(s - s_diag\)/);
+    expect(c.stdout).toMatch(/refreshes\s+\d+ \(greedy baseline \d+\)/);
+    expect(c.stdout).toMatch(/end to end under sim .* greedy agreement 100\.00% \(4\/4\)/);
+    expect(fs.existsSync(plan.replace(/\.json$/, '.embedding.bin'))).toBe(true);
+    const tokens = Array.from(fs.readFileSync(path.join(MODELS, 'calibration.txt')).subarray(0, 4));
+    const inputs = path.join(dir, 'in.json');
+    fs.writeFileSync(inputs, JSON.stringify({ inputs: { input_ids: { dtype: 'int64', dims: [1, 4], data: tokens } } }));
+    const out = path.join(dir, 'out.json');
+    const r = await fhec('run', plan, '--backend', 'sim', '--inputs', inputs, '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SIMULATION/);
+    const doc = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(doc.outputs.logits.dims).toEqual([1, 4, 256]);
+    const ref = referenceLogits(model, tokens);
+    const got: number[] = doc.outputs.logits.data;
+    let m = 0;
+    for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i]! - ref.data[i]!));
+    expect(m).toBeLessThan(0.25);
+  }, 180000);
+
+  it('compiles a decode plan (one token, encrypted KV cache of P tokens) with --decode', async () => {
+    const plan = path.join(dir, 'd.json');
+    const r = await fhec('compile', path.join(MODELS, 'A_kvcache_opset14.onnx'), '-o', plan, '--calibration', path.join(MODELS, 'calibration.txt'), '--decode', '3', '--max-windows', '32');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/decode of one token after 3, encrypted KV cache/);
+    const mp = loadModelPlan(plan);
+    expect(mp.meta.cacheInputs.map((c) => c.name).sort()).toEqual(['past_key_values.0.key', 'past_key_values.0.value', 'past_key_values.1.key', 'past_key_values.1.value']);
+    expect(mp.meta.outputs.filter((o) => /present/.test(o.name)).every((o) => o.dims[2] === 4)).toBe(true);
+  }, 120000);
+
+  it('rejects --decode on a model without a KV cache, and --prefill with --decode', async () => {
+    const a = await fhec('compile', path.join(MODELS, 'A_nocache_opset14.onnx'), '-o', path.join(dir, 'x.json'), '--calibration', path.join(MODELS, 'calibration.txt'), '--decode', '3');
+    expect(a.status).not.toBe(0);
+    expect(a.stderr).toMatch(/KV cache/);
+    const b = await fhec('compile', path.join(MODELS, 'A_kvcache_opset14.onnx'), '-o', path.join(dir, 'x.json'), '--calibration', path.join(MODELS, 'calibration.txt'), '--decode', '3', '--prefill', '4');
+    expect(b.status).not.toBe(0);
+    expect(b.stderr).toMatch(/not both/);
+  });
+});
+
+describe('a plan from every shared model', () => {
+  for (const m of [...REF_MODELS.filter((x) => x.name !== 'A_nocache_opset14'), { name: ORTGENAI.name, model: ORTGENAI.model }]) {
+    it(m.name, () => {
+      const isGenai = m.name === ORTGENAI.name;
+      const c = compileModel(m.model, isGenai ? { calibration: ORTGENAI.ref } : { calibration: path.join(MODELS, 'calibration.txt'), prefill: 4, maxWindows: 16 });
+      const file = path.join(dir, `${m.name}.json`);
+      writeModelPlan(file, c);
+      const mp = loadModelPlan(file);
+      expect(mp.meta.outputs.map((o) => o.name)).toContain('logits');
+      expect(mp.plan.program.ops.some((op) => op.kind === 'refresh')).toBe(true);
+      if (/kvcache/.test(m.name) || isGenai) expect(mp.meta.outputs.some((o) => /present/.test(o.name) && o.kv)).toBe(true);
+    }, 120000);
+  }
+});
