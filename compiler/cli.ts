@@ -7,6 +7,7 @@ import { registerCalibrate } from './commands/calibrate.js';
 import { registerCalibrateCosts } from './commands/calibrate-costs.js';
 import { registerCompile } from './commands/compile.js';
 import { registerRun } from './commands/run.js';
+import { registerGenerate } from './commands/generate.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerCalibrateCosts(program);
   registerCompile(program);
   registerRun(program);
+  registerGenerate(program);
   return program;
 }
 

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
 import { collectBinding } from './common.js';
 import { compileModelCommand } from '../model-commands.js';
+import { compileGenerationCommand } from './generate.js';
 
 interface CompileFlags {
   output: string;
@@ -15,6 +16,8 @@ interface CompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** A generation plan for `fhec generate` (compiler/generation-plan.ts). */
+  maxContext?: number;
   bind: Record<string, number>;
   insecure?: boolean;
   printFhe?: boolean;
@@ -35,8 +38,13 @@ export function registerCompile(program: Command): void {
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
     .option('--max-windows <n>', 'with --calibration: use at most n text windows', Number)
+    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', Number)
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
+      if (opts.calibration && opts.maxContext !== undefined) {
+        for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);
+        return;
+      }
       if (opts.calibration) {
         return compileModelCommand(model, { ...opts, calibration: opts.calibration }).then((lines) => {
           for (const l of lines) console.log(l);

@@ -1,0 +1,114 @@
+// `fhec generate PLAN --prompt TEXT --max-new-tokens N [--backend seal|sim]`: greedy generation from
+// an encrypted prompt. A client (secret key, byte tokenizer, embedding table) and an evaluator (public
+// keys, step plans, encrypted KV cache) run in this process and exchange byte messages only; the
+// prefill runs first, then one decode step per token, with a progress bar on stderr. Prints the
+// generated text, then a summary: per-token latency, ops by kind, rotations, refreshes, bytes
+// exchanged with the key holder, peak memory, and whether this was SEAL or a simulation.
+// Also `compileGenerationCommand`, the `--max-context` branch of `fhec compile`.
+
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
+import { FhecError } from '../../ir/errors.js';
+import { loadClientModel } from '../../runtime/generate/manifest.js';
+import { shapeName } from '../../runtime/generate/plan-source.js';
+import { formatGenerationSummary, generateInProcess, type GenerationRun } from '../../runtime/generate/session.js';
+import { backendByName } from '../fhe-run.js';
+import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
+
+interface Bar {
+  start(total: number, value: number, payload?: Record<string, string>): void;
+  update(value: number, payload?: Record<string, string>): void;
+  stop(): void;
+}
+interface CliProgress {
+  SingleBar: new (opts: Record<string, unknown>, preset?: unknown) => Bar;
+  Presets: Record<string, unknown>;
+}
+// cli-progress ships no types: the little we use, typed here.
+const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
+
+export interface GenerateFlags {
+  prompt: string;
+  maxNewTokens: number;
+  backend: string;
+  /** Draw the progress bar (default: when stderr is a terminal... or always with --progress). */
+  progress?: boolean;
+}
+
+export interface GenerateOutput {
+  run: GenerationRun;
+  lines: string[];
+}
+
+export async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
+  const backend = backendByName(flags.backend);
+  if (typeof flags.prompt !== 'string' || flags.prompt.length === 0) throw new FhecError('--prompt must be a non-empty text', { field: '--prompt' });
+  const N = flags.maxNewTokens;
+  if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
+  const model = loadClientModel(planFile);
+  const compileLines: string[] = [];
+  let bar: Bar | undefined;
+  const store = new GenerationPlanStore(planFile, {
+    onCompile: (shape, ms) => {
+      if (ms === undefined) process.stderr.write(`compiling step plan ${shapeName(shape)} (first use)...\n`);
+      else compileLines.push(`compiled ${shapeName(shape)} in ${(ms / 1000).toFixed(1)} s`);
+    },
+  });
+  const show = flags.progress ?? true;
+  const run = await generateInProcess(store, backend, model, flags.prompt, N, {
+    onStep: (done, total, rec) => {
+      if (!show) return;
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} steps | {step} | last {ms}', hideCursor: false }, cliProgress.Presets['shades_classic']);
+        bar.start(total, 0, { step: '', ms: '' });
+      }
+      bar.update(done, { step: shapeName(rec.shape), ms: `${(rec.ms / 1000).toFixed(2)} s` });
+      if (done === total) bar.stop();
+    },
+  });
+  const lines = [...compileLines, ...formatGenerationSummary(run)];
+  if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
+  return { run, lines };
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('generate text greedily from an encrypted prompt: prefill, then decode steps with an encrypted KV cache')
+    .argument('<plan>', 'generation plan written by `fhec compile MODEL -o PLAN --calibration FILE --max-context C`')
+    .requiredOption('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes)')
+    .requiredOption('--max-new-tokens <n>', 'tokens to generate', Number)
+    .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
+    .option('--no-progress', 'no progress bar')
+    .action(async (plan: string, opts: GenerateFlags) => {
+      const out = await generateCommand(plan, opts);
+      const r = out.run.result;
+      process.stdout.write(`${r.text}\n`);
+      for (const l of out.lines) process.stderr.write(`${l}\n`);
+    });
+}
+
+export interface GenerationCompileFlags {
+  output: string;
+  calibration: string;
+  maxContext: number;
+  prefill?: number;
+  decode?: number;
+  maxWindows?: number;
+  placement?: 'optimal' | 'greedy';
+  ringDegree?: number;
+}
+
+/** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
+export function compileGenerationCommand(model: string, flags: GenerationCompileFlags): string[] {
+  if (flags.decode !== undefined) throw new FhecError('--max-context makes the decode plans itself (one per past length): drop --decode', { field: '--decode' });
+  const c = compileGenerationPlan(model, flags.output, {
+    calibration: flags.calibration,
+    maxContext: flags.maxContext,
+    prefill: flags.prefill !== undefined ? [flags.prefill] : undefined,
+    maxWindows: flags.maxWindows,
+    placement: flags.placement,
+    ringDegree: flags.ringDegree,
+  });
+  return [...c.lines, `wrote ${c.files.join(', ')}`];
+}

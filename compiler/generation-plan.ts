@@ -1,0 +1,224 @@
+// Generation plans: what `fhec compile MODEL -o PLAN --calibration FILE --max-context C` writes and
+// `fhec generate PLAN` runs. A decode plan depends on the past length P (RoPE positions, the causal
+// mask and the cache layout are compiled in), so one plan cannot serve every step. The generation plan
+// is a small manifest (runtime/generate/manifest.ts) plus a directory of step plans, each a canonical
+// model plan from compiler/model-plan.ts:
+// - prefill plans for the lengths given at compile time (default 8); a longer prompt prefills the
+//   longest one that fits and feeds its remaining tokens through decode steps, a shorter one gets a
+//   prefill plan of its own length;
+// - decode plans for P = S .. C - 1, compiled the first time a generation reaches P and kept on disk
+//   (about 3 s and ~90 MB each at N = 16384 for model A). Compiling all of them up front would cost
+//   C times that on every compile, for contexts most runs never reach.
+// All step plans share one CKKS parameter set, so one key set serves a whole generation.
+
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FhecError } from '../ir/errors.js';
+import { makeParameters, parametersId, type CkksParameters } from '../runtime/ckks/params.js';
+import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
+import { describeStep } from '../runtime/generate/evaluator.js';
+import { shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
+import { loadModelPlan } from '../runtime/model-session.js';
+import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
+
+export interface GenerationPlanOptions {
+  calibration: string;
+  maxContext: number;
+  /** Prefill lengths to compile now (default [8], capped at the context). */
+  prefill?: number[];
+  /** Ring degree of every step plan (default 16384: model A fits, and it is about 2x faster than 32768). */
+  ringDegree?: number;
+  maxWindows?: number;
+  placement?: 'optimal' | 'greedy';
+}
+
+export const DEFAULT_GENERATION_RING_DEGREE = 16384;
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** Calibrated |value| bounds of the KV-cache outputs (with the calibration margin), for the cache-refresh mask. */
+function cacheBounds(c: CompiledModel): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const o of c.lowered.outputs) {
+    if (!o.kv) continue;
+    const v = c.graph.outputs.find((x) => x.name === o.name);
+    const r = v?.range;
+    if (r && Number.isFinite(r.absMax) && r.absMax > 0) out[o.name] = r.absMax * (1 + (r.margin ?? 0.1));
+  }
+  return out;
+}
+
+interface StepFiles {
+  plan: string;
+  bounds: string;
+  /** The step's keys and input (StepInterface), so a generation can start without loading every plan. */
+  iface: string;
+}
+
+function stepFiles(dir: string, shape: StepShape): StepFiles {
+  const name = shapeName(shape);
+  return { plan: path.join(dir, `${name}.json`), bounds: path.join(dir, `${name}.bounds.json`), iface: path.join(dir, `${name}.iface.json`) };
+}
+
+function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration' | 'compile'>, calibration: string, dir: string, shape: StepShape): { compiled: CompiledModel; files: StepFiles } {
+  const compiled = compileModel(modelFile, {
+    calibration,
+    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past }),
+    ringDegree: m.compile.ringDegree,
+    maxWindows: m.compile.maxWindows,
+    placement: m.compile.placement,
+  });
+  if (!compiled.lowered.outputs.some((o) => o.kv)) {
+    throw new FhecError('the model has no KV-cache outputs (present.*): generation needs a model exported with a KV cache', { file: modelFile });
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const files = stepFiles(dir, shape);
+  fs.rmSync(files.iface, { force: true });
+  writeModelPlan(files.plan, compiled);
+  fs.writeFileSync(files.bounds, JSON.stringify(cacheBounds(compiled)));
+  return { compiled, files };
+}
+
+export interface CompiledGenerationPlan {
+  manifest: GenerationManifest;
+  files: string[];
+  lines: string[];
+}
+
+export function compileGenerationPlan(modelFile: string, out: string, opts: GenerationPlanOptions): CompiledGenerationPlan {
+  const C = opts.maxContext;
+  if (!Number.isInteger(C) || C < 2) throw new FhecError(`--max-context must be an integer >= 2, got ${C}`, { field: '--max-context' });
+  const prefill = [...new Set(opts.prefill ?? [Math.min(8, C)])].sort((a, b) => a - b);
+  for (const s of prefill) if (!Number.isInteger(s) || s < 1 || s > C) throw new FhecError(`prefill length ${s} must be in 1..${C}`, { field: '--prefill' });
+  if (!fs.existsSync(modelFile)) throw new FhecError('model file not found', { file: modelFile });
+  const outDir = path.dirname(path.resolve(out));
+  const base = path.basename(out).replace(/\.json$/, '');
+  const stepsDir = `${base}.steps`;
+  const compile = { ringDegree: opts.ringDegree ?? DEFAULT_GENERATION_RING_DEGREE, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
+  const lines: string[] = [];
+  const files: string[] = [];
+  let params: CkksParameters | undefined;
+  let embedding: { vocab: number; dim: number; file: string } | undefined;
+  for (const S of prefill) {
+    const t0 = performance.now();
+    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
+    if (params && parametersId(params) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
+    params = compiled.params;
+    const t = compiled.lowered.embedding.table;
+    embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin` };
+    fs.writeFileSync(path.join(outDir, embedding.file), Buffer.from(new Float32Array(t.data).buffer));
+    files.push(f.plan);
+    lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  const manifest: GenerationManifest = {
+    kind: GENERATION_PLAN_KIND,
+    version: GENERATION_PLAN_VERSION,
+    model: path.relative(outDir, path.resolve(modelFile)),
+    modelSha256: sha256(modelFile),
+    calibration: path.relative(outDir, path.resolve(opts.calibration)),
+    compile,
+    maxContext: C,
+    tokenizer: 'bytes',
+    vocab: embedding!.vocab,
+    dim: embedding!.dim,
+    embedding: embedding!.file,
+    params: { ringDegree: params!.ringDegree, bitSizes: params!.bitSizes, scale: params!.scale },
+    steps: stepsDir,
+    prefill,
+  };
+  fs.writeFileSync(out, JSON.stringify(manifest, null, 1));
+  files.unshift(out, path.join(outDir, embedding!.file));
+  lines.unshift(
+    `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
+      `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
+  );
+  return { manifest, files, lines };
+}
+
+export interface PlanStoreOptions {
+  /** Told before a step plan is compiled, and after (with the time). */
+  onCompile?: (shape: StepShape, ms?: number) => void;
+  /** Step plans kept loaded (default 2: the current step and the next). */
+  keep?: number;
+}
+
+/** The evaluator's plan source: step plans from the manifest's directory, compiled when missing. */
+export class GenerationPlanStore implements GenerationPlanSource {
+  readonly manifest: GenerationManifest;
+  readonly params: CkksParameters;
+  readonly maxContext: number;
+  /** Step plans compiled by this store, with their compile time. */
+  readonly compiled: { shape: StepShape; ms: number }[] = [];
+  private readonly dir: string;
+  private readonly loaded: StepPlan[] = [];
+  private modelChecked = false;
+
+  constructor(
+    readonly file: string,
+    private readonly options: PlanStoreOptions = {},
+  ) {
+    this.manifest = readGenerationManifest(file);
+    const p = this.manifest.params;
+    this.params = makeParameters({ ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale });
+    this.maxContext = this.manifest.maxContext;
+    this.dir = path.join(path.dirname(file), this.manifest.steps);
+  }
+
+  describe(shape: StepShape): StepInterface {
+    const files = stepFiles(this.dir, shape);
+    if (fs.existsSync(files.iface) && fs.existsSync(files.plan)) {
+      try {
+        return JSON.parse(fs.readFileSync(files.iface, 'utf8')) as StepInterface;
+      } catch {
+        // rebuilt below
+      }
+    }
+    const d = describeStep(this.load(shape));
+    fs.writeFileSync(files.iface, JSON.stringify(d));
+    return d;
+  }
+
+  prefillLengths(): number[] {
+    return [...this.manifest.prefill].sort((a, b) => a - b);
+  }
+
+  private resolve(rel: string): string {
+    return path.resolve(path.dirname(this.file), rel);
+  }
+
+  load(shape: StepShape): StepPlan {
+    const name = shapeName(shape);
+    const hit = this.loaded.find((s) => shapeName(s.shape) === name);
+    if (hit) return hit;
+    const files = stepFiles(this.dir, shape);
+    if (!fs.existsSync(files.plan) || !fs.existsSync(files.bounds)) {
+      const model = this.resolve(this.manifest.model);
+      if (!this.modelChecked) {
+        if (!fs.existsSync(model)) throw new FhecError(`step plan ${name} is not compiled yet, and the model it compiles from is missing`, { file: model });
+        if (sha256(model) !== this.manifest.modelSha256) throw new FhecError('the model file changed since the generation plan was compiled', { file: model });
+        this.modelChecked = true;
+      }
+      this.options.onCompile?.(shape);
+      const t0 = performance.now();
+      const { compiled } = compileStep(model, this.manifest, this.resolve(this.manifest.calibration), this.dir, shape);
+      if (parametersId(compiled.params) !== parametersId(this.params)) throw new FhecError(`step plan ${name} came out with other CKKS parameters than the generation plan`, { file: this.file });
+      const ms = performance.now() - t0;
+      this.compiled.push({ shape, ms });
+      this.options.onCompile?.(shape, ms);
+    }
+    const plan = loadModelPlan(files.plan);
+    let cacheBounds: Record<string, number>;
+    try {
+      cacheBounds = JSON.parse(fs.readFileSync(files.bounds, 'utf8')) as Record<string, number>;
+    } catch {
+      throw new FhecError(`cannot read ${path.basename(files.bounds)}`, { file: this.file });
+    }
+    const sp: StepPlan = { shape, plan, cacheBounds };
+    this.loaded.push(sp);
+    while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
+    return sp;
+  }
+}

@@ -1,0 +1,121 @@
+// Carrying the encrypted KV cache from one step to the next: a client-aided refresh that also moves
+// slots. A step's present keys/values come out several levels down, and the next step wants them at
+// the top level in its own layout (relayout.ts). The evaluator masks each ciphertext with fresh
+// uniform noise r (as runtime/refresh does), the key holder decrypts x + r, applies the public slot
+// map, encrypts at the requested level and scale and answers; the evaluator subtracts the mapped mask.
+// The key holder sees only x + r; the evaluator never decrypts. Both messages carry an HMAC tag.
+//   request header: {kind: 'cache-refresh', id, items: [{from, to, level, scale}]}, blobs: masked ciphertexts
+//   reply header:   {kind: 'cache-fresh', id}, blobs: fresh ciphertexts, same order
+
+import { FhecError } from '../../ir/errors.js';
+import type { SlotLayout } from '../../ir/fhe/types.js';
+import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
+import { slotsOf } from '../ckks/params.js';
+import { authenticateMessage, checkAuthenticatedMessage } from '../refresh/messages.js';
+import { checkMaskFits, maskRadius, sampleMask, secureUniform } from '../refresh/mask.js';
+import { decodeMessage, encodeMessage } from './messages.js';
+import { applyRelayout, relayoutMap } from './relayout.js';
+import type { SyncChannel } from './transport.js';
+
+export interface CacheRefreshItem {
+  ct: CkksHandle;
+  from: SlotLayout;
+  to: SlotLayout;
+  level: number;
+  scale: number;
+  /** Bound on |value| (calibrated), for the mask. */
+  bound: number;
+  name: string;
+}
+
+interface RequestHeader {
+  kind: 'cache-refresh';
+  id: number;
+  items: { from: SlotLayout; to: SlotLayout; level: number; scale: number }[];
+}
+
+export interface CacheRefreshTraffic {
+  roundTrips: number;
+  ciphertexts: number;
+  bytesToKeyHolder: number;
+  bytesToEvaluator: number;
+  ms: number;
+}
+
+/** The evaluator's half. */
+export class CacheRefresher {
+  readonly traffic: CacheRefreshTraffic = { roundTrips: 0, ciphertexts: 0, bytesToKeyHolder: 0, bytesToEvaluator: 0, ms: 0 };
+  private nextId = 1;
+
+  constructor(
+    private readonly ev: CkksEvaluator,
+    private readonly channel: SyncChannel,
+    private readonly macKey: Uint8Array,
+    private readonly maskBits = 16,
+    private readonly uniform: (n: number) => Float64Array = secureUniform,
+  ) {}
+
+  /** Refreshes and relayouts all items in one round trip; returns serialized ciphertexts. */
+  refresh(items: CacheRefreshItem[]): Uint8Array[] {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    const { ev } = this;
+    const slots = slotsOf(ev.params);
+    const masks: Float64Array[] = [];
+    const blobs = items.map((it) => {
+      const level = ev.levelOf(it.ct);
+      checkMaskFits(ev.params, level, ev.scaleOf(it.ct), it.bound, this.maskBits, it.name);
+      const r = sampleMask(slots, maskRadius(it.bound, this.maskBits), this.uniform);
+      masks.push(r);
+      const pt = ev.encode(r, level, ev.scaleOf(it.ct));
+      const masked = ev.addPlain(it.ct, pt);
+      ev.free(pt);
+      const bytes = ev.saveCiphertext(masked);
+      ev.free(masked);
+      return bytes;
+    });
+    const id = this.nextId++;
+    const header: RequestHeader = { kind: 'cache-refresh', id, items: items.map((it) => ({ from: it.from, to: it.to, level: it.level, scale: it.scale })) };
+    const request = authenticateMessage(encodeMessage(header, blobs), this.macKey);
+    const replyBytes = this.channel(request);
+    this.traffic.roundTrips++;
+    this.traffic.bytesToKeyHolder += request.length;
+    this.traffic.bytesToEvaluator += replyBytes.length;
+    const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(checkAuthenticatedMessage(replyBytes, this.macKey, 'reply'), ['cache-fresh']);
+    if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
+    if (reply.blobs.length !== items.length) throw new FhecError(`cache refresh reply holds ${reply.blobs.length} ciphertexts, expected ${items.length}`);
+    const out = reply.blobs.map((bytes, i) => {
+      const it = items[i]!;
+      const fresh = ev.loadCiphertext(bytes);
+      try {
+        if (ev.levelOf(fresh) !== it.level || ev.scaleOf(fresh) !== it.scale) {
+          throw new FhecError(`cache refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, requested ${it.level} and ${it.scale}`);
+        }
+        const unmask = applyRelayout(relayoutMap(it.from, it.to, slots), masks[i]!).map((v) => -v);
+        const pt = ev.encode(unmask, it.level, it.scale);
+        const res = ev.addPlain(fresh, pt);
+        ev.free(pt);
+        const saved = ev.saveCiphertext(res);
+        ev.free(res);
+        return saved;
+      } finally {
+        ev.free(fresh);
+      }
+    });
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
+  }
+}
+
+/** The key holder's half: decrypt the masked values, move the slots, encrypt anew. */
+export function handleCacheRefresh(client: CkksClient, macKey: Uint8Array, request: Uint8Array): { reply: Uint8Array; ciphertexts: number } {
+  const { header, blobs } = decodeMessage<RequestHeader>(checkAuthenticatedMessage(request, macKey, 'request'), ['cache-refresh']);
+  if (!Array.isArray(header.items) || header.items.length !== blobs.length) throw new FhecError('cache refresh request is malformed');
+  const slots = slotsOf(client.params);
+  const fresh = header.items.map((it, i) => {
+    const masked = client.decrypt(blobs[i]!);
+    return client.encrypt(applyRelayout(relayoutMap(it.from, it.to, slots), masked), it.level, it.scale);
+  });
+  return { reply: authenticateMessage(encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), macKey), ciphertexts: fresh.length };
+}

@@ -1,0 +1,155 @@
+// The client side of encrypted generation. It holds the secret key (inside its backend client), the
+// tokenizer and the embedding table: it turns the prompt into bytes, looks the tokens up, encrypts
+// the embeddings, decrypts the logits and picks the next token greedily. It is also the refresh key
+// holder: the evaluator sends it masked ciphertexts (refresh ops, and the KV cache carried between
+// steps), and it answers with fresh encryptions. It reaches the evaluator only through a byte channel.
+
+import { randomBytes } from 'node:crypto';
+import { FhecError } from '../../ir/errors.js';
+import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
+import type { SlotLayout } from '../../ir/fhe/types.js';
+import type { CkksBackend, CkksClient } from '../backend.js';
+import { makeParameters, parametersId, slotsOf } from '../ckks/params.js';
+import { embedTokens } from '../model-session.js';
+import { RefreshKeyHolder } from '../refresh/key-holder.js';
+import { handleCacheRefresh } from './cache-refresh.js';
+import type { OpenReply, StepStats } from './evaluator.js';
+import type { ClientModel } from './manifest.js';
+import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage } from './messages.js';
+import type { StepShape } from './plan-source.js';
+import { ByteTokenizer } from './tokenizer.js';
+import type { AsyncChannel, SyncChannel } from './transport.js';
+
+export interface StepRecord {
+  shape: StepShape;
+  /** Prompt or generated tokens this step fed in. */
+  tokens: number[];
+  /** The token picked from this step's logits, if the step's logits were needed. */
+  next?: number;
+  /** Wall time of the step: embed, encrypt, the evaluator's work, decrypt (not the evaluator's plan loading). */
+  ms: number;
+  clientMs: number;
+  evaluator: StepStats;
+}
+
+export interface GenerationResult {
+  prompt: number[];
+  generated: number[];
+  text: string;
+  steps: StepRecord[];
+  /** Key generation and setup (not part of any token's latency). */
+  setupMs: number;
+  keyHolder: { requests: number; ciphertexts: number; ms: number };
+}
+
+export interface GenerateHooks {
+  /** Called after every step (for a progress bar). */
+  onStep?: (done: number, total: number, record: StepRecord) => void;
+}
+
+export function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
+
+export class GenerationClient {
+  readonly tokenizer: ByteTokenizer;
+  private ckks?: CkksClient;
+  private macKey?: Uint8Array;
+  private refreshHolder?: RefreshKeyHolder;
+  private readonly holderStats = { requests: 0, ciphertexts: 0, ms: 0 };
+
+  constructor(
+    private readonly backend: CkksBackend,
+    private readonly model: ClientModel,
+  ) {
+    this.tokenizer = new ByteTokenizer(model.vocab);
+  }
+
+  /** The key holder's channel: masked ciphertexts in, fresh ciphertexts out. */
+  readonly keyHolder: SyncChannel = (request) => {
+    if (!this.ckks || !this.macKey) throw new FhecError('the key holder has no keys yet');
+    const t0 = performance.now();
+    let reply: Uint8Array;
+    if (isGenerationMessage(request)) {
+      const r = handleCacheRefresh(this.ckks, this.macKey, request);
+      reply = r.reply;
+      this.holderStats.ciphertexts += r.ciphertexts;
+    } else {
+      const before = this.refreshHolder!.stats.ciphertexts;
+      reply = this.refreshHolder!.handle(request);
+      this.holderStats.ciphertexts += this.refreshHolder!.stats.ciphertexts - before;
+    }
+    this.holderStats.requests++;
+    this.holderStats.ms += performance.now() - t0;
+    return reply;
+  };
+
+  async generate(prompt: string | Uint8Array, maxNewTokens: number, evaluator: AsyncChannel, hooks: GenerateHooks = {}): Promise<GenerationResult> {
+    const t0 = performance.now();
+    const ids = this.tokenizer.encode(prompt);
+    if (ids.length === 0) throw new FhecError('the prompt is empty', { field: '--prompt' });
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${maxNewTokens}`, { field: '--max-new-tokens' });
+    const plan = decodeMessage<OpenReply>(await evaluator(encodeMessage({ kind: 'open', promptTokens: ids.length, maxNewTokens } as { kind: string })), ['plan']).header;
+    const params = makeParameters({ ringDegree: plan.params.ringDegree, bitSizes: plan.params.bitSizes, scale: plan.params.scale });
+    const mine = this.model.params;
+    if (parametersId(params) !== plan.params.id || mine.ringDegree !== params.ringDegree || mine.scale !== params.scale || mine.bitSizes.join() !== params.bitSizes.join()) {
+      throw new FhecError('the evaluator proposes other CKKS parameters than the generation plan');
+    }
+    this.ckks?.dispose();
+    this.ckks = await this.backend.createClient(params, plan.keys);
+    this.macKey = new Uint8Array(randomBytes(32));
+    this.refreshHolder = new RefreshKeyHolder(this.ckks, { macKey: this.macKey });
+    decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys(), this.macKey)), ['ready']);
+    const setupMs = performance.now() - t0;
+
+    const n = ids.length;
+    const generated: number[] = [];
+    const steps: StepRecord[] = [];
+    const tokenAt = (pos: number) => (pos < n ? ids[pos]! : generated[pos - n]!);
+    for (const [index, step] of plan.steps.entries()) {
+      const s0 = performance.now();
+      const first = step.kind === 'prefill' ? 0 : step.past;
+      const count = step.kind === 'prefill' ? step.tokens : 1;
+      const tokens = Array.from({ length: count }, (_, i) => tokenAt(first + i));
+      const last = first + count - 1;
+      const wantLogits = last >= n - 1;
+      const ct = this.encryptEmbeddings(tokens, step.input.layout, step.input.level, step.input.scale);
+      const c1 = performance.now();
+      const reply = decodeMessage<{ kind: 'logits'; layout: SlotLayout; stats: StepStats }>(
+        await evaluator(encodeMessage({ kind: 'step', index, logits: wantLogits } as { kind: string }, [ct])),
+        ['logits'],
+      );
+      const c2 = performance.now();
+      const record: StepRecord = { shape: step.kind === 'prefill' ? { kind: 'prefill', tokens: step.tokens } : { kind: 'decode', past: step.past }, tokens, ms: 0, clientMs: 0, evaluator: reply.header.stats };
+      if (wantLogits) {
+        if (reply.blobs.length !== 1) throw new FhecError('the evaluator sent no logits');
+        const rows = unpackSlots(reply.header.layout, this.ckks.decrypt(reply.blobs[0]!));
+        const V = reply.header.layout.length;
+        record.next = argmax(rows.subarray((reply.header.layout.tokens - 1) * V, reply.header.layout.tokens * V));
+        generated.push(record.next);
+      }
+      const s1 = performance.now();
+      record.ms = s1 - s0 - reply.header.stats.loadMs;
+      record.clientMs = c1 - s0 + (s1 - c2);
+      steps.push(record);
+      hooks.onStep?.(index + 1, plan.steps.length, record);
+    }
+    await evaluator(encodeMessage({ kind: 'close' }));
+    if (generated.length !== maxNewTokens) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
+    return { prompt: ids, generated, text: this.tokenizer.decode(generated), steps, setupMs, keyHolder: { ...this.holderStats } };
+  }
+
+  private encryptEmbeddings(tokens: number[], layout: SlotLayout, level: number, scale: number): Uint8Array {
+    const { table, vocab, dim } = this.model;
+    if (layout.length !== dim || layout.tokens !== tokens.length) throw new FhecError(`the evaluator asks for ${layout.tokens} x ${layout.length} embeddings, the step has ${tokens.length} x ${dim}`);
+    const emb = embedTokens(table, vocab, dim, tokens);
+    return this.ckks!.encrypt(packSlots(layout, slotsOf(this.ckks!.params), emb), level, scale);
+  }
+
+  dispose(): void {
+    this.ckks?.dispose();
+    this.ckks = undefined;
+  }
+}

@@ -1,0 +1,207 @@
+// The evaluator side of encrypted generation. It holds the plans and, once the client sends them,
+// the public, relinearization and Galois keys: never a secret key. It runs the prefill and decode
+// steps on ciphertexts, keeps the ENCRYPTED KV cache between steps (the present keys/values of the
+// last step, as ciphertexts), and carries it into the next step's layout and level through a
+// client-aided cache refresh (cache-refresh.ts). Refresh ops inside a step go to the key holder
+// through the refresh protocol (runtime/refresh). It talks to the client only through `handle`
+// (bytes in, bytes out) and to the key holder only through a byte channel.
+
+import { FhecError } from '../../ir/errors.js';
+import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
+import type { CkksBackend, CkksEvaluator } from '../backend.js';
+import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js';
+import { parametersId } from '../ckks/params.js';
+import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
+import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
+import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
+import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
+import type { SyncChannel } from './transport.js';
+
+export interface OpenReply {
+  kind: 'plan';
+  params: { ringDegree: number; bitSizes: number[]; scale: number; id: string };
+  keys: { galoisSteps: number[]; relin: boolean };
+  steps: (StepShape & { input: StepInputSpec })[];
+}
+
+export interface StepStats {
+  shape: StepShape;
+  /** Evaluator wall time of the step (cache carry, program, refreshes), without loading the plan. */
+  ms: number;
+  /** Time to load (or first compile) the step's plan. */
+  loadMs: number;
+  ops: Record<string, OpStats>;
+  refreshes: number;
+  cacheRefreshes: number;
+}
+
+export interface EvaluatorOptions {
+  /** Mask bits of the cache refresh (default 16). */
+  maskBits?: number;
+  /** Mask source (tests inject a seeded one). */
+  uniform?: (n: number) => Float64Array;
+}
+
+const DEFAULT_CACHE_BOUND = 16;
+
+function inputOp(sp: StepPlan, tensor: string): FheOp {
+  const op = sp.plan.plan.program.ops.find((o) => o.kind === 'input' && o.tensor === tensor);
+  if (!op) throw new FhecError(`plan ${shapeName(sp.shape)} has no input ${tensor}`, { file: sp.plan.file });
+  return op;
+}
+
+function specOf(op: FheOp): StepInputSpec {
+  return { layout: op.layout!, level: op.result!.type.level!, scale: op.result!.type.scale! };
+}
+
+/** The keys a step plan needs and the embedding input it takes. */
+export function describeStep(sp: StepPlan): StepInterface {
+  return { keys: keyRequestFor(sp.plan.plan.program), input: specOf(inputOp(sp, sp.plan.meta.embedding.fhe)) };
+}
+
+interface CachedValue {
+  bytes: Uint8Array;
+  layout: SlotLayout;
+  bound: number;
+}
+
+export class GenerationEvaluator {
+  readonly stats: StepStats[] = [];
+  private ev?: CkksEvaluator;
+  private refresher?: MaskedRefresher;
+  private cacheRefresher?: CacheRefresher;
+  private steps: StepShape[] = [];
+  private next = 0;
+  /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
+  private cache = new Map<string, CachedValue>();
+
+  constructor(
+    private readonly source: GenerationPlanSource,
+    private readonly backend: CkksBackend,
+    private readonly keyHolder: SyncChannel,
+    private readonly options: EvaluatorOptions = {},
+  ) {}
+
+  /** Bytes in, bytes out. Errors go back as error messages (the client raises them). */
+  async handle(request: Uint8Array): Promise<Uint8Array> {
+    try {
+      const { header } = decodeMessage<{ kind: string }>(request, ['open', 'keys', 'step', 'close']);
+      switch (header.kind) {
+        case 'open':
+          return this.open(header as unknown as { promptTokens: number; maxNewTokens: number });
+        case 'keys':
+          return await this.acceptKeys(request);
+        case 'step':
+          return this.step(request);
+        default:
+          this.dispose();
+          return encodeMessage({ kind: 'closed' });
+      }
+    } catch (e) {
+      if (e instanceof FhecError) return errorMessage(e.format());
+      throw e;
+    }
+  }
+
+  /** Traffic with the key holder so far: refresh ops, and cache carries. */
+  get keyHolderTraffic(): { refresh?: RefreshTraffic; cache?: CacheRefreshTraffic } {
+    return { refresh: this.refresher?.traffic, cache: this.cacheRefresher?.traffic };
+  }
+
+  private open(h: { promptTokens: number; maxNewTokens: number }): Uint8Array {
+    const n = h.promptTokens;
+    const N = h.maxNewTokens;
+    if (!Number.isInteger(n) || n < 1) throw new FhecError('the prompt must have at least one token');
+    if (!Number.isInteger(N) || N < 1) throw new FhecError('max new tokens must be a positive integer');
+    if (n + N - 1 > this.source.maxContext) {
+      throw new FhecError(`a prompt of ${n} tokens and ${N} new tokens needs a context of ${n + N - 1}, the plan was compiled for ${this.source.maxContext}`);
+    }
+    this.steps = generationSteps(this.source, n, N);
+    this.next = 0;
+    this.cache.clear();
+    const galois = new Set<number>();
+    let relin = false;
+    const steps = this.steps.map((shape) => {
+      const d = this.source.describe ? this.source.describe(shape) : describeStep(this.source.load(shape));
+      d.keys.galoisSteps.forEach((s) => galois.add(s));
+      relin ||= d.keys.relin;
+      return { ...shape, input: d.input };
+    });
+    const p = this.source.params;
+    const reply: OpenReply = {
+      kind: 'plan',
+      params: { ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale, id: parametersId(p) },
+      keys: { galoisSteps: [...galois].sort((a, b) => a - b), relin },
+      steps,
+    };
+    return encodeMessage(reply);
+  }
+
+  private async acceptKeys(request: Uint8Array): Promise<Uint8Array> {
+    const { keys, macKey } = decodeKeys(request);
+    this.dispose();
+    this.ev = await this.backend.createEvaluator(this.source.params, keys);
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.maskBits, this.options.uniform);
+    return encodeMessage({ kind: 'ready' });
+  }
+
+  private step(request: Uint8Array): Uint8Array {
+    const { header, blobs } = decodeMessage<{ kind: 'step'; index: number; logits: boolean }>(request, ['step']);
+    const ev = this.ev;
+    if (!ev || !this.refresher || !this.cacheRefresher) throw new FhecError('no evaluation keys yet: send the keys before the first step');
+    if (header.index !== this.next || this.next >= this.steps.length) throw new FhecError(`step ${header.index} out of order (expected ${this.next} of ${this.steps.length})`);
+    if (blobs.length !== 1) throw new FhecError('a step carries exactly one ciphertext (the encrypted embeddings)');
+    const tl = performance.now();
+    const shape = this.steps[this.next]!;
+    const sp = this.source.load(shape);
+    if (parametersId(sp.plan.plan.params) !== parametersId(this.source.params)) throw new FhecError(`plan ${shapeName(shape)} has other CKKS parameters than the generation plan`, { file: sp.plan.file });
+    const t0 = performance.now();
+    const meta = sp.plan.meta;
+    const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
+    const refreshes0 = this.refresher.traffic.ciphertexts;
+    const cache0 = this.cacheRefresher.traffic.ciphertexts;
+    // The cache the last step left, moved into this step's layout at its input level.
+    const carry = (meta.cacheInputs ?? []).map((c) => {
+      const src = this.cache.get(c.name.replace(/past_key_values/, 'present'));
+      if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
+      const spec = specOf(inputOp(sp, c.fhe));
+      return { name: c.fhe, ct: ev.loadCiphertext(src.bytes), from: src.layout, to: spec.layout, level: spec.level, scale: spec.scale, bound: src.bound };
+    });
+    try {
+      const fresh = this.cacheRefresher.refresh(carry);
+      carry.forEach((c, i) => inputs.set(c.name, fresh[i]!));
+    } finally {
+      for (const c of carry) ev.free(c.ct);
+    }
+    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher });
+    this.cache.clear();
+    for (const o of meta.outputs) {
+      if (!o.kv) continue;
+      const bytes = exec.outputs.get(o.blocks[0]!.fhe);
+      if (!bytes) throw new FhecError(`step ${shapeName(shape)} did not output ${o.name}`);
+      this.cache.set(o.name, { bytes, layout: o.blocks[0]!.layout, bound: sp.cacheBounds[o.name] ?? DEFAULT_CACHE_BOUND });
+    }
+    const logitsMeta = meta.outputs.find((o) => !o.kv);
+    if (!logitsMeta || logitsMeta.blocks.length !== 1) throw new FhecError('the plan must output the logits in one ciphertext', { file: sp.plan.file });
+    const stats: StepStats = {
+      shape,
+      ms: performance.now() - t0,
+      loadMs: t0 - tl,
+      ops: Object.fromEntries(exec.ops),
+      refreshes: this.refresher.traffic.ciphertexts - refreshes0,
+      cacheRefreshes: this.cacheRefresher.traffic.ciphertexts - cache0,
+    };
+    this.stats.push(stats);
+    this.next++;
+    const logits = exec.outputs.get(logitsMeta.blocks[0]!.fhe)!;
+    return encodeMessage({ kind: 'logits', layout: logitsMeta.blocks[0]!.layout, stats } as { kind: string }, header.logits ? [logits] : []);
+  }
+
+  dispose(): void {
+    this.ev?.dispose();
+    this.ev = undefined;
+    this.refresher = undefined;
+    this.cacheRefresher = undefined;
+  }
+}

@@ -1,0 +1,105 @@
+// One generation in one process: a client and an evaluator joined by counting byte channels (the
+// network split would carry the same bytes), and the summary `fhec generate` prints.
+
+import type { CkksBackend } from '../backend.js';
+import { GenerationClient, type GenerateHooks, type GenerationResult } from './client.js';
+import { GenerationEvaluator, type EvaluatorOptions } from './evaluator.js';
+import type { ClientModel } from './manifest.js';
+import type { GenerationPlanSource } from './plan-source.js';
+import { CountingChannel, CountingSyncChannel, type ChannelCounters } from './transport.js';
+
+export interface GenerationRun {
+  result: GenerationResult;
+  label: string;
+  simulated: boolean;
+  /** Client <-> evaluator messages (keys, embeddings, logits). */
+  evaluatorChannel: ChannelCounters;
+  /** Evaluator <-> key holder messages (refresh ops and KV-cache carries). */
+  keyHolderChannel: ChannelCounters;
+  /** Ciphertexts refreshed by refresh ops, and KV-cache ciphertexts carried between steps. */
+  refreshes: number;
+  cacheRefreshes: number;
+  ops: Record<string, { count: number; ms: number }>;
+  /** Peak resident set size of the process (bytes). */
+  peakRss: number;
+  totalMs: number;
+}
+
+export interface InProcessOptions extends GenerateHooks, EvaluatorOptions {}
+
+export async function generateInProcess(
+  source: GenerationPlanSource,
+  backend: CkksBackend,
+  model: ClientModel,
+  prompt: string | Uint8Array,
+  maxNewTokens: number,
+  options: InProcessOptions = {},
+): Promise<GenerationRun> {
+  const t0 = performance.now();
+  const client = new GenerationClient(backend, model);
+  const keyHolder = new CountingSyncChannel(client.keyHolder);
+  const evaluator = new GenerationEvaluator(source, backend, keyHolder.send, options);
+  const toEvaluator = new CountingChannel((b) => evaluator.handle(b));
+  try {
+    const result = await client.generate(prompt, maxNewTokens, toEvaluator.send, options);
+    const ops: Record<string, { count: number; ms: number }> = {};
+    let refreshes = 0;
+    let cacheRefreshes = 0;
+    for (const s of evaluator.stats) {
+      refreshes += s.refreshes;
+      cacheRefreshes += s.cacheRefreshes;
+      for (const [k, v] of Object.entries(s.ops)) {
+        const o = (ops[k] ??= { count: 0, ms: 0 });
+        o.count += v.count;
+        o.ms += v.ms;
+      }
+    }
+    return {
+      result,
+      label: backend.label,
+      simulated: backend.simulated,
+      evaluatorChannel: toEvaluator.counters,
+      keyHolderChannel: keyHolder.counters,
+      refreshes,
+      cacheRefreshes,
+      ops,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      totalMs: performance.now() - t0,
+    };
+  } finally {
+    evaluator.dispose();
+    client.dispose();
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function sec(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+export function formatGenerationSummary(g: GenerationRun): string[] {
+  const r = g.result;
+  const lines = [g.simulated ? `SIMULATION (nothing encrypted): ${g.label}` : `SEAL, encrypted: ${g.label}`];
+  const pre = r.steps[0]!;
+  const dec = r.steps.slice(1);
+  lines.push(`setup (keys, plans): ${sec(r.setupMs)}`);
+  lines.push(`prefill of ${pre.tokens.length} tokens: ${sec(pre.ms)} (evaluator ${sec(pre.evaluator.ms)}, client ${sec(pre.clientMs)})`);
+  if (dec.length > 0) {
+    const mean = dec.reduce((s, x) => s + x.ms, 0) / dec.length;
+    lines.push(`decode steps: ${dec.length}, mean ${sec(mean)} per token; each: ${dec.map((d) => `P=${d.shape.kind === 'decode' ? d.shape.past : 0} ${sec(d.ms)}`).join(', ')}`);
+  }
+  const kinds = Object.entries(g.ops).sort((a, b) => b[1].count - a[1].count);
+  const total = kinds.reduce((s, [, v]) => s + v.count, 0);
+  lines.push(`ops: ${total} (${kinds.map(([k, v]) => `${k} ${v.count} in ${sec(v.ms)}`).join(', ')})`);
+  lines.push(`rotations: ${g.ops['rotate']?.count ?? 0}`);
+  lines.push(`refreshes: ${g.refreshes} ciphertexts by refresh ops, ${g.cacheRefreshes} KV-cache ciphertexts carried between steps`);
+  const k = g.keyHolderChannel;
+  lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)})`);
+  const e = g.evaluatorChannel;
+  lines.push(`client <-> evaluator: ${e.roundTrips} messages, ${mb(e.bytesSent)} to the evaluator (keys, embeddings), ${mb(e.bytesReceived)} back (logits)`);
+  lines.push(`peak memory: ${mb(g.peakRss)} resident (maxRSS)`);
+  return lines;
+}

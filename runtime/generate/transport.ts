@@ -1,0 +1,41 @@
+// In-process transports that carry only bytes and count them. Each message is copied on the way, as a
+// network would, so the two sides never share a buffer (or any object).
+
+/** Client to evaluator: asynchronous request/reply. */
+export type AsyncChannel = (request: Uint8Array) => Promise<Uint8Array>;
+/** Evaluator to key holder, inside an evaluation step: synchronous request/reply. */
+export type SyncChannel = (request: Uint8Array) => Uint8Array;
+
+export interface ChannelCounters {
+  roundTrips: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+function copy(b: Uint8Array): Uint8Array {
+  return Uint8Array.from(b);
+}
+
+export class CountingChannel {
+  readonly counters: ChannelCounters = { roundTrips: 0, bytesSent: 0, bytesReceived: 0 };
+  constructor(private readonly peer: AsyncChannel) {}
+  readonly send: AsyncChannel = async (request) => {
+    this.counters.roundTrips++;
+    this.counters.bytesSent += request.length;
+    const reply = await this.peer(copy(request));
+    this.counters.bytesReceived += reply.length;
+    return copy(reply);
+  };
+}
+
+export class CountingSyncChannel {
+  readonly counters: ChannelCounters = { roundTrips: 0, bytesSent: 0, bytesReceived: 0 };
+  constructor(private readonly peer: SyncChannel) {}
+  readonly send: SyncChannel = (request) => {
+    this.counters.roundTrips++;
+    this.counters.bytesSent += request.length;
+    const reply = this.peer(copy(request));
+    this.counters.bytesReceived += reply.length;
+    return copy(reply);
+  };
+}

@@ -1,0 +1,139 @@
+// `fhec generate` end to end on model A: a generation plan compiled from the KV-cache export, greedy
+// generation through the client/evaluator split on the simulator, checked byte for byte against greedy
+// decoding of the fp32 model by onnxruntime; the evaluator's side holds no secret key on SEAL; clear
+// errors for prompts past the compiled context and for plans that are not generation plans.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../compiler/cli.js';
+import { compileGenerationPlan, GenerationPlanStore } from '../compiler/generation-plan.js';
+import { GenerationEvaluator } from '../runtime/generate/evaluator.js';
+import { GenerationClient } from '../runtime/generate/client.js';
+import { loadClientModel } from '../runtime/generate/manifest.js';
+import { decodeMessage, encodeKeys, encodeMessage } from '../runtime/generate/messages.js';
+import type { OpenReply } from '../runtime/generate/evaluator.js';
+import { loadSeal } from '../runtime/seal/module.js';
+import { sealBackend } from '../runtime/seal/backend.js';
+import { MODELS } from './helpers/shared.js';
+
+const KV_MODEL = path.join(MODELS, 'A_kvcache_opset14.onnx');
+const FP32_MODEL = path.join(MODELS, 'A_nocache_opset14.onnx');
+const CAL = path.join(MODELS, 'calibration.txt');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-generate-'));
+const PLAN = path.join(dir, 'gen.json');
+const PROMPT = 'said. ';
+
+async function fhec(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  process.exitCode = 0;
+  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+  try {
+    await main(['node', 'fhec', ...args]);
+  } finally {
+    vi.restoreAllMocks();
+  }
+  return { status: Number(process.exitCode ?? 0), stdout: out.join(''), stderr: err.join('') };
+}
+
+/** Greedy decoding of the fp32 model by onnxruntime, re-running the whole sequence each step. */
+async function ortGreedy(prompt: string, n: number): Promise<number[]> {
+  const session = await ort.InferenceSession.create(FP32_MODEL);
+  const ids = Array.from(Buffer.from(prompt, 'utf8'));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const input = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
+    const logits = (await session.run({ input_ids: input }))['logits']!.data as Float32Array;
+    const last = logits.subarray((ids.length - 1) * 256, ids.length * 256);
+    let best = 0;
+    for (let j = 1; j < 256; j++) if (last[j]! > last[best]!) best = j;
+    out.push(best);
+    ids.push(best);
+  }
+  await session.release();
+  return out;
+}
+
+beforeAll(() => {
+  // Prefill of 4: the 6-byte prompt prefills 4 bytes and feeds 2 through decode steps; the cache
+  // crosses a stride change (8 -> 9 positions) on the way.
+  compileGenerationPlan(KV_MODEL, PLAN, { calibration: CAL, maxContext: 16, prefill: [4], maxWindows: 32 });
+}, 120000);
+
+describe('fhec generate on sim', () => {
+  it('yields exactly the bytes greedy fp32 decoding yields, with an encrypted KV cache carried between steps', async () => {
+    const expected = await ortGreedy(PROMPT, 4);
+    const r = await fhec('generate', PLAN, '--prompt', PROMPT, '--max-new-tokens', '4', '--backend', 'sim');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${Buffer.from(expected).toString('latin1')}\n`);
+    expect(r.stderr).toMatch(/^SIMULATION \(nothing encrypted\)/m);
+    expect(r.stderr).toMatch(/prefill of 4 tokens: [\d.]+ s/);
+    // Positions 4..8: two prompt bytes and three generated ones go through decode plans.
+    expect(r.stderr).toMatch(/decode steps: 5, mean [\d.]+ s per token; each: P=4 .*P=8 /);
+    expect(r.stderr).toMatch(/rotations: [1-9]\d*/);
+    // 2 layers x (K, V) carried after each of the 5 steps before a decode.
+    expect(r.stderr).toMatch(/refreshes: [1-9]\d* ciphertexts by refresh ops, 20 KV-cache ciphertexts carried between steps/);
+    expect(r.stderr).toMatch(/key holder: [1-9]\d* round trips, [\d.]+ MiB to it/);
+    expect(r.stderr).toMatch(/peak memory: [\d.]+ MiB/);
+    expect(r.stderr).toMatch(/step plans compiled during this run: 5/);
+  }, 240000);
+
+  it('refuses a prompt past the compiled context, before any work', async () => {
+    const r = await fhec('generate', PLAN, '--prompt', 'a prompt of 15 b', '--max-new-tokens', '4', '--backend', 'sim');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/a prompt of 16 tokens and 4 new tokens needs a context of 19, the plan was compiled for 16/);
+  });
+
+  it('rejects a plan that is not a generation plan, and a malformed one', async () => {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ format: 'fhec-plan', version: 1 }));
+    const a = await fhec('generate', bad, '--prompt', 'x', '--max-new-tokens', '1', '--backend', 'sim');
+    expect(a.status).toBe(2);
+    expect(a.stderr).toMatch(/not a generation plan/);
+    const doc = JSON.parse(fs.readFileSync(PLAN, 'utf8'));
+    fs.writeFileSync(bad, JSON.stringify({ ...doc, maxContext: 'many' }));
+    const b = await fhec('generate', bad, '--prompt', 'x', '--max-new-tokens', '1', '--backend', 'sim');
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/malformed generation plan: maxContext/);
+  });
+});
+
+describe('client/evaluator split on SEAL', () => {
+  it('gives the evaluator public keys only: no secret key, decryptor or key generator reachable from it', async () => {
+    const seal = await loadSeal();
+    const store = new GenerationPlanStore(PLAN);
+    const client = new GenerationClient(sealBackend, loadClientModel(PLAN));
+    const crossing: unknown[] = [];
+    const evaluator = new GenerationEvaluator(store, sealBackend, (b) => {
+      crossing.push(b);
+      return client.keyHolder(b);
+    });
+    // A 4-byte prompt and one new token: the prefill alone (no decode plan to compile).
+    const plan = decodeMessage<OpenReply>(await evaluator.handle(encodeMessage({ kind: 'open', promptTokens: 4, maxNewTokens: 1 } as { kind: string })), ['plan']).header;
+    expect(plan.steps.map((s) => s.kind)).toEqual(['prefill']);
+    const ckks = await sealBackend.createClient(store.params, plan.keys);
+    const keysMessage = encodeKeys(ckks.evaluationKeys(), new Uint8Array(32));
+    crossing.push(keysMessage);
+    decodeMessage(await evaluator.handle(keysMessage), ['ready']);
+    const seen = new Set<unknown>();
+    const walk = (v: unknown, d: number): void => {
+      if (v === null || typeof v !== 'object' || seen.has(v) || d < 0 || ArrayBuffer.isView(v)) return;
+      seen.add(v);
+      for (const k of Object.getOwnPropertyNames(v)) walk((v as Record<string, unknown>)[k], d - 1);
+    };
+    walk(evaluator, 6);
+    expect([...seen].some((o) => o && (o as object).constructor?.name === 'SealEvaluator')).toBe(true);
+    for (const o of seen) {
+      expect(o instanceof seal.SecretKey || o instanceof seal.Decryptor || o instanceof seal.KeyGenerator).toBe(false);
+    }
+    expect('decrypt' in evaluator).toBe(false);
+    for (const m of crossing) expect(m).toBeInstanceOf(Uint8Array);
+    await evaluator.handle(encodeMessage({ kind: 'close' }));
+    ckks.dispose();
+    client.dispose();
+  }, 120000);
+});
