@@ -450,3 +450,29 @@ describe('property: stated maxError is never below the error a fresh grid observ
     );
   });
 });
+
+describe('degree selection is monotone in the target', () => {
+  // A tighter error target never gets a lower degree, depth or cost than a looser one.
+  const cases: [string, [number, number]][] = [
+    ['exp', [-8, 0]],
+    ['sigmoid', [-8, 8]],
+    ['silu', [-6, 6]],
+    ['tanh', [-4, 4]],
+    ['reciprocal', [1, 16]],
+    ['invsqrt', [0.5, 8]],
+  ];
+  for (const [fn, interval] of cases) {
+    it(`${fn} on [${interval.join(', ')}]`, () => {
+      const targets = [1e-2, 1e-3, 1e-4, 1e-5];
+      const cheb = targets.map((t) => approximate(fn, interval, { maxAbsError: t, schemes: ['chebyshev'] }));
+      const best = targets.map((t) => approximate(fn, interval, { maxAbsError: t }));
+      for (let i = 1; i < targets.length; i++) {
+        const deg = (a: Approximation) => (a.steps[0] as { poly?: ChebyshevPoly }).poly?.degree ?? NaN;
+        expect(deg(cheb[i]!), `${fn} degree at ${targets[i]}`).toBeGreaterThanOrEqual(deg(cheb[i - 1]!));
+        expect(cheb[i]!.depth).toBeGreaterThanOrEqual(cheb[i - 1]!.depth);
+        expect(best[i]!.depth).toBeGreaterThanOrEqual(best[i - 1]!.depth);
+        expect(best[i]!.maxError).toBeLessThanOrEqual(targets[i]!);
+      }
+    });
+  }
+});
