@@ -108,6 +108,23 @@ describe('fhec compile / fhec run', () => {
     expect(p.ops.filter((op) => op.kind === 'input').map((op) => op.tensor)).toEqual(['a', 'b']);
   });
 
+  it('--emit ts writes a typed TypeScript module of the plan (into a folder it creates)', () => {
+    const plan = path.join(tmp, 'emit', 'nested', 'plan.json');
+    const r = fhec('compile', path.join(NODE_TESTS, 'test_gemm_default_no_bias', 'model.onnx'), '-o', plan, '--emit', 'ts');
+    expect(r.status, r.stderr).toBe(0);
+    const text = fs.readFileSync(plan.replace(/\.json$/, '.ts'), 'utf8');
+    expect(text).toContain("from 'fhec/runtime'");
+    expect(text).toMatch(/export async function run\(evaluator: CkksEvaluator, inputs: Inputs, weights: PlanWeights\)/);
+    // One statement per FHE op: a comment naming each value-defining op, and one per output.
+    const program = parseFhe(JSON.parse(fs.readFileSync(plan, 'utf8')).program);
+    const outputs = program.ops.filter((o) => o.kind === 'output').length;
+    expect(text.match(/^\s*\/\/ %/gm)?.length).toBe(program.ops.length - outputs);
+    expect(text.match(/^\s*\/\/ output "/gm)?.length).toBe(outputs);
+    const bad = fhec('compile', path.join(NODE_TESTS, 'test_gemm_default_no_bias', 'model.onnx'), '-o', plan, '--emit', 'py');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--emit supports 'ts'");
+  });
+
   it('integer tests and unsupported ops are refused at compile time', () => {
     expectUserError(fhec('compile', nodeTest('test_add_int16').model, '-o', path.join(tmp, 'x.json')), /'x' is int16/, /only float32 tensors can be encrypted/);
     expectUserError(fhec('compile', nodeTest('test_div').model, '-o', path.join(tmp, 'x.json')), /not supported under encryption: Div \(/);

@@ -2,9 +2,12 @@
 // lowers an arithmetic ONNX graph to a CKKS plan (every graph input encrypted, initializers plaintext).
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
 import { collectBinding } from './common.js';
+import { emitTypeScript } from '../emit/typescript.js';
+import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
 import { compileGenerationCommand } from './generate.js';
 
@@ -22,6 +25,7 @@ interface CompileFlags {
   insecure?: boolean;
   printFhe?: boolean;
   emitFheIr?: string;
+  emit?: string;
 }
 
 export function registerCompile(program: Command): void {
@@ -34,6 +38,7 @@ export function registerCompile(program: Command): void {
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
     .option('--print-fhe', 'print the FHE program (as stored in the plan) to stdout')
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
+    .option('--emit <kind>', "also emit the plan as code: 'ts' writes PLAN.ts, a typed TypeScript module running the same program through the runtime API")
     .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
@@ -50,13 +55,21 @@ export function registerCompile(program: Command): void {
           for (const l of lines) console.log(l);
         });
       }
+      if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
       const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
+      fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
       const { weights, programText } = writeFhePlan(opts.output, compiled);
       console.log(`compiled ${model} -> ${opts.output} (weights ${weights})`);
       if (compiled.warning) console.log(compiled.warning);
       for (const line of summarizeFhe(compiled)) console.log(line);
       if (opts.emitFheIr) fs.writeFileSync(opts.emitFheIr, programText);
+      if (opts.emit === 'ts') {
+        // After the plan is written: the emitter checks the plan holds this very program.
+        const tsFile = opts.output.replace(/\.json$/, '') + '.ts';
+        fs.writeFileSync(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
+        console.log(`wrote ${tsFile}`);
+      }
       if (opts.printFhe) process.stdout.write(programText);
     });
 }
