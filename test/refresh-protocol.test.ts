@@ -170,15 +170,17 @@ describe('client-aided refresh', () => {
       const after = rms(client.decrypt(ev.saveCiphertext(out)), xs);
       const added = Math.sqrt(after ** 2 - before ** 2);
       const model = Math.sqrt(refreshAddedVariance(params.ringDegree, params.scale, maskRadius(1, maskBits)));
-      expect(added / model).toBeGreaterThan(1 / 1.5);
-      expect(added / model).toBeLessThan(1.5);
+      // `added` is the difference of two noisy RMS estimates (one random key, one encryption), so its
+      // spread across runs is wide: within 2x of the model (the simulator's stated target is 4x).
+      expect(added / model).toBeGreaterThan(1 / 2);
+      expect(added / model).toBeLessThan(2);
       // The simulator adds the same.
       let sct = simEv.loadCiphertext(simClient.encrypt(xs, top, params.scale));
       for (let l = top; l > level; l--) sct = simEv.modSwitch(sct);
       const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { maskBits } }).refresh(sct, params.scale);
       const simAdded = Math.sqrt(rms(simClient.decrypt(simEv.saveCiphertext(sout)), xs) ** 2 - rms(simClient.decrypt(simEv.saveCiphertext(sct)), xs) ** 2);
-      expect(simAdded / added).toBeGreaterThan(1 / 1.5);
-      expect(simAdded / added).toBeLessThan(1.5);
+      expect(simAdded / added).toBeGreaterThan(1 / 2);
+      expect(simAdded / added).toBeLessThan(2);
       ev.free(ct);
       ev.free(out);
     }
