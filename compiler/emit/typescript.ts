@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IndentationText, Project, QuoteKind, StructureKind, VariableDeclarationKind, type StatementStructures } from 'ts-morph';
 import { FhecError } from '../../ir/errors.js';
-import { formatNumber, printFhe } from '../../ir/fhe/print.js';
+import { formatNumber, layoutText, opHead, printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheOp, FheProgram, FheType, FheValue, SlotLayout } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 
@@ -120,24 +120,13 @@ function typeText(t: FheType): string {
   return `${t.kind} at level ${t.level}, scale ${scaleText(t.scale!)} (${numberLiteral(t.scale!)})${size}`;
 }
 
-function layoutText(l: SlotLayout): string {
-  return `layout(${l.length}, ${l.tokens}, ${l.stride}, ${l.period}, ${l.copies})`;
-}
-
 function layoutLiteral(l: SlotLayout): string {
   return `{ length: ${l.length}, tokens: ${l.tokens}, stride: ${l.stride}, period: ${l.period}, copies: ${l.copies} }`;
 }
 
 /** The op's IR line, with its result's level and scale spelled out. */
 function opComment(op: FheOp): string {
-  const args = op.args.map((a) => `%${a.name}`).join(', ');
-  if (op.kind === 'output') return `output ${JSON.stringify(op.tensor)} ${args} ${layoutText(op.layout!)}`;
-  let rhs: string;
-  if (op.kind === 'input') rhs = `input ${JSON.stringify(op.tensor)} ${layoutText(op.layout!)}`;
-  else if (op.kind === 'encode') rhs = `encode @${op.constant}`;
-  else if (op.kind === 'rotate') rhs = `rotate ${args} by ${op.step}`;
-  else rhs = `${op.kind} ${args}`;
-  return `%${op.result!.name} = ${rhs}: ${typeText(op.result!.type)}`;
+  return op.kind === 'output' ? opHead(op) : `${opHead(op)}: ${typeText(op.result!.type)}`;
 }
 
 const METHOD: Partial<Record<FheOp['kind'], string>> = {

@@ -19,7 +19,7 @@ export function formatNumber(x: number): string {
   return Object.is(x, -0) ? '-0' : String(x);
 }
 
-function layoutText(l: SlotLayout): string {
+export function layoutText(l: SlotLayout): string {
   return `layout(${l.length}, ${l.tokens}, ${l.stride}, ${l.period}, ${l.copies})`;
 }
 
@@ -29,7 +29,11 @@ function constantText(d: FheConstantData): string {
   return `dense [${Array.from(d.values, formatNumber).join(', ')}]`;
 }
 
-function opText(op: FheOp): string {
+/**
+ * An op's line without its result type: `output "y" %v layout(...)` for outputs, `%r = kind args` for
+ * the rest. Shared by the printer and by code emitters that annotate ops.
+ */
+export function opHead(op: FheOp): string {
   const args = op.args.map((a) => `%${a.name}`).join(', ');
   if (op.kind === 'output') return `output ${JSON.stringify(op.tensor)} ${args} ${layoutText(op.layout!)}`;
   let rhs: string;
@@ -37,7 +41,11 @@ function opText(op: FheOp): string {
   else if (op.kind === 'encode') rhs = `encode @${op.constant}`;
   else if (op.kind === 'rotate') rhs = `rotate ${args} by ${op.step}`;
   else rhs = `${op.kind} ${args}`;
-  return `%${op.result!.name} = ${rhs} : ${showType(op.result!.type)}`;
+  return `%${op.result!.name} = ${rhs}`;
+}
+
+function opText(op: FheOp): string {
+  return op.kind === 'output' ? opHead(op) : `${opHead(op)} : ${showType(op.result!.type)}`;
 }
 
 export function printFhe(program: FheProgram): string {
