@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
 import { parseFhe } from '../ir/fhe/parse.js';
+import type { ApproxProbeRecord } from '../ir/fhe/probe.js';
 import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
@@ -18,20 +19,7 @@ import { loadPlan, type Plan } from './plan/plan.js';
 
 export const MODEL_PLAN_KIND = 'fhec-canonical-model';
 
-export interface ModelProbeMeta {
-  op: string;
-  role: string;
-  fn: string;
-  input: string;
-  output: string;
-  interval: [number, number];
-  observed: [number, number];
-  margin: number;
-  slots: number[];
-  predictedMaxError: number;
-  predictedMaxRelError: number;
-  depth: number;
-}
+export type ModelProbeMeta = ApproxProbeRecord;
 
 export interface ModelOutputMeta {
   name: string;

@@ -3,27 +3,12 @@
 // compile report measures the observed approximation error from them; the run-time monitor (sim)
 // checks that inputs stay inside the interval.
 
+import type { ApproxProbeRecord } from '../../../ir/fhe/probe.js';
 import type { FheValue } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
 
-export interface ApproxProbe {
-  /** The canonical node. */
-  op: string;
-  /** What the approximation stands for, e.g. 'exp(s - s_diag)'. */
-  role: string;
-  fn: string;
-  input: string;
-  output: string;
-  /** The fitted interval [lo, hi] (calibrated range widened by the margin). */
-  interval: [number, number];
-  /** The calibrated range before the margin (what the monitor compares against, with the margin). */
-  observed: [number, number];
-  margin: number;
-  /** Valid slots as runs [start, count, ...]. */
-  slots: number[];
-  predictedMaxError: number;
-  predictedMaxRelError: number;
-  depth: number;
+/** The plan's probe record plus a human-readable description of the approximation. */
+export interface ApproxProbe extends ApproxProbeRecord {
   describe: string;
 }
 
