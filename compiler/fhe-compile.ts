@@ -21,8 +21,8 @@ import {
   selectParameters,
   slotsOf,
   type CkksParameters,
-} from '../runtime/ckks/params.js';
-import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../runtime/ckks/rotation-keys.js';
+} from '../ir/ckks/params.js';
+import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
 import { writePlan } from '../runtime/plan/plan.js';
 import { loadModel } from './driver.js';
 

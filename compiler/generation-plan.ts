@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
-import { makeParameters, parametersId, type CkksParameters } from '../runtime/ckks/params.js';
+import { makeParameters, parametersId, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
 import { describeStep } from '../runtime/generate/evaluator.js';
 import { shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';

@@ -8,7 +8,7 @@ import { FhecError } from '../ir/errors.js';
 import type { Tensor } from '../ir/tensor.js';
 import { tensorsToJson } from '../ir/tensor-json.js';
 import type { CkksBackend } from '../runtime/backend.js';
-import { describeParameters } from '../runtime/ckks/params.js';
+import { describeParameters } from '../ir/ckks/params.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
 import { formatModelReport, modelReport } from './model-report.js';

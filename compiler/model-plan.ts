@@ -18,7 +18,7 @@ import { lowerCanonicalModel, type ErrorTargets, type LoweredModel } from '../pa
 import { manageScales } from '../passes/fhe/manage.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
-import { fheChain, selectParameters, topLevel, type CkksParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan } from '../runtime/plan/plan.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';

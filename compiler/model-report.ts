@@ -7,8 +7,8 @@
 
 import type { Tensor } from '../ir/tensor.js';
 import { targetFunction } from '../passes/approx/functions.js';
-import { evaluatePlain } from '../runtime/ckks/plain-eval.js';
-import { describeParameters } from '../runtime/ckks/params.js';
+import { evaluatePlain } from '../ir/fhe/plain-eval.js';
+import { describeParameters } from '../ir/ckks/params.js';
 import { embedTokens, expandCache } from '../runtime/model-session.js';
 import type { CompiledModel } from './model-plan.js';
 

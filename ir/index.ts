@@ -15,3 +15,9 @@ export * from './ops/infer-graph.js';
 export * from './text/index.js';
 export * from './canonical/index.js';
 export * from './graph/range.js';
+// The CKKS parameter, noise and cost model: data and formulas the passes plan with and the runtime executes.
+export * from './ckks/params.js';
+export * from './ckks/security.js';
+export * from './ckks/noise.js';
+export * from './ckks/cost-table.js';
+export * from './ckks/rotation-keys.js';

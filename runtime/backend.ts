@@ -3,7 +3,7 @@
 // relinearization and Galois keys, serialized), so evaluation code never sees a secret key. Ciphertexts
 // cross the boundary as bytes tagged with the parameters they belong to.
 
-import type { CkksParameters } from './ckks/params.js';
+import type { CkksParameters } from '../ir/ckks/params.js';
 
 export type BackendName = 'seal' | 'sim';
 

@@ -14,7 +14,7 @@ import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type RunResult } from './ckks/execute.js';
-import { evaluatePlain } from './ckks/plain-eval.js';
+import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { loadPlan, type Plan } from './plan/plan.js';
 
 export const MODEL_PLAN_KIND = 'fhec-canonical-model';

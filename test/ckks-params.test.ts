@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
-import { coeffModulusPrimes, isPrime } from '../runtime/ckks/primes.js';
-import { keySetBytes, keySwitchKeyBytes, makeParameters, securityBanner, selectParameters, totalModulusBits } from '../runtime/ckks/params.js';
-import { normalizeStep, planRotationKeys } from '../runtime/ckks/rotation-keys.js';
-import { TC128_MAX_BITS } from '../runtime/ckks/security.js';
+import { coeffModulusPrimes, isPrime } from '../ir/ckks/primes.js';
+import { keySetBytes, keySwitchKeyBytes, makeParameters, securityBanner, selectParameters, totalModulusBits } from '../ir/ckks/params.js';
+import { normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
+import { TC128_MAX_BITS } from '../ir/ckks/security.js';
 
 describe('CKKS parameters', () => {
   it('uses the tc128 bounds of SEAL', () => {

@@ -8,7 +8,7 @@ import { manageScales } from '../passes/fhe/manage.js';
 import { lowerMatVec } from '../passes/fhe/matvec.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, makeParameters, selectParameters } from '../runtime/ckks/params.js';
+import { fheChain, makeParameters, selectParameters } from '../ir/ckks/params.js';
 import { loadPlan, planFromJson, writePlan } from '../runtime/plan/plan.js';
 import { simBackend } from '../runtime/sim/backend.js';
 

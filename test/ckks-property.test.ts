@@ -6,7 +6,7 @@ import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import { chebyshevValue, evalChebyshev } from '../passes/fhe/chebyshev.js';
 import { manageScales } from '../passes/fhe/manage.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 

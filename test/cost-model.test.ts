@@ -23,11 +23,11 @@ import {
   refreshRoundTrip,
   valueAtLevel,
   type CostTable,
-} from '../runtime/ckks/cost-table.js';
+} from '../ir/ckks/cost-table.js';
 import { encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
 import { clockMs } from '../runtime/ckks/measure-costs.js';
-import { checkSecurity, fheChain, selectParameters } from '../runtime/ckks/params.js';
-import { maxModulusBits } from '../runtime/ckks/security.js';
+import { checkSecurity, fheChain, selectParameters } from '../ir/ckks/params.js';
+import { maxModulusBits } from '../ir/ckks/security.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { fhec } from './helpers/cli.js';
 

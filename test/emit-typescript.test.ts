@@ -19,7 +19,7 @@ import { columnBlocks, lowerMatVec, type MatrixView } from '../passes/fhe/matvec
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { decryptOutputs, encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters, topLevel, type CkksParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { writePlan } from '../runtime/plan/plan.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';

@@ -5,7 +5,7 @@ import { fheCost } from '../passes/fhe/cost.js';
 import { multiplicativeDepth } from '../passes/fhe/depth.js';
 import { manageScales } from '../passes/fhe/manage.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 

@@ -20,7 +20,7 @@ import { IMPORT_PIPELINE, graphPasses } from '../passes/graph/registry.js';
 import { PassManager } from '../passes/pass-manager.js';
 import { lowerGraph } from '../passes/fhe/lower/lower-graph.js';
 import { holdsToRuns, packCiphertext, unpackTensor } from '../passes/fhe/lower/interface.js';
-import { parametersId } from '../runtime/ckks/params.js';
+import { parametersId } from '../ir/ckks/params.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';

@@ -12,7 +12,7 @@ import { multiplicativeDepth } from '../passes/fhe/depth.js';
 import { applyApproximation } from '../passes/fhe/kernels/approximation.js';
 import { manageScales } from '../passes/fhe/manage.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 

@@ -21,7 +21,7 @@ import { replicatedLayout } from '../passes/fhe/packing.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters, topLevel } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters, topLevel } from '../ir/ckks/params.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { canonicalKernels } from '../runtime/reference/ops/canonical.js';
 import { sealBackend } from '../runtime/seal/backend.js';

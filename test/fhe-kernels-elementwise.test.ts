@@ -22,7 +22,7 @@ import { manageScales } from '../passes/fhe/manage.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { canonicalKernels } from '../runtime/reference/ops/canonical.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';

@@ -9,7 +9,7 @@ import { manageScales } from '../passes/fhe/manage.js';
 import { columnBlocks, lowerMatVec, matMulWeights, type MatrixView } from '../passes/fhe/matvec.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, makeParameters, selectParameters, type CkksParameters } from '../runtime/ckks/params.js';
+import { fheChain, makeParameters, selectParameters, type CkksParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 

@@ -6,7 +6,7 @@ import { FhecError } from '../ir/errors.js';
 import { packSlots } from '../ir/fhe/layout.js';
 import type { SlotLayout } from '../ir/fhe/types.js';
 import type { CkksBackend } from '../runtime/backend.js';
-import { selectParameters, topLevel } from '../runtime/ckks/params.js';
+import { selectParameters, topLevel } from '../ir/ckks/params.js';
 import { CacheRefresher, handleCacheRefresh } from '../runtime/generate/cache-refresh.js';
 import { decodeMessage, encodeMessage } from '../runtime/generate/messages.js';
 import { generationSteps } from '../runtime/generate/plan-source.js';

@@ -1,5 +1,5 @@
 // The canonical-model lowering (passes/fhe/lower-canonical): each op's FHE program, evaluated without
-// CKKS error (runtime/ckks/plain-eval.ts), against an independent float64 computation; then the
+// CKKS error (ir/fhe/plain-eval.ts), against an independent float64 computation; then the
 // whole model A lowered and evaluated the same way against the reference interpreter.
 
 import * as fs from 'node:fs';
@@ -15,7 +15,7 @@ import { lowerPrefillAttention } from '../passes/fhe/lower-canonical/attention.j
 import { lowerLinearColumns } from '../passes/fhe/lower-canonical/linear.js';
 import { lowerRmsNormBlock } from '../passes/fhe/lower-canonical/rms-norm.js';
 import { lowerRopeBlock } from '../passes/fhe/lower-canonical/rope.js';
-import { evaluatePlain } from '../runtime/ckks/plain-eval.js';
+import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { embedTokens } from '../runtime/model-session.js';
 import { compileModel } from '../compiler/model-plan.js';
 import { referenceLogits } from '../compiler/accuracy.js';

@@ -17,7 +17,7 @@ import { columnBlocks, lowerMatVec, matMulWeights } from '../passes/fhe/matvec.j
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { analyzePrecision, formatPrecisionReport, magnitudeBoundsFromPlain, type PrecisionReport } from '../passes/fhe/precision.js';
 import { keyRequestFor } from '../runtime/ckks/execute.js';
-import { fheChain, selectParameters, type CkksParameters } from '../runtime/ckks/params.js';
+import { fheChain, selectParameters, type CkksParameters } from '../ir/ckks/params.js';
 import type { CkksClient, CkksEvaluator } from '../runtime/backend.js';
 import { DEBUG_LABEL, debugMeasureErrors, type MeasuredErrors } from '../runtime/debug/measure.js';
 import { sealBackend } from '../runtime/seal/backend.js';

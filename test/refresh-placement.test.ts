@@ -14,8 +14,8 @@ import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
 import { depthsWith, isFeasible, levelGraph } from '../passes/fhe/refresh-graph.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, makeParameters } from '../runtime/ckks/params.js';
-import { coeffModulusPrimes } from '../runtime/ckks/primes.js';
+import { fheChain, makeParameters } from '../ir/ckks/params.js';
+import { coeffModulusPrimes } from '../ir/ckks/primes.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 
 const SLOTS = 8;

@@ -8,7 +8,7 @@ import { manageScales } from '../passes/fhe/manage.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
-import { fheChain, makeParameters, topLevel } from '../runtime/ckks/params.js';
+import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { RefreshKeyHolder, type RefreshTransport } from '../runtime/refresh/key-holder.js';
 import { maskRadius, maskStatisticalDistance, sampleMask } from '../runtime/refresh/mask.js';
 import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '../runtime/refresh/messages.js';

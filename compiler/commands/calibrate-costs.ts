@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
-import { opCost, parseCostTable, type CostTable } from '../../runtime/ckks/cost-table.js';
+import { opCost, parseCostTable, type CostTable } from '../../ir/ckks/cost-table.js';
 import { calibrateCosts, MEASUREMENT_CHAINS } from '../../runtime/ckks/measure-costs.js';
 import { sealBackend } from '../../runtime/seal/backend.js';
 

@@ -7,3 +7,4 @@ export * from './print.js';
 export * from './parse.js';
 export * from './layout.js';
 export * from './scales.js';
+export * from './plain-eval.js';

@@ -1,6 +1,6 @@
 // Cost-driven parameter search: chooses the ring degree N, the modulus chain (levels and scale bits)
 // and the refresh budget together, minimising the latency predicted from a measured cost table
-// (passes/fhe/predict-latency.ts), subject to 128-bit security (runtime/ckks/security.ts), the
+// (passes/fhe/predict-latency.ts), subject to 128-bit security (ir/ckks/security.ts), the
 // precision each output needs (passes/fhe/precision.ts) and the Galois-key memory budget.
 //
 // Every candidate is (N, scale bits s, levels L, special prime) with the chain
@@ -14,11 +14,11 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheChain, FheProgram } from '../../ir/fhe/types.js';
-import { hasRingDegree, type CostTable } from '../../runtime/ckks/cost-table.js';
-import { fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../runtime/ckks/params.js';
-import { evaluatePlain, maxAbs } from '../../runtime/ckks/plain-eval.js';
-import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../runtime/ckks/rotation-keys.js';
-import { isSecure128, maxModulusBits, RING_DEGREES } from '../../runtime/ckks/security.js';
+import { hasRingDegree, type CostTable } from '../../ir/ckks/cost-table.js';
+import { fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../ir/ckks/params.js';
+import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
+import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../ir/ckks/rotation-keys.js';
+import { isSecure128, maxModulusBits, RING_DEGREES } from '../../ir/ckks/security.js';
 import { multiplicativeDepth } from './depth.js';
 import { manageScales } from './manage.js';
 import { analyzePrecision, magnitudeBoundsFromPlain, type PrecisionRequirement } from './precision.js';
@@ -67,7 +67,7 @@ export interface ParameterSearchOptions {
   refresh?: RefreshPlanner;
   /** Most refreshes allowed per run; default unlimited. */
   maxRefreshes?: number;
-  /** Galois key memory budget (bytes); default 3 GiB (runtime/ckks/rotation-keys.ts). */
+  /** Galois key memory budget (bytes); default 3 GiB (ir/ckks/rotation-keys.ts). */
   keyBudgetBytes?: number;
 }
 

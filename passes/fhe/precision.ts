@@ -5,7 +5,7 @@
 //
 // The error of a value has three parts:
 // - flat CKKS noise (encryption, encoding of dense plaintexts, rescale rounding, key switching), with
-//   the variances of runtime/ckks/noise.ts (the simulator's model), tracked as a linear combination of
+//   the variances of ir/ckks/noise.ts (the simulator's model), tracked as a linear combination of
 //   independent noise *sources*. The error of source S in slot u is S[u]; slots of one source are
 //   uncorrelated (the canonical embedding of independent coefficients), so after a rotation by k the
 //   slot u holds S[u+k], a different random variable: a source is keyed by (op, cumulative rotation).
@@ -39,10 +39,10 @@
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { constantValueAt } from '../../ir/fhe/types.js';
-import { encodeVariance, freshVariance, keySwitchVariance, NOISE_SIGMA, rescaleVariance } from '../../runtime/ckks/noise.js';
-import type { CkksParameters } from '../../runtime/ckks/params.js';
-import { evaluatePlain, maxAbs } from '../../runtime/ckks/plain-eval.js';
-import { normalizeStep } from '../../runtime/ckks/rotation-keys.js';
+import { encodeVariance, freshVariance, keySwitchVariance, NOISE_SIGMA, rescaleVariance } from '../../ir/ckks/noise.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
+import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
+import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
 
 export interface PrecisionRequirement {
   /** Largest absolute error the output may have. */
@@ -66,7 +66,7 @@ export interface PrecisionOptions {
   failureProbability?: number;
   /**
    * The Galois key steps one rotation by `step` applies, in order (several when composed from
-   * power-of-two keys, see runtime/ckks/rotation-keys.ts); default: its own key.
+   * power-of-two keys, see ir/ckks/rotation-keys.ts); default: its own key.
    */
   rotationKeySteps?: (step: number) => number[];
   /** Above this many tracked noise terms a value's terms are folded into one (conservative) bound. */

@@ -1,11 +1,11 @@
 // Predicted latency of a managed FHE program under a cost table: the sum over its ops of the measured
-// cost of that op kind at that level (runtime/ckks/cost-table.ts), counting a rotation once per key
+// cost of that op kind at that level (ir/ckks/cost-table.ts), counting a rotation once per key
 // switch it takes, inputs as ciphertext loads and outputs as saves, and every refresh as a client round
 // trip (mask, send, decrypt, encrypt afresh, send back, unmask).
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../runtime/ckks/cost-table.js';
+import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../ir/ckks/cost-table.js';
 
 export interface LatencyOptions {
   /** The Galois key steps one rotation applies (several when composed); default one key switch. */

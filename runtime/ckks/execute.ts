@@ -11,7 +11,7 @@ import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, CkksRefresher,
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
-import type { CkksParameters } from './params.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
 
 export interface OpStats {
   count: number;

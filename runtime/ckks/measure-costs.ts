@@ -1,11 +1,11 @@
 // Measures per-operation costs of a CKKS backend on this machine, through fhec's own backend interface
 // (the same calls the executor makes): the median time of each op at a set of levels, ciphertext sizes
 // and serialization cost per byte. `fhec calibrate-costs` turns the results into a cost table
-// (runtime/ckks/cost-table.ts); `npm run bench` prints them for the standard chain.
+// (ir/ckks/cost-table.ts); `npm run bench` prints them for the standard chain.
 
 import type { CkksBackend, CkksHandle } from '../backend.js';
-import type { CostTable, RingCosts, TimedOp } from './cost-table.js';
-import { makeParameters, topLevel, type CkksParameters } from './params.js';
+import type { CostTable, RingCosts, TimedOp } from '../../ir/ckks/cost-table.js';
+import { makeParameters, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 
 /**
  * Chains the calibration times, per ring degree: as many data primes as 128-bit security allows at

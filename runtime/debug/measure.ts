@@ -2,7 +2,7 @@
 //
 // The program runs op by op on a backend's evaluator while a client holding the SECRET KEY decrypts
 // every ciphertext it produces, and compares it with a float64 evaluation of the same program
-// (runtime/ckks/plain-eval.ts). This breaks the client/evaluator separation on purpose: it exists to
+// (ir/fhe/plain-eval.ts). This breaks the client/evaluator separation on purpose: it exists to
 // check the precision pass's predictions (passes/fhe/precision.ts) and must never be part of the
 // normal execution path (runtime/ckks/execute.ts). Every result carries DEBUG_LABEL.
 //
@@ -14,8 +14,8 @@ import type { FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { encryptInputs, keyRequestFor } from '../ckks/execute.js';
-import type { CkksParameters } from '../ckks/params.js';
-import { evaluatePlain, maxAbs } from '../ckks/plain-eval.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
+import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
 import { sealBackend } from '../seal/backend.js';
 
 export const DEBUG_LABEL = 'DEBUG MEASUREMENT: the secret key decrypted every intermediate value (never do this in production)';

@@ -10,7 +10,7 @@
 import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
-import { slotsOf } from '../ckks/params.js';
+import { slotsOf } from '../../ir/ckks/params.js';
 import { authenticateMessage, checkAuthenticatedMessage } from '../refresh/messages.js';
 import { checkMaskFits, maskRadius, sampleMask, secureUniform } from '../refresh/mask.js';
 import { decodeMessage, encodeMessage } from './messages.js';

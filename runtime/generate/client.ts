@@ -9,7 +9,7 @@ import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksClient } from '../backend.js';
-import { makeParameters, parametersId, slotsOf } from '../ckks/params.js';
+import { makeParameters, parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { embedTokens } from '../model-session.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
 import { handleCacheRefresh } from './cache-refresh.js';

@@ -10,7 +10,7 @@ import { FhecError } from '../../ir/errors.js';
 import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js';
-import { parametersId } from '../ckks/params.js';
+import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';

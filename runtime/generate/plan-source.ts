@@ -5,7 +5,7 @@
 
 import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { KeyRequest } from '../backend.js';
-import type { CkksParameters } from '../ckks/params.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { ModelPlan } from '../model-session.js';
 
 export type StepShape = { kind: 'prefill'; tokens: number } | { kind: 'decode'; past: number };

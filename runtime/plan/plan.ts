@@ -12,8 +12,8 @@ import { printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import { keyRequestFor } from '../ckks/execute.js';
-import { coeffModulusPrimes } from '../ckks/primes.js';
-import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../ckks/params.js';
+import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
+import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../../ir/ckks/params.js';
 
 export const PLAN_FORMAT = 'fhec-plan';
 export const PLAN_VERSION = 1;

@@ -3,7 +3,7 @@
 // with a reply (bytes). It never sees an unmasked intermediate: the evaluator masks before sending.
 
 import type { CkksClient } from '../backend.js';
-import { topLevel } from '../ckks/params.js';
+import { topLevel } from '../../ir/ckks/params.js';
 import { authenticateMessage, checkAuthenticatedMessage, decodeRefreshRequest, encodeRefreshReply } from './messages.js';
 
 /** Bytes in, bytes out: the only channel between evaluator and key holder. */

@@ -16,7 +16,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
-import type { CkksParameters } from '../ckks/params.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
 
 export interface MaskPolicy {
   /** Bound B on |value| of a refreshed ciphertext's slots (the calibrated or declared maximum). */

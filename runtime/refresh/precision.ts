@@ -9,7 +9,7 @@
 //   N = 8192, 1.65e-16 M at 16384, for masks from 2^24 to 2^44). It stays below the fresh error while
 //   M < about 2^21 at scale 2^40: the default 16-bit mask on |x| <= 1 costs no measurable precision.
 
-import { NOISE_SIGMA } from '../ckks/noise.js';
+import { NOISE_SIGMA } from '../../ir/ckks/noise.js';
 
 /** Variance per slot of a secret-key encryption at `scale` (what the key holder sends back). */
 export function symmetricFreshVariance(n: number, scale: number): number {

@@ -7,7 +7,7 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
-import { slotsOf, topLevel } from '../ckks/params.js';
+import { slotsOf, topLevel } from '../../ir/ckks/params.js';
 import type { ChannelOptions, RefreshTransport } from './key-holder.js';
 import { checkMaskFits, DEFAULT_MASK_POLICY, maskRadius, sampleMask, type MaskPolicy } from './mask.js';
 import { authenticateMessage, checkAuthenticatedMessage, decodeRefreshReply, encodeRefreshRequest } from './messages.js';

@@ -8,7 +8,7 @@
 // ciphertext and 194 for a seeded one; our envelope (runtime/ckks/wire.ts) and message framing, and
 // the 32-byte HMAC tag of each message when the channel is authenticated.
 
-import { parametersId, topLevel, type CkksParameters } from '../ckks/params.js';
+import { parametersId, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 
 const SEAL_CIPHERTEXT_OVERHEAD = 113;
 const SEAL_SEEDED_OVERHEAD = 194;

@@ -4,8 +4,8 @@
 import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
-import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
-import { normalizeStep, decomposeRotation } from '../ckks/rotation-keys.js';
+import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
+import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { loadSeal, makeSealContext, sealCall, type SealContextInfo } from './module.js';
 

@@ -4,7 +4,7 @@
 import SEAL from 'node-seal';
 import type { MainModule, ParmsIdType, SEALContext } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { CkksParameters } from '../ckks/params.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
 
 let modulePromise: Promise<MainModule> | undefined;
 

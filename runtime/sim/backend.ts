@@ -1,15 +1,15 @@
 // The CKKS simulator: the same plan executed on float64 slot vectors with CKKS semantics. It enforces
 // SEAL's rules (levels, scales, sizes, keys, scale bounds), injects the modelled encoding, encryption,
-// rescaling and key-switching errors (runtime/ckks/noise.ts), and carries a noise-free twin of every
+// rescaling and key-switching errors (ir/ckks/noise.ts), and carries a noise-free twin of every
 // value, so the error it predicts (noisy - noise-free) includes how errors correlate and grow through
 // the circuit. Nothing is encrypted: every output of this backend is labelled as a simulation.
 
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../ckks/noise.js';
-import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../ckks/params.js';
-import { normalizeStep, decomposeRotation } from '../ckks/rotation-keys.js';
+import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
+import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
+import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { float64RoundingStd, symmetricFreshVariance } from '../refresh/precision.js';
 

@@ -2,7 +2,7 @@
 // Each distinct step normally gets its own key (one key switch per rotation). When that does not fit,
 // steps are composed from power-of-two keys (popcount key switches per rotation, at most log2(slots) keys).
 
-import { FhecError } from '../../ir/errors.js';
+import { FhecError } from '../errors.js';
 import { keySwitchKeyBytes, slotsOf, type CkksParameters } from './params.js';
 
 export interface RotationKeyPlan {

@@ -1,7 +1,7 @@
 // The cost table: measured milliseconds per CKKS operation on one machine, per ring degree and level,
 // ciphertext sizes and serialization costs per byte, and a model of the client round trip a refresh
 // costs (mask, send, decrypt, encrypt afresh, send back, unmask). Written by `fhec calibrate-costs`
-// (runtime/ckks/measure-costs.ts); runtime/ckks/default-costs.json is one measured on the development
+// (runtime/ckks/measure-costs.ts); ir/ckks/default-costs.json is one measured on the development
 // machine. passes/fhe/predict-latency.ts and passes/fhe/parameter-search.ts read it.
 //
 // Levels: an op "at level l" works on l+1 data primes. Its cost depends on that count (and N), not on
@@ -18,7 +18,7 @@
 
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { FhecError } from '../../ir/errors.js';
+import { FhecError } from '../errors.js';
 import defaultCostsJson from './default-costs.json' with { type: 'json' };
 
 /** Op kinds the table times (the FHE IR's kinds, plus client-side and serialization work). */
@@ -117,7 +117,7 @@ export function loadCostTable(file: string): CostTable {
 
 /** The table shipped with fhec (measured on the development machine; see its provenance). */
 export function defaultCostTable(): CostTable {
-  return parseCostTable(defaultCostsJson, 'runtime/ckks/default-costs.json');
+  return parseCostTable(defaultCostsJson, 'ir/ckks/default-costs.json');
 }
 
 export function ringCosts(table: CostTable, ringDegree: number): RingCosts {

@@ -1,8 +1,8 @@
 // The CKKS parameter model shared by both backends: ring degree, modulus chain (the exact primes SEAL
 // will generate), top scale, security check, and the byte cost of key-switching keys.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheChain } from '../../ir/fhe/types.js';
+import { FhecError } from '../errors.js';
+import type { FheChain } from '../fhe/types.js';
 import { coeffModulusPrimes } from './primes.js';
 import { isSecure128, maxModulusBits, RING_DEGREES } from './security.js';
 

@@ -3,9 +3,9 @@
 // debug measurement (runtime/debug/measure.ts) compares SEAL's decrypted intermediates against, and the
 // source of per-value magnitude bounds for the precision pass.
 
-import { FhecError } from '../../ir/errors.js';
-import { packSlots, constantSlots } from '../../ir/fhe/layout.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
+import { FhecError } from '../errors.js';
+import { packSlots, constantSlots } from './layout.js';
+import type { FheProgram } from './types.js';
 
 /** Slot vectors of every value (ciphertexts and plaintexts) by SSA name, plus the outputs' slots by tensor. */
 export interface PlainEvaluation {
