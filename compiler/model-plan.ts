@@ -87,7 +87,9 @@ function decodeCalibrationSets(modelFile: string, imported: Graph, calibration: 
   const prefill = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const decode = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
   const sets: Record<string, Tensor>[] = [];
-  for (const w of windowStarts(text.length, { window: P + 1, maxWindows })) {
+  // Each window gives one decode row; overlapping windows (stride (P+1)/2) double the rows the exp and
+  // 1/x intervals are fitted on, for twice the calibration time.
+  for (const w of windowStarts(text.length, { window: P + 1, stride: Math.max(1, Math.ceil((P + 1) / 2)), maxWindows })) {
     if (w.length !== P + 1) continue;
     const tokens = Array.from(text.subarray(w.start, w.start + P + 1));
     const out = runGraph(prefill, inputsForTokens(prefill, tokens.slice(0, P), calibration));

@@ -5,9 +5,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { main } from '../compiler/cli.js';
 import { calibrateModel } from '../compiler/commands/calibrate.js';
 import { loadCalibrationSets, textCalibrationSets, windowStarts } from '../compiler/calibration-data.js';
 import { loadModel } from '../compiler/driver.js';
@@ -25,6 +24,7 @@ import { RangeAccumulator } from '../passes/calibrate/accumulator.js';
 import { nonlinearInputs, secretValues } from '../passes/calibrate/roles.js';
 import { LogSketch } from '../passes/calibrate/sketch.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
+import { fhecInProcess } from './helpers/in-process.js';
 import { MODELS, ORTGENAI, readJson } from './helpers/shared.js';
 
 const A = path.join(MODELS, 'A_nocache_opset14.onnx');
@@ -457,23 +457,7 @@ describe('calibration data', () => {
 });
 
 describe('fhec calibrate', () => {
-  const out: string[] = [];
-  const err: string[] = [];
-  afterEach(() => {
-    vi.restoreAllMocks();
-    process.exitCode = 0;
-  });
-  async function fhec(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-    out.length = 0;
-    err.length = 0;
-    process.exitCode = 0;
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-    vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-    await main(['node', 'fhec', ...args]);
-    const status = Number(process.exitCode ?? 0);
-    vi.restoreAllMocks();
-    return { status, stdout: out.join('\n'), stderr: err.join('') };
-  }
+  const fhec = fhecInProcess;
 
   it('prints the table for the whole calibration file in a few seconds', async () => {
     const t0 = performance.now();

@@ -6,9 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../compiler/cli.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { compileGenerationPlan, GenerationPlanStore } from '../compiler/generation-plan.js';
 import { GenerationEvaluator } from '../runtime/generate/evaluator.js';
 import { GenerationClient } from '../runtime/generate/client.js';
@@ -17,6 +15,8 @@ import { decodeMessage, encodeKeys, encodeMessage } from '../runtime/generate/me
 import type { OpenReply } from '../runtime/generate/evaluator.js';
 import { loadSeal } from '../runtime/seal/module.js';
 import { sealBackend } from '../runtime/seal/backend.js';
+import { fhecInProcess } from './helpers/in-process.js';
+import { ortGreedy as ortGreedyOf } from './helpers/ort-greedy.js';
 import { MODELS } from './helpers/shared.js';
 
 const KV_MODEL = path.join(MODELS, 'A_kvcache_opset14.onnx');
@@ -26,37 +26,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-generate-'));
 const PLAN = path.join(dir, 'gen.json');
 const PROMPT = 'said. ';
 
-async function fhec(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    await main(['node', 'fhec', ...args]);
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return { status: Number(process.exitCode ?? 0), stdout: out.join(''), stderr: err.join('') };
-}
-
-/** Greedy decoding of the fp32 model by onnxruntime, re-running the whole sequence each step. */
-async function ortGreedy(prompt: string, n: number): Promise<number[]> {
-  const session = await ort.InferenceSession.create(FP32_MODEL);
-  const ids = Array.from(Buffer.from(prompt, 'utf8'));
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const input = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
-    const logits = (await session.run({ input_ids: input }))['logits']!.data as Float32Array;
-    const last = logits.subarray((ids.length - 1) * 256, ids.length * 256);
-    let best = 0;
-    for (let j = 1; j < 256; j++) if (last[j]! > last[best]!) best = j;
-    out.push(best);
-    ids.push(best);
-  }
-  await session.release();
-  return out;
-}
+const fhec = fhecInProcess;
+const ortGreedy = (prompt: string, n: number) => ortGreedyOf(FP32_MODEL, prompt, n);
 
 beforeAll(() => {
   // Prefill of 4: the 6-byte prompt prefills 4 bytes and feeds 2 through decode steps; the cache

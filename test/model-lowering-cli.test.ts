@@ -4,28 +4,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { main } from '../compiler/cli.js';
+import { describe, expect, it } from 'vitest';
 import { referenceLogits } from '../compiler/accuracy.js';
 import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
 import { loadModelPlan } from '../runtime/model-session.js';
+import { fhecInProcess } from './helpers/in-process.js';
 import { MODELS, ORTGENAI, REF_MODELS } from './helpers/shared.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-model-cli-'));
 
-async function fhec(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    await main(['node', 'fhec', ...args]);
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return { status: Number(process.exitCode ?? 0), stdout: out.join('\n'), stderr: err.join('') };
-}
+const fhec = fhecInProcess;
 
 describe('fhec compile --calibration / fhec run', () => {
   it('compiles model A with a report, and runs the plan on sim by the model\'s own names', async () => {

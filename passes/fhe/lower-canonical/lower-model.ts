@@ -108,6 +108,13 @@ const isFhec = (n: Node) => n.domain === 'fhec';
  */
 export const FIT_WIDENING = 2;
 
+/**
+ * Softmax scores relative to the row's shift have heavy tails (held-out decode rows exceed the
+ * calibrated maximum by ~0.3): exp's top end gets ln 8 of headroom instead of ln 2. Its polynomial
+ * barely grows (degree 29 -> 31 at the same depth); the reciprocal after it covers the larger sums.
+ */
+export const EXP_HEADROOM = Math.log(8);
+
 /** Fits are deterministic and slow (Remez up to degree 256): reuse them within a process. */
 const fitCache = new Map<string, Approximation>();
 
@@ -305,11 +312,14 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const m = opts.margin ?? out.range?.margin ?? 0.1;
         const diagWidth = st.diagMax - st.diagMin;
         const expLo = Math.min(st.relMin - m * Math.abs(st.relMin), -25 - diagWidth);
-        const expHi = Math.max(st.relMax + m * Math.abs(st.relMax), 1) + Math.log(FIT_WIDENING);
+        const expHi = Math.max(st.relMax + m * Math.abs(st.relMax), 1) + EXP_HEADROOM;
         const fill = expLo + Math.max(0, st.diagMax);
         const exp = fit(node, 'exp', [expLo, expHi], { maxAbsError: targets.expAbs });
         const sumHi = st.sumMax + m * Math.abs(st.sumMax);
-        const reciprocal = fit(node, 'reciprocal', [1 - m, sumHi * FIT_WIDENING], { maxRelError: targets.reciprocalRel });
+        // The row sum reaches e^expHi as soon as one score reaches the top of exp's fitted interval, and
+        // 1/x polynomials diverge right past their interval: cover two such terms, so an input that
+        // exp still handles cannot push the sum out of the reciprocal's interval (costs ~2 levels).
+        const reciprocal = fit(node, 'reciprocal', [1 - m, Math.max(sumHi * FIT_WIDENING, 2 * Math.exp(expHi))], { maxRelError: targets.reciprocalRel });
         const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
         if (P > 0) {
           const width = q!.length;
