@@ -9,10 +9,11 @@
 //   one-token replicated layout. present_key/value are the updated cache ciphertexts.
 // Depth: 1 (q K) + 1 (mask) + exp + 1 (mask) + reciprocal + 1 (and 1 for masking the new K/V in).
 
+import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
-import { applyApproximation } from '../kernels/approximation.js';
+import { applyApproximation } from '../approximation.js';
 import { nextPow2, rotateAndSum } from '../packing.js';
 import type { AttentionProbeSite } from './attention.js';
 
@@ -47,6 +48,8 @@ export function lowerDecodeAttention(
   const s = cache.stride;
   const width = cache.length;
   const H = width / heads;
+  // Within-head sums and broadcasts rotate by 1, 2, 4, ..: another head size would mix in the next head.
+  if (!Number.isInteger(H) || H & (H - 1)) throw new FhecError(`attention: head size ${width}/${heads} must be a power of two`);
   const blocks = b.slots / s;
   let rotations = 0;
   const count = (n: number) => (rotations += n);

@@ -11,10 +11,11 @@
 //   y = r * (v + sum_{d>0} e_d * rot(v, -delta*stride)).
 // Depth: 1 (q k) + 1 (mask) + exp + 1 (mask) + reciprocal + 1.
 
+import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
-import { applyApproximation } from '../kernels/approximation.js';
+import { applyApproximation } from '../approximation.js';
 import { slotVector } from './slots.js';
 
 export interface AttentionApproximations {
@@ -51,6 +52,8 @@ export function lowerPrefillAttention(
   const s = layout.stride;
   const width = layout.length;
   const H = width / heads;
+  // Within-head sums and broadcasts rotate by 1, 2, 4, ..: another head size would mix in the next head.
+  if (!Number.isInteger(H) || H & (H - 1)) throw new FhecError(`attention: head size ${width}/${heads} must be a power of two`);
   let rotations = 0;
   const rot = (x: FheValue, step: number): FheValue => {
     rotations++;

@@ -15,7 +15,7 @@ import { usesOf } from '../../../ir/graph/topo.js';
 import type { Tensor } from '../../../ir/tensor.js';
 import type { Approximation } from '../../approx/approximation.js';
 import { approximate } from '../../approx/select.js';
-import { applyApproximation } from '../kernels/approximation.js';
+import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
 import { replicatedLayout } from '../packing.js';
 import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';

@@ -10,7 +10,7 @@
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
-import { applyApproximation } from '../kernels/approximation.js';
+import { applyApproximation } from '../approximation.js';
 import { isReal, slotVector } from './slots.js';
 
 export interface RmsNormLowering {
