@@ -13,7 +13,8 @@ import type { Approximation } from '../../passes/approx/approximation.js';
 import { approximate } from '../../passes/approx/select.js';
 import { calibrate } from '../../passes/calibrate/calibrate.js';
 import type { AttentionStats } from '../../passes/fhe/lower-canonical/attention-stats.js';
-import { DEFAULT_TARGETS, EXP_HEADROOM, FIT_WIDENING } from '../../passes/fhe/lower-canonical/lower-model.js';
+import { DEFAULT_TARGETS } from '../../passes/fhe/lower-canonical/lower-model.js';
+import { invsqrtInterval, siluInterval, softmaxIntervals } from '../../passes/fhe/lower-canonical/fit-intervals.js';
 import { runGraph } from '../../runtime/reference/interpreter.js';
 import { canonicalKernels } from '../../runtime/reference/ops/canonical.js';
 import { MODELS } from './shared.js';
@@ -76,14 +77,14 @@ export function emptyAttentionStats(): AttentionStats {
   return { diagMin: Infinity, diagMax: -Infinity, relMin: Infinity, relMax: -Infinity, sumMin: Infinity, sumMax: -Infinity, scoreMin: Infinity, scoreMax: -Infinity, rows: 0 };
 }
 
-// The approximations lower-model.ts fits (kept in step with its rms_norm, silu and attention cases).
+// The approximations lower-model.ts fits: the same intervals (fit-intervals.ts) and targets.
 
 export function invsqrtFor(d: number, normArg: { lo: number; hi: number }): Approximation {
-  return approximate('invsqrt', [(d * normArg.lo) / FIT_WIDENING, d * normArg.hi * FIT_WIDENING], { maxRelError: DEFAULT_TARGETS.invsqrtRel });
+  return approximate('invsqrt', invsqrtInterval(d, normArg), { maxRelError: DEFAULT_TARGETS.invsqrtRel });
 }
 
 export function siluFor(range: { lo: number; hi: number }): Approximation {
-  return approximate('silu', [Math.min(range.lo, 0) * FIT_WIDENING, Math.max(range.hi, 0) * FIT_WIDENING], { maxAbsError: DEFAULT_TARGETS.siluAbs });
+  return approximate('silu', siluInterval(range), { maxAbsError: DEFAULT_TARGETS.siluAbs });
 }
 
 export interface AttentionFit {
@@ -94,14 +95,10 @@ export interface AttentionFit {
 
 /** exp of scores relative to the row's own score, 1/x of the row sum, and the fill of masked slots. */
 export function attentionFor(st: AttentionStats, margin = 0.1): AttentionFit {
-  const m = margin;
-  const diagWidth = st.diagMax - st.diagMin;
-  const expLo = Math.min(st.relMin - m * Math.abs(st.relMin), -25 - diagWidth);
-  const expHi = Math.max(st.relMax + m * Math.abs(st.relMax), 1) + EXP_HEADROOM;
-  const exp = approximate('exp', [expLo, expHi], { maxAbsError: DEFAULT_TARGETS.expAbs });
-  const sumHi = st.sumMax + m * Math.abs(st.sumMax);
-  const reciprocal = approximate('reciprocal', [1 - m, Math.max(sumHi * FIT_WIDENING, 2 * Math.exp(expHi))], { maxRelError: DEFAULT_TARGETS.reciprocalRel });
-  return { exp, reciprocal, fill: expLo + Math.max(0, st.diagMax) };
+  const fits = softmaxIntervals(st, margin);
+  const exp = approximate('exp', fits.exp, { maxAbsError: DEFAULT_TARGETS.expAbs });
+  const reciprocal = approximate('reciprocal', fits.reciprocal, { maxRelError: DEFAULT_TARGETS.reciprocalRel });
+  return { exp, reciprocal, fill: fits.fill };
 }
 
 /**

@@ -18,6 +18,7 @@ import { approximate } from '../../approx/select.js';
 import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
 import { replicatedLayout } from '../packing.js';
+import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
 import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
 import { lowerPrefillAttention } from './attention.js';
 import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
@@ -99,21 +100,6 @@ export interface LoweredModel {
 }
 
 const isFhec = (n: Node) => n.domain === 'fhec';
-
-/**
- * Polynomials diverge fast outside their interval, and held-out text does leave the calibrated one
- * (the monitor reports it). Fits therefore cover the calibrated interval (with its margin) widened
- * by this factor (1/sqrt and 1/x: lo / F and hi * F; exp: hi + ln F; silu: both ends * F), which
- * costs about one level; the monitor still warns at the calibrated interval plus margin.
- */
-export const FIT_WIDENING = 2;
-
-/**
- * Softmax scores relative to the row's shift have heavy tails (held-out decode rows exceed the
- * calibrated maximum by ~0.3): exp's top end gets ln 8 of headroom instead of ln 2. Its polynomial
- * barely grows (degree 29 -> 31 at the same depth); the reciprocal after it covers the larger sums.
- */
-export const EXP_HEADROOM = Math.log(8);
 
 /** Fits are deterministic and slow (Remez up to degree 256): reuse them within a process. */
 const fitCache = new Map<string, Approximation>();
@@ -228,7 +214,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const blk = onlyBlock(x, 'rms_norm');
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
-        const invsqrt = fit(node, 'invsqrt', [(d * r.lo) / FIT_WIDENING, d * r.hi * FIT_WIDENING], { maxRelError: targets.invsqrtRel });
+        const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
         const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
         const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
         probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
@@ -310,16 +296,10 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const st = opts.attention?.get(node.name);
         if (!st) throw new FhecError('no attention statistics from calibration', { node: nodeLabel(node) });
         const m = opts.margin ?? out.range?.margin ?? 0.1;
-        const diagWidth = st.diagMax - st.diagMin;
-        const expLo = Math.min(st.relMin - m * Math.abs(st.relMin), -25 - diagWidth);
-        const expHi = Math.max(st.relMax + m * Math.abs(st.relMax), 1) + EXP_HEADROOM;
-        const fill = expLo + Math.max(0, st.diagMax);
-        const exp = fit(node, 'exp', [expLo, expHi], { maxAbsError: targets.expAbs });
-        const sumHi = st.sumMax + m * Math.abs(st.sumMax);
-        // The row sum reaches e^expHi as soon as one score reaches the top of exp's fitted interval, and
-        // 1/x polynomials diverge right past their interval: cover two such terms, so an input that
-        // exp still handles cannot push the sum out of the reciprocal's interval (costs ~2 levels).
-        const reciprocal = fit(node, 'reciprocal', [1 - m, Math.max(sumHi * FIT_WIDENING, 2 * Math.exp(expHi))], { maxRelError: targets.reciprocalRel });
+        const fits = softmaxIntervals(st, m);
+        const fill = fits.fill;
+        const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
+        const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
         const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
         if (P > 0) {
           const width = q!.length;
@@ -371,7 +351,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           }
         }
         const r = rangeOf(node.inputs[0]!, 'silu input', node);
-        const silu = fit(node, 'silu', [Math.min(r.lo, 0) * FIT_WIDENING, Math.max(r.hi, 0) * FIT_WIDENING], { maxAbsError: targets.siluAbs });
+        const silu = fit(node, 'silu', siluInterval(r), { maxAbsError: targets.siluAbs });
         if (up && !sameCuts(gate, up)) throw new FhecError('swiglu gate and up are cut differently', { node: nodeLabel(node) });
         const blocks = gate.blocks.map((blk, i) => {
           const s = applyApproximation(b, blk.value, silu).value;
