@@ -4,15 +4,20 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCkksOpsBench } from './ckks-ops.js';
+import { generateBenchOptions, printGenerateBench, runGenerateBench } from './generate.js';
 import { runInspectBench } from './llama8b-inspect.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 }
 
-const only = process.argv[2];
-const results: Record<string, unknown> = { machine: machine(), date: new Date().toISOString() };
+// `node dist/bench/index.js [inspect|ckks|generate] [--decode-steps N ...]`: one bench, or all of them.
+const only = process.argv[2]?.startsWith('-') ? undefined : process.argv[2];
 fs.mkdirSync('bench/out', { recursive: true });
+const resultsFile = path.join('bench/out', 'results.json');
+// Running one bench keeps the other benches' last sections (each carries its own date).
+const previous = only && fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as Record<string, unknown>) : {};
+const results: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString() };
 
 if (!only || only === 'inspect') {
   const r = runInspectBench();
@@ -27,5 +32,13 @@ if (!only || only === 'ckks') {
   results.ckks = await runCkksOpsBench(); // prints its own table
 }
 
-fs.writeFileSync(path.join('bench/out', 'results.json'), JSON.stringify(results, null, 2));
+if (!only || only === 'generate') {
+  // Encrypted generation on SEAL, several minutes: prefill + decode steps, vs onnxruntime and the reference.
+  const r = await runGenerateBench({ ...generateBenchOptions(process.argv.slice(2)), machine: machine() });
+  results.generate = r;
+  printGenerateBench(r);
+  console.log('wrote bench/out/generate.json');
+}
+
+fs.writeFileSync(resultsFile, JSON.stringify(results, null, 2));
 console.log('\nwrote bench/out/results.json');

@@ -1,0 +1,362 @@
+// End-to-end generation benchmark: per-token latency of encrypted greedy generation on the real SEAL
+// backend (a prefill of the whole prompt, then decode steps with the encrypted KV cache), and, in the
+// same run on the same model and tokens, the plaintext latency of onnxruntime fp32 (CPU, with its own
+// KV cache) and of fhec's float64 reference interpreter, so the FHE slowdown is measured side by side.
+// Step plans are all compiled before anything is timed (their compile time is reported apart).
+// Call runGenerateBench() (bench/index.ts does, `node dist/bench/index.js generate`); writes
+// bench/out/generate.json. Options: --decode-steps N / FHEC_BENCH_DECODE_STEPS, --prompt TEXT /
+// FHEC_BENCH_PROMPT, --ort-reps N, --ref-reps N.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { compileGenerationPlan, GenerationPlanStore } from '../compiler/generation-plan.js';
+import { importOnnx } from '../compiler/onnx/import.js';
+import { describeParameters } from '../ir/ckks/params.js';
+import type { Graph } from '../ir/graph/types.js';
+import { Tensor } from '../ir/tensor.js';
+import { argmax } from '../runtime/generate/client.js';
+import { loadClientModel } from '../runtime/generate/manifest.js';
+import { generationSteps, shapeName, type StepShape } from '../runtime/generate/plan-source.js';
+import { generateInProcess } from '../runtime/generate/session.js';
+import { runGraph } from '../runtime/reference/interpreter.js';
+import { sealBackend } from '../runtime/seal/backend.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MODEL = path.join(ROOT, 'models/llama-byte-a/model.onnx');
+const CALIBRATION = path.join(ROOT, 'models/llama-byte-a/calibration.txt');
+
+export interface GenerateBenchOptions {
+  /** Prompt (UTF-8 bytes = tokens); the whole prompt is the prefill. Default "The cat " (8 tokens). */
+  prompt?: string;
+  /** Decode steps after the prefill (each feeds back one generated token). Default 3. */
+  decodeSteps?: number;
+  /** Timed repetitions of each plaintext step (median taken). */
+  ortReps?: number;
+  refReps?: number;
+  machine?: string;
+}
+
+/** Options from argv (`--decode-steps N`, `--prompt TEXT`, `--ort-reps N`, `--ref-reps N`) and env. */
+export function generateBenchOptions(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): GenerateBenchOptions {
+  const flag = (name: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      if (argv[i] === `--${name}`) return argv[i + 1];
+      if (argv[i]!.startsWith(`--${name}=`)) return argv[i]!.slice(name.length + 3);
+    }
+    return undefined;
+  };
+  const int = (v: string | undefined, what: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${what} must be a non-negative integer, got ${v}`);
+    return n;
+  };
+  return {
+    prompt: flag('prompt') ?? env['FHEC_BENCH_PROMPT'],
+    decodeSteps: int(flag('decode-steps') ?? env['FHEC_BENCH_DECODE_STEPS'], '--decode-steps'),
+    ortReps: int(flag('ort-reps'), '--ort-reps'),
+    refReps: int(flag('ref-reps'), '--ref-reps'),
+  };
+}
+
+export interface StepBench {
+  step: string;
+  /** Tokens fed in by this step. */
+  tokens: number;
+  seal: {
+    /** Client wall time of the step: embed, encrypt, evaluator (incl. key-holder round trips), decrypt, argmax. */
+    ms: number;
+    evaluatorMs: number;
+    clientMs: number;
+    ops: number;
+    rotations: number;
+    refreshes: number;
+    cacheRefreshes: number;
+  };
+  /** Median ms over the repetitions. */
+  ortMs: number;
+  referenceMs: number;
+  slowdownVsOrt: number;
+  slowdownVsReference: number;
+}
+
+export interface GenerateBench {
+  date: string;
+  machine?: string;
+  model: string;
+  backend: string;
+  parameters: string;
+  prompt: string;
+  promptTokens: number;
+  decodeSteps: number;
+  ort: { version: string; threads: number; reps: number };
+  referenceReps: number;
+  compile: {
+    /** `compileGenerationPlan` (manifest, embedding table, the prefill plan). */
+    generationPlanMs: number;
+    /** Decode plans, compiled before the timed run. */
+    decodePlans: { step: string; ms: number }[];
+  };
+  /** Key generation and key transfer (once per generation, not part of any token). */
+  setupMs: number;
+  /**
+   * Contention during the SEAL run: the 1-minute load average when it started, and the process's CPU
+   * time per wall second over it (about 1 when SEAL, single-threaded, had a core to itself).
+   */
+  contention: { loadAverage: number; cores: number; cpuPerWallSecond: number };
+  steps: StepBench[];
+  prefill: { sealMs: number; ortMs: number; referenceMs: number; slowdownVsOrt: number; slowdownVsReference: number };
+  /** Means over the decode steps. */
+  decode?: { sealMs: number; ortMs: number; referenceMs: number; slowdownVsOrt: number; slowdownVsReference: number };
+  totals: {
+    ops: number;
+    rotations: number;
+    refreshes: number;
+    cacheRefreshes: number;
+    keyHolder: { roundTrips: number; bytesSent: number; bytesReceived: number; ms: number };
+    evaluatorChannel: { roundTrips: number; bytesSent: number; bytesReceived: number };
+    peakRssBytes: number;
+  };
+  generated: { seal: number[]; ort: number[]; reference: number[]; text: string; sealEqualsOrt: boolean; referenceEqualsOrt: boolean };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Model inputs of one step (prefill from position 0, or one token after `past` cached ones), as plain arrays. */
+interface StepFeed {
+  ids: number[];
+  past: number;
+}
+
+/** Greedy generation of one plaintext engine with its KV cache; each step timed `reps` times on the same inputs. */
+interface PlainEngine<Cache> {
+  run(feed: StepFeed, cache: Cache | undefined): Promise<{ logits: ArrayLike<number>; cache: Cache }>;
+}
+
+async function timeGreedy<Cache>(engine: PlainEngine<Cache>, prompt: number[], decodeSteps: number, reps: number): Promise<{ tokens: number[]; ms: number[] }> {
+  const tokens: number[] = [];
+  const ms: number[] = [];
+  let cache: Cache | undefined;
+  const V = 256;
+  for (let s = 0; s <= decodeSteps; s++) {
+    const feed: StepFeed = s === 0 ? { ids: prompt, past: 0 } : { ids: [tokens[s - 1]!], past: prompt.length + s - 1 };
+    const out = await engine.run(feed, cache); // also the warm-up of this shape
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      await engine.run(feed, cache);
+      times.push(performance.now() - t0);
+    }
+    ms.push(median(times));
+    const n = feed.ids.length;
+    tokens.push(argmax(Array.prototype.slice.call(out.logits, (n - 1) * V, n * V) as number[]));
+    cache = out.cache;
+  }
+  return { tokens, ms };
+}
+
+const LAYERS = ['0', '1'];
+const PAST_NAMES = LAYERS.flatMap((l) => [`past_key_values.${l}.key`, `past_key_values.${l}.value`]);
+const present = (past: string): string => past.replace('past_key_values', 'present');
+
+function ortEngine(session: ort.InferenceSession): PlainEngine<Record<string, ort.Tensor>> {
+  const int64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
+  return {
+    async run(feed, cache) {
+      const n = feed.ids.length;
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: int64(feed.ids),
+        attention_mask: int64(new Array<number>(feed.past + n).fill(1)),
+        position_ids: int64(feed.ids.map((_, i) => feed.past + i)),
+      };
+      for (const p of PAST_NAMES) feeds[p] = cache ? cache[present(p)]! : new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 16]);
+      const out = await session.run(feeds);
+      return { logits: out['logits']!.data as Float32Array, cache: out };
+    },
+  };
+}
+
+function referenceEngine(graph: Graph): PlainEngine<Record<string, Tensor>> {
+  return {
+    async run(feed, cache) {
+      const n = feed.ids.length;
+      const inputs: Record<string, Tensor> = {
+        input_ids: Tensor.from('int64', [1, n], feed.ids),
+        attention_mask: Tensor.from('int64', [1, feed.past + n], new Array<number>(feed.past + n).fill(1)),
+        position_ids: Tensor.from('int64', [1, n], feed.ids.map((_, i) => feed.past + i)),
+      };
+      for (const p of PAST_NAMES) inputs[p] = cache ? cache[present(p)]! : Tensor.zeros('float32', [1, 2, 0, 16]);
+      const out = runGraph(graph, inputs);
+      return { logits: out['logits']!.data, cache: out };
+    },
+  };
+}
+
+export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise<GenerateBench> {
+  const prompt = opts.prompt ?? 'The cat ';
+  const D = opts.decodeSteps ?? 3;
+  const ortReps = opts.ortReps ?? 50;
+  const refReps = opts.refReps ?? 10;
+  const promptIds = Array.from(Buffer.from(prompt, 'utf8'));
+  if (promptIds.length === 0) throw new Error('the bench prompt is empty');
+  const newTokens = D + 1; // the last generated token is never fed back
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-bench-generate-'));
+  try {
+    // Compile: the generation plan with a prefill of the whole prompt, then every decode plan the run needs.
+    const planFile = path.join(dir, 'plan.json');
+    process.stderr.write(`generate bench: compiling the generation plan (prefill ${promptIds.length}, ${D} decode plans)...\n`);
+    const t0 = performance.now();
+    compileGenerationPlan(MODEL, planFile, { calibration: CALIBRATION, maxContext: promptIds.length + D, prefill: [promptIds.length] });
+    const generationPlanMs = performance.now() - t0;
+    const warm = new GenerationPlanStore(planFile);
+    const shapes: StepShape[] = generationSteps(warm, promptIds.length, newTokens);
+    for (const s of shapes) warm.describe(s); // compiles the missing decode plans and writes their interfaces
+    const decodePlans = warm.compiled.map((c) => ({ step: shapeName(c.shape), ms: c.ms }));
+
+    // Plaintext baselines on the same model, same step shapes.
+    process.stderr.write(`generate bench: onnxruntime fp32 (${ortReps} reps per step) and the reference interpreter (${refReps} reps)...\n`);
+    const session = await ort.InferenceSession.create(MODEL, { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const ortEng = ortEngine(session);
+    await timeGreedy(ortEng, promptIds, D, 3); // warm-up of the whole sequence
+    const ortRun = await timeGreedy(ortEng, promptIds, D, ortReps);
+    await session.release();
+    const refRun = await timeGreedy(referenceEngine(importOnnx(MODEL).graph), promptIds, D, refReps);
+
+    // Encrypted generation on SEAL (a fresh store: every step plan is on disk, so nothing compiles).
+    process.stderr.write(`generate bench: SEAL generation, prefill ${promptIds.length} + ${D} decode steps (about ${Math.round(50 + 43 * D)} s on 2 cores)...\n`);
+    const store = new GenerationPlanStore(planFile);
+    const loadAverage = os.loadavg()[0]!;
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
+      onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
+    });
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerWallSecond = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+    if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
+
+    const r = run.result;
+    const steps: StepBench[] = r.steps.map((s, i) => {
+      const ops = Object.values(s.evaluator.ops).reduce((a, o) => a + o.count, 0);
+      const ortMs = ortRun.ms[i]!;
+      const referenceMs = refRun.ms[i]!;
+      return {
+        step: shapeName(s.shape),
+        tokens: s.tokens.length,
+        seal: {
+          ms: s.ms,
+          evaluatorMs: s.evaluator.ms,
+          clientMs: s.clientMs,
+          ops,
+          rotations: s.evaluator.ops['rotate']?.count ?? 0,
+          refreshes: s.evaluator.refreshes,
+          cacheRefreshes: s.evaluator.cacheRefreshes,
+        },
+        ortMs,
+        referenceMs,
+        slowdownVsOrt: s.ms / ortMs,
+        slowdownVsReference: s.ms / referenceMs,
+      };
+    });
+    const summary = (xs: StepBench[]) => {
+      const mean = (f: (x: StepBench) => number) => xs.reduce((a, x) => a + f(x), 0) / xs.length;
+      const sealMs = mean((x) => x.seal.ms);
+      const ortMs = mean((x) => x.ortMs);
+      const referenceMs = mean((x) => x.referenceMs);
+      return { sealMs, ortMs, referenceMs, slowdownVsOrt: sealMs / ortMs, slowdownVsReference: sealMs / referenceMs };
+    };
+    const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    const result: GenerateBench = {
+      date: new Date().toISOString(),
+      machine: opts.machine,
+      model: path.relative(ROOT, MODEL),
+      backend: run.label,
+      parameters: describeParameters(store.params),
+      prompt,
+      promptTokens: promptIds.length,
+      decodeSteps: D,
+      ort: { version: ort.env.versions.common, threads: 1, reps: ortReps },
+      referenceReps: refReps,
+      compile: { generationPlanMs, decodePlans },
+      setupMs: r.setupMs,
+      contention: { loadAverage, cores: os.cpus().length, cpuPerWallSecond },
+      steps,
+      prefill: summary(steps.slice(0, 1)),
+      ...(D > 0 ? { decode: summary(steps.slice(1)) } : {}),
+      totals: {
+        ops: steps.reduce((a, s) => a + s.seal.ops, 0),
+        rotations: steps.reduce((a, s) => a + s.seal.rotations, 0),
+        refreshes: run.refreshes,
+        cacheRefreshes: run.cacheRefreshes,
+        keyHolder: { ...run.keyHolderChannel, ms: r.keyHolder.ms },
+        evaluatorChannel: { ...run.evaluatorChannel },
+        peakRssBytes: run.peakRss,
+      },
+      generated: {
+        seal: r.generated,
+        ort: ortRun.tokens,
+        reference: refRun.tokens,
+        text: r.text,
+        sealEqualsOrt: same(r.generated, ortRun.tokens),
+        referenceEqualsOrt: same(refRun.tokens, ortRun.tokens),
+      },
+    };
+    fs.mkdirSync('bench/out', { recursive: true });
+    fs.writeFileSync('bench/out/generate.json', JSON.stringify(result, null, 1));
+    return result;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const sec = (ms: number) => (ms / 1000).toFixed(2);
+const msf = (ms: number) => (ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0));
+const times = (x: number) => Math.round(x).toLocaleString('en-US');
+const mib = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
+const quoted = (ids: number[]) => JSON.stringify(Buffer.from(ids).toString('latin1'));
+
+export function printGenerateBench(r: GenerateBench): void {
+  console.log(`\n## Encrypted generation on SEAL vs plaintext: ${r.model}${r.machine ? ` (${r.machine})` : ''}`);
+  console.log(`${r.backend}; ${r.parameters}`);
+  console.log(
+    `prompt ${JSON.stringify(r.prompt)} (${r.promptTokens} tokens, one prefill), ${r.decodeSteps} decode steps with the encrypted KV cache; ` +
+      `plaintext: onnxruntime ${r.ort.version} fp32 CPU (${r.ort.threads} thread, median of ${r.ort.reps}), fhec reference interpreter float64 (median of ${r.referenceReps})`,
+  );
+  console.log(`| step | tokens in | SEAL (s) | ops | rotations | ORT fp32 (ms) | reference f64 (ms) | SEAL / ORT | SEAL / reference |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const s of r.steps) {
+    console.log(
+      `| ${s.step} | ${s.tokens} | ${sec(s.seal.ms)} | ${s.seal.ops.toLocaleString('en-US')} | ${s.seal.rotations.toLocaleString('en-US')} | ${msf(s.ortMs)} | ${msf(s.referenceMs)} | ${times(s.slowdownVsOrt)}x | ${times(s.slowdownVsReference)}x |`,
+    );
+  }
+  const row = (name: string, x: NonNullable<GenerateBench['decode']>) =>
+    console.log(`| **${name}** | | **${sec(x.sealMs)}** | | | **${msf(x.ortMs)}** | **${msf(x.referenceMs)}** | **${times(x.slowdownVsOrt)}x** | **${times(x.slowdownVsReference)}x** |`);
+  if (r.decode) row('decode mean', r.decode);
+  const g = r.generated;
+  console.log(
+    `\ngenerated bytes: SEAL ${quoted(g.seal)}, onnxruntime greedy ${quoted(g.ort)}: ${g.sealEqualsOrt ? 'EQUAL' : 'DIFFERENT'}` +
+      ` (reference interpreter ${g.referenceEqualsOrt ? 'equal' : 'different'})`,
+  );
+  const t = r.totals;
+  console.log(
+    `not in the latencies: key setup ${sec(r.setupMs)} s; compile: generation plan ${sec(r.compile.generationPlanMs)} s, ` +
+      `${r.compile.decodePlans.length} decode plans ${sec(r.compile.decodePlans.reduce((a, c) => a + c.ms, 0))} s`,
+  );
+  console.log(
+    `SEAL run: ${t.ops.toLocaleString('en-US')} ops, ${t.rotations.toLocaleString('en-US')} rotations, ${t.refreshes} refreshed + ${t.cacheRefreshes} KV-cache ciphertexts; ` +
+      `key holder ${t.keyHolder.roundTrips} round trips (${mib(t.keyHolder.bytesSent)} to it, ${mib(t.keyHolder.bytesReceived)} back, its work ${sec(t.keyHolder.ms)} s, inside the step times); ` +
+      `client -> evaluator ${mib(t.evaluatorChannel.bytesSent)}; peak RSS ${mib(t.peakRssBytes)}`,
+  );
+  const c = r.contention;
+  console.log(
+    `contention: load average ${c.loadAverage.toFixed(1)} on ${c.cores} cores when the SEAL run started; it got ${c.cpuPerWallSecond.toFixed(2)} s of CPU per wall second` +
+      `${c.cpuPerWallSecond < 0.85 ? ' (the machine was shared: SEAL latencies are inflated, indicative only)' : ''}`,
+  );
+}
