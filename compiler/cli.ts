@@ -8,6 +8,7 @@ import { registerCalibrateCosts } from './commands/calibrate-costs.js';
 import { registerCompile } from './commands/compile.js';
 import { registerRun } from './commands/run.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerAccuracy } from './commands/accuracy.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerCompile(program);
   registerRun(program);
   registerGenerate(program);
+  registerAccuracy(program);
   return program;
 }
 

@@ -42,6 +42,21 @@ describe('fhec compile --calibration / fhec run', () => {
     let m = 0;
     for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i]! - ref.data[i]!));
     expect(m).toBeLessThan(0.25);
+    // Teacher-forced agreement on held-out text through `fhec accuracy` (sim here; the README's seal
+    // figure comes from the same command with --backend seal).
+    const json = path.join(dir, 'acc.json');
+    const a = await fhec('accuracy', model, plan, '--text', path.join(MODELS, 'eval-dev.txt'), '--windows', '3', '--skip', '5', '--backend', 'sim', '--json', json);
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/^SIMULATION/m);
+    expect(a.stderr).toMatch(/window 3\/3: \d\/4 positions agree/);
+    const fig = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(fig).toMatchObject({ backend: 'sim', encrypted: false, windows: 3, positions: 12 });
+    expect(fig.agree).toBeGreaterThanOrEqual(11);
+    expect(a.stdout).toContain(`greedy agreement ${((100 * fig.agree) / 12).toFixed(2)}% (${fig.agree}/12)`);
+    expect(fig.maxAbsError).toBeLessThan(0.25);
+    const bad = await fhec('accuracy', model, inputs, '--text', path.join(MODELS, 'eval-dev.txt'), '--backend', 'sim');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/in\.json.*not a model plan|not a model plan.*in\.json/);
   }, 180000);
 
   it('compiles a decode plan (one token, encrypted KV cache of P tokens) with --decode', async () => {

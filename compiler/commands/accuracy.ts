@@ -1,0 +1,57 @@
+// `fhec accuracy MODEL PLAN --text FILE [--windows N] [--skip K] [--backend seal|sim] [--json OUT]`:
+// teacher-forced next-token agreement of a compiled model plan with the plaintext model. Windows of
+// the text (the plan's length; P+1 tokens for a decode plan) run through the plan, encrypted on seal;
+// at every position the greedy token of the decrypted logits is compared with the float64 reference's.
+
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { FhecError } from '../../ir/errors.js';
+import { loadModelPlan } from '../../runtime/model-session.js';
+import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
+import { backendByName, backendLabel } from '../fhe-run.js';
+import { isModelPlanFile } from '../model-commands.js';
+
+interface AccuracyFlags {
+  text: string;
+  windows: number;
+  skip: number;
+  backend: string;
+  json?: string;
+}
+
+function positiveInt(name: string, v: number, min: number): number {
+  if (!Number.isInteger(v) || v < min) throw new FhecError(`${name} must be an integer >= ${min}, got ${v}`, { field: name });
+  return v;
+}
+
+export function registerAccuracy(program: Command): void {
+  program
+    .command('accuracy')
+    .description('teacher-forced next-token agreement of a model plan with the plaintext model on windows of a text, encrypted (seal) or simulated (sim)')
+    .argument('<model>', 'the ONNX model the plan was compiled from (the plaintext reference)')
+    .argument('<plan>', 'model plan written by `fhec compile MODEL --calibration FILE [--prefill S | --decode P]`')
+    .requiredOption('--text <file>', 'text file (byte tokens); use held-out text, not the calibration file')
+    .option('--windows <n>', 'windows to run', Number, 4)
+    .option('--skip <k>', 'windows to skip first', Number, 0)
+    .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
+    .option('--json <file>', 'also write the figures as JSON')
+    .action(async (model: string, planFile: string, opts: AccuracyFlags) => {
+      const backend = backendByName(opts.backend);
+      positiveInt('--windows', opts.windows, 1);
+      positiveInt('--skip', opts.skip, 0);
+      if (!fs.existsSync(model)) throw new FhecError('model file not found', { file: model });
+      if (!fs.existsSync(opts.text)) throw new FhecError('text file not found', { file: opts.text });
+      if (!isModelPlanFile(planFile)) throw new FhecError('not a model plan (compile with --calibration and --prefill or --decode)', { file: planFile });
+      const plan = loadModelPlan(planFile);
+      process.stderr.write(`${backendLabel(backend)}\n`);
+      const measure = 'decode' in plan.meta.mode ? measureDecodeAccuracy : measureAccuracy;
+      const fig = await measure(model, plan, backend, opts.text, {
+        windows: opts.windows,
+        skip: opts.skip,
+        onWindow: (_f, i, agree, n) => process.stderr.write(`window ${i + 1}/${opts.windows}: ${agree}/${n} positions agree\n`),
+      });
+      if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });
+      console.log(formatAccuracy(fig));
+      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
+    });
+}
