@@ -1,6 +1,7 @@
-// Refresh placement: the DP is optimal (brute force on small random DAGs), never worse than the greedy
-// baseline and strictly better where fan-out makes late refreshes wide, and its output goes through
-// scale management into a valid managed program that runs.
+// Refresh placement: the DP is optimal (brute force on small random DAGs, a plain frontier DP on larger
+// ones), never worse than the greedy baseline and strictly better where fan-out makes late refreshes
+// wide, also on a deep residual stack whose large Chebyshev evaluations push it into its beam, and its
+// output goes through scale management into a valid managed program that runs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
@@ -11,7 +12,7 @@ import { manageScales } from '../passes/fhe/manage.js';
 import { lowerMatVec } from '../passes/fhe/matvec.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
-import { depthsWith, isFeasible, levelGraph } from '../passes/fhe/refresh-graph.js';
+import { depthsWith, isFeasible, levelGraph, type LevelGraph } from '../passes/fhe/refresh-graph.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters } from '../ir/ckks/params.js';
@@ -64,6 +65,57 @@ function bruteForceMinimum(program: FheProgram, levels: number): number {
     if (found) return size;
   }
   throw new Error('no feasible placement');
+}
+
+/**
+ * The plain frontier DP, written independently of the search: every value with readers may be
+ * refreshed, equal frontiers merge, nothing else is pruned.
+ */
+function frontierMinimum(g: LevelGraph): number {
+  const lastUse = g.consumers.map((c) => (c.length ? Math.max(...c) : -1));
+  let live: number[] = [];
+  let states = new Map<string, { depths: number[]; cost: number }>([['', { depths: [], cost: 0 }]]);
+  for (let v = 0; v < g.names.length; v++) {
+    const next = live.filter((x) => lastUse[x]! > v);
+    const read = g.consumers[v]!.length > 0;
+    if (read) next.push(v);
+    const out = new Map<string, { depths: number[]; cost: number }>();
+    for (const { depths, cost } of states.values()) {
+      const depth = (x: number) => depths[live.indexOf(x)]!;
+      const raw = g.initial[v]! >= 0 ? g.initial[v]! : g.weight[v]! + Math.max(0, ...g.args[v]!.map(depth));
+      if (raw > g.levels) continue;
+      const choices: [number, number][] = read ? [[raw, cost], [0, cost + 1]] : [[raw, cost]];
+      for (const [own, c] of choices) {
+        const d = next.map((x) => (x === v ? own : depth(x)));
+        const key = d.join(',');
+        if ((out.get(key)?.cost ?? Infinity) > c) out.set(key, { depths: d, cost: c });
+      }
+    }
+    states = out;
+    live = next;
+  }
+  return Math.min(...[...states.values()].map((s) => s.cost));
+}
+
+/**
+ * A residual stack shaped like a transformer's MLP: x += W2 p(W1 x) per layer, p a Chebyshev
+ * polynomial of the given degree on [-4, 4]. From degree 256 on, p keeps 32 baby steps live at once.
+ */
+function residualStack(degrees: number[]): FheProgram {
+  const slots = 256;
+  const n = 16;
+  const l = replicatedLayout(n, slots);
+  const b = new FheBuilder('stack', slots);
+  let x: FheValue = b.input('x', l);
+  degrees.forEach((degree, i) => {
+    const W = { rows: n, cols: n, at: (r: number, c: number) => Math.sin(r * 7 + c + i) / n };
+    const coeffs = Array.from({ length: degree + 1 }, (_, k) => (k % 2 ? 1 : 0.5) / (k + 1));
+    const y = lowerMatVec(b, W, [{ value: x, layout: l, colStart: 0 }]).outputs[0]!.value;
+    const a = evalChebyshev(b, y, { coeffs, a: -4, b: 4 }).value;
+    x = b.add(x, lowerMatVec(b, W, [{ value: a, layout: l, colStart: 0 }]).outputs[0]!.value);
+  });
+  b.output('y', x, l);
+  return b.build();
 }
 
 /** p(x) = 1.5 x - 0.5 x^3 composed `rounds` times (degree 3^rounds, depth 2 per round). */
@@ -140,6 +192,23 @@ describe('refresh placement', () => {
     expect(strictlyBetter).toBeGreaterThan(5);
   });
 
+  it('equals the plain frontier DP on larger random DAGs (every value refreshable, no pruning)', () => {
+    let strictlyBetter = 0;
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 10, maxLength: 32 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), (steps, inputs, levels) => {
+        const program = randomProgram(steps, inputs);
+        const g = levelGraph(program, levels);
+        const optimal = placeRefreshes(program, { levels });
+        expect(optimal.exact).toBe(true);
+        expect(optimal.count).toBe(frontierMinimum(g));
+        expect(isFeasible(g, new Set(optimal.refreshed.map((name) => g.names.indexOf(name))))).toBe(true);
+        if (optimal.count < optimal.greedyCount) strictlyBetter++;
+      }),
+      { numRuns: 150, seed: 11 },
+    );
+    expect(strictlyBetter).toBeGreaterThan(10);
+  });
+
   it('beats greedy strictly on the fan-out construction: 1 refresh against k', () => {
     for (const k of [2, 3, 5]) {
       for (const levels of [1, 2, 3]) {
@@ -210,6 +279,49 @@ describe('refresh placement', () => {
     // of the block output per block but the last.
     expect(p.count).toBe(5);
     expect(p.count).toBeLessThanOrEqual(p.greedyCount);
+  });
+
+  it('beats greedy on a residual stack with matrix products and Chebyshev activations, exactly', () => {
+    const rows: string[] = [];
+    for (const levels of [4, 5, 6]) {
+      const p = placeRefreshes(residualStack([63, 63, 63]), { levels });
+      expect(p.exact).toBe(true);
+      expect(p.depth).toBeLessThanOrEqual(levels);
+      // Greedy refreshes the fanned-out baby steps one by one; the optimum refreshes before the fan-out.
+      expect(p.count * 2).toBeLessThan(p.greedyCount);
+      rows.push(`3 layers of degree 63, L=${levels}: optimal ${p.count}, greedy ${p.greedyCount}`);
+      // Measured: 6 refreshes against greedy's 32 at L=6 (two per layer against about eleven).
+      if (levels === 6) expect([p.count, p.greedyCount]).toEqual([6, 32]);
+    }
+    console.log(rows.join('\n'));
+  });
+
+  it('stays optimal where its beam cuts: degree 256 keeps 32 baby steps live (2^16+ frontiers)', () => {
+    const program = residualStack([256]);
+    const g = levelGraph(program, 6);
+    // Exhaustive within the default 200000 states (it needs about 130000), then as a beam.
+    const exact = placeRefreshes(program, { levels: 6 });
+    expect(exact.exact).toBe(true);
+    expect(exact.peakStates).toBeGreaterThan(20000);
+    for (const maxStates of [300, 16, 1]) {
+      const beam = placeRefreshes(program, { levels: 6, maxStates });
+      expect(beam.exact).toBe(false);
+      expect(beam.peakStates).toBeLessThanOrEqual(maxStates + 1);
+      expect(beam.greedyCount).toBe(exact.greedyCount);
+      expect(beam.count).toBeLessThanOrEqual(beam.greedyCount);
+      expect(beam.count).toBeGreaterThanOrEqual(exact.count);
+      expect(isFeasible(g, new Set(beam.refreshed.map((name) => g.names.indexOf(name))))).toBe(true);
+      if (maxStates === 300) expect(beam.count).toBe(exact.count);
+    }
+    // Measured: 7 refreshes against greedy's 20.
+    expect([exact.count, exact.greedyCount]).toEqual([7, 20]);
+    // A deeper stack (two such layers and a degree-63 one) through scale management.
+    const deep = placeRefreshes(residualStack([256, 63, 256]), { levels: 6, maxStates: 300 });
+    expect(deep.count * 2).toBeLessThan(deep.greedyCount);
+    const chain = { ringDegree: 512, primes: coeffModulusPrimes(8192, [60, 40, 40, 40, 40, 40, 40, 60]).slice(0, -1) };
+    const managed = manageScales(deep.program, { chain, topScale: 2 ** 40 });
+    verifyFhe(managed, { managed: true });
+    expect(managed.ops.filter((op) => op.kind === 'refresh').length).toBe(deep.count);
   });
 
   it('gives manageScales a program it turns into a valid managed program that runs on sim', async () => {
