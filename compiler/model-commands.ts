@@ -1,6 +1,7 @@
 // The canonical-model branches of `fhec compile` and `fhec run` (the verbs in compiler/commands/ call
 // these when given --calibration, or a plan with a `model` section):
-//   fhec compile MODEL.onnx -o PLAN.json --calibration FILE [--prefill S] [--report] [--max-windows N]
+//   fhec compile MODEL.onnx -o PLAN.json --calibration FILE [--prefill S | --decode P] [--report] [--max-windows N]
+//     [--ring-degree N] [--costs FILE]
 //   fhec run PLAN.json --backend sim|seal --inputs IN.json [--out OUT.json]
 
 import * as fs from 'node:fs';
@@ -8,7 +9,10 @@ import { FhecError } from '../ir/errors.js';
 import type { Tensor } from '../ir/tensor.js';
 import { tensorsToJson } from '../ir/tensor-json.js';
 import type { CkksBackend } from '../runtime/backend.js';
-import { describeParameters } from '../ir/ckks/params.js';
+import { describeParameters, topLevel } from '../ir/ckks/params.js';
+import { loadCostTable } from '../ir/ckks/cost-table.js';
+import { RING_DEGREES } from '../ir/ckks/security.js';
+import { formatCandidates } from '../passes/fhe/parameter-search.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
 import { formatModelReport, modelReport } from './model-report.js';
@@ -23,6 +27,10 @@ export interface ModelCompileFlags {
   report?: boolean;
   maxWindows?: number;
   placement?: 'optimal' | 'greedy';
+  /** Fixes N; without it the parameter search chooses N and the chain. */
+  ringDegree?: number;
+  /** Cost table file for the search (default: the shipped table). */
+  costs?: string;
 }
 
 /**
@@ -31,15 +39,40 @@ export interface ModelCompileFlags {
  */
 export async function compileModelCommand(model: string, flags: ModelCompileFlags): Promise<string[]> {
   if (flags.decode !== undefined && flags.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
-  const c = compileModel(model, { calibration: flags.calibration, prefill: flags.prefill, decode: flags.decode, maxWindows: flags.maxWindows, placement: flags.placement });
+  if (flags.ringDegree !== undefined && !(RING_DEGREES as readonly number[]).includes(flags.ringDegree)) {
+    throw new FhecError(`--ring-degree must be one of ${RING_DEGREES.join(', ')}, got ${flags.ringDegree}`, { field: '--ring-degree' });
+  }
+  const costs = flags.costs !== undefined ? loadCostTable(flags.costs) : undefined;
+  const c = compileModel(model, {
+    calibration: flags.calibration,
+    prefill: flags.prefill,
+    decode: flags.decode,
+    maxWindows: flags.maxWindows,
+    placement: flags.placement,
+    ringDegree: flags.ringDegree,
+    costs,
+  });
   const report = flags.report ? modelReport(c) : undefined;
   const files = writeModelPlan(flags.output, c, report);
   const lines = [
     `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
+  ];
+  const table = flags.costs ?? 'the shipped cost table';
+  const predicted = c.predictedMs !== undefined ? `predicted ${(c.predictedMs / 1000).toFixed(2)} s` : `no latency prediction (${c.predictionNote})`;
+  if (c.search) {
+    const considered = c.search.candidates.filter((x) => x.bitSizes.length > 0).length;
+    lines.push(
+      `parameter search (${table}; ${considered} chains priced in ${((c.ms.lower + c.ms.place + (c.ms.search ?? 0)) / 1000).toFixed(1)} s):`,
+      formatCandidates(c.search),
+      `chosen: N=${c.params.ringDegree}, ${topLevel(c.params)} levels, ${c.refreshes} refreshes, ${predicted} (lowest predicted latency; ` +
+        `candidates are priced with the greedy placement, ${c.greedyRefreshes} refreshes here, and the chosen chain is re-placed optimally)`,
+    );
+  } else lines.push(`ring degree fixed at N=${c.params.ringDegree}: the longest chain it holds, ${c.refreshes} refreshes, ${predicted} (${table})`);
+  lines.push(
     `parameters ${describeParameters(c.params)}`,
     `${c.lowered.program.ops.length} ops lowered, ${c.refreshes} refreshes, ${c.managed.ops.length} ops managed; ` +
       `the client embeds tokens (table in ${files[2]}), logits come back encrypted`,
-  ];
+  );
   if (report) {
     lines.push('', ...formatModelReport(report));
     if (c.lowered.past === 0 && /\.txt$/i.test(flags.calibration)) {

@@ -1,7 +1,8 @@
 // Canonical model + calibration -> plan. Loads the model raised to the canonical IR and specialized to
 // a prefill of S tokens, calibrates it (value ranges, and the attention statistics the encrypted
-// softmax needs), lowers it (passes/fhe/lower-canonical), places refreshes for the chosen chain,
-// manages scales, and writes the plan with a `model` section: the model's input/output names and how
+// softmax needs), lowers it (passes/fhe/lower-canonical), chooses the CKKS parameters (the cost-driven
+// search of compiler/model-parameters.ts, unless N is fixed), places refreshes for the chain, manages
+// scales, and writes the plan with a `model` section: the model's input/output names and how
 // they map to ciphertexts, the client-side embedding table (a sidecar), the approximation probes and
 // the unmanaged program the sim monitor re-evaluates.
 
@@ -15,10 +16,10 @@ import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
 import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
 import { lowerCanonicalModel, type ErrorTargets, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
-import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
-import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
+import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
+import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
+import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
+import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
 import { MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan } from '../runtime/plan/plan.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
@@ -39,10 +40,17 @@ export interface ModelPlanOptions {
   maxWindows?: number;
   margin?: number;
   targets?: Partial<ErrorTargets>;
+  /**
+   * Fixes N (the chain is the longest N holds at 128-bit security); without it the cost-driven search
+   * chooses N and the chain length (compiler/model-parameters.ts).
+   */
   ringDegree?: number;
+  /** Scale bits (default 40, what the approximations and weights were tuned at). */
   scaleBits?: number;
   /** Refresh placement: 'optimal' (DP, falls back to greedy when larger) or 'greedy' (default). */
-  placement?: 'optimal' | 'greedy';
+  placement?: Placement;
+  /** Cost table the search prices candidates with (default: ir/ckks/default-costs.json). */
+  costs?: CostTable;
 }
 
 export interface CompiledModel {
@@ -57,25 +65,20 @@ export interface CompiledModel {
   greedyRefreshes: number;
   attention: Map<string, AttentionStats>;
   calibrationSets: Record<string, Tensor>[];
-  ms: { calibrate: number; lower: number; place: number; manage: number };
+  /** The candidates the parameter search considered (absent when N was fixed). */
+  search?: ParameterSearchResult;
+  /** Latency predicted from the cost table (ms), as the search prices candidates. */
+  predictedMs?: number;
+  /** Why there is no prediction (fixed N only: the table lacks N, or the keys exceed the budget). */
+  predictionNote?: string;
+  /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
+  ms: { calibrate: number; lower: number; place: number; manage: number; search?: number };
 }
 
 export const WEIGHT_PRIVACY_NOTE =
   'The client holds the embedding table and looks tokens up itself: the evaluator receives encrypted embeddings, ' +
   'so the token ids never reach it, and the embedding weights are disclosed to the client. All other weights ' +
   'stay with the evaluator as plaintexts; the logits come back encrypted under the client key.';
-
-/** Largest level count the ring degree holds at 128-bit security. */
-function paramsFor(ringDegree: number, scaleBits: number): CkksParameters {
-  for (let L = 40; L >= 1; L--) {
-    try {
-      return selectParameters({ depth: L, ringDegree, scaleBits });
-    } catch {
-      // fewer levels
-    }
-  }
-  throw new FhecError(`ring degree ${ringDegree} holds no level at ${scaleBits}-bit scale`);
-}
 
 /**
  * Calibration sets for a decode step after P tokens: each text window of P+1 tokens is prefilled
@@ -165,37 +168,44 @@ function finishCompile(
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
 ): CompiledModel {
-  const t1 = performance.now();
-  const params = paramsFor(opts.ringDegree ?? 32768, opts.scaleBits ?? 40);
-  const lowered = lowerCanonicalModel(graph, { slots: params.ringDegree / 2, targets: opts.targets, attention, margin: opts.margin });
-  const t2 = performance.now();
-  // Refreshes happen at level >= 1: the key holder's mask needs headroom above the scale that
-  // level 0 (the first prime alone) does not leave.
-  const L = topLevel(params) - 1;
-  const greedy = placeRefreshesGreedy(lowered.program, L);
-  let placed = greedy.program;
-  let refreshes = greedy.refreshed.length;
-  if (opts.placement === 'optimal') {
-    const best = placeRefreshes(lowered.program, { levels: L, maxStates: 2000 });
-    if (best.count <= refreshes) {
-      placed = best.program;
-      refreshes = best.count;
-    }
+  const costs = opts.costs ?? defaultCostTable();
+  const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin });
+  const common = { model: modelFile, graph, attention, calibrationSets };
+  if (opts.ringDegree === undefined) {
+    const s = searchModelParameters(lower, { costs, placement: opts.placement, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
+    return {
+      ...common,
+      lowered: s.lowered,
+      params: s.params,
+      placed: s.placed,
+      managed: s.managed,
+      refreshes: s.refreshes,
+      greedyRefreshes: s.greedyRefreshes,
+      search: s.search,
+      predictedMs: s.candidate.latencyMs,
+      ms: { calibrate: calibrateMs, lower: s.ms.lower, place: s.ms.place, manage: 0, search: s.ms.search },
+    };
   }
+  const t1 = performance.now();
+  const params = fixedModelParameters(opts.ringDegree, opts.scaleBits);
+  const lowered = lower(params.ringDegree / 2);
+  const t2 = performance.now();
+  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement);
+  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - 1} levels between refreshes, fewer than one op of the model needs`, { field: 'ringDegree' });
   const t3 = performance.now();
-  const managed = manageScales(placed, { chain: fheChain(params), topScale: params.scale, inputLevel: L + 1 });
+  const managed = manageModel(p.placed, params);
   const t4 = performance.now();
+  const predicted = predictModelLatency(managed, params, costs);
   return {
-    model: modelFile,
-    graph,
+    ...common,
     lowered,
     params,
-    placed,
+    placed: p.placed,
     managed,
-    refreshes,
-    greedyRefreshes: greedy.refreshed.length,
-    attention,
-    calibrationSets,
+    refreshes: p.refreshes,
+    greedyRefreshes: p.greedyRefreshes,
+    predictedMs: predicted.ms,
+    ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
     ms: { calibrate: calibrateMs, lower: t2 - t1, place: t3 - t2, manage: t4 - t3 },
   };
 }

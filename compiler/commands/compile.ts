@@ -19,6 +19,10 @@ interface CompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** Fix N instead of searching for it (canonical models). */
+  ringDegree?: number;
+  /** Cost table the parameter search prices candidates with. */
+  costs?: string;
   /** A generation plan for `fhec generate` (compiler/generation-plan.ts). */
   maxContext?: number;
   bind: Record<string, number>;
@@ -43,6 +47,8 @@ export function registerCompile(program: Command): void {
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
     .option('--max-windows <n>', 'with --calibration: use at most n text windows', Number)
+    .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', Number)
+    .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', Number)
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {

@@ -1,7 +1,8 @@
 // Cost-driven parameter search: chooses the ring degree N, the modulus chain (levels and scale bits)
 // and the refresh budget together, minimising the latency predicted from a measured cost table
 // (passes/fhe/predict-latency.ts), subject to 128-bit security (ir/ckks/security.ts), the
-// precision each output needs (passes/fhe/precision.ts) and the Galois-key memory budget.
+// precision each output needs (passes/fhe/precision.ts, or a check the caller gives instead) and the
+// Galois-key memory budget.
 //
 // Every candidate is (N, scale bits s, levels L, special prime) with the chain
 // [s + integer bits, s x L, special]; the special prime is as large as the first prime, or 60 bits
@@ -38,10 +39,21 @@ export interface RefreshPlan {
    * from level 0 to the top.
    */
   program: FheProgram;
+  /** Level an unmanaged program's inputs are encrypted at (default: scale management's, the program's depth). */
+  inputLevel?: number;
 }
 
 /** How a program fits `levels` levels; undefined when it cannot. */
 export type RefreshPlanner = (program: FheProgram, levels: number, context: RefreshContext) => RefreshPlan | undefined;
+
+/** What a replacement precision check says of a candidate: the output bits it expects, or why it fails. */
+export interface PrecisionVerdict {
+  outputBits?: number;
+  reason?: string;
+}
+
+/** A precision check in place of the analysis (see ParameterSearchOptions.precision). */
+export type PrecisionCheck = (program: FheProgram, params: CkksParameters) => PrecisionVerdict;
 
 /** The default planner: no refresh; fits only when the program's depth is at most `levels`. */
 export const noRefresh: RefreshPlanner = (program, levels) => (multiplicativeDepth(program) <= levels ? { refreshes: 0, program } : undefined);
@@ -69,6 +81,13 @@ export interface ParameterSearchOptions {
   maxRefreshes?: number;
   /** Galois key memory budget (bytes); default 3 GiB (ir/ckks/rotation-keys.ts). */
   keyBudgetBytes?: number;
+  /**
+   * How a candidate's precision is judged: by the precision analysis (passes/fhe/precision.ts, the
+   * default), or by a check the caller gives instead. The analysis tracks thousands of noise terms per
+   * value; on a whole model (tens of thousands of ops) it runs out of memory, and folding the terms
+   * makes its bounds diverge, so model compilation judges precision its own way.
+   */
+  precision?: 'analyze' | PrecisionCheck;
 }
 
 export interface Candidate {
@@ -204,46 +223,27 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
     }
     let managed: FheProgram;
     try {
-      managed = plan.program.chain ? plan.program : manageScales(plan.program, { chain, topScale: params.scale });
+      managed = plan.program.chain ? plan.program : manageScales(plan.program, { chain, topScale: params.scale, inputLevel: plan.inputLevel });
     } catch (e) {
       if (!(e instanceof FhecError)) throw e;
       c.reason = e.message;
       return;
     }
-    const steps = new Set<number>();
-    let relin = false;
-    for (const op of managed.ops) {
-      if (op.kind === 'rotate') steps.add(op.step!);
-      if (op.kind === 'relinearize') relin = true;
-    }
-    let compose: Map<number, number[]>;
+    let keys: ProgramKeys;
     try {
-      const keys = planRotationKeys(params, steps, options.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES);
-      compose = keys.compose;
-      c.keyBytes = keys.galoisBytes + (relin ? keySwitchKeyBytes(params) : 0);
+      keys = programKeys(managed, params, options.keyBudgetBytes);
     } catch (e) {
       if (!(e instanceof FhecError)) throw e;
       c.reason = e.message;
       return;
     }
-    const slots = params.ringDegree / 2;
-    const rotationKeySteps = (step: number) => compose.get(normalizeStep(step, slots)) ?? [step];
-    const precision = analyzePrecision(managed, {
-      params,
-      required: options.required,
-      inputBounds: options.inputBounds,
-      valueBounds: options.calibrationInputs ? magnitudeBoundsFromPlain(managed, options.calibrationInputs, margin) : undefined,
-      rotationKeySteps,
-    });
-    c.outputBits = Math.min(...precision.outputs.map((o) => o.value.bits));
-    if (precision.overflows.length > 0) {
-      const o = precision.overflows[0]!;
-      c.reason = `%${o.value} overflows the modulus at level ${o.level}`;
-      return;
-    }
-    if (precision.shortfalls.length > 0) {
-      const o = precision.shortfalls[0]!;
-      c.reason = `output ${o.tensor} keeps ${o.value.bits.toFixed(1)} bits (error ${o.value.error.toExponential(1)})`;
+    c.keyBytes = keys.keyBytes;
+    const { rotationKeySteps } = keys;
+    const verdict =
+      options.precision && options.precision !== 'analyze' ? options.precision(managed, params) : analyze(managed, params, rotationKeySteps);
+    if (verdict.outputBits !== undefined) c.outputBits = verdict.outputBits;
+    if (verdict.reason !== undefined) {
+      c.reason = verdict.reason;
       return;
     }
     const hasRefreshOps = managed.ops.some((op) => op.kind === 'refresh');
@@ -259,6 +259,49 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
       (c.latencyMs === o.latencyMs && (c.ringDegree < o.ringDegree || (c.ringDegree === o.ringDegree && c.outputBits! > o.outputBits!)));
     if (better) best = { params, program: managed, candidate: c };
   }
+
+  function analyze(managed: FheProgram, params: CkksParameters, rotationKeySteps: (step: number) => number[]): PrecisionVerdict {
+    const precision = analyzePrecision(managed, {
+      params,
+      required: options.required,
+      inputBounds: options.inputBounds,
+      valueBounds: options.calibrationInputs ? magnitudeBoundsFromPlain(managed, options.calibrationInputs, margin) : undefined,
+      rotationKeySteps,
+    });
+    const outputBits = Math.min(...precision.outputs.map((o) => o.value.bits));
+    if (precision.overflows.length > 0) {
+      const o = precision.overflows[0]!;
+      return { outputBits, reason: `%${o.value} overflows the modulus at level ${o.level}` };
+    }
+    if (precision.shortfalls.length > 0) {
+      const o = precision.shortfalls[0]!;
+      return { outputBits, reason: `output ${o.tensor} keeps ${o.value.bits.toFixed(1)} bits (error ${o.value.error.toExponential(1)})` };
+    }
+    return { outputBits };
+  }
+}
+
+export interface ProgramKeys {
+  /** Bytes of the Galois keys and (if the program relinearizes) the relinearization key. */
+  keyBytes: number;
+  /** The Galois key steps one rotation applies (several when composed from power-of-two keys). */
+  rotationKeySteps: (step: number) => number[];
+}
+
+/** The keys a managed program needs within the key budget (throws when even composed keys exceed it). */
+export function programKeys(managed: FheProgram, params: CkksParameters, keyBudgetBytes = DEFAULT_KEY_BUDGET_BYTES): ProgramKeys {
+  const steps = new Set<number>();
+  let relin = false;
+  for (const op of managed.ops) {
+    if (op.kind === 'rotate') steps.add(op.step!);
+    if (op.kind === 'relinearize') relin = true;
+  }
+  const keys = planRotationKeys(params, steps, keyBudgetBytes);
+  const slots = params.ringDegree / 2;
+  return {
+    keyBytes: keys.galoisBytes + (relin ? keySwitchKeyBytes(params) : 0),
+    rotationKeySteps: (step) => keys.compose.get(normalizeStep(step, slots)) ?? [step],
+  };
 }
 
 /** The candidates as a table; the chosen one is marked with *. */
