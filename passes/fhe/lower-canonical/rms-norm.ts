@@ -7,6 +7,7 @@
 //   missing sqrt(d) goes into the plaintext factor of x (off the critical path).
 // Depth: 1 (square) + 1 (mask) + approximation + 1 (product).
 
+import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
@@ -31,7 +32,9 @@ export function lowerRmsNormBlock(
   invsqrt: Approximation,
 ): RmsNormLowering {
   const { period: P, copies: C, length: d } = layout;
-  if (C < 2) throw new Error(`rms_norm needs at least 2 copies per token block, layout has ${C}`);
+  // A layout limit of this ring degree (too many tokens for its slots), not a bug: the parameter
+  // search skips ring degrees that cannot hold the model this way.
+  if (C < 2) throw new FhecError(`rms_norm needs at least 2 copies of the features per token block; ${layout.tokens} tokens of ${layout.length} features leave ${C} in ${layout.stride * layout.tokens} slots (use a larger ring degree or fewer tokens)`);
   const sq = b.mul(x, x);
   let fwd = sq;
   let bwd = sq;
