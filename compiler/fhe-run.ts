@@ -3,17 +3,16 @@
 // executes the program; the client decrypts and unpacks the outputs. A session (client + evaluator for
 // one parameter set and key set) can be reused across plans to skip key generation.
 
-import * as fs from 'node:fs';
-import { z } from 'zod';
 import { FhecError } from '../ir/errors.js';
 import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
-import { packCiphertext, planInterfaceSchema, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
+import { packCiphertext, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
 import { executeProgram, keyRequestFor, type OpStats } from '../runtime/ckks/execute.js';
 import { parametersId, slotsOf, type CkksParameters } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
-import { loadPlan, type Plan } from '../runtime/plan/plan.js';
+import { readArithmeticSections, type PlanInterfaceJson } from '../runtime/plan/interface-schema.js';
+import { planFromDocument, readPlanJson, type Plan } from '../runtime/plan/plan.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 
@@ -38,44 +37,19 @@ export interface FhePlanFile {
   keyBudgetBytes?: number;
 }
 
-const rotationKeysSchema = z.object({ budgetBytes: z.number().positive() }).optional();
+// The interface's schema lives with the plan reader (runtime/plan/interface-schema.ts); the lowering
+// defines the type it writes. They must describe the same object.
+const _ifaceTypes: [PlanInterface, PlanInterfaceJson] = [{} as PlanInterfaceJson, {} as PlanInterface];
+void _ifaceTypes;
 
 /** Loads and validates a plan written by `fhec compile` (schema, security, program, tensor interface). */
 export function loadFhePlan(file: string): FhePlanFile {
-  const plan = loadPlan(file);
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  if (doc.interface === undefined) {
-    throw new FhecError('plan has no tensor interface (it was not written by `fhec compile`)', { file, field: 'interface' });
-  }
-  const parsed = planInterfaceSchema.safeParse(doc.interface);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const at = ['interface', ...issue.path].join('.');
-    throw new FhecError(`malformed plan: ${at}: ${issue.message}`, { file, field: at });
-  }
-  const iface = parsed.data as PlanInterface;
-  checkInterface(plan.program, iface, file);
-  const keys = rotationKeysSchema.safeParse(doc.rotationKeys);
-  if (!keys.success) throw new FhecError(`malformed plan: rotationKeys: ${keys.error.issues[0]!.message}`, { file, field: 'rotationKeys' });
-  const out: FhePlanFile = { file, plan, interface: iface };
-  if (keys.data) out.keyBudgetBytes = keys.data.budgetBytes;
+  const doc = readPlanJson(file);
+  const plan = planFromDocument(doc, file);
+  const sections = readArithmeticSections(doc, plan.program, file);
+  const out: FhePlanFile = { file, plan, interface: sections.interface };
+  if (sections.keyBudgetBytes !== undefined) out.keyBudgetBytes = sections.keyBudgetBytes;
   return out;
-}
-
-/** Every program input/output is in the interface and the other way round. */
-function checkInterface(program: FheProgram, iface: PlanInterface, file: string): void {
-  for (const kind of ['input', 'output'] as const) {
-    const inProgram = new Set(program.ops.filter((op) => op.kind === kind).map((op) => op.tensor!));
-    const listed = (kind === 'input' ? iface.inputs : iface.outputs).flatMap((p) => p.ciphertexts.map((c) => c.fhe));
-    const missing = [...inProgram].filter((n) => !listed.includes(n));
-    const extra = listed.filter((n) => !inProgram.has(n));
-    if (missing.length || extra.length) {
-      throw new FhecError(
-        `plan interface does not match the program's ${kind}s (${[...missing.map((n) => `'${n}' unlisted`), ...extra.map((n) => `'${n}' not in the program`)].join(', ')})`,
-        { file, field: 'interface' },
-      );
-    }
-  }
 }
 
 /** Checks input tensors against the plan: names, dtypes, dims; one clear error. */

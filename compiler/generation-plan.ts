@@ -7,8 +7,11 @@
 //   longest one that fits and feeds its remaining tokens through decode steps, a shorter one gets a
 //   prefill plan of its own length;
 // - decode plans for P = S .. C - 1, compiled the first time a generation reaches P and kept on disk
-//   (about 3 s and ~90 MB each at N = 16384 for model A). Compiling all of them up front would cost
-//   C times that on every compile, for contexts most runs never reach.
+//   (about 3 s each at N = 16384 for model A). Compiling all of them up front would cost C times that
+//   on every compile, for contexts most runs never reach.
+// The step plans keep their weights (~90 MB each for model A, nearly all the same from one P to the
+// next) in one content-addressed store, STEPS/weights/ (runtime/plan/weight-store.ts): a new decode
+// plan adds only the chunks no earlier step plan had.
 // All step plans share one CKKS parameter set, so one key set serves a whole generation.
 
 import { createHash } from 'node:crypto';
@@ -18,9 +21,10 @@ import { FhecError } from '../ir/errors.js';
 import { makeParameters, parametersId, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
 import { describeStep } from '../runtime/generate/evaluator.js';
-import { shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
+import { checkStepInterface, readCacheBounds, readStepInterface, shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
 import { loadModelPlan } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
+import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
 
 export interface GenerationPlanOptions {
   calibration: string;
@@ -63,6 +67,9 @@ function stepFiles(dir: string, shape: StepShape): StepFiles {
   return { plan: path.join(dir, `${name}.json`), bounds: path.join(dir, `${name}.bounds.json`), iface: path.join(dir, `${name}.iface.json`) };
 }
 
+/** The step plans' shared weight store, in the steps directory. */
+const WEIGHT_STORE = 'weights';
+
 function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration' | 'compile'>, calibration: string, dir: string, shape: StepShape): { compiled: CompiledModel; files: StepFiles } {
   const compiled = compileModel(modelFile, {
     calibration,
@@ -78,6 +85,7 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
   const files = stepFiles(dir, shape);
   fs.rmSync(files.iface, { force: true });
   writeModelPlan(files.plan, compiled);
+  moveWeightsToStore(files.plan, path.join(dir, WEIGHT_STORE));
   fs.writeFileSync(files.bounds, JSON.stringify(cacheBounds(compiled)));
   return { compiled, files };
 }
@@ -169,12 +177,9 @@ export class GenerationPlanStore implements GenerationPlanSource {
 
   describe(shape: StepShape): StepInterface {
     const files = stepFiles(this.dir, shape);
-    if (fs.existsSync(files.iface) && fs.existsSync(files.plan)) {
-      try {
-        return JSON.parse(fs.readFileSync(files.iface, 'utf8')) as StepInterface;
-      } catch {
-        // rebuilt below
-      }
+    if (fs.existsSync(files.plan)) {
+      const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
+      if (cached) return cached;
     }
     const d = describeStep(this.load(shape));
     fs.writeFileSync(files.iface, JSON.stringify(d));
@@ -210,13 +215,11 @@ export class GenerationPlanStore implements GenerationPlanSource {
       this.options.onCompile?.(shape, ms);
     }
     const plan = loadModelPlan(files.plan);
-    let cacheBounds: Record<string, number>;
-    try {
-      cacheBounds = JSON.parse(fs.readFileSync(files.bounds, 'utf8')) as Record<string, number>;
-    } catch {
-      throw new FhecError(`cannot read ${path.basename(files.bounds)}`, { file: this.file });
-    }
+    const cacheBounds = readCacheBounds(files.bounds, plan.meta.outputs.filter((o) => o.kv).map((o) => o.name));
     const sp: StepPlan = { shape, plan, cacheBounds };
+    // The client may have encrypted by the interface file: it must be this plan's.
+    const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
+    if (cached) checkStepInterface(cached, describeStep(sp), files.iface);
     this.loaded.push(sp);
     while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
     return sp;

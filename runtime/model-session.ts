@@ -3,52 +3,25 @@
 // embeddings), encryption, evaluation on a backend, decryption, logits out by the model's own names.
 // On the simulator an optional monitor re-evaluates the program without CKKS error and warns, naming
 // the op, when an approximated nonlinearity's input leaves its calibrated interval by more than the
-// margin (on SEAL nobody can see those values, so there is no monitor).
+// margin (on SEAL nobody can see those values, so there is no monitor). Loading validates the plan's
+// `model` section by its schema and against the program (runtime/plan/model-schema.ts).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
 import { parseFhe } from '../ir/fhe/parse.js';
-import type { ApproxProbeRecord } from '../ir/fhe/probe.js';
-import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
+import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type RunResult } from './ckks/execute.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
-import { loadPlan, type Plan } from './plan/plan.js';
+import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
+import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
+import { parseWith } from './plan/validate.js';
 
-export const MODEL_PLAN_KIND = 'fhec-canonical-model';
-
-export type ModelProbeMeta = ApproxProbeRecord;
-
-export interface ModelOutputMeta {
-  name: string;
-  dims: number[];
-  tokens: number;
-  width: number;
-  blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
-  kv?: { heads: number; headSize: number; group: number };
-}
-
-/** The `model` section of a plan JSON (the plan loader ignores it; this module reads it). */
-export interface ModelPlanMeta {
-  kind: typeof MODEL_PLAN_KIND;
-  source: string;
-  mode: { prefill: number } | { decode: number };
-  /** Decode plans: encrypted past key/value inputs ([1, heads, P, headSize], packed GQA-expanded). */
-  cacheInputs: { name: string; fhe: string; layout: SlotLayout; heads: number; headSize: number; group: number }[];
-  tokens: number;
-  /** Model inputs the client takes, by the model's names. */
-  inputs: { name: string; dtype: string; dims: number[] }[];
-  /** The client-side embedding lookup: what the evaluator receives instead of ids. */
-  embedding: { ids: string; fhe: string; layout: SlotLayout; vocab: number; dim: number; file: string; privacy: string };
-  outputs: ModelOutputMeta[];
-  probes: ModelProbeMeta[];
-  /** The program before refresh placement and scale management, for the sim monitor. */
-  monitorProgram: string;
-  refreshes: number;
-  report?: unknown;
-}
+// The `model` section's types come from its schema (runtime/plan/model-schema.ts).
+export { MODEL_PLAN_KIND };
+export type { ModelOutputMeta, ModelPlanMeta, ModelProbeMeta } from './plan/model-schema.js';
 
 export interface ModelPlan {
   file: string;
@@ -58,11 +31,18 @@ export interface ModelPlan {
   table: Float32Array;
 }
 
+/** Loads a canonical model plan: the plan, its validated `model` section, and the embedding table. */
 export function loadModelPlan(file: string): ModelPlan {
-  const plan = loadPlan(file);
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { model?: ModelPlanMeta };
-  const meta = doc.model;
-  if (!meta || meta.kind !== MODEL_PLAN_KIND) throw new FhecError('plan was not compiled from a canonical model (no model section)', { file });
+  const doc = readPlanJson(file);
+  checkPlanVersion(doc, file);
+  const section = doc && typeof doc === 'object' ? (doc as { model?: unknown }).model : undefined;
+  if (!section || typeof section !== 'object' || (section as { kind?: unknown }).kind !== MODEL_PLAN_KIND) {
+    throw new FhecError('plan was not compiled from a canonical model (no model section)', { file });
+  }
+  // The section's own schema first (cheap), then the plan, then the section against the program.
+  const meta = parseWith(modelSectionSchema, section, file, 'plan', ['model']);
+  const plan = planFromDocument(doc, file);
+  checkModelSection(meta, plan.program, file);
   const tablePath = path.join(path.dirname(file), meta.embedding.file);
   let bytes: Buffer;
   try {
@@ -70,7 +50,10 @@ export function loadModelPlan(file: string): ModelPlan {
   } catch (e) {
     throw new FhecError(`cannot read the embedding table ${meta.embedding.file} (${(e as NodeJS.ErrnoException).code})`, { file });
   }
-  if (bytes.length !== meta.embedding.vocab * meta.embedding.dim * 4) throw new FhecError('embedding table has the wrong size', { file });
+  const expected = meta.embedding.vocab * meta.embedding.dim * 4;
+  if (bytes.length !== expected) {
+    throw new FhecError(`embedding table ${meta.embedding.file} has ${bytes.length} bytes, expected ${expected} (vocab ${meta.embedding.vocab} x dim ${meta.embedding.dim} float32)`, { file });
+  }
   const table = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
   return { file, plan, meta, table };
 }
@@ -133,6 +116,8 @@ export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => Arr
 /** Parses the monitor program and resolves its constants from the loaded (managed) program. */
 export function monitorProgram(mp: ModelPlan): FheProgram {
   const p = parseFhe(mp.meta.monitorProgram, mp.file);
+  // Checked here, not at load: only the sim monitor parses it (SEAL runs never do).
+  checkMonitorProgram(mp.meta, p, mp.plan.program.slots, mp.file);
   for (const c of p.constants.values()) {
     if (c.data.kind !== 'weights') continue;
     const src = [...mp.plan.program.constants.values()].find((x) => x.name === c.name);
@@ -246,7 +231,7 @@ export class ModelSession {
 }
 
 /** A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*H], each KV head repeated `group` times. */
-export function expandCache(c: ModelPlanMeta['cacheInputs'][number], data: ArrayLike<number>): Float64Array {
+export function expandCache(c: ModelCacheInput, data: ArrayLike<number>): Float64Array {
   const P = c.layout.tokens;
   const { heads, headSize: H, group } = c;
   if (data.length !== heads * P * H) throw new FhecError(`'${c.name}' must have ${heads * P * H} values ([1, ${heads}, ${P}, ${H}]), got ${data.length}`, { field: c.name });

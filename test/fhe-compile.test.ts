@@ -400,7 +400,7 @@ describe('errors, security and the plan file', () => {
     const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
     const broken = path.join(tmp, 'broken.json');
     fs.writeFileSync(broken, JSON.stringify({ ...doc, interface: { inputs: [{ name: 'x' }], outputs: [] } }));
-    expect(() => loadFhePlan(broken)).toThrow(/malformed plan: interface\.inputs\.0\.dtype/);
+    expect(() => loadFhePlan(broken)).toThrow(/malformed plan: interface\.inputs\[0\]\.dtype/);
     const none = path.join(tmp, 'none.json');
     fs.writeFileSync(none, JSON.stringify({ ...doc, interface: undefined }));
     expect(() => loadFhePlan(none)).toThrow(/no tensor interface/);

@@ -1,6 +1,7 @@
 // Executes a managed FHE program on any backend's evaluator, and the client-side helpers around it:
 // which keys a program needs, packing and encrypting its inputs, decrypting and unpacking its outputs.
-// Values are freed after their last use so SEAL's wasm heap holds only live ciphertexts.
+// Values are freed after their last use so SEAL's wasm heap holds only live ciphertexts; encoded
+// dense constants may instead come from (and stay in) a plaintext cache shared across runs.
 
 import { randomBytes } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
@@ -12,6 +13,7 @@ import { RefreshKeyHolder } from '../refresh/key-holder.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
+import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
 export interface OpStats {
   count: number;
@@ -30,6 +32,8 @@ export interface ExecuteResult {
 export interface ExecuteOptions {
   /** Carries out `refresh` ops (a client-aided round trip, or a bootstrap); required if the program has any. */
   refresher?: CkksRefresher;
+  /** Encoded dense constants kept across runs (the steps of a generation); its plaintexts are never freed here. */
+  plaintexts?: PlaintextCache;
 }
 
 /** Galois steps and relinearization the program needs. */
@@ -65,6 +69,19 @@ export function executeProgram(
   const live = new Map<string, CkksHandle>();
   const outputs = new Map<string, Uint8Array>();
   const stats = new Map<string, OpStats>();
+  const cache = options.plaintexts;
+  cache?.beginRun(program);
+  const keys = cache ? constantKeys(program) : undefined;
+  const encode = (op: FheOp): CkksHandle => {
+    const c = program.constants.get(op.constant!)!;
+    const t = op.result!.type;
+    const values = () => constantSlots(c.data, program.slots, c.name);
+    const key = keys?.get(c.name);
+    return key ? cache!.encode(key, t.level!, t.scale!, values) : ev.encode(values(), t.level!, t.scale!);
+  };
+  const free = (h: CkksHandle): void => {
+    if (!cache?.holds(h)) ev.free(h);
+  };
   const t0 = performance.now();
   const get = (name: string): CkksHandle => {
     const h = live.get(name);
@@ -76,7 +93,7 @@ export function executeProgram(
     const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
     let result: CkksHandle | undefined;
     try {
-      result = runOp(op, program, ev, inputs, get, outputs, options.refresher);
+      result = runOp(op, ev, inputs, get, encode, outputs, options.refresher);
     } catch (e) {
       if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
       throw e;
@@ -88,26 +105,26 @@ export function executeProgram(
     if (op.result && result) live.set(op.result.name, result);
     for (const a of new Set(op.args.map((x) => x.name))) {
       if (lastUse.get(a) === i) {
-        ev.free(get(a));
+        free(get(a));
         live.delete(a);
       }
     }
     // A value nobody uses is dropped at once.
     if (op.result && !lastUse.has(op.result.name) && result) {
-      ev.free(result);
+      free(result);
       live.delete(op.result.name);
     }
   });
-  for (const h of live.values()) ev.free(h);
+  for (const h of live.values()) free(h);
   return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
 }
 
 function runOp(
   op: FheOp,
-  program: FheProgram,
   ev: CkksEvaluator,
   inputs: Map<string, Uint8Array>,
   get: (name: string) => CkksHandle,
+  encode: (op: FheOp) => CkksHandle,
   outputs: Map<string, Uint8Array>,
   refresher: CkksRefresher | undefined,
 ): CkksHandle | undefined {
@@ -126,10 +143,8 @@ function runOp(
     case 'output':
       outputs.set(op.tensor!, ev.saveCiphertext(a!));
       return undefined;
-    case 'encode': {
-      const c = program.constants.get(op.constant!)!;
-      return ev.encode(constantSlots(c.data, program.slots, c.name), op.result!.type.level!, op.result!.type.scale!);
-    }
+    case 'encode':
+      return encode(op);
     case 'add':
       return ev.add(a!, b!);
     case 'sub':

@@ -4,12 +4,15 @@
 // last step, as ciphertexts), and carries it into the next step's layout and level through a
 // client-aided cache refresh (cache-refresh.ts). Refresh ops inside a step go to the key holder
 // through the refresh protocol (runtime/refresh). It talks to the client only through `handle`
-// (bytes in, bytes out) and to the key holder only through a byte channel.
+// (bytes in, bytes out) and to the key holder only through a byte channel. Encoded weights stay in a
+// plaintext cache across the steps (runtime/ckks/plaintext-cache.ts): the decode plans for P and P+1
+// share most of their constants.
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js';
+import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
@@ -33,6 +36,8 @@ export interface StepStats {
   ops: Record<string, OpStats>;
   refreshes: number;
   cacheRefreshes: number;
+  /** The step's encodes answered by the plaintext cache, and what it holds after the step. */
+  plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
 }
 
 export interface EvaluatorOptions {
@@ -40,6 +45,11 @@ export interface EvaluatorOptions {
   maskBits?: number;
   /** Mask source (tests inject a seeded one). */
   uniform?: (n: number) => Float64Array;
+  /**
+   * Byte budget of the encoded-plaintext cache kept across steps (0: no cache). Default: room left in
+   * node-seal's 4 GiB wasm heap beside the keys, at most 1 GiB (defaultPlaintextBudget).
+   */
+  plaintextCacheBytes?: number;
 }
 
 const DEFAULT_CACHE_BOUND = 16;
@@ -70,6 +80,7 @@ export class GenerationEvaluator {
   private ev?: CkksEvaluator;
   private refresher?: MaskedRefresher;
   private cacheRefresher?: CacheRefresher;
+  private plaintexts?: PlaintextCache;
   private steps: StepShape[] = [];
   private next = 0;
   /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
@@ -143,6 +154,9 @@ export class GenerationEvaluator {
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
     this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey });
     this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.maskBits, this.options.uniform);
+    const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
+    const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
+    if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
     return encodeMessage({ kind: 'ready' });
   }
 
@@ -156,6 +170,8 @@ export class GenerationEvaluator {
     const shape = this.steps[this.next]!;
     const sp = this.source.load(shape);
     if (parametersId(sp.plan.plan.params) !== parametersId(this.source.params)) throw new FhecError(`plan ${shapeName(shape)} has other CKKS parameters than the generation plan`, { file: sp.plan.file });
+    // Content keys of the constants: hashed once per loaded plan, counted as loading.
+    if (this.plaintexts && shape.kind === 'decode') constantKeys(sp.plan.plan.program);
     const t0 = performance.now();
     const meta = sp.plan.meta;
     const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
@@ -174,7 +190,10 @@ export class GenerationEvaluator {
     } finally {
       for (const c of carry) ev.free(c.ct);
     }
-    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher });
+    // Decode steps only: the prefill's constants recur in no later step, and would hold SEAL pool memory.
+    const plaintexts = shape.kind === 'decode' ? this.plaintexts : undefined;
+    const pt0 = plaintexts?.stats;
+    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, plaintexts });
     this.cache.clear();
     for (const o of meta.outputs) {
       if (!o.kv) continue;
@@ -192,6 +211,11 @@ export class GenerationEvaluator {
       refreshes: this.refresher.traffic.ciphertexts - refreshes0,
       cacheRefreshes: this.cacheRefresher.traffic.ciphertexts - cache0,
     };
+    if (plaintexts && pt0) {
+      const pt = plaintexts.stats;
+      const d = (k: 'hits' | 'misses' | 'evictions') => pt[k] - pt0[k];
+      stats.plaintexts = { hits: d('hits'), misses: d('misses'), evictions: d('evictions'), bytes: pt.bytes, reservedBytes: pt.reservedBytes, budgetBytes: pt.budgetBytes };
+    }
     this.stats.push(stats);
     this.next++;
     const logits = exec.outputs.get(logitsMeta.blocks[0]!.fhe)!;
@@ -199,6 +223,8 @@ export class GenerationEvaluator {
   }
 
   dispose(): void {
+    this.plaintexts?.dispose();
+    this.plaintexts = undefined;
     this.ev?.dispose();
     this.ev = undefined;
     this.refresher = undefined;

@@ -1,39 +1,45 @@
 // The generation plan file: a small JSON manifest that names the model, the calibration and the
 // compile options, and the directory of step plans (one canonical-model plan per step shape, written
 // by compiler/model-plan.ts, compiled when first needed). The client reads only what it needs from it:
-// the CKKS parameters it expects, and the embedding table it looks tokens up in.
+// the CKKS parameters it expects, and the embedding table it looks tokens up in. Reading checks the
+// schema (errors name the file and the field), the version, and that the parameters are valid and the
+// ones the step plans are compiled for.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { FhecError } from '../../ir/errors.js';
+import { makeParameters } from '../../ir/ckks/params.js';
+import { fileName, int, malformed, name, parseWith, posInt, posNumber, ringDegree } from '../plan/validate.js';
 
 export const GENERATION_PLAN_KIND = 'fhec-generation-plan';
 export const GENERATION_PLAN_VERSION = 1;
 
-const manifestSchema = z.object({
+const WHAT = 'generation plan';
+
+const manifestSchema = z.strictObject({
   kind: z.literal(GENERATION_PLAN_KIND),
-  version: z.number().int(),
+  version: int(),
   /** The ONNX model (with a KV cache), relative to the manifest's directory or absolute. */
-  model: z.string(),
-  modelSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  calibration: z.string(),
-  compile: z.object({
-    ringDegree: z.number().int(),
-    maxWindows: z.number().int().positive().optional(),
+  model: name(),
+  modelSha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a sha256 (64 lowercase hex digits)' }),
+  calibration: name(),
+  compile: z.strictObject({
+    ringDegree: ringDegree(),
+    maxWindows: posInt().optional(),
     placement: z.enum(['optimal', 'greedy']).optional(),
   }),
-  maxContext: z.number().int().positive(),
+  maxContext: posInt().min(2, { error: 'expected a context of at least 2 positions' }),
   tokenizer: z.literal('bytes'),
-  vocab: z.number().int().positive(),
-  dim: z.number().int().positive(),
+  vocab: posInt().min(256, { error: 'expected at least 256 (the byte tokenizer uses ids 0..255)' }),
+  dim: posInt(),
   /** Embedding table [vocab, dim] float32 little-endian, beside the manifest. */
-  embedding: z.string(),
-  params: z.object({ ringDegree: z.number().int(), bitSizes: z.array(z.number().int()).min(2), scale: z.number().positive() }),
+  embedding: fileName(),
+  params: z.strictObject({ ringDegree: ringDegree(), bitSizes: z.array(posInt()).min(2), scale: posNumber() }),
   /** Directory of step plans, beside the manifest. */
-  steps: z.string(),
+  steps: fileName(),
   /** Prefill lengths compiled at compile time (others are compiled on demand). */
-  prefill: z.array(z.number().int().positive()),
+  prefill: z.array(posInt()).min(1),
 });
 
 export type GenerationManifest = z.infer<typeof manifestSchema>;
@@ -46,16 +52,25 @@ export function readGenerationManifest(file: string): GenerationManifest {
     const code = (e as NodeJS.ErrnoException).code;
     throw new FhecError(code ? `cannot read generation plan (${code})` : `generation plan is not valid JSON: ${(e as Error).message}`, { file });
   }
-  if (doc && typeof doc === 'object' && (doc as { kind?: unknown }).kind !== GENERATION_PLAN_KIND) {
+  if (!doc || typeof doc !== 'object' || (doc as { kind?: unknown }).kind !== GENERATION_PLAN_KIND) {
     throw new FhecError('not a generation plan (compile one with `fhec compile MODEL -o PLAN --calibration FILE --max-context C`)', { file });
   }
-  const parsed = manifestSchema.safeParse(doc);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FhecError(`malformed generation plan: ${issue.path.join('.') || '(root)'}: ${issue.message}`, { file, field: issue.path.join('.') });
+  const version = (doc as { version?: unknown }).version;
+  if (version !== GENERATION_PLAN_VERSION) throw new FhecError(`unknown generation plan version ${JSON.stringify(version)} (this fhec reads version ${GENERATION_PLAN_VERSION})`, { file });
+  const m = parseWith(manifestSchema, doc, file, WHAT);
+  // Every step plan is compiled with compile.ringDegree into these parameters: they must agree.
+  if (m.params.ringDegree !== m.compile.ringDegree) throw malformed(file, WHAT, ['params', 'ringDegree'], `is ${m.params.ringDegree}, but the step plans are compiled at ${m.compile.ringDegree}`);
+  try {
+    makeParameters(m.params);
+  } catch (e) {
+    if (e instanceof FhecError) throw malformed(file, WHAT, ['params'], e.message);
+    throw e;
   }
-  if (parsed.data.version !== GENERATION_PLAN_VERSION) throw new FhecError(`unknown generation plan version ${parsed.data.version}`, { file });
-  return parsed.data;
+  m.prefill.forEach((S, i) => {
+    if (S > m.maxContext) throw malformed(file, WHAT, ['prefill', i], `${S} is past the context of ${m.maxContext}`);
+    if (m.prefill.indexOf(S) !== i) throw malformed(file, WHAT, ['prefill', i], `${S} is listed twice`);
+  });
+  return m;
 }
 
 /** What the client holds: the embedding table and the parameters it will check the evaluator's against. */
@@ -76,7 +91,9 @@ export function loadClientModel(file: string): ClientModel {
   } catch (e) {
     throw new FhecError(`cannot read the embedding table ${m.embedding} (${(e as NodeJS.ErrnoException).code})`, { file });
   }
-  if (bytes.length !== m.vocab * m.dim * 4) throw new FhecError(`embedding table ${m.embedding} has ${bytes.length} bytes, expected ${m.vocab * m.dim * 4}`, { file });
+  if (bytes.length !== m.vocab * m.dim * 4) {
+    throw new FhecError(`embedding table ${m.embedding} has ${bytes.length} bytes, expected ${m.vocab * m.dim * 4} (vocab ${m.vocab} x dim ${m.dim} float32)`, { file });
+  }
   const table = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
   return { vocab: m.vocab, dim: m.dim, table, params: m.params };
 }

@@ -90,6 +90,30 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   if (dec.length > 0) {
     const mean = dec.reduce((s, x) => s + x.ms, 0) / dec.length;
     lines.push(`decode steps: ${dec.length}, mean ${sec(mean)} per token; each: ${dec.map((d) => `P=${d.shape.kind === 'decode' ? d.shape.past : 0} ${sec(d.ms)}`).join(', ')}`);
+    // Where a decode step's time goes: encoding constants (what the plaintext cache saves) vs the rest.
+    let encodeMs = 0;
+    let encodes = 0;
+    let otherMs = 0;
+    for (const d of dec) {
+      for (const [k, v] of Object.entries(d.evaluator.ops)) {
+        if (k === 'encode') {
+          encodeMs += v.ms;
+          encodes += v.count;
+        } else otherMs += v.ms;
+      }
+    }
+    lines.push(`decode step time by op, mean per step: encode ${sec(encodeMs / dec.length)} (${Math.round(encodes / dec.length)} encodes), other ops ${sec(otherMs / dec.length)}`);
+  }
+  const withCache = r.steps.filter((s) => s.evaluator.plaintexts);
+  if (withCache.length > 0) {
+    const cached = withCache.map((s) => s.evaluator.plaintexts!);
+    const hits = cached.reduce((s, p) => s + p.hits, 0);
+    const encodes = withCache.reduce((s, x) => s + (x.evaluator.ops['encode']?.count ?? 0), 0);
+    const last = cached[cached.length - 1]!;
+    lines.push(
+      `plaintext cache (decode steps, dense constants): ${hits} of ${encodes} encodes were hits (per step: ${cached.map((p) => p.hits).join(', ')}), ` +
+        `${mb(last.bytes)} held (${mb(last.reservedBytes)} of SEAL pool) of a ${mb(last.budgetBytes)} budget, ${cached.reduce((s, p) => s + p.evictions, 0)} evictions`,
+    );
   }
   const kinds = Object.entries(g.ops).sort((a, b) => b[1].count - a[1].count);
   const total = kinds.reduce((s, [, v]) => s + v.count, 0);

@@ -1,7 +1,9 @@
 // Plan files: what `fhec compile` writes and `fhec run` executes. A versioned JSON document (parameters,
 // key set, the managed FHE program as text) plus a binary sidecar with the weight vectors as float64
-// little-endian. Loading validates the schema (zod), the version, 128-bit security (unless the plan
-// says `insecure`), that the primes are the ones SEAL will generate, and the program against them.
+// little-endian. Loading validates the schema (zod; errors name the file and the JSON path), the
+// version, 128-bit security (unless the plan says `insecure`), that the primes are the ones SEAL will
+// generate, the program against them, and the listed keys against the program. Other readers add
+// their sections' schemas on top: model-schema.ts (`model`), interface-schema.ts (`interface`).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +13,9 @@ import { parseFhe } from '../../ir/fhe/parse.js';
 import { printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
+import { fileName, int, malformed, nonNegInt, nonNegNumber, parseWith, posInt, posNumber, ringDegree } from './validate.js';
 import { keyRequestFor } from '../ckks/execute.js';
+import { isWeightRefs, readWeightRefs } from './weight-store.js';
 import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
 import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../../ir/ckks/params.js';
 
@@ -22,24 +26,24 @@ const INLINE_LIMIT = 16;
 
 const planSchema = z.object({
   format: z.literal(PLAN_FORMAT),
-  version: z.number().int(),
-  params: z.object({
-    ringDegree: z.number().int(),
-    bitSizes: z.array(z.number().int()).min(2),
-    primes: z.array(z.string().regex(/^\d+$/)),
-    scale: z.number().positive(),
+  version: int(),
+  params: z.strictObject({
+    ringDegree: ringDegree(),
+    bitSizes: z.array(posInt()).min(2),
+    primes: z.array(z.string().regex(/^\d+$/, { error: 'expected a decimal prime' })),
+    scale: posNumber(),
     insecure: z.boolean().optional(),
   }),
-  keys: z.object({
-    galoisSteps: z.array(z.number().int()),
+  keys: z.strictObject({
+    galoisSteps: z.array(int()),
     relin: z.boolean(),
-    bytes: z.number().nonnegative(),
+    bytes: nonNegNumber(),
   }),
   program: z.string(),
   weights: z
-    .object({
-      file: z.string(),
-      byteLength: z.number().int().nonnegative(),
+    .strictObject({
+      file: fileName(),
+      byteLength: nonNegInt(),
     })
     .optional(),
 });
@@ -93,7 +97,8 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
   return sidecar;
 }
 
-function readJson(file: string): unknown {
+/** The parsed JSON of a plan file (any kind: arithmetic, model, step plan). */
+export function readPlanJson(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -107,19 +112,19 @@ function readJson(file: string): unknown {
   }
 }
 
+/** A plan of another version is refused before its fields are read (they may mean something else). */
+export function checkPlanVersion(doc: unknown, file: string): void {
+  if (doc && typeof doc === 'object' && 'version' in doc && (doc as { format?: unknown }).format === PLAN_FORMAT) {
+    const v = (doc as { version: unknown }).version;
+    if (v !== PLAN_VERSION) throw new FhecError(`unknown plan version ${JSON.stringify(v)} (this fhec reads version ${PLAN_VERSION})`, { file });
+  }
+}
+
 /** Validates a parsed plan document and builds the plan; `readWeights` supplies the sidecar bytes. */
 export function planFromJson(doc: unknown, file: string, readWeights: (name: string) => Uint8Array): Plan {
   const where = { file };
-  if (doc && typeof doc === 'object' && 'version' in doc && (doc as { format?: unknown }).format === PLAN_FORMAT) {
-    const v = (doc as { version: unknown }).version;
-    if (v !== PLAN_VERSION) throw new FhecError(`unknown plan version ${JSON.stringify(v)} (this fhec reads version ${PLAN_VERSION})`, where);
-  }
-  const parsed = planSchema.safeParse(doc);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new FhecError(`malformed plan: ${issue.path.join('.') || '(root)'}: ${issue.message}`, { file, field: issue.path.join('.') });
-  }
-  const json = parsed.data;
+  checkPlanVersion(doc, file);
+  const json = parseWith(planSchema, doc, file, 'plan');
   let params: CkksParameters;
   try {
     params = makeParameters({ ...json.params, ...(json.params.insecure ? { insecure: true } : {}) });
@@ -159,14 +164,24 @@ export function planFromJson(doc: unknown, file: string, readWeights: (name: str
   } catch (e) {
     throw e instanceof FhecError ? e.inFile(file) : e;
   }
+  // The key set the plan advertises is the one its program needs (an edited list would only fail mid-run).
+  const need = keyRequestFor(program);
+  const listed = [...new Set(json.keys.galoisSteps)].sort((a, b) => a - b);
+  if (listed.join(',') !== need.galoisSteps.join(',')) {
+    throw malformed(file, 'plan', ['keys', 'galoisSteps'], `[${json.keys.galoisSteps.join(', ')}] are not the program's rotation steps [${need.galoisSteps.join(', ')}]`);
+  }
+  if (json.keys.relin !== need.relin) throw malformed(file, 'plan', ['keys', 'relin'], `is ${json.keys.relin} but the program ${need.relin ? 'relinearizes' : 'never relinearizes'}`);
   const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin };
   const warning = securityBanner(params);
   if (warning) plan.warning = warning;
   return plan;
 }
 
-export function loadPlan(file: string): Plan {
-  return planFromJson(readJson(file), file, (name) => {
+/** Builds the plan of an already parsed document, reading the sidecar beside `file`. */
+export function planFromDocument(doc: unknown, file: string): Plan {
+  return planFromJson(doc, file, (name) => {
+    // Step plans of a generation keep their weights in a shared content-addressed store.
+    if (isWeightRefs(name)) return readWeightRefs(file, name);
     const p = path.join(path.dirname(file), name);
     try {
       return new Uint8Array(fs.readFileSync(p));
@@ -174,4 +189,8 @@ export function loadPlan(file: string): Plan {
       throw new FhecError(`cannot read weights file ${name} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
     }
   });
+}
+
+export function loadPlan(file: string): Plan {
+  return planFromDocument(readPlanJson(file), file);
 }

@@ -59,6 +59,7 @@ export class SealClient implements CkksClient {
     const pk = this.keygen.createPublicKey();
     this.encoder = new seal.CKKSEncoder(ctx);
     this.encryptor = new seal.Encryptor(ctx, pk);
+    pk.delete();
     this.decryptor = new seal.Decryptor(ctx, this.keygen.secretKey());
     this.modSwitcher = new seal.Evaluator(ctx);
     this.id = parametersId(params);
@@ -66,20 +67,27 @@ export class SealClient implements CkksClient {
 
   evaluationKeys(): EvaluationKeys {
     const none = this.seal.ComprModeType.none;
+    // Each key object is deleted once serialized: the Galois keys alone are ~0.9 GiB of the 4 GiB wasm
+    // heap at N = 16384, and freed key blocks are what the evaluator's own copy of the keys reuses.
+    const save = (key: { saveToArray(m: typeof none): unknown; delete(): void }): Uint8Array => {
+      try {
+        return key.saveToArray(none) as Uint8Array;
+      } finally {
+        key.delete();
+      }
+    };
     const out: EvaluationKeys = {
       backend: BACKEND,
       parametersId: this.id,
-      publicKey: this.keygen.createPublicKey().saveToArray(none) as Uint8Array,
+      publicKey: save(this.keygen.createPublicKey()),
       galoisSteps: [],
     };
-    if (this.keys.relin) out.relinKeys = this.keygen.createRelinKeysSerializable().saveToArray(none) as Uint8Array;
+    if (this.keys.relin) out.relinKeys = save(this.keygen.createRelinKeysSerializable());
     const slots = slotsOf(this.params);
     const steps = [...new Set(this.keys.galoisSteps.map((s) => normalizeStep(s, slots)).filter((s) => s !== 0))];
     if (steps.length > 0) {
       out.galoisSteps = steps;
-      out.galoisKeys = sealCall(this.seal, 'Galois key generation', () =>
-        this.keygen.createGaloisKeysSerializableWithSteps(Int32Array.from(steps)).saveToArray(none) as Uint8Array,
-      );
+      out.galoisKeys = sealCall(this.seal, 'Galois key generation', () => save(this.keygen.createGaloisKeysSerializableWithSteps(Int32Array.from(steps))));
     }
     return out;
   }
@@ -239,7 +247,12 @@ export class SealEvaluator implements CkksEvaluator {
     const pt = new this.seal.Plaintext();
     sealCall(this.seal, 'encode', () => {
       this.encoder.encode(padSlots(values, slotsOf(this.params)), scale, pt);
-      if (level < topLevel(this.params)) this.evaluator.plainModSwitchToInplace(pt, this.info.levels[level]!);
+      if (level < topLevel(this.params)) {
+        this.evaluator.plainModSwitchToInplace(pt, this.info.levels[level]!);
+        // Dropping primes keeps the top-level allocation: give it back, so a plaintext held (as in the
+        // plaintext cache) takes (level + 1) * N words, not the top level's.
+        pt.shrinkToFit();
+      }
     });
     return new SealPlaintext(pt);
   }

@@ -3,7 +3,6 @@
 // the outputs back into tensors. A slot map is stored as runs [slot, element, count, step]: slots
 // slot..slot+count-1 hold elements element, element+step, ... (step 0 = one element replicated).
 
-import { z } from 'zod';
 import { FhecError } from '../../../ir/errors.js';
 import { numel } from '../../../ir/tensor.js';
 import type { Holds } from './placement.js';
@@ -26,18 +25,6 @@ export interface PlanInterface {
   inputs: TensorPacking[];
   outputs: TensorPacking[];
 }
-
-const packingSchema = z.object({
-  name: z.string(),
-  dtype: z.literal('float32'),
-  dims: z.array(z.number().int().nonnegative()),
-  ciphertexts: z.array(z.object({ fhe: z.string(), runs: z.array(z.number().int()) })),
-});
-
-export const planInterfaceSchema = z.object({
-  inputs: z.array(packingSchema),
-  outputs: z.array(packingSchema),
-});
 
 /**
  * Runs of the slots that hold elements (>= 0). With `firstOnly`, an element already listed (in this

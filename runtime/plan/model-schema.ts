@@ -1,0 +1,207 @@
+// The `model` section of a canonical model plan (written by compiler/model-plan.ts, read by
+// runtime/model-session.ts): the model's inputs and outputs by their own names and how they map to
+// the program's ciphertexts, the client-side embedding, the encrypted KV-cache inputs of decode plans,
+// the approximation probes and the program the sim monitor re-evaluates. The schema is the type
+// (z.infer), and the cross-field checks reject what would otherwise decrypt into the wrong places:
+// layouts that disagree with the program's or do not fit the slots, blocks that leave columns of an
+// output unfilled, token counts that do not match the mode, probe slot runs past the slot count, and
+// names of inputs, outputs and probed values the program does not have.
+
+import { z } from 'zod';
+import { layoutsEqual } from '../../ir/fhe/layout.js';
+import type { ApproxProbeRecord } from '../../ir/fhe/probe.js';
+import type { FheOp, FheProgram, SlotLayout } from '../../ir/fhe/types.js';
+import { numel } from '../../ir/tensor.js';
+import { fileName, int, interval, layoutFits, malformed, name, nonNegInt, nonNegNumber, posInt, slotLayoutSchema, type JsonPath } from './validate.js';
+
+export const MODEL_PLAN_KIND = 'fhec-canonical-model';
+
+const WHAT = 'plan';
+
+/** One approximated nonlinearity (ir/fhe/probe.ts), plus the fit's description the compiler adds. */
+const probeSchema = z.strictObject({
+  op: name(),
+  role: z.string(),
+  fn: name(),
+  /** Value names (without %) in the monitor program. */
+  input: name(),
+  output: name(),
+  interval: interval(),
+  observed: interval(),
+  margin: nonNegNumber(),
+  /** Runs [start, count, ...] of valid slots. */
+  slots: z.array(nonNegInt()).refine((r) => r.length % 2 === 0, { error: 'expected runs [start, count, ...] (an even number of integers)' }),
+  predictedMaxError: nonNegNumber(),
+  // An unbounded relative error (a function crossing 0) is Infinity, which JSON writes as null.
+  predictedMaxRelError: nonNegNumber()
+    .nullable()
+    .transform((v) => v ?? Infinity),
+  depth: nonNegInt(),
+  describe: z.string().optional(),
+});
+
+const kvSchema = z.strictObject({ heads: posInt(), headSize: posInt(), group: posInt() });
+
+const outputSchema = z.strictObject({
+  /** The model's own name. */
+  name: name(),
+  dims: z.array(nonNegInt()),
+  tokens: posInt(),
+  /** Columns per token as held (for a GQA-expanded KV output, heads * group * headSize). */
+  width: posInt(),
+  blocks: z.array(z.strictObject({ fhe: name(), colStart: nonNegInt(), layout: slotLayoutSchema })).min(1),
+  /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headSize.. */
+  kv: kvSchema.optional(),
+});
+
+const cacheInputSchema = z.strictObject({
+  name: name(),
+  fhe: name(),
+  layout: slotLayoutSchema,
+  heads: posInt(),
+  headSize: posInt(),
+  group: posInt(),
+});
+
+const modeSchema = z.union([z.strictObject({ prefill: posInt() }), z.strictObject({ decode: posInt() })], {
+  error: (iss) => `expected {"prefill": S} or {"decode": P}, got ${JSON.stringify(iss.input) ?? 'nothing'}`,
+});
+
+export const modelSectionSchema = z.strictObject({
+  kind: z.literal(MODEL_PLAN_KIND),
+  source: z.string(),
+  mode: modeSchema,
+  /** Decode plans: encrypted past key/value inputs ([1, heads, P, headSize], packed GQA-expanded). */
+  cacheInputs: z.array(cacheInputSchema),
+  tokens: posInt(),
+  /** Model inputs the client takes, by the model's names (-1 = a dimension left symbolic). */
+  inputs: z.array(z.strictObject({ name: name(), dtype: name(), dims: z.array(int().min(-1, { error: 'expected a dimension >= -1' })) })),
+  /** The client-side embedding lookup: what the evaluator receives instead of ids. */
+  embedding: z.strictObject({
+    ids: name(),
+    fhe: name(),
+    layout: slotLayoutSchema,
+    vocab: posInt(),
+    dim: posInt(),
+    file: fileName(),
+    privacy: z.string(),
+  }),
+  outputs: z.array(outputSchema).min(1),
+  probes: z.array(probeSchema),
+  /** The program before refresh placement and scale management, for the sim monitor. */
+  monitorProgram: z.string().min(1, { error: 'expected the monitor program text' }),
+  refreshes: nonNegInt(),
+  report: z.unknown().optional(),
+});
+
+export type ModelPlanMeta = z.infer<typeof modelSectionSchema>;
+export type ModelOutputMeta = z.infer<typeof outputSchema>;
+export type ModelProbeMeta = z.infer<typeof probeSchema>;
+export type ModelCacheInput = z.infer<typeof cacheInputSchema>;
+
+// The probe record is defined in ir/ (the lowering writes it): both must describe the same object.
+const _probeTypes: [ApproxProbeRecord, ModelProbeMeta] = [{} as ModelProbeMeta, {} as ApproxProbeRecord];
+void _probeTypes;
+
+function ioOps(program: FheProgram, kind: 'input' | 'output'): Map<string, FheOp> {
+  return new Map(program.ops.filter((op) => op.kind === kind).map((op) => [op.tensor!, op]));
+}
+
+function showLayout(l: SlotLayout): string {
+  return `{length ${l.length}, tokens ${l.tokens}, stride ${l.stride}, period ${l.period}, copies ${l.copies}}`;
+}
+
+/** Cross-field checks of a parsed model section against its (loaded, managed) program. */
+export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file: string): void {
+  const slots = program.slots;
+  const fail = (at: JsonPath, message: string) => malformed(file, WHAT, ['model', ...at], message);
+  const inputs = ioOps(program, 'input');
+  const outputs = ioOps(program, 'output');
+  const modelInputs = new Set(meta.inputs.map((i) => i.name));
+  /** A ciphertext the section names must be the program's, laid out as the program has it. */
+  const sameAsProgram = (ops: Map<string, FheOp>, kind: string, fhe: string, layout: SlotLayout, at: JsonPath) => {
+    const op = ops.get(fhe);
+    if (!op) throw fail([...at, 'fhe'], `'${fhe}' is not an ${kind} of the program (its ${kind}s: ${[...ops.keys()].join(', ')})`);
+    layoutFits(layout, slots, file, WHAT, ['model', ...at, 'layout']);
+    if (!op.layout || !layoutsEqual(op.layout, layout)) {
+      throw fail([...at, 'layout'], `${showLayout(layout)} is not the layout of the program's ${kind} '${fhe}' ${op.layout ? showLayout(op.layout) : '(none)'}`);
+    }
+  };
+
+  const past = 'decode' in meta.mode ? meta.mode.decode : 0;
+  if ('prefill' in meta.mode && meta.mode.prefill !== meta.tokens) throw fail(['mode', 'prefill'], `is ${meta.mode.prefill} but the plan takes ${meta.tokens} tokens`);
+  if ('prefill' in meta.mode && meta.cacheInputs.length > 0) throw fail(['cacheInputs'], 'a prefill plan takes no encrypted cache');
+
+  const e = meta.embedding;
+  if (!modelInputs.has(e.ids)) throw fail(['embedding', 'ids'], `'${e.ids}' is not one of the model's inputs`);
+  sameAsProgram(inputs, 'input', e.fhe, e.layout, ['embedding']);
+  if (e.layout.length !== e.dim || e.layout.tokens !== meta.tokens) {
+    throw fail(['embedding', 'layout'], `holds ${e.layout.tokens} tokens of ${e.layout.length} values, the plan embeds ${meta.tokens} tokens of ${e.dim}`);
+  }
+
+  const fed = new Set([e.fhe]);
+  meta.cacheInputs.forEach((c, i) => {
+    if (!modelInputs.has(c.name)) throw fail(['cacheInputs', i, 'name'], `'${c.name}' is not one of the model's inputs`);
+    sameAsProgram(inputs, 'input', c.fhe, c.layout, ['cacheInputs', i]);
+    if (c.layout.length !== c.heads * c.group * c.headSize) {
+      throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * headSize is ${c.heads * c.group * c.headSize}`);
+    }
+    if (c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
+    fed.add(c.fhe);
+  });
+  for (const n of inputs.keys()) if (!fed.has(n)) throw fail([], `the program's input '${n}' is neither the embedding nor a cache input`);
+
+  const seen = new Map<string, string>();
+  meta.outputs.forEach((o, i) => {
+    const at = ['outputs', i];
+    o.blocks.forEach((b, j) => {
+      const prev = seen.get(b.fhe);
+      if (prev) throw fail([...at, 'blocks', j, 'fhe'], `'${b.fhe}' is already a block of ${prev}`);
+      seen.set(b.fhe, `outputs[${i}]`);
+      sameAsProgram(outputs, 'output', b.fhe, b.layout, [...at, 'blocks', j]);
+      if (b.layout.tokens !== o.tokens) throw fail([...at, 'blocks', j, 'layout', 'tokens'], `is ${b.layout.tokens}, the output has ${o.tokens} tokens`);
+    });
+    if (o.kv) {
+      const { heads, headSize, group } = o.kv;
+      if (o.tokens !== past + meta.tokens) throw fail([...at, 'tokens'], `is ${o.tokens}, but a cache output holds past + new = ${past + meta.tokens} tokens`);
+      if (o.dims.join(',') !== [1, heads, o.tokens, headSize].join(',')) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] is not [1, heads ${heads}, tokens ${o.tokens}, headSize ${headSize}]`);
+      if (o.width !== heads * group * headSize) throw fail([...at, 'width'], `is ${o.width}, but heads * group * headSize is ${heads * group * headSize}`);
+      if (o.blocks.length !== 1) throw fail([...at, 'blocks'], `a cache output is held in one block, got ${o.blocks.length}`);
+      if (o.blocks[0]!.colStart !== 0 || o.blocks[0]!.layout.length !== o.width) throw fail([...at, 'blocks', 0], `must hold columns 0..${o.width - 1}`);
+      return;
+    }
+    if (numel(o.dims) !== o.tokens * o.width) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] has ${numel(o.dims)} elements, but tokens * width is ${o.tokens * o.width}`);
+    // Column blocks must tile 0..width-1: a gap would decrypt as zeros, an overlap overwrites.
+    const order = o.blocks.map((b, j) => ({ b, j })).sort((x, y) => x.b.colStart - y.b.colStart);
+    let col = 0;
+    for (const { b, j } of order) {
+      if (b.colStart !== col) throw fail([...at, 'blocks', j, 'colStart'], `is ${b.colStart}, but the blocks before it end at column ${col}`);
+      col += b.layout.length;
+    }
+    if (col !== o.width) throw fail([...at, 'blocks'], `cover columns 0..${col - 1}, but the output is ${o.width} wide`);
+  });
+  for (const n of outputs.keys()) if (!seen.has(n)) throw fail(['outputs'], `no output block is the program's output '${n}'`);
+
+  meta.probes.forEach((p, i) => {
+    for (let r = 0; r < p.slots.length; r += 2) {
+      const [start, count] = [p.slots[r]!, p.slots[r + 1]!];
+      if (count < 1 || start + count > slots) throw fail(['probes', i, 'slots', r], `run [${start}, ${count}] is not within the ${slots} slots`);
+    }
+  });
+}
+
+/** The monitor program must evaluate on the plan's inputs and have every probed value. */
+export function checkMonitorProgram(meta: ModelPlanMeta, monitor: FheProgram, slots: number, file: string): void {
+  const fail = (at: JsonPath, message: string) => malformed(file, WHAT, ['model', ...at], message);
+  if (monitor.slots !== slots) throw fail(['monitorProgram'], `has ${monitor.slots} slots, the plan ${slots}`);
+  const fed = new Set([meta.embedding.fhe, ...meta.cacheInputs.map((c) => c.fhe)]);
+  for (const op of monitor.ops) {
+    if (op.kind === 'input' && !fed.has(op.tensor!)) throw fail(['monitorProgram'], `input '${op.tensor}' is neither the embedding nor a cache input`);
+  }
+  const values = new Set(monitor.ops.flatMap((op) => (op.result ? [op.result.name] : [])));
+  meta.probes.forEach((p, i) => {
+    for (const k of ['input', 'output'] as const) {
+      if (!values.has(p[k])) throw fail(['probes', i, k], `%${p[k]} is not a value of the monitor program`);
+    }
+  });
+}
