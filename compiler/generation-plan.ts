@@ -12,13 +12,14 @@
 // The step plans keep their weights (~90 MB each for model A, nearly all the same from one P to the
 // next) in one content-addressed store, STEPS/weights/ (runtime/plan/weight-store.ts): a new decode
 // plan adds only the chunks no earlier step plan had.
-// All step plans share one CKKS parameter set, so one key set serves a whole generation.
+// All step plans share one CKKS parameter set, so one key set serves a whole generation: the
+// cost-driven search chooses it once, on the decode plan at the longest past, unless N is given.
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
-import { makeParameters, parametersId, type CkksParameters } from '../ir/ckks/params.js';
+import { makeParameters, parametersId, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
 import { describeStep } from '../runtime/generate/evaluator.js';
 import { checkStepInterface, readCacheBounds, readStepInterface, shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
@@ -31,13 +32,14 @@ export interface GenerationPlanOptions {
   maxContext: number;
   /** Prefill lengths to compile now (default [8], capped at the context). */
   prefill?: number[];
-  /** Ring degree of every step plan (default 16384: model A fits, and it is about 2x faster than 32768). */
+  /**
+   * Ring degree of every step plan, with the longest chain it holds. Default: the cost-driven parameter
+   * search picks N and the chain once, on the decode plan at the longest past.
+   */
   ringDegree?: number;
   maxWindows?: number;
   placement?: 'optimal' | 'greedy';
 }
-
-export const DEFAULT_GENERATION_RING_DEGREE = 16384;
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -75,6 +77,7 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
     calibration,
     ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past }),
     ringDegree: m.compile.ringDegree,
+    ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
     maxWindows: m.compile.maxWindows,
     placement: m.compile.placement,
   });
@@ -105,8 +108,20 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const outDir = path.dirname(path.resolve(out));
   const base = path.basename(out).replace(/\.json$/, '');
   const stepsDir = `${base}.steps`;
-  const compile = { ringDegree: opts.ringDegree ?? DEFAULT_GENERATION_RING_DEGREE, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
   const lines: string[] = [];
+  const compile: GenerationManifest['compile'] = { ringDegree: opts.ringDegree ?? 0, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
+  if (opts.ringDegree === undefined) {
+    // One parameter set serves every step (one key set per generation): search it on the decode plan
+    // at the longest past (decode steps dominate a generation, and its cache layout is the largest).
+    const t0 = performance.now();
+    const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement });
+    compile.ringDegree = probe.params.ringDegree;
+    compile.levels = topLevel(probe.params);
+    lines.push(
+      `parameter search on the decode plan for past ${C - 1} (${probe.search?.candidates.length ?? 0} candidates, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
+        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes, predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
+    );
+  }
   const files: string[] = [];
   let params: CkksParameters | undefined;
   let embedding: { vocab: number; dim: number; file: string } | undefined;

@@ -77,8 +77,9 @@ export function manageModel(placed: FheProgram, params: CkksParameters): FheProg
   return manageScales(placed, { chain: fheChain(params), topScale: params.scale, inputLevel: topLevel(params) });
 }
 
-/** The fixed rule: the most levels `ringDegree` holds at 128-bit security. */
-export function fixedModelParameters(ringDegree: number, scaleBits = MODEL_SCALE_BITS): CkksParameters {
+/** The fixed rule: the most levels `ringDegree` holds at 128-bit security (or exactly `levels`). */
+export function fixedModelParameters(ringDegree: number, scaleBits = MODEL_SCALE_BITS, levels?: number): CkksParameters {
+  if (levels !== undefined) return selectParameters({ depth: levels, ringDegree, scaleBits, integerBits: MODEL_INTEGER_BITS });
   for (let L = 40; L >= 1; L--) {
     try {
       return selectParameters({ depth: L, ringDegree, scaleBits, integerBits: MODEL_INTEGER_BITS });

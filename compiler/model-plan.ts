@@ -45,6 +45,8 @@ export interface ModelPlanOptions {
    * chooses N and the chain length (compiler/model-parameters.ts).
    */
   ringDegree?: number;
+  /** With ringDegree: exactly this many levels (a chain chosen elsewhere, e.g. once for a whole generation plan). */
+  levels?: number;
   /** Scale bits (default 40, what the approximations and weights were tuned at). */
   scaleBits?: number;
   /** Refresh placement: 'optimal' (DP, falls back to greedy when larger) or 'greedy' (default). */
@@ -187,7 +189,7 @@ function finishCompile(
     };
   }
   const t1 = performance.now();
-  const params = fixedModelParameters(opts.ringDegree, opts.scaleBits);
+  const params = fixedModelParameters(opts.ringDegree, opts.scaleBits, opts.levels);
   const lowered = lower(params.ringDegree / 2);
   const t2 = performance.now();
   const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement);

@@ -26,6 +26,8 @@ const manifestSchema = z.strictObject({
   calibration: name(),
   compile: z.strictObject({
     ringDegree: ringDegree(),
+    /** Chain levels chosen by the parameter search (absent: the longest chain ringDegree holds). */
+    levels: posInt().optional(),
     maxWindows: posInt().optional(),
     placement: z.enum(['optimal', 'greedy']).optional(),
   }),
