@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
+import type { CostTable } from '../ir/ckks/cost-table.js';
 import { makeParameters, parametersId, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
 import { describeStep } from '../runtime/generate/evaluator.js';
@@ -39,6 +40,8 @@ export interface GenerationPlanOptions {
   ringDegree?: number;
   maxWindows?: number;
   placement?: 'optimal' | 'greedy';
+  /** Cost table the parameter search prices with (default: the shipped one). */
+  costs?: CostTable;
 }
 
 function sha256(file: string): string {
@@ -114,7 +117,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     // One parameter set serves every step (one key set per generation): search it on the decode plan
     // at the longest past (decode steps dominate a generation, and its cache layout is the largest).
     const t0 = performance.now();
-    const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement });
+    const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
     lines.push(

@@ -6,6 +6,7 @@
 // exchanged with the key holder, peak memory, and whether this was SEAL or a simulation.
 // Also `compileGenerationCommand`, the `--max-context` branch of `fhec compile`.
 
+import { loadCostTable } from '../../ir/ckks/cost-table.js';
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
@@ -97,6 +98,8 @@ export interface GenerationCompileFlags {
   maxWindows?: number;
   placement?: 'optimal' | 'greedy';
   ringDegree?: number;
+  /** A cost table from `fhec calibrate-costs` for the parameter search. */
+  costs?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -109,6 +112,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     maxWindows: flags.maxWindows,
     placement: flags.placement,
     ringDegree: flags.ringDegree,
+    ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
   });
   return [...c.lines, `wrote ${c.files.join(', ')}`];
 }
