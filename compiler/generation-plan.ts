@@ -7,7 +7,7 @@
 //   longest one that fits and feeds its remaining tokens through decode steps, a shorter one gets a
 //   prefill plan of its own length;
 // - decode plans for P = S .. C - 1, compiled the first time a generation reaches P and kept on disk
-//   (about 3 s each at N = 16384 for model A). Compiling all of them up front would cost C times that
+//   (7-10 s each for model A on 2 cores). Compiling all of them up front would cost C times that
 //   on every compile, for contexts most runs never reach.
 // The step plans keep their weights (~90 MB each for model A, nearly all the same from one P to the
 // next) in one content-addressed store, STEPS/weights/ (runtime/plan/weight-store.ts): a new decode
