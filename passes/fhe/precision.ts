@@ -11,14 +11,14 @@
 //   slot u holds S[u+k], a different random variable: a source is keyed by (op, cumulative rotation).
 //   Equal keys add linearly (x + x doubles the error), distinct keys add in quadrature (the sqrt(D)
 //   of a D-term matrix-vector product). Multiplying by a value scales a term by its magnitude bound.
-// - the key-switching "spike" (measured on node-seal; not in noise.ts): SEAL decomposes a ciphertext
-//   into digits in [0, q_j), not centred, so the mean digit q_j/2 times the key's error e_j leaves a
-//   fixed error (q_j / 2P) e_j (1 + X + ... + X^(N-1)) for every use of a key. In slot u (root
-//   zeta^(3^u)) the all-ones polynomial is 2 / (1 - zeta_u): large where 3^u mod 2N is near 0 or 2N
-//   (slot 0 first: about 2N/pi), so this error sits in a few slots, about 50x the noise elsewhere at
-//   N=8192. It is the same for every ciphertext switched with one key (equal keys add linearly) and is
-//   tracked with its slot profile, per peak slot (a plaintext that is zero there removes it); its sd at
-//   the peak is sqrt(N sigma^2 / 2 sum_j (q_j/2P)^2) csc(pi / 2N) / scale (0.8-1.0x of measured).
+//   Above maxTerms terms a value's smallest terms are folded into one new source (keyed like any
+//   other, so x + x still doubles it and rotated copies still add in quadrature); what folding loses
+//   is the correlation of those terms with the same terms inside other values.
+// - the key-switching "spike" (keyswitch-spike.ts; measured on node-seal, not in noise.ts): a fixed
+//   error for every use of a key, sitting in a few slots (about 50x the noise elsewhere at N=8192).
+//   It is the same for every ciphertext switched with one key (equal keys add linearly) and is tracked
+//   with its slot profile, per peak slot (a plaintext that is zero there removes it); outside the peaks
+//   the terms at distinct offsets land on distinct slots of the profile (see spikeBound).
 // - deterministic errors with worst-case bounds: the stated approximation errors, the rounding of
 //   scalar (splat) plaintexts (the same in every slot, so it must not be treated as random), and the
 //   second-order products of errors (dx * dy, from the operands' bounds).
@@ -28,8 +28,25 @@
 // Laplace-distributed (kurtosis 6, measured): P(|X| > t sd) = exp(-sqrt(2) t). The spike is Gaussian
 // (the key's error at one root) and concentrated in few slots. The bound is
 //   tail_flat * sd_flat + tail_spike * sd_spike(worst slot) + deterministic,
-// each tail union-bounded over the slots at failureProbability / 2. `typicalError` is the same model
-// with tails at probability 1/2: an estimate of a run's largest slot error, not a bound.
+// each tail union-bounded over the slots at failureProbability / 2.
+//
+// The typical error (an estimate of a run's largest slot error, not a bound) comes in two forms:
+// - given the float64 values of the run (options.plainValues), the median over a few draws of the same
+//   noise model propagated slot by slot (noise-sample.ts): products weigh each slot by its own values,
+//   so it follows the real error through masks, diagonals and polynomials. On model A (two decoder
+//   layers, about 10,000 ops) it is within about 1.5 bits of the error measured on SEAL at the
+//   outputs, the residual stream and every approximation's output (test/precision-model.test.ts);
+// - otherwise the analytic model with tails at probability 1/2. It carries the bound's max-times-max
+//   scaling (a product scales by the other operand's largest slot, a matrix-vector product by each
+//   diagonal's largest entry, a polynomial by the sum of its terms' worst cases), which compounds:
+//   within 2 bits on single kernels (test/precision-seal.test.ts), about 9 bits high on model A's
+//   first K/V projections and unbounded after its first softmax.
+// The bound itself stays analytic (valid but for the folding caveat above), and is as loose: on model
+// A it is finite up to the first attention's exp (10 bits below the measured precision at the first
+// layer's K/V outputs) and infinite after it: a Chebyshev polynomial of degree 31 over [-39, 12]
+// scales its input's error by the worst-case derivative at the top of the interval, far from the
+// actual inputs, and second-order terms of such bounds overflow. Use the bound for kernels and small
+// circuits, the sampled typical error for whole models.
 //
 // Magnitude bounds come from interval arithmetic on the inputs' bounds, tightened by per-value bounds
 // the caller may give (from calibration, from a lowering's knowledge, or from a float64 run:
@@ -39,10 +56,14 @@
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { constantValueAt } from '../../ir/fhe/types.js';
-import { encodeVariance, freshVariance, keySwitchVariance, NOISE_SIGMA, rescaleVariance } from '../../ir/ckks/noise.js';
+import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
-import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
+import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../ir/fhe/plain-eval.js';
+import { sampleErrors } from './noise-sample.js';
 import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
+import { SPIKE_PEAKS, spikePeakSd, spikeProfile, type SpikeProfile } from './keyswitch-spike.js';
+
+export { spikeProfile, type SpikeProfile };
 
 export interface PrecisionRequirement {
   /** Largest absolute error the output may have. */
@@ -69,11 +90,25 @@ export interface PrecisionOptions {
    * power-of-two keys, see ir/ckks/rotation-keys.ts); default: its own key.
    */
   rotationKeySteps?: (step: number) => number[];
-  /** Above this many tracked noise terms a value's terms are folded into one (conservative) bound. */
+  /** Above this many tracked noise terms a value's smallest terms are folded into one new source. */
   maxTerms?: number;
+  /**
+   * float64 slot values of every value on the inputs the analysis is for (evaluatePlain of this
+   * program). With them the typical error is a draw of the noise model propagated slot by slot
+   * (noise-sample.ts) instead of the analytic estimate, and magnitudes default to their max |value|.
+   */
+  plainValues?: PlainEvaluation;
+  /**
+   * Draws of the noise model behind that estimate (default 7): the typical error is their median.
+   * A key's spike is one Gaussian draw per key, so values it dominates vary from draw to draw (and
+   * from key set to key set on SEAL).
+   */
+  sampleDraws?: number;
+  /** Seed of the first draw (default 1; draw i uses seed + i). */
+  sampleSeed?: number;
 }
 
-export type NoiseSourceKind = 'fresh' | 'encode' | 'rescale' | 'keyswitch' | 'keyswitch-spike' | 'approximation' | 'product' | 'refresh';
+export type NoiseSourceKind = 'fresh' | 'encode' | 'rescale' | 'keyswitch' | 'keyswitch-spike' | 'approximation' | 'product' | 'refresh' | 'folded';
 
 export interface NoiseSource {
   /** The value whose op made the error (for a key's spike: the first op that used the key). */
@@ -93,6 +128,9 @@ export interface ValuePrecision {
   magnitude: number;
   /** Standard deviation of the random part of the error at the worst slot. */
   sd: number;
+  /** Its parts: flat noise (every slot alike) and key-switching spikes (at their worst slot). */
+  flatSd: number;
+  spikeSd: number;
   /** Worst-case bound of the deterministic part. */
   deterministic: number;
   /** Predicted bound on the absolute error in every slot: tails * random parts + deterministic. */
@@ -143,17 +181,17 @@ export interface PrecisionReport {
   assumedInputs: string[];
   /** The tail factor of the flat (Laplace-tailed) noise. */
   tail: number;
+  /** How typicalError was estimated: a slot-by-slot draw on given values, or the analytic model. */
+  typical: 'sampled' | 'analytic';
   ok: boolean;
 }
 
 /** Error state of one value. */
 interface ErrorState {
-  /** Noise with the same variance in every slot: key "source@offset" -> standard deviation. */
-  flat: Map<string, number>;
-  /** Key-switching spikes: key "source@offset" -> amplitudes (see SpikeTerm). */
-  spike: Map<string, SpikeTerm>;
-  /** Folded terms, added linearly to everything (a bound valid under any correlation). */
-  folded: number;
+  /** Noise with the same variance in every slot: key (source, offset) -> standard deviation. */
+  flat: Map<number, number>;
+  /** Key-switching spikes: key (source, offset) -> amplitudes (see SpikeTerm). */
+  spike: Map<number, SpikeTerm>;
   /** Deterministic bounds by source index. */
   det: Map<number, number>;
   /** Folded terms by source index, for attribution only. */
@@ -167,25 +205,37 @@ interface ErrorState {
  */
 interface SpikeTerm {
   c: number;
-  peaks: Float64Array;
+  /** Absent while every peak is at `c` (no plaintext has reshaped it yet). */
+  peaks?: Float64Array;
 }
 
-function addSpike(m: Map<string, SpikeTerm>, k: string, t: SpikeTerm, f: number): void {
+const peaksOf = (t: SpikeTerm): Float64Array => t.peaks ?? new Float64Array(SPIKE_PEAKS).fill(t.c);
+const spikeMax = (t: SpikeTerm): number => (t.peaks ? Math.max(t.c, ...t.peaks) : t.c);
+
+function addSpike(m: Map<number, SpikeTerm>, k: number, t: SpikeTerm, f: number): void {
   const cur = m.get(k);
   if (!cur) {
-    m.set(k, { c: t.c * f, peaks: t.peaks.map((x) => x * f) });
+    m.set(k, t.peaks ? { c: t.c * f, peaks: t.peaks.map((x) => x * f) } : { c: t.c * f });
     return;
   }
+  if (cur.peaks || t.peaks) {
+    const p = peaksOf(cur);
+    const q = peaksOf(t);
+    for (let i = 0; i < p.length; i++) p[i]! += q[i]! * f;
+    cur.peaks = p;
+  }
   cur.c += t.c * f;
-  for (let i = 0; i < cur.peaks.length; i++) cur.peaks[i]! += t.peaks[i]! * f;
 }
 
-const termKey = (source: number, offset: number): string => `${source}@${offset}`;
-const termSource = (key: string): number => Number(key.slice(0, key.indexOf('@')));
-const termOffset = (key: string): number => Number(key.slice(key.indexOf('@') + 1));
+// A term's key packs (source, offset) into one number (offsets < 2^17 slots): number keys keep the
+// maps of a whole model's values cheap.
+const OFFSETS = 2 ** 17;
+const termKey = (source: number, offset: number): number => source * OFFSETS + offset;
+const termSource = (key: number): number => Math.floor(key / OFFSETS);
+const termOffset = (key: number): number => key % OFFSETS;
 
 function emptyState(): ErrorState {
-  return { flat: new Map(), spike: new Map(), folded: 0, det: new Map() };
+  return { flat: new Map(), spike: new Map(), det: new Map() };
 }
 
 function addInto<K>(m: Map<K, number>, k: K, v: number): void {
@@ -200,7 +250,6 @@ function combine(a: ErrorState, fa: number, b: ErrorState | undefined, fb: numbe
     for (const [k, c] of s.flat) addInto(out.flat, k, c * f);
     for (const [k, t] of s.spike) addSpike(out.spike, k, t, f);
     for (const [k, c] of s.det) addInto(out.det, k, c * f);
-    out.folded += s.folded * f;
     if (s.foldedBy) {
       out.foldedBy ??= new Map();
       for (const [k, c] of s.foldedBy) addInto(out.foldedBy, k, c * f);
@@ -212,47 +261,12 @@ function combine(a: ErrorState, fa: number, b: ErrorState | undefined, fb: numbe
 }
 
 function rotated(s: ErrorState, step: number, slots: number): ErrorState {
-  const moved = (k: string) => termKey(termSource(k), (((termOffset(k) + step) % slots) + slots) % slots);
-  const flat = new Map<string, number>();
+  const moved = (k: number) => termKey(termSource(k), (((termOffset(k) + step) % slots) + slots) % slots);
+  const flat = new Map<number, number>();
   for (const [k, c] of s.flat) addInto(flat, moved(k), c);
-  const spike = new Map<string, SpikeTerm>();
+  const spike = new Map<number, SpikeTerm>();
   for (const [k, t] of s.spike) addSpike(spike, moved(k), t, 1);
-  return { flat, spike, folded: s.folded, det: new Map(s.det), foldedBy: s.foldedBy && new Map(s.foldedBy) };
-}
-
-/**
- * Relative variance of the key-switching spike in each slot: |2 / (1 - zeta_u)|^2 normalised to 1 at
- * its peak, zeta_u = exp(i pi m_u / N) with m_u = 3^u mod 2N (SEAL's slot order), i.e.
- * sin^2(pi / 2N) / sin^2(pi m_u / 2N).
- */
-export interface SpikeProfile {
-  g: Float64Array;
-  /** The K largest values of g and their slots. */
-  peaks: { slot: number; g: number }[];
-  /** Largest g outside the peaks. */
-  rest: number;
-}
-
-const profiles = new Map<number, SpikeProfile>();
-const PEAKS = 16;
-
-export function spikeProfile(ringDegree: number): SpikeProfile {
-  let p = profiles.get(ringDegree);
-  if (p) return p;
-  const slots = ringDegree / 2;
-  const m2 = 2 * ringDegree;
-  const g = new Float64Array(slots);
-  const base = Math.sin(Math.PI / m2) ** 2;
-  let pos = 1;
-  for (let u = 0; u < slots; u++) {
-    g[u] = base / Math.sin((Math.PI * pos) / m2) ** 2;
-    pos = (pos * 3) % m2;
-  }
-  const order = Array.from(g.keys()).sort((a, b) => g[b]! - g[a]!);
-  const k = Math.min(PEAKS, slots);
-  p = { g, peaks: order.slice(0, k).map((slot) => ({ slot, g: g[slot]! })), rest: k < slots ? g[order[k]!]! : 0 };
-  profiles.set(ringDegree, p);
-  return p;
+  return { flat, spike, det: new Map(s.det), foldedBy: s.foldedBy && new Map(s.foldedBy) };
 }
 
 interface SpikeBound {
@@ -265,51 +279,57 @@ interface SpikeBound {
 /**
  * max over slots u of sum_o w_o g(u + o), bounded above using the profile's peaks, and a Gaussian tail
  * factor for it: the spike error is Gaussian (the key's error evaluated at a root, times a constant),
- * and only the candidate slots (where some peak lands) can carry the full variance; every other slot
- * carries at most rest * total.
+ * and only the candidate slots (where some peak lands) can carry the full variance. Outside the peaks,
+ * the terms at distinct offsets land on distinct slots of the profile, so a slot carries at most
+ * sum_i R_(i) g_(i), the largest per-offset weights paired with the largest non-peak values of g
+ * (rearrangement inequality); summing every term at the largest non-peak g instead grows with the
+ * number of offsets and, after a few thousand rotated copies, dwarfs everything else.
  */
-function spikeBound(spike: Map<string, SpikeTerm>, profile: SpikeProfile, slots: number, ps: number[]): SpikeBound {
+function spikeBound(spike: Map<number, SpikeTerm>, profile: SpikeProfile, slots: number, ps: number[]): SpikeBound {
   if (spike.size === 0) return { variance: 0, tails: ps.map(() => 0) };
   // Variance per offset and peak (different sources at one offset are independent).
   const w = new Map<number, Float64Array>();
-  let total = 0;
+  const perOffset = new Map<number, number>();
   for (const [k, t] of spike) {
     const o = termOffset(k);
     let v = w.get(o);
-    if (!v) w.set(o, (v = new Float64Array(t.peaks.length)));
-    for (let i = 0; i < v.length; i++) v[i]! += t.peaks[i]! ** 2;
-    total += t.c * t.c;
+    if (!v) w.set(o, (v = new Float64Array(profile.peaks.length)));
+    for (let i = 0; i < v.length; i++) v[i]! += (t.peaks ? t.peaks[i]! : t.c) ** 2;
+    perOffset.set(o, (perOffset.get(o) ?? 0) + t.c * t.c);
   }
+  const weights = [...perOffset.values()].sort((a, b) => b - a);
+  let rest = 0;
+  for (let i = 0; i < weights.length && i < profile.restSorted.length; i++) rest += weights[i]! * profile.restSorted[i]!;
   // sum over terms of the variance at slot u: at most what the peaks landing on u carry, plus
-  // rest * total for the others; it is largest where some peak lands: u = peak - o.
+  // `rest` for the others; it is largest where some peak lands: u = peak - o.
+  // Each (offset, peak) pair puts its variance on exactly one slot.
   const candidates = new Map<number, number>();
-  for (const o of w.keys()) {
-    for (const pk of profile.peaks) {
+  for (const [o, wo] of w) {
+    profile.peaks.forEach((pk, i) => {
       const u = (((pk.slot - o) % slots) + slots) % slots;
-      if (candidates.has(u)) continue;
-      let v = 0;
-      profile.peaks.forEach((q, i) => {
-        const wo = w.get((((q.slot - u) % slots) + slots) % slots);
-        if (wo !== undefined) v += wo[i]! * q.g;
-      });
-      candidates.set(u, v);
-    }
+      candidates.set(u, (candidates.get(u) ?? 0) + wo[i]! * pk.g);
+    });
   }
-  const rest = profile.rest * total;
-  let best = 0;
-  for (const v of candidates.values()) best = Math.max(best, v);
-  const variance = best + rest;
+  const byVariance = [...candidates.values()].sort((a, b) => b - a);
+  const variance = (byVariance[0] ?? 0) + rest;
   // Smallest t whose union bound over the slots (Gaussian tails, each slot at its own variance) is <= p:
-  // sum over candidates of e^(-t^2 V / (2 V_u)) + (other slots) e^(-t^2 V / (2 rest)).
+  // sum over candidates of e^(-t^2 V / (2 V_u)) + (other slots) e^(-t^2 V / (2 rest)). The largest
+  // candidates are summed one by one, the others all at the variance of the last of those.
+  const EXACT = 256;
+  const exact = byVariance.slice(0, EXACT);
+  const others = byVariance.length - exact.length;
+  const otherV = (exact[exact.length - 1] ?? 0) + rest;
   const fails = (t: number) => {
-    let f = rest > 0 ? slots * Math.exp((-t * t * variance) / (2 * rest)) : 0;
-    for (const v of candidates.values()) f += Math.exp((-t * t * variance) / (2 * (v + rest)));
+    const t2 = t * t * variance;
+    let f = rest > 0 ? slots * Math.exp(-t2 / (2 * rest)) : 0;
+    for (const v of exact) f += Math.exp(-t2 / (2 * (v + rest)));
+    if (others > 0) f += others * Math.exp(-t2 / (2 * otherV));
     return f;
   };
   const tails = ps.map((p) => {
     let lo = 0;
     let hi = 64;
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 50; i++) {
       const mid = (lo + hi) / 2;
       if (fails(mid) > p) lo = mid;
       else hi = mid;
@@ -361,24 +381,16 @@ export function meetsRequirement(v: ValuePrecision, r: PrecisionRequirement | un
   return true;
 }
 
-/** Standard deviation at the spike's peak for one key switch at `level` (see the header). */
-function spikePeakSd(params: CkksParameters, level: number, scale: number): number {
-  const n = params.ringDegree;
-  const special = Number(params.primes[params.primes.length - 1]!);
-  let s2 = 0;
-  for (let j = 0; j <= level; j++) s2 += (Number(params.primes[j]!) / (2 * special)) ** 2;
-  return Math.sqrt(0.5 * n * NOISE_SIGMA * NOISE_SIGMA * s2) / Math.sin(Math.PI / (2 * n)) / scale;
-}
-
 export function analyzePrecision(program: FheProgram, options: PrecisionOptions): PrecisionReport {
   const { params } = options;
   checkParams(program, params);
+  if (program.slots > OFFSETS) throw new FhecError(`precision analysis handles at most ${OFFSETS} slots, the program has ${program.slots}`);
   const n = params.ringDegree;
   const slots = program.slots;
   const special = params.primes[params.primes.length - 1]!;
   const p = options.failureProbability ?? 2 ** -20;
   const tail = laplaceTail(slots, p / 2);
-  const maxTerms = options.maxTerms ?? 20000;
+  const maxTerms = options.maxTerms ?? 1000;
   const keySteps = options.rotationKeySteps ?? ((step: number) => [normalizeStep(step, slots)]);
   const profile = spikeProfile(n);
   const inputBounds = options.inputBounds ?? {};
@@ -423,10 +435,12 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
       if (!t) continue;
       // Only this operand's share can be rescaled; the plaintext's own error has no spikes.
       const o = termOffset(key);
+      const peaks = peaksOf(t);
       profile.peaks.forEach((pk, i) => {
         const u = (((pk.slot - o) % slots) + slots) % slots;
-        t.peaks[i]! *= Math.abs(u < values.length ? values[u]! : 0) / mw;
+        peaks[i]! *= Math.abs(u < values.length ? values[u]! : 0) / mw;
       });
+      t.peaks = peaks;
     }
   };
 
@@ -443,55 +457,94 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
   };
   /** Flat (Laplace-tailed) and spike (Gaussian, few slots) parts bounded separately, p/2 each. */
   const typicalTail = laplaceTail(slots, 0.5);
-  const randomBound = (s: ErrorState): { sd: number; error: number; typical: number } => {
+  const randomBound = (s: ErrorState): { sd: number; flatSd: number; spikeSd: number; error: number; typical: number } => {
     let v = 0;
     for (const c of s.flat.values()) v += c * c;
-    const flatSd = Math.sqrt(v) + s.folded;
+    const flatSd = Math.sqrt(v);
     const sp = spikeBound(s.spike, profile, slots, [p / 2, 0.5]);
     const spikeSd = Math.sqrt(sp.variance);
     // Typical: the larger of the two parts' medians (they peak in different slots).
     const typical = Math.max(typicalTail * flatSd, sp.tails[1]! * spikeSd);
-    return { sd: Math.hypot(flatSd, spikeSd), error: tail * flatSd + sp.tails[0]! * spikeSd, typical };
+    return { sd: Math.hypot(flatSd, spikeSd), flatSd, spikeSd, error: tail * flatSd + sp.tails[0]! * spikeSd, typical };
   };
   const mag = (name: string): number => magnitude.get(name)!;
+  const plainBounds = new Map<string, number>();
+  if (options.plainValues && !options.valueBounds) for (const [k, v] of options.plainValues.values) plainBounds.set(k, maxAbs(v));
+  const valueBounds = options.valueBounds ?? plainBounds;
+  const plainValues = options.plainValues;
+  const draws = plainValues
+    ? Array.from({ length: Math.max(1, options.sampleDraws ?? 7) }, (_, i) =>
+        sampleErrors(program, { params, plain: plainValues, seed: (options.sampleSeed ?? 1) + i, rotationKeySteps: options.rotationKeySteps }).max,
+      )
+    : undefined;
+  const drawnTypical = (name: string): number | undefined => {
+    if (!draws) return undefined;
+    const xs = draws.map((d) => d.get(name)!).sort((a, b) => a - b);
+    return xs.length % 2 ? xs[xs.length >> 1] : Math.sqrt(xs[xs.length / 2 - 1]! * xs[xs.length / 2]!);
+  };
+  /** Deterministic part due to stated approximation errors (the sampled draw has every other part). */
+  const approxOf = (s: ErrorState): number => {
+    let d = 0;
+    for (const [k, c] of s.det) if (sources[k]!.kind === 'approximation') d += c;
+    return d;
+  };
   const bounded = (name: string, interval: number): number => {
-    const given = options.valueBounds?.get(name);
+    const given = valueBounds.get(name);
     return given !== undefined && given < interval ? given : interval;
   };
   const addFlat = (s: ErrorState, src: number, sd: number): void => addInto(s.flat, termKey(src, 0), sd);
   // Product of the two operands' errors, bounded by their tails, attributed to this op.
   const secondOrder = (x: string, y: string): number => boundOf(x) * boundOf(y);
-  const fold = (s: ErrorState): void => {
+  // Too many terms: the smallest are folded into one new source (at offset 0). The folded bundle keeps
+  // its identity (x + x still doubles it; a rotated copy is a different, independent term), so sums of
+  // rotations grow as sqrt(count) as they do without folding; what is lost is the correlation of the
+  // folded terms with the same terms in other values (at most a factor sqrt(2) on a sum of two values
+  // whose folded parts overlap).
+  const fold = (s: ErrorState, op: FheOp): void => {
     if (s.flat.size + s.spike.size <= maxTerms) return;
     s.foldedBy ??= new Map();
+    const keep = maxTerms >> 1;
     let v = 0;
-    for (const [k, c] of s.flat) {
+    const flat = [...s.flat].sort((a, b) => b[1] - a[1]);
+    for (const [k, c] of flat.slice(keep)) {
       v += c * c;
       addInto(s.foldedBy, termSource(k), c);
+      s.flat.delete(k);
     }
-    s.folded += Math.sqrt(v);
-    // A spike's peak is its worst slot: folding it linearly at the peak is a valid bound.
-    for (const [k, t] of s.spike) {
-      const c = Math.max(t.c, ...t.peaks);
-      s.folded += c;
+    // Spikes sit in few slots, at different slots for different offsets: the folded ones become flat
+    // noise with their largest per-slot variance (every slot gets the worst slot's: conservative).
+    const spikes = [...s.spike].map(([k, t]) => [k, spikeMax(t)] as const).sort((a, b) => b[1] - a[1]);
+    const folded = new Map<number, SpikeTerm>();
+    for (const [k, c] of spikes.slice(keep)) {
+      folded.set(k, s.spike.get(k)!);
       addInto(s.foldedBy, termSource(k), c);
+      s.spike.delete(k);
     }
-    s.flat.clear();
-    s.spike.clear();
+    if (folded.size) v += spikeBound(folded, profile, slots, []).variance;
+    if (v > 0) addFlat(s, source(op, 'folded'), Math.sqrt(v));
   };
   const keySwitch = (s: ErrorState, op: FheOp, key: string, level: number, scale: number): void => {
     addFlat(s, source(op, 'keyswitch'), Math.sqrt(keySwitchVariance(n, params.primes.slice(0, level + 1), special, scale)));
     const a = spikePeakSd(params, level, scale);
-    addSpike(s.spike, termKey(spikeSource(op, key), 0), { c: a, peaks: new Float64Array(profile.peaks.length).fill(a) }, 1);
+    addSpike(s.spike, termKey(spikeSource(op, key), 0), { c: a }, 1);
   };
 
-  for (const op of program.ops) {
+  // Error states are dropped after their last use: a whole model has thousands of values with
+  // thousands of noise terms each.
+  const lastUse = new Map<string, number>();
+  program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
+  const release = (op: FheOp, i: number): void => {
+    for (const a of op.args) if (lastUse.get(a.name) === i) states.delete(a.name);
+  };
+
+  for (const [opIndex, op] of program.ops.entries()) {
     const args = op.args;
     if (op.kind === 'output') {
       const name = args[0]!.name;
       const v = values.get(name)!;
       const requirement = requirementFor(options.required, op.tensor!);
       outputs.push({ tensor: op.tensor!, value: v, requirement, ok: meetsRequirement(v, requirement), contributors: contributors(state(name)) });
+      release(op, opIndex);
       continue;
     }
     const res = op.result!;
@@ -537,8 +590,9 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
         break;
       case 'negate':
       case 'mod_switch':
-        // mod_switch drops a prime: exact.
-        s = combine(state(args[0]!.name), 1, undefined, 0);
+        // mod_switch drops a prime: exact. The error state is shared (states are never changed once
+        // made), unless an approximation error is added here.
+        s = options.approximationErrors?.has(res.name) ? combine(state(args[0]!.name), 1, undefined, 0) : state(args[0]!.name);
         m = mag(args[0]!.name);
         break;
       case 'mul':
@@ -583,14 +637,17 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
     }
     const approx = options.approximationErrors?.get(res.name);
     if (approx !== undefined) addInto(s.det, source(op, 'approximation'), Math.abs(approx));
-    fold(s);
+    fold(s, op);
     m = bounded(res.name, m);
     states.set(res.name, s);
+    release(op, opIndex);
     magnitude.set(res.name, m);
     const rb = randomBound(s);
     const sd = rb.sd;
     const det = detOf(s);
     const error = rb.error + det;
+    const drawn = drawnTypical(res.name);
+    const typical = drawn !== undefined ? drawn + approxOf(s) : rb.typical + det;
     values.set(res.name, {
       name: res.name,
       op: op.kind,
@@ -598,12 +655,15 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
       scale: t.scale!,
       magnitude: m,
       sd,
+      flatSd: rb.flatSd,
+      spikeSd: rb.spikeSd,
       deterministic: det,
       error,
       bits: m > 0 ? Math.log2(m / error) : error > 0 ? -Infinity : Infinity,
-      typicalError: rb.typical + det,
-      typicalBits: m > 0 ? Math.log2(m / (rb.typical + det)) : Infinity,
+      typicalError: typical,
+      typicalBits: m > 0 ? Math.log2(m / typical) : Infinity,
     });
+    if (!lastUse.has(res.name)) states.delete(res.name);
     if (t.kind === 'ct') {
       // SEAL decrypts garbage once |value| * scale reaches half the modulus.
       const bits = Math.log2(m + error) + Math.log2(t.scale!);
@@ -615,9 +675,10 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
 
   function contributors(s: ErrorState): Contribution[] {
     const flat = new Map<number, number>();
-    for (const [k, c] of s.flat) addInto(flat, termSource(k), c * c);
+    // A folded source is attributed to the sources it folded (foldedBy).
+    for (const [k, c] of s.flat) if (sources[termSource(k)]!.kind !== 'folded') addInto(flat, termSource(k), c * c);
     const spikes = new Map<number, number>();
-    for (const [k, t] of s.spike) addInto(spikes, termSource(k), Math.max(t.c, ...t.peaks) ** 2);
+    for (const [k, t] of s.spike) addInto(spikes, termSource(k), spikeMax(t) ** 2);
     const spikeTail = spikeBound(s.spike, profile, slots, [p / 2]).tails[0]!;
     const out: Contribution[] = [];
     for (const [src, v] of flat) out.push({ source: sources[src]!, error: tail * Math.sqrt(v) });
@@ -629,7 +690,7 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
   }
 
   const shortfalls = outputs.filter((o) => !o.ok);
-  return { values, outputs, shortfalls, overflows, assumedInputs, tail, ok: shortfalls.length === 0 && overflows.length === 0 };
+  return { values, outputs, shortfalls, overflows, assumedInputs, tail, typical: draws ? 'sampled' : 'analytic', ok: shortfalls.length === 0 && overflows.length === 0 };
 }
 
 const fmt = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e5 ? x.toPrecision(4) : x.toExponential(2));
@@ -669,3 +730,4 @@ export function formatPrecisionReport(r: PrecisionReport): string {
   if (r.assumedInputs.length) lines.push(`inputs assumed within [-1, 1]: ${r.assumedInputs.join(', ')}`);
   return lines.join('\n');
 }
+

@@ -1,10 +1,11 @@
 // DEBUG ONLY: measures the real CKKS error of every intermediate value of a managed program.
 //
 // The program runs op by op on a backend's evaluator while a client holding the SECRET KEY decrypts
-// every ciphertext it produces, and compares it with a float64 evaluation of the same program
-// (ir/fhe/plain-eval.ts). This breaks the client/evaluator separation on purpose: it exists to
-// check the precision pass's predictions (passes/fhe/precision.ts) and must never be part of the
-// normal execution path (runtime/ckks/execute.ts). Every result carries DEBUG_LABEL.
+// every ciphertext it produces (or only the ones asked for), and compares it with a float64
+// evaluation of the same program (ir/fhe/plain-eval.ts). This breaks the client/evaluator separation
+// on purpose: it exists to check the precision pass's predictions (passes/fhe/precision.ts) and must
+// never be part of the normal execution path (runtime/ckks/execute.ts). Every result carries
+// DEBUG_LABEL.
 //
 // refresh is done here by the key holder itself (decrypt, re-encrypt at the result's level and scale),
 // which is what a client-aided refresh computes, without the mask.
@@ -15,7 +16,7 @@ import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { encryptInputs, keyRequestFor } from '../ckks/execute.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
-import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
+import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../ir/fhe/plain-eval.js';
 import { sealBackend } from '../seal/backend.js';
 
 export const DEBUG_LABEL = 'DEBUG MEASUREMENT: the secret key decrypted every intermediate value (never do this in production)';
@@ -60,6 +61,10 @@ export interface DebugMeasureOptions {
    * needs. Default: a fresh pair with exactly the program's keys.
    */
   session?: { client: CkksClient; evaluator: CkksEvaluator };
+  /** The float64 evaluation of `program` on the same inputs, if the caller already has it. */
+  reference?: PlainEvaluation;
+  /** Decrypt and compare only these values (default: every ciphertext; decryption dominates the run). */
+  only?: ReadonlySet<string>;
 }
 
 /**
@@ -74,7 +79,7 @@ export async function debugMeasureErrors(
 ): Promise<MeasuredErrors> {
   verifyFhe(program, { managed: true });
   const backend = options.backend ?? sealBackend;
-  const reference = evaluatePlain(program, tensors);
+  const reference = options.reference ?? evaluatePlain(program, tensors);
   const client = options.session?.client ?? (await backend.createClient(params, keyRequestFor(program)));
   const ev = options.session?.evaluator ?? (await backend.createEvaluator(params, client.evaluationKeys()));
   const values = new Map<string, MeasuredValue>();
@@ -95,7 +100,7 @@ export async function debugMeasureErrors(
           r = ev.loadCiphertext(inputs.get(op.tensor!)!);
           break;
         case 'output':
-          outputs.set(op.tensor!, values.get(op.args[0]!.name)!);
+          if (values.has(op.args[0]!.name)) outputs.set(op.tensor!, values.get(op.args[0]!.name)!);
           break;
         case 'encode': {
           const c = program.constants.get(op.constant!)!;
@@ -118,7 +123,7 @@ export async function debugMeasureErrors(
           break;
         }
       }
-      if (r && t?.kind === 'ct') {
+      if (r && t?.kind === 'ct' && (!options.only || options.only.has(op.result!.name))) {
         const name = op.result!.name;
         const decrypted = client.decrypt(ev.saveCiphertext(r));
         const ref = reference.values.get(name)!;

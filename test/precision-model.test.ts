@@ -1,0 +1,108 @@
+// The precision pass against SEAL on the real model: model A (models/llama-byte-a) compiled to a
+// prefill of 2 tokens at N = 16384 and run on node-seal in debug mode (the client decrypts the values
+// checked here; runtime/debug/measure.ts), on 2 bytes of held-out text.
+//
+// Precision of a value, in bits, for both the prediction and the measurement:
+//   bits = log2(max |v| / max |error|), maxima over all slots of the ciphertext,
+// with max |v| from the float64 evaluation of the same program and the error against that evaluation
+// (CKKS error only: the polynomial approximations are part of the program). The same max |v| is used for
+// both, so predicted - measured bits = log2(measured error / predicted error).
+//
+// Checked at the outputs (logits and the present K/V), at the residual stream after each decoder layer
+// (and after each attention block), and at every approximation's output:
+// - the typical estimate (passes/fhe/precision.ts given the run's float64 values: the median of draws
+//   of the noise model propagated slot by slot, passes/fhe/noise-sample.ts) is within 2 bits of the
+//   measurement at the outputs and the residual stream. The measurement is one draw too: every SEAL
+//   key set has its own key-switching spikes, and the measured precision of one value moves by up to
+//   3 bits between key sets (more where few slots hold the largest error, as after a 1/sqrt or an exp).
+//   Approximation outputs are therefore held to 2.5 bits each and a median within 1 bit (the model's
+//   own draws put a run outside these limits less than once in 40);
+// - the bound (analytic, failure probability 2^-20) is not below the measured error.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileModel } from '../compiler/model-plan.js';
+import { evaluatePlain, maxAbs } from '../ir/fhe/plain-eval.js';
+import { analyzePrecision } from '../passes/fhe/precision.js';
+import { DEBUG_LABEL, debugMeasureErrors } from '../runtime/debug/measure.js';
+import { matchManagedValues, residualStream } from '../runtime/debug/model-values.js';
+import { embedTokens } from '../runtime/model-session.js';
+import { MODELS, ROOT } from './helpers/shared.js';
+
+const MODEL = path.join(ROOT, 'models', 'llama-byte-a', 'model.onnx');
+const CAL = path.join(ROOT, 'models', 'llama-byte-a', 'calibration.txt');
+const S = 2;
+
+interface Row {
+  what: string;
+  kind: 'output' | 'layer' | 'attention' | 'approximation';
+  name: string;
+  magnitude: number;
+  measured: number;
+  typical: number;
+  bound: number;
+}
+
+const bits = (magnitude: number, error: number) => Math.log2(magnitude / error);
+
+describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against SEAL`, () => {
+  it('typical estimate within 2 bits of the measured precision at outputs, layer boundaries and approximations; bound above', async () => {
+    const t0 = performance.now();
+    const c = compileModel(MODEL, { calibration: CAL, prefill: S, ringDegree: 16384 });
+    const emb = c.lowered.embedding;
+    const tokens = Array.from(fs.readFileSync(path.join(MODELS, 'eval-dev.txt')).subarray(100, 100 + S));
+    const tensors = { [emb.fhe]: embedTokens(new Float32Array(emb.table.data), emb.table.dims[0]!, emb.table.dims[1]!, tokens) };
+
+    // Where the residual stream and the approximations' outputs sit in the managed program.
+    const residuals = residualStream(c.lowered.program, emb.fhe);
+    expect(residuals.length).toBe(4); // two decoder layers: after attention, after the MLP
+    const managedPlain = evaluatePlain(c.managed, tensors);
+    const where = matchManagedValues(evaluatePlain(c.lowered.program, tensors), c.managed, managedPlain, [...residuals, ...c.lowered.probes.map((p) => p.output)]);
+    const wanted: Omit<Row, 'magnitude' | 'measured' | 'typical' | 'bound'>[] = [];
+    for (const op of c.managed.ops) if (op.kind === 'output') wanted.push({ what: `output ${op.tensor}`, kind: 'output', name: op.args[0]!.name });
+    residuals.forEach((r, i) => {
+      const layer = i >> 1;
+      wanted.push(i % 2 ? { what: `after layer ${layer}`, kind: 'layer', name: where.get(r)! } : { what: `layer ${layer} after attention`, kind: 'attention', name: where.get(r)! });
+    });
+    for (const p of c.lowered.probes) wanted.push({ what: `${p.op.replace('/model/', '')} ${p.fn}`, kind: 'approximation', name: where.get(p.output)! });
+    for (const w of wanted) expect(w.name, w.what).toBeDefined();
+
+    const tCompiled = performance.now();
+    const pred = analyzePrecision(c.managed, { params: c.params, plainValues: managedPlain, inputBounds: { [emb.fhe]: maxAbs(tensors[emb.fhe]!) } });
+    expect(pred.typical).toBe('sampled');
+    const tPredicted = performance.now();
+    const meas = await debugMeasureErrors(c.managed, c.params, tensors, { reference: managedPlain, only: new Set(wanted.map((w) => w.name)) });
+    expect(meas.label).toBe(DEBUG_LABEL);
+    expect(meas.backend).toBe('seal');
+    const tMeasured = performance.now();
+
+    const rows: Row[] = wanted.map((w) => {
+      const m = meas.values.get(w.name)!;
+      const p = pred.values.get(w.name)!;
+      return { ...w, magnitude: m.magnitude, measured: m.error, typical: p.typicalError, bound: p.error };
+    });
+    console.log(
+      `model A prefill ${S} on seal: compile ${((tCompiled - t0) / 1000).toFixed(0)} s, precision pass ${((tPredicted - tCompiled) / 1000).toFixed(0)} s, ` +
+        `debug run ${((tMeasured - tPredicted) / 1000).toFixed(0)} s, ${c.refreshes} refreshes\n` +
+        `${'value'.padEnd(58)}measured  typical  bound   (bits; typical - measured)\n` +
+        rows
+          .map((r) => {
+            const [mb, tb, bb] = [r.measured, r.typical, r.bound].map((e) => bits(r.magnitude, e));
+            return `${r.what.padEnd(58)}${mb.toFixed(1).padStart(8)} ${tb.toFixed(1).padStart(8)} ${bb.toFixed(1).padStart(6)}   ${(tb - mb >= 0 ? '+' : '') + (tb - mb).toFixed(2)}`;
+          })
+          .join('\n'),
+    );
+    const gap = (r: Row) => bits(r.magnitude, r.typical) - bits(r.magnitude, r.measured);
+    for (const r of rows) {
+      expect(r.measured, r.what).toBeGreaterThan(0);
+      // The typical estimate, either way.
+      expect(Math.abs(gap(r)), r.what).toBeLessThanOrEqual(r.kind === 'approximation' ? 2.5 : 2);
+      // The bound holds (it may be infinite: on a whole model the analytic bound is loose, see precision.ts).
+      expect(r.measured, r.what).toBeLessThanOrEqual(r.bound);
+    }
+    const approx = rows.filter((r) => r.kind === 'approximation').map((r) => Math.abs(gap(r))).sort((a, b) => a - b);
+    expect(approx[approx.length >> 1]).toBeLessThanOrEqual(1);
+    expect(rows.filter((r) => r.kind === 'layer').length).toBe(2);
+    expect(rows.filter((r) => r.kind === 'approximation').length).toBe(c.lowered.probes.length);
+  }, 600_000);
+});
