@@ -6,8 +6,8 @@
 //
 // Chains are [60, s x L, 60]: the first and special primes as the fixed rule had them (20 integer
 // bits above the scale), s = 40 unless the caller fixes it. Precision is not judged per candidate:
-// the precision analysis (passes/fhe/precision.ts) cannot bound a whole model (with its default term
-// budget it runs out of memory on model A; with folded terms its bound diverges), and the
+// the precision analysis (passes/fhe/precision.ts) bounds a whole model only up to its first softmax
+// (its sampled typical estimate does follow SEAL within 2 bits, but is not used per candidate yet), and the
 // approximations and weights were tuned and checked end to end (sim and SEAL) at a 40-bit scale.
 // What changes between candidates at one scale is the number of refreshes (each adds fresh encryption
 // noise, far below the approximation error) and the levels ops run at, not the scale.
