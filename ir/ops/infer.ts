@@ -11,6 +11,7 @@ import { FhecError, nodeLabel } from '../errors.js';
 import { attrInt, attrInts, attrTensor, hasAttr } from '../graph/attrs.js';
 import type { Dim, Node, Shape } from '../graph/types.js';
 import { BroadcastError, broadcastShapes } from './broadcast.js';
+import { splitSizes } from './split-sizes.js';
 
 /** A known (small, integer) tensor value whose elements may be symbolic dims. */
 export interface KnownValue {
@@ -77,7 +78,8 @@ function dimMul(a: Dim, b: Dim): Dim {
 def(UNARY_SAME, (node, inputs) => {
   const x = req(inputs, 0, node);
   const dtype = BOOL_OPS.has(node.op) || node.op === 'IsNaN' || node.op === 'IsInf' ? 'bool' : x.dtype;
-  return [{ dtype, shape: x.shape && [...x.shape] }];
+  // Identity passes a known shape value through (ONNX function bodies alias shape values with it).
+  return [{ dtype, shape: x.shape && [...x.shape], value: node.op === 'Identity' ? x.value : undefined }];
 });
 
 def(BROADCAST, (node, inputs) => {
@@ -437,13 +439,21 @@ def(['Split'], (node, inputs, opset) => {
   const n = node.outputs.length;
   if (!x.shape) return node.outputs.map(() => unknown(x.dtype));
   const axis = normAxis(hasAttr(node, 'axis') ? attrInt(node, 'axis') : 0, x.shape.length, node);
-  let sizes: number[] | undefined;
-  if (opset >= 13 && inputs[1]) sizes = isConcrete(inputs[1].value) ? inputs[1].value.data : undefined;
-  else if (hasAttr(node, 'split')) sizes = attrInts(node, 'split');
   const d = x.shape[axis]!;
-  if (!sizes && typeof d === 'number') {
-    const chunk = Math.ceil(d / n);
-    sizes = Array.from({ length: n }, (_, i) => Math.max(0, Math.min(chunk, d - i * chunk)));
+  // Explicit sizes: the `split` input (opset >= 13; unknown until its value is) or attribute (before).
+  let given: number[] | undefined;
+  if (opset >= 13 && inputs[1]) {
+    if (!isConcrete(inputs[1].value)) {
+      return node.outputs.map(() => ({ dtype: x.dtype, shape: x.shape!.map((dim, i) => (i === axis ? null : dim)) }));
+    }
+    given = inputs[1].value.data;
+  } else if (opset < 13 && hasAttr(node, 'split')) given = attrInts(node, 'split');
+  const parts = opset >= 18 && hasAttr(node, 'num_outputs') ? attrInt(node, 'num_outputs') : n;
+  let sizes: number[] | undefined;
+  if (typeof d === 'number' || given) {
+    const cut = splitSizes(typeof d === 'number' ? d : given!.reduce((a, b) => a + b, 0), n, given, parts, opset);
+    if (typeof cut === 'string') throw new FhecError(cut, { node: nodeLabel(node) });
+    sizes = cut;
   }
   return node.outputs.map((_, i) => {
     const out = [...x.shape!];

@@ -2,6 +2,7 @@
 // Transpose and Slice are strided views materialized by one copy; nothing allocates per element.
 
 import { attrFloat, attrInt, attrInts, attrString, hasAttr } from '../../../ir/graph/attrs.js';
+import { splitSizes } from '../../../ir/ops/split-sizes.js';
 import { stridesOf, type Tensor } from '../../../ir/tensor.js';
 import { fail, input, normAxis, product, result, shapeStr, type Kernel } from '../kernel.js';
 import { broadcastShapes, broadcastTo, gatherStrided } from '../strided.js';
@@ -60,19 +61,11 @@ function takeRange(x: Tensor, axis: number, start: number, len: number): Float64
 const splitKernel: Kernel = (ctx, ins) => {
   const x = input(ctx, ins, 0, 'input');
   const axis = normAxis(ctx, attrInt(ctx.node, 'axis', 0), x.dims.length);
-  const dim = x.dims[axis]!;
-  let sizes: number[];
   const given = ctx.opset >= 13 ? (ins[1] ? Array.from(ins[1].data) : undefined) : hasAttr(ctx.node, 'split') ? attrInts(ctx.node, 'split') : undefined;
-  if (given) sizes = given;
-  else {
-    const parts = hasAttr(ctx.node, 'num_outputs') ? attrInt(ctx.node, 'num_outputs') : ctx.node.outputs.length;
-    if (parts <= 0) fail(ctx, 'Split needs at least one output');
-    const chunk = Math.ceil(dim / parts);
-    sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
-  }
-  if (sizes.reduce((a, b) => a + b, 0) !== dim || sizes.some((s) => s < 0)) {
-    fail(ctx, `split sizes ${shapeStr(sizes)} do not add up to dim ${dim} of ${shapeStr(x.dims)}`);
-  }
+  const outputs = ctx.node.outputs.length;
+  const parts = ctx.opset >= 18 && hasAttr(ctx.node, 'num_outputs') ? attrInt(ctx.node, 'num_outputs') : outputs;
+  const sizes = splitSizes(x.dims[axis]!, outputs, given, parts, ctx.opset);
+  if (typeof sizes === 'string') fail(ctx, `${sizes} (input ${shapeStr(x.dims)}, axis ${axis})`);
   let start = 0;
   return sizes.map((len) => {
     const dims = x.dims.map((d, i) => (i === axis ? len : d));
