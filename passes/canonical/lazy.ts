@@ -87,3 +87,28 @@ export class ColumnConcatTensor implements LazyTensor {
     return new Tensor(this.dtype, this.dims, out);
   }
 }
+
+/** Columns [start, start + width) of a [K, N] constant (or entries of an [N] one, for biases). */
+export class ColumnSliceTensor implements LazyTensor {
+  constructor(private readonly base: LazyTensor, private readonly start: number, private readonly width: number) {}
+  get dtype(): DType {
+    return this.base.dtype;
+  }
+  get dims(): readonly number[] {
+    return [...this.base.dims.slice(0, -1), this.width];
+  }
+  get location(): string {
+    return `columns(${this.base.location}, ${this.start}:${this.start + this.width})`;
+  }
+  get byteLength(): number {
+    return Math.round((this.base.byteLength * this.width) / this.base.dims[this.base.dims.length - 1]!);
+  }
+  load(): Tensor {
+    const t = this.base.load();
+    const N = t.dims[t.dims.length - 1]!;
+    const rows = t.size / N;
+    const out = new Float64Array(rows * this.width);
+    for (let k = 0; k < rows; k++) out.set(t.data.subarray(k * N + this.start, k * N + this.start + this.width), k * this.width);
+    return new Tensor(t.dtype, this.dims, out);
+  }
+}

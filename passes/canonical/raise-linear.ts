@@ -23,6 +23,15 @@ function weightOf(rw: Rewriter, v: Value | null | undefined, transposed: boolean
   return undefined;
 }
 
+/** A constant [N] added to `out` by its only reader: the bias of the product `out`, and the sum. */
+export function biasAddAfter(rw: Rewriter, out: Value, N: number): { bias: Value; out: Value } | undefined {
+  const add = rw.soleUse(out);
+  if (!add || add.op !== 'Add' || add.domain !== '') return undefined;
+  const b = add.inputs[0] === out ? add.inputs[1] : add.inputs[0];
+  if (!b?.constant || b.constant.dims.length !== 1 || b.constant.dims[0] !== N) return undefined;
+  return { bias: b, out: add.outputs[0]! };
+}
+
 export const raiseLinearPass: Pass<Graph, Record<string, never>> = {
   name: 'raise-linear',
   summary: 'raise MatMul/Gemm with a constant weight (and a constant bias Add) to fhec::linear',
@@ -57,15 +66,10 @@ export const raiseLinearPass: Pass<Graph, Record<string, never>> = {
         continue;
       }
       let out: Value = node.outputs[0]!;
-      // A following Add of a constant [N] is the bias.
-      const add = bias ? undefined : rw.soleUse(out);
-      if (add && add.op === 'Add' && add.domain === '') {
-        const b = add.inputs[0] === out ? add.inputs[1] : add.inputs[0];
-        if (b?.constant && b.constant.dims.length === 1 && b.constant.dims[0] === N) {
-          bias = b;
-          out = add.outputs[0]!;
-          biases++;
-        }
+      const add = bias ? undefined : biasAddAfter(rw, out, N);
+      if (add) {
+        ({ bias, out } = add);
+        biases++;
       }
       const lin = rw.canonical('linear', [x, w, bias], [{ name: `${node.name}.linear`, dtype: out.dtype, shape: out.shape }], {}, node);
       rw.replace(out, lin.outputs[0]!);

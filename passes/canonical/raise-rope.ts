@@ -15,7 +15,7 @@ import { Tensor } from '../../ir/tensor.js';
 import type { Pass } from '../pass.js';
 import { coneOf, evalCone, trackLocality } from './cone.js';
 import { matchHeadSplit } from './heads.js';
-import { concreteShape, constTensor, normAxis, onnxOpset, producedBy, raised, Rewriter, where } from './rewrite.js';
+import { concreteShape, constTensor, lastAxisSlice, normAxis, onnxOpset, producedBy, raised, Rewriter, where } from './rewrite.js';
 
 export interface RaiseRopeOptions {
   /** Rows of the table built for a position_ids input (positions 0..rows-1). */
@@ -26,19 +26,6 @@ interface Table {
   positions: Value | Tensor;
   cos: Tensor;
   sin: Tensor;
-}
-
-/** Slice of the last axis [start, end) with step 1, or undefined. */
-function lastAxisSlice(node: Node, rank: number, dim: number, opset: number): [number, number] | undefined {
-  if (opset < 10) return undefined;
-  const starts = constTensor(node.inputs[1])?.toNumbers();
-  const ends = constTensor(node.inputs[2])?.toNumbers();
-  const axes = node.inputs[3] ? constTensor(node.inputs[3])?.toNumbers() : [rank - 1];
-  const steps = node.inputs[4] ? constTensor(node.inputs[4])?.toNumbers() : [1];
-  if (!starts || !ends || !axes || !steps || starts.length !== 1 || axes.length !== 1 || steps[0] !== 1) return undefined;
-  if (normAxis(axes[0]!, rank) !== rank - 1) return undefined;
-  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + dim : v, 0), dim);
-  return [clamp(starts[0]!), clamp(ends[0]!)];
 }
 
 /** rotate_half(x) = Concat(Neg(x[..., h:]), x[..., :h]) along the last axis: returns x. */

@@ -14,6 +14,7 @@ import { raiseRmsNormPass } from './raise-rms-norm.js';
 import { raiseRopePass } from './raise-rope.js';
 import { raiseSiluPass } from './raise-silu.js';
 import { specializeGeneratorPass } from './specialize.js';
+import { unfuseProjectionsPass } from './unfuse-projections.js';
 
 export const canonicalPasses: ReadonlyMap<string, Pass<Graph, any>> = new Map(
   [
@@ -21,6 +22,7 @@ export const canonicalPasses: ReadonlyMap<string, Pass<Graph, any>> = new Map(
     dropNoopCastsPass,
     raiseRmsNormPass,
     raiseLinearPass,
+    unfuseProjectionsPass,
     raiseRopePass,
     raiseAttentionPass,
     raiseSiluPass,
@@ -33,5 +35,5 @@ export const canonicalPasses: ReadonlyMap<string, Pass<Graph, any>> = new Map(
 
 /** Raising, then the FHE-minded folds. Runs after specialization and constant folding. */
 export const RAISE_PIPELINE =
-  'drop-noop-casts,raise-rms-norm,raise-linear,raise-rope,raise-attention,raise-silu,raise-embedding,raise-elementwise';
+  'drop-noop-casts,raise-rms-norm,raise-linear,unfuse-projections,raise-rope,raise-attention,raise-silu,raise-embedding,raise-elementwise';
 export const CANONICAL_PIPELINE = `${RAISE_PIPELINE},fold-rms-gain,merge-projections,dce`;

@@ -89,6 +89,33 @@ export function softmaxIsLastAxis(node: Node, opset: number): boolean {
   return normAxis(axis, r) === r - 1;
 }
 
+/**
+ * The range [start, end) of the last axis (length `dim`) a Slice keeps with step 1, when every other
+ * axis it names is kept whole; undefined when the bounds are not constants or it cuts otherwise.
+ */
+export function lastAxisSlice(node: Node, rank: number, dim: number, opset: number): [number, number] | undefined {
+  const ints = (i: number, name: string): number[] | undefined =>
+    opset >= 10 ? (node.inputs[i] ? constTensor(node.inputs[i])?.toNumbers() : undefined) : hasAttr(node, name) ? attrInts(node, name) : undefined;
+  const starts = ints(1, 'starts');
+  const ends = ints(2, 'ends');
+  const axes = ints(3, 'axes') ?? starts?.map((_, i) => i);
+  const steps = ints(4, 'steps') ?? starts?.map(() => 1);
+  if (!starts || !ends || !axes || !steps || ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length) return undefined;
+  const shape = concreteShape(node.inputs[0]);
+  let cut: [number, number] = [0, dim];
+  for (let i = 0; i < axes.length; i++) {
+    const a = normAxis(axes[i]!, rank);
+    if (a === undefined || steps[i] !== 1) return undefined;
+    const n = a === rank - 1 ? dim : shape?.[a];
+    if (n === undefined) return undefined;
+    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+    const range: [number, number] = [clamp(starts[i]!), clamp(ends[i]!)];
+    if (a === rank - 1) cut = range;
+    else if (range[0] !== 0 || range[1] !== n) return undefined;
+  }
+  return cut;
+}
+
 export function sameDims(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
   return !!a && !!b && a.length === b.length && a.every((d, i) => d === b[i]);
 }
