@@ -99,6 +99,9 @@ const FORMS: { name: string; opts: FuseOptions; biased?: boolean }[] = [
   { name: 'split-kqv', opts: { cut: 'split', order: (n) => (n === 3 ? [1, 0, 2] : [1, 0]) } },
   { name: 'slice-vqk', opts: { cut: 'slice', order: (n) => (n === 3 ? [2, 0, 1] : [1, 0]) } },
   { name: 'split-qkv-bias', opts: { cut: 'split' }, biased: true },
+  // Q/K/V viewed as heads first ([B, S, 8, 16]), then cut by heads (4, 2, 2).
+  { name: 'heads-split-kqv', opts: { cut: 'split', view: 'heads', order: (n) => (n === 3 ? [1, 0, 2] : [1, 0]) } },
+  { name: 'heads-slice-qkv', opts: { cut: 'slice', view: 'heads' } },
 ];
 
 describe('fused projections raise like unfused ones', () => {
@@ -108,6 +111,7 @@ describe('fused projections raise like unfused ones', () => {
         const { fused, unfused, groups } = fusedCopy(s.model, `${path.basename(s.model, '.onnx')}.${f.name}`, f.opts, f.biased);
         // Two layers, each with Q/K/V (64, 32, 32: GQA) and gate/up (192, 192) fused.
         expect(groups.map((g) => [...g.sizes].sort((a, b) => b - a))).toEqual([[64, 32, 32], [192, 192], [64, 32, 32], [192, 192]]);
+        if (f.opts.view) expect(groups.map((g) => g.heads && [...g.heads].sort((a, b) => b - a))).toEqual([[4, 2, 2], undefined, [4, 2, 2], undefined]);
         expect(importOnnx(fused).graph.nodes.filter((n) => n.op === 'MatMul').length).toBe(importOnnx(unfused).graph.nodes.filter((n) => n.op === 'MatMul').length - 6);
         const bindings = (gr: Graph) => generatorBindings(gr, s.shape);
         // The reference interpreter on the imported (specialized, folded) graphs: the same function.
@@ -194,9 +198,26 @@ describe('unfuse-projections on hand-built cuts', () => {
     expect(g.nodes.map((n) => [n.op, n.inputs[1]!.shape, n.inputs[2]!.shape])).toEqual([['linear', [8, 4], [4]], ['linear', [8, 3], [3]]]);
   });
 
+  it('a view as heads cut within each head (interleaved q|k|v per head): gathered columns, then the view', () => {
+    const g = graph((b, y) => {
+      const heads = b.op1('Reshape', [y, i64(b, [1, 3, 2, 6])], 'float32');
+      const sl = (s: number, e: number) => b.op1('Slice', [heads, i64(b, [s]), i64(b, [e]), i64(b, [3])], 'float32');
+      return [sl(0, 2), sl(2, 4), sl(4, 6)];
+    });
+    expect(unfuse(g).stats).toEqual({ fused: 1, parts: 3, biases: 0 });
+    expect(g.nodes.map((n) => `${n.domain}::${n.op}`).sort()).toEqual(['::Reshape', '::Reshape', '::Reshape', 'fhec::linear', 'fhec::linear', 'fhec::linear']);
+    expect(g.nodes.filter((n) => n.op === 'linear').map((n) => n.inputs[1]!.constant!.location)).toEqual(
+      ['columns(inline, 4 of 12)', 'columns(inline, 4 of 12)', 'columns(inline, 4 of 12)']);
+    expect(g.nodes.filter((n) => n.op === 'Reshape').map((n) => n.outputs[0]!.shape)).toEqual([[1, 3, 2, 2], [1, 3, 2, 2], [1, 3, 2, 2]]);
+  });
+
   const leftAlone: [string, Parameters<typeof graph>[0], RegExp][] = [
     ['a cut read next to another reader', (b, y) => [...split(b, y, [4, 8]), b.op1('Relu', [y], 'float32')], /left fused: read by .*Relu/],
     ['a Split of another axis', (b, y) => split(b, y, [1, 2], 1), /left fused: cut \(Split\) splits another axis/],
+    ['a view that reshapes the leading axes', (b, y) => {
+      const v = b.op1('Reshape', [y, i64(b, [3, 2, 6])], 'float32');
+      return [b.node('Split', [v, i64(b, [3, 3])], [{ dtype: 'float32' }, { dtype: 'float32' }], { axis: attr.int(2) }).outputs[0]!];
+    }, /left fused: .*Reshape.* reshapes more than the last axis/],
     ['a Slice with step 2', (b, y) => [b.op1('Slice', [y, i64(b, [0]), i64(b, [12]), i64(b, [-1]), i64(b, [2])], 'float32', undefined, {}, { name: 'strided' })], /left fused: strided \(Slice\) is not a constant step-1 cut/],
   ];
   it.each(leftAlone)('leaves %s fused, and says why', (_, cut, why) => {

@@ -88,27 +88,30 @@ export class ColumnConcatTensor implements LazyTensor {
   }
 }
 
-/** Columns [start, start + width) of a [K, N] constant (or entries of an [N] one, for biases). */
-export class ColumnSliceTensor implements LazyTensor {
-  constructor(private readonly base: LazyTensor, private readonly start: number, private readonly width: number) {}
+/** The given columns of a [K, N] constant, in order (or entries of an [N] one, for biases). */
+export class ColumnSelectTensor implements LazyTensor {
+  constructor(private readonly base: LazyTensor, private readonly columns: readonly number[]) {}
   get dtype(): DType {
     return this.base.dtype;
   }
   get dims(): readonly number[] {
-    return [...this.base.dims.slice(0, -1), this.width];
+    return [...this.base.dims.slice(0, -1), this.columns.length];
   }
   get location(): string {
-    return `columns(${this.base.location}, ${this.start}:${this.start + this.width})`;
+    const c = this.columns;
+    const contiguous = c.every((v, i) => v === c[0]! + i);
+    return `columns(${this.base.location}, ${contiguous && c.length ? `${c[0]}:${c[0]! + c.length}` : `${c.length} of ${this.base.dims[this.base.dims.length - 1]}`})`;
   }
   get byteLength(): number {
-    return Math.round((this.base.byteLength * this.width) / this.base.dims[this.base.dims.length - 1]!);
+    return Math.round((this.base.byteLength * this.columns.length) / this.base.dims[this.base.dims.length - 1]!);
   }
   load(): Tensor {
     const t = this.base.load();
     const N = t.dims[t.dims.length - 1]!;
     const rows = t.size / N;
-    const out = new Float64Array(rows * this.width);
-    for (let k = 0; k < rows; k++) out.set(t.data.subarray(k * N + this.start, k * N + this.start + this.width), k * this.width);
+    const W = this.columns.length;
+    const out = new Float64Array(rows * W);
+    for (let k = 0; k < rows; k++) for (let j = 0; j < W; j++) out[k * W + j] = t.data[k * N + this.columns[j]!]!;
     return new Tensor(t.dtype, this.dims, out);
   }
 }

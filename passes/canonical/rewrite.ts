@@ -90,10 +90,10 @@ export function softmaxIsLastAxis(node: Node, opset: number): boolean {
 }
 
 /**
- * The range [start, end) of the last axis (length `dim`) a Slice keeps with step 1, when every other
+ * The range [start, end) of axis `axis` (length `dim`) a Slice keeps with step 1, when every other
  * axis it names is kept whole; undefined when the bounds are not constants or it cuts otherwise.
  */
-export function lastAxisSlice(node: Node, rank: number, dim: number, opset: number): [number, number] | undefined {
+export function axisSlice(node: Node, rank: number, axis: number, dim: number, opset: number): [number, number] | undefined {
   const ints = (i: number, name: string): number[] | undefined =>
     opset >= 10 ? (node.inputs[i] ? constTensor(node.inputs[i])?.toNumbers() : undefined) : hasAttr(node, name) ? attrInts(node, name) : undefined;
   const starts = ints(1, 'starts');
@@ -106,14 +106,19 @@ export function lastAxisSlice(node: Node, rank: number, dim: number, opset: numb
   for (let i = 0; i < axes.length; i++) {
     const a = normAxis(axes[i]!, rank);
     if (a === undefined || steps[i] !== 1) return undefined;
-    const n = a === rank - 1 ? dim : shape?.[a];
+    const n = a === axis ? dim : shape?.[a];
     if (n === undefined) return undefined;
     const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
     const range: [number, number] = [clamp(starts[i]!), clamp(ends[i]!)];
-    if (a === rank - 1) cut = range;
+    if (a === axis) cut = range;
     else if (range[0] !== 0 || range[1] !== n) return undefined;
   }
   return cut;
+}
+
+/** axisSlice of the last axis. */
+export function lastAxisSlice(node: Node, rank: number, dim: number, opset: number): [number, number] | undefined {
+  return axisSlice(node, rank, rank - 1, dim, opset);
 }
 
 export function sameDims(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {

@@ -7,6 +7,7 @@
 import { attr, GraphBuilder } from '../../ir/graph/builder.js';
 import { sortTopologically, usesOf } from '../../ir/graph/topo.js';
 import type { Graph, Node, Value } from '../../ir/graph/types.js';
+import { inferGraph } from '../../ir/ops/infer-graph.js';
 import { Tensor } from '../../ir/tensor.js';
 import { eliminateDeadCode } from '../../passes/graph/dce.js';
 
@@ -15,6 +16,11 @@ export interface FuseOptions {
   cut: 'split' | 'slice';
   /** Order of a group's parts in the fused weight, as indices into the group (graph order); default as is. */
   order?: (parts: number) => number[];
+  /**
+   * 'heads': where every projection of a group is only viewed as heads (Reshape [..., n, D]), fuse
+   * those views too: one Reshape of the fused output to [..., G, D] (G = sum of n), cut along G.
+   */
+  view?: 'heads';
 }
 
 export interface FusedGroup {
@@ -22,6 +28,8 @@ export interface FusedGroup {
   /** Widths of the parts, in fused order. */
   sizes: number[];
   bias: boolean;
+  /** Heads per part when cut by heads. */
+  heads?: number[];
 }
 
 /** A projection: MatMul(x, W) with a constant 2-D W, and the constant [N] added to it, if any. */
@@ -31,6 +39,8 @@ interface Projection {
   bias?: Tensor;
   /** The value the rest of the graph reads (the MatMul's output, or the bias Add's). */
   out: Value;
+  /** Its only reader when that is a head view Reshape [..., n, D]: the view's output, n and D. */
+  heads?: { out: Value; n: number; d: number };
 }
 
 function projections(graph: Graph): Map<Value, Projection[]> {
@@ -47,6 +57,10 @@ function projections(graph: Graph): Map<Value, Projection[]> {
     const b = add && (add.inputs[0] === y ? add.inputs[1] : add.inputs[0]);
     const hasBias = !!b?.constant && b.constant.dims.length === 1 && b.constant.dims[0] === N;
     const p: Projection = { matmul: n, weight: w.constant.load(), out: hasBias ? add!.outputs[0]! : y, bias: hasBias ? b!.constant!.load() : undefined };
+    const view = uses.get(p.out)?.length === 1 ? uses.get(p.out)![0]! : undefined;
+    const vs = view?.op === 'Reshape' ? view.outputs[0]!.shape : undefined;
+    const [nh, d] = vs ? vs.slice(-2) : [];
+    if (vs && typeof nh === 'number' && typeof d === 'number' && nh * d === N && vs.length === (p.out.shape?.length ?? 0) + 1) p.heads = { out: view!.outputs[0]!, n: nh, d };
     groups.set(x, [...(groups.get(x) ?? []), p]);
   }
   return groups;
@@ -54,6 +68,7 @@ function projections(graph: Graph): Map<Value, Projection[]> {
 
 /** Fuses every group of two or more projections reading one input; returns what it fused. */
 export function fuseProjections(graph: Graph, opts: FuseOptions): FusedGroup[] {
+  if (opts.view) inferGraph(graph);
   const b = GraphBuilder.on(graph);
   const opset = graph.opsets[''] ?? 17;
   const done: FusedGroup[] = [];
@@ -84,28 +99,40 @@ export function fuseProjections(graph: Graph, opts: FuseOptions): FusedGroup[] {
       y = b.node('Add', [y, bV], [{ name: `${name}/Add_output_0`, dtype, shape: y.shape }], {}, { name: `${name}/Add` }).outputs[0]!;
     }
     const i64 = (n: string, data: number[]) => b.constant(`${name}.${n}`, Tensor.from('int64', [data.length], data));
+    // Cut by heads when every part is viewed as heads of one size; else along the last axis.
+    const D = parts[0]!.heads?.d;
+    const byHeads = opts.view === 'heads' && parts.every((p) => p.heads && p.heads.d === D);
+    const replaced = parts.map((p) => (byHeads ? p.heads!.out : p.out));
+    const widths = byHeads ? parts.map((p) => p.heads!.n) : sizes;
+    let cut = y;
+    if (byHeads) {
+      const rank = (y.shape?.length ?? 3) + 1;
+      const target = [...new Array<number>(rank - 2).fill(0), widths.reduce((a, n) => a + n, 0), D!];
+      cut = b.node('Reshape', [y, i64('heads', target)], [{ name: `${name}/Reshape_output_0`, dtype }], {}, { name: `${name}/Reshape` }).outputs[0]!;
+    }
     let cutOuts: Value[];
     if (opts.cut === 'split') {
-      const outs = parts.map((p, i) => ({ name: `${name}/Split_output_${i}`, dtype, shape: p.out.shape }));
+      const axis = byHeads ? -2 : -1;
+      const outs = replaced.map((v, i) => ({ name: `${name}/Split_output_${i}`, dtype, shape: v.shape }));
       const node = opset >= 13
-        ? b.node('Split', [y, i64('split', sizes)], outs, { axis: attr.int(-1) }, { name: `${name}/Split` })
-        : b.node('Split', [y], outs, { axis: attr.int(-1), split: attr.ints(sizes) }, { name: `${name}/Split` });
+        ? b.node('Split', [cut, i64('split', widths)], outs, { axis: attr.int(axis) }, { name: `${name}/Split` })
+        : b.node('Split', [cut], outs, { axis: attr.int(axis), split: attr.ints(widths) }, { name: `${name}/Split` });
       cutOuts = node.outputs;
     } else {
       let start = 0;
-      cutOuts = parts.map((p, i) => {
+      cutOuts = replaced.map((v, i) => {
         const s = start;
-        start += sizes[i]!;
-        const ins = [y, i64(`starts_${i}`, [s]), i64(`ends_${i}`, [start]), i64(`axes_${i}`, [-1])];
-        return b.node('Slice', ins, [{ name: `${name}/Slice_${i}_output_0`, dtype, shape: p.out.shape }], {}, { name: `${name}/Slice_${i}` }).outputs[0]!;
+        start += widths[i]!;
+        const ins = [cut, i64(`starts_${i}`, [s]), i64(`ends_${i}`, [start]), i64(`axes_${i}`, [byHeads ? -2 : -1])];
+        return b.node('Slice', ins, [{ name: `${name}/Slice_${i}_output_0`, dtype, shape: v.shape }], {}, { name: `${name}/Slice_${i}` }).outputs[0]!;
       });
     }
     const uses = usesOf(graph);
-    parts.forEach((p, i) => {
-      for (const n of uses.get(p.out) ?? []) n.inputs = n.inputs.map((v) => (v === p.out ? cutOuts[i]! : v));
-      graph.outputs = graph.outputs.map((o) => (o === p.out ? cutOuts[i]! : o));
+    replaced.forEach((v, i) => {
+      for (const n of uses.get(v) ?? []) n.inputs = n.inputs.map((u) => (u === v ? cutOuts[i]! : u));
+      graph.outputs = graph.outputs.map((o) => (o === v ? cutOuts[i]! : o));
     });
-    done.push({ input: x.name, sizes, bias: hasBias });
+    done.push({ input: x.name, sizes, bias: hasBias, heads: byHeads ? widths : undefined });
   }
   sortTopologically(graph);
   eliminateDeadCode(graph);
