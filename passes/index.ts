@@ -14,6 +14,7 @@ export type { GeneratorShape } from './canonical/specialize.js';
 export { dropNoopCastsPass } from './canonical/drop-noop-casts.js';
 export { raiseRmsNormPass } from './canonical/raise-rms-norm.js';
 export { raiseLinearPass } from './canonical/raise-linear.js';
+export { unfuseProjectionsPass } from './canonical/unfuse-projections.js';
 export { raiseRopePass } from './canonical/raise-rope.js';
 export { raiseAttentionPass } from './canonical/raise-attention.js';
 export { raiseSiluPass } from './canonical/raise-silu.js';
