@@ -211,13 +211,22 @@ describe('unfuse-projections on hand-built cuts', () => {
     expect(g.nodes.filter((n) => n.op === 'Reshape').map((n) => n.outputs[0]!.shape)).toEqual([[1, 3, 2, 2], [1, 3, 2, 2], [1, 3, 2, 2]]);
   });
 
+  it('a view that only reshapes the rows (a 2-D product back to [B, S, N]), then a Split', () => {
+    const g = graph((b, y) => {
+      const v = b.op1('Reshape', [y, i64(b, [3, 12])], 'float32');
+      return b.node('Split', [v, i64(b, [8, 4])], [{ dtype: 'float32' }, { dtype: 'float32' }], { axis: attr.int(1) }).outputs;
+    });
+    expect(unfuse(g).stats).toEqual({ fused: 1, parts: 2, biases: 0 });
+    expect(g.nodes.filter((n) => n.op === 'Reshape').map((n) => n.outputs[0]!.shape)).toEqual([[3, 8], [3, 4]]);
+  });
+
   const leftAlone: [string, Parameters<typeof graph>[0], RegExp][] = [
     ['a cut read next to another reader', (b, y) => [...split(b, y, [4, 8]), b.op1('Relu', [y], 'float32')], /left fused: read by .*Relu/],
     ['a Split of another axis', (b, y) => split(b, y, [1, 2], 1), /left fused: cut \(Split\) splits another axis/],
-    ['a view that reshapes the leading axes', (b, y) => {
-      const v = b.op1('Reshape', [y, i64(b, [3, 2, 6])], 'float32');
-      return [b.node('Split', [v, i64(b, [3, 3])], [{ dtype: 'float32' }, { dtype: 'float32' }], { axis: attr.int(2) }).outputs[0]!];
-    }, /left fused: .*Reshape.* reshapes more than the last axis/],
+    ['a view that mixes rows and columns', (b, y) => {
+      const v = b.op1('Reshape', [y, i64(b, [1, 6, 6])], 'float32');
+      return b.node('Split', [v, i64(b, [3, 3])], [{ dtype: 'float32' }, { dtype: 'float32' }], { axis: attr.int(2) }).outputs;
+    }, /left fused: .*Reshape.* mixes rows and columns/],
     ['a Slice with step 2', (b, y) => [b.op1('Slice', [y, i64(b, [0]), i64(b, [12]), i64(b, [-1]), i64(b, [2])], 'float32', undefined, {}, { name: 'strided' })], /left fused: strided \(Slice\) is not a constant step-1 cut/],
   ];
   it.each(leftAlone)('leaves %s fused, and says why', (_, cut, why) => {

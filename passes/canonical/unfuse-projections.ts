@@ -1,7 +1,7 @@
 // Exporters that fuse projections (Q/K/V, or gate/up) write one MatMul with the weights side by side
 // and cut its output: a Split with sizes (unequal under GQA, in any order) or Slices along the last
 // axis, or along an axis of a view of it (Reshape [B, S, N] -> [B, S, G, D], then a cut of the G heads,
-// or of D within each head as interleaved layouts do). After raise-linear that is one `fhec::linear`
+// or of D within each head as interleaved layouts do; or a 2-D [B*S, N] product reshaped to [B, S, N]). After raise-linear that is one `fhec::linear`
 // whose output is only cut; this pass gives each part its own linear with the weight's (and bias's)
 // columns of that part (and the part's view, as a Reshape), so rope, attention and swiglu raising see
 // the unfused form. merge-projections later merges them again where the cost model says so, exactly
@@ -14,7 +14,7 @@ import { Tensor } from '../../ir/tensor.js';
 import type { Pass } from '../pass.js';
 import { ColumnSelectTensor } from './lazy.js';
 import { biasAddAfter } from './raise-linear.js';
-import { axisSlice, concreteShape, normAxis, onnxOpset, raised, Rewriter, sameDims, where } from './rewrite.js';
+import { axisSlice, concreteShape, normAxis, onnxOpset, raised, Rewriter, where } from './rewrite.js';
 
 /** One part of a cut: the value holding the given columns of the linear's output (in its view's shape). */
 interface Part {
@@ -67,31 +67,36 @@ function columnsOf(tail: number[], axis: number, lo: number, hi: number): number
   return cols;
 }
 
-/** The parts one reader of the linear's output `y` [...lead, N] cuts it into, or why it is no cut. */
+/** The parts one reader of the linear's output `y` [...rows, N] cuts it into, or why it is no cut. */
 function partsOf(rw: Rewriter, reader: Node, y: Value, opset: number): Part[] | string {
   const ys = concreteShape(y);
   if (!ys) return 'unknown output shape';
-  const lead = ys.slice(0, -1);
+  const N = ys[ys.length - 1]!;
+  let shape = ys;
+  let from = ys.length - 1;
   let v = y;
-  let tail = [ys[ys.length - 1]!];
   let cuts = [reader];
   const viewed = reader.op === 'Reshape' && reader.domain === '' && reader.inputs[0] === y;
   if (viewed) {
+    // A view keeps rows and columns apart: its leading axes hold the rows (B*S, however shaped), its
+    // trailing axes the N columns (as they are, or as heads [G, D]).
     v = reader.outputs[0]!;
     const vs = concreteShape(v);
-    if (!vs || !sameDims(vs.slice(0, lead.length), lead)) return `${where(reader)} reshapes more than the last axis`;
-    tail = vs.slice(lead.length);
+    const prod = (d: number[]) => d.reduce((a, b) => a * b, 1);
+    from = vs ? vs.findIndex((_, k) => prod(vs.slice(k)) === N && prod(vs.slice(0, k)) === prod(ys.slice(0, -1))) : -1;
+    if (!vs || from < 0 || from === vs.length) return `${where(reader)} mixes rows and columns`;
+    shape = vs;
     cuts = rw.usesOf(v);
     if (cuts.length === 0 || rw.isGraphOutput(v)) return `${where(reader)} is not cut`;
   }
-  const shape = [...lead, ...tail];
+  const tail = shape.slice(from);
   const parts: Part[] = [];
   for (const cut of cuts) {
-    const r = rangesOf(cut, v, shape, lead.length, opset);
+    const r = rangesOf(cut, v, shape, from, opset);
     if (typeof r === 'string') return r;
     for (const p of r.parts) {
       const view = viewed ? shape.map((d, i) => (i === r.axis ? p.range[1] - p.range[0] : d)) : undefined;
-      parts.push({ out: p.out, columns: columnsOf(tail, r.axis - lead.length, p.range[0], p.range[1]), view, label: p.label });
+      parts.push({ out: p.out, columns: columnsOf(tail, r.axis - from, p.range[0], p.range[1]), view, label: p.label });
     }
   }
   return parts;
@@ -135,7 +140,7 @@ export const unfuseProjectionsPass: Pass<Graph, Record<string, never>> = {
           ({ bias, out } = add);
           biases++;
         }
-        const flat = p.view ? [...p.view.slice(0, y.shape!.length - 1), p.columns.length] : out.shape;
+        const flat = p.view ? [...y.shape!.slice(0, -1), p.columns.length] : out.shape;
         const lin = rw.canonical('linear', [x, wPart, bias], [{ name: `${p.out.name}.linear`, dtype: out.dtype, shape: flat }], {}, node);
         lin.name = `${p.label}:linear`;
         let result = lin.outputs[0]!;
