@@ -227,6 +227,7 @@ describe('unfuse-projections on hand-built cuts', () => {
       const v = b.op1('Reshape', [y, i64(b, [1, 6, 6])], 'float32');
       return b.node('Split', [v, i64(b, [3, 3])], [{ dtype: 'float32' }, { dtype: 'float32' }], { axis: attr.int(2) }).outputs;
     }, /left fused: .*Reshape.* mixes rows and columns/],
+    ['an empty part', (b, y) => split(b, y, [12, 0]), /left fused: a part is empty/],
     ['a Slice with step 2', (b, y) => [b.op1('Slice', [y, i64(b, [0]), i64(b, [12]), i64(b, [-1]), i64(b, [2])], 'float32', undefined, {}, { name: 'strided' })], /left fused: strided \(Slice\) is not a constant step-1 cut/],
   ];
   it.each(leftAlone)('leaves %s fused, and says why', (_, cut, why) => {

@@ -124,7 +124,7 @@ export const unfuseProjectionsPass: Pass<Graph, Record<string, never>> = {
       if (readers.length === 0 || rw.isGraphOutput(y) || !cutSeen) continue;
       const [x, w, b] = node.inputs as [Value, Value, Value | undefined];
       const found = readers.map((r) => partsOf(rw, r, y, opset));
-      const why = found.find((c): c is string => typeof c === 'string');
+      const why = found.find((c): c is string => typeof c === 'string') ?? (found.some((ps) => (ps as Part[]).some((p) => p.columns.length === 0)) ? 'a part is empty' : undefined);
       if (why !== undefined) {
         notes.push(`${where(node)}: left fused: ${why}`);
         continue;
