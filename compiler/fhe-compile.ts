@@ -24,6 +24,7 @@ import {
 } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
 import { writePlan } from '../runtime/plan/plan.js';
+import { writeFileAtomic } from '../runtime/plan/files.js';
 import { loadModel } from './driver.js';
 
 export interface FheCompileOptions {
@@ -118,7 +119,7 @@ export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: st
     composed: compiled.keys.composed,
     bytes: compiled.keyBytes,
   };
-  fs.writeFileSync(file, JSON.stringify(doc, null, 1));
+  writeFileAtomic(file, JSON.stringify(doc, null, 1));
   return { weights, programText: doc.program as string };
 }
 
