@@ -25,6 +25,7 @@ import {
 import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
 import { writePlan } from '../runtime/plan/plan.js';
 import { writeFileAtomic } from '../runtime/plan/files.js';
+import { proveInputRanges, type DeclaredRanges, type InputRanges } from './input-ranges.js';
 import { loadModel } from './driver.js';
 
 export interface FheCompileOptions {
@@ -42,6 +43,8 @@ export interface FheCompileOptions {
   keyBudgetBytes?: number;
   /** The model file, for errors. */
   file?: string;
+  /** `--input-range` values; without any, the widest power-of-two range the modulus holds (compiler/input-ranges.ts). */
+  inputRanges?: DeclaredRanges;
 }
 
 export interface CompiledFhe {
@@ -58,6 +61,10 @@ export interface CompiledFhe {
   /** The key-memory budget the Galois keys were planned for. */
   keyBudgetBytes: number;
   interface: PlanInterface;
+  /** The interval each encrypted input must lie in, proved not to overflow the modulus. */
+  inputRanges: InputRanges;
+  /** The ranges are the default rule's, not declared. */
+  rangesDefaulted: boolean;
   /** The loud banner for insecure parameters. */
   warning?: string;
 }
@@ -84,6 +91,7 @@ export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): C
     const request = keyRequestFor(program);
     const keyBudgetBytes = opts.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES;
     const keys = planRotationKeys(params, request.galoisSteps, keyBudgetBytes);
+    const proved = proveInputRanges(program, params, lowering.interface, opts.inputRanges ?? {}, opts.file);
     const compiled: CompiledFhe = {
       lowering,
       program,
@@ -94,6 +102,8 @@ export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): C
       keyBytes: keys.galoisBytes + (request.relin ? keySwitchKeyBytes(params) : 0),
       keyBudgetBytes,
       interface: lowering.interface,
+      inputRanges: proved.ranges,
+      rangesDefaulted: proved.defaulted,
     };
     const warning = securityBanner(params);
     if (warning) compiled.warning = warning;
@@ -113,6 +123,7 @@ export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: st
   const weights = writePlan(file, compiled.program, compiled.params);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   doc.interface = compiled.interface;
+  doc.inputRanges = compiled.inputRanges;
   doc.rotationKeys = {
     budgetBytes: compiled.keyBudgetBytes,
     keySteps: compiled.keys.keySteps,
@@ -145,6 +156,11 @@ export function summarizeFhe(compiled: CompiledFhe): string[] {
   const tensor = (p: PlanInterface['inputs'][number]) => `${p.name} ${p.dtype} [${p.dims.join(', ')}] in ${p.ciphertexts.length} ciphertext(s)`;
   lines.push(`inputs (encrypted): ${compiled.interface.inputs.map(tensor).join('; ')}`);
   lines.push(`outputs: ${compiled.interface.outputs.map(tensor).join('; ')}`);
+  const ranges = Object.entries(compiled.inputRanges).map(([n, [lo, hi]]) => `${n} [${lo}, ${hi}]`);
+  lines.push(
+    `input ranges${compiled.rangesDefaulted ? ' (default: the widest [-2^k, 2^k] the modulus provably holds; set them with --input-range)' : ''}: ` +
+      `${ranges.join('; ')}; the client refuses values outside them`,
+  );
   for (const n of compiled.lowering.nodes) {
     const what = n.notes.length ? `: ${n.notes.join('; ')}` : '';
     lines.push(

@@ -10,6 +10,7 @@ import { emitTypeScript } from '../emit/typescript.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
 import { compileGenerationCommand } from './generate.js';
+import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
 
 interface CompileFlags {
   output: string;
@@ -30,6 +31,7 @@ interface CompileFlags {
   printFhe?: boolean;
   emitFheIr?: string;
   emit?: string;
+  inputRange: DeclaredRanges;
 }
 
 export function registerCompile(program: Command): void {
@@ -39,6 +41,7 @@ export function registerCompile(program: Command): void {
     .argument('<model>', 'ONNX model file')
     .requiredOption('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it)')
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
+    .option('--input-range <[name=]lo,hi>', 'arithmetic plans: the interval an encrypted input (or every input) lies in; the compiler proves the modulus holds it and the client refuses values outside (default: the widest [-2^k, 2^k] the modulus holds)', collectInputRange, {})
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
     .option('--print-fhe', 'print the FHE program (as stored in the plan) to stdout')
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
@@ -62,7 +65,7 @@ export function registerCompile(program: Command): void {
         });
       }
       if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
-      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure });
+      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
       fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
       const { weights, programText } = writeFhePlan(opts.output, compiled);
