@@ -93,7 +93,7 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
   fs.rmSync(files.iface, { force: true });
   writeModelPlan(files.plan, compiled);
   moveWeightsToStore(files.plan, path.join(dir, WEIGHT_STORE));
-  fs.writeFileSync(files.bounds, JSON.stringify(cacheBounds(compiled)));
+  writeFileAtomic(files.bounds, JSON.stringify(cacheBounds(compiled)));
   return { compiled, files };
 }
 
@@ -203,7 +203,7 @@ export class GenerationPlanStore implements GenerationPlanSource {
       if (cached) return cached;
     }
     const d = describeStep(this.load(shape));
-    fs.writeFileSync(files.iface, JSON.stringify(d));
+    writeFileAtomic(files.iface, JSON.stringify(d));
     return d;
   }
 

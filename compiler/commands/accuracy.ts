@@ -10,6 +10,8 @@ import { loadModelPlan } from '../../runtime/model-session.js';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
 import { backendByName, backendLabel } from '../fhe-run.js';
 import { isModelPlanFile } from '../model-commands.js';
+import { checkOutputs, modelFiles, planFiles } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 interface AccuracyFlags {
   text: string;
@@ -41,6 +43,7 @@ export function registerAccuracy(program: Command): void {
       positiveInt('--skip', opts.skip, 0);
       if (!fs.existsSync(model)) throw new FhecError('model file not found', { file: model });
       if (!fs.existsSync(opts.text)) throw new FhecError('text file not found', { file: opts.text });
+      if (opts.json) checkOutputs([{ path: opts.json, flag: '--json' }], [...modelFiles(model), ...planFiles(planFile), opts.text]);
       if (!isModelPlanFile(planFile)) throw new FhecError('not a model plan (compile with --calibration and --prefill or --decode)', { file: planFile });
       const plan = loadModelPlan(planFile);
       process.stderr.write(`${backendLabel(backend)}\n`);
@@ -52,6 +55,6 @@ export function registerAccuracy(program: Command): void {
       });
       if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });
       console.log(formatAccuracy(fig));
-      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
+      if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
     });
 }

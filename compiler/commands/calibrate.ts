@@ -14,6 +14,8 @@ import { importOnnx } from '../onnx/import.js';
 import { loadCalibrationSets, type WindowOptions } from '../calibration-data.js';
 import { loadModel } from '../driver.js';
 import { rejectUnsupported } from './eval.js';
+import { checkOutputs, modelFiles } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 export interface CalibrateModelOptions extends WindowOptions {
   margin?: number;
@@ -116,8 +118,9 @@ export function registerCalibrate(program: Command): void {
     .option('--emit-ir <file>', 'write the textual IR with its range annotations to this file')
     .option('--json', 'print one JSON object')
     .action((model: string, opts: CalibrateModelOptions & { calibration: string; emitIr?: string; json?: boolean }) => {
+      if (opts.emitIr) checkOutputs([{ path: opts.emitIr, flag: '--emit-ir' }], [...modelFiles(model), opts.calibration]);
       const report = calibrateModel(model, opts.calibration, opts);
-      if (opts.emitIr) fs.writeFileSync(opts.emitIr, printGraph(report.graph));
+      if (opts.emitIr) writeFileAtomic(opts.emitIr, printGraph(report.graph));
       if (opts.json) {
         const { graph: _graph, values: _values, ...rest } = report;
         console.log(JSON.stringify(rest, null, 2));

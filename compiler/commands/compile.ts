@@ -11,6 +11,8 @@ import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
 import { compileGenerationCommand } from './generate.js';
 import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
+import { checkOutputs, modelFiles, type OutputFile } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 interface CompileFlags {
   output: string;
@@ -34,6 +36,25 @@ interface CompileFlags {
   inputRange: DeclaredRanges;
 }
 
+/**
+ * Before any work: the plan must be a .json file, and no file compile writes (the plan, its sidecars,
+ * --emit-fhe-ir, the emitted .ts) may be one it reads (the model and its external data, the
+ * calibration, the cost table) or another of its outputs; output folders must be writable.
+ */
+function checkCompileFiles(model: string, opts: CompileFlags): void {
+  if (!opts.output.endsWith('.json')) throw new FhecError('the plan file name must end in .json', { file: opts.output, field: '--output' });
+  const base = opts.output.replace(/\.json$/, '');
+  const outputs: OutputFile[] = [
+    { path: opts.output, flag: '--output' },
+    { path: `${base}.weights.bin`, flag: '--output (its weights sidecar)' },
+  ];
+  if (opts.calibration) outputs.push({ path: `${base}.embedding.bin`, flag: '--output (its embedding table)' });
+  if (opts.emitFheIr) outputs.push({ path: opts.emitFheIr, flag: '--emit-fhe-ir' });
+  if (opts.emit === 'ts') outputs.push({ path: `${base}.ts`, flag: '--emit ts' });
+  const inputs = [...modelFiles(model), ...(opts.calibration ? [opts.calibration] : []), ...(opts.costs ? [opts.costs] : [])];
+  checkOutputs(outputs, inputs);
+}
+
 export function registerCompile(program: Command): void {
   program
     .command('compile')
@@ -55,6 +76,7 @@ export function registerCompile(program: Command): void {
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', Number)
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
+      checkCompileFiles(model, opts);
       if (opts.calibration && opts.maxContext !== undefined) {
         for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);
         return;
@@ -67,16 +89,15 @@ export function registerCompile(program: Command): void {
       if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
       const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
-      fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
       const { weights, programText } = writeFhePlan(opts.output, compiled);
       console.log(`compiled ${model} -> ${opts.output} (weights ${weights})`);
       if (compiled.warning) console.log(compiled.warning);
       for (const line of summarizeFhe(compiled)) console.log(line);
-      if (opts.emitFheIr) fs.writeFileSync(opts.emitFheIr, programText);
+      if (opts.emitFheIr) writeFileAtomic(opts.emitFheIr, programText);
       if (opts.emit === 'ts') {
         // After the plan is written: the emitter checks the plan holds this very program.
         const tsFile = opts.output.replace(/\.json$/, '') + '.ts';
-        fs.writeFileSync(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
+        writeFileAtomic(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
         console.log(`wrote ${tsFile}`);
       }
       if (opts.printFhe) process.stdout.write(programText);
