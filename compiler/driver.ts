@@ -1,5 +1,6 @@
 // The compiler driver: ONNX file -> graph IR -> pass pipeline. Every CLI verb starts here.
 
+import { checkOpsets } from './onnx/opsets.js';
 import type { Graph } from '../ir/graph/types.js';
 import { verifyGraph } from '../ir/graph/verify.js';
 import { printGraph } from '../ir/text/print.js';
@@ -34,6 +35,7 @@ export interface LoadedModel {
 
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const { graph, info } = importOnnx(file);
+  checkOpsets(info.opsets, file);
   opts.check?.(graph);
   const bindings = typeof opts.bindings === 'function' ? opts.bindings(graph) : opts.bindings;
   const pm = new PassManager(new Map([...graphPasses, ...canonicalPasses]), {
