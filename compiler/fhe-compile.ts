@@ -69,7 +69,31 @@ export interface CompiledFhe {
   warning?: string;
 }
 
+/** SEAL runs in wasm, whose heap stops at 4 GiB. */
+const WASM_HEAP_BYTES = 2 ** 32;
+
+/**
+ * Refuses tensors that cannot be held as CKKS data at all: N/2 slots of a ciphertext take two
+ * polynomials of N 8-byte coefficients per prime, so each element costs at least 32 bytes.
+ */
+function checkTensorSizes(graph: Graph, file?: string): void {
+  const values = [...graph.inputs, ...graph.nodes.flatMap((n) => n.outputs.map((v) => ({ v, node: n })))];
+  for (const item of values) {
+    const { v, node } = 'v' in item ? item : { v: item, node: undefined };
+    if (!v.shape || !v.shape.every((d): d is number => typeof d === 'number')) continue;
+    const n = v.shape.reduce((a, b) => a * b, 1);
+    if (n * 32 > WASM_HEAP_BYTES) {
+      throw new FhecError(
+        `${node ? `value '${v.name}'` : `input '${v.name}'`} has ${n} elements ([${v.shape.join(', ')}]): as CKKS data that is at least ` +
+          `${(n * 32 / 2 ** 30).toFixed(0)} GiB, more than the 4 GiB SEAL's wasm heap holds`,
+        { ...(file ? { file } : {}), ...(node ? { node: `${node.name} (${node.op})` } : { field: `input '${v.name}'` }) },
+      );
+    }
+  }
+}
+
 export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): CompiledFhe {
+  checkTensorSizes(graph, opts.file);
   let slots = opts.ringDegree ? opts.ringDegree / 2 : opts.insecure ? 2048 : 4096;
   // The slot count shapes the packing, the depth decides the ring: lower again if the ring had to grow.
   for (let attempt = 0; attempt < 4; attempt++) {

@@ -10,7 +10,8 @@ import { ALL_DTYPES, type DType } from './dtype.js';
 import { FhecError } from './errors.js';
 import { Tensor, numel } from './tensor.js';
 
-const numberOrSpecial = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity']), z.boolean()]);
+// Any JSON number (1e999 parses to Infinity: reported by valueProblem, naming the element).
+const numberOrSpecial = z.union([z.custom<number>((v) => typeof v === 'number', { error: 'expected a number' }), z.enum(['NaN', 'Infinity', '-Infinity']), z.boolean()]);
 
 export const tensorJsonSchema = z.object({
   dims: z.array(z.number().int().nonnegative()),

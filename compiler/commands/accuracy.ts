@@ -10,6 +10,7 @@ import { loadModelPlan } from '../../runtime/model-session.js';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
 import { backendByName, backendLabel } from '../fhe-run.js';
 import { isModelPlanFile } from '../model-commands.js';
+import { intOption } from './common.js';
 import { checkOutputs, modelFiles, planFiles } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
 
@@ -33,8 +34,8 @@ export function registerAccuracy(program: Command): void {
     .argument('<model>', 'the ONNX model the plan was compiled from (the plaintext reference)')
     .argument('<plan>', 'model plan written by `fhec compile MODEL --calibration FILE [--prefill S | --decode P]`')
     .requiredOption('--text <file>', 'text file (byte tokens); use held-out text, not the calibration file')
-    .option('--windows <n>', 'windows to run', Number, 4)
-    .option('--skip <k>', 'windows to skip first', Number, 0)
+    .option('--windows <n>', 'windows to run', intOption('--windows', 1), 4)
+    .option('--skip <k>', 'windows to skip first', intOption('--skip', 0), 0)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--json <file>', 'also write the figures as JSON')
     .action(async (model: string, planFile: string, opts: AccuracyFlags) => {

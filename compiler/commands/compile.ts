@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
-import { collectBinding } from './common.js';
+import { collectBinding, intOption } from './common.js';
 import { emitTypeScript } from '../emit/typescript.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
@@ -68,12 +68,12 @@ export function registerCompile(program: Command): void {
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
     .option('--emit <kind>', "also emit the plan as code: 'ts' writes PLAN.ts, a typed TypeScript module running the same program through the runtime API")
     .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
-    .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
-    .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
-    .option('--max-windows <n>', 'with --calibration: use at most n text windows', Number)
-    .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', Number)
+    .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
+    .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
+    .option('--max-windows <n>', 'with --calibration: use at most n text windows', intOption('--max-windows', 1))
+    .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
-    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', Number)
+    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);

@@ -16,6 +16,7 @@ import { formatGenerationSummary, generateInProcess, type GenerationRun } from '
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
+import { intOption } from './common.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -118,7 +119,7 @@ export function registerGenerate(program: Command): void {
     .option('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes; must be valid UTF-8)')
     .option('--prompt-file <file>', 'read the prompt from a file (valid UTF-8, or any bytes with --prompt-bytes)')
     .option('--prompt-bytes', 'with --prompt-file: tokenize the file\'s bytes as they are, UTF-8 or not')
-    .requiredOption('--max-new-tokens <n>', 'tokens to generate', Number)
+    .requiredOption('--max-new-tokens <n>', 'tokens to generate', intOption('--max-new-tokens', 1))
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
     .action(async (plan: string, opts: GenerateFlags) => {
