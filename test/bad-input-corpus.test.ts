@@ -277,3 +277,56 @@ describe('bad-input corpus', () => {
     });
   }
 });
+
+// What the refusals leave working: the flags that let a user proceed, and the good paths they guard.
+describe('good input still goes through', () => {
+  it('--allow-newer-opset evaluates a newer opset with a warning', async () => {
+    const r = await fhecInProcess('eval', at('opset999', 'model.onnx'), '--inputs', IN, '--allow-newer-opset');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: .*opset 999, newer than the 28 fhec implements; evaluating with opset 28 semantics/);
+    // x @ W + b, evaluated as at opset 28.
+    expect(Object.values(JSON.parse(r.stdout).outputs)[0]).toEqual({ dims: [2, 3], dtype: 'float32', data: [-0.5, 7.5, 7.5, 2.5, -3.5, -1.5] });
+  });
+
+  it('the plan records its input ranges; the default is the widest power of two the modulus holds', () => {
+    const doc = JSON.parse(fs.readFileSync(PLAN, 'utf8'));
+    const [lo, hi] = doc.inputRanges.x as [number, number];
+    expect(lo).toBe(-hi);
+    expect(Number.isInteger(Math.log2(hi))).toBe(true);
+    expect(hi).toBeGreaterThanOrEqual(2 ** 10);
+    expect(doc.weights.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('--input-range NAME=LO,HI is recorded, and values inside it run encrypted on seal to the right answer', async () => {
+    const plan = at('ranged', 'plan.json');
+    let r = await fhecInProcess('compile', MODEL, '-o', plan, '--input-range', 'x=-100,100');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^input ranges: x \[-100, 100\]; the client refuses values outside them$/m);
+    expect(JSON.parse(fs.readFileSync(plan, 'utf8')).inputRanges).toEqual({ x: [-100, 100] });
+    const inFile = writeJson(at('ranged', 'in.json'), inputs([100, 0, 0, 0, -100, 0, 0, 0]));
+    const out = at('ranged', 'out', 'y.json'); // a folder that does not exist yet is created
+    r = await fhecInProcess('run', plan, '--inputs', inFile, '--out', out, '--backend', 'seal');
+    expect(r.status, r.stderr).toBe(0);
+    const y = Object.values(JSON.parse(fs.readFileSync(out, 'utf8')).outputs)[0] as { data: number[] };
+    [51, -98, 203, -49, 102, -197].forEach((want, i) => expect(Math.abs(y.data[i]! - want)).toBeLessThan(1e-3 + 1e-3 * Math.abs(want)));
+    // Written through a temporary file, renamed: nothing else is left in the folder.
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['y.json']);
+    r = await fhecInProcess('run', plan, '--inputs', writeJson(at('ranged', 'over.json'), inputs([100.5, 0, 0, 0, 0, 0, 0, 0])), '--backend', 'seal');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/inputs\.x: element 0 is 100\.5, outside the range \[-100, 100\]/);
+  }, 60_000);
+
+  it('--prompt-file with --prompt-bytes takes bytes that are not UTF-8 past the check', async () => {
+    // The plan is not a generation plan: the prompt passes and the plan is what gets refused.
+    const r = await fhecInProcess('generate', PLAN, '--prompt-file', at('latin1.txt'), '--prompt-bytes', '--max-new-tokens', '1');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/not a generation plan/);
+  });
+
+  it('a usage error is one line and a hint, not the whole usage text', async () => {
+    const r = await fhecInProcess('eval', MODEL);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(["error: required option '--inputs <file>' not specified", '(add --help for usage)']);
+  });
+});
+
