@@ -122,6 +122,13 @@ function corpus(): Record<string, Case[]> {
       { name: 'compile --calibration plan onto the calibration text', args: () => ['compile', LLAMA, '-o', at('cal.json'), '--calibration', at('cal.json'), '--prefill', '2'], mentions: () => [at('cal.json'), '--output', /would overwrite the input/] },
       { name: 'calibrate --emit-ir onto the calibration text', args: () => ['calibrate', LLAMA, '--calibration', CALIBRATION, '--emit-ir', CALIBRATION], mentions: () => [CALIBRATION, '--emit-ir', /would overwrite the input/] },
       { name: 'an output folder below a regular file', args: () => ['eval', MODEL, '--inputs', IN, '--out', path.join(IN, 'out.json')], mentions: () => [path.join(IN, 'out.json'), '--out', /is not a folder/] },
+      ...(fs.existsSync('/proc/self')
+        ? [{ name: 'an output folder that cannot be created', args: () => ['eval', MODEL, '--inputs', IN, '--out', '/proc/fhec-no-such-folder/y.json'], mentions: () => ['/proc/fhec-no-such-folder/y.json', '--out', /cannot create the output folder/] }]
+        : []),
+      // Root writes into read-only folders anyway: this case needs an ordinary user.
+      ...(process.getuid?.() !== 0
+        ? [{ name: 'a read-only output folder', args: () => ['compile', MODEL, '-o', at('readonly', 'plan.json')], mentions: () => [at('readonly', 'plan.json'), '--output', /cannot write into folder/] }]
+        : []),
       { name: 'an output that is a folder', args: () => ['eval', MODEL, '--inputs', IN, '--out', at('out')], mentions: () => [at('out'), '--out', /is a folder/] },
       { name: 'compile -o not ending in .json', args: () => ['compile', MODEL, '-o', at('out', 'plan.bin')], mentions: () => [at('out', 'plan.bin'), '--output', /must end in \.json/] },
     ],
@@ -228,6 +235,8 @@ describe('bad-input corpus', () => {
     fs.symlinkSync(MODEL, at('link-to-model.json'));
     fs.linkSync(IN, at('hardlink-in.json'));
     fs.mkdirSync(at('out'), { recursive: true });
+    fs.mkdirSync(at('readonly'));
+    fs.chmodSync(at('readonly'), 0o555);
     fs.mkdirSync(at('sidecar-clash'));
     fs.copyFileSync(MODEL, at('sidecar-clash', 'm.weights.bin'));
     writeJson(at('cal.json'), '{"inputs": {}}');

@@ -67,6 +67,19 @@ function checkWritableFolder(out: OutputFile): void {
   }
 }
 
+/** mkdir -p, one level at a time (Node's recursive mkdir never returns under /proc). */
+function makeFolders(dir: string, out: OutputFile): void {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+    } catch (e) {
+      throw new FhecError(`cannot create the output folder '${d}': ${ioReason(e)}`, { file: out.path, field: out.flag });
+    }
+  }
+}
+
 /**
  * Refuses outputs that resolve to an input or to each other, and outputs whose folder is not
  * writable; creates missing output folders. `inputs` may list files that do not exist.
@@ -85,13 +98,7 @@ export function checkOutputs(outputs: OutputFile[], inputs: string[]): void {
     seen.push({ out, id });
     checkWritableFolder(out);
   }
-  for (const out of outputs) {
-    try {
-      fs.mkdirSync(path.dirname(path.resolve(out.path)), { recursive: true });
-    } catch (e) {
-      throw new FhecError(`cannot create the output folder: ${ioReason(e)}`, { file: out.path, field: out.flag });
-    }
-  }
+  for (const out of outputs) makeFolders(path.dirname(path.resolve(out.path)), out);
 }
 
 /** An ONNX model and the external data files it names (best effort: a model that does not parse lists only itself; loading reports why). */
