@@ -182,7 +182,12 @@ export class ModelSession {
         throw new FhecError(`the plan has positions ${past}..${past + meta.tokens - 1} compiled in`, { field: inp.name });
       }
     }
-    const emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
+    let emb: Float64Array;
+    try {
+      emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
+    } catch (e) {
+      throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
+    }
     const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
     const run = await runProgram(plan.program, plan.params, this.backend, tensors);
     const outputs: Record<string, Tensor> = {};

@@ -148,6 +148,7 @@ function corpus(): Record<string, Case[]> {
       { name: '--max-new-tokens 1.5', args: () => ['generate', PLAN, '--prompt', 'hi', '--max-new-tokens', '1.5'], mentions: () => ['--max-new-tokens', /integer >= 1/] },
       { name: 'a 2^40 input dim at compile', args: () => ['compile', model('huge-dim'), '-o', at('out', 'huge-dim.json')], mentions: () => [model('huge-dim'), "input 'x'", /4398046511104 elements \(\[1099511627776, 4\]\)/] },
       { name: 'an unknown backend', args: () => ['run', PLAN, '--inputs', IN, '--backend', 'gpu'], mentions: () => ['--backend', /unknown backend 'gpu'/] },
+      { name: 'a token id outside the vocabulary', args: () => ['run', MODEL_PLAN, '--inputs', at('oov.json'), '--backend', 'sim'], mentions: () => [at('oov.json'), 'inputs.input_ids', /token id 300 is outside the vocabulary \(256\)/] },
       { name: 'a missing inputs file', args: () => ['run', PLAN, '--inputs', at('nope.json')], mentions: () => [at('nope.json'), /not found/] },
     ],
   };
@@ -213,6 +214,7 @@ describe('bad-input corpus', () => {
     });
     r = await fhecInProcess('compile', LLAMA, '-o', MODEL_PLAN, '--calibration', CALIBRATION, '--prefill', '2', '--max-windows', '1', '--ring-degree', '8192');
     expect(r.status, r.stderr).toBe(0);
+    writeJson(at('oov.json'), { inputs: { input_ids: { dims: [1, 2], dtype: 'int64', data: [300, 1] } } });
     writeJson(IDS, { inputs: { input_ids: { dims: [1, 2], dtype: 'int64', data: [72, 105] } } });
     fs.mkdirSync(at('mp-flipped'));
     for (const f of fs.readdirSync(at('mp'))) if (f.startsWith('p.')) fs.copyFileSync(at('mp', f), at('mp-flipped', f));

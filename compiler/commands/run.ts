@@ -2,6 +2,7 @@
 // encrypts the inputs, evaluates the plan on encrypted data (or simulates it), decrypts the outputs.
 
 import { checkOutputs, planFiles } from './outputs.js';
+import { FhecError } from '../../ir/errors.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
@@ -35,7 +36,10 @@ export function registerRun(program: Command): void {
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
-        const m = await runModelCommand(plan, inputs, backend);
+        // Errors about an input (no file of their own) are about the inputs file.
+        const m = await runModelCommand(plan, inputs, backend).catch((e: unknown) => {
+          throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
+        });
         for (const l of m.lines) (opts.out ? console.log : (s: string) => process.stderr.write(`${s}\n`))(l);
         if (opts.out) writeFileAtomic(opts.out, m.json);
         else console.log(m.json);
