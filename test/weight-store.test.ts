@@ -110,5 +110,10 @@ describe('weight store', () => {
     // A chunk whose bytes changed (same size) is caught by its digest, naming the chunk.
     fs.writeFileSync(chunk, new Uint8Array(slots * 8));
     expect(loadError(P2).message).toMatch(new RegExp(`weight chunk weights/${refs.chunks[2].sha256}\\.bin is corrupt or was changed: its sha256 is`));
+    // The next plan that stores the same constant rewrites the damaged chunk instead of reusing it.
+    const P3 = path.join(dir, 'p3.json');
+    writePlan(P3, program([1, 2, 4]), params);
+    expect(moveWeightsToStore(P3, store)).toMatchObject({ newChunks: 1, newBytes: slots * 8 });
+    expect(denseValues(loadPlan(P2).program)).toEqual(denseValues(loadPlan(P3).program));
   });
 });

@@ -6,13 +6,12 @@
 // there and written once. Loading assembles exactly the bytes the sidecar would have had, so the plan
 // document and its `weights` entry keep their meaning (file name and byte length).
 
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { FhecError } from '../../ir/errors.js';
 import { parseFhe } from '../../ir/fhe/parse.js';
-import { readCheckedFile, writeFileAtomic } from './files.js';
+import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 
 export const WEIGHT_REFS_FORMAT = 'fhec-weight-refs';
 export const WEIGHT_REFS_VERSION = 1;
@@ -126,9 +125,10 @@ export function moveWeightsToStore(planFile: string, storeDir: string): StoredWe
   let newBytes = 0;
   for (let i = 0; i + 1 < bounds.length; i++) {
     const chunk = bytes.subarray(bounds[i]!, bounds[i + 1]!);
-    const sha256 = createHash('sha256').update(chunk).digest('hex');
+    const sha256 = sha256Hex(chunk);
     const file = path.join(storeDir, `${sha256}.bin`);
-    if (!fs.existsSync(file) || fs.statSync(file).size !== chunk.length) {
+    // A stored chunk is reused only if its bytes still match its name (a damaged one is rewritten).
+    if (!fs.existsSync(file) || fs.statSync(file).size !== chunk.length || sha256Hex(fs.readFileSync(file)) !== sha256) {
       writeFileAtomic(file, chunk);
       newChunks++;
       newBytes += chunk.length;
