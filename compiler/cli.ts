@@ -12,6 +12,7 @@ import { registerAccuracy } from './commands/accuracy.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
+import { opsetPolicy } from './onnx/opsets.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -19,8 +20,13 @@ export function buildProgram(): Command {
     .name('fhec')
     .description('Compile ONNX models to CKKS homomorphic-encryption circuits and run them on Microsoft SEAL')
     .version('0.1.0')
-    .showHelpAfterError()
+    // A usage error is one line and a hint, not the whole usage text.
+    .showHelpAfterError('(add --help for usage)')
+    .option('--allow-newer-opset', 'evaluate models whose opset is newer than fhec implements, with the newest semantics it knows (warns)')
     .exitOverride();
+  program.hook('preAction', () => {
+    opsetPolicy.allowNewer = !!program.opts().allowNewerOpset;
+  });
   registerInspect(program);
   registerEval(program);
   registerIr(program);

@@ -1,5 +1,7 @@
 // The compiler driver: ONNX file -> graph IR -> pass pipeline. Every CLI verb starts here.
 
+import { FhecError } from '../ir/errors.js';
+import { checkOpsets } from './onnx/opsets.js';
 import type { Graph } from '../ir/graph/types.js';
 import { verifyGraph } from '../ir/graph/verify.js';
 import { printGraph } from '../ir/text/print.js';
@@ -34,6 +36,7 @@ export interface LoadedModel {
 
 export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   const { graph, info } = importOnnx(file);
+  checkOpsets(info.opsets, file);
   opts.check?.(graph);
   const bindings = typeof opts.bindings === 'function' ? opts.bindings(graph) : opts.bindings;
   const pm = new PassManager(new Map([...graphPasses, ...canonicalPasses]), {
@@ -46,6 +49,12 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   if (bindings && Object.keys(bindings).length) pm.add('specialize', { bindings });
   pm.addPipeline(opts.pipeline ?? IMPORT_PIPELINE);
   if (opts.canonical) pm.addPipeline(CANONICAL_PIPELINE);
-  const passRuns = pm.run(graph);
+  let passRuns: PassRun[];
+  try {
+    passRuns = pm.run(graph);
+  } catch (e) {
+    // A pass names the node; the user also needs to know which model it is in.
+    throw e instanceof FhecError ? e.inFile(file) : e;
+  }
   return { file, graph, info, passRuns };
 }

@@ -24,6 +24,8 @@ import {
 } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
 import { writePlan } from '../runtime/plan/plan.js';
+import { writeFileAtomic } from '../runtime/plan/files.js';
+import { proveInputRanges, type DeclaredRanges, type InputRanges } from './input-ranges.js';
 import { loadModel } from './driver.js';
 
 export interface FheCompileOptions {
@@ -41,6 +43,8 @@ export interface FheCompileOptions {
   keyBudgetBytes?: number;
   /** The model file, for errors. */
   file?: string;
+  /** `--input-range` values; without any, the widest power-of-two range the modulus holds (compiler/input-ranges.ts). */
+  inputRanges?: DeclaredRanges;
 }
 
 export interface CompiledFhe {
@@ -57,11 +61,39 @@ export interface CompiledFhe {
   /** The key-memory budget the Galois keys were planned for. */
   keyBudgetBytes: number;
   interface: PlanInterface;
+  /** The interval each encrypted input must lie in, proved not to overflow the modulus. */
+  inputRanges: InputRanges;
+  /** The ranges are the default rule's, not declared. */
+  rangesDefaulted: boolean;
   /** The loud banner for insecure parameters. */
   warning?: string;
 }
 
+/** SEAL runs in wasm, whose heap stops at 4 GiB. */
+const WASM_HEAP_BYTES = 2 ** 32;
+
+/**
+ * Refuses tensors that cannot be held as CKKS data at all: N/2 slots of a ciphertext take two
+ * polynomials of N 8-byte coefficients per prime, so each element costs at least 32 bytes.
+ */
+function checkTensorSizes(graph: Graph, file?: string): void {
+  const values = [...graph.inputs, ...graph.nodes.flatMap((n) => n.outputs.map((v) => ({ v, node: n })))];
+  for (const item of values) {
+    const { v, node } = 'v' in item ? item : { v: item, node: undefined };
+    if (!v.shape || !v.shape.every((d): d is number => typeof d === 'number')) continue;
+    const n = v.shape.reduce((a, b) => a * b, 1);
+    if (n * 32 > WASM_HEAP_BYTES) {
+      throw new FhecError(
+        `${node ? `value '${v.name}'` : `input '${v.name}'`} has ${n} elements ([${v.shape.join(', ')}]): as CKKS data that is at least ` +
+          `${(n * 32 / 2 ** 30).toFixed(0)} GiB, more than the 4 GiB SEAL's wasm heap holds`,
+        { ...(file ? { file } : {}), ...(node ? { node: `${node.name} (${node.op})` } : { field: `input '${v.name}'` }) },
+      );
+    }
+  }
+}
+
 export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): CompiledFhe {
+  checkTensorSizes(graph, opts.file);
   let slots = opts.ringDegree ? opts.ringDegree / 2 : opts.insecure ? 2048 : 4096;
   // The slot count shapes the packing, the depth decides the ring: lower again if the ring had to grow.
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -83,6 +115,7 @@ export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): C
     const request = keyRequestFor(program);
     const keyBudgetBytes = opts.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES;
     const keys = planRotationKeys(params, request.galoisSteps, keyBudgetBytes);
+    const proved = proveInputRanges(program, params, lowering.interface, opts.inputRanges ?? {}, opts.file);
     const compiled: CompiledFhe = {
       lowering,
       program,
@@ -93,6 +126,8 @@ export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): C
       keyBytes: keys.galoisBytes + (request.relin ? keySwitchKeyBytes(params) : 0),
       keyBudgetBytes,
       interface: lowering.interface,
+      inputRanges: proved.ranges,
+      rangesDefaulted: proved.defaulted,
     };
     const warning = securityBanner(params);
     if (warning) compiled.warning = warning;
@@ -112,13 +147,14 @@ export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: st
   const weights = writePlan(file, compiled.program, compiled.params);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   doc.interface = compiled.interface;
+  doc.inputRanges = compiled.inputRanges;
   doc.rotationKeys = {
     budgetBytes: compiled.keyBudgetBytes,
     keySteps: compiled.keys.keySteps,
     composed: compiled.keys.composed,
     bytes: compiled.keyBytes,
   };
-  fs.writeFileSync(file, JSON.stringify(doc, null, 1));
+  writeFileAtomic(file, JSON.stringify(doc, null, 1));
   return { weights, programText: doc.program as string };
 }
 
@@ -144,6 +180,11 @@ export function summarizeFhe(compiled: CompiledFhe): string[] {
   const tensor = (p: PlanInterface['inputs'][number]) => `${p.name} ${p.dtype} [${p.dims.join(', ')}] in ${p.ciphertexts.length} ciphertext(s)`;
   lines.push(`inputs (encrypted): ${compiled.interface.inputs.map(tensor).join('; ')}`);
   lines.push(`outputs: ${compiled.interface.outputs.map(tensor).join('; ')}`);
+  const ranges = Object.entries(compiled.inputRanges).map(([n, [lo, hi]]) => `${n} [${lo}, ${hi}]`);
+  lines.push(
+    `input ranges${compiled.rangesDefaulted ? ' (default: the widest [-2^k, 2^k] the modulus provably holds; set them with --input-range)' : ''}: ` +
+      `${ranges.join('; ')}; the client refuses values outside them`,
+  );
   for (const n of compiled.lowering.nodes) {
     const what = n.notes.length ? `: ${n.notes.join('; ')}` : '';
     lines.push(

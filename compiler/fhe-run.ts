@@ -14,6 +14,7 @@ import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../ir
 import { readArithmeticSections, type PlanInterfaceJson } from '../runtime/plan/interface-schema.js';
 import { planFromDocument, readPlanJson, type Plan } from '../runtime/plan/plan.js';
 import { sealBackend } from '../runtime/seal/backend.js';
+import { checkInputRanges, type InputRanges } from './input-ranges.js';
 import { simBackend } from '../runtime/sim/backend.js';
 
 export function backendByName(name: string): CkksBackend {
@@ -33,6 +34,8 @@ export interface FhePlanFile {
   file: string;
   plan: Plan;
   interface: PlanInterface;
+  /** The interval each encrypted input must lie in. */
+  inputRanges: InputRanges;
   /** The key-memory budget the plan's Galois keys were planned for. */
   keyBudgetBytes?: number;
 }
@@ -47,7 +50,7 @@ export function loadFhePlan(file: string): FhePlanFile {
   const doc = readPlanJson(file);
   const plan = planFromDocument(doc, file);
   const sections = readArithmeticSections(doc, plan.program, file);
-  const out: FhePlanFile = { file, plan, interface: sections.interface };
+  const out: FhePlanFile = { file, plan, interface: sections.interface, inputRanges: sections.inputRanges };
   if (sections.keyBudgetBytes !== undefined) out.keyBudgetBytes = sections.keyBudgetBytes;
   return out;
 }
@@ -117,6 +120,8 @@ export interface FheRunOptions {
   session?: FheSession;
   /** Memory the Galois keys may take (rotations are composed from power-of-two keys beyond it). */
   keyBudgetBytes?: number;
+  /** The plan's input ranges: values outside are refused before encryption (they would wrap around). */
+  inputRanges?: InputRanges;
 }
 
 export interface FheRunResult {
@@ -149,6 +154,7 @@ export async function runFhe(
     throw new FhecError('the plan uses parameters below 128-bit security; pass --insecure to run it anyway');
   }
   checkRunInputs(iface, inputs, inputsFile);
+  if (opts.inputRanges) checkInputRanges(opts.inputRanges, inputs, inputsFile);
   const need = keysFor(program, params, opts.keyBudgetBytes);
   if (opts.session && (opts.session.backend.name !== opts.backend.name || !sessionFits(opts.session, params, need))) {
     throw new FhecError('the session was made for another backend or other parameters, or lacks keys this plan needs');
@@ -211,6 +217,7 @@ export async function runFhePlanFile(
     throw new FhecError('the plan uses parameters below 128-bit security; pass --insecure to run it anyway', { file });
   }
   const budget = opts.keyBudgetBytes ?? loaded.keyBudgetBytes;
-  const r = await runFhe(plan.program, plan.params, loaded.interface, inputs, budget ? { ...opts, keyBudgetBytes: budget } : opts, inputsFile);
+  const runOpts: FheRunOptions = { ...opts, inputRanges: loaded.inputRanges, ...(budget ? { keyBudgetBytes: budget } : {}) };
+  const r = await runFhe(plan.program, plan.params, loaded.interface, inputs, runOpts, inputsFile);
   return plan.warning ? { ...r, warning: plan.warning } : r;
 }

@@ -27,6 +27,7 @@ import { checkStepInterface, readCacheBounds, readStepInterface, shapeName, type
 import { loadModelPlan } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
 import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
+import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 
 export interface GenerationPlanOptions {
   calibration: string;
@@ -92,7 +93,7 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
   fs.rmSync(files.iface, { force: true });
   writeModelPlan(files.plan, compiled);
   moveWeightsToStore(files.plan, path.join(dir, WEIGHT_STORE));
-  fs.writeFileSync(files.bounds, JSON.stringify(cacheBounds(compiled)));
+  writeFileAtomic(files.bounds, JSON.stringify(cacheBounds(compiled)));
   return { compiled, files };
 }
 
@@ -127,15 +128,16 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   }
   const files: string[] = [];
   let params: CkksParameters | undefined;
-  let embedding: { vocab: number; dim: number; file: string } | undefined;
+  let embedding: { vocab: number; dim: number; file: string; sha256: string } | undefined;
   for (const S of prefill) {
     const t0 = performance.now();
     const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
     if (params && parametersId(params) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
     params = compiled.params;
     const t = compiled.lowered.embedding.table;
-    embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin` };
-    fs.writeFileSync(path.join(outDir, embedding.file), Buffer.from(new Float32Array(t.data).buffer));
+    const tableBytes = new Uint8Array(new Float32Array(t.data).buffer);
+    embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin`, sha256: sha256Hex(tableBytes) };
+    writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
     lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
@@ -151,11 +153,12 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     vocab: embedding!.vocab,
     dim: embedding!.dim,
     embedding: embedding!.file,
+    embeddingSha256: embedding!.sha256,
     params: { ringDegree: params!.ringDegree, bitSizes: params!.bitSizes, scale: params!.scale },
     steps: stepsDir,
     prefill,
   };
-  fs.writeFileSync(out, JSON.stringify(manifest, null, 1));
+  writeFileAtomic(out, JSON.stringify(manifest, null, 1));
   files.unshift(out, path.join(outDir, embedding!.file));
   lines.unshift(
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
@@ -200,7 +203,7 @@ export class GenerationPlanStore implements GenerationPlanSource {
       if (cached) return cached;
     }
     const d = describeStep(this.load(shape));
-    fs.writeFileSync(files.iface, JSON.stringify(d));
+    writeFileAtomic(files.iface, JSON.stringify(d));
     return d;
   }
 

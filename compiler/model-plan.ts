@@ -22,6 +22,7 @@ import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
 import { MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan } from '../runtime/plan/plan.js';
+import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -223,7 +224,8 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
   const monitor = printFhe({ ...c.lowered.program, constants });
   const emb = c.lowered.embedding;
   const tableFile = file.replace(/\.json$/, '') + '.embedding.bin';
-  fs.writeFileSync(tableFile, Buffer.from(new Float32Array(emb.table.data).buffer));
+  const tableBytes = new Uint8Array(new Float32Array(emb.table.data).buffer);
+  writeFileAtomic(tableFile, tableBytes);
   const graph = c.graph;
   const meta: ModelPlanMeta = {
     kind: MODEL_PLAN_KIND,
@@ -239,6 +241,7 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
       vocab: emb.table.dims[0]!,
       dim: emb.table.dims[1]!,
       file: path.basename(tableFile),
+      sha256: sha256Hex(tableBytes),
       privacy: WEIGHT_PRIVACY_NOTE,
     },
     outputs: c.lowered.outputs,
@@ -248,6 +251,6 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
   };
   if (report !== undefined) meta.report = report;
   doc.model = meta;
-  fs.writeFileSync(file, JSON.stringify(doc, null, 1));
+  writeFileAtomic(file, JSON.stringify(doc, null, 1));
   return [file, sidecar, tableFile];
 }

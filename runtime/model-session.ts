@@ -18,6 +18,7 @@ import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
 import { parseWith } from './plan/validate.js';
+import { readCheckedFile } from './plan/files.js';
 
 // The `model` section's types come from its schema (runtime/plan/model-schema.ts).
 export { MODEL_PLAN_KIND };
@@ -44,17 +45,10 @@ export function loadModelPlan(file: string): ModelPlan {
   const plan = planFromDocument(doc, file);
   checkModelSection(meta, plan.program, file);
   const tablePath = path.join(path.dirname(file), meta.embedding.file);
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(tablePath);
-  } catch (e) {
-    throw new FhecError(`cannot read the embedding table ${meta.embedding.file} (${(e as NodeJS.ErrnoException).code})`, { file });
-  }
-  const expected = meta.embedding.vocab * meta.embedding.dim * 4;
-  if (bytes.length !== expected) {
-    throw new FhecError(`embedding table ${meta.embedding.file} has ${bytes.length} bytes, expected ${expected} (vocab ${meta.embedding.vocab} x dim ${meta.embedding.dim} float32)`, { file });
-  }
-  const table = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  // vocab x dim float32 values, with the digest the plan recorded.
+  const expected = { bytes: meta.embedding.vocab * meta.embedding.dim * 4, sha256: meta.embedding.sha256 };
+  const bytes = readCheckedFile(tablePath, `embedding table ${meta.embedding.file}`, expected, { owner: file, field: 'model.embedding' });
+  const table = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   return { file, plan, meta, table };
 }
 
@@ -188,7 +182,12 @@ export class ModelSession {
         throw new FhecError(`the plan has positions ${past}..${past + meta.tokens - 1} compiled in`, { field: inp.name });
       }
     }
-    const emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
+    let emb: Float64Array;
+    try {
+      emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
+    } catch (e) {
+      throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
+    }
     const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
     const run = await runProgram(plan.program, plan.params, this.backend, tensors);
     const outputs: Record<string, Tensor> = {};

@@ -77,7 +77,7 @@ describe('weight store', () => {
     // Four constants, one chunk each; w2 appears twice and is stored once.
     expect(s1).toMatchObject({ chunks: 4, newChunks: 3, newBytes: 3 * slots * 8, byteLength: 4 * slots * 8 });
     expect(fs.existsSync(P1.replace(/\.json$/, '.weights.bin'))).toBe(false);
-    expect(JSON.parse(fs.readFileSync(P1, 'utf8')).weights).toEqual({ file: `p1${WEIGHT_REFS_SUFFIX}`, byteLength: 4 * slots * 8 });
+    expect(JSON.parse(fs.readFileSync(P1, 'utf8')).weights).toMatchObject({ file: `p1${WEIGHT_REFS_SUFFIX}`, byteLength: 4 * slots * 8 });
     expect(denseValues(loadPlan(P1).program)).toEqual(before1);
     // P2 shares w1 and w2: only w4 is new.
     expect(moveWeightsToStore(P2, store)).toMatchObject({ chunks: 3, newChunks: 1, newBytes: slots * 8 });
@@ -94,7 +94,7 @@ describe('weight store', () => {
       ['sha', (r) => (r.chunks[0].sha256 = 'ABC'), /malformed weight list: chunks\[0\]\.sha256: expected a sha256/],
       ['sum', (r) => (r.chunks[1].bytes += 8), /malformed weight list: byteLength: is \d+, the chunks add up to \d+/],
       ['escape', (r) => (r.store = '..'), /store: expected a plain directory name/],
-      ['missing', (r) => (r.chunks[2].sha256 = '0'.repeat(64)), /cannot read weight chunk weights\/0{64}\.bin \(ENOENT\)/, 'chunks[2]'],
+      ['missing', (r) => (r.chunks[2].sha256 = '0'.repeat(64)), /cannot read weight chunk weights\/0{64}\.bin: does not exist/, 'chunks[2]'],
     ];
     for (const [name, edit, message, field] of cases) {
       const e = loadError(edited(name, edit));
@@ -106,6 +106,14 @@ describe('weight store', () => {
     const refs = JSON.parse(fs.readFileSync(path.join(dir, `p2${WEIGHT_REFS_SUFFIX}`), 'utf8'));
     const chunk = path.join(store, `${refs.chunks[2].sha256}.bin`);
     fs.truncateSync(chunk, 64);
-    expect(loadError(P2).message).toMatch(new RegExp(`weight chunk weights/${refs.chunks[2].sha256}\\.bin has 64 bytes, the list says ${slots * 8}`));
+    expect(loadError(P2).message).toMatch(new RegExp(`weight chunk weights/${refs.chunks[2].sha256}\\.bin has 64 bytes, expected ${slots * 8}`));
+    // A chunk whose bytes changed (same size) is caught by its digest, naming the chunk.
+    fs.writeFileSync(chunk, new Uint8Array(slots * 8));
+    expect(loadError(P2).message).toMatch(new RegExp(`weight chunk weights/${refs.chunks[2].sha256}\\.bin is corrupt or was changed: its sha256 is`));
+    // The next plan that stores the same constant rewrites the damaged chunk instead of reusing it.
+    const P3 = path.join(dir, 'p3.json');
+    writePlan(P3, program([1, 2, 4]), params);
+    expect(moveWeightsToStore(P3, store)).toMatchObject({ newChunks: 1, newBytes: slots * 8 });
+    expect(denseValues(loadPlan(P2).program)).toEqual(denseValues(loadPlan(P3).program));
   });
 });

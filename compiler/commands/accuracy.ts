@@ -10,6 +10,9 @@ import { loadModelPlan } from '../../runtime/model-session.js';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
 import { backendByName, backendLabel } from '../fhe-run.js';
 import { isModelPlanFile } from '../model-commands.js';
+import { intOption } from './common.js';
+import { checkOutputs, modelFiles, planFiles } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 interface AccuracyFlags {
   text: string;
@@ -31,8 +34,8 @@ export function registerAccuracy(program: Command): void {
     .argument('<model>', 'the ONNX model the plan was compiled from (the plaintext reference)')
     .argument('<plan>', 'model plan written by `fhec compile MODEL --calibration FILE [--prefill S | --decode P]`')
     .requiredOption('--text <file>', 'text file (byte tokens); use held-out text, not the calibration file')
-    .option('--windows <n>', 'windows to run', Number, 4)
-    .option('--skip <k>', 'windows to skip first', Number, 0)
+    .option('--windows <n>', 'windows to run', intOption('--windows', 1), 4)
+    .option('--skip <k>', 'windows to skip first', intOption('--skip', 0), 0)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--json <file>', 'also write the figures as JSON')
     .action(async (model: string, planFile: string, opts: AccuracyFlags) => {
@@ -41,6 +44,7 @@ export function registerAccuracy(program: Command): void {
       positiveInt('--skip', opts.skip, 0);
       if (!fs.existsSync(model)) throw new FhecError('model file not found', { file: model });
       if (!fs.existsSync(opts.text)) throw new FhecError('text file not found', { file: opts.text });
+      if (opts.json) checkOutputs([{ path: opts.json, flag: '--json' }], [...modelFiles(model), ...planFiles(planFile), opts.text]);
       if (!isModelPlanFile(planFile)) throw new FhecError('not a model plan (compile with --calibration and --prefill or --decode)', { file: planFile });
       const plan = loadModelPlan(planFile);
       process.stderr.write(`${backendLabel(backend)}\n`);
@@ -52,6 +56,6 @@ export function registerAccuracy(program: Command): void {
       });
       if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });
       console.log(formatAccuracy(fig));
-      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
+      if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
     });
 }

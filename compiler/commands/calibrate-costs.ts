@@ -11,6 +11,8 @@ import { FhecError } from '../../ir/errors.js';
 import { opCost, parseCostTable, type CostTable } from '../../ir/ckks/cost-table.js';
 import { calibrateCosts, MEASUREMENT_CHAINS } from '../../runtime/ckks/measure-costs.js';
 import { sealBackend } from '../../runtime/seal/backend.js';
+import { checkOutputs } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 /** node-seal's version, read from its package.json (the package does not export it). */
 export function nodeSealVersion(): string {
@@ -61,7 +63,7 @@ export async function runCalibrateCosts(opts: CalibrateCostsOptions): Promise<Co
   });
   // What we write must load back.
   parseCostTable(JSON.parse(JSON.stringify(table)));
-  if (opts.output) fs.writeFileSync(opts.output, `${JSON.stringify(table, null, 1)}\n`);
+  if (opts.output) writeFileAtomic(opts.output, `${JSON.stringify(table, null, 1)}\n`);
   return table;
 }
 
@@ -96,6 +98,7 @@ export function registerCalibrateCosts(program: Command): void {
     .option('--quick', 'N=8192 only, 3 levels, 3 samples per op (a few seconds)')
     .option('--ring-degrees <list>', 'ring degrees to measure (default 8192,16384,32768; --quick: 8192)', ringList)
     .action(async (opts: { output: string; quick?: boolean; ringDegrees?: number[] }) => {
+      checkOutputs([{ path: opts.output, flag: '--output' }], []);
       const table = await runCalibrateCosts({ ...opts, log: (line) => process.stderr.write(`${line}\n`) });
       console.log(formatCostSummary(table));
       console.log(`wrote ${opts.output}`);

@@ -14,6 +14,9 @@ import { importOnnx } from '../onnx/import.js';
 import { loadCalibrationSets, type WindowOptions } from '../calibration-data.js';
 import { loadModel } from '../driver.js';
 import { rejectUnsupported } from './eval.js';
+import { intOption, numberOption } from './common.js';
+import { checkOutputs, modelFiles } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 export interface CalibrateModelOptions extends WindowOptions {
   margin?: number;
@@ -86,21 +89,6 @@ export function formatCalibrationReport(r: CalibrationReport): string {
   return formatCalibrationTable(r.rows, header);
 }
 
-function positiveInt(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new FhecError(`${flag} expects an integer >= 1, got '${v}'`);
-    return n;
-  };
-}
-
-function nonNegative(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new FhecError(`${flag} expects a number >= 0, got '${v}'`);
-    return n;
-  };
-}
 
 export function registerCalibrate(program: Command): void {
   program
@@ -108,16 +96,17 @@ export function registerCalibrate(program: Command): void {
     .description('record value ranges over a calibration set and print the intervals and fixed-point bits')
     .argument('<model>', 'ONNX model file')
     .requiredOption('--calibration <file>', 'text (.txt, byte-tokenized into windows) or tensor JSON (.json)')
-    .option('--window <n>', 'tokens per text window (default 64)', positiveInt('--window'))
-    .option('--stride <n>', 'tokens between text windows (default: the window)', positiveInt('--stride'))
-    .option('--max-windows <n>', 'use at most n text windows', positiveInt('--max-windows'))
-    .option('--margin <f>', `relative safety margin of each interval (default ${DEFAULT_MARGIN})`, nonNegative('--margin'))
+    .option('--window <n>', 'tokens per text window (default 64)', intOption('--window', 1))
+    .option('--stride <n>', 'tokens between text windows (default: the window)', intOption('--stride', 1))
+    .option('--max-windows <n>', 'use at most n text windows', intOption('--max-windows', 1))
+    .option('--margin <f>', `relative safety margin of each interval (default ${DEFAULT_MARGIN})`, numberOption('--margin', 0))
     .option('--canonical', 'calibrate the canonical transformer IR')
     .option('--emit-ir <file>', 'write the textual IR with its range annotations to this file')
     .option('--json', 'print one JSON object')
     .action((model: string, opts: CalibrateModelOptions & { calibration: string; emitIr?: string; json?: boolean }) => {
+      if (opts.emitIr) checkOutputs([{ path: opts.emitIr, flag: '--emit-ir' }], [...modelFiles(model), opts.calibration]);
       const report = calibrateModel(model, opts.calibration, opts);
-      if (opts.emitIr) fs.writeFileSync(opts.emitIr, printGraph(report.graph));
+      if (opts.emitIr) writeFileAtomic(opts.emitIr, printGraph(report.graph));
       if (opts.json) {
         const { graph: _graph, values: _values, ...rest } = report;
         console.log(JSON.stringify(rest, null, 2));

@@ -11,6 +11,24 @@ export function collectBinding(value: string, prev: Record<string, number>): Rec
   return { ...prev, [m[1]!.trim()]: Number(m[2]) };
 }
 
+/** Commander parser of an integer option >= min; the error names the flag (not a later derived one). */
+export function intOption(flag: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*[-+]?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new FhecError(`expects an integer >= ${min}, got '${v}'`, { field: flag });
+    return n;
+  };
+}
+
+/** Commander parser of a finite number option >= min. */
+export function numberOption(flag: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new FhecError(`expects a number >= ${min}, got '${v}'`, { field: flag });
+    return n;
+  };
+}
+
 export function collectList(value: string, prev: string[]): string[] {
   return [...prev, value];
 }

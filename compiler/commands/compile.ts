@@ -5,11 +5,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
-import { collectBinding } from './common.js';
+import { collectBinding, intOption } from './common.js';
 import { emitTypeScript } from '../emit/typescript.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
 import { compileGenerationCommand } from './generate.js';
+import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
+import { checkOutputs, modelFiles, type OutputFile } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 interface CompileFlags {
   output: string;
@@ -30,6 +33,26 @@ interface CompileFlags {
   printFhe?: boolean;
   emitFheIr?: string;
   emit?: string;
+  inputRange: DeclaredRanges;
+}
+
+/**
+ * Before any work: the plan must be a .json file, and no file compile writes (the plan, its sidecars,
+ * --emit-fhe-ir, the emitted .ts) may be one it reads (the model and its external data, the
+ * calibration, the cost table) or another of its outputs; output folders must be writable.
+ */
+function checkCompileFiles(model: string, opts: CompileFlags): void {
+  if (!opts.output.endsWith('.json')) throw new FhecError('the plan file name must end in .json', { file: opts.output, field: '--output' });
+  const base = opts.output.replace(/\.json$/, '');
+  const outputs: OutputFile[] = [
+    { path: opts.output, flag: '--output' },
+    { path: `${base}.weights.bin`, flag: '--output (its weights sidecar)' },
+  ];
+  if (opts.calibration) outputs.push({ path: `${base}.embedding.bin`, flag: '--output (its embedding table)' });
+  if (opts.emitFheIr) outputs.push({ path: opts.emitFheIr, flag: '--emit-fhe-ir' });
+  if (opts.emit === 'ts') outputs.push({ path: `${base}.ts`, flag: '--emit ts' });
+  const inputs = [...modelFiles(model), ...(opts.calibration ? [opts.calibration] : []), ...(opts.costs ? [opts.costs] : [])];
+  checkOutputs(outputs, inputs);
 }
 
 export function registerCompile(program: Command): void {
@@ -39,19 +62,21 @@ export function registerCompile(program: Command): void {
     .argument('<model>', 'ONNX model file')
     .requiredOption('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it)')
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
+    .option('--input-range <[name=]lo,hi>', 'arithmetic plans: the interval an encrypted input (or every input) lies in; the compiler proves the modulus holds it and the client refuses values outside (default: the widest [-2^k, 2^k] the modulus holds)', collectInputRange, {})
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
     .option('--print-fhe', 'print the FHE program (as stored in the plan) to stdout')
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
     .option('--emit <kind>', "also emit the plan as code: 'ts' writes PLAN.ts, a typed TypeScript module running the same program through the runtime API")
     .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
-    .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', Number)
-    .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', Number)
-    .option('--max-windows <n>', 'with --calibration: use at most n text windows', Number)
-    .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', Number)
+    .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
+    .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
+    .option('--max-windows <n>', 'with --calibration: use at most n text windows', intOption('--max-windows', 1))
+    .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
-    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', Number)
+    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
+      checkCompileFiles(model, opts);
       if (opts.calibration && opts.maxContext !== undefined) {
         for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);
         return;
@@ -62,18 +87,17 @@ export function registerCompile(program: Command): void {
         });
       }
       if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
-      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure });
+      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
-      fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
       const { weights, programText } = writeFhePlan(opts.output, compiled);
       console.log(`compiled ${model} -> ${opts.output} (weights ${weights})`);
       if (compiled.warning) console.log(compiled.warning);
       for (const line of summarizeFhe(compiled)) console.log(line);
-      if (opts.emitFheIr) fs.writeFileSync(opts.emitFheIr, programText);
+      if (opts.emitFheIr) writeFileAtomic(opts.emitFheIr, programText);
       if (opts.emit === 'ts') {
         // After the plan is written: the emitter checks the plan holds this very program.
         const tsFile = opts.output.replace(/\.json$/, '') + '.ts';
-        fs.writeFileSync(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
+        writeFileAtomic(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
         console.log(`wrote ${tsFile}`);
       }
       if (opts.printFhe) process.stdout.write(programText);

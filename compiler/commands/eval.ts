@@ -1,7 +1,8 @@
 // `fhec eval MODEL.onnx --inputs IN.json [--out OUT.json] [--bind name=value ...]`:
 // runs the float64 reference interpreter (the oracle every compiler pass is checked against).
 
-import * as fs from 'node:fs';
+import { checkOutputs, modelFiles } from './outputs.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
 import type { Graph } from '../../ir/graph/types.js';
@@ -49,11 +50,12 @@ export function registerEval(program: Command): void {
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
     .option('--canonical', 'evaluate the canonical transformer IR (raised for the inputs\' shapes)')
     .action((model: string, opts: { inputs: string; out?: string; bind: Record<string, number>; canonical?: boolean }) => {
+      if (opts.out) checkOutputs([{ path: opts.out, flag: '--out' }], [...modelFiles(model), opts.inputs]);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
       const outputs = evalModel(model, inputs, { bindings: opts.bind, inputsFile: opts.inputs, canonical: opts.canonical });
       const text = JSON.stringify(tensorsToJson(outputs, 'outputs'));
       if (opts.out) {
-        fs.writeFileSync(opts.out, text);
+        writeFileAtomic(opts.out, text);
         for (const [name, t] of Object.entries(outputs)) console.log(`${name}: ${t.dtype} [${t.dims.join(', ')}]`);
       } else {
         console.log(text);

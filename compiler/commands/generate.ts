@@ -15,6 +15,8 @@ import { shapeName } from '../../runtime/generate/plan-source.js';
 import { formatGenerationSummary, generateInProcess, type GenerationRun } from '../../runtime/generate/session.js';
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
+import { readCheckedFile } from '../../runtime/plan/files.js';
+import { intOption } from './common.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -29,7 +31,10 @@ interface CliProgress {
 const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
 
 export interface GenerateFlags {
-  prompt: string;
+  prompt?: string;
+  /** The prompt's bytes from a file: valid UTF-8 unless `promptBytes`. */
+  promptFile?: string;
+  promptBytes?: boolean;
   maxNewTokens: number;
   backend: string;
   /** Draw the progress bar (default: when stderr is a terminal... or always with --progress). */
@@ -43,7 +48,7 @@ export interface GenerateOutput {
 
 export async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
   const backend = backendByName(flags.backend);
-  if (typeof flags.prompt !== 'string' || flags.prompt.length === 0) throw new FhecError('--prompt must be a non-empty text', { field: '--prompt' });
+  const prompt = promptOf(flags);
   const N = flags.maxNewTokens;
   if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
   const model = loadClientModel(planFile);
@@ -56,7 +61,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const show = flags.progress ?? true;
-  const run = await generateInProcess(store, backend, model, flags.prompt, N, {
+  const run = await generateInProcess(store, backend, model, prompt, N, {
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -72,13 +77,49 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   return { run, lines };
 }
 
+/**
+ * The prompt as the byte tokenizer will see it. Text that is not valid UTF-8 is refused, never
+ * replaced: a shell argument with invalid bytes reaches us with U+FFFD in their place (which would
+ * change the tokens), so --prompt refuses U+FFFD; arbitrary bytes come from --prompt-file with --prompt-bytes.
+ */
+function promptOf(flags: GenerateFlags): string | Uint8Array {
+  if ((flags.prompt === undefined) === (flags.promptFile === undefined)) {
+    throw new FhecError('give the prompt with --prompt TEXT or --prompt-file FILE (exactly one)', { field: '--prompt' });
+  }
+  if (flags.prompt !== undefined) {
+    if (flags.promptBytes) throw new FhecError('--prompt-bytes applies to --prompt-file', { field: '--prompt-bytes' });
+    if (flags.prompt.length === 0) throw new FhecError('--prompt must be a non-empty text', { field: '--prompt' });
+    const at = flags.prompt.indexOf('\uFFFD');
+    if (at >= 0) {
+      throw new FhecError(
+        `character ${at} is U+FFFD, what invalid UTF-8 bytes become: the prompt must be valid UTF-8 (for raw bytes use --prompt-file FILE --prompt-bytes)`,
+        { field: '--prompt' },
+      );
+    }
+    return flags.prompt;
+  }
+  const file = flags.promptFile!;
+  const bytes = readCheckedFile(file, 'prompt file');
+  if (bytes.length === 0) throw new FhecError('the prompt file is empty', { file, field: '--prompt-file' });
+  if (!flags.promptBytes) {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw new FhecError('the prompt is not valid UTF-8 (pass --prompt-bytes to tokenize its bytes as they are)', { file, field: '--prompt-file' });
+    }
+  }
+  return bytes;
+}
+
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('generate text greedily from an encrypted prompt: prefill, then decode steps with an encrypted KV cache')
     .argument('<plan>', 'generation plan written by `fhec compile MODEL -o PLAN --calibration FILE --max-context C`')
-    .requiredOption('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes)')
-    .requiredOption('--max-new-tokens <n>', 'tokens to generate', Number)
+    .option('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes; must be valid UTF-8)')
+    .option('--prompt-file <file>', 'read the prompt from a file (valid UTF-8, or any bytes with --prompt-bytes)')
+    .option('--prompt-bytes', 'with --prompt-file: tokenize the file\'s bytes as they are, UTF-8 or not')
+    .requiredOption('--max-new-tokens <n>', 'tokens to generate', intOption('--max-new-tokens', 1))
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
     .action(async (plan: string, opts: GenerateFlags) => {

@@ -1,7 +1,9 @@
 // `fhec run PLAN.json --inputs IN.json [--out OUT.json] [--backend seal|sim] [--insecure]`:
 // encrypts the inputs, evaluates the plan on encrypted data (or simulates it), decrypts the outputs.
 
-import * as fs from 'node:fs';
+import { checkOutputs, planFiles } from './outputs.js';
+import { FhecError } from '../../ir/errors.js';
+import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
@@ -30,12 +32,16 @@ export function registerRun(program: Command): void {
     .option('--insecure', 'allow running a plan whose parameters are below 128-bit security')
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
+      if (opts.out) checkOutputs([{ path: opts.out, flag: '--out' }], [...planFiles(plan), opts.inputs]);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
-        const m = await runModelCommand(plan, inputs, backend);
+        // Errors about an input (no file of their own) are about the inputs file.
+        const m = await runModelCommand(plan, inputs, backend).catch((e: unknown) => {
+          throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
+        });
         for (const l of m.lines) (opts.out ? console.log : (s: string) => process.stderr.write(`${s}\n`))(l);
-        if (opts.out) fs.writeFileSync(opts.out, m.json);
+        if (opts.out) writeFileAtomic(opts.out, m.json);
         else console.log(m.json);
         return;
       }
@@ -50,7 +56,7 @@ export function registerRun(program: Command): void {
       const ops = [...r.ops.values()].reduce((n, s) => n + s.count, 0);
       say(`keys ${seconds(t.keysMs)}, encrypt ${seconds(t.encryptMs)}, evaluate ${seconds(t.evaluateMs)} (${ops} ops), decrypt ${seconds(t.decryptMs)}`);
       if (opts.out) {
-        fs.writeFileSync(opts.out, text);
+        writeFileAtomic(opts.out, text);
         for (const [name, x] of Object.entries(r.outputs)) console.log(`${name}: ${x.dtype} [${x.dims.join(', ')}]`);
       } else {
         console.log(text);

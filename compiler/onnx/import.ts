@@ -11,7 +11,7 @@ import { MaterializedTensor } from '../../ir/graph/types.js';
 import type { AttrValue, Dim, Graph, LazyTensor, Node, Shape, Value } from '../../ir/graph/types.js';
 import { inferOutputDtype } from './output-dtype.js';
 import { int64ToNumber, onnx, type OnnxTypes } from './proto.js';
-import { OnnxTensor, type TensorContext } from './tensor-proto.js';
+import { checkExternalRange, OnnxTensor, resolveExternal, type TensorContext } from './tensor-proto.js';
 
 export interface ExternalFileInfo {
   /** As written in the model, relative to its folder. */
@@ -346,23 +346,25 @@ function constantNodeValue(attrs: Record<string, AttrValue>, label: string): Laz
   throw new FhecError(`Constant node has unexpected attribute '${name}' (${a.kind})`, { node: label });
 }
 
+/** The external data files, each checked (inside the model's folder, a regular file, every tensor within its size) without reading them. */
 function externalFiles(tensors: OnnxTensor[]): ExternalFileInfo[] {
   const byPath = new Map<string, ExternalFileInfo>();
   for (const t of tensors) {
     const ref = t.external;
     if (!ref) continue;
+    const where = { file: t.file, field: `tensor '${t.name}'` };
     let info = byPath.get(ref.path);
     if (!info) {
       info = { location: ref.location, path: ref.path, bytesReferenced: 0, exists: false };
-      try {
-        const st = fs.statSync(ref.path);
-        info.exists = st.isFile();
-        if (info.exists) info.size = st.size;
-      } catch {
-        // missing: reported as exists = false, and load() names it
+      // A missing file is reported as exists = false (load() names it); anything else wrong is an error.
+      const real = resolveExternal(ref, where);
+      if (real !== undefined) {
+        info.exists = true;
+        info.size = fs.statSync(real).size;
       }
       byPath.set(ref.path, info);
     }
+    if (info.size !== undefined) checkExternalRange(ref, info.size, where);
     info.bytesReferenced += ref.length;
   }
   return [...byPath.values()];

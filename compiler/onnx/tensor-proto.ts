@@ -30,6 +30,8 @@ export interface ExternalRef {
   location: string;
   /** Absolute path of the data file. */
   path: string;
+  /** The model's folder, which the data file must stay inside. */
+  dir: string;
   offset: number;
   length: number;
 }
@@ -50,7 +52,7 @@ export class OnnxTensor implements LazyTensor {
     readonly dtype: DType,
     readonly dims: readonly number[],
     private readonly storage: Storage,
-    private readonly file: string,
+    readonly file: string,
   ) {
     this.byteLength = numel(dims) * byteSize(dtype);
   }
@@ -168,28 +170,58 @@ function externalRef(proto: OnnxTypes.ITensorProto, ctx: TensorContext, name: st
   if (length !== undefined && length !== expected) {
     throw new FhecError(`external data length is ${length}, but the tensor's dtype and dims need ${expected}`, where);
   }
-  return { location, path: resolved, offset, length: expected };
+  return { location, path: resolved, dir: ctx.dir, offset, length: expected };
+}
+
+/**
+ * The real path of an external data file (symlinks resolved), or undefined when it does not exist.
+ * It must stay inside the model's real folder (a symlink pointing out is refused, like `../x`) and be a
+ * regular file (a FIFO or device would hang or never end).
+ */
+export function resolveExternal(ref: ExternalRef, where: { file: string; field: string }): string | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(ref.path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FhecError(`external data file '${ref.location}' cannot be resolved (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, where);
+  }
+  const dir = fs.realpathSync(ref.dir);
+  const rel = path.relative(dir, real);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw new FhecError(`external data location '${ref.location}' resolves to '${real}', outside the model's folder '${dir}'`, where);
+  }
+  if (!fs.statSync(real).isFile()) throw new FhecError(`external data file '${ref.location}' is not a regular file`, where);
+  return real;
+}
+
+/** Throws unless the tensor's bytes lie within a data file of `size` bytes. */
+export function checkExternalRange(ref: ExternalRef, size: number, where: { file: string; field: string }): void {
+  if (ref.offset + ref.length > size) {
+    throw new FhecError(
+      `external data file '${ref.location}' is too short: the tensor needs bytes ${ref.offset}..${ref.offset + ref.length}, ` +
+        `the file has ${size}`,
+      where,
+    );
+  }
 }
 
 function readExternal(ref: ExternalRef, name: string, modelFile: string): Uint8Array {
   const where = { file: modelFile, field: `tensor '${name}'` };
+  const real = resolveExternal(ref, where);
+  if (real === undefined) throw new FhecError(`external data file '${ref.path}' is missing`, where);
   let fd: number;
   try {
-    fd = fs.openSync(ref.path, 'r');
+    // Non-blocking and not following a link swapped in since it was resolved.
+    fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'is missing' : `cannot be opened (${code ?? (e as Error).message})`;
-    throw new FhecError(`external data file '${ref.path}' ${why}`, where);
+    throw new FhecError(`external data file '${ref.path}' cannot be opened (${code ?? (e as Error).message})`, where);
   }
   try {
-    const size = fs.fstatSync(fd).size;
-    if (ref.offset + ref.length > size) {
-      throw new FhecError(
-        `external data file '${ref.path}' is too short: the tensor needs bytes ${ref.offset}..${ref.offset + ref.length}, ` +
-          `the file has ${size}`,
-        where,
-      );
-    }
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new FhecError(`external data file '${ref.location}' is not a regular file`, where);
+    checkExternalRange(ref, st.size, where);
     const buf = Buffer.allocUnsafe(ref.length);
     let done = 0;
     while (done < ref.length) {

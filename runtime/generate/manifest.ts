@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { FhecError } from '../../ir/errors.js';
 import { makeParameters } from '../../ir/ckks/params.js';
-import { fileName, int, malformed, name, parseWith, posInt, posNumber, ringDegree } from '../plan/validate.js';
+import { fileName, int, malformed, name, parseWith, posInt, posNumber, ringDegree, sha256 } from '../plan/validate.js';
+import { readCheckedFile } from '../plan/files.js';
 
 export const GENERATION_PLAN_KIND = 'fhec-generation-plan';
 export const GENERATION_PLAN_VERSION = 1;
@@ -37,6 +38,8 @@ const manifestSchema = z.strictObject({
   dim: posInt(),
   /** Embedding table [vocab, dim] float32 little-endian, beside the manifest. */
   embedding: fileName(),
+  /** Of the embedding table's bytes. */
+  embeddingSha256: sha256(),
   params: z.strictObject({ ringDegree: ringDegree(), bitSizes: z.array(posInt()).min(2), scale: posNumber() }),
   /** Directory of step plans, beside the manifest. */
   steps: fileName(),
@@ -87,15 +90,8 @@ export interface ClientModel {
 export function loadClientModel(file: string): ClientModel {
   const m = readGenerationManifest(file);
   const tablePath = path.join(path.dirname(file), m.embedding);
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(tablePath);
-  } catch (e) {
-    throw new FhecError(`cannot read the embedding table ${m.embedding} (${(e as NodeJS.ErrnoException).code})`, { file });
-  }
-  if (bytes.length !== m.vocab * m.dim * 4) {
-    throw new FhecError(`embedding table ${m.embedding} has ${bytes.length} bytes, expected ${m.vocab * m.dim * 4} (vocab ${m.vocab} x dim ${m.dim} float32)`, { file });
-  }
-  const table = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  // vocab x dim float32 values, with the digest the plan recorded.
+  const bytes = readCheckedFile(tablePath, `embedding table ${m.embedding}`, { bytes: m.vocab * m.dim * 4, sha256: m.embeddingSha256 }, { owner: file, field: 'embedding' });
+  const table = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   return { vocab: m.vocab, dim: m.dim, table, params: m.params };
 }

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import { numel } from '../../ir/tensor.js';
-import { int, malformed, name, nonNegInt, nonNegNumber, parseWith, posNumber, type JsonPath } from './validate.js';
+import { int, interval, malformed, name, nonNegInt, nonNegNumber, parseWith, posNumber, type JsonPath } from './validate.js';
 
 const WHAT = 'plan';
 
@@ -43,8 +43,12 @@ export const rotationKeysSchema = z.strictObject({
 export type PlanInterfaceJson = z.infer<typeof planInterfaceSchema>;
 export type TensorPackingJson = z.infer<typeof packingSchema>;
 
+/** Per encrypted input, the interval the plan was compiled for (compiler/input-ranges.ts). */
+export const inputRangesSchema = z.record(z.string(), interval());
+
 export interface ArithmeticSections {
   interface: PlanInterfaceJson;
+  inputRanges: Record<string, [number, number]>;
   /** The key-memory budget the plan's Galois keys were planned for. */
   keyBudgetBytes?: number;
 }
@@ -113,7 +117,11 @@ export function readArithmeticSections(doc: unknown, program: FheProgram, file: 
   keys?.keySteps.forEach((s, i) => {
     if (Math.abs(s) >= program.slots) throw malformed(file, WHAT, ['rotationKeys', 'keySteps', i], `step ${s} is not below the slot count ${program.slots}`);
   });
-  const out: ArithmeticSections = { interface: iface };
+  if (d.inputRanges === undefined) throw malformed(file, WHAT, ['inputRanges'], 'missing (the input ranges the plan was compiled for; recompile it with this fhec)');
+  const inputRanges = parseWith(inputRangesSchema, d.inputRanges, file, WHAT, ['inputRanges']);
+  for (const p of iface.inputs) if (!(p.name in inputRanges)) throw malformed(file, WHAT, ['inputRanges', p.name], 'missing (every encrypted input needs its range)');
+  for (const n of Object.keys(inputRanges)) if (!iface.inputs.some((p) => p.name === n)) throw malformed(file, WHAT, ['inputRanges', n], 'not an input of the plan');
+  const out: ArithmeticSections = { interface: iface, inputRanges };
   if (keys) out.keyBudgetBytes = keys.budgetBytes;
   return out;
 }

@@ -12,7 +12,7 @@ import { layoutsEqual } from '../../ir/fhe/layout.js';
 import type { ApproxProbeRecord } from '../../ir/fhe/probe.js';
 import type { FheOp, FheProgram, SlotLayout } from '../../ir/fhe/types.js';
 import { numel } from '../../ir/tensor.js';
-import { fileName, int, interval, layoutFits, malformed, name, nonNegInt, nonNegNumber, posInt, slotLayoutSchema, type JsonPath } from './validate.js';
+import { fileName, int, interval, layoutFits, malformed, name, nonNegInt, nonNegNumber, posInt, slotLayoutSchema, type JsonPath, sha256 } from './validate.js';
 
 export const MODEL_PLAN_KIND = 'fhec-canonical-model';
 
@@ -84,6 +84,8 @@ export const modelSectionSchema = z.strictObject({
     vocab: posInt(),
     dim: posInt(),
     file: fileName(),
+    /** Of the table file's bytes. */
+    sha256: sha256(),
     privacy: z.string(),
   }),
   outputs: z.array(outputSchema).min(1),

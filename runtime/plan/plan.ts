@@ -13,7 +13,8 @@ import { parseFhe } from '../../ir/fhe/parse.js';
 import { printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
-import { fileName, int, malformed, nonNegInt, nonNegNumber, parseWith, posInt, posNumber, ringDegree } from './validate.js';
+import { fileName, int, malformed, nonNegInt, nonNegNumber, parseWith, posInt, posNumber, ringDegree, sha256 } from './validate.js';
+import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 import { keyRequestFor } from '../ckks/execute.js';
 import { isWeightRefs, readWeightRefs } from './weight-store.js';
 import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
@@ -44,6 +45,8 @@ const planSchema = z.object({
     .strictObject({
       file: fileName(),
       byteLength: nonNegInt(),
+      /** Of the sidecar bytes (for a weight list: of the bytes its chunks assemble to). */
+      sha256: sha256(),
     })
     .optional(),
 });
@@ -90,10 +93,11 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
     },
     keys: { galoisSteps: keys.galoisSteps, relin: keys.relin, bytes: keySetBytes(params, keys.galoisSteps.length, keys.relin) },
     program: printFhe({ ...program, constants }),
-    weights: { file: path.basename(sidecar), byteLength: bytes.length },
+    weights: { file: path.basename(sidecar), byteLength: bytes.length, sha256: sha256Hex(bytes) },
   };
-  fs.writeFileSync(file, JSON.stringify(json, null, 1));
-  fs.writeFileSync(sidecar, bytes);
+  // The sidecar first: a plan on disk never names a sidecar that is not there yet.
+  writeFileAtomic(sidecar, bytes);
+  writeFileAtomic(file, JSON.stringify(json, null, 1));
   return sidecar;
 }
 
@@ -120,8 +124,14 @@ export function checkPlanVersion(doc: unknown, file: string): void {
   }
 }
 
-/** Validates a parsed plan document and builds the plan; `readWeights` supplies the sidecar bytes. */
-export function planFromJson(doc: unknown, file: string, readWeights: (name: string) => Uint8Array): Plan {
+/** What a plan records of its weights sidecar. */
+export type WeightsEntry = NonNullable<PlanJson['weights']>;
+
+/**
+ * Validates a parsed plan document and builds the plan; `readWeights` supplies the sidecar bytes,
+ * checked against the entry's size and digest.
+ */
+export function planFromJson(doc: unknown, file: string, readWeights: (entry: WeightsEntry) => Uint8Array): Plan {
   const where = { file };
   checkPlanVersion(doc, file);
   const json = parseWith(planSchema, doc, file, 'plan');
@@ -140,7 +150,7 @@ export function planFromJson(doc: unknown, file: string, readWeights: (name: str
   const needsWeights = [...program.constants.values()].some((c) => c.data.kind === 'weights');
   if (needsWeights) {
     if (!json.weights) throw new FhecError('plan refers to weights but names no weights file', where);
-    const bytes = readWeights(json.weights.file);
+    const bytes = readWeights(json.weights);
     if (bytes.length !== json.weights.byteLength) {
       throw new FhecError(`weights file has ${bytes.length} bytes, the plan expects ${json.weights.byteLength}`, { file, field: 'weights' });
     }
@@ -179,15 +189,18 @@ export function planFromJson(doc: unknown, file: string, readWeights: (name: str
 
 /** Builds the plan of an already parsed document, reading the sidecar beside `file`. */
 export function planFromDocument(doc: unknown, file: string): Plan {
-  return planFromJson(doc, file, (name) => {
+  return planFromJson(doc, file, (entry) => {
     // Step plans of a generation keep their weights in a shared content-addressed store.
-    if (isWeightRefs(name)) return readWeightRefs(file, name);
-    const p = path.join(path.dirname(file), name);
-    try {
-      return new Uint8Array(fs.readFileSync(p));
-    } catch (e) {
-      throw new FhecError(`cannot read weights file ${name} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
+    if (!isWeightRefs(entry.file)) {
+      return readCheckedFile(path.join(path.dirname(file), entry.file), `weights file ${entry.file}`, { bytes: entry.byteLength, sha256: entry.sha256 }, { owner: file, field: 'weights' });
     }
+    // Each chunk is checked against its name; the whole against the plan (a list may be reordered).
+    const bytes = readWeightRefs(file, entry.file);
+    const digest = sha256Hex(bytes);
+    if (digest !== entry.sha256) {
+      throw new FhecError(`weight list ${entry.file} assembles to bytes with sha256 ${digest.slice(0, 16)}..., the plan recorded ${entry.sha256.slice(0, 16)}...`, { file, field: 'weights.sha256' });
+    }
+    return bytes;
   });
 }
 

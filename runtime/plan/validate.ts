@@ -85,6 +85,7 @@ export const name = () => z.string({ error: expecting('a name') }).min(1, { erro
 /** A file beside the plan: a plain file name, so an edited plan cannot point elsewhere. */
 export const fileName = () =>
   z.string({ error: expecting('a file name') }).regex(/^(?!\.\.?$)[^/\\]+$/, { error: expecting('a plain file name beside the plan (no directories)') });
+export const sha256 = () => z.string({ error: expecting('a sha256') }).regex(/^[0-9a-f]{64}$/, { error: expecting('a sha256 (64 lowercase hex digits)') });
 export const ringDegree = () =>
   posInt().refine((n) => n >= 2 && (n & (n - 1)) === 0, { error: expecting('a power of two') });
 export const interval = () =>

@@ -6,12 +6,12 @@
 // there and written once. Loading assembles exactly the bytes the sidecar would have had, so the plan
 // document and its `weights` entry keep their meaning (file name and byte length).
 
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { FhecError } from '../../ir/errors.js';
 import { parseFhe } from '../../ir/fhe/parse.js';
+import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 
 export const WEIGHT_REFS_FORMAT = 'fhec-weight-refs';
 export const WEIGHT_REFS_VERSION = 1;
@@ -80,30 +80,11 @@ export function readWeightRefs(planFile: string, name: string): Uint8Array {
   const out = new Uint8Array(refs.byteLength);
   let at = 0;
   refs.chunks.forEach((c, i) => {
-    const chunk = path.join(store, `${c.sha256}.bin`);
-    let fd: number;
-    try {
-      fd = fs.openSync(chunk, 'r');
-    } catch (e) {
-      throw new FhecError(`cannot read weight chunk ${refs.store}/${c.sha256}.bin (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file, field: `chunks[${i}]` });
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
-      if (size !== c.bytes) throw new FhecError(`weight chunk ${refs.store}/${c.sha256}.bin has ${size} bytes, the list says ${c.bytes}`, { file, field: `chunks[${i}].bytes` });
-      let got = 0;
-      while (got < size) got += fs.readSync(fd, out, at + got, size - got, got);
-    } finally {
-      fs.closeSync(fd);
-    }
+    const chunk = readCheckedFile(path.join(store, `${c.sha256}.bin`), `weight chunk ${refs.store}/${c.sha256}.bin`, { bytes: c.bytes, sha256: c.sha256 }, { owner: file, field: `chunks[${i}]` });
+    out.set(chunk, at);
     at += c.bytes;
   });
   return out;
-}
-
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
 }
 
 export interface StoredWeights {
@@ -122,7 +103,7 @@ export interface StoredWeights {
  * weight list, and the raw sidecar is removed. A plan without weights is left as it is.
  */
 export function moveWeightsToStore(planFile: string, storeDir: string): StoredWeights | undefined {
-  const doc = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { program: string; weights?: { file: string; byteLength: number } };
+  const doc = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { program: string; weights?: { file: string; byteLength: number; sha256: string } };
   const w = doc.weights;
   if (!w || w.byteLength === 0 || isWeightRefs(w.file)) return undefined;
   const dir = path.dirname(planFile);
@@ -144,19 +125,20 @@ export function moveWeightsToStore(planFile: string, storeDir: string): StoredWe
   let newBytes = 0;
   for (let i = 0; i + 1 < bounds.length; i++) {
     const chunk = bytes.subarray(bounds[i]!, bounds[i + 1]!);
-    const sha256 = createHash('sha256').update(chunk).digest('hex');
+    const sha256 = sha256Hex(chunk);
     const file = path.join(storeDir, `${sha256}.bin`);
-    if (!fs.existsSync(file) || fs.statSync(file).size !== chunk.length) {
-      writeAtomic(file, chunk);
+    // A stored chunk is reused only if its bytes still match its name (a damaged one is rewritten).
+    if (!fs.existsSync(file) || fs.statSync(file).size !== chunk.length || sha256Hex(fs.readFileSync(file)) !== sha256) {
+      writeFileAtomic(file, chunk);
       newChunks++;
       newBytes += chunk.length;
     }
     refs.chunks.push({ sha256, bytes: chunk.length });
   }
   const refsName = w.file.replace(/\.weights\.bin$/, '').replace(/\.bin$/, '') + WEIGHT_REFS_SUFFIX;
-  writeAtomic(path.join(dir, refsName), JSON.stringify(refs));
-  doc.weights = { file: refsName, byteLength: w.byteLength };
-  writeAtomic(planFile, JSON.stringify(doc, null, 1));
+  writeFileAtomic(path.join(dir, refsName), JSON.stringify(refs));
+  doc.weights = { file: refsName, byteLength: w.byteLength, sha256: w.sha256 };
+  writeFileAtomic(planFile, JSON.stringify(doc, null, 1));
   fs.rmSync(sidecar, { force: true });
   return { refs: path.join(dir, refsName), chunks: refs.chunks.length, newChunks, newBytes, byteLength: bytes.length };
 }
