@@ -67,13 +67,9 @@ describe('model zoo', () => {
         it(`reference interpreter: ${c.name}`, () => checkCase(f.model, c, false));
       }
 
-      // Known gap: a fused export (one MatMul against q|k|v followed by an ai.onnx Split with unequal sizes
-      // [q, kv, kv], and gate|up followed by the two Slices of torch's chunk) raises everything except that
-      // Split and those Slices, which stay outside the fhec domain: no raise pass turns a last-axis Split/Slice
-      // of a linear into fhec `split` yet (shapes are inferred right: [96, 32, 32] for Z2). The canonical
-      // graph still evaluates correctly (the checks below pass). Remove `fails` once that raising exists.
-      const fused = f.ref.exporter.includes('fused');
-      (fused ? it.fails : it)('canonical raising: only fhec ops, one attention per layer with the config\'s heads', () => {
+      // Fused exports (one MatMul against q|k|v cut by a Split with unequal sizes, gate|up cut by Slices)
+      // raise like unfused ones (passes/canonical/unfuse-projections.ts).
+      it('canonical raising: only fhec ops, one attention per layer with the config\'s heads', () => {
         const shapes = [{ kind: 'prefill' as const, sequence: 5 }, ...(cache ? [{ kind: 'decode' as const, past: 3 }] : [])];
         for (const shape of shapes) {
           const g = loadModel(f.model, { canonical: true, bindings: (gr) => generatorBindings(gr, shape) }).graph;
