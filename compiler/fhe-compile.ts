@@ -24,6 +24,8 @@ import {
 } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
 import { writePlan } from '../runtime/plan/plan.js';
+import { defaultCostTable } from '../ir/ckks/cost-table.js';
+import { buildPlanAnalysis } from './report/plan-analysis.js';
 import { loadModel } from './driver.js';
 
 export interface FheCompileOptions {
@@ -112,6 +114,15 @@ export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: st
   const weights = writePlan(file, compiled.program, compiled.params);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   doc.interface = compiled.interface;
+  doc.analysis = buildPlanAnalysis({
+    lowered: compiled.lowering.program,
+    kernels: compiled.lowering.nodes.map((n) => ({ name: n.node, op: n.op, depth: n.depth, ops: n.ops })),
+    placed: compiled.lowering.program,
+    managed: compiled.program,
+    params: compiled.params,
+    placement: 'none',
+    costs: { table: defaultCostTable(), name: 'default (ir/ckks/default-costs.json)' },
+  });
   doc.rotationKeys = {
     budgetBytes: compiled.keyBudgetBytes,
     keySteps: compiled.keys.keySteps,

@@ -15,6 +15,7 @@ import { shapeName } from '../../runtime/generate/plan-source.js';
 import { formatGenerationSummary, generateInProcess, type GenerationRun } from '../../runtime/generate/session.js';
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
+import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -34,6 +35,8 @@ export interface GenerateFlags {
   backend: string;
   /** Draw the progress bar (default: when stderr is a terminal... or always with --progress). */
   progress?: boolean;
+  /** Write a run trace (runtime/trace/run-trace.ts) here. */
+  trace?: string;
 }
 
 export interface GenerateOutput {
@@ -56,7 +59,9 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const show = flags.progress ?? true;
+  const recorder = flags.trace ? new TraceRecorder() : undefined;
   const run = await generateInProcess(store, backend, model, flags.prompt, N, {
+    ...(recorder ? { trace: recorder } : {}),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -68,6 +73,27 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const lines = [...compileLines, ...formatGenerationSummary(run)];
+  if (recorder && flags.trace) {
+    const steps = run.result.steps;
+    const k = run.keyHolderChannel;
+    writeRunTrace(flags.trace, {
+      kind: TRACE_KIND,
+      version: TRACE_VERSION,
+      command: 'generate',
+      plan: planFile,
+      backend: backend.name,
+      simulated: run.simulated,
+      label: run.label,
+      steps: recorder.finish(
+        steps.map((s) => shapeName(s.shape)),
+        steps.map((s) => s.evaluator.ops),
+      ),
+      refresh: { ciphertexts: run.refreshes, cacheCiphertexts: run.cacheRefreshes, rounds: k.roundTrips, bytes: k.bytesSent + k.bytesReceived },
+      peakRssBytes: run.peakRss,
+      totalMs: run.totalMs,
+    });
+    lines.push(`trace written to ${flags.trace}`);
+  }
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
   return { run, lines };
 }
@@ -81,6 +107,7 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', Number)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
+    .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;
