@@ -12,6 +12,7 @@ import { registerAccuracy } from './commands/accuracy.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
+import { registerReport } from './commands/report.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerGenerate(program);
   registerAccuracy(program);
+  registerReport(program);
   return program;
 }
 
