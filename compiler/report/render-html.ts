@@ -53,7 +53,7 @@ function charts(d: ReportData): Chart[] {
     width,
     height: 260,
     layer: [
-      { mark: { type: 'point', filled: true, size: 8, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level' }, color: { field: 'layer', type: 'nominal' } } },
+      { mark: { type: 'point', filled: true, size: d.levels.length > 1000 ? 8 : 30, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level' }, color: { field: 'layer', type: 'nominal' } } },
       {
         transform: [{ filter: 'datum.refresh' }],
         mark: { type: 'point', shape: 'triangle-up', filled: true, size: 60, color: '#d62728' },
@@ -123,7 +123,7 @@ function charts(d: ReportData): Chart[] {
       tooltip: [{ field: 'group' }, { field: 'source' }, { field: 'ms', format: '.1f' }],
     },
   };
-  add('time-by-kernel', d.run ? 'Time by kernel: predicted against measured' : 'Predicted time by kernel', 'Predicted from the cost table the compiler used; measured from the run trace (per-op wall time).', timeRows, timeSpec);
+  add('time-by-kernel', d.run ? 'Time by kernel: predicted against measured' : 'Predicted time by kernel', `Predicted from the cost table the compiler used (SEAL timings); measured from the run trace (per-op wall time)${d.run?.simulated ? ', here on the simulator: not SEAL timings, compare shapes, not sizes' : ''}.`, timeRows, timeSpec);
   const kinds = new Map<string, { predicted?: number; measured?: number }>();
   for (const r of d.predictedByKind) kinds.set(r.kind, { ...kinds.get(r.kind), predicted: r.ms });
   for (const r of d.measuredByKind) kinds.set(r.kind, { ...kinds.get(r.kind), measured: r.ms });
