@@ -75,7 +75,7 @@ const READBACK = `(async () => {
 
 /** Opens the report, waits for the charts, and reads back every chart's data and the key figures. */
 async function openReport(html: string, shot: string): Promise<PageReadback> {
-  const page: Page = await browser.newPage({ viewport: { width: 1150, height: 900 } });
+  const page: Page = await browser.newPage({ viewport: { width: 1150, height: 1400 } });
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
@@ -86,6 +86,8 @@ async function openReport(html: string, shot: string): Promise<PageReadback> {
   const back = (await page.evaluate(READBACK)) as Omit<PageReadback, 'errors'>;
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
+  // The first screen (figures, step plans, levels, refreshes), as the README shows it.
+  await page.screenshot({ path: path.join(ARTIFACTS, shot.replace(/\.png$/, '.top.png')) });
   await page.close();
   return { ...back, errors };
 }
@@ -246,5 +248,7 @@ describe('fhec report of model A generation plan', () => {
     expect(t.refresh.rounds).toBeGreaterThan(0);
     expect(Number(r2.figures['refresh-bytes'])).toBe(t.refresh.bytes);
     expect(Number(r2.figures['measured-ms'])).toBe(t.steps[0]!.totalMs);
+    // FHEC_UPDATE_DOCS=1 refreshes the README's screenshot from this report.
+    if (process.env.FHEC_UPDATE_DOCS) fs.copyFileSync(path.join(ARTIFACTS, 'report-generation-run.top.png'), path.join(ROOT, 'docs', 'report.png'));
   }, 60000);
 });

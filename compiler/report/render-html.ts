@@ -53,7 +53,7 @@ function charts(d: ReportData): Chart[] {
     width,
     height: 260,
     layer: [
-      { mark: { type: 'point', filled: true, size: d.levels.length > 1000 ? 8 : 30, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level' }, color: { field: 'layer', type: 'nominal' } } },
+      { mark: { type: 'point', filled: true, size: d.levels.length > 1000 ? 8 : 30, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level', axis: { tickMinStep: 1 } }, color: { field: 'layer', type: 'nominal' } } },
       {
         transform: [{ filter: 'datum.refresh' }],
         mark: { type: 'point', shape: 'triangle-up', filled: true, size: 60, color: '#d62728' },
@@ -208,7 +208,7 @@ export function renderReportHtml(d: ReportData): string {
     ...(s.measuredMs !== undefined ? [figure('measured-ms', 'measured latency (traced step)', ms(s.measuredMs), s.measuredMs)] : []),
     ...(d.run
       ? [
-          figure('run-backend', 'run', `${d.run.simulated ? 'SIMULATION (nothing encrypted)' : 'SEAL, encrypted'}: ${d.run.label}`, d.run.backend),
+          figure('run-backend', 'run', d.run.simulated ? d.run.label : `SEAL, encrypted: ${d.run.label}`, d.run.backend),
           figure('run-total-ms', 'run total', ms(d.run.totalMs), d.run.totalMs),
           figure('refresh-rounds', 'refresh round trips', `${d.run.refresh.rounds} (${d.run.refresh.ciphertexts} ciphertexts refreshed, ${d.run.refresh.cacheCiphertexts} cache ciphertexts carried)`, d.run.refresh.rounds),
           figure('refresh-bytes', 'bytes with the key holder', mib(d.run.refresh.bytes), d.run.refresh.bytes),
