@@ -251,4 +251,27 @@ describe('fhec report of model A generation plan', () => {
     // FHEC_UPDATE_DOCS=1 refreshes the README's screenshot from this report.
     if (process.env.FHEC_UPDATE_DOCS) fs.copyFileSync(path.join(ARTIFACTS, 'report-generation-run.top.png'), path.join(ROOT, 'docs', 'report.png'));
   }, 60000);
+
+  it('fhec run --trace of a step plan (a model plan) reports measured time by kernel for that plan', async () => {
+    const step = path.join(dir, 'gen.steps', 'prefill-4.json');
+    const inputs = path.join(dir, 'ids.json');
+    fs.writeFileSync(inputs, JSON.stringify({ inputs: { input_ids: { dtype: 'int64', dims: [1, 4], data: [...Buffer.from('the ')] } } }));
+    const runTrace = path.join(dir, 'step.run.json');
+    const r = await fhec('run', step, '--backend', 'sim', '--inputs', inputs, '--out', path.join(dir, 'step.out.json'), '--trace', runTrace);
+    expect(r.status, r.stderr).toBe(0);
+    const t = readRunTrace(runTrace);
+    expect(t.steps.map((s) => [s.name, s.ops])).toEqual([['program', program.ops.length]]);
+    expect(t.refresh.ciphertexts).toBe(program.ops.filter((o) => o.kind === 'refresh').length);
+    const html = path.join(dir, 'step.html');
+    const r0 = await fhec('report', step, '--run', runTrace, '-o', html);
+    expect(r0.status, r0.stderr).toBe(0);
+    const back = await openReport(html, 'report-model-run.png');
+    // A model plan carries no search (its N was fixed for the generation): no candidates chart.
+    checkCharts(back, ['levels', 'refreshes', 'ops-by-kernel', 'ops-by-layer', 'time-by-kernel', 'time-by-kind', 'approximations', 'run-steps']);
+    const byKernel = back.data['time-by-kernel']!;
+    expect(sum(byKernel, 'ms', (x) => x['source'] === 'measured')).toBeCloseTo(t.steps[0]!.opMs.reduce((s, x) => s + x, 0), 6);
+    // Measured time lands on the model's kernels (attention here), not only on the glue.
+    expect(byKernel.some((x) => x['group'] === 'attention' && x['source'] === 'measured' && (x['ms'] as number) > 0)).toBe(true);
+    expect(Number(back.figures['refresh-rounds'])).toBe(t.refresh.rounds);
+  }, 60000);
 });
