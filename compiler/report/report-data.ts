@@ -244,11 +244,7 @@ function buildData(
     }
   }
   const refreshes = program.ops.filter((o) => o.kind === 'refresh').length;
-  const index = new Map<number, number>();
-  const precision = (analysis?.precision?.values ?? []).map(([op, bits, typicalBits]) => {
-    index.set(op, bits);
-    return { op, bits, typicalBits, kernel: nameOf(kernelOf[op] ?? -1) };
-  });
+  const precision = (analysis?.precision?.values ?? []).map(([op, bits, typicalBits]) => ({ op, bits, typicalBits, kernel: nameOf(kernelOf[op] ?? -1) }));
   if (analysis?.precision?.note) notes.push(`precision: ${analysis.precision.note}`);
   if (analysis?.precisionNote) notes.push(`precision: ${analysis.precisionNote}`);
   if (analysis?.predictedNote) notes.push(`prediction: ${analysis.predictedNote}`);
