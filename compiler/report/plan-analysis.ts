@@ -68,6 +68,8 @@ function finite(x: number | undefined): number | undefined {
 }
 
 const MAX_PRECISION_POINTS = 4000;
+/** The noise analysis grows fast with program size (15-100 s for model A's ~9000-op prefill on 2 cores). */
+const MAX_PRECISION_OPS = 3000;
 
 export function buildPlanAnalysis(a: AnalysisInput): PlanAnalysis {
   // Kernel of each lowered op, then of each placed op (refreshes belong to the value's producer).
@@ -126,7 +128,9 @@ export function buildPlanAnalysis(a: AnalysisInput): PlanAnalysis {
   } else out.predictedNote = a.costs ? `the cost table ${a.costs.name} has no timings for N=${a.params.ringDegree}` : 'no cost table';
 
   if (a.precision?.skip) out.precisionNote = a.precision.skip;
-  else {
+  else if (a.managed.ops.length > MAX_PRECISION_OPS) {
+    out.precisionNote = `not analysed: ${a.managed.ops.length} ops (the noise analysis is kept to programs of at most ${MAX_PRECISION_OPS} ops, to keep compiles fast)`;
+  } else {
     const r = analyzePrecision(a.managed, { params: a.params, rotationKeySteps, approximationErrors: a.precision?.approximationErrors });
     const index = new Map<string, number>();
     a.managed.ops.forEach((op, i) => op.result && index.set(op.result.name, i));
