@@ -53,7 +53,7 @@ function charts(d: ReportData): Chart[] {
     width,
     height: 260,
     layer: [
-      { mark: { type: 'point', filled: true, size: d.levels.length > 1000 ? 8 : 30, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level', axis: { tickMinStep: 1 } }, color: { field: 'layer', type: 'nominal' } } },
+      { mark: { type: 'point', filled: true, size: d.levels.length > 1000 ? 8 : 30, opacity: 0.6 }, encoding: { x: { field: 'op', type: 'quantitative', title: 'op index' }, y: { field: 'level', type: 'quantitative', title: 'level', axis: { tickMinStep: 1 } }, color: { field: 'layer', type: 'nominal' }, tooltip: [{ field: 'kernel' }, { field: 'op' }, { field: 'level' }] } },
       {
         transform: [{ filter: 'datum.refresh' }],
         mark: { type: 'point', shape: 'triangle-up', filled: true, size: 60, color: '#d62728' },
