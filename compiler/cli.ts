@@ -13,6 +13,7 @@ import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
 import { opsetPolicy } from './onnx/opsets.js';
+import { registerReport } from './commands/report.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerGenerate(program);
   registerAccuracy(program);
+  registerReport(program);
   return program;
 }
 

@@ -26,6 +26,8 @@ import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from
 import { writePlan } from '../runtime/plan/plan.js';
 import { writeFileAtomic } from '../runtime/plan/files.js';
 import { proveInputRanges, type DeclaredRanges, type InputRanges } from './input-ranges.js';
+import { defaultCostTable } from '../ir/ckks/cost-table.js';
+import { buildPlanAnalysis } from './report/plan-analysis.js';
 import { loadModel } from './driver.js';
 
 export interface FheCompileOptions {
@@ -148,6 +150,15 @@ export function writeFhePlan(file: string, compiled: CompiledFhe): { weights: st
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   doc.interface = compiled.interface;
   doc.inputRanges = compiled.inputRanges;
+  doc.analysis = buildPlanAnalysis({
+    lowered: compiled.lowering.program,
+    kernels: compiled.lowering.nodes.map((n) => ({ name: n.node, op: n.op, depth: n.depth, ops: n.ops })),
+    placed: compiled.lowering.program,
+    managed: compiled.program,
+    params: compiled.params,
+    placement: 'none',
+    costs: { table: defaultCostTable(), name: 'default (ir/ckks/default-costs.json)' },
+  });
   doc.rotationKeys = {
     budgetBytes: compiled.keyBudgetBytes,
     keySteps: compiled.keys.keySteps,

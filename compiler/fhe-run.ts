@@ -8,7 +8,7 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import { packCiphertext, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
-import { executeProgram, keyRequestFor, type OpStats } from '../runtime/ckks/execute.js';
+import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../runtime/ckks/execute.js';
 import { parametersId, slotsOf, type CkksParameters } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
 import { readArithmeticSections, type PlanInterfaceJson } from '../runtime/plan/interface-schema.js';
@@ -122,6 +122,8 @@ export interface FheRunOptions {
   keyBudgetBytes?: number;
   /** The plan's input ranges: values outside are refused before encryption (they would wrap around). */
   inputRanges?: InputRanges;
+  /** Per-op timings (fhec run --trace). */
+  trace?: ExecutionTrace;
 }
 
 export interface FheRunResult {
@@ -174,7 +176,7 @@ export async function runFhe(
       encrypted.set(op.tensor!, client.encrypt(packCiphertext(p.runs, slots, p.tensor.data, op.tensor), type.level!, type.scale!));
     }
     const encryptMs = performance.now() - t;
-    const execution = executeProgram(program, evaluator, encrypted);
+    const execution = executeProgram(program, evaluator, encrypted, { trace: opts.trace });
     t = performance.now();
     const outputs: Record<string, Tensor> = {};
     const predicted: Record<string, Float64Array> = {};

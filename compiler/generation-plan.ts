@@ -28,6 +28,8 @@ import { loadModelPlan } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
 import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
+import { PARAMETER_SEARCH_FILE, type ParameterSearchRecord } from '../runtime/plan/analysis-schema.js';
+import { candidateRows } from './report/plan-analysis.js';
 
 export interface GenerationPlanOptions {
   calibration: string;
@@ -121,6 +123,13 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
+    fs.mkdirSync(path.join(outDir, stepsDir), { recursive: true });
+    const record: ParameterSearchRecord = {
+      step: shapeName({ kind: 'decode', past: C - 1 }),
+      chosen: { ringDegree: compile.ringDegree, levels: compile.levels },
+      candidates: candidateRows(probe.search?.candidates ?? []),
+    };
+    fs.writeFileSync(path.join(outDir, stepsDir, PARAMETER_SEARCH_FILE), JSON.stringify(record, null, 1));
     lines.push(
       `parameter search on the decode plan for past ${C - 1} (${probe.search?.candidates.length ?? 0} candidates, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
         `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes, predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,

@@ -4,6 +4,7 @@
 //     [--ring-degree N] [--costs FILE]
 //   fhec run PLAN.json --backend sim|seal --inputs IN.json [--out OUT.json]
 
+import type { ExecutionTrace, RunResult } from '../runtime/ckks/execute.js';
 import * as fs from 'node:fs';
 import { FhecError } from '../ir/errors.js';
 import type { Tensor } from '../ir/tensor.js';
@@ -96,11 +97,12 @@ export function isModelPlanFile(file: string): boolean {
 export interface ModelRunOutput {
   json: string;
   lines: string[];
+  run: RunResult;
 }
 
-export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend): Promise<ModelRunOutput> {
+export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, trace?: ExecutionTrace): Promise<ModelRunOutput> {
   const mp = loadModelPlan(planFile);
-  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`) });
+  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...(trace ? { trace } : {}) });
   const r = await session.run(inputs);
   const ops = [...r.run.execution.ops.values()].reduce((n, s) => n + s.count, 0);
   const lines = [
@@ -109,5 +111,5 @@ export async function runModelCommand(planFile: string, inputs: Record<string, T
     ...r.warnings.map((w) => `range warning: ${w.message}`),
   ];
   const json = JSON.stringify({ label: r.run.label, backend: backend.name, ...tensorsToJson(r.outputs, 'outputs'), warnings: r.warnings.map((w) => w.message) });
-  return { json, lines };
+  return { json, lines, run: r.run };
 }

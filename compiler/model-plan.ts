@@ -30,6 +30,8 @@ import { Tensor } from '../ir/tensor.js';
 import { calibrateModel } from './commands/calibrate.js';
 import { loadModel } from './driver.js';
 import { importOnnx } from './onnx/import.js';
+import { buildPlanAnalysis } from './report/plan-analysis.js';
+import type { PlanAnalysis } from '../runtime/plan/analysis-schema.js';
 
 export interface ModelPlanOptions {
   calibration: string;
@@ -74,6 +76,9 @@ export interface CompiledModel {
   predictedMs?: number;
   /** Why there is no prediction (fixed N only: the table lacks N, or the keys exceed the budget). */
   predictionNote?: string;
+  /** The cost table latency was predicted with, and the refresh placement asked for (for the plan's analysis). */
+  costs: { table: CostTable; name: string };
+  placement: Placement;
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number };
 }
@@ -173,7 +178,7 @@ function finishCompile(
 ): CompiledModel {
   const costs = opts.costs ?? defaultCostTable();
   const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin });
-  const common = { model: modelFile, graph, attention, calibrationSets };
+  const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
   if (opts.ringDegree === undefined) {
     const s = searchModelParameters(lower, { costs, placement: opts.placement, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
     return {
@@ -251,6 +256,28 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
   };
   if (report !== undefined) meta.report = report;
   doc.model = meta;
+  (doc as Record<string, unknown>).analysis = modelAnalysis(c);
   writeFileAtomic(file, JSON.stringify(doc, null, 1));
   return [file, sidecar, tableFile];
+}
+
+/** The plan's analysis section (kernels, greedy baseline, candidates, predicted cost and precision) for `fhec report`. */
+function modelAnalysis(c: CompiledModel): PlanAnalysis {
+  return buildPlanAnalysis({
+    lowered: c.lowered.program,
+    kernels: c.lowered.ops.map((o) => ({ name: o.name, op: o.op, depth: o.depth, approximations: o.approximations, ops: o.ops })),
+    placed: c.placed,
+    managed: c.managed,
+    params: c.params,
+    inputLevel: topLevel(c.params),
+    refreshLevels: topLevel(c.params) - 1,
+    placement: c.placement,
+    ...(c.search ? { candidates: c.search.candidates } : {}),
+    costs: c.costs,
+    targets: { ...c.lowered.targets },
+    // The noise analysis of a whole model takes longer than the compile itself (15-100 s for model A's
+    // prefill on 2 cores) and its bounds diverge past the first softmax (see model-parameters.ts):
+    // the report shows the approximations' predicted errors against their targets instead.
+    precision: { skip: 'not analysed for canonical models (the noise analysis of a whole model costs more than its compile, and its bounds diverge past the first softmax); see the approximations\' predicted errors against their targets' },
+  });
 }

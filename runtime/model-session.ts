@@ -13,7 +13,7 @@ import { parseFhe } from '../ir/fhe/parse.js';
 import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
-import { runProgram, type RunResult } from './ckks/execute.js';
+import { runProgram, type ExecutionTrace, type RunResult } from './ckks/execute.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
@@ -72,6 +72,8 @@ export interface SessionOptions {
   monitor?: boolean;
   /** Called with each warning (default: console.warn). */
   onWarning?: (w: RangeWarning) => void;
+  /** Per-op timings of the run (fhec run --trace). */
+  trace?: ExecutionTrace;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -189,7 +191,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors);
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

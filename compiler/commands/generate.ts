@@ -16,7 +16,9 @@ import { formatGenerationSummary, generateInProcess, type GenerationRun } from '
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
+import { checkOutputs, planFiles } from './outputs.js';
 import { intOption } from './common.js';
+import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -39,6 +41,8 @@ export interface GenerateFlags {
   backend: string;
   /** Draw the progress bar (default: when stderr is a terminal... or always with --progress). */
   progress?: boolean;
+  /** Write a run trace (runtime/trace/run-trace.ts) here. */
+  trace?: string;
 }
 
 export interface GenerateOutput {
@@ -51,6 +55,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   const prompt = promptOf(flags);
   const N = flags.maxNewTokens;
   if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
+  if (flags.trace) checkOutputs([{ path: flags.trace, flag: '--trace' }], [...planFiles(planFile), ...(flags.promptFile ? [flags.promptFile] : [])]);
   const model = loadClientModel(planFile);
   const compileLines: string[] = [];
   let bar: Bar | undefined;
@@ -61,7 +66,9 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const show = flags.progress ?? true;
+  const recorder = flags.trace ? new TraceRecorder() : undefined;
   const run = await generateInProcess(store, backend, model, prompt, N, {
+    ...(recorder ? { trace: recorder } : {}),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -73,6 +80,27 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const lines = [...compileLines, ...formatGenerationSummary(run)];
+  if (recorder && flags.trace) {
+    const steps = run.result.steps;
+    const k = run.keyHolderChannel;
+    writeRunTrace(flags.trace, {
+      kind: TRACE_KIND,
+      version: TRACE_VERSION,
+      command: 'generate',
+      plan: planFile,
+      backend: backend.name,
+      simulated: run.simulated,
+      label: run.label,
+      steps: recorder.finish(
+        steps.map((s) => shapeName(s.shape)),
+        steps.map((s) => s.evaluator.ops),
+      ),
+      refresh: { ciphertexts: run.refreshes, cacheCiphertexts: run.cacheRefreshes, rounds: k.roundTrips, bytes: k.bytesSent + k.bytesReceived },
+      peakRssBytes: run.peakRss,
+      totalMs: run.totalMs,
+    });
+    lines.push(`trace written to ${flags.trace}`);
+  }
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
   return { run, lines };
 }
@@ -122,6 +150,7 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', intOption('--max-new-tokens', 1))
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
+    .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

@@ -9,12 +9,31 @@ import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
 import { readJsonFile } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
+import type { CkksBackend } from '../../runtime/backend.js';
+import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
 
 interface RunFlags {
   inputs: string;
   out?: string;
   backend: string;
   insecure?: boolean;
+  trace?: string;
+}
+
+/** The trace of a one-program run, all but the refresh traffic. */
+function traceHeader(plan: string, backend: CkksBackend, label: string, recorder: TraceRecorder, ops: Record<string, { count: number; ms: number }>, totalMs: number): Omit<RunTrace, 'refresh'> {
+  return {
+    kind: TRACE_KIND,
+    version: TRACE_VERSION,
+    command: 'run',
+    plan,
+    backend: backend.name,
+    simulated: backend.simulated,
+    label,
+    steps: recorder.finish(['program'], [ops]),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    totalMs,
+  };
 }
 
 function seconds(ms: number): string {
@@ -30,22 +49,36 @@ export function registerRun(program: Command): void {
     .option('--out <file>', 'write {"label", "outputs": {...}} here (default: stdout)')
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--insecure', 'allow running a plan whose parameters are below 128-bit security')
+    .option('--trace <run.json>', 'write measured time per op, refresh traffic and peak memory here (for fhec report --run)')
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
-      if (opts.out) checkOutputs([{ path: opts.out, flag: '--out' }], [...planFiles(plan), opts.inputs]);
+      const outs = [...(opts.out ? [{ path: opts.out, flag: '--out' }] : []), ...(opts.trace ? [{ path: opts.trace, flag: '--trace' }] : [])];
+      if (outs.length) checkOutputs(outs, [...planFiles(plan), opts.inputs]);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
+      const recorder = opts.trace ? new TraceRecorder() : undefined;
+      const t0 = performance.now();
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
         // Errors about an input (no file of their own) are about the inputs file.
-        const m = await runModelCommand(plan, inputs, backend).catch((e: unknown) => {
+        const m = await runModelCommand(plan, inputs, backend, recorder).catch((e: unknown) => {
           throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
         });
+        if (recorder && opts.trace) {
+          const traffic = m.run.refresh;
+          writeRunTrace(opts.trace, {
+            ...traceHeader(plan, backend, m.run.label, recorder, Object.fromEntries(m.run.execution.ops), performance.now() - t0),
+            refresh: { ciphertexts: traffic?.ciphertexts ?? 0, cacheCiphertexts: 0, rounds: traffic?.roundTrips ?? 0, bytes: (traffic?.bytesToKeyHolder ?? 0) + (traffic?.bytesToEvaluator ?? 0) },
+          });
+        }
         for (const l of m.lines) (opts.out ? console.log : (s: string) => process.stderr.write(`${s}\n`))(l);
         if (opts.out) writeFileAtomic(opts.out, m.json);
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}) }, opts.inputs);
+      if (recorder && opts.trace) {
+        writeRunTrace(opts.trace, { ...traceHeader(plan, backend, r.label, recorder, Object.fromEntries(r.ops), performance.now() - t0), refresh: { ciphertexts: 0, cacheCiphertexts: 0, rounds: 0, bytes: 0 } });
+      }
       // The label goes where the user looks: stdout with --out, stderr when stdout carries the JSON.
       const say = opts.out ? (s: string) => console.log(s) : (s: string) => process.stderr.write(`${s}\n`);
       if (r.warning) process.stderr.write(`${r.warning}\n`);

@@ -111,6 +111,11 @@ export class FheBuilder {
     return this.addPlain(a, this.encode(this.constant(data, hint)));
   }
 
+  /** Ops emitted so far (index of the next op): lets passes record which ops came from where. */
+  get opCount(): number {
+    return this.ops.length;
+  }
+
   build(): FheProgram {
     return { name: this.name, slots: this.slots, chain: this.chain, constants: new Map(this.constants), ops: [...this.ops] };
   }

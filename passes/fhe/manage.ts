@@ -34,6 +34,8 @@ export interface ManageOptions {
   topScale: number;
   /** Level the inputs are encrypted at; default: the program's depth (the cheapest that fits). */
   inputLevel?: number;
+  /** Filled with, for each managed op, the index of the source op whose management emitted it (reports attribute ops with it). */
+  origins?: number[];
 }
 
 function nextUp(x: number, dir: number): number {
@@ -153,7 +155,10 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
     return { v, pending: x.pending };
   };
 
-  for (const op of program.ops) {
+  const origins = options.origins;
+  if (origins) origins.length = 0;
+  for (const [index, op] of program.ops.entries()) {
+    if (origins) while (origins.length < b.opCount) origins.push(Math.max(0, index - 1));
     switch (op.kind) {
       case 'input': {
         const v = b.input(op.tensor!, op.layout!, { level: inputLevel, scale: delta[inputLevel]! }, op.result!.name);
@@ -232,6 +237,7 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
     return d;
   }
 
+  if (origins) while (origins.length < b.opCount) origins.push(Math.max(0, program.ops.length - 1));
   const managed = b.build();
   verifyFhe(managed, { managed: true });
   return managed;

@@ -16,6 +16,8 @@ export interface LatencyOptions {
    */
   extraRefreshes?: number;
   extraRefreshLevel?: number;
+  /** Told each op's predicted cost (its index in the program), for per-kernel breakdowns. */
+  onOp?: (index: number, kind: string, ms: number) => void;
 }
 
 export interface OpLatency {
@@ -49,14 +51,17 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
   let refreshes = 0;
   let refreshMs = 0;
   let refreshBytes = 0;
+  let index = -1;
   const add = (kind: string, ms: number) => {
+    if (index >= 0) options.onOp?.(index, kind, ms);
     const e = byKind.get(kind) ?? { count: 0, ms: 0 };
     e.count++;
     e.ms += ms;
     byKind.set(kind, e);
     total += ms;
   };
-  for (const op of program.ops) {
+  for (const [i, op] of program.ops.entries()) {
+    index = i;
     const level = levelOf(op);
     switch (op.kind) {
       case 'input':
@@ -82,6 +87,7 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
         add(op.kind, opCost(table, op.kind as TimedOp, n, level, top));
     }
   }
+  index = -1;
   const extra = options.extraRefreshes ?? 0;
   if (extra > 0) {
     const rt = refreshRoundTrip(table, n, 0, options.extraRefreshLevel ?? top, top);

@@ -34,6 +34,15 @@ export interface ExecuteOptions {
   refresher?: CkksRefresher;
   /** Encoded dense constants kept across runs (the steps of a generation); its plaintexts are never freed here. */
   plaintexts?: PlaintextCache;
+  /** Told when the program starts and the time of each op (runtime/trace/run-trace.ts records them). */
+  trace?: ExecutionTrace;
+}
+
+/** What `fhec run --trace` / `fhec generate --trace` listen to. */
+export interface ExecutionTrace {
+  begin(program: FheProgram): void;
+  op(index: number, kind: string, ms: number): void;
+  end(): void;
 }
 
 /** Galois steps and relinearization the program needs. */
@@ -82,6 +91,8 @@ export function executeProgram(
   const free = (h: CkksHandle): void => {
     if (!cache?.holds(h)) ev.free(h);
   };
+  const trace = options.trace;
+  trace?.begin(program);
   const t0 = performance.now();
   const get = (name: string): CkksHandle => {
     const h = live.get(name);
@@ -100,8 +111,10 @@ export function executeProgram(
     }
     const s = stats.get(op.kind) ?? { count: 0, ms: 0 };
     s.count++;
-    s.ms += performance.now() - start;
+    const ms = performance.now() - start;
+    s.ms += ms;
     stats.set(op.kind, s);
+    trace?.op(i, op.kind, ms);
     if (op.result && result) live.set(op.result.name, result);
     for (const a of new Set(op.args.map((x) => x.name))) {
       if (lastUse.get(a) === i) {
@@ -116,6 +129,7 @@ export function executeProgram(
     }
   });
   for (const h of live.values()) free(h);
+  trace?.end();
   return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
 }
 
@@ -222,6 +236,7 @@ export interface RunResult {
 export interface RunOptions {
   /** The refresh mask (value bound and mask bits); defaults in runtime/refresh/mask.ts. */
   mask?: Partial<MaskPolicy>;
+  trace?: ExecutionTrace;
 }
 
 /**
@@ -244,7 +259,7 @@ export async function runProgram(
     const refresher = refreshes
       ? new MaskedRefresher(evaluator, new RefreshKeyHolder(client, { macKey }).transport(), { mask: options.mask, macKey })
       : undefined;
-    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher });
+    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher, trace: options.trace });
     const res: RunResult = { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
     if (refresher) res.refresh = refresher.traffic;
     return res;

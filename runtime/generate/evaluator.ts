@@ -11,7 +11,7 @@
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
-import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js';
+import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
@@ -50,6 +50,8 @@ export interface EvaluatorOptions {
    * node-seal's 4 GiB wasm heap beside the keys, at most 1 GiB (defaultPlaintextBudget).
    */
   plaintextCacheBytes?: number;
+  /** Per-op timings of every step (fhec generate --trace). */
+  trace?: ExecutionTrace;
 }
 
 const DEFAULT_CACHE_BOUND = 16;
@@ -193,7 +195,7 @@ export class GenerationEvaluator {
     // Decode steps only: the prefill's constants recur in no later step, and would hold SEAL pool memory.
     const plaintexts = shape.kind === 'decode' ? this.plaintexts : undefined;
     const pt0 = plaintexts?.stats;
-    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, plaintexts });
+    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, plaintexts, trace: this.options.trace });
     this.cache.clear();
     for (const o of meta.outputs) {
       if (!o.kv) continue;

@@ -81,6 +81,8 @@ export interface OpRecord {
   depth: number;
   rotations: number;
   approximations: string[];
+  /** The op's FHE ops in the lowered program: indices [start, end). */
+  ops: [number, number];
 }
 
 export interface LoweredModel {
@@ -186,6 +188,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
   for (const node of graph.nodes) {
     if (!isFhec(node)) throw new FhecError(`${node.domain || 'ai.onnx'}::${node.op} is not a canonical op: FHE lowering needs the canonical IR`, { node: nodeLabel(node) });
     const rot0 = countRotations(b);
+    const firstOp = b.opCount;
     const approxNames: string[] = [];
     const out = node.outputs[0]!;
     const probe = (role: string, approx: Approximation, input: FheValue, output: FheValue, observed: ValueRange | [number, number], keep: (u: number) => boolean) => {
@@ -379,7 +382,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     const sw = node.op === 'linear' ? pendingSwiglu.get((uses.get(out) ?? [])[0]!) : undefined;
     if (sw) results.push(...sw.gate.blocks.map((x) => x.value), ...sw.up.blocks.map((x) => x.value));
     resultOf.set(node, results);
-    ops.push({ name: node.name, op: node.op, depth: 0, rotations: countRotations(b) - rot0, approximations: approxNames });
+    ops.push({ name: node.name, op: node.op, depth: 0, rotations: countRotations(b) - rot0, approximations: approxNames, ops: [firstOp, b.opCount] });
   }
   if (!embedding) throw new FhecError('the model has no embedding op (the client-side lookup needs one)');
 

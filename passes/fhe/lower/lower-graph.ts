@@ -36,6 +36,8 @@ export interface NodeLowering {
   /** How it was lowered and its cost, as the lowering states it. */
   notes: string[];
   rotations: number;
+  /** The node's ops in the lowered program: indices [start, end). */
+  ops: [number, number];
   ctMultiplications: number;
   plainMultiplications: number;
   /** Multiplicative depth of the node's results (from the graph inputs). */
@@ -149,6 +151,7 @@ export function lowerGraph(graph: Graph, options: LowerGraphOptions): GraphLower
   const perNode: (NodeLowering & { results: string[] })[] = [];
   for (const n of graph.nodes) {
     const before = { ...ctx.cost };
+    const firstOp = b.opCount;
     ctx.notes.length = 0;
     const args = n.inputs.map((v) => (v ? operands.get(v.name) : undefined));
     n.inputs.forEach((v, i) => {
@@ -178,6 +181,7 @@ export function lowerGraph(graph: Graph, options: LowerGraphOptions): GraphLower
       plainMultiplications: ctx.cost.plainMultiplications - before.plainMultiplications,
       depth: 0,
       results: result.kind === 'enc' ? result.blocks.map((blk) => blk.ct.name) : [],
+      ops: [firstOp, b.opCount],
     });
   }
 
