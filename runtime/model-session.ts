@@ -97,11 +97,12 @@ export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => Arr
   const T = o.tokens;
   if (o.kv) {
     const { heads, headSize, group } = o.kv;
+    const hs = o.kv.headStride ?? headSize;
     const out = new Float64Array(heads * T * headSize);
     const blk = o.blocks[0]!;
     const v = slotsOf(blk.fhe);
     for (let h = 0; h < heads; h++) {
-      for (let t = 0; t < T; t++) for (let c = 0; c < headSize; c++) out[(h * T + t) * headSize + c] = v[t * blk.layout.stride + h * group * headSize + c]!;
+      for (let t = 0; t < T; t++) for (let c = 0; c < headSize; c++) out[(h * T + t) * headSize + c] = v[t * blk.layout.stride + h * group * hs + c]!;
     }
     return Tensor.from('float32', o.dims, out);
   }
@@ -230,13 +231,17 @@ export class ModelSession {
   }
 }
 
-/** A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*H], each KV head repeated `group` times. */
+/**
+ * A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*S], each KV head repeated `group`
+ * times and padded to S = headStride channels (zeros).
+ */
 export function expandCache(c: ModelCacheInput, data: ArrayLike<number>): Float64Array {
   const P = c.layout.tokens;
   const { heads, headSize: H, group } = c;
   if (data.length !== heads * P * H) throw new FhecError(`'${c.name}' must have ${heads * P * H} values ([1, ${heads}, ${P}, ${H}]), got ${data.length}`, { field: c.name });
-  const width = heads * group * H;
+  const S = c.headStride ?? H;
+  const width = heads * group * S;
   const rows = new Float64Array(P * width);
-  for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * H + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
+  for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * S + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
   return rows;
 }

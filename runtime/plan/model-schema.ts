@@ -40,17 +40,18 @@ const probeSchema = z.strictObject({
   describe: z.string().optional(),
 });
 
-const kvSchema = z.strictObject({ heads: posInt(), headSize: posInt(), group: posInt() });
+/** headStride: held channels per head (headSize padded to a power of two); absent = headSize. */
+const kvSchema = z.strictObject({ heads: posInt(), headSize: posInt(), headStride: posInt().optional(), group: posInt() });
 
 const outputSchema = z.strictObject({
   /** The model's own name. */
   name: name(),
   dims: z.array(nonNegInt()),
   tokens: posInt(),
-  /** Columns per token as held (for a GQA-expanded KV output, heads * group * headSize). */
+  /** Columns per token as held (for a GQA-expanded KV output, heads * group * headStride). */
   width: posInt(),
   blocks: z.array(z.strictObject({ fhe: name(), colStart: nonNegInt(), layout: slotLayoutSchema })).min(1),
-  /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headSize.. */
+  /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headStride.. */
   kv: kvSchema.optional(),
 });
 
@@ -60,6 +61,7 @@ const cacheInputSchema = z.strictObject({
   layout: slotLayoutSchema,
   heads: posInt(),
   headSize: posInt(),
+  headStride: posInt().optional(),
   group: posInt(),
 });
 
@@ -143,8 +145,10 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
   meta.cacheInputs.forEach((c, i) => {
     if (!modelInputs.has(c.name)) throw fail(['cacheInputs', i, 'name'], `'${c.name}' is not one of the model's inputs`);
     sameAsProgram(inputs, 'input', c.fhe, c.layout, ['cacheInputs', i]);
-    if (c.layout.length !== c.heads * c.group * c.headSize) {
-      throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * headSize is ${c.heads * c.group * c.headSize}`);
+    const cs = c.headStride ?? c.headSize;
+    if (cs < c.headSize) throw fail(['cacheInputs', i, 'headStride'], `is ${cs}, less than headSize ${c.headSize}`);
+    if (c.layout.length !== c.heads * c.group * cs) {
+      throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * headStride is ${c.heads * c.group * cs}`);
     }
     if (c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
     fed.add(c.fhe);
@@ -163,9 +167,11 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
     });
     if (o.kv) {
       const { heads, headSize, group } = o.kv;
+      const hs = o.kv.headStride ?? headSize;
+      if (hs < headSize) throw fail([...at, 'kv', 'headStride'], `is ${hs}, less than headSize ${headSize}`);
       if (o.tokens !== past + meta.tokens) throw fail([...at, 'tokens'], `is ${o.tokens}, but a cache output holds past + new = ${past + meta.tokens} tokens`);
       if (o.dims.join(',') !== [1, heads, o.tokens, headSize].join(',')) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] is not [1, heads ${heads}, tokens ${o.tokens}, headSize ${headSize}]`);
-      if (o.width !== heads * group * headSize) throw fail([...at, 'width'], `is ${o.width}, but heads * group * headSize is ${heads * group * headSize}`);
+      if (o.width !== heads * group * hs) throw fail([...at, 'width'], `is ${o.width}, but heads * group * headStride is ${heads * group * hs}`);
       if (o.blocks.length !== 1) throw fail([...at, 'blocks'], `a cache output is held in one block, got ${o.blocks.length}`);
       if (o.blocks[0]!.colStart !== 0 || o.blocks[0]!.layout.length !== o.width) throw fail([...at, 'blocks', 0], `must hold columns 0..${o.width - 1}`);
       return;

@@ -17,8 +17,33 @@ export interface ActBlock {
 
 export interface Activation {
   tokens: number;
+  /** Columns held per token (the tensor's width, plus any padding channels). */
   length: number;
   blocks: ActBlock[];
+  /**
+   * The tensor column each held column carries, or -1 for a padding channel (held 0); absent when
+   * held column i is tensor column i. Attention heads whose size is not a power of two are held padded
+   * to nextPow2(head size) channels, so within-head sums stay rotations by powers of two.
+   */
+  columns?: readonly number[];
+}
+
+/** Held columns of `heads` heads of `headSize`, each padded to nextPow2(headSize) (-1 = padding). */
+export function paddedHeadColumns(heads: number, headSize: number, column: (head: number, c: number) => number): number[] {
+  const stride = nextPow2(headSize);
+  const cols: number[] = [];
+  for (let h = 0; h < heads; h++) for (let c = 0; c < stride; c++) cols.push(c < headSize ? column(h, c) : -1);
+  return cols;
+}
+
+/** Tensor column of held column i (-1 for padding). */
+export function tensorColumn(x: Activation, i: number): number {
+  return x.columns ? x.columns[i]! : i;
+}
+
+/** The activation's real (tensor) width: its held columns minus padding. */
+export function tensorWidth(x: Activation): number {
+  return x.columns ? x.columns.filter((c) => c >= 0).length : x.length;
 }
 
 /** The token block size (slots per token) for `tokens` tokens. */
@@ -49,5 +74,6 @@ export function replicateBlock(b: FheBuilder, v: FheValue, length: number, token
 }
 
 export function sameCuts(a: Activation, c: Activation): boolean {
+  if (String(a.columns ?? '') !== String(c.columns ?? '')) return false;
   return a.blocks.length === c.blocks.length && a.blocks.every((x, i) => x.colStart === c.blocks[i]!.colStart && x.layout.length === c.blocks[i]!.layout.length);
 }

@@ -19,7 +19,8 @@ import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
 import { replicatedLayout } from '../packing.js';
 import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
-import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
+import { nextPow2 } from '../packing.js';
+import { paddedHeadColumns, sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
 import { lowerPrefillAttention } from './attention.js';
 import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
@@ -58,6 +59,8 @@ export interface CacheInput {
   layout: SlotLayout;
   heads: number;
   headSize: number;
+  /** Held channels per head (headSize padded to a power of two); absent when equal to headSize. */
+  headStride?: number;
   group: number;
 }
 
@@ -70,8 +73,8 @@ export interface TensorBlocks {
   /** Columns per token of the tensor as held (for a GQA-expanded KV output, N*H). */
   width: number;
   blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
-  /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*H.. */
-  kv?: { heads: number; headSize: number; group: number };
+  /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*headStride.. */
+  kv?: { heads: number; headSize: number; headStride?: number; group: number };
 }
 
 export interface OpRecord {
@@ -164,15 +167,13 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     }
     return 1;
   };
-  /** Columns of a weight part [start, start+size), with heads of size H repeated `group` times. */
+  /**
+   * Columns of a weight part [start, start+size) as held: heads of size H (1: not attention heads)
+   * repeated `group` times (GQA expansion) and each padded to nextPow2(H) channels (-1 = zero).
+   */
   const partColumns = (start: number, size: number, group: number, headSize: number): number[] => {
-    if (group === 1) return Array.from({ length: size }, (_, i) => start + i);
-    const cols: number[] = [];
-    for (let h = 0; h < (size / headSize) * group; h++) {
-      const kvh = Math.floor(h / group);
-      for (let c = 0; c < headSize; c++) cols.push(start + kvh * headSize + c);
-    }
-    return cols;
+    if (group === 1 && (headSize <= 1 || nextPow2(headSize) === headSize)) return Array.from({ length: size }, (_, i) => start + i);
+    return paddedHeadColumns((size / headSize) * group, headSize, (h, c) => start + Math.floor(h / group) * headSize + c);
   };
   const headSizeFor = (v: Value): number => {
     for (const u of uses.get(v) ?? []) {
@@ -182,6 +183,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     return 1;
   };
   const isGraphOutput = (v: Value) => graph.outputs.includes(v);
+  const withColumns = (a: Activation, from: Activation): Activation => (from.columns ? { ...a, columns: from.columns } : a);
 
   for (const node of graph.nodes) {
     if (!isFhec(node)) throw new FhecError(`${node.domain || 'ai.onnx'}::${node.op} is not a canonical op: FHE lowering needs the canonical IR`, { node: nodeLabel(node) });
@@ -212,6 +214,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       case 'rms_norm': {
         const x = act(node.inputs[0]!, node);
         const blk = onlyBlock(x, 'rms_norm');
+        if (x.columns) throw new FhecError('rms_norm of a value held with padded heads', { node: nodeLabel(node) });
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
         const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
@@ -234,8 +237,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           split.outputs.forEach((part) => {
             const size = part.shape![2] as number;
             const g = kvGroup(part);
-            const cols = partColumns(start, size, g, g > 1 ? headSizeFor(part) : 1);
-            acts.set(part, lowerLinearColumns(b, x, w, bias, cols, { replicate: true }, stats));
+            const cols = partColumns(start, size, g, headSizeFor(part));
+            acts.set(part, lowerLinearColumns(b, x, w, bias, cols, { replicate: true, partStart: start }, stats));
             if (g > 1) expanded.set(part, g);
             start += size;
           });
@@ -244,11 +247,11 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           const cols = (s: number) => Array.from({ length: half }, (_, i) => s + i);
           pendingSwiglu.set(consumers[0]!, {
             gate: lowerLinearColumns(b, x, w, bias, cols(0), { replicate: true }, stats),
-            up: lowerLinearColumns(b, x, w, bias, cols(half), { replicate: true }, stats),
+            up: lowerLinearColumns(b, x, w, bias, cols(half), { replicate: true, partStart: half }, stats),
           });
         } else {
           const g = kvGroup(out);
-          const cols = partColumns(0, N, g, g > 1 ? headSizeFor(out) : 1);
+          const cols = partColumns(0, N, g, headSizeFor(out));
           const needsReplication = consumers.length > 0;
           acts.set(out, lowerLinearColumns(b, x, w, bias, cols, { replicate: needsReplication }, stats));
           if (g > 1) expanded.set(out, g);
@@ -265,18 +268,20 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         if (xv.shape?.length !== 3) throw new FhecError('rope lowering takes [B, S, N*H] inputs', { node: nodeLabel(node) });
         const heads = attrInt(node, 'num_heads', 0);
         const H = (xv.shape[2] as number) / heads;
+        // Held heads (GQA-expanded, padded): the tables depend only on the channel within a held head.
+        const held = x.length / (heads * (expanded.get(xv) ?? 1));
         // Positions from a model input (position_ids): a prefill plan fixes them to 0..S-1 (the session checks).
         const posv = node.inputs[1];
         const positions = posv && graph.inputs.includes(posv) ? Array.from({ length: x.tokens }, (_, i) => pastLength + i) : constTensor(posv, node, 'rope positions').data;
         const y = lowerRopeBlock(b, blk.value, blk.layout, {
-          headSize: H,
+          headSize: held,
           rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
           interleaved: attrInt(node, 'interleaved', 0) === 1,
           positions,
           cos: constTensor(node.inputs[2], node, 'rope cos table'),
           sin: constTensor(node.inputs[3], node, 'rope sin table'),
         });
-        acts.set(out, singleBlock(y, x.length, x.tokens, slots));
+        acts.set(out, withColumns(singleBlock(y, x.length, x.tokens, slots), x));
         if (expanded.has(xv)) expanded.set(out, expanded.get(xv)!);
         break;
       }
@@ -301,15 +306,20 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
         const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
         const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
+        const width = q!.length;
+        // Held head size: the true one padded to a power of two (partColumns).
+        const Hs = width / N;
+        const trueH = (node.inputs[0]!.shape![2] as number) / N;
+        if (k!.length !== width || v!.length !== width) throw new FhecError(`attention: K/V are held ${k!.length}/${v!.length} wide, Q ${width}`, { node: nodeLabel(node) });
+        const stride = Hs !== trueH ? { headStride: Hs } : {};
         if (P > 0) {
-          const width = q!.length;
-          const H = width / N;
+          const H = trueH;
           const g = N / Nkv;
           const pastLayout = cacheLayout(width, slots, P, P + 1);
           const pv: FheValue[] = [3, 4].map((i) => {
             const v = node.inputs[i]!;
             if (!graph.inputs.includes(v)) throw new FhecError('the KV cache must be a model input', { node: nodeLabel(node) });
-            cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, group: g });
+            cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, ...stride, group: g });
             return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
           });
           const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
@@ -317,7 +327,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
             if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
             else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
           }
-          acts.set(out, singleBlock(dec.value, width, 1, slots));
+          acts.set(out, withColumns(singleBlock(dec.value, width, 1, slots), q!));
           const cl = cacheLayout(width, slots, P + 1, P + 1);
           if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0 }] });
           if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0 }] });
@@ -329,7 +339,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
           else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
         }
-        acts.set(out, singleBlock(res.value, q!.length, q!.tokens, slots));
+        acts.set(out, withColumns(singleBlock(res.value, q!.length, q!.tokens, slots), q!));
         // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
         if (node.outputs[1]) acts.set(node.outputs[1], k!);
         if (node.outputs[2]) acts.set(node.outputs[2], v!);
@@ -359,7 +369,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           probe('silu', silu, blk.value, s, r, (u) => Math.floor(u / stride) < blk.layout.tokens && (u % stride) % blk.layout.period < blk.layout.length);
           return { ...blk, value: up ? b.mul(s, up.blocks[i]!.value) : s };
         });
-        acts.set(out, { tokens: gate.tokens, length: gate.length, blocks });
+        acts.set(out, { tokens: gate.tokens, length: gate.length, blocks, ...(gate.columns ? { columns: gate.columns } : {}) });
         break;
       }
       case 'add':
@@ -367,7 +377,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const [x, y] = [act(node.inputs[0]!, node), act(node.inputs[1]!, node)];
         if (!sameCuts(x, y) || x.tokens !== y.tokens) throw new FhecError(`${node.op} of differently packed operands`, { node: nodeLabel(node) });
         const blocks = x.blocks.map((blk, i) => ({ ...blk, value: node.op === 'add' ? b.add(blk.value, y.blocks[i]!.value) : b.mul(blk.value, y.blocks[i]!.value) }));
-        acts.set(out, { tokens: x.tokens, length: x.length, blocks });
+        acts.set(out, { tokens: x.tokens, length: x.length, blocks, ...(x.columns ? { columns: x.columns } : {}) });
         if (expanded.has(node.inputs[0]!)) expanded.set(out, expanded.get(node.inputs[0]!)!);
         break;
       }
@@ -390,7 +400,12 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     const g = expanded.get(v);
     const dims = v.shape as number[];
     const tb: TensorBlocks = { name: v.name, dims, tokens: a.tokens, width: a.length, blocks: [] };
-    if (g && dims.length === 4) tb.kv = { heads: dims[1]!, headSize: dims[3]!, group: g };
+    if (g && dims.length === 4) {
+      const stride = a.length / (dims[1]! * g);
+      tb.kv = { heads: dims[1]!, headSize: dims[3]!, ...(stride !== dims[3] ? { headStride: stride } : {}), group: g };
+    } else if (a.columns && a.columns.some((c, i) => c !== i)) {
+      throw new FhecError(`model output ${v.name} is held with padded heads; only KV-cache outputs can be`);
+    }
     a.blocks.forEach((blk, i) => {
       const fhe = a.blocks.length === 1 ? v.name : `${v.name}#${i}`;
       const layout = blk.layout;
