@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
 import { parseFhe } from '../ir/fhe/parse.js';
-import type { FheProgram } from '../ir/fhe/types.js';
+import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type RunResult } from './ckks/execute.js';
@@ -92,6 +92,16 @@ export function embedTokens(table: Float32Array, vocab: number, dim: number, ids
   return out;
 }
 
+/**
+ * The embedding inputs of a plan: the rows [tokens, dim] of each token group by its FHE input (one
+ * input when the tokens fit one ciphertext).
+ */
+export function embeddingInputs(e: { fhe: string; layout: SlotLayout; groups?: { fhe: string; tokenStart: number; layout: SlotLayout }[] }, rows: Float64Array): Record<string, Float64Array> {
+  if (!e.groups) return { [e.fhe]: rows };
+  const dim = e.layout.length;
+  return Object.fromEntries(e.groups.map((g) => [g.fhe, rows.subarray(g.tokenStart * dim, (g.tokenStart + g.layout.tokens) * dim)]));
+}
+
 /** Reassembles a model output tensor from its decrypted blocks (slot vectors by FHE output name). */
 export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
   const T = o.tokens;
@@ -99,17 +109,20 @@ export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => Arr
     const { heads, headSize, group } = o.kv;
     const hs = o.kv.headStride ?? headSize;
     const out = new Float64Array(heads * T * headSize);
-    const blk = o.blocks[0]!;
-    const v = slotsOf(blk.fhe);
-    for (let h = 0; h < heads; h++) {
-      for (let t = 0; t < T; t++) for (let c = 0; c < headSize; c++) out[(h * T + t) * headSize + c] = v[t * blk.layout.stride + h * group * hs + c]!;
+    for (const blk of o.blocks) {
+      const v = slotsOf(blk.fhe);
+      const t0 = blk.tokenStart ?? 0;
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < blk.layout.tokens; t++) for (let c = 0; c < headSize; c++) out[(h * T + t0 + t) * headSize + c] = v[t * blk.layout.stride + h * group * hs + c]!;
+      }
     }
     return Tensor.from('float32', o.dims, out);
   }
   const out = new Float64Array(T * o.width);
   for (const blk of o.blocks) {
     const v = slotsOf(blk.fhe);
-    for (let t = 0; t < T; t++) for (let j = 0; j < blk.layout.length; j++) out[t * o.width + blk.colStart + j] = v[t * blk.layout.stride + j]!;
+    const t0 = blk.tokenStart ?? 0;
+    for (let t = 0; t < blk.layout.tokens; t++) for (let j = 0; j < blk.layout.length; j++) out[(t0 + t) * o.width + blk.colStart + j] = v[t * blk.layout.stride + j]!;
   }
   return Tensor.from('float32', o.dims, out);
 }
@@ -130,7 +143,7 @@ export function monitorProgram(mp: ModelPlan): FheProgram {
 
 /** Inputs of approximations outside their calibrated interval widened by the margin. */
 export function checkRanges(mp: ModelPlan, program: FheProgram, inputs: Float64Array | Record<string, Float64Array>): RangeWarning[] {
-  const ev = evaluatePlain(program, inputs instanceof Float64Array ? { [mp.meta.embedding.fhe]: inputs } : inputs);
+  const ev = evaluatePlain(program, inputs instanceof Float64Array ? embeddingInputs(mp.meta.embedding, inputs) : inputs);
   const warnings: RangeWarning[] = [];
   for (const p of mp.meta.probes) {
     const v = ev.values.get(p.input);
@@ -190,7 +203,7 @@ export class ModelSession {
       }
     }
     const emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
-    const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
+    const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
     const run = await runProgram(plan.program, plan.params, this.backend, tensors);
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();

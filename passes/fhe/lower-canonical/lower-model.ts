@@ -17,11 +17,10 @@ import type { Approximation } from '../../approx/approximation.js';
 import { approximate } from '../../approx/select.js';
 import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
-import { replicatedLayout } from '../packing.js';
 import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
 import { nextPow2 } from '../packing.js';
-import { paddedHeadColumns, sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
-import { lowerPrefillAttention } from './attention.js';
+import { groupLayouts, paddedHeadColumns, rowBlocks, rowsOf, sameCuts, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
+import { lowerGroupedPrefillAttention } from './attention.js';
 import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
 import { lowerLinearColumns, type LinearStats } from './linear.js';
@@ -64,6 +63,13 @@ export interface CacheInput {
   group: number;
 }
 
+/** One token group of the embeddings: its FHE input, first token and layout. */
+export interface EmbeddingGroup {
+  fhe: string;
+  tokenStart: number;
+  layout: SlotLayout;
+}
+
 /** How a model tensor sits in FHE outputs: column blocks of token blocks. */
 export interface TensorBlocks {
   /** The model's own name. */
@@ -72,7 +78,8 @@ export interface TensorBlocks {
   tokens: number;
   /** Columns per token of the tensor as held (for a GQA-expanded KV output, N*H). */
   width: number;
-  blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
+  /** tokenStart: first token of the block's token group (absent: 0). */
+  blocks: { fhe: string; colStart: number; tokenStart?: number; layout: SlotLayout }[];
   /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*headStride.. */
   kv?: { heads: number; headSize: number; headStride?: number; group: number };
 }
@@ -90,8 +97,11 @@ export interface LoweredModel {
   program: FheProgram;
   tokens: number;
   slots: number;
-  /** The client's embedding: input ids name, the table, and the FHE input it fills. */
-  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout };
+  /**
+   * The client's embedding: input ids name, the table, and the FHE input it fills (the first token
+   * group's; `groups` lists every group's when the tokens are split over several ciphertexts).
+   */
+  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
   outputs: TensorBlocks[];
   /** Decode plans: the encrypted past key/value inputs. */
   cacheInputs: CacheInput[];
@@ -183,6 +193,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     return 1;
   };
   const isGraphOutput = (v: Value) => graph.outputs.includes(v);
+  const grouping = modelTokenGrouping(graph, slots);
   const withColumns = (a: Activation, from: Activation): Activation => (from.columns ? { ...a, columns: from.columns } : a);
 
   for (const node of graph.nodes) {
@@ -204,24 +215,26 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const dims = out.shape as number[];
         tokens = dims[1]!;
         const d = dims[2]!;
-        const layout = replicatedLayout(d, slots, tokens);
-        const fhe = 'embeddings';
-        const x = b.input(fhe, layout, undefined, 'embeddings');
-        embedding = { ids: ids.name, table, fhe, layout };
-        acts.set(out, singleBlock(x, d, tokens, slots));
+        const groups = groupLayouts(grouping, d, slots);
+        const inputs: EmbeddingGroup[] = groups.map((g, i) => ({ fhe: groups.length === 1 ? 'embeddings' : `embeddings#${i}`, ...g }));
+        const xs = inputs.map((g) => b.input(g.fhe, g.layout, undefined, 'embeddings'));
+        embedding = { ids: ids.name, table, fhe: inputs[0]!.fhe, layout: inputs[0]!.layout, ...(inputs.length > 1 ? { groups: inputs } : {}) };
+        acts.set(out, rowBlocks(xs, d, grouping, slots));
         break;
       }
       case 'rms_norm': {
         const x = act(node.inputs[0]!, node);
-        const blk = onlyBlock(x, 'rms_norm');
         if (x.columns) throw new FhecError('rms_norm of a value held with padded heads', { node: nodeLabel(node) });
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
         const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
         const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
-        const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
-        probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
-        acts.set(out, singleBlock(res.value, d, x.tokens, slots));
+        const ys = rowsOf(x, 'rms_norm').map((blk) => {
+          const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
+          probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
+          return res.value;
+        });
+        acts.set(out, rowBlocks(ys, d, grouping, slots));
         break;
       }
       case 'linear': {
@@ -264,7 +277,6 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       case 'rope': {
         const xv = node.inputs[0]!;
         const x = act(xv, node);
-        const blk = onlyBlock(x, 'rope');
         if (xv.shape?.length !== 3) throw new FhecError('rope lowering takes [B, S, N*H] inputs', { node: nodeLabel(node) });
         const heads = attrInt(node, 'num_heads', 0);
         const H = (xv.shape[2] as number) / heads;
@@ -273,15 +285,17 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         // Positions from a model input (position_ids): a prefill plan fixes them to 0..S-1 (the session checks).
         const posv = node.inputs[1];
         const positions = posv && graph.inputs.includes(posv) ? Array.from({ length: x.tokens }, (_, i) => pastLength + i) : constTensor(posv, node, 'rope positions').data;
-        const y = lowerRopeBlock(b, blk.value, blk.layout, {
-          headSize: held,
-          rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
-          interleaved: attrInt(node, 'interleaved', 0) === 1,
-          positions,
-          cos: constTensor(node.inputs[2], node, 'rope cos table'),
-          sin: constTensor(node.inputs[3], node, 'rope sin table'),
-        });
-        acts.set(out, withColumns(singleBlock(y, x.length, x.tokens, slots), x));
+        const ys = rowsOf(x, 'rope').map((blk) =>
+          lowerRopeBlock(b, blk.value, blk.layout, {
+            headSize: held,
+            rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
+            interleaved: attrInt(node, 'interleaved', 0) === 1,
+            positions: Array.from(positions).slice(blk.tokenStart, blk.tokenStart + blk.layout.tokens),
+            cos: constTensor(node.inputs[2], node, 'rope cos table'),
+            sin: constTensor(node.inputs[3], node, 'rope sin table'),
+          }),
+        );
+        acts.set(out, withColumns(rowBlocks(ys, x.length, grouping, slots), x));
         if (expanded.has(xv)) expanded.set(out, expanded.get(xv)!);
         break;
       }
@@ -305,7 +319,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const fill = fits.fill;
         const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
         const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
-        const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
+        const [qg, kg, vg] = [q!, k!, v!].map((a) => rowsOf(a, 'attention'));
         const width = q!.length;
         // Held head size: the true one padded to a power of two (partColumns).
         const Hs = width / N;
@@ -322,24 +336,31 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
             cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, ...stride, group: g });
             return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
           });
+          const [qb, kb, vb] = [qg![0], kg![0], vg![0]];
           const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
           for (const site of dec.sites) {
             if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
             else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
           }
-          acts.set(out, withColumns(singleBlock(dec.value, width, 1, slots), q!));
+          acts.set(out, withColumns(rowBlocks([dec.value], width, grouping, slots), q!));
           const cl = cacheLayout(width, slots, P + 1, P + 1);
-          if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0 }] });
-          if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0 }] });
+          if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0, tokenStart: 0 }] });
+          if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0, tokenStart: 0 }] });
           for (const o of node.outputs.slice(1)) expanded.set(o, g);
           break;
         }
-        const res = lowerPrefillAttention(b, qb!.value, kb!.value, vb!.value, qb!.layout, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+        const res = lowerGroupedPrefillAttention(
+          b,
+          qg!.map((blk, i) => ({ q: blk.value, k: kg![i]!.value, v: vg![i]!.value, layout: blk.layout, tokenStart: blk.tokenStart })),
+          N,
+          attrFloat(node, 'scale'),
+          { exp, reciprocal, fill },
+        );
         for (const site of res.sites) {
           if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
           else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
         }
-        acts.set(out, withColumns(singleBlock(res.value, q!.length, q!.tokens, slots), q!));
+        acts.set(out, withColumns(rowBlocks(res.values, q!.length, grouping, slots), q!));
         // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
         if (node.outputs[1]) acts.set(node.outputs[1], k!);
         if (node.outputs[2]) acts.set(node.outputs[2], v!);
@@ -410,7 +431,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       const fhe = a.blocks.length === 1 ? v.name : `${v.name}#${i}`;
       const layout = blk.layout;
       b.output(fhe, blk.value, layout);
-      tb.blocks.push({ fhe, colStart: blk.colStart, layout });
+      tb.blocks.push({ fhe, colStart: blk.colStart, ...(blk.tokenStart ? { tokenStart: blk.tokenStart } : {}), layout });
     });
     outputs.push(tb);
   }
@@ -421,6 +442,30 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     ops[i]!.depth = Math.max(0, ...vals.map((x) => depths.get(x.name) ?? 0));
   }
   return { program, tokens, slots, embedding, outputs, cacheInputs, past: pastLength, probes, ops, targets };
+}
+
+/**
+ * The model's token grouping (activation.ts): its rows are the embedding (hidden) and attention's
+ * q/k/v as held (heads padded to powers of two, GQA-expanded), each needing 2 copies per token block.
+ */
+function modelTokenGrouping(graph: Graph, slots: number): TokenGrouping {
+  let tokens = 1;
+  let widest = 1;
+  let what = 'the model';
+  for (const n of graph.nodes) {
+    if (n.op === 'embedding') {
+      const dims = n.outputs[0]!.shape as number[];
+      tokens = dims[1]!;
+      if (dims[2]! > widest) [widest, what] = [dims[2]!, `the residual stream (${tokens} x ${dims[2]})`];
+    }
+    if (n.op === 'attention') {
+      const N = attrInt(n, 'num_heads');
+      const H = (n.inputs[0]!.shape![2] as number) / N;
+      const held = N * nextPow2(H);
+      if (held > widest) [widest, what] = [held, `attention ${n.name} q/k/v (${N} heads of ${H}, held ${held} wide)`];
+    }
+  }
+  return tokenGrouping(slots, tokens, nextPow2(widest), what);
 }
 
 function countRotations(b: FheBuilder): number {
