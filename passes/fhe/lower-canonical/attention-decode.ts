@@ -29,6 +29,11 @@ export interface DecodeAttentionLowering {
 export function cacheLayout(width: number, slots: number, tokens: number, blocks: number): SlotLayout {
   const stride = slots / nextPow2(blocks);
   const period = nextPow2(width);
+  if (stride < period) {
+    throw new FhecError(
+      `the KV cache of ${blocks} token(s) of ${width} channels (GQA-expanded, heads padded) needs ${nextPow2(blocks)} x ${period} = ${nextPow2(blocks) * period} slots in one ciphertext, the ring has ${slots} (use a smaller --max-context / --decode or a larger --ring-degree)`,
+    );
+  }
   return { length: width, tokens, stride, period, copies: stride / period };
 }
 
