@@ -65,7 +65,7 @@ export function modelReport(c: CompiledModel, windows = 4): ModelReport {
     const t: Tensor | undefined = s[ids];
     if (!t) continue;
     const inputs: Record<string, Float64Array> = embeddingInputs(c.lowered.embedding, tableOf(c, t.data));
-    for (const ci of c.lowered.cacheInputs) inputs[ci.fhe] = expandCache(ci, s[ci.name]!.data);
+    for (const ci of c.lowered.cacheInputs) inputs[ci.fhe] = expandCache(ci, s[ci.name]!.data, c.lowered.past);
     const ev = evaluatePlain(c.lowered.program, inputs);
     for (const p of c.lowered.probes) {
       const x = ev.values.get(p.input)!;

@@ -238,23 +238,30 @@ export class ModelSession {
       const t = inputs[c.name];
       if (!t) throw new FhecError(`missing input '${c.name}' (the encrypted KV cache)`, { field: c.name });
       const data = t instanceof Tensor ? t.data : t;
-      out[c.fhe] = expandCache(c, data);
+      out[c.fhe] = expandCache(c, data, pastTokens(this.model.meta));
     }
     return out;
   }
+}
+
+/** The past length of a decode plan (0 for prefill). */
+export function pastTokens(meta: ModelPlanMeta): number {
+  return 'decode' in meta.mode ? meta.mode.decode : 0;
 }
 
 /**
  * A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*S], each KV head repeated `group`
  * times and padded to S = headStride channels (zeros).
  */
-export function expandCache(c: ModelCacheInput, data: ArrayLike<number>): Float64Array {
-  const P = c.layout.tokens;
+export function expandCache(c: ModelCacheInput, data: ArrayLike<number>, past = c.layout.tokens): Float64Array {
+  const P = past;
   const { heads, headSize: H, group } = c;
   if (data.length !== heads * P * H) throw new FhecError(`'${c.name}' must have ${heads * P * H} values ([1, ${heads}, ${P}, ${H}]), got ${data.length}`, { field: c.name });
   const S = c.headStride ?? H;
   const width = heads * group * S;
   const rows = new Float64Array(P * width);
   for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * S + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
-  return rows;
+  // A cache split over ciphertexts: this one's tokens.
+  const t0 = c.tokenStart ?? 0;
+  return t0 === 0 && c.layout.tokens === P ? rows : rows.slice(t0 * width, (t0 + c.layout.tokens) * width);
 }

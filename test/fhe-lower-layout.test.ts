@@ -19,7 +19,7 @@ import { verifyFhe } from '../ir/fhe/verify.js';
 import { approximate } from '../passes/approx/select.js';
 import { tokenGrouping } from '../passes/fhe/lower-canonical/activation.js';
 import { lowerGroupedPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
-import { cacheLayout } from '../passes/fhe/lower-canonical/attention-decode.js';
+import { cacheGroups, cacheLayout, lowerGroupedDecodeAttention } from '../passes/fhe/lower-canonical/attention-decode.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { embeddingInputs, embedTokens, loadModelPlan, ModelSession } from '../runtime/model-session.js';
 import { simBackend } from '../runtime/sim/backend.js';
@@ -109,6 +109,83 @@ describe('prefill attention in token groups, heads padded (3 query heads of 12 p
     expect(padding).toBeLessThan(1e-9);
     // Query group g meets 4g + its own tokens - 1 key offsets, each one exp.
     expect(res.sites.filter((s) => s.role === 'exp')).toHaveLength(3 + 7 + 10);
+  });
+});
+
+describe('decode attention over a cache split into groups, heads padded (GQA 3:1, head 12)', () => {
+  it('matches float64 softmax attention; the present cache holds every token in its group', () => {
+    const r = rng(12);
+    // Width 48 (period 64) in 512 slots: 8 blocks per ciphertext; P = 17 past tokens + the new one in 3 groups.
+    const [P, N, Nkv, H, Hs, slots] = [17, 3, 1, 12, 16, 512];
+    const width = N * Hs;
+    const cg = cacheGroups(width, slots, P);
+    expect([cg.blocks, cg.stride, cg.groups.map((g) => [g.tokenStart, g.past, g.present])]).toEqual([8, 64, [[0, 8, 8], [8, 8, 8], [16, 1, 2]]]);
+    const q = randoms(N * H, r, 2);
+    const kk = randoms((P + 1) * Nkv * H, r, 2);
+    const vv = randoms((P + 1) * Nkv * H, r, 2);
+    const scale = 1 / Math.sqrt(H);
+    const want = new Float64Array(N * H);
+    let [relMin, relMax, sumMax] = [0, 0, 1];
+    for (let n = 0; n < N; n++) {
+      const s: number[] = [];
+      for (let j = 0; j <= P; j++) {
+        let dot = 0;
+        for (let c = 0; c < H; c++) dot += q[n * H + c]! * kk[j * H + c]!;
+        s.push(dot * scale);
+      }
+      const m = Math.max(...s);
+      const e = s.map((x) => Math.exp(x - m));
+      const z = e.reduce((a, c) => a + c, 0);
+      for (let c = 0; c < H; c++) want[n * H + c] = e.reduce((acc, ej, j) => acc + (ej / z) * vv[j * H + c]!, 0);
+      let sum = 0;
+      for (const x of s) {
+        relMin = Math.min(relMin, x - s[P]!);
+        relMax = Math.max(relMax, x - s[P]!);
+        sum += Math.exp(x - s[P]!);
+      }
+      sumMax = Math.max(sumMax, sum);
+    }
+    const expLo = Math.min(relMin * 1.1, -25);
+    const exp = approximate('exp', [expLo, relMax * 1.1 + 1], { maxAbsError: 1e-5 });
+    const reciprocal = approximate('reciprocal', [0.9, sumMax * 1.1], { maxRelError: 1e-4 });
+    /** Rows [t0, t1) of a [T, Nkv*H] tensor, GQA-expanded and padded, one row per block of `stride`. */
+    const rows = (a: Float64Array, t0: number, t1: number, stride: number, replicate: boolean) => {
+      const out = new Float64Array(slots);
+      for (let t = t0; t < t1; t++) for (let copy = 0; copy < (replicate ? stride / 64 : 1); copy++) for (let n = 0; n < N; n++) for (let c = 0; c < H; c++) {
+        out[(t - t0) * stride + copy * 64 + n * Hs + c] = a[t * Nkv * H + Math.floor(n / N) * H + c]!;
+      }
+      return out;
+    };
+    const one = (a: Float64Array) => rows(a, 0, 1, slots, true);
+    const b = new FheBuilder('t', slots);
+    const full = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
+    // q has its own N heads (not expanded): packed directly, replicated over the slots.
+    const qs = new Float64Array(slots);
+    for (let copy = 0; copy < slots / 64; copy++) for (let n = 0; n < N; n++) for (let c = 0; c < H; c++) qs[copy * 64 + n * Hs + c] = q[n * H + c]!;
+    const inputs: Record<string, Float64Array> = { q: qs, kn: one(kk.slice(P * H)), vn: one(vv.slice(P * H)) };
+    const past = cg.groups.map((g, gi) => {
+      if (g.past === 0) return {};
+      inputs[`k${gi}`] = rows(kk, g.tokenStart, g.tokenStart + g.past, cg.stride, false);
+      inputs[`v${gi}`] = rows(vv, g.tokenStart, g.tokenStart + g.past, cg.stride, false);
+      return { k: b.input(`k${gi}`, full), v: b.input(`v${gi}`, full) };
+    });
+    const res = lowerGroupedDecodeAttention(b, b.input('q', full), b.input('kn', full), b.input('vn', full), past, P, cg.stride, width, N, scale, { exp, reciprocal, fill: expLo });
+    b.output('y', res.value, full);
+    res.presentKeys.forEach((k, gi) => b.output(`pk${gi}`, k, full));
+    const p = b.build();
+    verifyFhe(p);
+    const out = evaluatePlain(p, inputs).outputs;
+    const y = out.get('y')!;
+    let worst = 0;
+    // Every 64-slot period of the result holds the output (the one-token replicated layout).
+    for (const copy of [0, 3, slots / 64 - 1]) for (let n = 0; n < N; n++) for (let c = 0; c < H; c++) worst = Math.max(worst, Math.abs(y[copy * 64 + n * Hs + c]! - want[n * H + c]!));
+    expect(worst).toBeLessThan(2e-3);
+    cg.groups.forEach((g, gi) => {
+      const pk = out.get(`pk${gi}`)!;
+      const wantK = rows(kk, g.tokenStart, g.tokenStart + g.present, cg.stride, false);
+      for (let t = 0; t < g.present; t++) for (let j = 0; j < width; j++) expect(Math.abs(pk[t * cg.stride + j]! - wantK[t * cg.stride + j]!)).toBeLessThan(1e-9);
+    });
+    expect(res.sites.filter((x) => x.role === 'exp')).toHaveLength(3);
   });
 });
 

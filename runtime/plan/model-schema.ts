@@ -64,6 +64,8 @@ const cacheInputSchema = z.strictObject({
   headSize: posInt(),
   headStride: posInt().optional(),
   group: posInt(),
+  /** First past token this ciphertext holds (a cache split over several ciphertexts); absent: 0. */
+  tokenStart: nonNegInt().optional(),
 });
 
 const modeSchema = z.union([z.strictObject({ prefill: posInt() }), z.strictObject({ decode: posInt() })], {
@@ -161,7 +163,12 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
     if (c.layout.length !== c.heads * c.group * cs) {
       throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * ${c.headStride ? 'headStride' : 'headSize'} is ${c.heads * c.group * cs}`);
     }
-    if (c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
+    const split = meta.cacheInputs.filter((x) => x.name === c.name);
+    if (split.length === 1 && c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
+    // Split caches: ciphertexts in token order tile 0..past-1.
+    const before = split.slice(0, split.indexOf(c)).reduce((n, x) => n + x.layout.tokens, 0);
+    if ((c.tokenStart ?? 0) !== before) throw fail(['cacheInputs', i, 'tokenStart'], `is ${c.tokenStart ?? 0}, but the ciphertexts of '${c.name}' before it end at token ${before}`);
+    if (split.indexOf(c) === split.length - 1 && before + c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `leaves '${c.name}' with ${before + c.layout.tokens} tokens, but the plan decodes after ${past}`);
     fed.add(c.fhe);
   });
   for (const n of inputs.keys()) if (!fed.has(n)) throw fail([], `the program's input '${n}' is neither the embedding nor a cache input`);

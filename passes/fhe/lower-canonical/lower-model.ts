@@ -21,7 +21,7 @@ import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals
 import { nextPow2 } from '../packing.js';
 import { groupLayouts, paddedHeadColumns, rowBlocks, rowsOf, sameCuts, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
 import { lowerGroupedPrefillAttention } from './attention.js';
-import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
+import { cacheGroupLayout, cacheGroups, lowerGroupedDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
 import { lowerLinearColumns, type LinearStats } from './linear.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
@@ -61,6 +61,8 @@ export interface CacheInput {
   /** Held channels per head (headSize padded to a power of two); absent when equal to headSize. */
   headStride?: number;
   group: number;
+  /** First past token this ciphertext holds, when the cache is split over several (absent: 0). */
+  tokenStart?: number;
 }
 
 /** One token group of the embeddings: its FHE input, first token and layout. */
@@ -329,23 +331,33 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         if (P > 0) {
           const H = trueH;
           const g = N / Nkv;
-          const pastLayout = cacheLayout(width, slots, P, P + 1);
-          const pv: FheValue[] = [3, 4].map((i) => {
+          // The cache in one ciphertext, or in groups of ciphertexts when its blocks would be narrower than a row.
+          const cg = cacheGroups(width, slots, P);
+          const pv = [3, 4].map((i) => {
             const v = node.inputs[i]!;
             if (!graph.inputs.includes(v)) throw new FhecError('the KV cache must be a model input', { node: nodeLabel(node) });
-            cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, ...stride, group: g });
-            return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
+            return cg.groups.map((grp, gi) => {
+              if (grp.past === 0) return undefined;
+              const layout = cacheGroupLayout(width, grp.past, cg.stride);
+              const fhe = cg.groups.length === 1 ? v.name : `${v.name}#${gi}`;
+              cacheInputs.push({ name: v.name, fhe, layout, heads: Nkv, headSize: H, ...stride, group: g, ...(grp.tokenStart ? { tokenStart: grp.tokenStart } : {}) });
+              return b.input(fhe, layout, undefined, fhe.replace(/[^A-Za-z0-9_]/g, '_'));
+            });
           });
           const [qb, kb, vb] = [qg![0], kg![0], vg![0]];
-          const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+          const dec = lowerGroupedDecodeAttention(b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
           for (const site of dec.sites) {
             if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
             else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
           }
           acts.set(out, withColumns(rowBlocks([dec.value], width, grouping, slots), q!));
-          const cl = cacheLayout(width, slots, P + 1, P + 1);
-          if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0, tokenStart: 0 }] });
-          if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0, tokenStart: 0 }] });
+          const present = (values: FheValue[]): Activation => ({
+            tokens: P + 1,
+            length: width,
+            blocks: cg.groups.map((grp, gi) => ({ value: values[gi]!, layout: cacheGroupLayout(width, grp.present, cg.stride), colStart: 0, tokenStart: grp.tokenStart })),
+          });
+          if (node.outputs[1]) acts.set(node.outputs[1], present(dec.presentKeys));
+          if (node.outputs[2]) acts.set(node.outputs[2], present(dec.presentValues));
           for (const o of node.outputs.slice(1)) expanded.set(o, g);
           break;
         }
