@@ -89,14 +89,6 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
   }
   // The generation protocol carries the prompt and each cache in one ciphertext.
   const grouped = compiled.lowered.embedding.groups;
-  const split = compiled.lowered.outputs.find((o) => o.kv && o.blocks.length > 1);
-  if (split) {
-    const blk = split.blocks[0]!.layout;
-    throw new FhecError(
-      `generation carries each KV cache in one ciphertext: ${split.name} of ${split.tokens} tokens x ${split.width} channels takes ${split.blocks.length} ciphertexts of ${compiled.params.ringDegree / 2 / blk.stride} token blocks at N=${compiled.params.ringDegree}; use a smaller --max-context (at most ${compiled.params.ringDegree / 2 / blk.period}) or a larger --ring-degree`,
-      { file: modelFile },
-    );
-  }
   if (grouped) {
     const e = compiled.lowered.embedding;
     throw new FhecError(

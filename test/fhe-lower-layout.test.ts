@@ -24,6 +24,10 @@ import { replicatedLayout } from '../passes/fhe/packing.js';
 import { embeddingInputs, embedTokens, loadModelPlan, ModelSession } from '../runtime/model-session.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { MODELS } from './helpers/shared.js';
+import { selectParameters, topLevel } from '../ir/ckks/params.js';
+import { packSlots } from '../ir/fhe/layout.js';
+import { CacheRefresher, handleCacheRefresh } from '../runtime/generate/cache-refresh.js';
+import { pieceOverlaps } from '../runtime/generate/relayout.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -186,6 +190,45 @@ describe('decode attention over a cache split into groups, heads padded (GQA 3:1
       for (let t = 0; t < g.present; t++) for (let j = 0; j < width; j++) expect(Math.abs(pk[t * cg.stride + j]! - wantK[t * cg.stride + j]!)).toBeLessThan(1e-9);
     });
     expect(res.sites.filter((x) => x.role === 'exp')).toHaveLength(3);
+  });
+});
+
+describe('carrying a KV cache into a split layout (generation)', () => {
+  it('moves a 12-token cache into groups of 8 and 5 tokens by masked pieces that add up', async () => {
+    const params = selectParameters({ depth: 2 });
+    const slots = params.ringDegree / 2;
+    const width = 64;
+    const client = await simBackend.createClient(params, { galoisSteps: [], relin: false });
+    const ev = await simBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
+    const macKey = new Uint8Array(32).fill(9);
+    const refresher = new CacheRefresher(ev, (req) => handleCacheRefresh(client, macKey, req).reply, macKey);
+    const T = 12;
+    const data = Float64Array.from({ length: T * width }, (_, i) => 2 * Math.sin(i));
+    const from = { length: width, tokens: T, stride: slots / 16, period: width, copies: slots / 16 / width };
+    // Destination: groups of 8 blocks of slots / 8; the second holds tokens 8..12 (5 of the 13 with the new one; 4 past).
+    const stride = slots / 8;
+    const dest = [
+      { toStart: 0, layout: { length: width, tokens: 8, stride, period: width, copies: stride / width } },
+      { toStart: 8, layout: { length: width, tokens: 4, stride, period: width, copies: stride / width } },
+    ];
+    const src = ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale));
+    for (const d of dest) {
+      const piece = { fromStart: 0, toStart: d.toStart };
+      expect(pieceOverlaps(from, d.layout, piece)).toBe(true);
+      const [bytes] = refresher.refresh([{ ct: src, from, to: d.layout, level: topLevel(params), scale: params.scale, bound: 4, name: 'present.0.key', piece }]);
+      const got = client.decrypt(bytes!);
+      const want = packSlots(d.layout, slots, data.subarray(d.toStart * width, (d.toStart + d.layout.tokens) * width));
+      let err = 0;
+      for (let u = 0; u < slots; u++) err = Math.max(err, Math.abs(got[u]! - want[u]!));
+      expect(err).toBeLessThan(1e-5);
+    }
+    // A source of tokens [12, 24) meets neither destination; one of [4, 16) meets both.
+    expect(pieceOverlaps(from, dest[1]!.layout, { fromStart: 12, toStart: 8 })).toBe(false);
+    expect(pieceOverlaps(from, dest[0]!.layout, { fromStart: 4, toStart: 0 })).toBe(true);
+    expect(pieceOverlaps(from, dest[1]!.layout, { fromStart: 4, toStart: 8 })).toBe(true);
+    ev.free(src);
+    ev.dispose();
+    client.dispose();
   });
 });
 
