@@ -90,6 +90,15 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
   if (!compiled.lowered.outputs.some((o) => o.kv)) {
     throw new FhecError('the model has no KV-cache outputs (present.*): generation needs a model exported with a KV cache', { file: modelFile });
   }
+  // The generation protocol carries the prompt and each cache in one ciphertext.
+  const grouped = compiled.lowered.embedding.groups;
+  if (grouped) {
+    const e = compiled.lowered.embedding;
+    throw new FhecError(
+      `generation needs the prompt in one ciphertext: ${shape.kind === 'prefill' ? shape.tokens : 1} token(s) of ${e.layout.length} features take ${grouped.length} ciphertexts of ${e.layout.tokens} tokens (${e.layout.stride} slots each) at N=${compiled.params.ringDegree}; use a shorter --prefill or a larger --ring-degree`,
+      { file: modelFile },
+    );
+  }
   fs.mkdirSync(dir, { recursive: true });
   const files = stepFiles(dir, shape);
   fs.rmSync(files.iface, { force: true });

@@ -243,6 +243,7 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
       ids: emb.ids,
       fhe: emb.fhe,
       layout: emb.layout,
+      ...(emb.groups ? { groups: emb.groups } : {}),
       vocab: emb.table.dims[0]!,
       dim: emb.table.dims[1]!,
       file: path.basename(tableFile),

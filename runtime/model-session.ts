@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
 import { parseFhe } from '../ir/fhe/parse.js';
-import type { FheProgram } from '../ir/fhe/types.js';
+import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type ExecutionTrace, type RunResult } from './ckks/execute.js';
@@ -88,23 +88,37 @@ export function embedTokens(table: Float32Array, vocab: number, dim: number, ids
   return out;
 }
 
+/**
+ * The embedding inputs of a plan: the rows [tokens, dim] of each token group by its FHE input (one
+ * input when the tokens fit one ciphertext).
+ */
+export function embeddingInputs(e: { fhe: string; layout: SlotLayout; groups?: { fhe: string; tokenStart: number; layout: SlotLayout }[] }, rows: Float64Array): Record<string, Float64Array> {
+  if (!e.groups) return { [e.fhe]: rows };
+  const dim = e.layout.length;
+  return Object.fromEntries(e.groups.map((g) => [g.fhe, rows.subarray(g.tokenStart * dim, (g.tokenStart + g.layout.tokens) * dim)]));
+}
+
 /** Reassembles a model output tensor from its decrypted blocks (slot vectors by FHE output name). */
 export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
   const T = o.tokens;
   if (o.kv) {
     const { heads, headSize, group } = o.kv;
+    const hs = o.kv.headStride ?? headSize;
     const out = new Float64Array(heads * T * headSize);
-    const blk = o.blocks[0]!;
-    const v = slotsOf(blk.fhe);
-    for (let h = 0; h < heads; h++) {
-      for (let t = 0; t < T; t++) for (let c = 0; c < headSize; c++) out[(h * T + t) * headSize + c] = v[t * blk.layout.stride + h * group * headSize + c]!;
+    for (const blk of o.blocks) {
+      const v = slotsOf(blk.fhe);
+      const t0 = blk.tokenStart ?? 0;
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < blk.layout.tokens; t++) for (let c = 0; c < headSize; c++) out[(h * T + t0 + t) * headSize + c] = v[t * blk.layout.stride + h * group * hs + c]!;
+      }
     }
     return Tensor.from('float32', o.dims, out);
   }
   const out = new Float64Array(T * o.width);
   for (const blk of o.blocks) {
     const v = slotsOf(blk.fhe);
-    for (let t = 0; t < T; t++) for (let j = 0; j < blk.layout.length; j++) out[t * o.width + blk.colStart + j] = v[t * blk.layout.stride + j]!;
+    const t0 = blk.tokenStart ?? 0;
+    for (let t = 0; t < blk.layout.tokens; t++) for (let j = 0; j < blk.layout.length; j++) out[(t0 + t) * o.width + blk.colStart + j] = v[t * blk.layout.stride + j]!;
   }
   return Tensor.from('float32', o.dims, out);
 }
@@ -125,7 +139,7 @@ export function monitorProgram(mp: ModelPlan): FheProgram {
 
 /** Inputs of approximations outside their calibrated interval widened by the margin. */
 export function checkRanges(mp: ModelPlan, program: FheProgram, inputs: Float64Array | Record<string, Float64Array>): RangeWarning[] {
-  const ev = evaluatePlain(program, inputs instanceof Float64Array ? { [mp.meta.embedding.fhe]: inputs } : inputs);
+  const ev = evaluatePlain(program, inputs instanceof Float64Array ? embeddingInputs(mp.meta.embedding, inputs) : inputs);
   const warnings: RangeWarning[] = [];
   for (const p of mp.meta.probes) {
     const v = ev.values.get(p.input);
@@ -190,7 +204,7 @@ export class ModelSession {
     } catch (e) {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
-    const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
+    const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
     const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
@@ -225,19 +239,30 @@ export class ModelSession {
       const t = inputs[c.name];
       if (!t) throw new FhecError(`missing input '${c.name}' (the encrypted KV cache)`, { field: c.name });
       const data = t instanceof Tensor ? t.data : t;
-      out[c.fhe] = expandCache(c, data);
+      out[c.fhe] = expandCache(c, data, pastTokens(this.model.meta));
     }
     return out;
   }
 }
 
-/** A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*H], each KV head repeated `group` times. */
-export function expandCache(c: ModelCacheInput, data: ArrayLike<number>): Float64Array {
-  const P = c.layout.tokens;
+/** The past length of a decode plan (0 for prefill). */
+export function pastTokens(meta: ModelPlanMeta): number {
+  return 'decode' in meta.mode ? meta.mode.decode : 0;
+}
+
+/**
+ * A past K/V tensor [1, heads, P, H] as row-major [P, heads*group*S], each KV head repeated `group`
+ * times and padded to S = headStride channels (zeros).
+ */
+export function expandCache(c: ModelCacheInput, data: ArrayLike<number>, past = c.layout.tokens): Float64Array {
+  const P = past;
   const { heads, headSize: H, group } = c;
   if (data.length !== heads * P * H) throw new FhecError(`'${c.name}' must have ${heads * P * H} values ([1, ${heads}, ${P}, ${H}]), got ${data.length}`, { field: c.name });
-  const width = heads * group * H;
+  const S = c.headStride ?? H;
+  const width = heads * group * S;
   const rows = new Float64Array(P * width);
-  for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * H + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
-  return rows;
+  for (let t = 0; t < P; t++) for (let h = 0; h < heads * group; h++) for (let x = 0; x < H; x++) rows[t * width + h * S + x] = data[(Math.floor(h / group) * P + t) * H + x]!;
+  // A cache split over ciphertexts: this one's tokens.
+  const t0 = c.tokenStart ?? 0;
+  return t0 === 0 && c.layout.tokens === P ? rows : rows.slice(t0 * width, (t0 + c.layout.tokens) * width);
 }

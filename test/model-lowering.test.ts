@@ -66,7 +66,7 @@ describe('linear', () => {
     const cols: number[] = [];
     for (let h = 0; h < 4; h++) for (let c = 0; c < 16; c++) cols.push(16 + Math.floor(h / 2) * 16 + c);
     const stats = { rotations: 0, plainMultiplications: 0 };
-    const act = lowerLinearColumns(b, { tokens: T, length: K, blocks: [{ value: xv, layout, colStart: 0 }] }, Tensor.from('float32', [K, N], w), Tensor.from('float32', [N], bias), cols, { replicate: true }, stats);
+    const act = lowerLinearColumns(b, { tokens: T, length: K, blocks: [{ value: xv, layout, colStart: 0, tokenStart: 0 }] }, Tensor.from('float32', [K, N], w), Tensor.from('float32', [N], bias), cols, { replicate: true }, stats);
     expect(act.length).toBe(64);
     const want = new Float64Array(T * 64);
     for (let t = 0; t < T; t++) for (let e = 0; e < 64; e++) {

@@ -14,7 +14,7 @@ import { slotsOf } from '../../ir/ckks/params.js';
 import { authenticateMessage, checkAuthenticatedMessage } from '../refresh/messages.js';
 import { checkMaskFits, maskRadius, sampleMask, secureUniform } from '../refresh/mask.js';
 import { decodeMessage, encodeMessage } from './messages.js';
-import { applyRelayout, relayoutMap } from './relayout.js';
+import { applyRelayout, relayoutMap, type RelayoutPiece } from './relayout.js';
 import type { SyncChannel } from './transport.js';
 
 export interface CacheRefreshItem {
@@ -26,12 +26,14 @@ export interface CacheRefreshItem {
   /** Bound on |value| (calibrated), for the mask. */
   bound: number;
   name: string;
+  /** A piece of a split cache: only the source's tokens that fall in the destination move. */
+  piece?: RelayoutPiece;
 }
 
 interface RequestHeader {
   kind: 'cache-refresh';
   id: number;
-  items: { from: SlotLayout; to: SlotLayout; level: number; scale: number }[];
+  items: { from: SlotLayout; to: SlotLayout; level: number; scale: number; piece?: RelayoutPiece }[];
 }
 
 export interface CacheRefreshTraffic {
@@ -75,7 +77,7 @@ export class CacheRefresher {
       return bytes;
     });
     const id = this.nextId++;
-    const header: RequestHeader = { kind: 'cache-refresh', id, items: items.map((it) => ({ from: it.from, to: it.to, level: it.level, scale: it.scale })) };
+    const header: RequestHeader = { kind: 'cache-refresh', id, items: items.map((it) => ({ from: it.from, to: it.to, level: it.level, scale: it.scale, ...(it.piece ? { piece: it.piece } : {}) })) };
     const request = authenticateMessage(encodeMessage(header, blobs), this.macKey);
     const replyBytes = this.channel(request);
     this.traffic.roundTrips++;
@@ -91,7 +93,7 @@ export class CacheRefresher {
         if (ev.levelOf(fresh) !== it.level || ev.scaleOf(fresh) !== it.scale) {
           throw new FhecError(`cache refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, requested ${it.level} and ${it.scale}`);
         }
-        const unmask = applyRelayout(relayoutMap(it.from, it.to, slots), masks[i]!).map((v) => -v);
+        const unmask = applyRelayout(relayoutMap(it.from, it.to, slots, it.piece), masks[i]!).map((v) => -v);
         const pt = ev.encode(unmask, it.level, it.scale);
         const res = ev.addPlain(fresh, pt);
         ev.free(pt);
@@ -115,7 +117,8 @@ export function handleCacheRefresh(client: CkksClient, macKey: Uint8Array, reque
   const slots = slotsOf(client.params);
   const fresh = header.items.map((it, i) => {
     const masked = client.decrypt(blobs[i]!);
-    return client.encrypt(applyRelayout(relayoutMap(it.from, it.to, slots), masked), it.level, it.scale);
+    if (it.piece !== undefined && !(Number.isInteger(it.piece.fromStart) && Number.isInteger(it.piece.toStart))) throw new FhecError('cache refresh request is malformed');
+    return client.encrypt(applyRelayout(relayoutMap(it.from, it.to, slots, it.piece), masked), it.level, it.scale);
   });
   return { reply: authenticateMessage(encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), macKey), ciphertexts: fresh.length };
 }

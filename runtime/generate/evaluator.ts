@@ -16,6 +16,7 @@ import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/pl
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
+import { pieceOverlaps } from './relayout.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
 import type { SyncChannel } from './transport.js';
@@ -75,6 +76,8 @@ interface CachedValue {
   bytes: Uint8Array;
   layout: SlotLayout;
   bound: number;
+  /** First token of this ciphertext (a cache split over several). */
+  tokenStart: number;
 }
 
 export class GenerationEvaluator {
@@ -86,7 +89,7 @@ export class GenerationEvaluator {
   private steps: StepShape[] = [];
   private next = 0;
   /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
-  private cache = new Map<string, CachedValue>();
+  private cache = new Map<string, CachedValue[]>();
 
   constructor(
     private readonly source: GenerationPlanSource,
@@ -180,15 +183,27 @@ export class GenerationEvaluator {
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
     // The cache the last step left, moved into this step's layout at its input level.
-    const carry = (meta.cacheInputs ?? []).map((c) => {
-      const src = this.cache.get(c.name.replace(/past_key_values/, 'present'));
-      if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
+    // A split cache moves by pieces (each source ciphertext into each destination it overlaps), added up.
+    const carry = (meta.cacheInputs ?? []).flatMap((c) => {
+      const srcs = this.cache.get(c.name.replace(/past_key_values/, 'present'));
+      if (!srcs) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
       const spec = specOf(inputOp(sp, c.fhe));
-      return { name: c.fhe, ct: ev.loadCiphertext(src.bytes), from: src.layout, to: spec.layout, level: spec.level, scale: spec.scale, bound: src.bound };
+      const whole = srcs.length === 1 && !c.tokenStart && srcs[0]!.layout.tokens === spec.layout.tokens;
+      return srcs
+        .map((src) => ({ src, piece: { fromStart: src.tokenStart, toStart: c.tokenStart ?? 0 } }))
+        .filter(({ src, piece }) => whole || pieceOverlaps(src.layout, spec.layout, piece))
+        .map(({ src, piece }) => ({ name: c.fhe, ct: ev.loadCiphertext(src.bytes), from: src.layout, to: spec.layout, level: spec.level, scale: spec.scale, bound: src.bound, ...(whole ? {} : { piece }) }));
     });
     try {
       const fresh = this.cacheRefresher.refresh(carry);
-      carry.forEach((c, i) => inputs.set(c.name, fresh[i]!));
+      carry.forEach((c, i) => {
+        const prev = inputs.get(c.name);
+        if (!prev) return inputs.set(c.name, fresh[i]!);
+        const [a, b] = [ev.loadCiphertext(prev), ev.loadCiphertext(fresh[i]!)];
+        const sum = ev.add(a, b);
+        inputs.set(c.name, ev.saveCiphertext(sum));
+        for (const h of [a, b, sum]) ev.free(h);
+      });
     } finally {
       for (const c of carry) ev.free(c.ct);
     }
@@ -199,9 +214,14 @@ export class GenerationEvaluator {
     this.cache.clear();
     for (const o of meta.outputs) {
       if (!o.kv) continue;
-      const bytes = exec.outputs.get(o.blocks[0]!.fhe);
-      if (!bytes) throw new FhecError(`step ${shapeName(shape)} did not output ${o.name}`);
-      this.cache.set(o.name, { bytes, layout: o.blocks[0]!.layout, bound: sp.cacheBounds[o.name] ?? DEFAULT_CACHE_BOUND });
+      this.cache.set(
+        o.name,
+        o.blocks.map((blk) => {
+          const bytes = exec.outputs.get(blk.fhe);
+          if (!bytes) throw new FhecError(`step ${shapeName(shape)} did not output ${blk.fhe}`);
+          return { bytes, layout: blk.layout, bound: sp.cacheBounds[o.name] ?? DEFAULT_CACHE_BOUND, tokenStart: blk.tokenStart ?? 0 };
+        }),
+      );
     }
     const logitsMeta = meta.outputs.find((o) => !o.kv);
     if (!logitsMeta || logitsMeta.blocks.length !== 1) throw new FhecError('the plan must output the logits in one ciphertext', { file: sp.plan.file });

@@ -4,22 +4,39 @@
 // context passes a power of two. The map is public (it follows from the two layouts): destination
 // slot -> source slot, every copy of a destination block read from copy 0 of the source block; slots
 // of no token stay zero, which the decode kernel relies on for the block it writes the new token into.
+// A cache split over several ciphertexts (token groups, passes/fhe/lower-canonical/attention-decode.ts)
+// moves by pieces: each (source, destination) pair with the tokens' first positions (fromStart,
+// toStart) maps the source's tokens that fall in the destination, and the pieces are added.
 
 import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 
+/** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
+export interface RelayoutPiece {
+  fromStart: number;
+  toStart: number;
+}
+
 /** For each destination slot, the source slot it copies, or -1 (zero). */
-export function relayoutMap(from: SlotLayout, to: SlotLayout, slots: number): Int32Array {
-  if (from.length !== to.length || from.tokens !== to.tokens) {
+export function relayoutMap(from: SlotLayout, to: SlotLayout, slots: number, piece?: RelayoutPiece): Int32Array {
+  if (from.length !== to.length || (!piece && from.tokens !== to.tokens)) {
     throw new FhecError(`cannot carry a cache of ${from.tokens} x ${from.length} into a layout of ${to.tokens} x ${to.length}`);
   }
+  const shift = piece ? piece.toStart - piece.fromStart : 0;
   const map = new Int32Array(slots).fill(-1);
   for (let t = 0; t < to.tokens; t++) {
+    const src = t + shift;
+    if (src < 0 || src >= from.tokens) continue;
     for (let c = 0; c < to.copies; c++) {
-      for (let j = 0; j < to.length; j++) map[t * to.stride + c * to.period + j] = t * from.stride + j;
+      for (let j = 0; j < to.length; j++) map[t * to.stride + c * to.period + j] = src * from.stride + j;
     }
   }
   return map;
+}
+
+/** Whether a piece moves any token (the source's tokens overlap the destination's). */
+export function pieceOverlaps(from: SlotLayout, to: SlotLayout, piece: RelayoutPiece): boolean {
+  return piece.fromStart < piece.toStart + to.tokens && piece.toStart < piece.fromStart + from.tokens;
 }
 
 export function applyRelayout(map: Int32Array, values: ArrayLike<number>): Float64Array {

@@ -40,17 +40,19 @@ const probeSchema = z.strictObject({
   describe: z.string().optional(),
 });
 
-const kvSchema = z.strictObject({ heads: posInt(), headSize: posInt(), group: posInt() });
+/** headStride: held channels per head (headSize padded to a power of two); absent = headSize. */
+const kvSchema = z.strictObject({ heads: posInt(), headSize: posInt(), headStride: posInt().optional(), group: posInt() });
 
 const outputSchema = z.strictObject({
   /** The model's own name. */
   name: name(),
   dims: z.array(nonNegInt()),
   tokens: posInt(),
-  /** Columns per token as held (for a GQA-expanded KV output, heads * group * headSize). */
+  /** Columns per token as held (for a GQA-expanded KV output, heads * group * headStride). */
   width: posInt(),
-  blocks: z.array(z.strictObject({ fhe: name(), colStart: nonNegInt(), layout: slotLayoutSchema })).min(1),
-  /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headSize.. */
+  /** tokenStart: first token of the block's token group (absent: 0; several groups when the tokens do not fit one ciphertext). */
+  blocks: z.array(z.strictObject({ fhe: name(), colStart: nonNegInt(), tokenStart: nonNegInt().optional(), layout: slotLayoutSchema })).min(1),
+  /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headStride.. */
   kv: kvSchema.optional(),
 });
 
@@ -60,7 +62,10 @@ const cacheInputSchema = z.strictObject({
   layout: slotLayoutSchema,
   heads: posInt(),
   headSize: posInt(),
+  headStride: posInt().optional(),
   group: posInt(),
+  /** First past token this ciphertext holds (a cache split over several ciphertexts); absent: 0. */
+  tokenStart: nonNegInt().optional(),
 });
 
 const modeSchema = z.union([z.strictObject({ prefill: posInt() }), z.strictObject({ decode: posInt() })], {
@@ -81,6 +86,8 @@ export const modelSectionSchema = z.strictObject({
     ids: name(),
     fhe: name(),
     layout: slotLayoutSchema,
+    /** Every token group's input, when the tokens are split over several ciphertexts (the first is fhe/layout). */
+    groups: z.array(z.strictObject({ fhe: name(), tokenStart: nonNegInt(), layout: slotLayoutSchema })).min(2).optional(),
     vocab: posInt(),
     dim: posInt(),
     file: fileName(),
@@ -137,18 +144,33 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
   const e = meta.embedding;
   if (!modelInputs.has(e.ids)) throw fail(['embedding', 'ids'], `'${e.ids}' is not one of the model's inputs`);
   sameAsProgram(inputs, 'input', e.fhe, e.layout, ['embedding']);
-  if (e.layout.length !== e.dim || e.layout.tokens !== meta.tokens) {
-    throw fail(['embedding', 'layout'], `holds ${e.layout.tokens} tokens of ${e.layout.length} values, the plan embeds ${meta.tokens} tokens of ${e.dim}`);
-  }
+  const eg = e.groups ?? [{ fhe: e.fhe, tokenStart: 0, layout: e.layout }];
+  if (eg[0]!.fhe !== e.fhe || !layoutsEqual(eg[0]!.layout, e.layout)) throw fail(['embedding', 'groups', 0], 'is not the embedding\'s fhe and layout');
+  let embedded = 0;
+  eg.forEach((g, i) => {
+    sameAsProgram(inputs, 'input', g.fhe, g.layout, ['embedding', 'groups', i]);
+    if (g.tokenStart !== embedded) throw fail(['embedding', 'groups', i, 'tokenStart'], `is ${g.tokenStart}, but the groups before it end at token ${embedded}`);
+    embedded += g.layout.tokens;
+    if (g.layout.length !== e.dim || (i === eg.length - 1 && embedded !== meta.tokens)) {
+      throw fail(e.groups ? ['embedding', 'groups', i, 'layout'] : ['embedding', 'layout'], `holds ${embedded} tokens of ${g.layout.length} values, the plan embeds ${meta.tokens} tokens of ${e.dim}`);
+    }
+  });
 
-  const fed = new Set([e.fhe]);
+  const fed = new Set(eg.map((g) => g.fhe));
   meta.cacheInputs.forEach((c, i) => {
     if (!modelInputs.has(c.name)) throw fail(['cacheInputs', i, 'name'], `'${c.name}' is not one of the model's inputs`);
     sameAsProgram(inputs, 'input', c.fhe, c.layout, ['cacheInputs', i]);
-    if (c.layout.length !== c.heads * c.group * c.headSize) {
-      throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * headSize is ${c.heads * c.group * c.headSize}`);
+    const cs = c.headStride ?? c.headSize;
+    if (cs < c.headSize) throw fail(['cacheInputs', i, 'headStride'], `is ${cs}, less than headSize ${c.headSize}`);
+    if (c.layout.length !== c.heads * c.group * cs) {
+      throw fail(['cacheInputs', i, 'layout', 'length'], `is ${c.layout.length}, but heads * group * ${c.headStride ? 'headStride' : 'headSize'} is ${c.heads * c.group * cs}`);
     }
-    if (c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
+    const split = meta.cacheInputs.filter((x) => x.name === c.name);
+    if (split.length === 1 && c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `is ${c.layout.tokens}, but the plan decodes after ${past} tokens`);
+    // Split caches: ciphertexts in token order tile 0..past-1.
+    const before = split.slice(0, split.indexOf(c)).reduce((n, x) => n + x.layout.tokens, 0);
+    if ((c.tokenStart ?? 0) !== before) throw fail(['cacheInputs', i, 'tokenStart'], `is ${c.tokenStart ?? 0}, but the ciphertexts of '${c.name}' before it end at token ${before}`);
+    if (split.indexOf(c) === split.length - 1 && before + c.layout.tokens !== past) throw fail(['cacheInputs', i, 'layout', 'tokens'], `leaves '${c.name}' with ${before + c.layout.tokens} tokens, but the plan decodes after ${past}`);
     fed.add(c.fhe);
   });
   for (const n of inputs.keys()) if (!fed.has(n)) throw fail([], `the program's input '${n}' is neither the embedding nor a cache input`);
@@ -161,26 +183,46 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
       if (prev) throw fail([...at, 'blocks', j, 'fhe'], `'${b.fhe}' is already a block of ${prev}`);
       seen.set(b.fhe, `outputs[${i}]`);
       sameAsProgram(outputs, 'output', b.fhe, b.layout, [...at, 'blocks', j]);
-      if (b.layout.tokens !== o.tokens) throw fail([...at, 'blocks', j, 'layout', 'tokens'], `is ${b.layout.tokens}, the output has ${o.tokens} tokens`);
+      // One token group: every block holds all the tokens.
+      if (o.blocks.every((x) => !x.tokenStart) && b.layout.tokens !== o.tokens) throw fail([...at, 'blocks', j, 'layout', 'tokens'], `is ${b.layout.tokens}, the output has ${o.tokens} tokens`);
     });
+    // Token groups must tile 0..tokens-1, each with one token count.
+    const groups = new Map<number, number>();
+    o.blocks.forEach((b, j) => {
+      const t = groups.get(b.tokenStart ?? 0);
+      if (t !== undefined && t !== b.layout.tokens) throw fail([...at, 'blocks', j, 'layout', 'tokens'], `is ${b.layout.tokens}, another block of its token group holds ${t}`);
+      groups.set(b.tokenStart ?? 0, b.layout.tokens);
+    });
+    let tok = 0;
+    for (const [start, count] of [...groups].sort((x, y) => x[0] - y[0])) {
+      if (start !== tok) throw fail([...at, 'blocks'], `token groups leave tokens ${tok}..${start - 1} out`);
+      tok += count;
+    }
+    if (tok !== o.tokens) throw fail([...at, 'blocks'], `hold ${tok} tokens, the output has ${o.tokens}`);
     if (o.kv) {
       const { heads, headSize, group } = o.kv;
+      const hs = o.kv.headStride ?? headSize;
+      if (hs < headSize) throw fail([...at, 'kv', 'headStride'], `is ${hs}, less than headSize ${headSize}`);
       if (o.tokens !== past + meta.tokens) throw fail([...at, 'tokens'], `is ${o.tokens}, but a cache output holds past + new = ${past + meta.tokens} tokens`);
       if (o.dims.join(',') !== [1, heads, o.tokens, headSize].join(',')) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] is not [1, heads ${heads}, tokens ${o.tokens}, headSize ${headSize}]`);
-      if (o.width !== heads * group * headSize) throw fail([...at, 'width'], `is ${o.width}, but heads * group * headSize is ${heads * group * headSize}`);
-      if (o.blocks.length !== 1) throw fail([...at, 'blocks'], `a cache output is held in one block, got ${o.blocks.length}`);
-      if (o.blocks[0]!.colStart !== 0 || o.blocks[0]!.layout.length !== o.width) throw fail([...at, 'blocks', 0], `must hold columns 0..${o.width - 1}`);
+      if (o.width !== heads * group * hs) throw fail([...at, 'width'], `is ${o.width}, but heads * group * ${o.kv.headStride ? 'headStride' : 'headSize'} is ${heads * group * hs}`);
+      if (o.blocks.length !== groups.size) throw fail([...at, 'blocks'], `a cache output is held in one block per token group, got ${o.blocks.length} for ${groups.size}`);
+      o.blocks.forEach((b, j) => {
+        if (b.colStart !== 0 || b.layout.length !== o.width) throw fail([...at, 'blocks', j], `must hold columns 0..${o.width - 1}`);
+      });
       return;
     }
     if (numel(o.dims) !== o.tokens * o.width) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] has ${numel(o.dims)} elements, but tokens * width is ${o.tokens * o.width}`);
-    // Column blocks must tile 0..width-1: a gap would decrypt as zeros, an overlap overwrites.
-    const order = o.blocks.map((b, j) => ({ b, j })).sort((x, y) => x.b.colStart - y.b.colStart);
-    let col = 0;
-    for (const { b, j } of order) {
-      if (b.colStart !== col) throw fail([...at, 'blocks', j, 'colStart'], `is ${b.colStart}, but the blocks before it end at column ${col}`);
-      col += b.layout.length;
+    // Column blocks of each token group must tile 0..width-1: a gap would decrypt as zeros, an overlap overwrites.
+    for (const start of groups.keys()) {
+      const order = o.blocks.map((b, j) => ({ b, j })).filter((x) => (x.b.tokenStart ?? 0) === start).sort((x, y) => x.b.colStart - y.b.colStart);
+      let col = 0;
+      for (const { b, j } of order) {
+        if (b.colStart !== col) throw fail([...at, 'blocks', j, 'colStart'], `is ${b.colStart}, but the blocks before it end at column ${col}`);
+        col += b.layout.length;
+      }
+      if (col !== o.width) throw fail([...at, 'blocks'], `cover columns 0..${col - 1}, but the output is ${o.width} wide`);
     }
-    if (col !== o.width) throw fail([...at, 'blocks'], `cover columns 0..${col - 1}, but the output is ${o.width} wide`);
   });
   for (const n of outputs.keys()) if (!seen.has(n)) throw fail(['outputs'], `no output block is the program's output '${n}'`);
 
@@ -196,7 +238,7 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
 export function checkMonitorProgram(meta: ModelPlanMeta, monitor: FheProgram, slots: number, file: string): void {
   const fail = (at: JsonPath, message: string) => malformed(file, WHAT, ['model', ...at], message);
   if (monitor.slots !== slots) throw fail(['monitorProgram'], `has ${monitor.slots} slots, the plan ${slots}`);
-  const fed = new Set([meta.embedding.fhe, ...meta.cacheInputs.map((c) => c.fhe)]);
+  const fed = new Set([meta.embedding.fhe, ...(meta.embedding.groups ?? []).map((g) => g.fhe), ...meta.cacheInputs.map((c) => c.fhe)]);
   for (const op of monitor.ops) {
     if (op.kind === 'input' && !fed.has(op.tensor!)) throw fail(['monitorProgram'], `input '${op.tensor}' is neither the embedding nor a cache input`);
   }

@@ -1,7 +1,9 @@
 // Attention for one new token after P cached ones, with the KV cache ENCRYPTED. The cache holds
-// P + 1 token blocks (stride = slots / nextPow2(P + 1)) of GQA-expanded keys/values; the past comes
-// from the client (blocks 0..P-1) and the new key/value (a one-token, fully replicated ciphertext)
-// is masked into block P. q is replicated over all slots, so it is present in every block:
+// P + 1 token blocks of GQA-expanded keys/values (heads padded), in one ciphertext (stride = slots /
+// nextPow2(P + 1)) or, when the blocks would be narrower than a row's period, in groups of B =
+// slots / period blocks per ciphertext (cacheGroups); the past comes from the client and the new
+// key/value (a one-token, fully replicated ciphertext) is masked into block P. q is replicated over
+// all slots, so it is present in every block of every group (sums over groups are additions):
 //   s = within-head sums of q * K (valid at head starts of each block); the new token's own score is
 //   broadcast to every block (mask + rotate-and-sum over blocks) and subtracted (the row shift);
 //   e = exp(s - s_new), masked; S = sum over blocks (rotate-and-sum), broadcast over the head;
@@ -25,10 +27,39 @@ export interface DecodeAttentionLowering {
   rotations: number;
 }
 
+/** How a cache of P + 1 tokens sits in ciphertexts: B blocks of `stride` slots each, groups of B tokens. */
+export interface CacheGroups {
+  stride: number;
+  blocks: number;
+  /** Per group: first token, past tokens (from the client), and tokens with the new one. */
+  groups: { tokenStart: number; past: number; present: number }[];
+}
+
+/** One ciphertext when P + 1 blocks of the row's period fit; else groups of slots / period blocks. */
+export function cacheGroups(width: number, slots: number, past: number): CacheGroups {
+  const period = nextPow2(width);
+  if (period > slots) throw new FhecError(`a KV-cache row of ${width} channels does not fit ${slots} slots (use a larger --ring-degree)`);
+  const blocks = Math.min(nextPow2(past + 1), slots / period);
+  const groups: CacheGroups['groups'] = [];
+  for (let t = 0; t <= past; t += blocks) groups.push({ tokenStart: t, past: Math.max(0, Math.min(blocks, past - t)), present: Math.min(blocks, past + 1 - t) });
+  return { stride: slots / blocks, blocks, groups };
+}
+
+/** Layout of one cache group: `tokens` token blocks of `width` channels in blocks of `stride` slots. */
+export function cacheGroupLayout(width: number, tokens: number, stride: number): SlotLayout {
+  const period = nextPow2(width);
+  return { length: width, tokens, stride, period, copies: stride / period };
+}
+
 /** Layout of a cache of `tokens` token blocks of `width` (expanded) channels, for `blocks` blocks. */
 export function cacheLayout(width: number, slots: number, tokens: number, blocks: number): SlotLayout {
   const stride = slots / nextPow2(blocks);
   const period = nextPow2(width);
+  if (stride < period) {
+    throw new FhecError(
+      `the KV cache of ${blocks} token(s) of ${width} channels (GQA-expanded, heads padded) needs ${nextPow2(blocks)} x ${period} = ${nextPow2(blocks) * period} slots in one ciphertext, the ring has ${slots} (use a smaller --max-context / --decode or a larger --ring-degree)`,
+    );
+  }
   return { length: width, tokens, stride, period, copies: stride / period };
 }
 
@@ -44,61 +75,98 @@ export function lowerDecodeAttention(
   scale: number,
   ap: { exp: Approximation; reciprocal: Approximation; fill: number },
 ): DecodeAttentionLowering {
-  const P = cache.tokens - 1;
-  const s = cache.stride;
-  const width = cache.length;
+  const res = lowerGroupedDecodeAttention(b, q, kNew, vNew, [{ k: pastK, v: pastV }], cache.tokens - 1, cache.stride, cache.length, heads, scale, ap);
+  return { value: res.value, presentKey: res.presentKeys[0]!, presentValue: res.presentValues[0]!, sites: res.sites, rotations: res.rotations };
+}
+
+export interface GroupedDecodeAttentionLowering {
+  value: FheValue;
+  /** Per cache group (groups of `slots / stride` tokens, in order). */
+  presentKeys: FheValue[];
+  presentValues: FheValue[];
+  sites: AttentionProbeSite[];
+  rotations: number;
+}
+
+/**
+ * Decode attention over a cache in groups of B = slots / stride token blocks: `past[g]` holds the
+ * past tokens [g*B, g*B + B) (absent for a group that only the new token starts).
+ */
+export function lowerGroupedDecodeAttention(
+  b: FheBuilder,
+  q: FheValue,
+  kNew: FheValue,
+  vNew: FheValue,
+  past: readonly { k?: FheValue; v?: FheValue }[],
+  P: number,
+  s: number,
+  width: number,
+  heads: number,
+  scale: number,
+  ap: { exp: Approximation; reciprocal: Approximation; fill: number },
+): GroupedDecodeAttentionLowering {
   const H = width / heads;
   // Within-head sums and broadcasts rotate by 1, 2, 4, ..: another head size would mix in the next head.
   if (!Number.isInteger(H) || H & (H - 1)) throw new FhecError(`attention: head size ${width}/${heads} must be a power of two`);
+  const period = nextPow2(width);
   const blocks = b.slots / s;
+  const gNew = Math.floor(P / blocks);
+  const bNew = P - gNew * blocks;
+  if (past.length !== gNew + 1) throw new Error(`internal: ${past.length} cache groups for past ${P} in groups of ${blocks}`);
   let rotations = 0;
   const count = (n: number) => (rotations += n);
   const vec = (f: (t: number, j: number) => number) => {
     const v = new Float64Array(b.slots);
     for (let u = 0; u < b.slots; u++) {
       const t = Math.floor(u / s);
-      v[u] = f(t, (u - t * s) % cache.period);
+      v[u] = f(t, (u - t * s) % period);
     }
     return v;
   };
   const dense = (f: (t: number, j: number) => number) => ({ kind: 'dense' as const, values: vec(f) });
-  const inNew = (t: number, j: number) => (t === P && j < width ? 1 : 0);
-  const K = b.add(pastK, b.mulConst(kNew, dense(inNew), 'kv_new'));
-  const V = b.add(pastV, b.mulConst(vNew, dense(inNew), 'kv_new'));
-  const headStart = (t: number, j: number) => t <= P && j < width && j % H === 0;
-  let sc = b.mul(q, K);
-  for (let sh = 1; sh < H; sh *= 2) {
-    sc = b.add(sc, b.rotate(sc, sh));
-    count(1);
-  }
-  const sm = b.mulConst(sc, dense((t, j) => (headStart(t, j) ? scale : 0)), 'att_mask');
-  const own = b.mulConst(sc, dense((t, j) => (t === P && headStart(t, j) ? scale : 0)), 'att_own');
+  const inNew = (t: number, j: number) => (t === bNew && j < width ? 1 : 0);
+  const put = (x: FheValue | undefined, nu: FheValue) => {
+    const m = b.mulConst(nu, dense(inNew), 'kv_new');
+    return x ? b.add(x, m) : m;
+  };
+  const Ks = past.map((p, g) => (g === gNew ? put(p.k, kNew) : p.k!));
+  const Vs = past.map((p, g) => (g === gNew ? put(p.v, vNew) : p.v!));
+  /** Head starts of the blocks of group g that hold a token. */
+  const headStart = (g: number) => (t: number, j: number) => t < Math.min(blocks, P + 1 - g * blocks) && j < width && j % H === 0;
   const hc = { rotations: 0, galoisSteps: [] as number[] };
+  const whs = (x: FheValue, sign: number) => {
+    let acc = x;
+    for (let sh = 1; sh < H; sh *= 2) {
+      acc = b.add(acc, b.rotate(acc, sign * sh));
+      count(1);
+    }
+    return acc;
+  };
+  const scores = Ks.map((K) => whs(b.mul(q, K), 1));
+  const sm = scores.map((sc, g) => b.mulConst(sc, dense((t, j) => (headStart(g)(t, j) ? scale : 0)), 'att_mask'));
+  const own = b.mulConst(scores[gNew]!, dense((t, j) => (t === bNew && headStart(gNew)(t, j) ? scale : 0)), 'att_own');
   const ownAll = rotateAndSum(b, own, blocks, s, hc);
-  const arg = b.addConst(b.sub(sm, ownAll), dense((t, j) => (headStart(t, j) ? 0 : ap.fill)), 'att_fill');
-  const e = applyApproximation(b, arg, ap.exp).value;
-  const keep = (u: number) => {
-    const t = Math.floor(u / s);
-    return headStart(t, (u - t * s) % cache.period);
-  };
-  const em = b.mulConst(e, dense((t, j) => (headStart(t, j) ? 1 : 0)), 'att_keep');
-  let bc = em;
-  for (let sh = 1; sh < H; sh *= 2) {
-    bc = b.add(bc, b.rotate(bc, -sh));
-    count(1);
-  }
-  const S = rotateAndSum(b, bc, blocks, s, hc);
+  const sites: AttentionProbeSite[] = [];
+  let sum: FheValue | undefined;
+  let weighted: FheValue | undefined;
+  sm.forEach((x, g) => {
+    const hs = headStart(g);
+    const arg = b.addConst(b.sub(x, ownAll), dense((t, j) => (hs(t, j) ? 0 : ap.fill)), 'att_fill');
+    const e = applyApproximation(b, arg, ap.exp).value;
+    const keep = (u: number) => {
+      const t = Math.floor(u / s);
+      return hs(t, (u - t * s) % period);
+    };
+    sites.push({ role: 'exp', input: arg, output: e, keep });
+    const bc = whs(b.mulConst(e, dense((t, j) => (hs(t, j) ? 1 : 0)), 'att_keep'), -1);
+    const wv = b.mul(bc, Vs[g]!);
+    sum = sum ? b.add(sum, bc) : bc;
+    weighted = weighted ? b.add(weighted, wv) : wv;
+  });
+  const S = rotateAndSum(b, sum!, blocks, s, hc);
   const r = applyApproximation(b, S, ap.reciprocal).value;
-  const num = rotateAndSum(b, b.mul(bc, V), blocks, s, hc);
+  const num = rotateAndSum(b, weighted!, blocks, s, hc);
   count(hc.rotations);
-  return {
-    value: b.mul(num, r),
-    presentKey: K,
-    presentValue: V,
-    sites: [
-      { role: 'exp', input: arg, output: e, keep },
-      { role: 'reciprocal', input: S, output: r, keep: (u) => (u - Math.floor(u / s) * s) % cache.period < width },
-    ],
-    rotations,
-  };
+  sites.push({ role: 'reciprocal', input: S, output: r, keep: (u) => (u - Math.floor(u / s) * s) % period < width });
+  return { value: b.mul(num, r), presentKeys: Ks, presentValues: Vs, sites, rotations };
 }

@@ -9,7 +9,7 @@ import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { Tensor } from '../../../ir/tensor.js';
 import { lowerMatVec, type MatrixView } from '../matvec.js';
 import { nextPow2, plainLayout } from '../packing.js';
-import { replicateBlock, tokenStride, type ActBlock, type Activation } from './activation.js';
+import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
 
 export interface LinearStats {
   rotations: number;
@@ -21,12 +21,14 @@ export interface LinearOptions {
   replicate: boolean;
   /** Largest output block; default: what fits the token block. */
   maxBlock?: number;
+  /** First weight column of the part these columns belong to (its column 0); default 0. */
+  partStart?: number;
 }
 
-/** Largest power-of-two output block whose padded product fits the token block. */
-export function maxOutputBlock(slots: number, tokens: number, inputPeriod: number): number {
-  const stride = tokenStride(slots, tokens);
-  if (tokens === 1) return stride;
+/** Largest power-of-two output block whose padded product fits a token block of `stride` slots. */
+export function maxOutputBlock(slots: number, stride: number, inputPeriod: number): number {
+  // One token in the whole ciphertext: rotations wrap within the token.
+  if (stride === slots) return stride;
   let c = 1;
   while (Math.max(nextPow2(2 * c), inputPeriod) + inputPeriod - 1 <= stride) c *= 2;
   if (Math.max(c, inputPeriod) + inputPeriod - 1 > stride) {
@@ -37,7 +39,9 @@ export function maxOutputBlock(slots: number, tokens: number, inputPeriod: numbe
 
 /**
  * The given columns of x @ W (+ bias), in that order (a part of a merged projection, possibly with
- * GQA heads repeated), cut into output blocks. W is [K, N] row-major (MatMul layout), K = x.length.
+ * GQA heads repeated and heads padded: column -1 is a zero output), cut into output blocks. W is
+ * [K, N] row-major (MatMul layout), K = x's tensor width; x's padding channels meet zero weights.
+ * The result's `columns` are `columns` (when they are not 0..n-1).
  */
 export function lowerLinearColumns(
   b: FheBuilder,
@@ -49,34 +53,52 @@ export function lowerLinearColumns(
   stats: LinearStats,
 ): Activation {
   const [K, N] = [weight.dims[0]!, weight.dims[1]!];
-  if (columns.some((c) => c < 0 || c >= N)) throw new FhecError(`linear column outside the weight's ${N} columns`);
-  if (weight.dims.length !== 2 || K !== x.length) throw new FhecError(`linear weight ${JSON.stringify(weight.dims)} does not match input width ${x.length}`);
+  if (columns.some((c) => c < -1 || c >= N)) throw new FhecError(`linear column outside the weight's ${N} columns`);
+  if (weight.dims.length !== 2 || K !== tensorWidth(x)) throw new FhecError(`linear weight ${JSON.stringify(weight.dims)} does not match input width ${tensorWidth(x)}`);
+  const rowOf = Int32Array.from({ length: x.length }, (_, i) => tensorColumn(x, i));
   const w = weight.data;
   const inPeriod = Math.max(...x.blocks.map((blk) => blk.layout.period));
-  const maxBlock = Math.min(opts.maxBlock ?? Infinity, maxOutputBlock(b.slots, x.tokens, inPeriod));
-  const stride = tokenStride(b.slots, x.tokens);
   const blocks: ActBlock[] = [];
-  for (let r0 = 0; r0 < columns.length; r0 += maxBlock) {
-    const rows = Math.min(maxBlock, columns.length - r0);
-    const padded = Math.max(nextPow2(rows), inPeriod);
-    const view: MatrixView = { rows: padded, cols: K, at: (r, c) => (r < rows ? w[c * N + columns[r0 + r]!]! : 0) };
-    const res = lowerMatVec(b, view, x.blocks.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })), padded);
-    if (res.outputs.length !== 1 || res.outputs[0]!.garbage) throw new Error('internal: padded product must be one tall block');
-    stats.rotations += res.cost.rotations;
-    stats.plainMultiplications += res.cost.plainMultiplications;
-    let value = res.outputs[0]!.value;
-    let layout = plainLayout(rows, x.tokens, stride);
-    if (opts.replicate) ({ value, layout } = replicateBlock(b, value, rows, x.tokens, stats));
-    if (bias) {
-      const v = new Float64Array(b.slots);
-      for (let t = 0; t < x.tokens; t++) {
-        for (let k = 0; k < layout.copies; k++) {
-          for (let j = 0; j < rows; j++) v[t * stride + k * layout.period + j] = bias.data[columns[r0 + j]!]!;
+  // Token groups are independent products with the same diagonals.
+  for (const grp of groupsOf(x)) {
+    const xb = x.blocks.filter((blk) => blk.tokenStart === grp.tokenStart);
+    const stride = xb[0]!.layout.stride;
+    const maxBlock = Math.min(opts.maxBlock ?? Infinity, maxOutputBlock(b.slots, stride, inPeriod));
+    for (let r0 = 0; r0 < columns.length; r0 += maxBlock) {
+      const rows = Math.min(maxBlock, columns.length - r0);
+      const padded = Math.max(nextPow2(rows), inPeriod);
+      const view: MatrixView = {
+        rows: padded,
+        cols: x.length,
+        at: (r, c) => {
+          const [k, n] = [rowOf[c]!, r < rows ? columns[r0 + r]! : -1];
+          return k >= 0 && n >= 0 ? w[k * N + n]! : 0;
+        },
+      };
+      const res = lowerMatVec(b, view, xb.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })), padded);
+      if (res.outputs.length !== 1 || res.outputs[0]!.garbage) throw new Error('internal: padded product must be one tall block');
+      stats.rotations += res.cost.rotations;
+      stats.plainMultiplications += res.cost.plainMultiplications;
+      let value = res.outputs[0]!.value;
+      let layout = plainLayout(rows, grp.tokens, stride);
+      if (opts.replicate) ({ value, layout } = replicateBlock(b, value, rows, grp.tokens, stride, stats));
+      if (bias) {
+        const v = new Float64Array(b.slots);
+        for (let t = 0; t < grp.tokens; t++) {
+          for (let k = 0; k < layout.copies; k++) {
+            for (let j = 0; j < rows; j++) {
+              const n = columns[r0 + j]!;
+              if (n >= 0) v[t * stride + k * layout.period + j] = bias.data[n]!;
+            }
+          }
         }
+        value = b.addConst(value, { kind: 'dense', values: v }, 'bias');
       }
-      value = b.addConst(value, { kind: 'dense', values: v }, 'bias');
+      blocks.push({ value, layout, colStart: r0, tokenStart: grp.tokenStart });
     }
-    blocks.push({ value, layout, colStart: r0 });
   }
-  return { tokens: x.tokens, length: columns.length, blocks };
+  const base = opts.partStart ?? 0;
+  const held = columns.map((c) => (c < 0 ? -1 : c - base));
+  const identity = held.every((c, i) => c === i);
+  return { tokens: x.tokens, length: columns.length, blocks, ...(identity ? {} : { columns: held }) };
 }

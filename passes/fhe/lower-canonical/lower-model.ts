@@ -17,11 +17,11 @@ import type { Approximation } from '../../approx/approximation.js';
 import { approximate } from '../../approx/select.js';
 import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
-import { replicatedLayout } from '../packing.js';
 import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
-import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
-import { lowerPrefillAttention } from './attention.js';
-import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
+import { nextPow2 } from '../packing.js';
+import { groupLayouts, paddedHeadColumns, rowBlocks, rowsOf, sameCuts, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
+import { lowerGroupedPrefillAttention } from './attention.js';
+import { cacheGroupLayout, cacheGroups, lowerGroupedDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
 import { lowerLinearColumns, type LinearStats } from './linear.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
@@ -58,7 +58,18 @@ export interface CacheInput {
   layout: SlotLayout;
   heads: number;
   headSize: number;
+  /** Held channels per head (headSize padded to a power of two); absent when equal to headSize. */
+  headStride?: number;
   group: number;
+  /** First past token this ciphertext holds, when the cache is split over several (absent: 0). */
+  tokenStart?: number;
+}
+
+/** One token group of the embeddings: its FHE input, first token and layout. */
+export interface EmbeddingGroup {
+  fhe: string;
+  tokenStart: number;
+  layout: SlotLayout;
 }
 
 /** How a model tensor sits in FHE outputs: column blocks of token blocks. */
@@ -69,9 +80,10 @@ export interface TensorBlocks {
   tokens: number;
   /** Columns per token of the tensor as held (for a GQA-expanded KV output, N*H). */
   width: number;
-  blocks: { fhe: string; colStart: number; layout: SlotLayout }[];
-  /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*H.. */
-  kv?: { heads: number; headSize: number; group: number };
+  /** tokenStart: first token of the block's token group (absent: 0). */
+  blocks: { fhe: string; colStart: number; tokenStart?: number; layout: SlotLayout }[];
+  /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*headStride.. */
+  kv?: { heads: number; headSize: number; headStride?: number; group: number };
 }
 
 export interface OpRecord {
@@ -89,8 +101,11 @@ export interface LoweredModel {
   program: FheProgram;
   tokens: number;
   slots: number;
-  /** The client's embedding: input ids name, the table, and the FHE input it fills. */
-  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout };
+  /**
+   * The client's embedding: input ids name, the table, and the FHE input it fills (the first token
+   * group's; `groups` lists every group's when the tokens are split over several ciphertexts).
+   */
+  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
   outputs: TensorBlocks[];
   /** Decode plans: the encrypted past key/value inputs. */
   cacheInputs: CacheInput[];
@@ -166,15 +181,13 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     }
     return 1;
   };
-  /** Columns of a weight part [start, start+size), with heads of size H repeated `group` times. */
+  /**
+   * Columns of a weight part [start, start+size) as held: heads of size H (1: not attention heads)
+   * repeated `group` times (GQA expansion) and each padded to nextPow2(H) channels (-1 = zero).
+   */
   const partColumns = (start: number, size: number, group: number, headSize: number): number[] => {
-    if (group === 1) return Array.from({ length: size }, (_, i) => start + i);
-    const cols: number[] = [];
-    for (let h = 0; h < (size / headSize) * group; h++) {
-      const kvh = Math.floor(h / group);
-      for (let c = 0; c < headSize; c++) cols.push(start + kvh * headSize + c);
-    }
-    return cols;
+    if (group === 1 && (headSize <= 1 || nextPow2(headSize) === headSize)) return Array.from({ length: size }, (_, i) => start + i);
+    return paddedHeadColumns((size / headSize) * group, headSize, (h, c) => start + Math.floor(h / group) * headSize + c);
   };
   const headSizeFor = (v: Value): number => {
     for (const u of uses.get(v) ?? []) {
@@ -184,6 +197,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     return 1;
   };
   const isGraphOutput = (v: Value) => graph.outputs.includes(v);
+  const grouping = modelTokenGrouping(graph, slots);
+  const withColumns = (a: Activation, from: Activation): Activation => (from.columns ? { ...a, columns: from.columns } : a);
 
   for (const node of graph.nodes) {
     if (!isFhec(node)) throw new FhecError(`${node.domain || 'ai.onnx'}::${node.op} is not a canonical op: FHE lowering needs the canonical IR`, { node: nodeLabel(node) });
@@ -205,23 +220,26 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const dims = out.shape as number[];
         tokens = dims[1]!;
         const d = dims[2]!;
-        const layout = replicatedLayout(d, slots, tokens);
-        const fhe = 'embeddings';
-        const x = b.input(fhe, layout, undefined, 'embeddings');
-        embedding = { ids: ids.name, table, fhe, layout };
-        acts.set(out, singleBlock(x, d, tokens, slots));
+        const groups = groupLayouts(grouping, d, slots);
+        const inputs: EmbeddingGroup[] = groups.map((g, i) => ({ fhe: groups.length === 1 ? 'embeddings' : `embeddings#${i}`, ...g }));
+        const xs = inputs.map((g) => b.input(g.fhe, g.layout, undefined, 'embeddings'));
+        embedding = { ids: ids.name, table, fhe: inputs[0]!.fhe, layout: inputs[0]!.layout, ...(inputs.length > 1 ? { groups: inputs } : {}) };
+        acts.set(out, rowBlocks(xs, d, grouping, slots));
         break;
       }
       case 'rms_norm': {
         const x = act(node.inputs[0]!, node);
-        const blk = onlyBlock(x, 'rms_norm');
+        if (x.columns) throw new FhecError('rms_norm of a value held with padded heads', { node: nodeLabel(node) });
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
         const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
         const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
-        const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
-        probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
-        acts.set(out, singleBlock(res.value, d, x.tokens, slots));
+        const ys = rowsOf(x, 'rms_norm').map((blk) => {
+          const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
+          probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
+          return res.value;
+        });
+        acts.set(out, rowBlocks(ys, d, grouping, slots));
         break;
       }
       case 'linear': {
@@ -237,8 +255,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           split.outputs.forEach((part) => {
             const size = part.shape![2] as number;
             const g = kvGroup(part);
-            const cols = partColumns(start, size, g, g > 1 ? headSizeFor(part) : 1);
-            acts.set(part, lowerLinearColumns(b, x, w, bias, cols, { replicate: true }, stats));
+            const cols = partColumns(start, size, g, headSizeFor(part));
+            acts.set(part, lowerLinearColumns(b, x, w, bias, cols, { replicate: true, partStart: start }, stats));
             if (g > 1) expanded.set(part, g);
             start += size;
           });
@@ -247,11 +265,11 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           const cols = (s: number) => Array.from({ length: half }, (_, i) => s + i);
           pendingSwiglu.set(consumers[0]!, {
             gate: lowerLinearColumns(b, x, w, bias, cols(0), { replicate: true }, stats),
-            up: lowerLinearColumns(b, x, w, bias, cols(half), { replicate: true }, stats),
+            up: lowerLinearColumns(b, x, w, bias, cols(half), { replicate: true, partStart: half }, stats),
           });
         } else {
           const g = kvGroup(out);
-          const cols = partColumns(0, N, g, g > 1 ? headSizeFor(out) : 1);
+          const cols = partColumns(0, N, g, headSizeFor(out));
           const needsReplication = consumers.length > 0;
           acts.set(out, lowerLinearColumns(b, x, w, bias, cols, { replicate: needsReplication }, stats));
           if (g > 1) expanded.set(out, g);
@@ -264,22 +282,25 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       case 'rope': {
         const xv = node.inputs[0]!;
         const x = act(xv, node);
-        const blk = onlyBlock(x, 'rope');
         if (xv.shape?.length !== 3) throw new FhecError('rope lowering takes [B, S, N*H] inputs', { node: nodeLabel(node) });
         const heads = attrInt(node, 'num_heads', 0);
         const H = (xv.shape[2] as number) / heads;
+        // Held heads (GQA-expanded, padded): the tables depend only on the channel within a held head.
+        const held = x.length / (heads * (expanded.get(xv) ?? 1));
         // Positions from a model input (position_ids): a prefill plan fixes them to 0..S-1 (the session checks).
         const posv = node.inputs[1];
         const positions = posv && graph.inputs.includes(posv) ? Array.from({ length: x.tokens }, (_, i) => pastLength + i) : constTensor(posv, node, 'rope positions').data;
-        const y = lowerRopeBlock(b, blk.value, blk.layout, {
-          headSize: H,
-          rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
-          interleaved: attrInt(node, 'interleaved', 0) === 1,
-          positions,
-          cos: constTensor(node.inputs[2], node, 'rope cos table'),
-          sin: constTensor(node.inputs[3], node, 'rope sin table'),
-        });
-        acts.set(out, singleBlock(y, x.length, x.tokens, slots));
+        const ys = rowsOf(x, 'rope').map((blk) =>
+          lowerRopeBlock(b, blk.value, blk.layout, {
+            headSize: held,
+            rotaryDim: attrInt(node, 'rotary_dim', 0) || H,
+            interleaved: attrInt(node, 'interleaved', 0) === 1,
+            positions: Array.from(positions).slice(blk.tokenStart, blk.tokenStart + blk.layout.tokens),
+            cos: constTensor(node.inputs[2], node, 'rope cos table'),
+            sin: constTensor(node.inputs[3], node, 'rope sin table'),
+          }),
+        );
+        acts.set(out, withColumns(rowBlocks(ys, x.length, grouping, slots), x));
         if (expanded.has(xv)) expanded.set(out, expanded.get(xv)!);
         break;
       }
@@ -303,36 +324,58 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const fill = fits.fill;
         const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
         const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
-        const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
+        const [qg, kg, vg] = [q!, k!, v!].map((a) => rowsOf(a, 'attention'));
+        const width = q!.length;
+        // Held head size: the true one padded to a power of two (partColumns).
+        const Hs = width / N;
+        const trueH = (node.inputs[0]!.shape![2] as number) / N;
+        if (k!.length !== width || v!.length !== width) throw new FhecError(`attention: K/V are held ${k!.length}/${v!.length} wide, Q ${width}`, { node: nodeLabel(node) });
+        const stride = Hs !== trueH ? { headStride: Hs } : {};
         if (P > 0) {
-          const width = q!.length;
-          const H = width / N;
+          const H = trueH;
           const g = N / Nkv;
-          const pastLayout = cacheLayout(width, slots, P, P + 1);
-          const pv: FheValue[] = [3, 4].map((i) => {
+          // The cache in one ciphertext, or in groups of ciphertexts when its blocks would be narrower than a row.
+          const cg = cacheGroups(width, slots, P);
+          const pv = [3, 4].map((i) => {
             const v = node.inputs[i]!;
             if (!graph.inputs.includes(v)) throw new FhecError('the KV cache must be a model input', { node: nodeLabel(node) });
-            cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, group: g });
-            return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
+            return cg.groups.map((grp, gi) => {
+              if (grp.past === 0) return undefined;
+              const layout = cacheGroupLayout(width, grp.past, cg.stride);
+              const fhe = cg.groups.length === 1 ? v.name : `${v.name}#${gi}`;
+              cacheInputs.push({ name: v.name, fhe, layout, heads: Nkv, headSize: H, ...stride, group: g, ...(grp.tokenStart ? { tokenStart: grp.tokenStart } : {}) });
+              return b.input(fhe, layout, undefined, fhe.replace(/[^A-Za-z0-9_]/g, '_'));
+            });
           });
-          const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+          const [qb, kb, vb] = [qg![0], kg![0], vg![0]];
+          const dec = lowerGroupedDecodeAttention(b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
           for (const site of dec.sites) {
             if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
             else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
           }
-          acts.set(out, singleBlock(dec.value, width, 1, slots));
-          const cl = cacheLayout(width, slots, P + 1, P + 1);
-          if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0 }] });
-          if (node.outputs[2]) acts.set(node.outputs[2], { tokens: P + 1, length: width, blocks: [{ value: dec.presentValue, layout: cl, colStart: 0 }] });
+          acts.set(out, withColumns(rowBlocks([dec.value], width, grouping, slots), q!));
+          const present = (values: FheValue[]): Activation => ({
+            tokens: P + 1,
+            length: width,
+            blocks: cg.groups.map((grp, gi) => ({ value: values[gi]!, layout: cacheGroupLayout(width, grp.present, cg.stride), colStart: 0, tokenStart: grp.tokenStart })),
+          });
+          if (node.outputs[1]) acts.set(node.outputs[1], present(dec.presentKeys));
+          if (node.outputs[2]) acts.set(node.outputs[2], present(dec.presentValues));
           for (const o of node.outputs.slice(1)) expanded.set(o, g);
           break;
         }
-        const res = lowerPrefillAttention(b, qb!.value, kb!.value, vb!.value, qb!.layout, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
+        const res = lowerGroupedPrefillAttention(
+          b,
+          qg!.map((blk, i) => ({ q: blk.value, k: kg![i]!.value, v: vg![i]!.value, layout: blk.layout, tokenStart: blk.tokenStart })),
+          N,
+          attrFloat(node, 'scale'),
+          { exp, reciprocal, fill },
+        );
         for (const site of res.sites) {
           if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
           else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
         }
-        acts.set(out, singleBlock(res.value, q!.length, q!.tokens, slots));
+        acts.set(out, withColumns(rowBlocks(res.values, q!.length, grouping, slots), q!));
         // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
         if (node.outputs[1]) acts.set(node.outputs[1], k!);
         if (node.outputs[2]) acts.set(node.outputs[2], v!);
@@ -362,7 +405,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           probe('silu', silu, blk.value, s, r, (u) => Math.floor(u / stride) < blk.layout.tokens && (u % stride) % blk.layout.period < blk.layout.length);
           return { ...blk, value: up ? b.mul(s, up.blocks[i]!.value) : s };
         });
-        acts.set(out, { tokens: gate.tokens, length: gate.length, blocks });
+        acts.set(out, { tokens: gate.tokens, length: gate.length, blocks, ...(gate.columns ? { columns: gate.columns } : {}) });
         break;
       }
       case 'add':
@@ -370,7 +413,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const [x, y] = [act(node.inputs[0]!, node), act(node.inputs[1]!, node)];
         if (!sameCuts(x, y) || x.tokens !== y.tokens) throw new FhecError(`${node.op} of differently packed operands`, { node: nodeLabel(node) });
         const blocks = x.blocks.map((blk, i) => ({ ...blk, value: node.op === 'add' ? b.add(blk.value, y.blocks[i]!.value) : b.mul(blk.value, y.blocks[i]!.value) }));
-        acts.set(out, { tokens: x.tokens, length: x.length, blocks });
+        acts.set(out, { tokens: x.tokens, length: x.length, blocks, ...(x.columns ? { columns: x.columns } : {}) });
         if (expanded.has(node.inputs[0]!)) expanded.set(out, expanded.get(node.inputs[0]!)!);
         break;
       }
@@ -393,12 +436,17 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     const g = expanded.get(v);
     const dims = v.shape as number[];
     const tb: TensorBlocks = { name: v.name, dims, tokens: a.tokens, width: a.length, blocks: [] };
-    if (g && dims.length === 4) tb.kv = { heads: dims[1]!, headSize: dims[3]!, group: g };
+    if (g && dims.length === 4) {
+      const stride = a.length / (dims[1]! * g);
+      tb.kv = { heads: dims[1]!, headSize: dims[3]!, ...(stride !== dims[3] ? { headStride: stride } : {}), group: g };
+    } else if (a.columns && a.columns.some((c, i) => c !== i)) {
+      throw new FhecError(`model output ${v.name} is held with padded heads; only KV-cache outputs can be`);
+    }
     a.blocks.forEach((blk, i) => {
       const fhe = a.blocks.length === 1 ? v.name : `${v.name}#${i}`;
       const layout = blk.layout;
       b.output(fhe, blk.value, layout);
-      tb.blocks.push({ fhe, colStart: blk.colStart, layout });
+      tb.blocks.push({ fhe, colStart: blk.colStart, ...(blk.tokenStart ? { tokenStart: blk.tokenStart } : {}), layout });
     });
     outputs.push(tb);
   }
@@ -409,6 +457,30 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     ops[i]!.depth = Math.max(0, ...vals.map((x) => depths.get(x.name) ?? 0));
   }
   return { program, tokens, slots, embedding, outputs, cacheInputs, past: pastLength, probes, ops, targets };
+}
+
+/**
+ * The model's token grouping (activation.ts): its rows are the embedding (hidden) and attention's
+ * q/k/v as held (heads padded to powers of two, GQA-expanded), each needing 2 copies per token block.
+ */
+function modelTokenGrouping(graph: Graph, slots: number): TokenGrouping {
+  let tokens = 1;
+  let widest = 1;
+  let what = 'the model';
+  for (const n of graph.nodes) {
+    if (n.op === 'embedding') {
+      const dims = n.outputs[0]!.shape as number[];
+      tokens = dims[1]!;
+      if (dims[2]! > widest) [widest, what] = [dims[2]!, `the residual stream (${tokens} x ${dims[2]})`];
+    }
+    if (n.op === 'attention') {
+      const N = attrInt(n, 'num_heads');
+      const H = (n.inputs[0]!.shape![2] as number) / N;
+      const held = N * nextPow2(H);
+      if (held > widest) [widest, what] = [held, `attention ${n.name} q/k/v (${N} heads of ${H}, held ${held} wide)`];
+    }
+  }
+  return tokenGrouping(slots, tokens, nextPow2(widest), what);
 }
 
 function countRotations(b: FheBuilder): number {
