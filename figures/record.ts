@@ -36,13 +36,13 @@ export function machine(): string {
 }
 
 /** The command that reruns one test of a figures file (`npm run figures` runs them all). */
-export const commandFor = (script: string, test: string): string => `npx vitest run --config figures/vitest.config.ts figures/${script}.figures.ts -t '${test}'`;
+export const commandFor = (script: string, test: string, env = ''): string => `${env ? `${env} ` : ''}npx vitest run --config figures/vitest.config.ts figures/${script}.figures.ts -t '${test}'`;
 
 /** Writes figures/out/NAME.json; `script` and `test` name the figures file and test that measured it. */
-export function writeFigures(f: Omit<FigureFile, 'date' | 'machine' | 'command'> & { script: string; test: string }): string {
+export function writeFigures(f: Omit<FigureFile, 'date' | 'machine' | 'command'> & { script: string; test: string; env?: string }): string {
   fs.mkdirSync(OUT, { recursive: true });
   const file = path.join(OUT, `${f.name}.json`);
-  const full: FigureFile = { name: f.name, readmeRow: f.readmeRow, command: commandFor(f.script, f.test), date: new Date().toISOString(), machine: machine(), seconds: f.seconds, figures: f.figures, details: f.details };
+  const full: FigureFile = { name: f.name, readmeRow: f.readmeRow, command: commandFor(f.script, f.test, f.env), date: new Date().toISOString(), machine: machine(), seconds: f.seconds, figures: f.figures, details: f.details };
   fs.writeFileSync(file, JSON.stringify(full, null, 2) + '\n');
   console.log(
     `${f.readmeRow}\n` + f.figures.map((x) => `  ${x.holds ? 'holds' : 'STALE'}  ${x.what}: README ${x.readme}; measured ${JSON.stringify(x.measured)}`).join('\n') + `\n  wrote ${path.relative(ROOT, file)}`,
