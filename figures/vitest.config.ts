@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('..', import.meta.url)),
     include: ['figures/**/*.figures.ts'],
+    globalSetup: ['figures/summary.ts'],
     testTimeout: 900_000,
     hookTimeout: 900_000,
     // One file at a time: the machine is shared and the timings in the JSON should not race each other.
