@@ -58,5 +58,20 @@ it(TEST, async () => {
     figures,
     details: { prefill: S, ringDegree: plan.plan.params.ringDegree, refreshes: c.refreshes, compileSeconds, runs },
   });
-  for (const f of figures) expect(f.holds, f.what).toBe(true);
+  // The same compile gives the refresh-placement row's prefill-of-8 figure (N = 16384, 7 levels).
+  const placement = !full
+    ? [{ what: 'refreshes, prefill of 8 at N=16384 (placement vs greedy baseline)', readme: '61 vs greedy 122', measured: { placed: c.refreshes, greedy: c.greedyRefreshes }, holds: c.refreshes === 61 && c.greedyRefreshes === 122 }]
+    : [];
+  if (!full) {
+    writeFigures({
+      name: 'refresh-placement-prefill8',
+      script: 'sim-accuracy',
+      test: TEST,
+      readmeRow: 'refresh placement on model A (`passes/fhe/refresh-placement.ts`, vs the greedy "refresh when out of levels" baseline)',
+      seconds: compileSeconds,
+      figures: placement,
+      details: { prefill: S, ringDegree: plan.plan.params.ringDegree, primes: plan.plan.params.primes.length },
+    });
+  }
+  for (const f of [...figures, ...placement]) expect(f.holds, f.what).toBe(true);
 });
