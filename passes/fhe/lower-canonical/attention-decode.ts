@@ -12,10 +12,11 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Approximation } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximation.js';
 import { nextPow2, rotateAndSum } from '../packing.js';
 import type { AttentionProbeSite } from './attention.js';
+import { normalizeRow, type RowTerm } from './softmax-normalize.js';
+import type { SoftmaxPlan } from './softmax-plan.js';
 
 export interface DecodeAttentionLowering {
   value: FheValue;
@@ -42,7 +43,7 @@ export function lowerDecodeAttention(
   cache: SlotLayout,
   heads: number,
   scale: number,
-  ap: { exp: Approximation; reciprocal: Approximation; fill: number },
+  plan: SoftmaxPlan,
 ): DecodeAttentionLowering {
   const P = cache.tokens - 1;
   const s = cache.stride;
@@ -71,12 +72,13 @@ export function lowerDecodeAttention(
     sc = b.add(sc, b.rotate(sc, sh));
     count(1);
   }
-  const sm = b.mulConst(sc, dense((t, j) => (headStart(t, j) ? scale : 0)), 'att_mask');
-  const own = b.mulConst(sc, dense((t, j) => (t === P && headStart(t, j) ? scale : 0)), 'att_own');
+  const sk = scale / 2 ** plan.squarings;
+  const sm = b.mulConst(sc, dense((t, j) => (headStart(t, j) ? sk : 0)), 'att_mask');
+  const own = b.mulConst(sc, dense((t, j) => (t === P && headStart(t, j) ? sk : 0)), 'att_own');
   const hc = { rotations: 0, galoisSteps: [] as number[] };
   const ownAll = rotateAndSum(b, own, blocks, s, hc);
-  const arg = b.addConst(b.sub(sm, ownAll), dense((t, j) => (headStart(t, j) ? 0 : ap.fill)), 'att_fill');
-  const e = applyApproximation(b, arg, ap.exp).value;
+  const arg = b.addConst(b.sub(sm, ownAll), dense((t, j) => (headStart(t, j) ? 0 : plan.fill)), 'att_fill');
+  const e = applyApproximation(b, arg, plan.exp).value;
   const keep = (u: number) => {
     const t = Math.floor(u / s);
     return headStart(t, (u - t * s) % cache.period);
@@ -87,18 +89,18 @@ export function lowerDecodeAttention(
     bc = b.add(bc, b.rotate(bc, -sh));
     count(1);
   }
-  const S = rotateAndSum(b, bc, blocks, s, hc);
-  const r = applyApproximation(b, S, ap.reciprocal).value;
-  const num = rotateAndSum(b, b.mul(bc, V), blocks, s, hc);
+  // Slots outside the head channels hold no row: their sum gets 1, inside every 1/x interval.
+  const outside = dense((_t, j) => (j < width ? 0 : 1));
+  const rowSum = (terms: RowTerm[]): FheValue => b.addConst(rotateAndSum(b, terms[0] as FheValue, blocks, s, hc), outside, 'att_pad');
+  const inRow = (u: number) => (u - Math.floor(u / s) * s) % cache.period < width;
+  const row = normalizeRow(b, [bc], rowSum, plan, inRow);
+  const num = rotateAndSum(b, b.mul(row.terms[0] as FheValue, V), blocks, s, hc);
   count(hc.rotations);
   return {
-    value: b.mul(num, r),
+    value: b.mul(num, row.reciprocal),
     presentKey: K,
     presentValue: V,
-    sites: [
-      { role: 'exp', input: arg, output: e, keep },
-      { role: 'reciprocal', input: S, output: r, keep: (u) => (u - Math.floor(u / s) * s) % cache.period < width },
-    ],
+    sites: [{ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep }, ...row.sites],
     rotations,
   };
 }

@@ -18,21 +18,25 @@ import { approximate } from '../../approx/select.js';
 import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
 import { replicatedLayout } from '../packing.js';
-import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
+import { invsqrtInterval, siluInterval } from './fit-intervals.js';
 import { sameCuts, singleBlock, onlyBlock, type Activation } from './activation.js';
-import { lowerPrefillAttention } from './attention.js';
+import { lowerPrefillAttention, type AttentionProbeSite } from './attention.js';
 import { cacheLayout, lowerDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
 import { lowerLinearColumns, type LinearStats } from './linear.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
 import { lowerRmsNormBlock } from './rms-norm.js';
 import { lowerRopeBlock } from './rope.js';
+import { planSoftmax, type SoftmaxMethod } from './softmax-plan.js';
 
 /** Error targets of the approximations (the stated accuracy each nonlinearity is fitted to). */
 export interface ErrorTargets {
   /** Relative error of 1/sqrt in rms_norm. */
   invsqrtRel: number;
-  /** Absolute error of exp(s - s_diag) in attention. */
+  /**
+   * exp in attention: absolute error of exp(s - s_diag) for the 'shifted' softmax; for 'squaring', the
+   * relative error the squared exp terms may carry (the fit gets it / 2^(k+1)).
+   */
   expAbs: number;
   /** Relative error of 1/sum in attention. */
   reciprocalRel: number;
@@ -49,6 +53,8 @@ export interface LowerModelOptions {
   attention?: Map<string, AttentionStats>;
   /** Relative margin for intervals the lowering derives itself (attention); default: the ranges' own. */
   margin?: number;
+  /** How softmax is approximated (softmax-plan.ts); default 'squaring'. */
+  softmax?: SoftmaxMethod;
 }
 
 /** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
@@ -296,11 +302,17 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const st = opts.attention?.get(node.name);
         if (!st) throw new FhecError('no attention statistics from calibration', { node: nodeLabel(node) });
         const m = opts.margin ?? out.range?.margin ?? 0.1;
-        const fits = softmaxIntervals(st, m);
-        const fill = fits.fill;
-        const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
-        const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
+        const rowLength = P > 0 ? P + 1 : q!.tokens;
+        const sm = planSoftmax(st, { margin: m, rowLength, expError: targets.expAbs, reciprocalRel: targets.reciprocalRel, method: opts.softmax }, (fn, interval, target) => fit(node, fn, interval, target));
         const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
+        const sitesToProbes = (sites: AttentionProbeSite[], own: string) => {
+          let round = 0;
+          for (const site of sites) {
+            const role = site.role === 'exp' ? (sm.squarings ? `exp((s - ${own})/${2 ** sm.squarings})` : `exp(s - ${own})`) : round === 0 ? '1/sum exp' : `1/sum of squares, round ${round}`;
+            if (site.role === 'reciprocal') round++;
+            probe(role, site.approx, site.input, site.output, site.observed, site.keep);
+          }
+        };
         if (P > 0) {
           const width = q!.length;
           const H = width / N;
@@ -312,11 +324,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
             cacheInputs.push({ name: v.name, fhe: v.name, layout: pastLayout, heads: Nkv, headSize: H, group: g });
             return b.input(v.name, pastLayout, undefined, v.name.replace(/[^A-Za-z0-9_]/g, '_'));
           });
-          const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
-          for (const site of dec.sites) {
-            if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
-            else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
-          }
+          const dec = lowerDecodeAttention(b, qb!.value, kb!.value, vb!.value, pv[0]!, pv[1]!, cacheLayout(width, slots, P + 1, P + 1), N, attrFloat(node, 'scale'), sm);
+          sitesToProbes(dec.sites, 's_new');
           acts.set(out, singleBlock(dec.value, width, 1, slots));
           const cl = cacheLayout(width, slots, P + 1, P + 1);
           if (node.outputs[1]) acts.set(node.outputs[1], { tokens: P + 1, length: width, blocks: [{ value: dec.presentKey, layout: cl, colStart: 0 }] });
@@ -324,11 +333,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           for (const o of node.outputs.slice(1)) expanded.set(o, g);
           break;
         }
-        const res = lowerPrefillAttention(b, qb!.value, kb!.value, vb!.value, qb!.layout, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
-        for (const site of res.sites) {
-          if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
-          else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
-        }
+        const res = lowerPrefillAttention(b, qb!.value, kb!.value, vb!.value, qb!.layout, N, attrFloat(node, 'scale'), sm);
+        sitesToProbes(res.sites, 's_diag');
         acts.set(out, singleBlock(res.value, q!.length, q!.tokens, slots));
         // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
         if (node.outputs[1]) acts.set(node.outputs[1], k!);
