@@ -146,7 +146,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     if (!a) throw new FhecError(`input ${v?.name ?? '(none)'} is not computed under encryption`, { node: nodeLabel(node) });
     return a;
   };
-  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number }): Approximation => {
+  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number; maxDepth?: number }): Approximation => {
     const key = JSON.stringify([fn, interval, target]);
     const hit = fitCache.get(key);
     if (hit) return hit;

@@ -21,6 +21,7 @@
 
 import { FhecError } from '../../../ir/errors.js';
 import type { Approximation } from '../../approx/approximation.js';
+import { DEFAULT_MAX_DEGREE, chebyshevDepth } from '../../approx/chebyshev.js';
 import type { AttentionStats } from './attention-stats.js';
 import { EXP_HEADROOM, softmaxIntervals } from './fit-intervals.js';
 
@@ -44,7 +45,7 @@ export interface SoftmaxPlan {
   describe(): string;
 }
 
-export type Fit = (fn: 'exp' | 'reciprocal', interval: [number, number], target: { maxAbsError?: number; maxRelError?: number }) => Approximation;
+export type Fit = (fn: 'exp' | 'reciprocal', interval: [number, number], target: { maxAbsError?: number; maxRelError?: number; maxDepth?: number }) => Approximation;
 
 export interface SoftmaxPlanOptions {
   /** Relative calibration margin. */
@@ -117,7 +118,8 @@ export function squaringScoreInterval(st: AttentionStats, margin: number): { lo:
   return { lo, hi, fill: lo + dMax };
 }
 
-function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit: Fit): SoftmaxPlan | undefined {
+/** k rounds; `budget`: the depth a plan must not exceed to matter (the best so far), `round`: a lower bound of a round's depth. */
+function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit: Fit, budget = Infinity, round = 3): SoftmaxPlan | undefined {
   const n = Math.max(1, o.rowLength);
   const s = 2 ** k;
   const { lo, hi, fill } = squaringScoreInterval(st, o.margin);
@@ -136,8 +138,12 @@ function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit:
   if (!exp) return undefined;
   // The first sum: between e^0 (the row's own term, less exp's error and the margin) and n e^(hi/2^k).
   const first: [number, number] = [(1 - o.margin) * (1 - exp.maxRelError), n * Math.exp(hi / s) * (1 + exp.maxRelError) * (1 + o.margin)];
+  // Bounding the first (widest, slowest) fit's depth by what the plan can still afford.
+  const firstDepth = budget - exp.depth - k * round;
+  if (firstDepth < 1) return undefined;
+  const cap = Number.isFinite(firstDepth) ? { maxDepth: firstDepth } : {};
   if (k === 0) {
-    const r = try_(() => fit('reciprocal', first, { maxRelError: o.reciprocalRel }));
+    const r = try_(() => fit('reciprocal', first, { maxRelError: o.reciprocalRel, ...cap }));
     return r && plan('squaring', 0, exp, [r], observed, fill / s);
   }
   let best: SoftmaxPlan | undefined;
@@ -149,7 +155,7 @@ function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit:
       const rho = i > 0 ? rs[i - 1]!.maxRelError : 0;
       if (i > 0) seen.push([(1 - rho) ** 2 / n, (1 + rho) ** 2]);
       const interval = i === 0 ? first : squaredSumInterval(n, rho);
-      const r = try_(() => fit('reciprocal', interval, { maxRelError: i === k ? o.reciprocalRel : coarse }));
+      const r = try_(() => fit('reciprocal', interval, { maxRelError: i === k ? o.reciprocalRel : coarse, ...(i === 0 ? cap : {}) }));
       if (!r || (i < k && !(r.maxRelError < 0.9))) ok = false;
       else rs.push(r);
     }
@@ -158,6 +164,20 @@ function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit:
     if (!best || p.depth < best.depth || (p.depth === best.depth && mulsOf(p.exp, p.reciprocals, n) < mulsOf(best.exp, best.reciprocals, n))) best = p;
   }
   return best;
+}
+
+/**
+ * Least depth of any 1/x scheme on an interval of ratio kappa: each starts with a polynomial whose
+ * relative error is below 1, and the Chebyshev interpolant (which equioscillates in relative error)
+ * has 2 r^(d+1), r = (sqrt(kappa) - 1) / (sqrt(kappa) + 1); two degrees of slack for minimax fits.
+ * Infinity when that degree exceeds the library's limit (then no scheme exists).
+ */
+export function reciprocalDepthLowerBound(kappa: number): number {
+  if (!(kappa > 1)) return 1;
+  const q = Math.sqrt(kappa);
+  const d = Math.max(1, Math.ceil(Math.log(2) / Math.log((q + 1) / (q - 1))) - 2);
+  // Past the approximation library's degree limit no scheme exists at all.
+  return d > DEFAULT_MAX_DEGREE ? Infinity : chebyshevDepth(d, 0, 1);
 }
 
 /**
@@ -178,9 +198,16 @@ export function planSoftmax(st: AttentionStats, o: SoftmaxPlanOptions, fit: Fit)
     }
   });
   const round = 2 + Math.min(...coarse);
-  for (let k = 0; k <= maxK; k++) {
-    if (best && k * round + 2 > best.depth) break;
-    const p = planSquaring(st, o, k, fit);
+  const { hi } = squaringScoreInterval(st, o.margin);
+  // Start where the first sum's bound is small (hi / 2^k <= 1), then fewer rounds, then more.
+  const k0 = Math.min(maxK, Math.max(0, Math.ceil(Math.log2(Math.max(hi, 1)))));
+  const order = [k0, ...Array.from({ length: k0 }, (_, i) => k0 - 1 - i), ...Array.from({ length: maxK - k0 }, (_, i) => k0 + 1 + i)];
+  for (const k of order) {
+    if (best && k * round + 2 > best.depth) continue;
+    // Wide 1/x fits are slow: skip k when even the first 1/x's least depth cannot beat the best plan.
+    const firstBound = reciprocalDepthLowerBound((n * Math.exp(hi / 2 ** k)) / (1 - o.margin));
+    if (firstBound === Infinity || (best && k * round + 1 + firstBound > best.depth)) continue;
+    const p = planSquaring(st, o, k, fit, best?.depth, round);
     if (!p) continue;
     if (!best || p.depth < best.depth || (p.depth === best.depth && mulsOf(p.exp, p.reciprocals, n) < mulsOf(best.exp, best.reciprocals, n))) best = p;
   }
@@ -192,4 +219,29 @@ export function planSoftmax(st: AttentionStats, o: SoftmaxPlanOptions, fit: Fit)
     );
   }
   return best;
+}
+
+export interface SoftmaxModelRun {
+  probabilities: number[];
+  /** The input of every reciprocal round (the row sum, then the sums of squares). */
+  sums: number[];
+}
+
+/**
+ * float64 model of the lowered softmax of one row (softmax-normalize.ts and the attention kernels,
+ * operation for operation up to CKKS noise): scores already scaled by the op's scale, `own` the index
+ * of the query's own key. `ownIsExact`: prefill's own term is exactly 1, decode's goes through exp.
+ */
+export function evaluateSoftmaxPlan(plan: SoftmaxPlan, scores: readonly number[], own: number, ownIsExact = true): SoftmaxModelRun {
+  const s = 2 ** plan.squarings;
+  let y = scores.map((x, j) => (j === own && ownIsExact ? 1 : plan.exp.evaluate((x - scores[own]!) / s)));
+  const sums: number[] = [];
+  for (let i = 0; ; i++) {
+    if (i > 0) y = y.map((v) => v * v);
+    const S = y.reduce((a, v) => a + v, 0);
+    sums.push(S);
+    const r = plan.reciprocals[i]!.evaluate(S);
+    y = y.map((v) => v * r);
+    if (i === plan.reciprocals.length - 1) return { probabilities: y, sums };
+  }
 }
