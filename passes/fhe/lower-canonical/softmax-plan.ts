@@ -245,3 +245,17 @@ export function evaluateSoftmaxPlan(plan: SoftmaxPlan, scores: readonly number[]
     if (i === plan.reciprocals.length - 1) return { probabilities: y, sums };
   }
 }
+
+/**
+ * Bound on sum_j |p^_j - p_j| over a row of at most n keys, from the fits' measured errors: for
+ * 'squaring', every term carries a relative error of at most delta = (1 + exp rel)^(2^k) - 1 (the own
+ * term included) which moves the normalized row by at most 2 delta / (1 - delta), and the last 1/x's
+ * relative error rho scales it; for 'shifted', exp's absolute error on n terms over a sum >= 1.
+ */
+export function softmaxErrorBound(plan: SoftmaxPlan, n: number): number {
+  const rho = plan.reciprocals[plan.reciprocals.length - 1]!.maxRelError;
+  if (plan.method === 'shifted') return 2 * n * plan.exp.maxError + 2 * rho;
+  const delta = (1 + plan.exp.maxRelError) ** (2 ** plan.squarings) - 1;
+  const moved = (2 * delta) / (1 - delta);
+  return moved + rho * (1 + moved);
+}
