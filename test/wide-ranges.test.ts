@@ -6,7 +6,9 @@
 //    a 1e-3..1e5 span (4e8 after widening) is fitted too, where the single guess + Newton could not;
 //  - silu on a wide gate range: fitted, or refused with an error naming the interval and what to do.
 
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { compileModel } from '../compiler/model-plan.js';
 import { fheChain, selectParameters, topLevel } from '../ir/ckks/params.js';
 import { FheBuilder } from '../ir/fhe/index.js';
 import { approximate } from '../passes/approx/select.js';
@@ -20,6 +22,7 @@ import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { f64, fullLayout, invsqrtFor, reference, replicated, rng } from './helpers/fhe-lower.js';
+import { MODELS } from './helpers/shared.js';
 
 describe('rms_norm with mean squares spanning six orders of magnitude', () => {
   it('tokens with mean square 1e-2 .. 1e4 (d = 64, sim): every token normalized within the 1/sqrt relative error', async () => {
@@ -88,4 +91,14 @@ describe('silu on wide gate ranges', () => {
     expect(s.maxError).toBeLessThanOrEqual(DEFAULT_TARGETS.siluAbs);
     for (const x of [-80, -40, -1, 0, 1, 30, 60]) expect(Math.abs(s.evaluate(x) - x / (1 + Math.exp(-x)))).toBeLessThanOrEqual(DEFAULT_TARGETS.siluAbs);
   });
+});
+
+describe('when no approximation meets a target', () => {
+  it('compile fails with an error naming the op, the function, its calibrated interval and what to change', () => {
+    const compile = (targets: object, softmax?: 'shifted') => () =>
+      compileModel(path.join(MODELS, 'A_nocache_opset17.onnx'), { calibration: path.join(MODELS, 'calibration.txt'), prefill: 4, maxWindows: 1, ringDegree: 16384, targets, softmax });
+    expect(compile({ siluAbs: 1e-18 })).toThrow(/swiglu silu: cannot approximate silu on \[.*the gate: calibrated to \[-?[0-9.]+, [0-9.]+\].*relax the error target/);
+    expect(compile({ invsqrtRel: 1e-18 })).toThrow(/rms_norm invsqrt: cannot approximate invsqrt.*sum of squares \+ d eps over 64 features.*calibrated to \[/);
+    expect(compile({ expAbs: 1e-18 }, 'shifted')).toThrow(/attention exp: cannot approximate exp.*scores relative to the diagonal.*use --softmax squaring/);
+  }, 120000);
 });

@@ -146,7 +146,13 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     if (!a) throw new FhecError(`input ${v?.name ?? '(none)'} is not computed under encryption`, { node: nodeLabel(node) });
     return a;
   };
-  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number; maxDepth?: number }): Approximation => {
+  /** Where a fit's interval came from, for an error that says what to change when no fit exists. */
+  interface FitContext {
+    what: string;
+    calibrated: [number, number];
+    fix: string;
+  }
+  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number; maxDepth?: number }, why?: FitContext): Approximation => {
     const key = JSON.stringify([fn, interval, target]);
     const hit = fitCache.get(key);
     if (hit) return hit;
@@ -155,10 +161,12 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       fitCache.set(key, a);
       return a;
     } catch (e) {
-      if (e instanceof FhecError) throw new FhecError(`${fn}: ${e.message}`, { node: nodeLabel(node) });
-      throw e;
+      if (!(e instanceof FhecError)) throw e;
+      const ctx = why ? `; ${why.what}: calibrated to [${why.calibrated.map((v) => v.toPrecision(4)).join(', ')}], widened for held-out inputs (fit-intervals.ts); ${why.fix}` : '';
+      throw new FhecError(`${node.op} ${fn}: ${e.message}${ctx}`, { node: nodeLabel(node) });
     }
   };
+  const TARGET_FIX = 'relax the error target (compileModel targets) or calibrate on text closer to the inputs the plan will see';
   /** Where a value goes as a KV input of attention (through rope): the GQA group, or 1. */
   const kvGroup = (v: Value): number => {
     for (const u of uses.get(v) ?? []) {
@@ -220,7 +228,11 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const blk = onlyBlock(x, 'rms_norm');
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
-        const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
+        const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel }, {
+          what: `its input (sum of squares + d eps over ${d} features, mean square ${r.lo.toPrecision(3)}..${r.hi.toPrecision(3)})`,
+          calibrated: [d * r.lo, d * r.hi],
+          fix: TARGET_FIX,
+        });
         const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
         const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
         probe('1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
@@ -303,7 +315,18 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         if (!st) throw new FhecError('no attention statistics from calibration', { node: nodeLabel(node) });
         const m = opts.margin ?? out.range?.margin ?? 0.1;
         const rowLength = P > 0 ? P + 1 : q!.tokens;
-        const sm = planSoftmax(st, { margin: m, rowLength, expError: targets.expAbs, reciprocalRel: targets.reciprocalRel, method: opts.softmax }, (fn, interval, target) => fit(node, fn, interval, target));
+        const why: FitContext = {
+          what: `the scores relative to the diagonal (rows of up to ${rowLength} keys)`,
+          calibrated: [st.relMin, st.relMax],
+          fix: opts.softmax === 'shifted' ? "the 'shifted' softmax needs a 1/x over the whole row sum: use --softmax squaring" : TARGET_FIX,
+        };
+        let sm;
+        try {
+          sm = planSoftmax(st, { margin: m, rowLength, expError: targets.expAbs, reciprocalRel: targets.reciprocalRel, method: opts.softmax }, (fn, interval, target) => fit(node, fn, interval, target, why));
+        } catch (e) {
+          if (e instanceof FhecError && !e.message.startsWith('attention ')) throw new FhecError(`attention ${e.message}; ${why.fix}`, { node: nodeLabel(node) });
+          throw e;
+        }
         const [qb, kb, vb] = [q!, k!, v!].map((a) => onlyBlock(a, 'attention'));
         const sitesToProbes = (sites: AttentionProbeSite[], own: string) => {
           let round = 0;
@@ -357,7 +380,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           }
         }
         const r = rangeOf(node.inputs[0]!, 'silu input', node);
-        const silu = fit(node, 'silu', siluInterval(r), { maxAbsError: targets.siluAbs });
+        const silu = fit(node, 'silu', siluInterval(r), { maxAbsError: targets.siluAbs }, { what: 'the gate', calibrated: [r.lo, r.hi], fix: TARGET_FIX });
         if (up && !sameCuts(gate, up)) throw new FhecError('swiglu gate and up are cut differently', { node: nodeLabel(node) });
         const blocks = gate.blocks.map((blk, i) => {
           const s = applyApproximation(b, blk.value, silu).value;
