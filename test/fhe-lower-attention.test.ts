@@ -307,3 +307,39 @@ describe('attention cost at model A sizes (built, not run)', () => {
     console.log(`model A layer 1 attention:\n${rowsOut.join('\n')}`);
   });
 });
+
+describe('softmax methods compared on model A (sim)', () => {
+  it('normalize-and-square vs shifted, layer 1: decode P=40 and prefill of 16, depth / ct x ct / rotations / measured error', async () => {
+    const n = attentionNodes()[1]!;
+    const [qT, kT, vT] = n.inputs.map((v) => M.tensorOf(v!));
+    const margin = n.outputs[0]!.range?.margin ?? 0.1;
+    const rows: string[] = ['| step | method | softmax plan depth | circuit depth | ct x ct | pt muls | rotations | max error | bound |', '|---|---|---:|---:|---:|---:|---:|---:|---:|'];
+    const results = new Map<string, { ct: number; err: number }>();
+    for (const method of ['squaring', 'shifted'] as const) {
+      const i = 40;
+      const fit = attentionFor(stats.get(n.name)!, i + 1, margin, method);
+      const d = await decodeCase(qT!.data.slice(i * W, (i + 1) * W), kT!.data.slice(0, (i + 1) * D), vT!.data.slice(0, (i + 1) * D), i, fit);
+      expect(d.err).toBeLessThan(d.bound);
+      rows.push(`| decode P=${i} | ${method}${method === 'squaring' ? ` k=${fit.squarings}` : ''} | ${fit.depth} | ${d.built.cost.depth} | ${d.built.cost.ctMultiplications} | ${d.built.cost.plainMultiplications} | ${d.built.cost.rotations} | ${d.err.toExponential(2)} | ${d.bound.toExponential(2)} |`);
+      results.set(`decode ${method}`, { ct: d.built.cost.ctMultiplications, err: d.err });
+      const S = 16;
+      const pf = attentionFor(stats.get(n.name)!, S, margin, method);
+      const layout = replicatedLayout(W, SLOTS, S);
+      const b = new FheBuilder('prefill', SLOTS);
+      const res = lowerPrefillAttention(b, b.input('q', layout), b.input('k', layout), b.input('v', layout), layout, A.N, A.scale, pf);
+      b.output('y', res.value, fullLayout(layout));
+      const program = b.build();
+      const cost = fheCost(program);
+      const v = vT!.data.slice(0, S * D);
+      const run = await execute(program, { q: qT!.data.slice(0, S * W), k: expandHeads(kT!.data, S, A.Nkv, A.H, G), v: expandHeads(v, S, A.Nkv, A.H, G) });
+      const err = maxDiff(run.outputs.get('y')!.values, replicated(layout, M.tensorOf(n.outputs[0]!).data.slice(0, S * W)));
+      const bound = attentionBound(pf, S, maxAbs(v)) + 1e-4;
+      expect(err).toBeLessThan(bound);
+      rows.push(`| prefill S=${S} | ${method}${method === 'squaring' ? ` k=${pf.squarings}` : ''} | ${pf.depth} | ${cost.depth} | ${cost.ctMultiplications} | ${cost.plainMultiplications} | ${cost.rotations} | ${err.toExponential(2)} | ${bound.toExponential(2)} |`);
+      results.set(`prefill ${method}`, { ct: cost.ctMultiplications, err });
+    }
+    console.log(rows.join('\n'));
+    expect(results.get('decode squaring')!.ct).toBeLessThan(results.get('decode shifted')!.ct);
+    expect(results.get('prefill squaring')!.ct).toBeLessThan(results.get('prefill shifted')!.ct);
+  });
+});
