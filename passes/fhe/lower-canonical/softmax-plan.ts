@@ -22,6 +22,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { Approximation } from '../../approx/approximation.js';
 import { DEFAULT_MAX_DEGREE, chebyshevDepth } from '../../approx/chebyshev.js';
+import { nextPow2 } from '../packing.js';
 import type { AttentionStats } from './attention-stats.js';
 import { EXP_HEADROOM, softmaxIntervals } from './fit-intervals.js';
 
@@ -59,6 +60,15 @@ export interface SoftmaxPlanOptions {
   method?: SoftmaxMethod;
   /** Largest k tried. */
   maxSquarings?: number;
+}
+
+/**
+ * The row length the intervals are sized for: rowLength rounded up to a power of two. A longer bound
+ * only widens the intervals, and decode plans (whose rows grow by one key per step) then share their
+ * fits within each power-of-two bucket instead of refitting every step.
+ */
+export function rowBound(rowLength: number): number {
+  return nextPow2(Math.max(1, rowLength));
 }
 
 /** Coarse relative error of the intermediate 1/x (they only keep rows bounded); tried in this order. */
@@ -120,7 +130,7 @@ export function squaringScoreInterval(st: AttentionStats, margin: number): { lo:
 
 /** k rounds; `budget`: the depth a plan must not exceed to matter (the best so far), `round`: a lower bound of a round's depth. */
 function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit: Fit, budget = Infinity, round = 3): SoftmaxPlan | undefined {
-  const n = Math.max(1, o.rowLength);
+  const n = rowBound(o.rowLength);
   const s = 2 ** k;
   const { lo, hi, fill } = squaringScoreInterval(st, o.margin);
   const expInterval: [number, number] = [lo / s, hi / s];
@@ -188,7 +198,7 @@ export function planSoftmax(st: AttentionStats, o: SoftmaxPlanOptions, fit: Fit)
   if (o.method === 'shifted') return planShifted(st, o, fit);
   const maxK = o.maxSquarings ?? 10;
   let best: SoftmaxPlan | undefined;
-  const n = Math.max(1, o.rowLength);
+  const n = rowBound(o.rowLength);
   // A round costs at least 2 + D levels, D the depth of the cheapest coarse 1/x on its fixed interval.
   const coarse = COARSE_RECIPROCAL_REL.map((rho) => {
     try {
