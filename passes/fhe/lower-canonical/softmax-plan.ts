@@ -63,12 +63,14 @@ export interface SoftmaxPlanOptions {
 }
 
 /**
- * The row length the intervals are sized for: rowLength rounded up to a power of two. A longer bound
- * only widens the intervals, and decode plans (whose rows grow by one key per step) then share their
- * fits within each power-of-two bucket instead of refitting every step.
+ * The row length the intervals are sized for: rowLength rounded up to a multiple of a quarter of its
+ * power of two (21 -> 24, 41 -> 48). A longer bound only widens the intervals, and decode plans (whose
+ * rows grow by one key per step) then share their fits within each bucket instead of refitting every step.
  */
 export function rowBound(rowLength: number): number {
-  return nextPow2(Math.max(1, rowLength));
+  const n = Math.max(1, rowLength);
+  const step = Math.max(1, nextPow2(n) / 4);
+  return Math.ceil(n / step) * step;
 }
 
 /** Coarse relative error of the intermediate 1/x (they only keep rows bounded); tried in this order. */
