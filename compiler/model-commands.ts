@@ -16,6 +16,7 @@ import { RING_DEGREES } from '../ir/ckks/security.js';
 import { formatCandidates } from '../passes/fhe/parameter-search.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
+import { SOFTMAX_METHODS, type SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import { formatModelReport, modelReport } from './model-report.js';
 import { formatAccuracy, measureAccuracy } from './accuracy.js';
 import { simBackend } from '../runtime/sim/backend.js';
@@ -32,6 +33,8 @@ export interface ModelCompileFlags {
   ringDegree?: number;
   /** Cost table file for the search (default: the shipped table). */
   costs?: string;
+  /** Softmax method (squaring or shifted). */
+  softmax?: string;
 }
 
 /**
@@ -44,7 +47,11 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
     throw new FhecError(`--ring-degree must be one of ${RING_DEGREES.join(', ')}, got ${flags.ringDegree}`, { field: '--ring-degree' });
   }
   const costs = flags.costs !== undefined ? loadCostTable(flags.costs) : undefined;
+  if (flags.softmax !== undefined && !(SOFTMAX_METHODS as readonly string[]).includes(flags.softmax)) {
+    throw new FhecError(`--softmax must be one of ${SOFTMAX_METHODS.join(', ')}, got ${flags.softmax}`, { field: '--softmax' });
+  }
   const c = compileModel(model, {
+    softmax: flags.softmax as SoftmaxMethod | undefined,
     calibration: flags.calibration,
     prefill: flags.prefill,
     decode: flags.decode,

@@ -16,6 +16,7 @@ import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
 import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
 import { lowerCanonicalModel, type ErrorTargets, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
@@ -56,6 +57,8 @@ export interface ModelPlanOptions {
   placement?: Placement;
   /** Cost table the search prices candidates with (default: ir/ckks/default-costs.json). */
   costs?: CostTable;
+  /** How attention's softmax is approximated (passes/fhe/lower-canonical/softmax-plan.ts; default 'squaring'). */
+  softmax?: SoftmaxMethod;
 }
 
 export interface CompiledModel {
@@ -177,7 +180,7 @@ function finishCompile(
   calibrateMs: number,
 ): CompiledModel {
   const costs = opts.costs ?? defaultCostTable();
-  const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin });
+  const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax });
   const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
   if (opts.ringDegree === undefined) {
     const s = searchModelParameters(lower, { costs, placement: opts.placement, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });

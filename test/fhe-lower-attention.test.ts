@@ -80,8 +80,8 @@ async function execute(program: FheProgram, tensors: Record<string, ArrayLike<nu
 
 const costText = (c: FheCost) => `${c.rotations} rotations (${c.galoisSteps.length} keys), ${c.ctMultiplications} ct x ct, ${c.plainMultiplications} pt muls, depth ${c.depth}`;
 
-/** Decode: log2(H) for the within-head sums and as many to broadcast over the head, 3 rotate-and-sums over the P+1 blocks. */
-const decodeRotations = (P: number) => 2 * Math.log2(A.H) + 3 * Math.log2(nextPow2(P + 1));
+/** Decode: log2(H) for the within-head sums and as many to broadcast over the head, 3 + k rotate-and-sums over the P+1 blocks (k normalize-and-square rounds). */
+const decodeRotations = (P: number, fit: AttentionFit) => 2 * Math.log2(A.H) + (3 + fit.squarings) * Math.log2(nextPow2(P + 1));
 /** Prefill: per key offset d < T, log2(H) within-head sums; for d > 0 also rot(k), rot(v) and log2(H) to broadcast. */
 const prefillRotations = (T: number) => T * Math.log2(A.H) + (T - 1) * (2 + Math.log2(A.H));
 
@@ -150,12 +150,12 @@ describe('attention decode with an encrypted KV cache (lowerDecodeAttention)', (
     const q = randoms(W, r, 3);
     const k = randoms((P + 1) * D, r, 1);
     const v = randoms((P + 1) * D, r, 1);
-    const fit = attentionFor(statsOf(q, k, P));
+    const fit = attentionFor(statsOf(q, k, P), P + 1);
     const { err, cacheErr, bound, built, run, want } = await decodeCase(q, k, v, P, fit);
-    console.log(`decode P=${P}: ${costText(built.cost)}; exp depth ${fit.exp.depth}, 1/x depth ${fit.reciprocal.depth}; ${run.refreshes} refreshes, ${run.ms.toFixed(0)} ms; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)} (|y| <= ${maxAbs(want).toFixed(2)})`);
-    // Mask the new K/V in, q K, mask, exp, mask, 1/x, product.
-    expect(built.cost.depth).toBe(5 + fit.exp.depth + fit.reciprocal.depth);
-    expect(built.cost.rotations).toBe(decodeRotations(P));
+    console.log(`decode P=${P}: ${costText(built.cost)}; ${fit.describe()}; ${run.refreshes} refreshes, ${run.ms.toFixed(0)} ms; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)} (|y| <= ${maxAbs(want).toFixed(2)})`);
+    // Mask the new K/V in, q K, mask, softmax (exp, 1/x rounds), mask, product.
+    expect(built.cost.depth).toBe(5 + fit.depth);
+    expect(built.cost.rotations).toBe(decodeRotations(P, fit));
     expect(built.rotations).toBe(built.cost.rotations);
     expect(err).toBeLessThan(bound);
     expect(cacheErr).toBeLessThan(1e-5);
@@ -167,7 +167,7 @@ describe('attention decode with an encrypted KV cache (lowerDecodeAttention)', (
     const q = randoms(W, r, 2);
     const k = randoms((P + 1) * D, r, 1);
     const v = randoms((P + 1) * D, r, 1);
-    const fit = attentionFor(statsOf(q, k, P));
+    const fit = attentionFor(statsOf(q, k, P), P + 1);
     const { err, cacheErr, bound, built, run, want } = await decodeCase(q, k, v, P, fit, sealBackend);
     console.log(`SEAL decode P=${P} (N=${sealParams.ringDegree}, ${sealParams.bitSizes.join('/')} bits): ${costText(built.cost)}; ${run.refreshes} refreshes, ${run.ms.toFixed(0)} ms; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)} (|y| <= ${maxAbs(want).toFixed(2)})`);
     expect(err).toBeLessThan(bound);
@@ -182,7 +182,7 @@ describe('attention prefill, causal (lowerPrefillAttention)', () => {
     const q = randoms(S * W, r, 3);
     const k = randoms(S * D, r, 1);
     const v = randoms(S * D, r, 1);
-    const fit = attentionFor(statsOf(q, k, 0));
+    const fit = attentionFor(statsOf(q, k, 0), S);
     const layout = replicatedLayout(W, SLOTS, S);
     const b = new FheBuilder('prefill', SLOTS);
     const res = lowerPrefillAttention(b, b.input('q', layout), b.input('k', layout), b.input('v', layout), layout, A.N, A.scale, fit);
@@ -194,8 +194,8 @@ describe('attention prefill, causal (lowerPrefillAttention)', () => {
     const err = maxDiff(run.outputs.get('y')!.values, replicated(layout, want));
     const bound = attentionBound(fit, S, maxAbs(v)) + 1e-4;
     console.log(`prefill S=${S}: ${costText(cost)}; ${run.refreshes} refreshes; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)}`);
-    // q k, mask, exp, mask, 1/x, product.
-    expect(cost.depth).toBe(4 + fit.exp.depth + fit.reciprocal.depth);
+    // q k, mask, softmax (exp, 1/x rounds), mask, product.
+    expect(cost.depth).toBe(4 + fit.depth);
     expect(cost.rotations).toBe(prefillRotations(S));
     expect(res.rotations).toBe(cost.rotations);
     expect(res.sites.filter((s) => s.role === 'exp')).toHaveLength(S - 1);
@@ -206,7 +206,7 @@ describe('attention prefill, causal (lowerPrefillAttention)', () => {
 describe('attention head size', () => {
   it('rejects a head size that is not a power of two (the within-head sums would read the next head)', () => {
     const st = { ...emptyAttentionStats(), relMin: -5, relMax: 0, sumMin: 1, sumMax: 3, diagMin: -1, diagMax: 1 };
-    const fit = attentionFor(st);
+    const fit = attentionFor(st, 2);
     const layout = replicatedLayout(24, 1024, 2);
     const b = new FheBuilder('h12', 1024);
     const [q, k, v] = ['q', 'k', 'v'].map((n) => b.input(n, layout));
@@ -222,14 +222,15 @@ describe('attention head size', () => {
 
 let M: ModelA;
 let stats: Map<string, AttentionStats>;
-const fits = new Map<number, AttentionFit>();
+const fits = new Map<string, AttentionFit>();
 const attentionNodes = (): Node[] => M.opsOf('attention');
-/** The approximations lower-model.ts would fit for layer `layer` (calibration margin). */
-function fitOf(layer: number): AttentionFit {
-  let f = fits.get(layer);
+/** The softmax plan lower-model.ts would make for layer `layer` and rows of at most `rowLength` keys (calibration margin). */
+function fitOf(layer: number, rowLength: number): AttentionFit {
+  const key = `${layer}/${rowLength}`;
+  let f = fits.get(key);
   if (!f) {
     const n = attentionNodes()[layer]!;
-    fits.set(layer, (f = attentionFor(stats.get(n.name)!, n.outputs[0]!.range?.margin ?? 0.1)));
+    fits.set(key, (f = attentionFor(stats.get(n.name)!, rowLength, n.outputs[0]!.range?.margin ?? 0.1)));
   }
   return f;
 }
@@ -246,11 +247,11 @@ describe('attention on model A activations', () => {
       const [qT, kT, vT] = n.inputs.map((v) => M.tensorOf(v!));
       const i = 40;
       const q = qT!.data.slice(i * W, (i + 1) * W);
-      const fit = fitOf(layer);
+      const fit = fitOf(layer, i + 1);
       const { err, cacheErr, bound, built, run, want } = await decodeCase(q, kT!.data.slice(0, (i + 1) * D), vT!.data.slice(0, (i + 1) * D), i, fit);
       expect(maxDiff(want, M.tensorOf(n.outputs[0]!).data.slice(i * W, (i + 1) * W))).toBeLessThan(1e-5); // the decode reference is the prefill's row
       console.log(
-        `model A layer ${layer} decode P=${i}: ${fit.exp.describe()}; ${fit.reciprocal.describe()}; ${costText(built.cost)}; ` +
+        `model A layer ${layer} decode P=${i}: ${fit.describe()}; ${costText(built.cost)}; ` +
           `${run.refreshes} refreshes, ${run.ms.toFixed(0)} ms; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)} (|y| <= ${maxAbs(want).toFixed(2)})`,
       );
       expect(err).toBeLessThan(bound);
@@ -263,7 +264,7 @@ describe('attention on model A activations', () => {
     const [qT, kT, vT] = n.inputs.map((v) => M.tensorOf(v!));
     const S = 16;
     const layout = replicatedLayout(W, SLOTS, S);
-    const fit = fitOf(1);
+    const fit = fitOf(1, S);
     const b = new FheBuilder('prefill', SLOTS);
     const res = lowerPrefillAttention(b, b.input('q', layout), b.input('k', layout), b.input('v', layout), layout, A.N, A.scale, fit);
     b.output('y', res.value, fullLayout(layout));
@@ -279,25 +280,66 @@ describe('attention on model A activations', () => {
 });
 
 describe('attention cost at model A sizes (built, not run)', () => {
-  it('decode with 7 and 63 cached keys, 64-token prefill: depth = exp + 1/x + 5 (decode) or + 4 (prefill); rotations as counted', () => {
-    const fit = fitOf(1);
+  it('decode with 7 and 63 cached keys, 64-token prefill: depth = softmax + 5 (decode) or + 4 (prefill); rotations as counted; cheaper than the shifted softmax', () => {
     const rowsOut: string[] = [];
+    const layer = attentionNodes()[1]!;
+    const shiftedOf = (n: number) => attentionFor(stats.get(layer.name)!, n, layer.outputs[0]!.range?.margin ?? 0.1, 'shifted');
     for (const P of [7, 63]) {
+      const fit = fitOf(1, P + 1);
       const d = buildDecode(P, fit, SLOTS);
-      expect(d.cost.depth).toBe(5 + fit.exp.depth + fit.reciprocal.depth);
-      expect(d.cost.rotations).toBe(decodeRotations(P));
-      rowsOut.push(`decode P=${P} (N=${2 * SLOTS}): ${costText(d.cost)}`);
+      expect(d.cost.depth).toBe(5 + fit.depth);
+      expect(d.cost.rotations).toBe(decodeRotations(P, fit));
+      const shifted = buildDecode(P, shiftedOf(P + 1), SLOTS);
+      rowsOut.push(`decode P=${P} (N=${2 * SLOTS}): ${fit.describe()}\n    squaring: ${costText(d.cost)}\n    shifted:  ${costText(shifted.cost)}`);
+      expect(d.cost.ctMultiplications).toBeLessThan(shifted.cost.ctMultiplications);
     }
     for (const slots of [8192, 16384]) {
+      const fit = fitOf(1, 64);
       const b = new FheBuilder('prefill', slots);
       const layout = replicatedLayout(W, slots, 64);
       const res = lowerPrefillAttention(b, b.input('q', layout), b.input('k', layout), b.input('v', layout), layout, A.N, A.scale, fit);
       b.output('y', res.value, layout);
       const cost = fheCost(b.build());
-      expect(cost.depth).toBe(4 + fit.exp.depth + fit.reciprocal.depth);
+      expect(cost.depth).toBe(4 + fit.depth);
       expect(cost.rotations).toBe(prefillRotations(64));
-      rowsOut.push(`prefill T=64 (N=${2 * slots}): ${costText(cost)}`);
+      rowsOut.push(`prefill T=64 (N=${2 * slots}): ${fit.describe()}\n    ${costText(cost)}`);
     }
-    console.log(`model A layer 1 attention:\n  ${fit.exp.describe()}\n  ${fit.reciprocal.describe()}\n${rowsOut.join('\n')}`);
+    console.log(`model A layer 1 attention:\n${rowsOut.join('\n')}`);
+  });
+});
+
+describe('softmax methods compared on model A (sim)', () => {
+  it('normalize-and-square vs shifted, layer 1: decode P=40 and prefill of 16, depth / ct x ct / rotations / measured error', async () => {
+    const n = attentionNodes()[1]!;
+    const [qT, kT, vT] = n.inputs.map((v) => M.tensorOf(v!));
+    const margin = n.outputs[0]!.range?.margin ?? 0.1;
+    const rows: string[] = ['| step | method | softmax plan depth | circuit depth | ct x ct | pt muls | rotations | max error | bound |', '|---|---|---:|---:|---:|---:|---:|---:|---:|'];
+    const results = new Map<string, { ct: number; err: number }>();
+    for (const method of ['squaring', 'shifted'] as const) {
+      const i = 40;
+      const fit = attentionFor(stats.get(n.name)!, i + 1, margin, method);
+      const d = await decodeCase(qT!.data.slice(i * W, (i + 1) * W), kT!.data.slice(0, (i + 1) * D), vT!.data.slice(0, (i + 1) * D), i, fit);
+      expect(d.err).toBeLessThan(d.bound);
+      rows.push(`| decode P=${i} | ${method}${method === 'squaring' ? ` k=${fit.squarings}` : ''} | ${fit.depth} | ${d.built.cost.depth} | ${d.built.cost.ctMultiplications} | ${d.built.cost.plainMultiplications} | ${d.built.cost.rotations} | ${d.err.toExponential(2)} | ${d.bound.toExponential(2)} |`);
+      results.set(`decode ${method}`, { ct: d.built.cost.ctMultiplications, err: d.err });
+      const S = 16;
+      const pf = attentionFor(stats.get(n.name)!, S, margin, method);
+      const layout = replicatedLayout(W, SLOTS, S);
+      const b = new FheBuilder('prefill', SLOTS);
+      const res = lowerPrefillAttention(b, b.input('q', layout), b.input('k', layout), b.input('v', layout), layout, A.N, A.scale, pf);
+      b.output('y', res.value, fullLayout(layout));
+      const program = b.build();
+      const cost = fheCost(program);
+      const v = vT!.data.slice(0, S * D);
+      const run = await execute(program, { q: qT!.data.slice(0, S * W), k: expandHeads(kT!.data, S, A.Nkv, A.H, G), v: expandHeads(v, S, A.Nkv, A.H, G) });
+      const err = maxDiff(run.outputs.get('y')!.values, replicated(layout, M.tensorOf(n.outputs[0]!).data.slice(0, S * W)));
+      const bound = attentionBound(pf, S, maxAbs(v)) + 1e-4;
+      expect(err).toBeLessThan(bound);
+      rows.push(`| prefill S=${S} | ${method}${method === 'squaring' ? ` k=${pf.squarings}` : ''} | ${pf.depth} | ${cost.depth} | ${cost.ctMultiplications} | ${cost.plainMultiplications} | ${cost.rotations} | ${err.toExponential(2)} | ${bound.toExponential(2)} |`);
+      results.set(`prefill ${method}`, { ct: cost.ctMultiplications, err });
+    }
+    console.log(rows.join('\n'));
+    expect(results.get('decode squaring')!.ct).toBeLessThan(results.get('decode shifted')!.ct);
+    expect(results.get('prefill squaring')!.ct).toBeLessThan(results.get('prefill shifted')!.ct);
   });
 });

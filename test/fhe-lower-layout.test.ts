@@ -4,6 +4,7 @@
 // without CKKS error (ir/fhe/plain-eval.ts); whole synthetic Llamas (bench/llama-synth.ts, random
 // weights) are compiled and their plans run on the CKKS simulator against the reference interpreter.
 
+import { shiftedSoftmaxPlan } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -94,7 +95,7 @@ describe('prefill attention in token groups, heads padded (3 query heads of 12 p
       inputs[`v${gi}`] = held(vv, Nkv, t0, t1);
       return { q: qv!, k: kv!, v: vv2!, layout, tokenStart: t0 };
     });
-    const res = lowerGroupedPrefillAttention(b, groups, N, scale, { exp, reciprocal, fill: expLo + Math.max(0, diagMax) });
+    const res = lowerGroupedPrefillAttention(b, groups, N, scale, shiftedSoftmaxPlan(exp, reciprocal, expLo + Math.max(0, diagMax)));
     res.values.forEach((v, gi) => b.output(`y${gi}`, v, groups[gi]!.layout));
     const p = b.build();
     verifyFhe(p);
@@ -173,7 +174,7 @@ describe('decode attention over a cache split into groups, heads padded (GQA 3:1
       inputs[`v${gi}`] = rows(vv, g.tokenStart, g.tokenStart + g.past, cg.stride, false);
       return { k: b.input(`k${gi}`, full), v: b.input(`v${gi}`, full) };
     });
-    const res = lowerGroupedDecodeAttention(b, b.input('q', full), b.input('kn', full), b.input('vn', full), past, P, cg.stride, width, N, scale, { exp, reciprocal, fill: expLo });
+    const res = lowerGroupedDecodeAttention(b, b.input('q', full), b.input('kn', full), b.input('vn', full), past, P, cg.stride, width, N, scale, shiftedSoftmaxPlan(exp, reciprocal, expLo));
     b.output('y', res.value, full);
     res.presentKeys.forEach((k, gi) => b.output(`pk${gi}`, k, full));
     const p = b.build();

@@ -24,7 +24,9 @@ describe('fhec compile --calibration / fhec run', () => {
     expect(c.stdout).toMatch(/decoder layers\.0: multiplicative depth \d+, rotations \d+/);
     expect(c.stdout).toMatch(/decoder layers\.1: multiplicative depth \d+, rotations \d+/);
     expect(c.stdout).toMatch(/predicted\s+observed/);
-    expect(c.stdout).toMatch(/exp\(s - s_diag\)/);
+    // exp of the scores relative to the diagonal (scaled by 2^-k under normalize-and-square), and the row sum's 1/x.
+    expect(c.stdout).toMatch(/exp\(\(?s - s_diag\)(\/\d+)?/);
+    expect(c.stdout).toMatch(/1\/sum exp/);
     expect(c.stdout).toMatch(/refreshes\s+\d+ \(greedy baseline \d+\)/);
     expect(c.stdout).toMatch(/end to end under sim .* greedy agreement 100\.00% \(4\/4\)/);
     expect(fs.existsSync(plan.replace(/\.json$/, '.embedding.bin'))).toBe(true);

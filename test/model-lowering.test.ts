@@ -12,6 +12,7 @@ import { Tensor } from '../ir/tensor.js';
 import { approximate } from '../passes/approx/select.js';
 import { replicatedLayout } from '../passes/fhe/packing.js';
 import { lowerPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
+import { planSoftmax } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import { lowerLinearColumns } from '../passes/fhe/lower-canonical/linear.js';
 import { lowerRmsNormBlock } from '../passes/fhe/lower-canonical/rms-norm.js';
 import { lowerRopeBlock } from '../passes/fhe/lower-canonical/rope.js';
@@ -199,13 +200,12 @@ describe('attention (prefill, causal, GQA)', () => {
       }
       sumMax = Math.max(sumMax, sum);
     }
-    const expLo = Math.min(relMin * 1.1, -25 - (diagMax - diagMin));
-    const exp = approximate('exp', [expLo, relMax * 1.1 + 1], { maxAbsError: 1e-5 });
-    const reciprocal = approximate('reciprocal', [0.9, sumMax * 1.1], { maxRelError: 1e-4 });
+    const stats = { relMin, relMax, sumMin: 1, sumMax, diagMin, diagMax, scoreMin: 0, scoreMax: 0, rows: N * T };
+    const plan = planSoftmax(stats, { margin: 0.1, rowLength: T, expError: 1e-4, reciprocalRel: 1e-4 }, (fn, iv, t) => approximate(fn, iv, t));
     const b = new FheBuilder('t', SLOTS);
     const layout = replicatedLayout(width, SLOTS, T);
     const [qv, kv, vv2] = ['q', 'k', 'v'].map((n) => b.input(n, layout));
-    const res = lowerPrefillAttention(b, qv!, kv!, vv2!, layout, N, scale, { exp, reciprocal, fill: expLo + Math.max(0, diagMax) });
+    const res = lowerPrefillAttention(b, qv!, kv!, vv2!, layout, N, scale, plan);
     const slots = run(b, { q, k: expand(kk), v: expand(vv) }, res.value);
     expect(maxDiff(read(slots, layout, 0), want)).toBeLessThan(2e-3);
     expect(res.sites.filter((s) => s.role === 'exp')).toHaveLength(T - 1);

@@ -26,6 +26,7 @@ interface CompileFlags {
   ringDegree?: number;
   /** Cost table the parameter search prices candidates with. */
   costs?: string;
+  softmax?: string;
   /** A generation plan for `fhec generate` (compiler/generation-plan.ts). */
   maxContext?: number;
   bind: Record<string, number>;
@@ -74,6 +75,7 @@ export function registerCompile(program: Command): void {
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
+    .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);

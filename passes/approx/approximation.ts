@@ -45,6 +45,8 @@ export function describeSteps(steps: readonly ApproxStep[]): string {
           return `goldschmidt 1/x x${s.iterations}`;
         case 'newton_invsqrt':
           return `newton 1/sqrt x${s.iterations}`;
+        case 'refine_invsqrt':
+          return `y*q(x y^2), q of degree ${s.poly.degree} on [${fmt(s.poly.a)}, ${fmt(s.poly.b)}]`;
       }
     })
     .join(', then ');

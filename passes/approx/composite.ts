@@ -87,6 +87,12 @@ export function invSqrtNewton(interval: [number, number], guess: ChebyshevPoly, 
  * 1 - x p(x) = T_{d+1}(t)/T_{d+1}(t(0)).) For 1/sqrt(x) it is then rescaled for Newton (see below).
  */
 export function firstGuessCoeffs(fn: TargetFunction, a: number, b: number, degree: number, grid: Grid): number[] {
+  const coeffs = relativeMinimaxCoeffs(fn, a, b, degree, grid);
+  return fn.name === 'invsqrt' ? scaleForInvSqrtNewton(coeffs, a, b, grid) : coeffs;
+}
+
+/** The degree-d polynomial of least max relative error found (Remez weighted by 1/|f|, or the interpolant). */
+export function relativeMinimaxCoeffs(fn: TargetFunction, a: number, b: number, degree: number, grid: Grid): number[] {
   const interp = interpolateChebyshev(fn.f, a, b, degree);
   let coeffs = interp;
   if (degree >= 1 && degree <= REMEZ_MAX_DEGREE) {
@@ -95,7 +101,7 @@ export function firstGuessCoeffs(fn: TargetFunction, a: number, b: number, degre
     const err = (c: number[]) => gridNormalizedError((x) => evaluateChebyshev({ a, b, coeffs: c }, x), grid, relTol);
     if (r && err(r.coeffs) < err(interp)) coeffs = r.coeffs;
   }
-  return fn.name === 'invsqrt' ? scaleForInvSqrtNewton(coeffs, a, b, grid) : coeffs;
+  return coeffs;
 }
 
 /**
@@ -295,6 +301,89 @@ export function mostAccurateIterative(
       const approx = buildApproximation(fn, interval, iterativeSteps(fn, guess, refinement, n));
       if (!best || targetRatio(errors(approx), target) < targetRatio(errors(best), target)) best = approx;
     }
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1/sqrt(x) on wide intervals: first guess, then fitted refinements y <- y q(x y^2), then Newton.
+
+/**
+ * For intervals so wide that no polynomial guess reaches relative error < 1 (or only at a great
+ * degree): a low-degree guess y0 (any positive one: u = y0 sqrt(x) in [uLo, uHi]), then refinement
+ * steps y <- y q(x y^2) with q the relative minimax of 1/sqrt(t) on [uLo^2, uHi^2] (which maps u to
+ * u q(u^2), shrinking its range as far as degree(q) allows), chosen greedily by levels per halving of
+ * ln(uHi/uLo), and Newton steps once the range is narrow. The u range is tracked exactly on the grid.
+ */
+export function planInvSqrtRefined(interval: [number, number], target: ErrorTarget, opts: PlanOptions): Approximation | undefined {
+  if (target.maxRelError === undefined) return undefined;
+  const fn = targetFunction('invsqrt');
+  const tfn = fn;
+  const [a, b] = interval;
+  const grid = makeGrid(fn.f, a, b);
+  const goal = 0.8 * target.maxRelError;
+  let best: Approximation | undefined;
+  for (const d0 of [3, 7, 15, 31, 63]) {
+    const guess = relativeMinimaxCoeffs(fn, a, b, d0, grid);
+    const u = Float64Array.from(grid.xs, (x) => evaluateChebyshev({ a, b, coeffs: guess }, x) * Math.sqrt(x));
+    const range = () => {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of u) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+      return [lo, hi] as const;
+    };
+    if (!(range()[0] > 0)) continue;
+    const steps: ApproxStep[] = [chebyshevStep(makeChebyshevPoly(fn.f, a, b, guess), fn.formula)];
+    for (let n = 0; n < 24; n++) {
+      const [lo, hi] = range();
+      if (Math.max(1 - lo, hi - 1) <= goal) break;
+      if (costOfSteps(steps).depth >= opts.maxDepth) break;
+      // Newton once u lies in (0, sqrt 3) and its range is narrow; else the refinement of best levels per shrink.
+      const width = Math.log(hi / lo);
+      let choice: { step: ApproxStep; map: (v: number) => number; score: number } | undefined;
+      // A step that reaches the goal outright wins by its levels alone (a finishing step never overshoots deeper than needed).
+      const finishes = (mlo: number, mhi: number) => Math.max(1 - mlo, mhi - 1) <= goal;
+      if (hi < Math.sqrt(3)) {
+        const map = (v: number) => (v * (3 - v * v)) / 2;
+        const after = Math.log(Math.max(...[lo, hi, Math.min(Math.max(1, lo), hi)].map(map)) / Math.min(map(lo), map(hi)));
+        const mlo = Math.min(map(lo), map(hi));
+        const mhi = Math.max(...[lo, hi, Math.min(Math.max(1, lo), hi)].map(map));
+        if (after < width) choice = { step: { kind: 'newton_invsqrt', iterations: 1 }, map, score: finishes(mlo, mhi) ? -1e6 + 2 : 2 / Math.log(width / Math.max(after, 1e-300)) };
+      }
+      const tlo = lo * lo;
+      const thi = hi * hi;
+      if (thi / tlo > 1 + 1e-9) {
+        const tgrid = makeGrid(tfn.f, tlo, thi, 1024);
+        for (const dq of [3, 7, 15, 31]) {
+          const qc = relativeMinimaxCoeffs(tfn, tlo, thi, dq, tgrid);
+          const q = provisionalPoly(tlo, thi, qc);
+          const map = (v: number) => v * evaluateChebyshev(q, v * v);
+          let mlo = Infinity;
+          let mhi = -Infinity;
+          for (let i = 0; i <= 256; i++) {
+            const v = map(lo * (hi / lo) ** (i / 256));
+            mlo = Math.min(mlo, v);
+            mhi = Math.max(mhi, v);
+          }
+          if (!(mlo > 0)) continue;
+          const after = Math.log(mhi / mlo);
+          if (!(after < width)) continue;
+          const score = finishes(mlo, mhi) ? -1e6 + 3 + q.depth : (3 + q.depth) / Math.log(width / Math.max(after, 1e-300));
+          if (!choice || score < choice.score) choice = { step: { kind: 'refine_invsqrt', poly: makeChebyshevPoly(tfn.f, tlo, thi, qc) }, map, score };
+        }
+      }
+      if (!choice) break;
+      const last = steps[steps.length - 1]!;
+      if (choice.step.kind === 'newton_invsqrt' && last.kind === 'newton_invsqrt') last.iterations++;
+      else steps.push(choice.step);
+      for (let i = 0; i < u.length; i++) u[i] = choice.map(u[i]!);
+    }
+    if (costOfSteps(steps).depth > opts.maxDepth) continue;
+    const approx = buildApproximation(fn, interval, steps);
+    if (meets(errors(approx), target) && cheaper(approx, best)) best = approx;
   }
   return best;
 }

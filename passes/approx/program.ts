@@ -23,14 +23,19 @@ export type ApproxStep =
   /** e = 1 - x*y, then y <- y*(1+e), e <- e*e: Goldschmidt for 1/x; 1 level per step instead of 2. */
   | { kind: 'goldschmidt_reciprocal'; iterations: number }
   /** h = x/2 once, then y <- 1.5*y - (h*y)*(y*y), `iterations` times: Newton for 1/sqrt(x). */
-  | { kind: 'newton_invsqrt'; iterations: number };
+  | { kind: 'newton_invsqrt'; iterations: number }
+  /**
+   * y <- y * q(x*y*y) with q ~ 1/sqrt(t) on the range of t = x y^2 = u^2 (u = y sqrt(x)): Newton with
+   * its linear q = (3 - t)/2 replaced by a fitted polynomial, which shrinks a wide u range far faster.
+   */
+  | { kind: 'refine_invsqrt'; poly: ChebyshevPoly };
 
 export interface Arith<T> {
   constant(c: number): T;
   add(a: T, b: T): T;
   sub(a: T, b: T): T;
   mul(a: T, b: T): T;
-  /** p(x); x must be the program input. */
+  /** p(x) (x is the program input, or an intermediate value for refine_invsqrt). */
   chebyshev(p: ChebyshevPoly, x: T): T;
 }
 
@@ -66,6 +71,12 @@ export function runSteps<T>(steps: readonly ApproxStep[], A: Arith<T>, x: T): T 
           if (i < s.iterations - 1) e = A.mul(e, e);
         }
         y = v;
+        break;
+      }
+      case 'refine_invsqrt': {
+        const v = current();
+        // (x y) y, not x (y y): y is small where x is large, and y*y would lose its relative precision.
+        y = A.mul(v, A.chebyshev(s.poly, A.mul(A.mul(x, v), v)));
         break;
       }
       case 'newton_invsqrt': {
@@ -137,9 +148,8 @@ export function costOfSteps(steps: readonly ApproxStep[]): StepCost {
       return ct(Math.max(a.level, b.level) + 1);
     },
     chebyshev: (p, x) => {
-      if (x !== input) throw new Error('a chebyshev step must be applied to the input');
       nonScalarMuls += chebyshevNonScalarMuls(p.degree);
-      return ct(p.depth);
+      return ct(x.level + p.depth);
     },
   };
   runSteps(steps, A, input);

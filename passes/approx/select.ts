@@ -13,6 +13,7 @@ import {
   mostAccurateExpBySquaring,
   mostAccurateIterative,
   planExpBySquaring,
+  planInvSqrtRefined,
   planIterative,
   type PlanOptions,
 } from './composite.js';
@@ -103,6 +104,7 @@ export function approximate(fnName: string, interval: [number, number], opts: Ap
     const bound = candidates[0] ? { ...plan, maxDepth: Math.min(plan.maxDepth, candidates[0].depth) } : plan;
     if (fn.name === 'exp') candidates.push(planExpBySquaring(interval, target, bound));
     if (fn.name === 'reciprocal' || fn.name === 'invsqrt') candidates.push(planIterative(fn.name, interval, target, bound));
+    if (fn.name === 'invsqrt') candidates.push(planInvSqrtRefined(interval, target, bound));
   }
   let best: Approximation | undefined;
   for (const c of candidates) if (c && cheaper(c, best)) best = c;

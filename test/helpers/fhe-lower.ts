@@ -14,7 +14,8 @@ import { approximate } from '../../passes/approx/select.js';
 import { calibrate } from '../../passes/calibrate/calibrate.js';
 import type { AttentionStats } from '../../passes/fhe/lower-canonical/attention-stats.js';
 import { DEFAULT_TARGETS } from '../../passes/fhe/lower-canonical/lower-model.js';
-import { invsqrtInterval, siluInterval, softmaxIntervals } from '../../passes/fhe/lower-canonical/fit-intervals.js';
+import { invsqrtInterval, siluInterval } from '../../passes/fhe/lower-canonical/fit-intervals.js';
+import { planSoftmax, softmaxErrorBound, type SoftmaxMethod, type SoftmaxPlan } from '../../passes/fhe/lower-canonical/softmax-plan.js';
 import { runGraph } from '../../runtime/reference/interpreter.js';
 import { canonicalKernels } from '../../runtime/reference/ops/canonical.js';
 import { MODELS } from './shared.js';
@@ -87,27 +88,16 @@ export function siluFor(range: { lo: number; hi: number }): Approximation {
   return approximate('silu', siluInterval(range), { maxAbsError: DEFAULT_TARGETS.siluAbs });
 }
 
-export interface AttentionFit {
-  exp: Approximation;
-  reciprocal: Approximation;
-  fill: number;
+export type AttentionFit = SoftmaxPlan;
+
+/** The softmax plan lower-model.ts makes for rows of at most `rowLength` keys (default method: squaring). */
+export function attentionFor(st: AttentionStats, rowLength: number, margin = 0.1, method?: SoftmaxMethod): AttentionFit {
+  return planSoftmax(st, { margin, rowLength, expError: DEFAULT_TARGETS.expAbs, reciprocalRel: DEFAULT_TARGETS.reciprocalRel, method }, (fn, iv, t) => approximate(fn, iv, t));
 }
 
-/** exp of scores relative to the row's own score, 1/x of the row sum, and the fill of masked slots. */
-export function attentionFor(st: AttentionStats, margin = 0.1): AttentionFit {
-  const fits = softmaxIntervals(st, margin);
-  const exp = approximate('exp', fits.exp, { maxAbsError: DEFAULT_TARGETS.expAbs });
-  const reciprocal = approximate('reciprocal', fits.reciprocal, { maxRelError: DEFAULT_TARGETS.reciprocalRel });
-  return { exp, reciprocal, fill: fits.fill };
-}
-
-/**
- * Bound on |y - y_exact| of attention lowered with `fit` over rows of at most n keys: the weights
- * e_j / S move by at most 2 n maxError(exp) in total (S >= 1: the row's own term is exp(0)), 1/S by
- * its relative error; both scale max|v|.
- */
+/** Bound on |y - y_exact| of attention lowered with `fit` over rows of at most n keys: the weights' total error (softmaxErrorBound) times max|v|. */
 export function attentionBound(fit: AttentionFit, n: number, vMax: number): number {
-  return vMax * (2 * n * fit.exp.maxError + 2 * fit.reciprocal.maxRelError);
+  return vMax * softmaxErrorBound(fit, n);
 }
 
 /** Model A canonical (no cache, 64 tokens), calibrated on 3 windows of calibration.txt. */

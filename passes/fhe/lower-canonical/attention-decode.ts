@@ -6,18 +6,21 @@
 // all slots, so it is present in every block of every group (sums over groups are additions):
 //   s = within-head sums of q * K (valid at head starts of each block); the new token's own score is
 //   broadcast to every block (mask + rotate-and-sum over blocks) and subtracted (the row shift);
-//   e = exp(s - s_new), masked; S = sum over blocks (rotate-and-sum), broadcast over the head;
-//   y = (sum over blocks of e * V) / S: every block ends up holding the result, which is exactly the
-//   one-token replicated layout. present_key/value are the updated cache ciphertexts.
-// Depth: 1 (q K) + 1 (mask) + exp + 1 (mask) + reciprocal + 1 (and 1 for masking the new K/V in).
+//   e = exp((s - s_new) / 2^k), masked and broadcast over the head; the row (one term per cache
+//   group) is normalized by the softmax plan's rounds (softmax-normalize.ts), each row sum a
+//   rotate-and-sum over blocks; y = (sum over blocks of w * V) * r: every block ends up holding the
+//   result, which is exactly the one-token replicated layout. present_key/value are the updated cache
+//   ciphertexts.
+// Depth: 1 (q K) + 1 (mask) + plan.depth (exp, 1/x rounds) + 1 (mask) + 1 (and 1 for masking the new K/V in).
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Approximation } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximation.js';
 import { nextPow2, rotateAndSum } from '../packing.js';
 import type { AttentionProbeSite } from './attention.js';
+import { normalizeRow, type RowTerm } from './softmax-normalize.js';
+import type { SoftmaxPlan } from './softmax-plan.js';
 
 export interface DecodeAttentionLowering {
   value: FheValue;
@@ -73,9 +76,9 @@ export function lowerDecodeAttention(
   cache: SlotLayout,
   heads: number,
   scale: number,
-  ap: { exp: Approximation; reciprocal: Approximation; fill: number },
+  plan: SoftmaxPlan,
 ): DecodeAttentionLowering {
-  const res = lowerGroupedDecodeAttention(b, q, kNew, vNew, [{ k: pastK, v: pastV }], cache.tokens - 1, cache.stride, cache.length, heads, scale, ap);
+  const res = lowerGroupedDecodeAttention(b, q, kNew, vNew, [{ k: pastK, v: pastV }], cache.tokens - 1, cache.stride, cache.length, heads, scale, plan);
   return { value: res.value, presentKey: res.presentKeys[0]!, presentValue: res.presentValues[0]!, sites: res.sites, rotations: res.rotations };
 }
 
@@ -103,7 +106,7 @@ export function lowerGroupedDecodeAttention(
   width: number,
   heads: number,
   scale: number,
-  ap: { exp: Approximation; reciprocal: Approximation; fill: number },
+  plan: SoftmaxPlan,
 ): GroupedDecodeAttentionLowering {
   const H = width / heads;
   // Within-head sums and broadcasts rotate by 1, 2, 4, ..: another head size would mix in the next head.
@@ -142,31 +145,39 @@ export function lowerGroupedDecodeAttention(
     }
     return acc;
   };
+  const sk = scale / 2 ** plan.squarings;
   const scores = Ks.map((K) => whs(b.mul(q, K), 1));
-  const sm = scores.map((sc, g) => b.mulConst(sc, dense((t, j) => (headStart(g)(t, j) ? scale : 0)), 'att_mask'));
-  const own = b.mulConst(scores[gNew]!, dense((t, j) => (t === bNew && headStart(gNew)(t, j) ? scale : 0)), 'att_own');
+  const sm = scores.map((sc, g) => b.mulConst(sc, dense((t, j) => (headStart(g)(t, j) ? sk : 0)), 'att_mask'));
+  const own = b.mulConst(scores[gNew]!, dense((t, j) => (t === bNew && headStart(gNew)(t, j) ? sk : 0)), 'att_own');
   const ownAll = rotateAndSum(b, own, blocks, s, hc);
   const sites: AttentionProbeSite[] = [];
-  let sum: FheValue | undefined;
-  let weighted: FheValue | undefined;
-  sm.forEach((x, g) => {
+  const spread = sm.map((x, g) => {
     const hs = headStart(g);
-    const arg = b.addConst(b.sub(x, ownAll), dense((t, j) => (hs(t, j) ? 0 : ap.fill)), 'att_fill');
-    const e = applyApproximation(b, arg, ap.exp).value;
+    const arg = b.addConst(b.sub(x, ownAll), dense((t, j) => (hs(t, j) ? 0 : plan.fill)), 'att_fill');
+    const e = applyApproximation(b, arg, plan.exp).value;
     const keep = (u: number) => {
       const t = Math.floor(u / s);
       return hs(t, (u - t * s) % period);
     };
-    sites.push({ role: 'exp', input: arg, output: e, keep });
-    const bc = whs(b.mulConst(e, dense((t, j) => (hs(t, j) ? 1 : 0)), 'att_keep'), -1);
-    const wv = b.mul(bc, Vs[g]!);
-    sum = sum ? b.add(sum, bc) : bc;
+    sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep });
+    return whs(b.mulConst(e, dense((t, j) => (hs(t, j) ? 1 : 0)), 'att_keep'), -1);
+  });
+  // Slots outside the head channels hold no row: their sum gets 1, inside every 1/x interval.
+  const outside = dense((_t, j) => (j < width ? 0 : 1));
+  const rowSum = (terms: RowTerm[]): FheValue => {
+    let sum = terms[0] as FheValue;
+    for (const x of terms.slice(1)) sum = b.add(sum, x as FheValue);
+    return b.addConst(rotateAndSum(b, sum, blocks, s, hc), outside, 'att_pad');
+  };
+  const inRow = (u: number) => (u - Math.floor(u / s) * s) % period < width;
+  const row = normalizeRow(b, spread, rowSum, plan, inRow);
+  sites.push(...row.sites);
+  let weighted: FheValue | undefined;
+  row.terms.forEach((w, g) => {
+    const wv = b.mul(w as FheValue, Vs[g]!);
     weighted = weighted ? b.add(weighted, wv) : wv;
   });
-  const S = rotateAndSum(b, sum!, blocks, s, hc);
-  const r = applyApproximation(b, S, ap.reciprocal).value;
   const num = rotateAndSum(b, weighted!, blocks, s, hc);
   count(hc.rotations);
-  sites.push({ role: 'reciprocal', input: S, output: r, keep: (u) => (u - Math.floor(u / s) * s) % period < width });
-  return { value: b.mul(num, r), presentKeys: Ks, presentValues: Vs, sites, rotations };
+  return { value: b.mul(num, row.reciprocal), presentKeys: Ks, presentValues: Vs, sites, rotations };
 }

@@ -6,35 +6,26 @@
 //   the keys sit in group g - floor(delta/B) (query rows j >= delta mod B) and the group before it
 //   (rows j < delta mod B): both rotated by m = delta mod B blocks, rot(k_g', -m*stride);
 //   scores s_d = within-head sums of q * each rotated key (valid at each head's first channel),
-//   masked to their rows (causal, real heads) and scaled in one plaintext product, then added;
-//   e_d = exp(s_d - s_0): the shift is the query's own score s_0 (always visible), since a row max
-//   cannot be taken under encryption; masked slots get a fill whose exp is ~0 and inside the interval;
-//   e_d is masked again and broadcast over the head's channels by rotations;
-//   S = 1 + sum_d e_d (the d = 0 term is exactly 1), r = 1/S by the reciprocal approximation;
-//   y = r * (v + sum_{d>0} e_d * rot(v, -delta*stride)), e_d split by rows over the two key groups.
+//   masked to their rows (causal, real heads) and scaled by scale / 2^k in one plaintext product;
+//   e_d = exp((s_d - s_0) / 2^k): the shift is the query's own score s_0 (always visible), since a row
+//   max cannot be taken under encryption; masked slots get a fill inside exp's interval;
+//   e_d is split by rows over its key parts, each masked and broadcast over the head's channels;
+//   the row (1, e_1 parts, ..) is normalized by the plan's rounds (softmax-normalize.ts: k
+//   normalize-and-square rounds, softmax-plan.ts); the parts of one offset cover disjoint rows, so
+//   squaring them one by one squares the offset's term; this gives terms w and r = 1/sum w;
+//   y = r * (w_0 v + sum over parts w_p * rot(v_g', -m*stride)).
 // With one group this is one rotated key per offset: T log2(H) + (T-1)(2 + log2(H)) rotations.
-// Depth: 1 (q k) + 1 (mask) + exp + 1 (mask) + reciprocal + 1.
+// Depth: 1 (q k) + 1 (mask) + plan.depth (exp, 1/x rounds) + 1 (mask) + 1.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Approximation } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximation.js';
+import { normalizeRow, type RowTerm, type SoftmaxSite } from './softmax-normalize.js';
+import type { SoftmaxPlan } from './softmax-plan.js';
 import { slotVector } from './slots.js';
 
-export interface AttentionApproximations {
-  exp: Approximation;
-  reciprocal: Approximation;
-  /** Value given to masked scores before exp (exp of it is ~0; it and fill - diag lie in exp's interval). */
-  fill: number;
-}
-
-export interface AttentionProbeSite {
-  role: 'exp' | 'reciprocal';
-  input: FheValue;
-  output: FheValue;
-  keep: (u: number) => boolean;
-}
+export type AttentionProbeSite = SoftmaxSite;
 
 export interface AttentionLowering {
   value: FheValue;
@@ -67,9 +58,9 @@ export function lowerPrefillAttention(
   layout: SlotLayout,
   heads: number,
   scale: number,
-  ap: AttentionApproximations,
+  plan: SoftmaxPlan,
 ): AttentionLowering {
-  const res = lowerGroupedPrefillAttention(b, [{ q, k, v, layout, tokenStart: 0 }], heads, scale, ap);
+  const res = lowerGroupedPrefillAttention(b, [{ q, k, v, layout, tokenStart: 0 }], heads, scale, plan);
   return { value: res.values[0]!, sites: res.sites, rotations: res.rotations };
 }
 
@@ -78,7 +69,7 @@ export function lowerGroupedPrefillAttention(
   groups: readonly AttentionGroup[],
   heads: number,
   scale: number,
-  ap: AttentionApproximations,
+  plan: SoftmaxPlan,
 ): GroupedAttentionLowering {
   const { stride: s, period, length: width } = groups[0]!.layout;
   const B = b.slots / s;
@@ -142,38 +133,55 @@ export function lowerGroupedPrefillAttention(
       for (let sh = 1; sh < H; sh *= 2) acc = b.add(acc, rot(acc, -sh));
       return acc;
     };
+    const sk = scale / 2 ** plan.squarings;
     const scores: FheValue[] = [];
     for (let d = 0; d < offsets; d++) {
       let sc: FheValue | undefined;
       for (const p of parts(d)) {
-        const masked = b.mulConst(whs(b.mul(qt, rotated('k', p.gk, p.m))), { kind: 'dense', values: vec((u) => (p.keep(u) ? scale : 0)) }, 'att_mask');
+        const masked = b.mulConst(whs(b.mul(qt, rotated('k', p.gk, p.m))), { kind: 'dense', values: vec((u) => (p.keep(u) ? sk : 0)) }, 'att_mask');
         sc = sc ? b.add(sc, masked) : masked;
       }
       scores.push(sc!);
     }
-    let sum: FheValue | undefined;
-    let num = b.mulConst(grp.v, { kind: 'dense', values: vec((u) => (real(u) ? 1 : 0)) }, 'att_real');
+    const realMask = { kind: 'dense' as const, values: vec((u) => (real(u) ? 1 : 0)) };
+    // One term per (offset, key part): parts of one offset cover disjoint query rows.
+    const spread: FheValue[] = [];
+    const values_: FheValue[] = [];
     for (let d = 1; d < offsets; d++) {
       const ps = parts(d);
       const keep = (u: number) => ps.some((p) => p.keep(u));
-      const arg = b.addConst(b.sub(scores[d]!, scores[0]!), { kind: 'dense', values: vec((u) => (keep(u) ? 0 : ap.fill)) }, 'att_fill');
-      const e = applyApproximation(b, arg, ap.exp).value;
-      sites.push({ role: 'exp', input: arg, output: e, keep });
+      const arg = b.addConst(b.sub(scores[d]!, scores[0]!), { kind: 'dense', values: vec((u) => (keep(u) ? 0 : plan.fill)) }, 'att_fill');
+      const e = applyApproximation(b, arg, plan.exp).value;
+      sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep });
       for (const p of ps) {
-        const spread = broadcast(b.mulConst(e, { kind: 'dense', values: vec((u) => (p.keep(u) ? 1 : 0)) }, 'att_keep'));
-        sum = sum ? b.add(sum, spread) : spread;
-        num = b.add(num, b.mul(spread, rotated('v', p.gk, p.m)));
+        spread.push(broadcast(b.mulConst(e, { kind: 'dense', values: vec((u) => (p.keep(u) ? 1 : 0)) }, 'att_keep')));
+        values_.push(rotated('v', p.gk, p.m));
       }
     }
     // One token: the only key is the query itself, the weights are exactly 1.
-    if (!sum) {
-      values.push(num);
+    if (spread.length === 0) {
+      values.push(b.mulConst(grp.v, realMask, 'att_real'));
       return;
     }
-    const S = b.addConst(sum, { kind: 'splat', value: 1 }, 'att_one');
-    const r = applyApproximation(b, S, ap.reciprocal).value;
-    sites.push({ role: 'reciprocal', input: S, output: r, keep: real });
-    values.push(b.mul(num, r));
+    // The own-score term is exactly 1 (e^0) in every slot; the others are 0 outside their valid slots.
+    const rowSum = (terms: RowTerm[]): FheValue => {
+      let sum: FheValue | undefined;
+      let ones = 0;
+      for (const x of terms) {
+        if (x === 1) ones++;
+        else sum = sum ? b.add(sum, x) : x;
+      }
+      return ones ? b.addConst(sum!, { kind: 'splat', value: ones }, 'att_one') : sum!;
+    };
+    const row = normalizeRow(b, [1, ...spread], rowSum, plan, real);
+    sites.push(...row.sites);
+    const [w0, ...w] = row.terms;
+    const vReal = b.mulConst(grp.v, realMask, 'att_real');
+    let num = w0 === 1 ? vReal : b.mul(w0 as FheValue, vReal);
+    w.forEach((wi, i) => {
+      num = b.add(num, b.mul(wi as FheValue, values_[i]!));
+    });
+    values.push(b.mul(num, row.reciprocal));
   });
   return { values, sites, rotations };
 }

@@ -36,6 +36,7 @@ export interface SoftmaxIntervals {
   fill: number;
 }
 
+/** Intervals of the 'shifted' softmax (softmax-plan.ts keeps it as an option). */
 export function softmaxIntervals(st: AttentionStats, margin: number): SoftmaxIntervals {
   const m = margin;
   const diagWidth = st.diagMax - st.diagMin;

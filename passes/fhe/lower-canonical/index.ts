@@ -10,3 +10,5 @@ export * from './probes.js';
 export * from './rms-norm.js';
 export * from './rope.js';
 export * from './slots.js';
+export * from './softmax-normalize.js';
+export * from './softmax-plan.js';

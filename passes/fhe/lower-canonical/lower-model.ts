@@ -17,22 +17,26 @@ import type { Approximation } from '../../approx/approximation.js';
 import { approximate } from '../../approx/select.js';
 import { applyApproximation } from '../approximation.js';
 import { valueDepths } from '../depth.js';
-import { invsqrtInterval, siluInterval, softmaxIntervals } from './fit-intervals.js';
+import { invsqrtInterval, siluInterval } from './fit-intervals.js';
 import { nextPow2 } from '../packing.js';
 import { groupLayouts, paddedHeadColumns, rowBlocks, rowsOf, sameCuts, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
-import { lowerGroupedPrefillAttention } from './attention.js';
+import { lowerGroupedPrefillAttention, type AttentionProbeSite } from './attention.js';
 import { cacheGroupLayout, cacheGroups, lowerGroupedDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
 import { lowerLinearColumns, type LinearStats } from './linear.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
 import { lowerRmsNormBlock } from './rms-norm.js';
 import { lowerRopeBlock } from './rope.js';
+import { planSoftmax, type SoftmaxMethod } from './softmax-plan.js';
 
 /** Error targets of the approximations (the stated accuracy each nonlinearity is fitted to). */
 export interface ErrorTargets {
   /** Relative error of 1/sqrt in rms_norm. */
   invsqrtRel: number;
-  /** Absolute error of exp(s - s_diag) in attention. */
+  /**
+   * exp in attention: absolute error of exp(s - s_diag) for the 'shifted' softmax; for 'squaring', the
+   * relative error the squared exp terms may carry (the fit gets it / 2^(k+1)).
+   */
   expAbs: number;
   /** Relative error of 1/sum in attention. */
   reciprocalRel: number;
@@ -49,6 +53,8 @@ export interface LowerModelOptions {
   attention?: Map<string, AttentionStats>;
   /** Relative margin for intervals the lowering derives itself (attention); default: the ranges' own. */
   margin?: number;
+  /** How softmax is approximated (softmax-plan.ts); default 'squaring'. */
+  softmax?: SoftmaxMethod;
 }
 
 /** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
@@ -157,7 +163,13 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     if (!a) throw new FhecError(`input ${v?.name ?? '(none)'} is not computed under encryption`, { node: nodeLabel(node) });
     return a;
   };
-  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number }): Approximation => {
+  /** Where a fit's interval came from, for an error that says what to change when no fit exists. */
+  interface FitContext {
+    what: string;
+    calibrated: [number, number];
+    fix: string;
+  }
+  const fit = (node: Node, fn: string, interval: [number, number], target: { maxAbsError?: number; maxRelError?: number; maxDepth?: number }, why?: FitContext): Approximation => {
     const key = JSON.stringify([fn, interval, target]);
     const hit = fitCache.get(key);
     if (hit) return hit;
@@ -166,10 +178,12 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       fitCache.set(key, a);
       return a;
     } catch (e) {
-      if (e instanceof FhecError) throw new FhecError(`${fn}: ${e.message}`, { node: nodeLabel(node) });
-      throw e;
+      if (!(e instanceof FhecError)) throw e;
+      const ctx = why ? `; ${why.what}: calibrated to [${why.calibrated.map((v) => v.toPrecision(4)).join(', ')}], widened for held-out inputs (fit-intervals.ts); ${why.fix}` : '';
+      throw new FhecError(`${node.op} ${fn}: ${e.message}${ctx}`, { node: nodeLabel(node) });
     }
   };
+  const TARGET_FIX = 'relax the error target (compileModel targets) or calibrate on text closer to the inputs the plan will see';
   /** Where a value goes as a KV input of attention (through rope): the GQA group, or 1. */
   const kvGroup = (v: Value): number => {
     for (const u of uses.get(v) ?? []) {
@@ -232,7 +246,11 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         if (x.columns) throw new FhecError('rms_norm of a value held with padded heads', { node: nodeLabel(node) });
         const r = rangeOf(out, 'rms_norm', node, 'norm_arg');
         const d = x.length;
-        const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel });
+        const invsqrt = fit(node, 'invsqrt', invsqrtInterval(d, r), { maxRelError: targets.invsqrtRel }, {
+          what: `its input (sum of squares + d eps over ${d} features, mean square ${r.lo.toPrecision(3)}..${r.hi.toPrecision(3)})`,
+          calibrated: [d * r.lo, d * r.hi],
+          fix: TARGET_FIX,
+        });
         const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
         const ys = rowsOf(x, 'rms_norm').map((blk) => {
           const res = lowerRmsNormBlock(b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
@@ -320,10 +338,27 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
         const st = opts.attention?.get(node.name);
         if (!st) throw new FhecError('no attention statistics from calibration', { node: nodeLabel(node) });
         const m = opts.margin ?? out.range?.margin ?? 0.1;
-        const fits = softmaxIntervals(st, m);
-        const fill = fits.fill;
-        const exp = fit(node, 'exp', fits.exp, { maxAbsError: targets.expAbs });
-        const reciprocal = fit(node, 'reciprocal', fits.reciprocal, { maxRelError: targets.reciprocalRel });
+        const rowLength = P > 0 ? P + 1 : q!.tokens;
+        const why: FitContext = {
+          what: `the scores relative to the diagonal (rows of up to ${rowLength} keys)`,
+          calibrated: [st.relMin, st.relMax],
+          fix: opts.softmax === 'shifted' ? "the 'shifted' softmax needs a 1/x over the whole row sum: use --softmax squaring" : TARGET_FIX,
+        };
+        let sm;
+        try {
+          sm = planSoftmax(st, { margin: m, rowLength, expError: targets.expAbs, reciprocalRel: targets.reciprocalRel, method: opts.softmax }, (fn, interval, target) => fit(node, fn, interval, target, why));
+        } catch (e) {
+          if (e instanceof FhecError && !e.message.startsWith('attention ')) throw new FhecError(`attention ${e.message}; ${why.fix}`, { node: nodeLabel(node) });
+          throw e;
+        }
+        const sitesToProbes = (sites: AttentionProbeSite[], own: string) => {
+          let round = 0;
+          for (const site of sites) {
+            const role = site.role === 'exp' ? (sm.squarings ? `exp((s - ${own})/${2 ** sm.squarings})` : `exp(s - ${own})`) : round === 0 ? '1/sum exp' : `1/sum of squares, round ${round}`;
+            if (site.role === 'reciprocal') round++;
+            probe(role, site.approx, site.input, site.output, site.observed, site.keep);
+          }
+        };
         const [qg, kg, vg] = [q!, k!, v!].map((a) => rowsOf(a, 'attention'));
         const width = q!.length;
         // Held head size: the true one padded to a power of two (partColumns).
@@ -348,11 +383,8 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
             });
           });
           const [qb, kb, vb] = [qg![0], kg![0], vg![0]];
-          const dec = lowerGroupedDecodeAttention(b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), { exp, reciprocal, fill });
-          for (const site of dec.sites) {
-            if (site.role === 'exp') probe('exp(s - s_new)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
-            else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
-          }
+          const dec = lowerGroupedDecodeAttention(b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), sm);
+          sitesToProbes(dec.sites, 's_new');
           acts.set(out, withColumns(rowBlocks([dec.value], width, grouping, slots), q!));
           const present = (values: FheValue[]): Activation => ({
             tokens: P + 1,
@@ -369,12 +401,9 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           qg!.map((blk, i) => ({ q: blk.value, k: kg![i]!.value, v: vg![i]!.value, layout: blk.layout, tokenStart: blk.tokenStart })),
           N,
           attrFloat(node, 'scale'),
-          { exp, reciprocal, fill },
+          sm,
         );
-        for (const site of res.sites) {
-          if (site.role === 'exp') probe('exp(s - s_diag)', exp, site.input, site.output, [st.relMin, st.relMax], site.keep);
-          else probe('1/sum exp', reciprocal, site.input, site.output, [st.sumMin, st.sumMax], site.keep);
-        }
+        sitesToProbes(res.sites, 's_diag');
         acts.set(out, withColumns(rowBlocks(res.values, q!.length, grouping, slots), q!));
         // present_key / present_value of a KV-cache model's prefill: the (expanded) k and v.
         if (node.outputs[1]) acts.set(node.outputs[1], k!);
@@ -397,7 +426,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
           }
         }
         const r = rangeOf(node.inputs[0]!, 'silu input', node);
-        const silu = fit(node, 'silu', siluInterval(r), { maxAbsError: targets.siluAbs });
+        const silu = fit(node, 'silu', siluInterval(r), { maxAbsError: targets.siluAbs }, { what: 'the gate', calibrated: [r.lo, r.hi], fix: TARGET_FIX });
         if (up && !sameCuts(gate, up)) throw new FhecError('swiglu gate and up are cut differently', { node: nodeLabel(node) });
         const blocks = gate.blocks.map((blk, i) => {
           const s = applyApproximation(b, blk.value, silu).value;
