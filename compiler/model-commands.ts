@@ -18,6 +18,7 @@ import { compileModel, writeModelPlan } from './model-plan.js';
 import { formatModelReport, modelReport } from './model-report.js';
 import { formatAccuracy, measureAccuracy } from './accuracy.js';
 import { simBackend } from '../runtime/sim/backend.js';
+import type { RefreshAudit } from '../runtime/refresh/audit.js';
 
 export interface ModelCompileFlags {
   output: string;
@@ -98,9 +99,9 @@ export interface ModelRunOutput {
   lines: string[];
 }
 
-export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend): Promise<ModelRunOutput> {
+export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, audit?: RefreshAudit): Promise<ModelRunOutput> {
   const mp = loadModelPlan(planFile);
-  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`) });
+  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...(audit ? { audit } : {}) });
   const r = await session.run(inputs);
   const ops = [...r.run.execution.ops.values()].reduce((n, s) => n + s.count, 0);
   const lines = [

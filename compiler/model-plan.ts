@@ -20,8 +20,9 @@ import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
-import { MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
-import { writePlan } from '../runtime/plan/plan.js';
+import { embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
+import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, type ValueBound } from '../passes/fhe/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -73,8 +74,10 @@ export interface CompiledModel {
   predictedMs?: number;
   /** Why there is no prediction (fixed N only: the table lacks N, or the keys exceed the budget). */
   predictionNote?: string;
+  /** Bounds on |x| of every refreshed value (program order) and of every KV-cache output (by the model's name). */
+  bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
-  ms: { calibrate: number; lower: number; place: number; manage: number; search?: number };
+  ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
 
 export const WEIGHT_PRIVACY_NOTE =
@@ -170,6 +173,53 @@ function finishCompile(
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
 ): CompiledModel {
+  const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
+  const t0 = performance.now();
+  const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
+  return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
+}
+
+/**
+ * Bounds on |x| where ciphertexts leave the evaluator masked: each refresh op's input, and each
+ * KV-cache output (carried into the next step). Proved from the embedding table's largest entry where
+ * interval arithmetic stays finite (the encrypted cache inputs have no proved bound), else calibrated
+ * on the calibration windows (passes/fhe/refresh-bounds.ts).
+ */
+function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
+  const emb = lowered.embedding;
+  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
+  const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
+  let tableMax = 0;
+  for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
+  const runs = calibrationSets.map((set) => {
+    const ids = set[emb.ids];
+    if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
+    const tensors: Record<string, Float64Array> = { [emb.fhe]: embedTokens(table, vocab, dim, ids.data as ArrayLike<number>) };
+    for (const c of lowered.cacheInputs) {
+      const t = set[c.name];
+      if (!t) throw new FhecError(`a calibration set has no '${c.name}'`);
+      tensors[c.fhe] = expandCache(c, t.data as ArrayLike<number>);
+    }
+    return tensors;
+  });
+  const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
+  const kv = lowered.outputs.filter((o) => o.kv).map((o) => ({ name: o.name, value: outputArg.get(o.blocks[0]!.fhe)! }));
+  const names = [...new Set([...refreshedValues(managed), ...kv.map((k) => k.value)])];
+  const chosen = new Map(chooseBounds(names, provedMagnitudes(managed, { [emb.fhe]: tableMax }), calibratedMaxima(managed, runs, names)).map((b) => [b.value, b]));
+  return {
+    refresh: refreshedValues(managed).map((v) => chosen.get(v)!),
+    cache: Object.fromEntries(kv.map((k) => [k.name, chosen.get(k.value)!])),
+  };
+}
+
+function finishPlacement(
+  modelFile: string,
+  opts: ModelPlanOptions,
+  graph: Graph,
+  attention: Map<string, AttentionStats>,
+  calibrationSets: Record<string, Tensor>[],
+  calibrateMs: number,
+): Omit<CompiledModel, 'bounds'> {
   const costs = opts.costs ?? defaultCostTable();
   const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin });
   const common = { model: modelFile, graph, attention, calibrationSets };
@@ -214,7 +264,14 @@ function finishCompile(
 
 /** Writes plan JSON + weights sidecar + embedding table sidecar; returns the files written. */
 export function writeModelPlan(file: string, c: CompiledModel, report?: unknown): string[] {
-  const sidecar = writePlan(file, c.managed, c.params);
+  const points: RefreshPointRecord[] = c.bounds.refresh.map((b) => ({
+    value: b.value,
+    bound: b.bound,
+    source: b.source,
+    calibratedMax: b.calibratedMax,
+    ...(b.proved !== undefined ? { proved: b.proved } : {}),
+  }));
+  const sidecar = writePlan(file, c.managed, c.params, points);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { program: string; model?: ModelPlanMeta };
   // The monitor program shares the plan's constants: refer to the same sidecar ranges by name.
   const planConstants = parseFhe(doc.program, file).constants;

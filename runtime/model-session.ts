@@ -14,6 +14,7 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type RunResult } from './ckks/execute.js';
+import type { RefreshAudit } from './refresh/audit.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
@@ -78,6 +79,8 @@ export interface SessionOptions {
   monitor?: boolean;
   /** Called with each warning (default: console.warn). */
   onWarning?: (w: RangeWarning) => void;
+  /** Records every refreshed ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -190,7 +193,7 @@ export class ModelSession {
     }
     const emb = embedTokens(this.model.table, meta.embedding.vocab, meta.embedding.dim, ids);
     const tensors: Record<string, Float64Array> = { [meta.embedding.fhe]: emb, ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors);
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { refreshBounds: plan.refreshBounds, audit: this.options.audit });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

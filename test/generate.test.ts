@@ -77,7 +77,7 @@ describe('client/evaluator split on SEAL', () => {
   it('gives the evaluator public keys only: no secret key, decryptor or key generator reachable from it', async () => {
     const seal = await loadSeal();
     const store = new GenerationPlanStore(PLAN);
-    const client = new GenerationClient(sealBackend, loadClientModel(PLAN));
+    const client = new GenerationClient(sealBackend, loadClientModel(PLAN), store);
     const crossing: unknown[] = [];
     const evaluator = new GenerationEvaluator(store, sealBackend, (b) => {
       crossing.push(b);
@@ -87,7 +87,7 @@ describe('client/evaluator split on SEAL', () => {
     const plan = decodeMessage<OpenReply>(await evaluator.handle(encodeMessage({ kind: 'open', promptTokens: 4, maxNewTokens: 1 } as { kind: string })), ['plan']).header;
     expect(plan.steps.map((s) => s.kind)).toEqual(['prefill']);
     const ckks = await sealBackend.createClient(store.params, plan.keys);
-    const keysMessage = encodeKeys(ckks.evaluationKeys(), new Uint8Array(32));
+    const keysMessage = encodeKeys(ckks.evaluationKeys());
     crossing.push(keysMessage);
     decodeMessage(await evaluator.handle(keysMessage), ['ready']);
     const seen = new Set<unknown>();

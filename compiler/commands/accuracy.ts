@@ -10,6 +10,7 @@ import { loadModelPlan } from '../../runtime/model-session.js';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
 import { backendByName, backendLabel } from '../fhe-run.js';
 import { isModelPlanFile } from '../model-commands.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface AccuracyFlags {
   text: string;
@@ -17,6 +18,7 @@ interface AccuracyFlags {
   skip: number;
   backend: string;
   json?: string;
+  auditRefresh?: string;
 }
 
 function positiveInt(name: string, v: number, min: number): number {
@@ -35,6 +37,7 @@ export function registerAccuracy(program: Command): void {
     .option('--skip <k>', 'windows to skip first', Number, 0)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--json <file>', 'also write the figures as JSON')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: window (run), refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (model: string, planFile: string, opts: AccuracyFlags) => {
       const backend = backendByName(opts.backend);
       positiveInt('--windows', opts.windows, 1);
@@ -45,13 +48,17 @@ export function registerAccuracy(program: Command): void {
       const plan = loadModelPlan(planFile);
       process.stderr.write(`${backendLabel(backend)}\n`);
       const measure = 'decode' in plan.meta.mode ? measureDecodeAccuracy : measureAccuracy;
+      const audit = opts.auditRefresh !== undefined ? new RefreshAudit(opts.auditRefresh) : undefined;
       const fig = await measure(model, plan, backend, opts.text, {
+        ...(audit ? { audit } : {}),
         windows: opts.windows,
         skip: opts.skip,
         onWindow: (_f, i, agree, n) => process.stderr.write(`window ${i + 1}/${opts.windows}: ${agree}/${n} positions agree\n`),
       });
       if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });
       console.log(formatAccuracy(fig));
+      audit?.close();
+      if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
     });
 }

@@ -15,6 +15,7 @@ import { shapeName } from '../../runtime/generate/plan-source.js';
 import { formatGenerationSummary, generateInProcess, type GenerationRun } from '../../runtime/generate/session.js';
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -34,6 +35,8 @@ export interface GenerateFlags {
   backend: string;
   /** Draw the progress bar (default: when stderr is a terminal... or always with --progress). */
   progress?: boolean;
+  /** One JSON line per refreshed or carried ciphertext (runtime/refresh/audit.ts). */
+  auditRefresh?: string;
 }
 
 export interface GenerateOutput {
@@ -56,7 +59,9 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     },
   });
   const show = flags.progress ?? true;
+  const audit = flags.auditRefresh !== undefined ? new RefreshAudit(flags.auditRefresh) : undefined;
   const run = await generateInProcess(store, backend, model, flags.prompt, N, {
+    ...(audit ? { audit } : {}),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -67,6 +72,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
       if (done === total) bar.stop();
     },
   });
+  audit?.close();
   const lines = [...compileLines, ...formatGenerationSummary(run)];
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
   return { run, lines };
@@ -81,6 +87,7 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', Number)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

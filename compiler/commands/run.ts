@@ -7,12 +7,14 @@ import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
 import { readJsonFile } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface RunFlags {
   inputs: string;
   out?: string;
   backend: string;
   insecure?: boolean;
+  auditRefresh?: string;
 }
 
 function seconds(ms: number): string {
@@ -28,18 +30,24 @@ export function registerRun(program: Command): void {
     .option('--out <file>', 'write {"label", "outputs": {...}} here (default: stdout)')
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--insecure', 'allow running a plan whose parameters are below 128-bit security')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
+      const audit = opts.auditRefresh !== undefined ? new RefreshAudit(opts.auditRefresh) : undefined;
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
-        const m = await runModelCommand(plan, inputs, backend);
+        const m = await runModelCommand(plan, inputs, backend, audit);
+        audit?.close();
+        if (audit) m.lines.push(audit.summary());
         for (const l of m.lines) (opts.out ? console.log : (s: string) => process.stderr.write(`${s}\n`))(l);
         if (opts.out) fs.writeFileSync(opts.out, m.json);
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(audit ? { audit } : {}) }, opts.inputs);
+      audit?.close();
+      if (audit) process.stderr.write(`${audit.summary()}\n`);
       // The label goes where the user looks: stdout with --out, stderr when stdout carries the JSON.
       const say = opts.out ? (s: string) => console.log(s) : (s: string) => process.stderr.write(`${s}\n`);
       if (r.warning) process.stderr.write(`${r.warning}\n`);

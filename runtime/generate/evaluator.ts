@@ -15,6 +15,8 @@ import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js'
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
+import type { RefreshAudit } from '../refresh/audit.js';
+import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
@@ -41,8 +43,10 @@ export interface StepStats {
 }
 
 export interface EvaluatorOptions {
-  /** Mask bits of the cache refresh (default 16). */
+  /** Mask bits of refreshes and cache carries (default 16). */
   maskBits?: number;
+  /** Records every refreshed or carried ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
   /** Mask source (tests inject a seeded one). */
   uniform?: (n: number) => Float64Array;
   /**
@@ -51,8 +55,6 @@ export interface EvaluatorOptions {
    */
   plaintextCacheBytes?: number;
 }
-
-const DEFAULT_CACHE_BOUND = 16;
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
   const op = sp.plan.plan.program.ops.find((o) => o.kind === 'input' && o.tensor === tensor);
@@ -69,11 +71,6 @@ export function describeStep(sp: StepPlan): StepInterface {
   return { keys: keyRequestFor(sp.plan.plan.program), input: specOf(inputOp(sp, sp.plan.meta.embedding.fhe)) };
 }
 
-interface CachedValue {
-  bytes: Uint8Array;
-  layout: SlotLayout;
-  bound: number;
-}
 
 export class GenerationEvaluator {
   readonly stats: StepStats[] = [];
@@ -84,7 +81,9 @@ export class GenerationEvaluator {
   private steps: StepShape[] = [];
   private next = 0;
   /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
-  private cache = new Map<string, CachedValue>();
+  private cache = new Map<string, Uint8Array>();
+  /** The plan of the last step (its outputs are the cache; the carries follow from it). */
+  private prev?: StepPlan;
 
   constructor(
     private readonly source: GenerationPlanSource,
@@ -130,6 +129,7 @@ export class GenerationEvaluator {
     this.steps = generationSteps(this.source, n, N);
     this.next = 0;
     this.cache.clear();
+    this.prev = undefined;
     const galois = new Set<number>();
     let relin = false;
     const steps = this.steps.map((shape) => {
@@ -149,11 +149,12 @@ export class GenerationEvaluator {
   }
 
   private async acceptKeys(request: Uint8Array): Promise<Uint8Array> {
-    const { keys, macKey } = decodeKeys(request);
+    const keys = decodeKeys(request);
     this.dispose();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey });
-    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.maskBits, this.options.uniform);
+    const { maskBits, uniform, audit } = this.options;
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask: { ...(maskBits !== undefined ? { maskBits } : {}), ...(uniform ? { uniform } : {}) }, audit });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, maskBits, uniform, audit);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
@@ -177,13 +178,19 @@ export class GenerationEvaluator {
     const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
+    // This step's refresh points, as the key holder derives them from the plans (step-schedule.ts).
+    const points = stepRefreshPoints(this.prev, sp);
+    this.refresher.step = this.cacheRefresher.step = header.index;
+    this.refresher.setBounds(sp.plan.plan.refreshBounds);
     // The cache the last step left, moved into this step's layout at its input level.
-    const carry = (meta.cacheInputs ?? []).map((c) => {
-      const src = this.cache.get(c.name.replace(/past_key_values/, 'present'));
-      if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
-      const spec = specOf(inputOp(sp, c.fhe));
-      return { name: c.fhe, ct: ev.loadCiphertext(src.bytes), from: src.layout, to: spec.layout, level: spec.level, scale: spec.scale, bound: src.bound };
-    });
+    const carry = points
+      .filter((p) => p.kind === 'carry')
+      .map((p) => {
+        const c = meta.cacheInputs.find((x) => x.fhe === p.id)!;
+        const src = this.cache.get(cacheSourceName(c.name));
+        if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
+        return { name: p.id, ct: ev.loadCiphertext(src), from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound };
+      });
     try {
       const fresh = this.cacheRefresher.refresh(carry);
       carry.forEach((c, i) => inputs.set(c.name, fresh[i]!));
@@ -199,8 +206,9 @@ export class GenerationEvaluator {
       if (!o.kv) continue;
       const bytes = exec.outputs.get(o.blocks[0]!.fhe);
       if (!bytes) throw new FhecError(`step ${shapeName(shape)} did not output ${o.name}`);
-      this.cache.set(o.name, { bytes, layout: o.blocks[0]!.layout, bound: sp.cacheBounds[o.name] ?? DEFAULT_CACHE_BOUND });
+      this.cache.set(o.name, bytes);
     }
+    this.prev = sp;
     const logitsMeta = meta.outputs.find((o) => !o.kv);
     if (!logitsMeta || logitsMeta.blocks.length !== 1) throw new FhecError('the plan must output the logits in one ciphertext', { file: sp.plan.file });
     const stats: StepStats = {
