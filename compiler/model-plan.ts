@@ -22,7 +22,7 @@ import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
 import { embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, type ValueBound } from '../passes/fhe/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -183,7 +183,7 @@ function finishCompile(
  * Bounds on |x| where ciphertexts leave the evaluator masked: each refresh op's input, and each
  * KV-cache output (carried into the next step). Proved from the embedding table's largest entry where
  * interval arithmetic stays finite (the encrypted cache inputs have no proved bound), else calibrated
- * on the calibration windows (passes/fhe/refresh-bounds.ts).
+ * on up to BOUND_CALIBRATION_WINDOWS of the calibration windows (passes/fhe/refresh-bounds.ts).
  */
 function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
   const emb = lowered.embedding;
@@ -191,7 +191,7 @@ function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets:
   const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
   let tableMax = 0;
   for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
-  const runs = calibrationSets.map((set) => {
+  const runs = spreadSample(calibrationSets).map((set) => {
     const ids = set[emb.ids];
     if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
     const tensors: Record<string, Float64Array> = { [emb.fhe]: embedTokens(table, vocab, dim, ids.data as ArrayLike<number>) };

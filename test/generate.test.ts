@@ -27,6 +27,28 @@ const PLAN = path.join(dir, 'gen.json');
 const PROMPT = 'said. ';
 
 const fhec = fhecInProcess;
+
+interface AuditLine {
+  run: number;
+  step: number;
+  kind: 'refresh' | 'carry';
+  point: string;
+  bound: number;
+  observedMax: number | null;
+  hidingBits: number;
+}
+
+/** Reads an --audit-refresh file: every step has records, every observed |x| is within its bound. */
+function checkAudit(file: string, steps: number): AuditLine[] {
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditLine);
+  expect(new Set(lines.map((l) => l.step)).size).toBe(steps);
+  for (const l of lines) {
+    expect(l.observedMax, `${l.kind} of ${l.point} at step ${l.step}`).not.toBeNull();
+    expect(l.observedMax!, `${l.kind} of ${l.point} at step ${l.step}`).toBeLessThanOrEqual(l.bound);
+    expect(l.hidingBits).toBeGreaterThanOrEqual(16);
+  }
+  return lines;
+}
 const ortGreedy = (prompt: string, n: number) => ortGreedyOf(FP32_MODEL, prompt, n);
 
 beforeAll(() => {
@@ -38,7 +60,8 @@ beforeAll(() => {
 describe('fhec generate on sim', () => {
   it('yields exactly the bytes greedy fp32 decoding yields, with an encrypted KV cache carried between steps', async () => {
     const expected = await ortGreedy(PROMPT, 4);
-    const r = await fhec('generate', PLAN, '--prompt', PROMPT, '--max-new-tokens', '4', '--backend', 'sim');
+    const auditFile = path.join(dir, 'audit.jsonl');
+    const r = await fhec('generate', PLAN, '--prompt', PROMPT, '--max-new-tokens', '4', '--backend', 'sim', '--audit-refresh', auditFile);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe(`${Buffer.from(expected).toString('latin1')}\n`);
     expect(r.stderr).toMatch(/^SIMULATION \(nothing encrypted\)/m);
@@ -51,6 +74,23 @@ describe('fhec generate on sim', () => {
     expect(r.stderr).toMatch(/key holder: [1-9]\d* round trips, [\d.]+ MiB to it/);
     expect(r.stderr).toMatch(/peak memory: [\d.]+ MiB/);
     expect(r.stderr).toMatch(/step plans compiled during this run: 5/);
+    // Every masked ciphertext was within the bound its mask was sized from (the key holder accepted the
+    // whole schedule: a refused request would have ended the run).
+    const audit = checkAudit(auditFile, 6);
+    expect(audit.filter((a) => a.kind === 'carry').length).toBe(20);
+    expect(r.stderr).toMatch(/refresh audit .*: \d+ masked ciphertexts \(\d+ refreshes, 20 cache carries\), hiding >= 16\.0 bits per slot; every observed \|x\| within its bound/);
+  }, 240000);
+
+  it('keeps every refreshed value within its bound on held-out prompts (eval-dev.txt)', async () => {
+    // 6-byte prompts from the held-out text: the same step plans as above (nothing to compile).
+    const text = fs.readFileSync(path.join(MODELS, 'eval-dev.txt'), 'latin1');
+    for (const at of [0, 2000]) {
+      const prompt = text.slice(at, at + 6);
+      const auditFile = path.join(dir, `audit-${at}.jsonl`);
+      const r = await fhec('generate', PLAN, '--prompt', prompt, '--max-new-tokens', '4', '--backend', 'sim', '--no-progress', '--audit-refresh', auditFile);
+      expect(r.status, r.stderr).toBe(0);
+      checkAudit(auditFile, 6);
+    }
   }, 240000);
 
   it('refuses a prompt past the compiled context, before any work', async () => {
