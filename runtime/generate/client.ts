@@ -120,6 +120,8 @@ export class GenerationClient {
     const steps: StepRecord[] = [];
     const tokenAt = (pos: number) => (pos < n ? ids[pos]! : generated[pos - n]!);
     for (const [index, step] of plan.steps.entries()) {
+      // The step's refresh schedule, from the client's copy of the plans (loading them is not step time).
+      this.guard.beginStep(index);
       const s0 = performance.now();
       const first = step.kind === 'prefill' ? 0 : step.past;
       const count = step.kind === 'prefill' ? step.tokens : 1;
@@ -127,7 +129,6 @@ export class GenerationClient {
       const last = first + count - 1;
       const wantLogits = last >= n - 1;
       const ct = this.encryptEmbeddings(tokens, step.input.layout, step.input.level, step.input.scale);
-      this.guard.beginStep(index);
       const c1 = performance.now();
       const reply = decodeMessage<{ kind: 'logits'; layout: SlotLayout; stats: StepStats }>(
         await evaluator(encodeMessage({ kind: 'step', index, logits: wantLogits } as { kind: string }, [ct])),
