@@ -55,7 +55,7 @@ beforeAll(() => {
   // Prefill of 4: the 6-byte prompt prefills 4 bytes and feeds 2 through decode steps; the cache
   // crosses a stride change (8 -> 9 positions) on the way.
   compileGenerationPlan(KV_MODEL, PLAN, { calibration: CAL, maxContext: 16, prefill: [4], maxWindows: 32 });
-}, 120000);
+}, 240000);
 
 describe('fhec generate on sim', () => {
   it('yields exactly the bytes greedy fp32 decoding yields, with an encrypted KV cache carried between steps', async () => {
