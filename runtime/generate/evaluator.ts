@@ -3,7 +3,9 @@
 // steps on ciphertexts, keeps the ENCRYPTED KV cache between steps (the present keys/values of the
 // last step, as ciphertexts), and carries it into the next step's layout and level through a
 // client-aided cache refresh (cache-refresh.ts). Refresh ops inside a step go to the key holder
-// through the refresh protocol (runtime/refresh). It talks to the client only through `handle`
+// through the refresh protocol (runtime/refresh). Carries and refreshes follow the step's refresh
+// schedule (step-schedule.ts), the one the key holder checks them against, with the plans' bounds
+// sizing every mask. It talks to the client only through `handle`
 // (bytes in, bytes out) and to the key holder only through a byte channel. Encoded weights stay in a
 // plaintext cache across the steps (runtime/ckks/plaintext-cache.ts): the decode plans for P and P+1
 // share most of their constants.
@@ -70,7 +72,6 @@ function specOf(op: FheOp): StepInputSpec {
 export function describeStep(sp: StepPlan): StepInterface {
   return { keys: keyRequestFor(sp.plan.plan.program), input: specOf(inputOp(sp, sp.plan.meta.embedding.fhe)) };
 }
-
 
 export class GenerationEvaluator {
   readonly stats: StepStats[] = [];
