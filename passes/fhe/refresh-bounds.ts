@@ -134,3 +134,9 @@ export function chooseBounds(names: readonly string[], proved: ReadonlyMap<strin
 export function refreshedValues(program: FheProgram): string[] {
   return program.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.name);
 }
+
+/** Bounds of every refreshed value calibrated on `runs` alone (kernels and tests with no input bounds). */
+export function calibratedRefreshBounds(program: FheProgram, runs: Record<string, ArrayLike<number>>[], margin = REFRESH_BOUND_MARGIN): Map<string, number> {
+  const names = [...new Set(refreshedValues(program))];
+  return new Map(chooseBounds(names, new Map(), calibratedMaxima(program, runs, names), margin).map((b) => [b.value, b.bound]));
+}
