@@ -1,5 +1,5 @@
 // The pieces of encrypted generation's message interface: the frame codec, the KV-cache relayout,
-// the cache refresh (masked, authenticated, moving slots) on sim and SEAL, step planning, tokenizer.
+// the cache refresh (masked, moving slots, checked against the schedule) on sim and SEAL, step planning, tokenizer.
 
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';

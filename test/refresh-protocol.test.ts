@@ -1,6 +1,6 @@
 // Client-aided refresh on SEAL and the simulator: a circuit far deeper than the chain runs correctly;
 // the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
-// holds no secret key and the key holder sees only masked values; tampering is caught.
+// holds no secret key and the key holder sees only masked values; tampered replies are caught; a refresh without a bound is refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
