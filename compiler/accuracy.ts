@@ -15,6 +15,7 @@ import { generatorBindings } from '../passes/canonical/specialize.js';
 import { inputsForTokens, windowStarts } from './calibration-data.js';
 import { loadModel } from './driver.js';
 import { importOnnx } from './onnx/import.js';
+import type { RefreshAudit } from '../runtime/refresh/audit.js';
 
 export interface AccuracyFigures {
   file: string;
@@ -35,6 +36,8 @@ export interface AccuracyOptions {
   /** Skip this many windows first (e.g. to leave the calibration windows out). */
   skip?: number;
   onWindow?: (file: string, i: number, agree: number, positions: number) => void;
+  /** Records every refreshed ciphertext (--audit-refresh); each window is one run. */
+  audit?: RefreshAudit;
 }
 
 function argmax(v: ArrayLike<number>, off: number, n: number): number {
@@ -67,7 +70,7 @@ export async function measureAccuracy(
   const starts = windowStarts(text.length, { window: S }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   const imported = importOnnx(modelFile).graph;
   const { graph } = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: S }), verifyEach: false });
-  const session = new ModelSession(plan, backend, { onWarning: () => {} });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;
@@ -126,7 +129,7 @@ export async function measureDecodeAccuracy(
   const imported = importOnnx(modelFile).graph;
   const pre = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const dec = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
-  const session = new ModelSession(plan, backend, { onWarning: () => {} });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;

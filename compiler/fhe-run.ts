@@ -8,7 +8,8 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import { packCiphertext, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
-import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../runtime/ckks/execute.js';
+import { executeProgram, keyRequestFor, planRefresher, type ExecutionTrace, type OpStats } from '../runtime/ckks/execute.js';
+import type { RefreshAudit } from '../runtime/refresh/audit.js';
 import { parametersId, slotsOf, type CkksParameters } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
 import { readArithmeticSections, type PlanInterfaceJson } from '../runtime/plan/interface-schema.js';
@@ -124,6 +125,10 @@ export interface FheRunOptions {
   inputRanges?: InputRanges;
   /** Per-op timings (fhec run --trace). */
   trace?: ExecutionTrace;
+  /** The plan's bound on |x| per refreshed value (required when the program refreshes). */
+  refreshBounds?: ReadonlyMap<string, number>;
+  /** Records every refreshed ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
 }
 
 export interface FheRunResult {
@@ -176,7 +181,9 @@ export async function runFhe(
       encrypted.set(op.tensor!, client.encrypt(packCiphertext(p.runs, slots, p.tensor.data, op.tensor), type.level!, type.scale!));
     }
     const encryptMs = performance.now() - t;
-    const execution = executeProgram(program, evaluator, encrypted, { trace: opts.trace });
+    const refreshing = planRefresher(program, client, evaluator, opts);
+    const execution = executeProgram(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: opts.trace });
+    refreshing.finish();
     t = performance.now();
     const outputs: Record<string, Tensor> = {};
     const predicted: Record<string, Float64Array> = {};
@@ -219,7 +226,7 @@ export async function runFhePlanFile(
     throw new FhecError('the plan uses parameters below 128-bit security; pass --insecure to run it anyway', { file });
   }
   const budget = opts.keyBudgetBytes ?? loaded.keyBudgetBytes;
-  const runOpts: FheRunOptions = { ...opts, inputRanges: loaded.inputRanges, ...(budget ? { keyBudgetBytes: budget } : {}) };
+  const runOpts: FheRunOptions = { ...opts, inputRanges: loaded.inputRanges, refreshBounds: plan.refreshBounds, ...(budget ? { keyBudgetBytes: budget } : {}) };
   const r = await runFhe(plan.program, plan.params, loaded.interface, inputs, runOpts, inputsFile);
   return plan.warning ? { ...r, warning: plan.warning } : r;
 }

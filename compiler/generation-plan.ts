@@ -51,16 +51,9 @@ function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** Calibrated |value| bounds of the KV-cache outputs (with the calibration margin), for the cache-refresh mask. */
+/** Bounds on |value| of the KV-cache outputs (compiler/model-plan.ts, maskBounds), for the cache carry's mask. */
 function cacheBounds(c: CompiledModel): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const o of c.lowered.outputs) {
-    if (!o.kv) continue;
-    const v = c.graph.outputs.find((x) => x.name === o.name);
-    const r = v?.range;
-    if (r && Number.isFinite(r.absMax) && r.absMax > 0) out[o.name] = r.absMax * (1 + (r.margin ?? 0.1));
-  }
-  return out;
+  return Object.fromEntries(Object.entries(c.bounds.cache).map(([name, b]) => [name, b.bound]));
 }
 
 interface StepFiles {

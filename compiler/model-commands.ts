@@ -20,6 +20,7 @@ import { SOFTMAX_METHODS, type SoftmaxMethod } from '../passes/fhe/lower-canonic
 import { formatModelReport, modelReport } from './model-report.js';
 import { formatAccuracy, measureAccuracy } from './accuracy.js';
 import { simBackend } from '../runtime/sim/backend.js';
+import type { RefreshAudit } from '../runtime/refresh/audit.js';
 
 export interface ModelCompileFlags {
   output: string;
@@ -107,9 +108,9 @@ export interface ModelRunOutput {
   run: RunResult;
 }
 
-export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, trace?: ExecutionTrace): Promise<ModelRunOutput> {
+export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, trace?: ExecutionTrace, audit?: RefreshAudit): Promise<ModelRunOutput> {
   const mp = loadModelPlan(planFile);
-  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...(trace ? { trace } : {}) });
+  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...(trace ? { trace } : {}), ...(audit ? { audit } : {}) });
   const r = await session.run(inputs);
   const ops = [...r.run.execution.ops.values()].reduce((n, s) => n + s.count, 0);
   const lines = [

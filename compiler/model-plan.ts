@@ -21,9 +21,10 @@ import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
-import { MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
-import { writePlan } from '../runtime/plan/plan.js';
+import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
+import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -82,8 +83,10 @@ export interface CompiledModel {
   /** The cost table latency was predicted with, and the refresh placement asked for (for the plan's analysis). */
   costs: { table: CostTable; name: string };
   placement: Placement;
+  /** Bounds on |x| of every refreshed value (program order) and of every KV-cache output (by the model's name). */
+  bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
-  ms: { calibrate: number; lower: number; place: number; manage: number; search?: number };
+  ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
 
 export const WEIGHT_PRIVACY_NOTE =
@@ -179,6 +182,56 @@ function finishCompile(
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
 ): CompiledModel {
+  const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
+  const t0 = performance.now();
+  const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
+  return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
+}
+
+/**
+ * Bounds on |x| where ciphertexts leave the evaluator masked: each refresh op's input, and each
+ * KV-cache output (carried into the next step). Proved from the embedding table's largest entry where
+ * interval arithmetic stays finite (the encrypted cache inputs have no proved bound), else calibrated
+ * on up to BOUND_CALIBRATION_WINDOWS of the calibration windows (passes/fhe/refresh-bounds.ts).
+ */
+function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
+  const emb = lowered.embedding;
+  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
+  const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
+  let tableMax = 0;
+  for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
+  const runs = spreadSample(calibrationSets).map((set) => {
+    const ids = set[emb.ids];
+    if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
+    const tensors: Record<string, Float64Array> = embeddingInputs(emb, embedTokens(table, vocab, dim, ids.data as ArrayLike<number>));
+    for (const c of lowered.cacheInputs) {
+      const t = set[c.name];
+      if (!t) throw new FhecError(`a calibration set has no '${c.name}'`);
+      tensors[c.fhe] = expandCache(c, t.data as ArrayLike<number>, lowered.past);
+    }
+    return tensors;
+  });
+  const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
+  // A cache split over several ciphertexts (blocks) is carried by pieces: one bound covers them all.
+  const kv = lowered.outputs.filter((o) => o.kv).map((o) => ({ name: o.name, values: o.blocks.map((b) => outputArg.get(b.fhe)!) }));
+  const names = [...new Set([...refreshedValues(managed), ...kv.flatMap((k) => k.values)])];
+  const embBounds = Object.fromEntries((emb.groups?.map((g) => g.fhe) ?? [emb.fhe]).map((n) => [n, tableMax]));
+  const chosen = new Map(chooseBounds(names, provedMagnitudes(managed, embBounds), calibratedMaxima(managed, runs, names)).map((b) => [b.value, b]));
+  const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
+  return {
+    refresh: refreshedValues(managed).map((v) => chosen.get(v)!),
+    cache: Object.fromEntries(kv.map((k) => [k.name, widest(k.values)])),
+  };
+}
+
+function finishPlacement(
+  modelFile: string,
+  opts: ModelPlanOptions,
+  graph: Graph,
+  attention: Map<string, AttentionStats>,
+  calibrationSets: Record<string, Tensor>[],
+  calibrateMs: number,
+): Omit<CompiledModel, 'bounds'> {
   const costs = opts.costs ?? defaultCostTable();
   const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax });
   const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
@@ -223,7 +276,14 @@ function finishCompile(
 
 /** Writes plan JSON + weights sidecar + embedding table sidecar; returns the files written. */
 export function writeModelPlan(file: string, c: CompiledModel, report?: unknown): string[] {
-  const sidecar = writePlan(file, c.managed, c.params);
+  const points: RefreshPointRecord[] = c.bounds.refresh.map((b) => ({
+    value: b.value,
+    bound: b.bound,
+    source: b.source,
+    calibratedMax: b.calibratedMax,
+    ...(b.proved !== undefined ? { proved: b.proved } : {}),
+  }));
+  const sidecar = writePlan(file, c.managed, c.params, points);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { program: string; model?: ModelPlanMeta };
   // The monitor program shares the plan's constants: refer to the same sidecar ranges by name.
   const planConstants = parseFhe(doc.program, file).constants;

@@ -42,6 +42,8 @@ export interface CkksClient {
    * at `level` and `scale` (the simulator keeps its noise-free twin and models the rounding).
    */
   reencrypt(ciphertext: Uint8Array, level: number, scale: number): Uint8Array;
+  /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */
+  inspect(ciphertext: Uint8Array): { level: number; scale: number; size: number };
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
   predictedError?(ciphertext: Uint8Array): Float64Array;
   dispose(): void;
@@ -68,6 +70,8 @@ export interface CkksEvaluator {
   rotate(a: CkksHandle, step: number): CkksHandle;
   levelOf(ct: CkksHandle): number;
   scaleOf(ct: CkksHandle): number;
+  /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */
+  simulatedValues?(ct: CkksHandle): Float64Array;
   free(h: CkksHandle): void;
   dispose(): void;
 }

@@ -14,6 +14,7 @@ import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type ExecutionTrace, type RunResult } from './ckks/execute.js';
+import type { RefreshAudit } from './refresh/audit.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
@@ -74,6 +75,8 @@ export interface SessionOptions {
   onWarning?: (w: RangeWarning) => void;
   /** Per-op timings of the run (fhec run --trace). */
   trace?: ExecutionTrace;
+  /** Records every refreshed ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -205,7 +208,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace });
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

@@ -170,10 +170,9 @@ class ClientRefresher implements CkksRefresher {
   }
 }
 
-/** The client-aided protocol as runProgram sets it up (masks, HMAC-authenticated byte messages). */
+/** The client-aided protocol's masking and byte messages (a declared bound of 1; no plan schedule here). */
 function maskedRefresher(ev: CkksEvaluator, client: CkksClient): CkksRefresher {
-  const macKey = new Uint8Array(32).fill(7);
-  return new MaskedRefresher(ev, new RefreshKeyHolder(client, { macKey }).transport(), { macKey });
+  return new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 1 } });
 }
 
 /** Records what a refresher is asked and answers, so a second run can be checked against it and replayed. */
@@ -242,7 +241,9 @@ interface Emitted {
 
 function emitCase(c: Case, variant: 'whole' | 'parts', opsPerFunction?: number): Emitted {
   const planFile = path.join(dir, `${c.name}.json`);
-  const sidecar = writePlan(planFile, c.program, c.params);
+  // Refresh points with the bound the tests' refresher declares (values of these programs stay within 1).
+  const points = c.program.ops.filter((op) => op.kind === 'refresh').map((op) => ({ value: op.args[0]!.name, bound: 1, source: 'declared' as const }));
+  const sidecar = writePlan(planFile, c.program, c.params, points);
   const source = emitTypeScript(c.program, { planFile, ...(opsPerFunction ? { opsPerFunction } : {}) });
   const tsFile = path.join(dir, `${c.name}.${variant}.ts`);
   fs.writeFileSync(tsFile, source);

@@ -23,6 +23,8 @@ import { runProgram } from '../runtime/ckks/execute.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { expandHeads, f64, fullLayout, invsqrtFor, loadModelA, maxAbs, maxDiff, reference, replicated, rng, rowsOf, siluFor, type ModelA } from './helpers/fhe-lower.js';
+import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
+import { widestMask } from './helpers/refresh-mask.js';
 
 interface RunOptions {
   backend?: CkksBackend;
@@ -52,7 +54,11 @@ async function run(
     refreshes = placed.refreshed.length;
   }
   const managed = manageScales(program, { chain: fheChain(params), topScale: params.scale, inputLevel: opts.chainDepth === undefined ? undefined : topLevel(params) });
-  const res = await runProgram(managed, params, opts.backend ?? simBackend, tensors);
+  // Refresh bounds calibrated on these inputs, without margin, and the widest mask that fits: greedy
+  // placement refreshes at level 0, where the modulus leaves 18 bits above the scale, and these values
+  // reach 2^12 (model plans refresh at level >= 1, with 58 bits). These tests are about the kernels.
+  const bounds = calibratedRefreshBounds(managed, [tensors], 0);
+  const res = await runProgram(managed, params, opts.backend ?? simBackend, tensors, { refreshBounds: bounds, mask: { maskBits: widestMask(managed, params, bounds) } });
   return { slots: res.outputs.get('y')!.values, cost, refreshes };
 }
 

@@ -28,6 +28,7 @@ import { MODELS } from './helpers/shared.js';
 import { selectParameters, topLevel } from '../ir/ckks/params.js';
 import { packSlots } from '../ir/fhe/layout.js';
 import { CacheRefresher, handleCacheRefresh } from '../runtime/generate/cache-refresh.js';
+import { RefreshScheduleGuard, type RefreshPoint } from '../runtime/refresh/schedule.js';
 import { pieceOverlaps } from '../runtime/generate/relayout.js';
 
 function rng(seed: number): () => number {
@@ -201,8 +202,6 @@ describe('carrying a KV cache into a split layout (generation)', () => {
     const width = 64;
     const client = await simBackend.createClient(params, { galoisSteps: [], relin: false });
     const ev = await simBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
-    const macKey = new Uint8Array(32).fill(9);
-    const refresher = new CacheRefresher(ev, (req) => handleCacheRefresh(client, macKey, req).reply, macKey);
     const T = 12;
     const data = Float64Array.from({ length: T * width }, (_, i) => 2 * Math.sin(i));
     const from = { length: width, tokens: T, stride: slots / 16, period: width, copies: slots / 16 / width };
@@ -213,6 +212,11 @@ describe('carrying a KV cache into a split layout (generation)', () => {
       { toStart: 8, layout: { length: width, tokens: 4, stride, period: width, copies: stride / width } },
     ];
     const src = ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale));
+    // The key holder's schedule: one carry per piece, each with its token offsets.
+    const points: RefreshPoint[] = dest.map((d) => ({ id: 'present.0.key', kind: 'carry', level: 1, scale: params.scale, toLevel: topLevel(params), toScale: params.scale, slots, bound: 4, from, to: d.layout, piece: { fromStart: 0, toStart: d.toStart } }));
+    const guard = new RefreshScheduleGuard(() => points);
+    guard.beginStep(0);
+    const refresher = new CacheRefresher(ev, (req) => handleCacheRefresh(client, guard, req).reply);
     for (const d of dest) {
       const piece = { fromStart: 0, toStart: d.toStart };
       expect(pieceOverlaps(from, d.layout, piece)).toBe(true);

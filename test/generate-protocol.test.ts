@@ -1,5 +1,5 @@
 // The pieces of encrypted generation's message interface: the frame codec, the KV-cache relayout,
-// the cache refresh (masked, authenticated, moving slots) on sim and SEAL, step planning, tokenizer.
+// the cache refresh (masked, moving slots, checked against the schedule) on sim and SEAL, step planning, tokenizer.
 
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
@@ -8,6 +8,7 @@ import type { SlotLayout } from '../ir/fhe/types.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { selectParameters, topLevel } from '../ir/ckks/params.js';
 import { CacheRefresher, handleCacheRefresh } from '../runtime/generate/cache-refresh.js';
+import { RefreshScheduleGuard, type RefreshPoint } from '../runtime/refresh/schedule.js';
 import { decodeMessage, encodeMessage } from '../runtime/generate/messages.js';
 import { generationSteps } from '../runtime/generate/plan-source.js';
 import { applyRelayout, relayoutMap } from '../runtime/generate/relayout.js';
@@ -58,24 +59,26 @@ describe('KV-cache relayout', () => {
 
 for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
   describe(`cache refresh on ${backend.name}`, () => {
-    it('returns the cache at the top level in the next layout; the key holder sees only masked values; tampering is caught', async () => {
+    it('returns the cache at the top level in the next layout; the key holder sees only masked values; a replay is refused', async () => {
       const client = await backend.createClient(params, { galoisSteps: [], relin: false });
       const ev = await backend.createEvaluator(params, structuredClone(client.evaluationKeys()));
-      const macKey = new Uint8Array(32).fill(5);
       const width = 64;
       const T = 8;
       const data = Float64Array.from({ length: T * width }, (_, i) => 3 * Math.cos(i));
       const from = cacheLayout(width, T, 8);
       const to = cacheLayout(width, T, 9);
       const views: Float64Array[] = [];
-      let tamper = false;
+      // The schedule the client derives from the plan: one carry of present.0.key from level 1 to the top.
+      const point: RefreshPoint = { id: 'present.0.key', kind: 'carry', level: 1, scale: params.scale, toLevel: topLevel(params), toScale: params.scale, slots, bound: 4, from, to };
+      const guard = new RefreshScheduleGuard(() => [point]);
+      guard.beginStep(0);
+      let replay: Uint8Array | undefined;
       const refresher = new CacheRefresher(ev, (req) => {
-        const d = decodeMessage(req.subarray(0, req.length - 32), ['cache-refresh']);
+        const d = decodeMessage(req, ['cache-refresh']);
         views.push(client.decrypt(d.blobs[0]!));
-        const reply = handleCacheRefresh(client, macKey, req).reply;
-        if (tamper) reply[reply.length - 40] ^= 1;
-        return reply;
-      }, macKey);
+        replay ??= req;
+        return handleCacheRefresh(client, guard, req).reply;
+      });
       const item = () => ({ ct: ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale)), from, to, level: topLevel(params), scale: params.scale, bound: 4, name: 'present.0.key' });
       const it0 = item();
       const [bytes] = refresher.refresh([it0]);
@@ -91,8 +94,11 @@ for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
       expect(diffs.reduce((s, d) => s + d, 0) / diffs.length).toBeGreaterThan(1000);
       expect(refresher.traffic).toMatchObject({ roundTrips: 1, ciphertexts: 1 });
       expect(refresher.traffic.bytesToKeyHolder).toBeGreaterThan(0);
-      tamper = true;
-      expect(() => refresher.refresh([item()])).toThrow(/integrity check/);
+      guard.endStep();
+      guard.beginStep(1);
+      // The same request again (a replay, and for step 0 while step 1 runs): refused, and the session is over.
+      expect(() => handleCacheRefresh(client, guard, replay!)).toThrow(/request refused, session ended: a carry request \(id 1\) is for step 0, the running step is 1/);
+      expect(() => refresher.refresh([item()])).toThrow(/key holder ended this session/);
       ev.free(it0.ct);
       ev.dispose();
       client.dispose();

@@ -27,18 +27,41 @@ const PLAN = path.join(dir, 'gen.json');
 const PROMPT = 'said. ';
 
 const fhec = fhecInProcess;
+
+interface AuditLine {
+  run: number;
+  step: number;
+  kind: 'refresh' | 'carry';
+  point: string;
+  bound: number;
+  observedMax: number | null;
+  hidingBits: number;
+}
+
+/** Reads an --audit-refresh file: every step has records, every observed |x| is within its bound. */
+function checkAudit(file: string, steps: number): AuditLine[] {
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditLine);
+  expect(new Set(lines.map((l) => l.step)).size).toBe(steps);
+  for (const l of lines) {
+    expect(l.observedMax, `${l.kind} of ${l.point} at step ${l.step}`).not.toBeNull();
+    expect(l.observedMax!, `${l.kind} of ${l.point} at step ${l.step}`).toBeLessThanOrEqual(l.bound);
+    expect(l.hidingBits).toBeGreaterThanOrEqual(16);
+  }
+  return lines;
+}
 const ortGreedy = (prompt: string, n: number) => ortGreedyOf(FP32_MODEL, prompt, n);
 
 beforeAll(() => {
   // Prefill of 4: the 6-byte prompt prefills 4 bytes and feeds 2 through decode steps; the cache
   // crosses a stride change (8 -> 9 positions) on the way.
   compileGenerationPlan(KV_MODEL, PLAN, { calibration: CAL, maxContext: 16, prefill: [4], maxWindows: 32 });
-}, 120000);
+}, 240000);
 
 describe('fhec generate on sim', () => {
   it('yields exactly the bytes greedy fp32 decoding yields, with an encrypted KV cache carried between steps', async () => {
     const expected = await ortGreedy(PROMPT, 4);
-    const r = await fhec('generate', PLAN, '--prompt', PROMPT, '--max-new-tokens', '4', '--backend', 'sim');
+    const auditFile = path.join(dir, 'audit.jsonl');
+    const r = await fhec('generate', PLAN, '--prompt', PROMPT, '--max-new-tokens', '4', '--backend', 'sim', '--audit-refresh', auditFile);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toBe(`${Buffer.from(expected).toString('latin1')}\n`);
     expect(r.stderr).toMatch(/^SIMULATION \(nothing encrypted\)/m);
@@ -51,6 +74,23 @@ describe('fhec generate on sim', () => {
     expect(r.stderr).toMatch(/key holder: [1-9]\d* round trips, [\d.]+ MiB to it/);
     expect(r.stderr).toMatch(/peak memory: [\d.]+ MiB/);
     expect(r.stderr).toMatch(/step plans compiled during this run: 5/);
+    // Every masked ciphertext was within the bound its mask was sized from (the key holder accepted the
+    // whole schedule: a refused request would have ended the run).
+    const audit = checkAudit(auditFile, 6);
+    expect(audit.filter((a) => a.kind === 'carry').length).toBe(20);
+    expect(r.stderr).toMatch(/refresh audit .*: \d+ masked ciphertexts \(\d+ refreshes, 20 cache carries\), hiding >= 16\.0 bits per slot; every observed \|x\| within its bound/);
+  }, 480000);
+
+  it('keeps every refreshed value within its bound on held-out prompts (eval-dev.txt)', async () => {
+    // A 6-byte prompt from the held-out text: the same step plans as above (nothing to compile).
+    const text = fs.readFileSync(path.join(MODELS, 'eval-dev.txt'), 'latin1');
+    for (const at of [2000]) {
+      const prompt = text.slice(at, at + 6);
+      const auditFile = path.join(dir, `audit-${at}.jsonl`);
+      const r = await fhec('generate', PLAN, '--prompt', prompt, '--max-new-tokens', '4', '--backend', 'sim', '--no-progress', '--audit-refresh', auditFile);
+      expect(r.status, r.stderr).toBe(0);
+      checkAudit(auditFile, 6);
+    }
   }, 240000);
 
   it('refuses a prompt past the compiled context, before any work', async () => {
@@ -77,7 +117,7 @@ describe('client/evaluator split on SEAL', () => {
   it('gives the evaluator public keys only: no secret key, decryptor or key generator reachable from it', async () => {
     const seal = await loadSeal();
     const store = new GenerationPlanStore(PLAN);
-    const client = new GenerationClient(sealBackend, loadClientModel(PLAN));
+    const client = new GenerationClient(sealBackend, loadClientModel(PLAN), store);
     const crossing: unknown[] = [];
     const evaluator = new GenerationEvaluator(store, sealBackend, (b) => {
       crossing.push(b);
@@ -87,7 +127,7 @@ describe('client/evaluator split on SEAL', () => {
     const plan = decodeMessage<OpenReply>(await evaluator.handle(encodeMessage({ kind: 'open', promptTokens: 4, maxNewTokens: 1 } as { kind: string })), ['plan']).header;
     expect(plan.steps.map((s) => s.kind)).toEqual(['prefill']);
     const ckks = await sealBackend.createClient(store.params, plan.keys);
-    const keysMessage = encodeKeys(ckks.evaluationKeys(), new Uint8Array(32));
+    const keysMessage = encodeKeys(ckks.evaluationKeys());
     crossing.push(keysMessage);
     decodeMessage(await evaluator.handle(keysMessage), ['ready']);
     const seen = new Set<unknown>();

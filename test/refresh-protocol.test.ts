@@ -1,6 +1,6 @@
 // Client-aided refresh on SEAL and the simulator: a circuit far deeper than the chain runs correctly;
 // the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
-// holds no secret key and the key holder sees only masked values; tampering is caught.
+// holds no secret key and the key holder sees only masked values; tampered replies are caught; a refresh without a bound is refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
@@ -112,7 +112,7 @@ describe('client-aided refresh', () => {
   beforeAll(async () => {
     client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
     ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
-    keyHolder = new RefreshKeyHolder(client);
+    keyHolder = new RefreshKeyHolder(client, 'unchecked');
     atLevel = (level) => {
       let ct = ev.loadCiphertext(client.encrypt(xs, top, params.scale));
       for (let l = top; l > level; l--) {
@@ -133,8 +133,9 @@ describe('client-aided refresh', () => {
     expect(placed.count).toBe(4);
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
-    const onSeal = await runProgram(managed, params, sealBackend, { x: xs });
-    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs });
+    // |x| <= 1 all along (the sign composition maps [-1, 1] into itself): a declared bound.
+    const onSeal = await runProgram(managed, params, sealBackend, { x: xs }, { mask: { valueBound: 1 } });
+    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs }, { mask: { valueBound: 1 } });
     const seal = onSeal.outputs.get('y')!;
     const sim = onSim.outputs.get('y')!;
     const measured = rms(seal.values, want);
@@ -148,12 +149,12 @@ describe('client-aided refresh', () => {
       expect(r.roundTrips).toBe(4);
       expect(r.ciphertexts).toBe(4);
     }
-    // Every refresh happens at level 0; with the authenticated channel, bytes are as predicted.
-    const levels = managed.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.type.level!);
-    expect(levels).toEqual([0, 0, 0, 0]);
-    const one = predictRefreshBytes(params, [0], true);
-    expect(onSeal.refresh!.bytesToKeyHolder).toBe(4 * one.toKeyHolder);
-    expect(onSeal.refresh!.bytesToEvaluator).toBe(4 * one.toEvaluator);
+    // Every refresh happens at level 0; bytes are as predicted (each request names its refresh point).
+    const refreshed = managed.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!);
+    expect(refreshed.map((v) => v.type.level)).toEqual([0, 0, 0, 0]);
+    const sum = (f: (b: ReturnType<typeof predictRefreshBytes>) => number) => refreshed.reduce((t, v) => t + f(predictRefreshBytes(params, [0], Buffer.byteLength(v.name))), 0);
+    expect(onSeal.refresh!.bytesToKeyHolder).toBe(sum((b) => b.toKeyHolder));
+    expect(onSeal.refresh!.bytesToEvaluator).toBe(sum((b) => b.toEvaluator));
     expect(onSeal.execution.ops.get('refresh')!.count).toBe(4);
   });
 
@@ -161,11 +162,11 @@ describe('client-aided refresh', () => {
     const sim = makeSimBackend(9);
     const simClient = await sim.createClient(params, { galoisSteps: [], relin: false });
     const simEv = await sim.createEvaluator(params, simClient.evaluationKeys());
-    const simHolder = new RefreshKeyHolder(simClient);
+    const simHolder = new RefreshKeyHolder(simClient, 'unchecked');
     for (const [level, maskBits] of [[0, 16], [1, 32]] as const) {
       const ct = atLevel(level);
       const before = rms(client.decrypt(ev.saveCiphertext(ct)), xs);
-      const out = new MaskedRefresher(ev, keyHolder.transport(), { mask: { maskBits } }).refresh(ct, params.scale);
+      const out = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1, maskBits } }).refresh(ct, params.scale);
       expect([ev.levelOf(out), ev.scaleOf(out)]).toEqual([top, params.scale]);
       const after = rms(client.decrypt(ev.saveCiphertext(out)), xs);
       const added = Math.sqrt(after ** 2 - before ** 2);
@@ -177,7 +178,7 @@ describe('client-aided refresh', () => {
       // The simulator adds the same.
       let sct = simEv.loadCiphertext(simClient.encrypt(xs, top, params.scale));
       for (let l = top; l > level; l--) sct = simEv.modSwitch(sct);
-      const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { maskBits } }).refresh(sct, params.scale);
+      const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { valueBound: 1, maskBits } }).refresh(sct, params.scale);
       const simAdded = Math.sqrt(rms(simClient.decrypt(simEv.saveCiphertext(sout)), xs) ** 2 - rms(simClient.decrypt(simEv.saveCiphertext(sct)), xs) ** 2);
       expect(simAdded / added).toBeGreaterThan(1 / 2);
       expect(simAdded / added).toBeLessThan(2);
@@ -191,23 +192,23 @@ describe('client-aided refresh', () => {
   });
 
   it('counts traffic to the byte: one round trip per request, a batch shares one', async () => {
-    const refresher = new MaskedRefresher(ev, keyHolder.transport());
+    const refresher = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
     const [a, b] = [atLevel(0), atLevel(1)];
     const t0 = performance.now();
     ev.free(refresher.refresh(a, params.scale));
     const ms = performance.now() - t0;
     ev.free(refresher.refresh(b, params.scale));
-    const single = [predictRefreshBytes(params, [0]), predictRefreshBytes(params, [1])];
+    const single = [predictRefreshBytes(params, [0], 5), predictRefreshBytes(params, [1], 5)];
     expect(refresher.traffic.roundTrips).toBe(2);
     expect(refresher.traffic.bytesToKeyHolder).toBe(single[0]!.toKeyHolder + single[1]!.toKeyHolder);
     expect(refresher.traffic.bytesToEvaluator).toBe(single[0]!.toEvaluator + single[1]!.toEvaluator);
-    const batch = new MaskedRefresher(ev, keyHolder.transport());
+    const batch = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
     const outs = batch.refreshMany([{ ct: a, scale: params.scale }, { ct: b, scale: params.scale / 2 }]);
     expect(outs.map((o) => ev.scaleOf(o))).toEqual([params.scale, params.scale / 2]);
     for (const [o, want] of [[outs[0]!, xs], [outs[1]!, xs]] as const) expect(rms(client.decrypt(ev.saveCiphertext(o)), want)).toBeLessThan(1e-8);
     expect(batch.traffic.roundTrips).toBe(1);
     expect(batch.traffic.ciphertexts).toBe(2);
-    const both = predictRefreshBytes(params, [0, 1]);
+    const both = predictRefreshBytes(params, [0, 1], 5);
     expect([batch.traffic.bytesToKeyHolder, batch.traffic.bytesToEvaluator]).toEqual([both.toKeyHolder, both.toEvaluator]);
     [a, b, ...outs].forEach((h) => ev.free(h));
     // N = 16384: bytes as predicted too.
@@ -216,12 +217,12 @@ describe('client-aided refresh', () => {
     const bigEv = await sealBackend.createEvaluator(big, bigClient.evaluationKeys());
     let ct = bigEv.loadCiphertext(bigClient.encrypt(xs, topLevel(big), big.scale));
     for (let l = topLevel(big); l > 0; l--) ct = bigEv.modSwitch(ct);
-    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient).transport());
+    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient, 'unchecked').transport(), { mask: { valueBound: 1 } });
     const t1 = performance.now();
     const bigOut = bigRefresher.refresh(ct, big.scale);
     const bigMs = performance.now() - t1;
     expect(rms(bigClient.decrypt(bigEv.saveCiphertext(bigOut)).subarray(0, slots), xs)).toBeLessThan(1e-8);
-    const bigBytes = predictRefreshBytes(big, [0]);
+    const bigBytes = predictRefreshBytes(big, [0], 5);
     expect([bigRefresher.traffic.bytesToKeyHolder, bigRefresher.traffic.bytesToEvaluator]).toEqual([bigBytes.toKeyHolder, bigBytes.toEvaluator]);
     console.log(
       `refresh from level 0 on seal: N=8192 [60,40,40,60]: ${single[0]!.toKeyHolder} B to the key holder, ${single[0]!.toEvaluator} B back, ${ms.toFixed(1)} ms; ` +
@@ -241,7 +242,7 @@ describe('client-aided refresh', () => {
       crossing.push(reply);
       return structuredClone(reply);
     };
-    const refresher = new MaskedRefresher(ev, transport);
+    const refresher = new MaskedRefresher(ev, transport, { mask: { valueBound: 1 } });
     const ct = atLevel(0);
     const out = refresher.refresh(ct, params.scale);
     expect(rms(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-8);
@@ -273,12 +274,12 @@ describe('client-aided refresh', () => {
     };
     const ct = atLevel(0);
     // A known mask source: the view is exactly x + r (up to CKKS noise).
-    const refresher = new MaskedRefresher(ev, spy, { mask: { maskBits, uniform: seededUniform(7) } });
+    const refresher = new MaskedRefresher(ev, spy, { mask: { valueBound: 1, maskBits, uniform: seededUniform(7) } });
     ev.free(refresher.refresh(ct, params.scale));
     const r = sampleMask(slots, R, seededUniform(7));
     expect(rms(views[0]!, xs.map((v, i) => v + r[i]!))).toBeLessThan(1e-8);
     // The real source: two refreshes of the same ciphertext and one of its negation.
-    const secure = new MaskedRefresher(ev, spy, { mask: { maskBits } });
+    const secure = new MaskedRefresher(ev, spy, { mask: { valueBound: 1, maskBits } });
     ev.free(secure.refresh(ct, params.scale));
     ev.free(secure.refresh(ct, params.scale));
     const neg = ev.negate(ct);
@@ -298,7 +299,7 @@ describe('client-aided refresh', () => {
     [ct, neg].forEach((h) => ev.free(h));
   });
 
-  it('rejects tampered, mismatched or unauthenticated replies, and masks that do not fit', async () => {
+  it('rejects tampered or mismatched replies, refreshes without a bound, and masks that do not fit', async () => {
     const ct = atLevel(0);
     const tamper = (edit: (reply: Uint8Array) => Uint8Array): RefreshTransport => (bytes) => edit(keyHolder.handle(bytes));
     const reencode = (f: (r: ReturnType<typeof decodeRefreshReply>) => ReturnType<typeof decodeRefreshReply>) =>
@@ -312,23 +313,12 @@ describe('client-aided refresh', () => {
       ['not a reply', tamper(() => new Uint8Array([1, 2, 3])), /not a refresh reply/],
     ];
     for (const [what, transport, message] of cases) {
-      expect(() => new MaskedRefresher(ev, transport).refresh(ct, params.scale), what).toThrow(message);
+      expect(() => new MaskedRefresher(ev, transport, { mask: { valueBound: 1 } }).refresh(ct, params.scale), what).toThrow(message);
     }
-    // With the session key, a flipped bit anywhere in the reply is caught before the bytes are used.
-    const macKey = new Uint8Array(32).fill(3);
-    const holder = new RefreshKeyHolder(client, { macKey });
-    const flip: RefreshTransport = (bytes) => {
-      const reply = holder.handle(bytes).slice();
-      reply[reply.length >> 1]! ^= 1;
-      return reply;
-    };
-    expect(() => new MaskedRefresher(ev, flip, { macKey }).refresh(ct, params.scale)).toThrow(/integrity check/);
-    const otherKey = new Uint8Array(32).fill(4);
-    expect(() => new MaskedRefresher(ev, holder.transport(), { macKey: otherKey }).refresh(ct, params.scale)).toThrow(/integrity check/);
-    const good = new MaskedRefresher(ev, holder.transport(), { macKey }).refresh(ct, params.scale);
-    expect(rms(client.decrypt(ev.saveCiphertext(good)), xs)).toBeLessThan(1e-8);
+    // No bound, no refresh: the mask is never sized by a default.
+    expect(() => new MaskedRefresher(ev, keyHolder.transport()).refresh(ct, params.scale, 'v7')).toThrow(/refresh of %v7 has no bound on \|x\|/);
     // A mask too large for the modulus at level 0 is refused, not silently wrapped.
-    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { maskBits: 24 } }).refresh(ct, params.scale)).toThrow(/needs 24\.0 bits/);
+    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1, maskBits: 24 } }).refresh(ct, params.scale)).toThrow(/needs 24\.0 bits/);
     expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 0 } }).refresh(ct, params.scale)).toThrow(FhecError);
     // A program that refreshes needs a refresher.
     const placed = placeRefreshes(signComposition(2), { levels: top });
@@ -336,9 +326,10 @@ describe('client-aided refresh', () => {
     const c2 = await sealBackend.createClient(params, keyRequestFor(managed));
     const e2 = await sealBackend.createEvaluator(params, c2.evaluationKeys());
     expect(() => executeProgram(managed, e2, encryptInputs(managed, c2, { x: xs }))).toThrow(/no refresher/);
+    // ...and runProgram a bound per refresh point (the plan's, or one declared).
+    await expect(runProgram(managed, params, makeSimBackend(1), { x: xs })).rejects.toThrow(/has no bound on \|x\| to size its mask/);
     e2.dispose();
     c2.dispose();
     ev.free(ct);
-    ev.free(good);
   });
 });

@@ -13,6 +13,7 @@ import { isModelPlanFile } from '../model-commands.js';
 import { intOption } from './common.js';
 import { checkOutputs, modelFiles, planFiles } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface AccuracyFlags {
   text: string;
@@ -20,6 +21,7 @@ interface AccuracyFlags {
   skip: number;
   backend: string;
   json?: string;
+  auditRefresh?: string;
 }
 
 function positiveInt(name: string, v: number, min: number): number {
@@ -38,24 +40,30 @@ export function registerAccuracy(program: Command): void {
     .option('--skip <k>', 'windows to skip first', intOption('--skip', 0), 0)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--json <file>', 'also write the figures as JSON')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: window (run), refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (model: string, planFile: string, opts: AccuracyFlags) => {
       const backend = backendByName(opts.backend);
       positiveInt('--windows', opts.windows, 1);
       positiveInt('--skip', opts.skip, 0);
       if (!fs.existsSync(model)) throw new FhecError('model file not found', { file: model });
       if (!fs.existsSync(opts.text)) throw new FhecError('text file not found', { file: opts.text });
-      if (opts.json) checkOutputs([{ path: opts.json, flag: '--json' }], [...modelFiles(model), ...planFiles(planFile), opts.text]);
+      const outs = [...(opts.json ? [{ path: opts.json, flag: '--json' }] : []), ...(opts.auditRefresh ? [{ path: opts.auditRefresh, flag: '--audit-refresh' }] : [])];
+      if (outs.length) checkOutputs(outs, [...modelFiles(model), ...planFiles(planFile), opts.text]);
       if (!isModelPlanFile(planFile)) throw new FhecError('not a model plan (compile with --calibration and --prefill or --decode)', { file: planFile });
       const plan = loadModelPlan(planFile);
       process.stderr.write(`${backendLabel(backend)}\n`);
       const measure = 'decode' in plan.meta.mode ? measureDecodeAccuracy : measureAccuracy;
+      const audit = opts.auditRefresh !== undefined ? new RefreshAudit(opts.auditRefresh) : undefined;
       const fig = await measure(model, plan, backend, opts.text, {
+        ...(audit ? { audit } : {}),
         windows: opts.windows,
         skip: opts.skip,
         onWindow: (_f, i, agree, n) => process.stderr.write(`window ${i + 1}/${opts.windows}: ${agree}/${n} positions agree\n`),
       });
       if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });
       console.log(formatAccuracy(fig));
+      audit?.close();
+      if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (opts.json) writeFileAtomic(opts.json, JSON.stringify({ backend: backend.name, encrypted: !backend.simulated, ...fig, warnings: fig.warnings.map((w) => w.message) }, null, 1));
     });
 }

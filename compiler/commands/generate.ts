@@ -19,6 +19,7 @@ import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
 import { intOption } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
@@ -43,6 +44,8 @@ export interface GenerateFlags {
   progress?: boolean;
   /** Write a run trace (runtime/trace/run-trace.ts) here. */
   trace?: string;
+  /** One JSON line per refreshed or carried ciphertext (runtime/refresh/audit.ts). */
+  auditRefresh?: string;
 }
 
 export interface GenerateOutput {
@@ -55,7 +58,8 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   const prompt = promptOf(flags);
   const N = flags.maxNewTokens;
   if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
-  if (flags.trace) checkOutputs([{ path: flags.trace, flag: '--trace' }], [...planFiles(planFile), ...(flags.promptFile ? [flags.promptFile] : [])]);
+  const outs = [...(flags.trace ? [{ path: flags.trace, flag: '--trace' }] : []), ...(flags.auditRefresh ? [{ path: flags.auditRefresh, flag: '--audit-refresh' }] : [])];
+  if (outs.length) checkOutputs(outs, [...planFiles(planFile), ...(flags.promptFile ? [flags.promptFile] : [])]);
   const model = loadClientModel(planFile);
   const compileLines: string[] = [];
   let bar: Bar | undefined;
@@ -67,8 +71,10 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   });
   const show = flags.progress ?? true;
   const recorder = flags.trace ? new TraceRecorder() : undefined;
+  const audit = flags.auditRefresh !== undefined ? new RefreshAudit(flags.auditRefresh) : undefined;
   const run = await generateInProcess(store, backend, model, prompt, N, {
     ...(recorder ? { trace: recorder } : {}),
+    ...(audit ? { audit } : {}),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -79,6 +85,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
       if (done === total) bar.stop();
     },
   });
+  audit?.close();
   const lines = [...compileLines, ...formatGenerationSummary(run)];
   if (recorder && flags.trace) {
     const steps = run.result.steps;
@@ -151,6 +158,7 @@ export function registerGenerate(program: Command): void {
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--no-progress', 'no progress bar')
     .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

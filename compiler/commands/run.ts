@@ -11,6 +11,7 @@ import { readJsonFile } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
+import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 interface RunFlags {
   inputs: string;
@@ -18,6 +19,7 @@ interface RunFlags {
   backend: string;
   insecure?: boolean;
   trace?: string;
+  auditRefresh?: string;
 }
 
 /** The trace of a one-program run, all but the refresh traffic. */
@@ -50,19 +52,27 @@ export function registerRun(program: Command): void {
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--insecure', 'allow running a plan whose parameters are below 128-bit security')
     .option('--trace <run.json>', 'write measured time per op, refresh traffic and peak memory here (for fhec report --run)')
+    .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
-      const outs = [...(opts.out ? [{ path: opts.out, flag: '--out' }] : []), ...(opts.trace ? [{ path: opts.trace, flag: '--trace' }] : [])];
+      const outs = [
+        ...(opts.out ? [{ path: opts.out, flag: '--out' }] : []),
+        ...(opts.trace ? [{ path: opts.trace, flag: '--trace' }] : []),
+        ...(opts.auditRefresh ? [{ path: opts.auditRefresh, flag: '--audit-refresh' }] : []),
+      ];
       if (outs.length) checkOutputs(outs, [...planFiles(plan), opts.inputs]);
       const inputs = tensorsFromJson(readJsonFile(opts.inputs), 'inputs', opts.inputs);
       const recorder = opts.trace ? new TraceRecorder() : undefined;
+      const audit = opts.auditRefresh !== undefined ? new RefreshAudit(opts.auditRefresh) : undefined;
       const t0 = performance.now();
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
         // Errors about an input (no file of their own) are about the inputs file.
-        const m = await runModelCommand(plan, inputs, backend, recorder).catch((e: unknown) => {
+        const m = await runModelCommand(plan, inputs, backend, recorder, audit).catch((e: unknown) => {
           throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
         });
+        audit?.close();
+        if (audit) m.lines.push(audit.summary());
         if (recorder && opts.trace) {
           const traffic = m.run.refresh;
           writeRunTrace(opts.trace, {
@@ -75,7 +85,9 @@ export function registerRun(program: Command): void {
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}) }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}) }, opts.inputs);
+      audit?.close();
+      if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (recorder && opts.trace) {
         writeRunTrace(opts.trace, { ...traceHeader(plan, backend, r.label, recorder, Object.fromEntries(r.ops), performance.now() - t0), refresh: { ciphertexts: 0, cacheCiphertexts: 0, rounds: 0, bytes: 0 } });
       }

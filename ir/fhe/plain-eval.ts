@@ -13,9 +13,22 @@ export interface PlainEvaluation {
   outputs: Map<string, Float64Array>;
 }
 
+export interface PlainEvaluationOptions {
+  /** Called with every value as it is computed (its slots are not to be modified). */
+  onValue?: (name: string, slots: Float64Array) => void;
+  /**
+   * Keep every value in the result (default true). With false, each value is dropped after its last use
+   * and `values` comes back empty: a whole model's values no longer sit in memory at once.
+   */
+  keep?: boolean;
+}
+
 /** `tensors`: row-major [tokens, length] values per input tensor, packed with each input's layout. */
-export function evaluatePlain(program: FheProgram, tensors: Record<string, ArrayLike<number>>): PlainEvaluation {
+export function evaluatePlain(program: FheProgram, tensors: Record<string, ArrayLike<number>>, options: PlainEvaluationOptions = {}): PlainEvaluation {
   const n = program.slots;
+  const keep = options.keep ?? true;
+  const lastUse = new Map<string, number>();
+  if (!keep) program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
   const values = new Map<string, Float64Array>();
   const outputs = new Map<string, Float64Array>();
   const get = (name: string): Float64Array => {
@@ -23,13 +36,9 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
     if (!v) throw new FhecError(`%${name} is used before it is defined`);
     return v;
   };
-  const zip = (a: Float64Array, b: Float64Array, f: (x: number, y: number) => number): Float64Array => {
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = f(a[i]!, b[i]!);
-    return out;
-  };
-  for (const op of program.ops) {
+  for (const [index, op] of program.ops.entries()) {
     const [a, b] = op.args.map((x) => get(x.name));
+    if (!keep) for (const x of op.args) if (lastUse.get(x.name) === index) values.delete(x.name);
     let r: Float64Array;
     switch (op.kind) {
       case 'input': {
@@ -49,14 +58,17 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
       }
       case 'add':
       case 'add_plain':
-        r = zip(a!, b!, (x, y) => x + y);
+        r = new Float64Array(n);
+        for (let i = 0; i < n; i++) r[i] = a![i]! + b![i]!;
         break;
       case 'sub':
-        r = zip(a!, b!, (x, y) => x - y);
+        r = new Float64Array(n);
+        for (let i = 0; i < n; i++) r[i] = a![i]! - b![i]!;
         break;
       case 'mul':
       case 'mul_plain':
-        r = zip(a!, b!, (x, y) => x * y);
+        r = new Float64Array(n);
+        for (let i = 0; i < n; i++) r[i] = a![i]! * b![i]!;
         break;
       case 'negate':
         r = a!.map((x) => -x);
@@ -64,7 +76,8 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
       case 'rotate': {
         const s = ((op.step! % n) + n) % n;
         r = new Float64Array(n);
-        for (let i = 0; i < n; i++) r[i] = a![(i + s) % n]!;
+        r.set(a!.subarray(s), 0);
+        r.set(a!.subarray(0, s), n - s);
         break;
       }
       case 'relinearize':
@@ -74,7 +87,8 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
         r = a!;
         break;
     }
-    values.set(op.result!.name, r);
+    options.onValue?.(op.result!.name, r);
+    if (keep || lastUse.has(op.result!.name)) values.set(op.result!.name, r);
   }
   return { values, outputs };
 }

@@ -3,15 +3,16 @@
 // Values are freed after their last use so SEAL's wasm heap holds only live ciphertexts; encoded
 // dense constants may instead come from (and stay in) a plaintext cache shared across runs.
 
-import { randomBytes } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots, constantSlots } from '../../ir/fhe/layout.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, CkksRefresher, KeyRequest } from '../backend.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
+import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
+import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
@@ -234,9 +235,46 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** The refresh mask (value bound and mask bits); defaults in runtime/refresh/mask.ts. */
+  /** Mask bits and source (runtime/refresh/mask.ts); `valueBound` declares one bound for every refresh point. */
   mask?: Partial<MaskPolicy>;
   trace?: ExecutionTrace;
+  /** Bound on |x| per refreshed value (a plan's refreshBounds); required when the program refreshes, unless mask.valueBound declares one. */
+  refreshBounds?: ReadonlyMap<string, number>;
+  /** Records every refreshed ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
+}
+
+/** Each refreshed value's bound: the plan's, or the one bound the caller declared; none is an error. */
+function boundsForRun(program: FheProgram, options: RunOptions): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const op of program.ops) {
+    if (op.kind !== 'refresh') continue;
+    const name = op.args[0]!.name;
+    const b = options.refreshBounds?.get(name) ?? options.mask?.valueBound;
+    if (b === undefined) throw new FhecError(`refresh of %${name} has no bound on |x| to size its mask (the plan lists none, and no bound was declared)`, { node: `%${name}` });
+    out.set(name, b);
+  }
+  return out;
+}
+
+/**
+ * The refresher of one run of a program, with the client as key holder: the client derives the refresh
+ * schedule from the program and its bounds (one step) and accepts nothing else. `finish` after the run
+ * checks that every scheduled refresh happened. No refresher when the program has no refresh op.
+ */
+export function planRefresher(
+  program: FheProgram,
+  client: CkksClient,
+  evaluator: CkksEvaluator,
+  options: Pick<RunOptions, 'mask' | 'refreshBounds' | 'audit'>,
+): { refresher?: MaskedRefresher; finish(): void } {
+  options.audit?.nextRun();
+  if (!program.ops.some((op) => op.kind === 'refresh')) return { finish: () => {} };
+  const bounds = boundsForRun(program, options);
+  const guard = new RefreshScheduleGuard(() => refreshPointsOf(program, bounds));
+  guard.beginStep(0);
+  const refresher = new MaskedRefresher(evaluator, new RefreshKeyHolder(client, guard).transport(), { mask: { ...options.mask, bounds }, audit: options.audit });
+  return { refresher, finish: () => guard.endStep() };
 }
 
 /**
@@ -253,15 +291,11 @@ export async function runProgram(
   const client = await backend.createClient(params, keyRequestFor(program));
   const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
   try {
-    const refreshes = program.ops.some((op) => op.kind === 'refresh');
-    // A fresh session key authenticates the refresh messages both ways.
-    const macKey = refreshes ? randomBytes(32) : undefined;
-    const refresher = refreshes
-      ? new MaskedRefresher(evaluator, new RefreshKeyHolder(client, { macKey }).transport(), { mask: options.mask, macKey })
-      : undefined;
-    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher, trace: options.trace });
+    const refreshing = planRefresher(program, client, evaluator, options);
+    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher: refreshing.refresher, trace: options.trace });
+    refreshing.finish();
     const res: RunResult = { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
-    if (refresher) res.refresh = refresher.traffic;
+    if (refreshing.refresher) res.refresh = refreshing.refresher.traffic;
     return res;
   } finally {
     evaluator.dispose();

@@ -2,9 +2,10 @@
 // tokenizer and the embedding table: it turns the prompt into bytes, looks the tokens up, encrypts
 // the embeddings, decrypts the logits and picks the next token greedily. It is also the refresh key
 // holder: the evaluator sends it masked ciphertexts (refresh ops, and the KV cache carried between
-// steps), and it answers with fresh encryptions. It reaches the evaluator only through a byte channel.
+// steps), and it answers with fresh encryptions, but only those its own copy of the (public) plans
+// schedules, step by step (step-schedule.ts, runtime/refresh/schedule.ts). It reaches the evaluator only
+// through a byte channel.
 
-import { randomBytes } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
@@ -12,11 +13,13 @@ import type { CkksBackend, CkksClient } from '../backend.js';
 import { makeParameters, parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { embedTokens } from '../model-session.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
+import { RefreshScheduleGuard } from '../refresh/schedule.js';
 import { handleCacheRefresh } from './cache-refresh.js';
+import { stepRefreshPoints } from './step-schedule.js';
 import type { OpenReply, StepStats } from './evaluator.js';
 import type { ClientModel } from './manifest.js';
 import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage } from './messages.js';
-import type { StepShape } from './plan-source.js';
+import { generationSteps, shapeName, type GenerationPlanSource, type StepShape } from './plan-source.js';
 import { ByteTokenizer } from './tokenizer.js';
 import type { AsyncChannel, SyncChannel } from './transport.js';
 
@@ -56,24 +59,26 @@ export function argmax(v: ArrayLike<number>): number {
 export class GenerationClient {
   readonly tokenizer: ByteTokenizer;
   private ckks?: CkksClient;
-  private macKey?: Uint8Array;
+  private guard?: RefreshScheduleGuard;
   private refreshHolder?: RefreshKeyHolder;
   private readonly holderStats = { requests: 0, ciphertexts: 0, ms: 0 };
 
+  /** `plans`: the generation plan's step plans (public): the refresh schedule comes from them. */
   constructor(
     private readonly backend: CkksBackend,
     private readonly model: ClientModel,
+    private readonly plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'>,
   ) {
     this.tokenizer = new ByteTokenizer(model.vocab);
   }
 
   /** The key holder's channel: masked ciphertexts in, fresh ciphertexts out. */
   readonly keyHolder: SyncChannel = (request) => {
-    if (!this.ckks || !this.macKey) throw new FhecError('the key holder has no keys yet');
+    if (!this.ckks || !this.guard) throw new FhecError('the key holder has no keys yet');
     const t0 = performance.now();
     let reply: Uint8Array;
     if (isGenerationMessage(request)) {
-      const r = handleCacheRefresh(this.ckks, this.macKey, request);
+      const r = handleCacheRefresh(this.ckks, this.guard, request);
       reply = r.reply;
       this.holderStats.ciphertexts += r.ciphertexts;
     } else {
@@ -98,10 +103,16 @@ export class GenerationClient {
       throw new FhecError('the evaluator proposes other CKKS parameters than the generation plan');
     }
     this.ckks?.dispose();
+    // The steps follow from the prompt length and the plan: the evaluator's list must be that one.
+    const shapes = generationSteps(this.plans, ids.length, maxNewTokens);
+    if (shapes.map(shapeName).join() !== plan.steps.map(shapeName).join()) {
+      throw new FhecError(`the evaluator proposes the steps ${plan.steps.map(shapeName).join(', ')}, the generation plan makes ${shapes.map(shapeName).join(', ')}`);
+    }
     this.ckks = await this.backend.createClient(params, plan.keys);
-    this.macKey = new Uint8Array(randomBytes(32));
-    this.refreshHolder = new RefreshKeyHolder(this.ckks, { macKey: this.macKey });
-    decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys(), this.macKey)), ['ready']);
+    const { plans } = this;
+    this.guard = new RefreshScheduleGuard((i) => stepRefreshPoints(i > 0 ? plans.load(shapes[i - 1]!) : undefined, plans.load(shapes[i]!)));
+    this.refreshHolder = new RefreshKeyHolder(this.ckks, this.guard);
+    decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys())), ['ready']);
     const setupMs = performance.now() - t0;
 
     const n = ids.length;
@@ -109,6 +120,8 @@ export class GenerationClient {
     const steps: StepRecord[] = [];
     const tokenAt = (pos: number) => (pos < n ? ids[pos]! : generated[pos - n]!);
     for (const [index, step] of plan.steps.entries()) {
+      // The step's refresh schedule, from the client's copy of the plans (loading them is not step time).
+      this.guard.beginStep(index);
       const s0 = performance.now();
       const first = step.kind === 'prefill' ? 0 : step.past;
       const count = step.kind === 'prefill' ? step.tokens : 1;
@@ -122,6 +135,7 @@ export class GenerationClient {
         ['logits'],
       );
       const c2 = performance.now();
+      this.guard.endStep();
       const record: StepRecord = { shape: step.kind === 'prefill' ? { kind: 'prefill', tokens: step.tokens } : { kind: 'decode', past: step.past }, tokens, ms: 0, clientMs: 0, evaluator: reply.header.stats };
       if (wantLogits) {
         if (reply.blobs.length !== 1) throw new FhecError('the evaluator sent no logits');

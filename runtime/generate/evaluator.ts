@@ -3,20 +3,23 @@
 // steps on ciphertexts, keeps the ENCRYPTED KV cache between steps (the present keys/values of the
 // last step, as ciphertexts), and carries it into the next step's layout and level through a
 // client-aided cache refresh (cache-refresh.ts). Refresh ops inside a step go to the key holder
-// through the refresh protocol (runtime/refresh). It talks to the client only through `handle`
+// through the refresh protocol (runtime/refresh). Carries and refreshes follow the step's refresh
+// schedule (step-schedule.ts), the one the key holder checks them against, with the plans' bounds
+// sizing every mask. It talks to the client only through `handle`
 // (bytes in, bytes out) and to the key holder only through a byte channel. Encoded weights stay in a
 // plaintext cache across the steps (runtime/ckks/plaintext-cache.ts): the decode plans for P and P+1
 // share most of their constants.
 
 import { FhecError } from '../../ir/errors.js';
-import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
+import type { FheOp } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
+import type { RefreshAudit } from '../refresh/audit.js';
+import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
-import { pieceOverlaps } from './relayout.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
 import type { SyncChannel } from './transport.js';
@@ -42,8 +45,10 @@ export interface StepStats {
 }
 
 export interface EvaluatorOptions {
-  /** Mask bits of the cache refresh (default 16). */
+  /** Mask bits of refreshes and cache carries (default 16). */
   maskBits?: number;
+  /** Records every refreshed or carried ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
   /** Mask source (tests inject a seeded one). */
   uniform?: (n: number) => Float64Array;
   /**
@@ -54,8 +59,6 @@ export interface EvaluatorOptions {
   /** Per-op timings of every step (fhec generate --trace). */
   trace?: ExecutionTrace;
 }
-
-const DEFAULT_CACHE_BOUND = 16;
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
   const op = sp.plan.plan.program.ops.find((o) => o.kind === 'input' && o.tensor === tensor);
@@ -72,11 +75,10 @@ export function describeStep(sp: StepPlan): StepInterface {
   return { keys: keyRequestFor(sp.plan.plan.program), input: specOf(inputOp(sp, sp.plan.meta.embedding.fhe)) };
 }
 
+/** One ciphertext of a cached output (a cache split over several has one per token group). */
 interface CachedValue {
   bytes: Uint8Array;
-  layout: SlotLayout;
-  bound: number;
-  /** First token of this ciphertext (a cache split over several). */
+  /** First token of this ciphertext. */
   tokenStart: number;
 }
 
@@ -90,6 +92,8 @@ export class GenerationEvaluator {
   private next = 0;
   /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
   private cache = new Map<string, CachedValue[]>();
+  /** The plan of the last step (its outputs are the cache; the carries follow from it). */
+  private prev?: StepPlan;
 
   constructor(
     private readonly source: GenerationPlanSource,
@@ -135,6 +139,7 @@ export class GenerationEvaluator {
     this.steps = generationSteps(this.source, n, N);
     this.next = 0;
     this.cache.clear();
+    this.prev = undefined;
     const galois = new Set<number>();
     let relin = false;
     const steps = this.steps.map((shape) => {
@@ -154,11 +159,12 @@ export class GenerationEvaluator {
   }
 
   private async acceptKeys(request: Uint8Array): Promise<Uint8Array> {
-    const { keys, macKey } = decodeKeys(request);
+    const keys = decodeKeys(request);
     this.dispose();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey });
-    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.maskBits, this.options.uniform);
+    const { maskBits, uniform, audit } = this.options;
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask: { ...(maskBits !== undefined ? { maskBits } : {}), ...(uniform ? { uniform } : {}) }, audit });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, maskBits, uniform, audit);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
@@ -182,18 +188,21 @@ export class GenerationEvaluator {
     const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
+    // This step's refresh points, as the key holder derives them from the plans (step-schedule.ts).
+    const points = stepRefreshPoints(this.prev, sp);
+    this.refresher.step = this.cacheRefresher.step = header.index;
+    this.refresher.setBounds(sp.plan.plan.refreshBounds);
     // The cache the last step left, moved into this step's layout at its input level.
     // A split cache moves by pieces (each source ciphertext into each destination it overlaps), added up.
-    const carry = (meta.cacheInputs ?? []).flatMap((c) => {
-      const srcs = this.cache.get(c.name.replace(/past_key_values/, 'present'));
-      if (!srcs) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
-      const spec = specOf(inputOp(sp, c.fhe));
-      const whole = srcs.length === 1 && !c.tokenStart && srcs[0]!.layout.tokens === spec.layout.tokens;
-      return srcs
-        .map((src) => ({ src, piece: { fromStart: src.tokenStart, toStart: c.tokenStart ?? 0 } }))
-        .filter(({ src, piece }) => whole || pieceOverlaps(src.layout, spec.layout, piece))
-        .map(({ src, piece }) => ({ name: c.fhe, ct: ev.loadCiphertext(src.bytes), from: src.layout, to: spec.layout, level: spec.level, scale: spec.scale, bound: src.bound, ...(whole ? {} : { piece }) }));
-    });
+    const carry = points
+      .filter((p) => p.kind === 'carry')
+      .map((p) => {
+        const c = meta.cacheInputs.find((x) => x.fhe === p.id)!;
+        const srcs = this.cache.get(cacheSourceName(c.name));
+        const src = srcs?.find((x) => x.tokenStart === (p.piece?.fromStart ?? 0));
+        if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
+        return { name: p.id, ct: ev.loadCiphertext(src.bytes), from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
+      });
     try {
       const fresh = this.cacheRefresher.refresh(carry);
       carry.forEach((c, i) => {
@@ -219,10 +228,11 @@ export class GenerationEvaluator {
         o.blocks.map((blk) => {
           const bytes = exec.outputs.get(blk.fhe);
           if (!bytes) throw new FhecError(`step ${shapeName(shape)} did not output ${blk.fhe}`);
-          return { bytes, layout: blk.layout, bound: sp.cacheBounds[o.name] ?? DEFAULT_CACHE_BOUND, tokenStart: blk.tokenStart ?? 0 };
+          return { bytes, tokenStart: blk.tokenStart ?? 0 };
         }),
       );
     }
+    this.prev = sp;
     const logitsMeta = meta.outputs.find((o) => !o.kv);
     if (!logitsMeta || logitsMeta.blocks.length !== 1) throw new FhecError('the plan must output the logits in one ciphertext', { file: sp.plan.file });
     const stats: StepStats = {

@@ -84,12 +84,10 @@ interface KeysHeader {
   galoisSteps: number[];
   relin: boolean;
   galois: boolean;
-  /** Session key for the HMAC of refresh messages (integrity, not confidentiality), hex. */
-  macKey: string;
 }
 
-/** The client's public evaluation material (never a secret key) and the session's MAC key. */
-export function encodeKeys(keys: EvaluationKeys, macKey: Uint8Array): Uint8Array {
+/** The client's public evaluation material: never a secret key, and no other key either. */
+export function encodeKeys(keys: EvaluationKeys): Uint8Array {
   const blobs = [keys.publicKey];
   if (keys.relinKeys) blobs.push(keys.relinKeys);
   if (keys.galoisKeys) blobs.push(keys.galoisKeys);
@@ -100,18 +98,16 @@ export function encodeKeys(keys: EvaluationKeys, macKey: Uint8Array): Uint8Array
     galoisSteps: keys.galoisSteps,
     relin: !!keys.relinKeys,
     galois: !!keys.galoisKeys,
-    macKey: Buffer.from(macKey).toString('hex'),
   };
   return encodeMessage(header, blobs);
 }
 
-export function decodeKeys(bytes: Uint8Array): { keys: EvaluationKeys; macKey: Uint8Array } {
+export function decodeKeys(bytes: Uint8Array): EvaluationKeys {
   const { header: h, blobs } = decodeMessage<KeysHeader>(bytes, ['keys']);
   if (blobs.length !== 1 + (h.relin ? 1 : 0) + (h.galois ? 1 : 0)) throw new FhecError('keys message has the wrong number of keys');
   const keys: EvaluationKeys = { backend: h.backend, parametersId: h.parametersId, publicKey: blobs[0]!, galoisSteps: h.galoisSteps };
   let i = 1;
   if (h.relin) keys.relinKeys = blobs[i++];
   if (h.galois) keys.galoisKeys = blobs[i++];
-  if (!/^[0-9a-f]{64}$/.test(h.macKey)) throw new FhecError('keys message carries no valid session MAC key');
-  return { keys, macKey: new Uint8Array(Buffer.from(h.macKey, 'hex')) };
+  return keys;
 }

@@ -11,11 +11,9 @@
 import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 
-/** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
-export interface RelayoutPiece {
-  fromStart: number;
-  toStart: number;
-}
+import type { RelayoutPiece } from '../refresh/schedule.js';
+
+export type { RelayoutPiece };
 
 /** For each destination slot, the source slot it copies, or -1 (zero). */
 export function relayoutMap(from: SlotLayout, to: SlotLayout, slots: number, piece?: RelayoutPiece): Int32Array {

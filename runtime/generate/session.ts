@@ -20,6 +20,8 @@ export interface GenerationRun {
   refreshes: number;
   cacheRefreshes: number;
   ops: Record<string, { count: number; ms: number }>;
+  /** The refresh audit's summary line, when one was kept. */
+  audit?: string;
   /** Peak resident set size of the process (bytes). */
   peakRss: number;
   totalMs: number;
@@ -36,7 +38,8 @@ export async function generateInProcess(
   options: InProcessOptions = {},
 ): Promise<GenerationRun> {
   const t0 = performance.now();
-  const client = new GenerationClient(backend, model);
+  options.audit?.nextRun();
+  const client = new GenerationClient(backend, model, source);
   const keyHolder = new CountingSyncChannel(client.keyHolder);
   const evaluator = new GenerationEvaluator(source, backend, keyHolder.send, options);
   const toEvaluator = new CountingChannel((b) => evaluator.handle(b));
@@ -64,6 +67,7 @@ export async function generateInProcess(
       cacheRefreshes,
       ops,
       peakRss: process.resourceUsage().maxRSS * 1024,
+      ...(options.audit ? { audit: options.audit.summary() } : {}),
       totalMs: performance.now() - t0,
     };
   } finally {
@@ -125,5 +129,6 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   const e = g.evaluatorChannel;
   lines.push(`client <-> evaluator: ${e.roundTrips} messages, ${mb(e.bytesSent)} to the evaluator (keys, embeddings), ${mb(e.bytesReceived)} back (logits)`);
   lines.push(`peak memory: ${mb(g.peakRss)} resident (maxRSS)`);
+  if (g.audit) lines.push(g.audit);
   return lines;
 }

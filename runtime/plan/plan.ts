@@ -4,6 +4,8 @@
 // version, 128-bit security (unless the plan says `insecure`), that the primes are the ones SEAL will
 // generate, the program against them, and the listed keys against the program. Other readers add
 // their sections' schemas on top: model-schema.ts (`model`), interface-schema.ts (`interface`).
+// A program with refresh ops must list, for each (in program order), the bound on |x| its mask is
+// sized from and where the bound came from (`refreshPoints`); a plan without them is refused.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -41,6 +43,21 @@ const planSchema = z.object({
     bytes: nonNegNumber(),
   }),
   program: z.string(),
+  /** One per refresh op, in program order: the refreshed value and the bound on |x| its mask is sized from. */
+  refreshPoints: z
+    .array(
+      z.strictObject({
+        value: z.string().min(1),
+        bound: posNumber(),
+        /** 'proved': interval arithmetic from the input bounds; 'calibrated': max over the calibration windows times the margin. */
+        source: z.enum(['proved', 'calibrated', 'declared']),
+        /** Largest |x| on the calibration windows (absent when nothing was calibrated). */
+        calibratedMax: nonNegNumber().optional(),
+        /** The proved bound, when interval arithmetic gives a finite one. */
+        proved: posNumber().optional(),
+      }),
+    )
+    .optional(),
   weights: z
     .strictObject({
       file: fileName(),
@@ -58,13 +75,21 @@ export interface Plan {
   program: FheProgram;
   galoisSteps: number[];
   relin: boolean;
+  /** Bound on |x| of each refreshed value, by its name (every refresh op of the program has one). */
+  refreshBounds: Map<string, number>;
   /** Printed loudly by whoever runs the plan when the parameters are insecure. */
   warning?: string;
 }
 
-/** Writes `file` (JSON) and `file` with `.weights.bin` (the sidecar). Returns the sidecar path. */
-export function writePlan(file: string, program: FheProgram, params: CkksParameters): string {
+export type RefreshPointRecord = NonNullable<PlanJson['refreshPoints']>[number];
+
+/**
+ * Writes `file` (JSON) and `file` with `.weights.bin` (the sidecar). Returns the sidecar path. A program
+ * with refresh ops needs `refreshPoints` (one per refresh op, in program order).
+ */
+export function writePlan(file: string, program: FheProgram, params: CkksParameters, refreshPoints?: RefreshPointRecord[]): string {
   verifyFhe(program, { managed: true });
+  checkRefreshPoints(program, refreshPoints, file);
   const chunks: Float64Array[] = [];
   let offset = 0;
   const constants = new Map<string, FheConstant>();
@@ -93,12 +118,30 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
     },
     keys: { galoisSteps: keys.galoisSteps, relin: keys.relin, bytes: keySetBytes(params, keys.galoisSteps.length, keys.relin) },
     program: printFhe({ ...program, constants }),
+    ...(refreshPoints && refreshPoints.length > 0 ? { refreshPoints } : {}),
     weights: { file: path.basename(sidecar), byteLength: bytes.length, sha256: sha256Hex(bytes) },
   };
   // The sidecar first: a plan on disk never names a sidecar that is not there yet.
   writeFileAtomic(sidecar, bytes);
   writeFileAtomic(file, JSON.stringify(json, null, 1));
   return sidecar;
+}
+
+/** Refresh points must name the program's refreshed values, in program order, one each. */
+function checkRefreshPoints(program: FheProgram, points: RefreshPointRecord[] | undefined, file: string): Map<string, number> {
+  const refreshed = program.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.name);
+  const bounds = new Map<string, number>();
+  if (refreshed.length === 0 && !points?.length) return bounds;
+  if (!points) {
+    throw new FhecError(`the program has ${refreshed.length} refreshes and the plan gives no bound on |x| for them (no refreshPoints): recompile the plan; a default bound would size the masks wrongly`, { file, field: 'refreshPoints' });
+  }
+  if (points.length !== refreshed.length) throw malformed(file, 'plan', ['refreshPoints'], `lists ${points.length} refresh points, the program has ${refreshed.length} refreshes`);
+  points.forEach((p, i) => {
+    if (p.value !== refreshed[i]) throw malformed(file, 'plan', ['refreshPoints', i, 'value'], `is '${p.value}', the program's refresh ${i + 1} refreshes %${refreshed[i]}`);
+    const prev = bounds.get(p.value);
+    bounds.set(p.value, prev === undefined ? p.bound : Math.max(prev, p.bound));
+  });
+  return bounds;
 }
 
 /** The parsed JSON of a plan file (any kind: arithmetic, model, step plan). */
@@ -181,7 +224,8 @@ export function planFromJson(doc: unknown, file: string, readWeights: (entry: We
     throw malformed(file, 'plan', ['keys', 'galoisSteps'], `[${json.keys.galoisSteps.join(', ')}] are not the program's rotation steps [${need.galoisSteps.join(', ')}]`);
   }
   if (json.keys.relin !== need.relin) throw malformed(file, 'plan', ['keys', 'relin'], `is ${json.keys.relin} but the program ${need.relin ? 'relinearizes' : 'never relinearizes'}`);
-  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin };
+  const refreshBounds = checkRefreshPoints(program, json.refreshPoints, file);
+  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds };
   const warning = securityBanner(params);
   if (warning) plan.warning = warning;
   return plan;

@@ -6,3 +6,5 @@ export * from './key-holder.js';
 export * from './refresher.js';
 export * from './precision.js';
 export * from './traffic.js';
+export * from './schedule.js';
+export * from './audit.js';

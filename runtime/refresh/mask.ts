@@ -19,8 +19,12 @@ import { FhecError } from '../../ir/errors.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 
 export interface MaskPolicy {
-  /** Bound B on |value| of a refreshed ciphertext's slots (the calibrated or declared maximum). */
-  valueBound: number;
+  /**
+   * Bound B on |value| of every refreshed ciphertext's slots, declared by the caller (tests, hand-made
+   * programs). Plans carry a bound per refresh point instead (runtime/refresh/schedule.ts); there is no
+   * default: a refresh with no bound is refused.
+   */
+  valueBound?: number;
   /** k: mask entries are uniform in [-R, R], R = 2^k * B. */
   maskBits: number;
   /** Per-value bounds by the name of the refreshed value, overriding valueBound. */
@@ -29,7 +33,7 @@ export interface MaskPolicy {
   uniform?: (n: number) => Float64Array;
 }
 
-export const DEFAULT_MASK_POLICY: MaskPolicy = { valueBound: 1, maskBits: 16 };
+export const DEFAULT_MASK_POLICY: MaskPolicy = { maskBits: 16 };
 
 /** Uniform [0, 1) doubles on a 2^-53 grid from the CSPRNG. */
 export function secureUniform(n: number): Float64Array {
@@ -56,6 +60,15 @@ export function sampleMask(slots: number, radius: number, uniform: (n: number) =
 /** Per-slot statistical distance between the key holder's views of any two admissible vectors. */
 export function maskStatisticalDistance(maskBits: number): number {
   return 2 ** -maskBits;
+}
+
+/**
+ * Bits of hiding per slot of one masked value (-log2 of the statistical distance above) when its
+ * values stay within `bound`: the mask radius is 2^k * bound, so k. The one place the audit and the
+ * README figure come from; a mask of another kind changes this formula.
+ */
+export function hidingBits(bound: number, maskBits: number): number {
+  return Math.log2(maskRadius(bound, maskBits) / bound);
 }
 
 /** log2 of the product of the data primes q_0..q_level. */

@@ -1,23 +1,27 @@
 // The refresh protocol's two messages, as bytes: everything the evaluator and the key holder exchange
-// is one of these, so the traffic is exactly their lengths. A request carries masked ciphertexts at any
-// level and the scale each one must come back at; the reply carries the same count of fresh top-level
-// ciphertexts, in order, under the same request id.
+// is one of these, so the traffic is exactly their lengths. A request names the step it belongs to and,
+// per item, the refresh point (the refreshed value's name in the plan), the scale the fresh top-level
+// ciphertext must have and the masked ciphertext; the reply carries the same count of fresh top-level
+// ciphertexts, in order, under the same request id. The key holder checks every item against the
+// plan's schedule (schedule.ts) before it decrypts anything.
 //
-//   request: "FHRQ" u16 version, u32 id, u32 count, count x (f64 scale, u32 length, ciphertext bytes)
+//   request: "FHRQ" u16 version, u32 id, u32 count, u32 step,
+//            count x (u16 point length, point UTF-8, f64 scale, u32 length, ciphertext bytes)
 //   reply:   "FHRP" u16 version, u32 id, u32 count, count x (u32 length, ciphertext bytes)
-// All integers little-endian; the ciphertext bytes are runtime/ckks/wire.ts envelopes.
-// With a session key shared by the two parties, each message is followed by its HMAC-SHA256, so a
-// request or reply altered on the way is rejected before anything in it is used.
+// All integers little-endian; the ciphertext bytes are runtime/ckks/wire.ts envelopes. There is no
+// message authentication code: a key both parties hold authenticates nothing against either of them,
+// and against a third party on the wire the transport's own (TLS) is what counts (README, security model).
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 
-export const REFRESH_PROTOCOL_VERSION = 1;
+export const REFRESH_PROTOCOL_VERSION = 2;
 const REQUEST_MAGIC = [0x46, 0x48, 0x52, 0x51]; // "FHRQ"
 const REPLY_MAGIC = [0x46, 0x48, 0x52, 0x50]; // "FHRP"
 const HEADER = 14;
 
 export interface RefreshRequestItem {
+  /** The refresh point: the refreshed value's name in the plan. */
+  point: string;
   /** Masked ciphertext (wire envelope). */
   ciphertext: Uint8Array;
   /** Scale the fresh top-level ciphertext must have. */
@@ -26,6 +30,8 @@ export interface RefreshRequestItem {
 
 export interface RefreshRequest {
   id: number;
+  /** The step of the session the request belongs to (0 for a single program). */
+  step: number;
   items: RefreshRequestItem[];
 }
 
@@ -63,34 +69,56 @@ function readBlob(bytes: Uint8Array, dv: DataView, at: number, what: string): { 
   return { blob: bytes.slice(at + 4, at + 4 + n), next: at + 4 + n };
 }
 
+const utf8 = new TextEncoder();
+const MAX_POINT_BYTES = 0xffff;
+
 export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
-  const body = r.items.reduce((s, it) => s + 12 + it.ciphertext.length, 0);
+  if (!Number.isInteger(r.step) || r.step < 0 || r.step > 0xffffffff) throw new FhecError(`refresh request step ${r.step} is not a u32`);
+  const points = r.items.map((it) => utf8.encode(it.point));
+  const body = 4 + r.items.reduce((s, it, i) => s + 14 + points[i]!.length + it.ciphertext.length, 0);
   const { out, dv } = header(REQUEST_MAGIC, r.id, r.items.length, body);
-  let at = HEADER;
-  for (const it of r.items) {
+  dv.setUint32(HEADER, r.step, true);
+  let at = HEADER + 4;
+  r.items.forEach((it, i) => {
+    const p = points[i]!;
+    if (p.length === 0 || p.length > MAX_POINT_BYTES) throw new FhecError(`refresh point name '${it.point}' must have 1..${MAX_POINT_BYTES} bytes`);
     if (!(it.scale > 0) || !Number.isFinite(it.scale)) throw new FhecError(`refresh scale ${it.scale} is not a positive number`);
+    dv.setUint16(at, p.length, true);
+    out.set(p, at + 2);
+    at += 2 + p.length;
     dv.setFloat64(at, it.scale, true);
     dv.setUint32(at + 8, it.ciphertext.length, true);
     out.set(it.ciphertext, at + 12);
     at += 12 + it.ciphertext.length;
-  }
+  });
   return out;
 }
 
 export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
   const { id, count, dv } = readHeader(bytes, REQUEST_MAGIC, 'request');
+  if (HEADER + 4 > bytes.length) throw new FhecError('refresh request is truncated');
+  const step = dv.getUint32(HEADER, true);
   const items: RefreshRequestItem[] = [];
-  let at = HEADER;
+  let at = HEADER + 4;
   for (let i = 0; i < count; i++) {
-    if (at + 8 > bytes.length) throw new FhecError('refresh request is truncated');
+    if (at + 2 > bytes.length) throw new FhecError('refresh request is truncated');
+    const n = dv.getUint16(at, true);
+    if (n === 0 || at + 2 + n + 8 > bytes.length) throw new FhecError('refresh request is truncated or names no refresh point');
+    let point: string;
+    try {
+      point = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at + 2, at + 2 + n));
+    } catch {
+      throw new FhecError('refresh request names a refresh point that is not UTF-8');
+    }
+    at += 2 + n;
     const scale = dv.getFloat64(at, true);
     if (!(scale > 0) || !Number.isFinite(scale)) throw new FhecError(`refresh request asks for scale ${scale}`);
     const { blob, next } = readBlob(bytes, dv, at + 8, 'request');
-    items.push({ ciphertext: blob, scale });
+    items.push({ point, ciphertext: blob, scale });
     at = next;
   }
   if (at !== bytes.length) throw new FhecError('refresh request has trailing bytes');
-  return { id, items };
+  return { id, step, items };
 }
 
 export function encodeRefreshReply(r: RefreshReply): Uint8Array {
@@ -116,28 +144,4 @@ export function decodeRefreshReply(bytes: Uint8Array): RefreshReply {
   }
   if (at !== bytes.length) throw new FhecError('refresh reply has trailing bytes');
   return { id, ciphertexts };
-}
-
-const TAG_BYTES = 32;
-
-function tag(message: Uint8Array, key: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac('sha256', key).update(message).digest());
-}
-
-/** The message followed by its HMAC-SHA256 under the session key. */
-export function authenticateMessage(message: Uint8Array, key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(message.length + TAG_BYTES);
-  out.set(message, 0);
-  out.set(tag(message, key), message.length);
-  return out;
-}
-
-/** The message without its tag; throws if the tag does not match (the message was altered). */
-export function checkAuthenticatedMessage(bytes: Uint8Array, key: Uint8Array, what: string): Uint8Array {
-  if (bytes.length < TAG_BYTES) throw new FhecError(`refresh ${what} failed its integrity check: too short to carry a tag`);
-  const message = bytes.subarray(0, bytes.length - TAG_BYTES);
-  if (!timingSafeEqual(tag(message, key), bytes.subarray(bytes.length - TAG_BYTES))) {
-    throw new FhecError(`refresh ${what} failed its integrity check: it was altered on the way or made with another session key`);
-  }
-  return message;
 }

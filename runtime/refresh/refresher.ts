@@ -4,13 +4,16 @@
 //      holding Enc(x + r) at the top level and the requested scale,
 //   3. subtracts r encoded at the top level and that scale: Enc(x) at the top level.
 // Several ciphertexts can share one round trip (refreshMany). Every byte each way is counted.
+// The mask is sized from a bound on |x| per refresh point (the plan's, schedule.ts): a refresh with no
+// bound is refused, never masked by a default.
 
 import { FhecError } from '../../ir/errors.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
 import { slotsOf, topLevel } from '../../ir/ckks/params.js';
-import type { ChannelOptions, RefreshTransport } from './key-holder.js';
-import { checkMaskFits, DEFAULT_MASK_POLICY, maskRadius, sampleMask, type MaskPolicy } from './mask.js';
-import { authenticateMessage, checkAuthenticatedMessage, decodeRefreshReply, encodeRefreshRequest } from './messages.js';
+import type { RefreshTransport } from './key-holder.js';
+import { maxAbsOf, type RefreshAudit } from './audit.js';
+import { checkMaskFits, DEFAULT_MASK_POLICY, hidingBits, maskRadius, sampleMask, type MaskPolicy } from './mask.js';
+import { decodeRefreshReply, encodeRefreshRequest } from './messages.js';
 
 export interface RefreshTraffic {
   /** Request/reply exchanges with the key holder. */
@@ -27,18 +30,25 @@ export interface RefreshItem {
   ct: CkksHandle;
   /** Scale of the refreshed ciphertext at the top level. */
   scale: number;
-  /** The refreshed value's name, to look up a per-value bound. */
+  /** The refresh point: the refreshed value's name, which also looks up its bound. */
   name?: string;
 }
 
-export interface RefresherOptions extends ChannelOptions {
+export interface RefresherOptions {
   mask?: Partial<MaskPolicy>;
+  /** Records every refreshed ciphertext (--audit-refresh). */
+  audit?: RefreshAudit;
 }
+
+/** Point name of a refresh made outside a plan (a hand-made call with no value name). */
+const UNNAMED = 'value';
 
 export class MaskedRefresher implements CkksRefresher {
   readonly traffic: RefreshTraffic = { roundTrips: 0, ciphertexts: 0, bytesToKeyHolder: 0, bytesToEvaluator: 0, ms: 0 };
   private readonly policy: MaskPolicy;
   private nextId = 1;
+  /** The session's current step, named in every request (the key holder checks it). */
+  step = 0;
 
   constructor(
     private readonly ev: CkksEvaluator,
@@ -46,6 +56,20 @@ export class MaskedRefresher implements CkksRefresher {
     private readonly options: RefresherOptions = {},
   ) {
     this.policy = { ...DEFAULT_MASK_POLICY, ...options.mask };
+  }
+
+  /** The bounds of the refresh points to come (a generation's next step plan), by refreshed value. */
+  setBounds(bounds: ReadonlyMap<string, number>): void {
+    this.policy.bounds = bounds;
+  }
+
+  /** The bound the mask of this refresh point is sized from; none is an error, never a default. */
+  boundFor(name: string | undefined): number {
+    const b = (name !== undefined ? this.policy.bounds?.get(name) : undefined) ?? this.policy.valueBound;
+    if (b === undefined) {
+      throw new FhecError(`refresh of %${name ?? UNNAMED} has no bound on |x| to size its mask: the plan carries none for it (recompile the plan)`, { node: `%${name ?? UNNAMED}` });
+    }
+    return b;
   }
 
   refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle {
@@ -63,8 +87,18 @@ export class MaskedRefresher implements CkksRefresher {
     const masks: Float64Array[] = [];
     const requestItems = items.map((it) => {
       const level = ev.levelOf(it.ct);
-      const bound = (it.name !== undefined ? policy.bounds?.get(it.name) : undefined) ?? policy.valueBound;
+      const bound = this.boundFor(it.name);
       checkMaskFits(params, level, ev.scaleOf(it.ct), bound, policy.maskBits, it.name);
+      this.options.audit?.record({
+        step: this.step,
+        kind: 'refresh',
+        point: it.name ?? UNNAMED,
+        level,
+        scale: ev.scaleOf(it.ct),
+        bound,
+        observedMax: ev.simulatedValues ? maxAbsOf(ev.simulatedValues(it.ct)) : null,
+        hidingBits: hidingBits(bound, policy.maskBits),
+      });
       const r = sampleMask(slots, maskRadius(bound, policy.maskBits), policy.uniform);
       masks.push(r);
       const pt = ev.encode(r, level, ev.scaleOf(it.ct));
@@ -72,17 +106,15 @@ export class MaskedRefresher implements CkksRefresher {
       ev.free(pt);
       const bytes = ev.saveCiphertext(masked);
       ev.free(masked);
-      return { ciphertext: bytes, scale: it.scale };
+      return { point: it.name ?? UNNAMED, ciphertext: bytes, scale: it.scale };
     });
     const id = this.nextId++;
-    const key = this.options.macKey;
-    const plainRequest = encodeRefreshRequest({ id, items: requestItems });
-    const request = key ? authenticateMessage(plainRequest, key) : plainRequest;
+    const request = encodeRefreshRequest({ id, step: this.step, items: requestItems });
     const replyBytes = this.transport(request);
     this.traffic.roundTrips++;
     this.traffic.bytesToKeyHolder += request.length;
     this.traffic.bytesToEvaluator += replyBytes.length;
-    const reply = decodeRefreshReply(key ? checkAuthenticatedMessage(replyBytes, key, 'reply') : replyBytes);
+    const reply = decodeRefreshReply(replyBytes);
     if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
     if (reply.ciphertexts.length !== items.length) {
       throw new FhecError(`refresh reply holds ${reply.ciphertexts.length} ciphertexts, expected ${items.length}`);

@@ -123,6 +123,18 @@ export class SealClient implements CkksClient {
     }
   }
 
+  inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
+    const seal = this.seal;
+    const ct = new seal.Ciphertext();
+    try {
+      const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
+      return { level: ct.coeffModulusSize() - 1, scale: ct.scale(), size: ct.size() };
+    } finally {
+      ct.delete();
+    }
+  }
+
   /**
    * Decrypt, decode, encode, encrypt anew. At the top level it encrypts with the secret key and
    * serializes the seed instead of the uniform half: half the bytes, and only the fresh error e.

@@ -217,6 +217,11 @@ export class SimClient implements CkksClient {
     return m.serialize(new SimCiphertext(v, ct.ideal.slice(), level, scale, 2));
   }
 
+  inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
+    const ct = this.model.deserialize(bytes);
+    return { level: ct.level, scale: ct.scale, size: ct.size };
+  }
+
   /** The simulated CKKS error of each slot (noisy minus noise-free value). */
   predictedError(bytes: Uint8Array): Float64Array {
     const ct = this.model.deserialize(bytes);
@@ -398,6 +403,9 @@ export class SimEvaluator implements CkksEvaluator {
 
   levelOf(h: CkksHandle): number {
     return this.ct(h).level;
+  }
+  simulatedValues(h: CkksHandle): Float64Array {
+    return this.ct(h).values;
   }
   scaleOf(h: CkksHandle): number {
     return this.ct(h).scale;
