@@ -1,10 +1,14 @@
 // Carrying the encrypted KV cache from one step to the next: a client-aided refresh that also moves
 // slots. A step's present keys/values come out several levels down, and the next step wants them at
-// the top level in its own layout (relayout.ts). The evaluator masks each ciphertext with fresh
-// uniform noise r (as runtime/refresh does), the key holder decrypts x + r, applies the public slot
-// map, encrypts at the requested level and scale and answers; the evaluator subtracts the mapped mask.
-// The key holder sees only x + r; the evaluator never decrypts. Both messages carry an HMAC tag.
-//   request header: {kind: 'cache-refresh', id, items: [{from, to, level, scale}]}, blobs: masked ciphertexts
+// its own level and scale in its own layout (relayout.ts). The mask is the refresh's coefficient-domain
+// mask (runtime/refresh/mask.ts, exactRefreshRoundTrip): a slot permutation does not commute with it,
+// so the key holder does not move slots. The evaluator moves them itself, homomorphically, before
+// masking: one masked product per distinct rotation of the public slot map (0/1 masks encoded at the
+// scale of the prime it then rescales by, so the scale comes back unchanged up to that prime's ratio),
+// rotations with its Galois keys, one level. An identity map costs nothing. The key holder sees only
+// the masked polynomial, with the same hiding as any refresh; the evaluator never decrypts.
+//   request header: {kind: 'cache-refresh', id, items: [{level, scale, point, bound, maskBits}]},
+//                   blobs: masked ciphertexts
 //   reply header:   {kind: 'cache-fresh', id}, blobs: fresh ciphertexts, same order
 
 import { FhecError } from '../../ir/errors.js';
@@ -12,9 +16,10 @@ import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { slotsOf } from '../../ir/ckks/params.js';
 import { authenticateMessage, checkAuthenticatedMessage } from '../refresh/messages.js';
-import { checkMaskFits, maskRadius, sampleMask, secureUniform } from '../refresh/mask.js';
+import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
+import { exactRefreshRoundTrip } from '../refresh/refresher.js';
 import { decodeMessage, encodeMessage } from './messages.js';
-import { applyRelayout, relayoutMap } from './relayout.js';
+import { relayoutMap } from './relayout.js';
 import type { SyncChannel } from './transport.js';
 
 export interface CacheRefreshItem {
@@ -28,10 +33,18 @@ export interface CacheRefreshItem {
   name: string;
 }
 
+interface RequestItem {
+  level: number;
+  scale: number;
+  point: string;
+  bound: number;
+  maskBits: number;
+}
+
 interface RequestHeader {
   kind: 'cache-refresh';
   id: number;
-  items: { from: SlotLayout; to: SlotLayout; level: number; scale: number }[];
+  items: RequestItem[];
 }
 
 export interface CacheRefreshTraffic {
@@ -42,80 +55,128 @@ export interface CacheRefreshTraffic {
   ms: number;
 }
 
+function isIdentity(map: Int32Array): boolean {
+  return map.every((s, u) => s === u);
+}
+
+/**
+ * Applies a public slot map (destination -> source, -1: zero) to a ciphertext: for each distinct shift
+ * d = source - destination, the source slots moving by d are selected by a 0/1 mask and rotated left
+ * by d; the terms are summed and rescaled once. Consumes one level.
+ */
+export function relayoutHomomorphic(ev: CkksEvaluator, ct: CkksHandle, map: Int32Array): CkksHandle {
+  const level = ev.levelOf(ct);
+  if (level < 1) throw new FhecError('moving cache slots needs a level to spend, and the cache is at level 0');
+  const slots = slotsOf(ev.params);
+  const byShift = new Map<number, Float64Array>();
+  map.forEach((s, u) => {
+    if (s < 0) return;
+    const d = (((s - u) % slots) + slots) % slots;
+    let m = byShift.get(d);
+    if (!m) byShift.set(d, (m = new Float64Array(slots)));
+    m[s] = 1;
+  });
+  const prime = Number(ev.params.primes[level]!);
+  let sum: CkksHandle | undefined;
+  for (const [d, mask] of byShift) {
+    const pt = ev.encode(mask, level, prime);
+    const selected = ev.mulPlain(ct, pt);
+    ev.free(pt);
+    const moved = d === 0 ? selected : ev.rotate(selected, d);
+    if (moved !== selected) ev.free(selected);
+    if (!sum) sum = moved;
+    else {
+      const next = ev.add(sum, moved);
+      ev.free(sum);
+      ev.free(moved);
+      sum = next;
+    }
+  }
+  if (!sum) throw new FhecError('the cache slot map moves no slot');
+  const out = ev.rescale(sum);
+  ev.free(sum);
+  return out;
+}
+
 /** The evaluator's half. */
 export class CacheRefresher {
   readonly traffic: CacheRefreshTraffic = { roundTrips: 0, ciphertexts: 0, bytesToKeyHolder: 0, bytesToEvaluator: 0, ms: 0 };
   private nextId = 1;
+  private readonly policy: MaskPolicy;
 
   constructor(
     private readonly ev: CkksEvaluator,
     private readonly channel: SyncChannel,
     private readonly macKey: Uint8Array,
-    private readonly maskBits = 16,
-    private readonly uniform: (n: number) => Float64Array = secureUniform,
-  ) {}
+    mask: Partial<MaskPolicy> = {},
+  ) {
+    this.policy = { ...DEFAULT_MASK_POLICY, ...mask };
+  }
 
-  /** Refreshes and relayouts all items in one round trip; returns serialized ciphertexts. */
+  /** Moves, refreshes and returns all items in one round trip; returns serialized ciphertexts. */
   refresh(items: CacheRefreshItem[]): Uint8Array[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
     const { ev } = this;
     const slots = slotsOf(ev.params);
-    const masks: Float64Array[] = [];
-    const blobs = items.map((it) => {
-      const level = ev.levelOf(it.ct);
-      checkMaskFits(ev.params, level, ev.scaleOf(it.ct), it.bound, this.maskBits, it.name);
-      const r = sampleMask(slots, maskRadius(it.bound, this.maskBits), this.uniform);
-      masks.push(r);
-      const pt = ev.encode(r, level, ev.scaleOf(it.ct));
-      const masked = ev.addPlain(it.ct, pt);
-      ev.free(pt);
-      const bytes = ev.saveCiphertext(masked);
-      ev.free(masked);
-      return bytes;
+    const moved = items.map((it) => {
+      const map = relayoutMap(it.from, it.to, slots);
+      return isIdentity(map) ? { ...it, owned: false } : { ...it, ct: relayoutHomomorphic(ev, it.ct, map), owned: true };
     });
-    const id = this.nextId++;
-    const header: RequestHeader = { kind: 'cache-refresh', id, items: items.map((it) => ({ from: it.from, to: it.to, level: it.level, scale: it.scale })) };
-    const request = authenticateMessage(encodeMessage(header, blobs), this.macKey);
-    const replyBytes = this.channel(request);
-    this.traffic.roundTrips++;
-    this.traffic.bytesToKeyHolder += request.length;
-    this.traffic.bytesToEvaluator += replyBytes.length;
-    const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(checkAuthenticatedMessage(replyBytes, this.macKey, 'reply'), ['cache-fresh']);
-    if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
-    if (reply.blobs.length !== items.length) throw new FhecError(`cache refresh reply holds ${reply.blobs.length} ciphertexts, expected ${items.length}`);
-    const out = reply.blobs.map((bytes, i) => {
-      const it = items[i]!;
-      const fresh = ev.loadCiphertext(bytes);
-      try {
-        if (ev.levelOf(fresh) !== it.level || ev.scaleOf(fresh) !== it.scale) {
-          throw new FhecError(`cache refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, requested ${it.level} and ${it.scale}`);
-        }
-        const unmask = applyRelayout(relayoutMap(it.from, it.to, slots), masks[i]!).map((v) => -v);
-        const pt = ev.encode(unmask, it.level, it.scale);
-        const res = ev.addPlain(fresh, pt);
-        ev.free(pt);
-        const saved = ev.saveCiphertext(res);
-        ev.free(res);
-        return saved;
-      } finally {
-        ev.free(fresh);
-      }
-    });
-    this.traffic.ciphertexts += items.length;
-    this.traffic.ms += performance.now() - t0;
-    return out;
+    try {
+      const fresh = exactRefreshRoundTrip(ev, moved, this.policy, (req) => {
+        const id = this.nextId++;
+        const header: RequestHeader = {
+          kind: 'cache-refresh',
+          id,
+          items: req.items.map((r, i) => ({ level: items[i]!.level, scale: r.scale, point: r.point, bound: r.bound, maskBits: r.maskBits })),
+        };
+        const request = authenticateMessage(
+          encodeMessage(header, req.items.map((r) => r.ciphertext)),
+          this.macKey,
+        );
+        const replyBytes = this.channel(request);
+        this.traffic.roundTrips++;
+        this.traffic.bytesToKeyHolder += request.length;
+        this.traffic.bytesToEvaluator += replyBytes.length;
+        const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(checkAuthenticatedMessage(replyBytes, this.macKey, 'reply'), ['cache-fresh']);
+        if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
+        return { id, ciphertexts: reply.blobs };
+      });
+      const out = fresh.map((h) => {
+        const bytes = ev.saveCiphertext(h);
+        ev.free(h);
+        return bytes;
+      });
+      this.traffic.ciphertexts += items.length;
+      this.traffic.ms += performance.now() - t0;
+      return out;
+    } finally {
+      for (const m of moved) if (m.owned) ev.free(m.ct);
+    }
   }
 }
 
-/** The key holder's half: decrypt the masked values, move the slots, encrypt anew. */
-export function handleCacheRefresh(client: CkksClient, macKey: Uint8Array, request: Uint8Array): { reply: Uint8Array; ciphertexts: number } {
+function isRequestItem(x: unknown): x is RequestItem {
+  const r = x as RequestItem;
+  return (
+    typeof r === 'object' && r !== null &&
+    Number.isInteger(r.level) && typeof r.scale === 'number' && typeof r.point === 'string' &&
+    typeof r.bound === 'number' && Number.isInteger(r.maskBits)
+  );
+}
+
+/** The key holder's half: the exact re-encryption of each masked ciphertext (no slot moves). */
+export function handleCacheRefresh(
+  client: CkksClient,
+  macKey: Uint8Array,
+  request: Uint8Array,
+  minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
+): { reply: Uint8Array; ciphertexts: number } {
   const { header, blobs } = decodeMessage<RequestHeader>(checkAuthenticatedMessage(request, macKey, 'request'), ['cache-refresh']);
-  if (!Array.isArray(header.items) || header.items.length !== blobs.length) throw new FhecError('cache refresh request is malformed');
-  const slots = slotsOf(client.params);
-  const fresh = header.items.map((it, i) => {
-    const masked = client.decrypt(blobs[i]!);
-    return client.encrypt(applyRelayout(relayoutMap(it.from, it.to, slots), masked), it.level, it.scale);
-  });
+  if (!Array.isArray(header.items) || header.items.length !== blobs.length || !header.items.every(isRequestItem)) {
+    throw new FhecError('cache refresh request is malformed');
+  }
+  const fresh = header.items.map((it, i) => client.refreshExact(blobs[i]!, { ...it, minHidingBits }));
   return { reply: authenticateMessage(encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), macKey), ciphertexts: fresh.length };
 }

@@ -15,6 +15,7 @@ import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js'
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { parametersId } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
+import type { MaskPolicy } from '../refresh/mask.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
@@ -41,10 +42,8 @@ export interface StepStats {
 }
 
 export interface EvaluatorOptions {
-  /** Mask bits of the cache refresh (default 16). */
-  maskBits?: number;
-  /** Mask source (tests inject a seeded one). */
-  uniform?: (n: number) => Float64Array;
+  /** Refresh mask policy for refreshes and cache carries (runtime/refresh/mask.ts; default 40 bits hiding). */
+  mask?: Partial<MaskPolicy>;
   /**
    * Byte budget of the encoded-plaintext cache kept across steps (0: no cache). Default: room left in
    * node-seal's 4 GiB wasm heap beside the keys, at most 1 GiB (defaultPlaintextBudget).
@@ -152,8 +151,8 @@ export class GenerationEvaluator {
     const { keys, macKey } = decodeKeys(request);
     this.dispose();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey });
-    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.maskBits, this.options.uniform);
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { macKey, mask: this.options.mask });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, macKey, this.options.mask);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);

@@ -1,9 +1,11 @@
 // The refresh protocol's two messages, as bytes: everything the evaluator and the key holder exchange
 // is one of these, so the traffic is exactly their lengths. A request carries masked ciphertexts at any
-// level and the scale each one must come back at; the reply carries the same count of fresh top-level
-// ciphertexts, in order, under the same request id.
+// level, the scale each one must come back at, the refresh point's name, the bound on |x| the mask was
+// sized for and the mask's k (runtime/refresh/mask.ts); the reply carries the same count of fresh
+// top-level ciphertexts, in order, under the same request id.
 //
-//   request: "FHRQ" u16 version, u32 id, u32 count, count x (f64 scale, u32 length, ciphertext bytes)
+//   request: "FHRQ" u16 version, u32 id, u32 count,
+//            count x (f64 scale, f64 bound, u16 mask bits, u16 name length, name (UTF-8), u32 length, ciphertext bytes)
 //   reply:   "FHRP" u16 version, u32 id, u32 count, count x (u32 length, ciphertext bytes)
 // All integers little-endian; the ciphertext bytes are runtime/ckks/wire.ts envelopes.
 // With a session key shared by the two parties, each message is followed by its HMAC-SHA256, so a
@@ -12,7 +14,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 
-export const REFRESH_PROTOCOL_VERSION = 1;
+export const REFRESH_PROTOCOL_VERSION = 2;
 const REQUEST_MAGIC = [0x46, 0x48, 0x52, 0x51]; // "FHRQ"
 const REPLY_MAGIC = [0x46, 0x48, 0x52, 0x50]; // "FHRP"
 const HEADER = 14;
@@ -22,6 +24,11 @@ export interface RefreshRequestItem {
   ciphertext: Uint8Array;
   /** Scale the fresh top-level ciphertext must have. */
   scale: number;
+  /** The refresh point (refreshed value's name). */
+  point: string;
+  /** Bound on |x| the mask was sized for, and the mask's k. */
+  bound: number;
+  maskBits: number;
 }
 
 export interface RefreshRequest {
@@ -63,17 +70,27 @@ function readBlob(bytes: Uint8Array, dv: DataView, at: number, what: string): { 
   return { blob: bytes.slice(at + 4, at + 4 + n), next: at + 4 + n };
 }
 
+const ITEM_FIXED = 8 + 8 + 2 + 2 + 4;
+
 export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
-  const body = r.items.reduce((s, it) => s + 12 + it.ciphertext.length, 0);
+  const names = r.items.map((it) => new TextEncoder().encode(it.point));
+  const body = r.items.reduce((s, it, i) => s + ITEM_FIXED + names[i]!.length + it.ciphertext.length, 0);
   const { out, dv } = header(REQUEST_MAGIC, r.id, r.items.length, body);
   let at = HEADER;
-  for (const it of r.items) {
+  r.items.forEach((it, i) => {
     if (!(it.scale > 0) || !Number.isFinite(it.scale)) throw new FhecError(`refresh scale ${it.scale} is not a positive number`);
+    const name = names[i]!;
+    if (name.length > 0xffff) throw new FhecError('refresh point name is too long');
     dv.setFloat64(at, it.scale, true);
-    dv.setUint32(at + 8, it.ciphertext.length, true);
-    out.set(it.ciphertext, at + 12);
-    at += 12 + it.ciphertext.length;
-  }
+    dv.setFloat64(at + 8, it.bound, true);
+    dv.setUint16(at + 16, it.maskBits, true);
+    dv.setUint16(at + 18, name.length, true);
+    out.set(name, at + 20);
+    at += 20 + name.length;
+    dv.setUint32(at, it.ciphertext.length, true);
+    out.set(it.ciphertext, at + 4);
+    at += 4 + it.ciphertext.length;
+  });
   return out;
 }
 
@@ -82,11 +99,22 @@ export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
   const items: RefreshRequestItem[] = [];
   let at = HEADER;
   for (let i = 0; i < count; i++) {
-    if (at + 8 > bytes.length) throw new FhecError('refresh request is truncated');
+    if (at + 20 > bytes.length) throw new FhecError('refresh request is truncated');
     const scale = dv.getFloat64(at, true);
     if (!(scale > 0) || !Number.isFinite(scale)) throw new FhecError(`refresh request asks for scale ${scale}`);
-    const { blob, next } = readBlob(bytes, dv, at + 8, 'request');
-    items.push({ ciphertext: blob, scale });
+    const bound = dv.getFloat64(at + 8, true);
+    if (!(bound > 0) || !Number.isFinite(bound)) throw new FhecError(`refresh request gives bound ${bound}`);
+    const maskBits = dv.getUint16(at + 16, true);
+    const nameLength = dv.getUint16(at + 18, true);
+    if (at + 20 + nameLength > bytes.length) throw new FhecError('refresh request is truncated');
+    let point: string;
+    try {
+      point = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at + 20, at + 20 + nameLength));
+    } catch {
+      throw new FhecError('refresh request names its refresh point in malformed UTF-8');
+    }
+    const { blob, next } = readBlob(bytes, dv, at + 20 + nameLength, 'request');
+    items.push({ ciphertext: blob, scale, point, bound, maskBits });
     at = next;
   }
   if (at !== bytes.length) throw new FhecError('refresh request has trailing bytes');
