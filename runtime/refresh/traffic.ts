@@ -13,7 +13,8 @@ import { parametersId, topLevel, type CkksParameters } from '../../ir/ckks/param
 const SEAL_CIPHERTEXT_OVERHEAD = 113;
 const SEAL_SEEDED_OVERHEAD = 194;
 const MESSAGE_HEADER = 14;
-const REQUEST_ITEM = 12;
+// f64 scale, f64 bound, u16 mask bits, u16 name length, u32 ciphertext length (plus the name).
+const REQUEST_ITEM = 24;
 const REPLY_ITEM = 4;
 
 export interface RefreshBytes {
@@ -25,15 +26,18 @@ function envelopeBytes(p: CkksParameters): number {
   return 6 + new TextEncoder().encode(`seal|${parametersId(p)}`).length;
 }
 
-/** Bytes each way of one round trip refreshing ciphertexts at the given levels (one per entry). */
-export function predictRefreshBytes(p: CkksParameters, levels: number[], authenticated = false): RefreshBytes {
+/**
+ * Bytes each way of one round trip refreshing ciphertexts at the given levels (one per entry), named
+ * by their refresh points (the refresher's default names when not given).
+ */
+export function predictRefreshBytes(p: CkksParameters, levels: number[], authenticated = false, points = levels.map((_, i) => `refresh ${i}`)): RefreshBytes {
   const n = p.ringDegree;
   const env = envelopeBytes(p);
   const top = topLevel(p);
   let toKeyHolder = MESSAGE_HEADER + (authenticated ? 32 : 0);
   let toEvaluator = MESSAGE_HEADER + (authenticated ? 32 : 0);
-  for (const l of levels) {
-    toKeyHolder += REQUEST_ITEM + env + SEAL_CIPHERTEXT_OVERHEAD + 2 * (l + 1) * n * 8;
+  for (const [i, l] of levels.entries()) {
+    toKeyHolder += REQUEST_ITEM + new TextEncoder().encode(points[i]!).length + env + SEAL_CIPHERTEXT_OVERHEAD + 2 * (l + 1) * n * 8;
     toEvaluator += REPLY_ITEM + env + SEAL_SEEDED_OVERHEAD + (top + 1) * n * 8;
   }
   return { toKeyHolder, toEvaluator };

@@ -12,7 +12,7 @@ import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } f
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { symmetricFreshVariance } from '../refresh/precision.js';
-import { checkRequestedMask, roundScaled, scaleRatio } from '../refresh/mask.js';
+import { checkRequestedMask, hidingBitsObserved, roundScaled, scaleRatio } from '../refresh/mask.js';
 
 const BACKEND: BackendName = 'sim';
 export const SIMULATION_LABEL = 'SIMULATION: backend sim models CKKS in float64; nothing is encrypted';
@@ -173,9 +173,23 @@ class SimModel {
   }
 }
 
+/** What the simulated key holder saw at a refresh: the value's peak against its bound, and the hiding. */
+export interface SimRefreshObservation {
+  point: string;
+  level: number;
+  bound: number;
+  /** Largest |x| (noise-free) of the refreshed value. */
+  observed: number;
+  maskBits: number;
+  /** What SEAL's mask hides for this value, bits per ciphertext (runtime/refresh/mask.ts). */
+  hidingBitsPerCiphertext: number;
+}
+
 export class SimClient implements CkksClient {
   readonly backend = BACKEND;
   private readonly model: SimModel;
+  /** The last refresh's observation (for refresh audits). */
+  lastRefresh?: SimRefreshObservation;
   constructor(
     readonly params: CkksParameters,
     private readonly keys: KeyRequest,
@@ -218,23 +232,31 @@ export class SimClient implements CkksClient {
    * encryption's error (the coefficient path has no float64 rounding at the masked size). Overflow:
    * the simulator knows the values, so it stops on any |x| beyond the bound (SEAL's key holder, which
    * sees only masked coefficients, catches gross overflow only).
+   * The last refresh's observation is kept for audits (`lastRefresh`).
    */
   refreshExact(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
     const m = this.model;
     const ct = m.deserialize(bytes);
     if (!ct.offset) throw new FhecError(`refresh request ciphertext (${t.point}) carries no mask`);
-    checkRequestedMask(this.params, ct.level, ct.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
+    const plan = checkRequestedMask(this.params, ct.level, ct.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
     m.checkRange('decrypt', ct.values, ct.level, ct.scale);
     m.checkLevel(t.level);
     m.checkEncodeScale(t.scale);
+    // The bound is on the value itself (the noise-free twin); the noisy slots must stay within the
+    // 2B that the coefficient bound B' = 2 D B assumes.
     let peak = 0;
-    for (const x of ct.values) peak = Math.max(peak, Math.abs(x));
-    if (peak > t.bound) {
+    let noisy = 0;
+    for (let i = 0; i < ct.values.length; i++) {
+      peak = Math.max(peak, Math.abs(ct.ideal[i]!));
+      noisy = Math.max(noisy, Math.abs(ct.values[i]!));
+    }
+    if (peak > t.bound || noisy > 2 * t.bound) {
       throw new FhecError(
-        `refresh of ${t.point}: |x| reached ${peak.toPrecision(4)}, beyond its bound ${t.bound} (input unlike the calibration data); the key holder stops the run`,
+        `refresh of ${t.point}: |x| reached ${Math.max(peak, noisy / 2).toPrecision(4)}, beyond its bound ${t.bound} (input unlike the calibration data); the key holder stops the run`,
         { node: `%${t.point}` },
       );
     }
+    this.lastRefresh = { point: t.point, level: ct.level, bound: t.bound, observed: peak, maskBits: plan.maskBits, hidingBitsPerCiphertext: hidingBitsObserved(plan, t.bound, peak) };
     const v = ct.values.slice();
     m.checkRange('encrypt', v, t.level, t.scale);
     m.inject(v, symmetricFreshVariance(this.params.ringDegree, t.scale));
