@@ -77,7 +77,9 @@ export function modulusBitsAt(params: CkksParameters, level: number): number {
 }
 
 export function coefficientBound(scale: number, bound: number): bigint {
-  return BigInt(Math.ceil(2 * scale * bound));
+  const b = Math.ceil(2 * scale * bound);
+  if (!Number.isFinite(b)) throw new FhecError(`refresh bound ${bound} at scale ${scale} is out of range`);
+  return BigInt(Math.max(1, b));
 }
 
 /** Largest k with (2^k + 1) B' < Q_l / 4, or -1 if none. */
@@ -189,15 +191,15 @@ export interface Ratio {
   den: bigint;
 }
 
+/** x = mant * 2^exp exactly, from the IEEE-754 bits. */
 function splitDouble(x: number): { mant: bigint; exp: number } {
   if (!(x > 0) || !Number.isFinite(x)) throw new FhecError(`scale ${x} is not a positive number`);
-  let e = Math.floor(Math.log2(x)) - 52;
-  let m = x / 2 ** e;
-  while (!Number.isInteger(m)) {
-    e -= 1;
-    m = x / 2 ** e;
-  }
-  return { mant: BigInt(m), exp: e };
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  const bits = dv.getBigUint64(0);
+  const biased = Number((bits >> 52n) & 0x7ffn);
+  const frac = bits & ((1n << 52n) - 1n);
+  return biased === 0 ? { mant: frac, exp: -1074 } : { mant: frac | (1n << 52n), exp: biased - 1075 };
 }
 
 export function scaleRatio(to: number, from: number): Ratio {

@@ -7,7 +7,7 @@ import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, E
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
-import { checkRequestedMask, roundScaled, scaleRatio } from '../refresh/mask.js';
+import { checkRequestedMask, modulusBitsAt, roundScaled, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
 import { fromResidues, toResidues } from './rns.js';
 import {
@@ -182,6 +182,9 @@ export class SealClient implements CkksClient {
     const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
     const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
     checkLevel(this.params, t.level);
+    if (!(t.scale >= 1) || Math.log2(t.scale) + 1 >= modulusBitsAt(this.params, t.level)) {
+      throw new FhecError(`refresh of ${t.point} asks for scale ${t.scale}, outside what level ${t.level} can carry`, { node: `%${t.point}` });
+    }
     const k = info.level + 1;
     // y = m + r as residues in coefficient form: decrypt (NTT form), then SEAL's inverse NTT on (y, 0).
     const ct = new seal.Ciphertext();
@@ -320,7 +323,7 @@ export class SealEvaluator implements CkksEvaluator {
 
   loadCiphertext(bytes: Uint8Array): CkksHandle {
     const payload = unwrapCiphertext(bytes, BACKEND, this.id);
-    checkCiphertextBytes(payload, this.shape, 'ciphertext', { seeded: true });
+    checkCiphertextBytes(payload, this.shape, 'ciphertext', { seeded: true, sizes: [2, 3] });
     const ct = new this.seal.Ciphertext();
     sealCall(this.seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
     return new SealCiphertext(ct);

@@ -184,8 +184,8 @@ function readCiphertext(r: Reader, shape: SealShape, coefficientForm = false): C
 export interface CiphertextExpectation {
   /** The data level it must be at (any data level if omitted). */
   level?: number;
-  /** 2 unless said otherwise. */
-  size?: number;
+  /** Polynomial counts accepted: [2] unless said otherwise. */
+  sizes?: number[];
   /** Whether a seeded (half) ciphertext is acceptable. */
   seeded?: boolean;
 }
@@ -197,7 +197,8 @@ export function checkCiphertextBytes(bytes: Uint8Array, shape: SealShape, what: 
   if (r.at !== bytes.length) fail(what, `${bytes.length - r.at} trailing bytes`);
   if (info.level < 0) fail(what, 'a key-level object where a ciphertext was expected');
   if (expect.level !== undefined && info.level !== expect.level) fail(what, `at level ${info.level}, expected ${expect.level}`);
-  if (info.size !== (expect.size ?? 2)) fail(what, `${info.size} polynomials, expected ${expect.size ?? 2}`);
+  const sizes = expect.sizes ?? [2];
+  if (!sizes.includes(info.size)) fail(what, `${info.size} polynomials, expected ${sizes.join(' or ')}`);
   if (info.seeded && !expect.seeded) fail(what, 'seeded (half) ciphertext where a full one was expected');
   return info;
 }
