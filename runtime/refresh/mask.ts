@@ -163,22 +163,22 @@ function secureRandom(out: Uint8Array): void {
   randomFillSync(out);
 }
 
-/** n integers uniform over [-width, width] (rejection sampling on whole 32-bit words). */
+/** n integers uniform over [-width, width] (rejection sampling on whole 64-bit words, top word masked). */
 export function sampleIntegerMask(n: number, width: bigint, random: (out: Uint8Array) => void = secureRandom): bigint[] {
   const range = 2n * width + 1n;
   const bits = bitLength(range - 1n);
-  const words = Math.ceil(bits / 32);
-  const top = bits - 32 * (words - 1);
-  const topMask = top === 32 ? 0xffffffff : (1 << top) - 1;
+  const words = Math.ceil(bits / 64);
+  const topMask = (1n << BigInt(bits - 64 * (words - 1))) - 1n;
   const out: bigint[] = new Array(n);
   let filled = 0;
   while (filled < n) {
-    const want = n - filled + 16;
-    const buf = new Uint32Array(want * words);
+    // Each draw is accepted with probability > 1/2; a few spare draws make a second pass rare.
+    const want = n - filled + 64 + ((n - filled) >> 3);
+    const buf = new BigUint64Array(want * words);
     random(new Uint8Array(buf.buffer));
     for (let s = 0; s < want && filled < n; s++) {
-      let v = BigInt((buf[s * words]! & topMask) >>> 0);
-      for (let w = 1; w < words; w++) v = (v << 32n) | BigInt(buf[s * words + w]!);
+      let v = buf[s * words]! & topMask;
+      for (let w = 1; w < words; w++) v = (v << 64n) | buf[s * words + w]!;
       if (v < range) out[filled++] = v - width;
     }
   }
