@@ -220,7 +220,7 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** The refresh mask (value bound and mask bits); defaults in runtime/refresh/mask.ts. */
+  /** The refresh mask policy (bounds, hiding bits aimed at and required); defaults in runtime/refresh/mask.ts. */
   mask?: Partial<MaskPolicy>;
 }
 
