@@ -63,6 +63,8 @@ export class GenerationClient {
   constructor(
     private readonly backend: CkksBackend,
     private readonly model: ClientModel,
+    /** The key holder's minimum hiding per refreshed ciphertext (default 40 bits, runtime/refresh/mask.ts). */
+    private readonly minHidingBits?: number,
   ) {
     this.tokenizer = new ByteTokenizer(model.vocab);
   }
@@ -73,7 +75,7 @@ export class GenerationClient {
     const t0 = performance.now();
     let reply: Uint8Array;
     if (isGenerationMessage(request)) {
-      const r = handleCacheRefresh(this.ckks, this.macKey, request);
+      const r = handleCacheRefresh(this.ckks, this.macKey, request, this.minHidingBits);
       reply = r.reply;
       this.holderStats.ciphertexts += r.ciphertexts;
     } else {
@@ -100,7 +102,7 @@ export class GenerationClient {
     this.ckks?.dispose();
     this.ckks = await this.backend.createClient(params, plan.keys);
     this.macKey = new Uint8Array(randomBytes(32));
-    this.refreshHolder = new RefreshKeyHolder(this.ckks, { macKey: this.macKey });
+    this.refreshHolder = new RefreshKeyHolder(this.ckks, { macKey: this.macKey, minHidingBits: this.minHidingBits });
     decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys(), this.macKey)), ['ready']);
     const setupMs = performance.now() - t0;
 

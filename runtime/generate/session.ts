@@ -36,7 +36,7 @@ export async function generateInProcess(
   options: InProcessOptions = {},
 ): Promise<GenerationRun> {
   const t0 = performance.now();
-  const client = new GenerationClient(backend, model);
+  const client = new GenerationClient(backend, model, options.mask?.minHidingBits);
   const keyHolder = new CountingSyncChannel(client.keyHolder);
   const evaluator = new GenerationEvaluator(source, backend, keyHolder.send, options);
   const toEvaluator = new CountingChannel((b) => evaluator.handle(b));
