@@ -3,12 +3,16 @@
 // where it does not, overflow stopped with the refresh point named, and the same mechanism on sim.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
-import { makeParameters, topLevel } from '../ir/ckks/params.js';
+import { makeParameters, parametersId, topLevel } from '../ir/ckks/params.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { minRefreshLevel, planMask, roundScaled, sampleIntegerMask, scaleRatio, DEFAULT_MASK_POLICY } from '../runtime/refresh/mask.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { sealBackend } from '../runtime/seal/backend.js';
+import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
+import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
+import { unwrapCiphertext } from '../runtime/ckks/wire.js';
+import { decodeRefreshRequest } from '../runtime/refresh/messages.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
@@ -101,6 +105,33 @@ describe('exact refresh on SEAL', () => {
       ev.free(ct);
       ev.free(out);
     }
+  });
+
+  it('re-randomizes before masking: the key holder never sees the c1 the circuit computed', async () => {
+    const seal = await loadSeal();
+    const shape = sealShape(makeSealContext(seal, params), params);
+    const c1 = (wrapped: Uint8Array) => {
+      const bytes = unwrapCiphertext(wrapped, 'seal', parametersId(params));
+      const info = checkCiphertextBytes(bytes, shape, 'ciphertext', { seeded: true });
+      const half = (info.words / 2) * 8;
+      return bytes.subarray(info.dataOffset + half, info.dataOffset + 2 * half);
+    };
+    const ct = atLevel(1);
+    const seen: Uint8Array[] = [];
+    const holder = new RefreshKeyHolder(client);
+    const refresher = new MaskedRefresher(ev, (b) => {
+      for (const it of decodeRefreshRequest(b).items) seen.push(c1(it.ciphertext).slice());
+      return holder.handle(b);
+    });
+    ev.free(refresher.refresh(ct, params.scale, 'x'));
+    ev.free(refresher.refresh(ct, params.scale, 'x'));
+    const own = c1(ev.saveCiphertext(ct));
+    // c1 is a function of the inputs and the weights; what the key holder sees is fresh each time.
+    const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+    expect(same(seen[0]!, own)).toBe(false);
+    expect(same(seen[1]!, own)).toBe(false);
+    expect(same(seen[0]!, seen[1]!)).toBe(false);
+    ev.free(ct);
   });
 
   it('refuses a refresh at level 0, naming the point and the level the compiler must use', () => {
