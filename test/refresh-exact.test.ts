@@ -91,10 +91,13 @@ describe('exact refresh on SEAL', () => {
 
   it('gives back the same values at the top level within fresh-encryption noise', () => {
     const holder = new RefreshKeyHolder(client);
+    const seen: string[] = [];
+    const observe = (point: string, level: number, bound: number, plan: { maskBits: number; hidingBitsPerCiphertext: number }) =>
+      seen.push(`${point}@${level} B=${bound} k=${plan.maskBits} hiding=${plan.hidingBitsPerCiphertext}`);
     for (const level of [1, 2]) {
       const ct = atLevel(level);
       const before = rms(client.decrypt(ev.saveCiphertext(ct)), xs);
-      const out = new MaskedRefresher(ev, holder.transport()).refresh(ct, params.scale, 'x');
+      const out = new MaskedRefresher(ev, holder.transport(), { mask: { observe } }).refresh(ct, params.scale, 'x');
       expect(ev.levelOf(out)).toBe(top);
       const after = rms(client.decrypt(ev.saveCiphertext(out)), xs);
       // The ciphertext had one public-key encryption's error; the refresh adds the re-randomization
@@ -105,6 +108,7 @@ describe('exact refresh on SEAL', () => {
       ev.free(ct);
       ev.free(out);
     }
+    expect(seen).toEqual(['x@1 B=1 k=53 hiding=40', 'x@2 B=1 k=53 hiding=40']);
   });
 
   it('re-randomizes before masking: the key holder never sees the c1 the circuit computed', async () => {

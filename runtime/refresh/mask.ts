@@ -42,6 +42,8 @@ export interface MaskPolicy {
   minHidingBits: number;
   /** Random bytes; default: the operating system's CSPRNG. Tests inject a seeded source. */
   random?: (out: Uint8Array) => void;
+  /** Told every mask the evaluator sends (for refresh audits: the point, its level, bound and hiding). */
+  observe?: (point: string, level: number, bound: number, plan: MaskPlan) => void;
 }
 
 export const DEFAULT_MASK_POLICY: MaskPolicy = { valueBound: 1, hidingBits: 40, minHidingBits: 40 };

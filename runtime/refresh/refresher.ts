@@ -60,6 +60,7 @@ export function exactRefreshRoundTrip(
     const level = ev.levelOf(it.ct);
     const point = it.name ?? `refresh ${i}`;
     const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, point);
+    policy.observe?.(point, level, it.bound, plan);
     const r = sampleIntegerMask(n, plan.width, policy.random);
     masks.push(r);
     const masked = ev.addIntegerPolynomial(it.ct, r, true);
