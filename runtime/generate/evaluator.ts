@@ -13,7 +13,7 @@ import type { FheOp, SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
-import { parametersId } from '../../ir/ckks/params.js';
+import { parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
@@ -138,6 +138,8 @@ export class GenerationEvaluator {
       return { ...shape, input: d.input };
     });
     const p = this.source.params;
+    // Cache carries move slots homomorphically (cache-refresh.ts): any shift, from power-of-two keys.
+    if (this.steps.length > 1) for (let s = 1; s < slotsOf(p); s *= 2) galois.add(s);
     const reply: OpenReply = {
       kind: 'plan',
       params: { ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale, id: parametersId(p) },
