@@ -38,15 +38,31 @@ export interface CkksClient {
   encrypt(values: ArrayLike<number>, level: number, scale: number): Uint8Array;
   decrypt(ciphertext: Uint8Array): Float64Array;
   /**
-   * The key holder's half of a client-aided refresh: decrypts and encrypts the same slot values anew
-   * at `level` and `scale` (the simulator keeps its noise-free twin and models the rounding).
+   * The key holder's half of a coefficient-masked refresh (runtime/refresh/mask.ts): checks the
+   * request's mask against `target` (refusing one that hides too little), decrypts the masked
+   * ciphertext to its exact integer polynomial y = m + r, stops with an error naming the refresh point
+   * if |y| exceeds what an in-bound value allows, changes the scale (exact rounding), lifts y to the
+   * target level's modulus and encrypts it there with the secret key.
    */
-  reencrypt(ciphertext: Uint8Array, level: number, scale: number): Uint8Array;
+  refreshExact(ciphertext: Uint8Array, target: ExactRefreshTarget): Uint8Array;
   /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */
   inspect(ciphertext: Uint8Array): { level: number; scale: number; size: number };
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
   predictedError?(ciphertext: Uint8Array): Float64Array;
   dispose(): void;
+}
+
+export interface ExactRefreshTarget {
+  /** Level and scale of the fresh ciphertext. */
+  level: number;
+  scale: number;
+  /** The refresh point (refreshed value's name), for errors. */
+  point: string;
+  /** Bound on |x| the mask was sized for, and the mask's k (W = 2^k B'). */
+  bound: number;
+  maskBits: number;
+  /** The key holder's minimum hiding, bits per ciphertext. */
+  minHidingBits: number;
 }
 
 export interface CkksEvaluator {
@@ -68,6 +84,12 @@ export interface CkksEvaluator {
   modSwitch(a: CkksHandle): CkksHandle;
   /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
   rotate(a: CkksHandle, step: number): CkksHandle;
+  /**
+   * Adds the integer polynomial `coeffs` (N coefficients, any size below the modulus) to the message,
+   * exactly, at the ciphertext's level and scale. With `rerandomize`, also adds a fresh public-key
+   * encryption of zero, so the result's randomness is new (what the refresh mask sends out).
+   */
+  addIntegerPolynomial(ct: CkksHandle, coeffs: readonly bigint[], rerandomize?: boolean): CkksHandle;
   levelOf(ct: CkksHandle): number;
   scaleOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */

@@ -24,7 +24,7 @@ import { runProgram } from '../runtime/ckks/execute.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
-import { widestMask } from './helpers/refresh-mask.js';
+import { kernelMaskPolicy } from './helpers/refresh-mask.js';
 import {
   attentionBound,
   attentionFor,
@@ -80,7 +80,7 @@ async function execute(program: FheProgram, tensors: Record<string, ArrayLike<nu
   // placement refreshes at level 0, where the modulus leaves 18 bits above the scale, and these values
   // reach 2^12 (model plans refresh at level >= 1, with 58 bits). These tests are about the kernels.
   const bounds = calibratedRefreshBounds(managed, [tensors], 0);
-  const res = await runProgram(managed, params, backend, tensors, { refreshBounds: bounds, mask: { maskBits: widestMask(managed, params, bounds) } });
+  const res = await runProgram(managed, params, backend, tensors, { refreshBounds: bounds, mask: kernelMaskPolicy(managed, params, bounds) });
   return { outputs: res.outputs, refreshes: placed.refreshed.length, ms: performance.now() - t0 };
 }
 

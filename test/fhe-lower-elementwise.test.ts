@@ -24,7 +24,7 @@ import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { expandHeads, f64, fullLayout, invsqrtFor, loadModelA, maxAbs, maxDiff, reference, replicated, rng, rowsOf, siluFor, type ModelA } from './helpers/fhe-lower.js';
 import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
-import { widestMask } from './helpers/refresh-mask.js';
+import { kernelMaskPolicy } from './helpers/refresh-mask.js';
 
 interface RunOptions {
   backend?: CkksBackend;
@@ -58,7 +58,7 @@ async function run(
   // placement refreshes at level 0, where the modulus leaves 18 bits above the scale, and these values
   // reach 2^12 (model plans refresh at level >= 1, with 58 bits). These tests are about the kernels.
   const bounds = calibratedRefreshBounds(managed, [tensors], 0);
-  const res = await runProgram(managed, params, opts.backend ?? simBackend, tensors, { refreshBounds: bounds, mask: { maskBits: widestMask(managed, params, bounds) } });
+  const res = await runProgram(managed, params, opts.backend ?? simBackend, tensors, { refreshBounds: bounds, mask: kernelMaskPolicy(managed, params, bounds) });
   return { slots: res.outputs.get('y')!.values, cost, refreshes };
 }
 

@@ -60,7 +60,9 @@ describe('KV-cache relayout', () => {
 for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
   describe(`cache refresh on ${backend.name}`, () => {
     it('returns the cache at the top level in the next layout; the key holder sees only masked values; a replay is refused', async () => {
-      const client = await backend.createClient(params, { galoisSteps: [], relin: false });
+      // The evaluator moves the slots itself (rotations composed from power-of-two keys, one level).
+      const powers = Array.from({ length: Math.log2(slots) }, (_, i) => 2 ** i);
+      const client = await backend.createClient(params, { galoisSteps: powers, relin: false });
       const ev = await backend.createEvaluator(params, structuredClone(client.evaluationKeys()));
       const width = 64;
       const T = 8;
@@ -68,9 +70,15 @@ for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
       const from = cacheLayout(width, T, 8);
       const to = cacheLayout(width, T, 9);
       const views: Float64Array[] = [];
-      // The schedule the client derives from the plan: one carry of present.0.key from level 1 to the top.
-      const point: RefreshPoint = { id: 'present.0.key', kind: 'carry', level: 1, scale: params.scale, toLevel: topLevel(params), toScale: params.scale, slots, bound: 4, from, to };
-      const guard = new RefreshScheduleGuard(() => [point]);
+      // The schedule the client derives from the plan: present.0.key carried from the top level into the
+      // next layout (the evaluator's slot move takes one level), then the same cache kept in its layout.
+      const top = topLevel(params);
+      const moved = (params.scale * Number(params.primes[top]!)) / Number(params.primes[top]!);
+      const points: RefreshPoint[] = [
+        { id: 'present.0.key', kind: 'carry', level: top - 1, scale: moved, toLevel: top, toScale: params.scale, slots, bound: 4, from, to },
+        { id: 'present.0.key', kind: 'carry', level: top, scale: params.scale, toLevel: top, toScale: params.scale, slots, bound: 4, from, to: from },
+      ];
+      const guard = new RefreshScheduleGuard(() => points);
       guard.beginStep(0);
       let replay: Uint8Array | undefined;
       const refresher = new CacheRefresher(ev, (req) => {
@@ -79,7 +87,7 @@ for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
         replay ??= req;
         return handleCacheRefresh(client, guard, req).reply;
       });
-      const item = () => ({ ct: ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale)), from, to, level: topLevel(params), scale: params.scale, bound: 4, name: 'present.0.key' });
+      const item = () => ({ ct: ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), topLevel(params), params.scale)), from, to, level: topLevel(params), scale: params.scale, bound: 4, name: 'present.0.key' });
       const it0 = item();
       const [bytes] = refresher.refresh([it0]);
       const out = client.decrypt(bytes!);
@@ -88,15 +96,26 @@ for (const backend of [simBackend, sealBackend] as CkksBackend[]) {
       for (let u = 0; u < slots; u++) err = Math.max(err, Math.abs(out[u]! - want[u]!));
       expect(err).toBeLessThan(1e-5);
       expect(ev.levelOf(ev.loadCiphertext(bytes!))).toBe(topLevel(params));
-      // The key holder's view: x + r with |r| up to 2^16 * 4, nothing near x itself.
+      // The key holder's view on SEAL: the masked polynomial (mask 2^53 times the coefficient bound),
+      // whose slots are nowhere near x or its new layout. (The simulator keeps the mask beside the values.)
       const x = packSlots(from, slots, data);
       const diffs = Array.from(views[0]!.subarray(0, 4096), (v, u) => Math.abs(v - x[u]!));
-      expect(diffs.reduce((s, d) => s + d, 0) / diffs.length).toBeGreaterThan(1000);
-      expect(refresher.traffic).toMatchObject({ roundTrips: 1, ciphertexts: 1 });
+      if (!ev.simulated) expect(diffs.reduce((s, d) => s + d, 0) / diffs.length).toBeGreaterThan(2 ** 40);
+      // A cache at level 1 has no level left for the move and a modulus too narrow below: refused, named.
+      const low = { ...item(), ct: ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale)) };
+      expect(() => refresher.refresh([low])).toThrow(/present\.0\.key at level 0/);
+      // The same layout needs no move: an identity map goes straight to the masked refresh.
+      const same = { ...item(), to: from };
+      const [kept] = refresher.refresh([same]);
+      const back = client.decrypt(kept!);
+      let err2 = 0;
+      for (let u = 0; u < slots; u++) err2 = Math.max(err2, Math.abs(back[u]! - x[u]!));
+      expect(err2).toBeLessThan(1e-5);
+      expect(refresher.traffic).toMatchObject({ roundTrips: 2, ciphertexts: 2 });
       expect(refresher.traffic.bytesToKeyHolder).toBeGreaterThan(0);
       guard.endStep();
       guard.beginStep(1);
-      // The same request again (a replay, and for step 0 while step 1 runs): refused, and the session is over.
+      // The first request again (a replay, and for step 0 while step 1 runs): refused, and the session is over.
       expect(() => handleCacheRefresh(client, guard, replay!)).toThrow(/request refused, session ended: a carry request \(id 1\) is for step 0, the running step is 1/);
       expect(() => refresher.refresh([item()])).toThrow(/key holder ended this session/);
       ev.free(it0.ct);

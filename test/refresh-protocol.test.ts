@@ -1,6 +1,6 @@
 // Client-aided refresh on SEAL and the simulator: a circuit far deeper than the chain runs correctly;
 // the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
-// holds no secret key and the key holder sees only masked values; tampered replies are caught; a refresh without a bound is refused.
+// holds no secret key and the key holder sees only masked values; tampering is caught.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
@@ -10,9 +10,9 @@ import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.j
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { RefreshKeyHolder, type RefreshTransport } from '../runtime/refresh/key-holder.js';
-import { maskRadius, maskStatisticalDistance, sampleMask } from '../runtime/refresh/mask.js';
+import { sampleIntegerMask } from '../runtime/refresh/mask.js';
 import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '../runtime/refresh/messages.js';
-import { refreshAddedVariance, refreshPrecision } from '../runtime/refresh/precision.js';
+import { refreshAddedVariance } from '../runtime/refresh/precision.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { predictRefreshBytes } from '../runtime/refresh/traffic.js';
 import { sealBackend } from '../runtime/seal/backend.js';
@@ -89,20 +89,6 @@ function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-/** Seeded uniform [0, 1) source (xorshift), so a test can recompute the mask. */
-function seededUniform(seed: number): (n: number) => Float64Array {
-  let s = seed >>> 0 || 1;
-  return (n) =>
-    Float64Array.from({ length: n }, () => {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      return s / 4294967296;
-    });
-}
-
 describe('client-aided refresh', () => {
   let client: CkksClient;
   let ev: CkksEvaluator;
@@ -129,13 +115,13 @@ describe('client-aided refresh', () => {
   });
 
   it('runs a degree-243 composition (depth 10) on a 2-level chain, on seal and sim', async () => {
-    const placed = placeRefreshes(signComposition(5), { levels: top });
-    expect(placed.count).toBe(4);
-    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale });
+    // Refreshes stay at level 1 and above: level 0 (q_0, 60 bits) cannot carry a 40-bit mask.
+    const placed = placeRefreshes(signComposition(5), { levels: top - 1 });
+    expect(placed.count).toBe(14);
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
-    // |x| <= 1 all along (the sign composition maps [-1, 1] into itself): a declared bound.
-    const onSeal = await runProgram(managed, params, sealBackend, { x: xs }, { mask: { valueBound: 1 } });
-    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs }, { mask: { valueBound: 1 } });
+    const onSeal = await runProgram(managed, params, sealBackend, { x: xs });
+    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs });
     const seal = onSeal.outputs.get('y')!;
     const sim = onSim.outputs.get('y')!;
     const measured = rms(seal.values, want);
@@ -146,31 +132,31 @@ describe('client-aided refresh', () => {
     expect(predicted / measured).toBeGreaterThan(1 / 4);
     expect(predicted / measured).toBeLessThan(4);
     for (const r of [onSeal.refresh!, onSim.refresh!]) {
-      expect(r.roundTrips).toBe(4);
-      expect(r.ciphertexts).toBe(4);
+      expect(r.roundTrips).toBe(placed.count);
+      expect(r.ciphertexts).toBe(placed.count);
     }
-    // Every refresh happens at level 0; bytes are as predicted (each request names its refresh point).
+    // Every refresh happens at level 1; bytes are as predicted.
     const refreshed = managed.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!);
-    expect(refreshed.map((v) => v.type.level)).toEqual([0, 0, 0, 0]);
-    const sum = (f: (b: ReturnType<typeof predictRefreshBytes>) => number) => refreshed.reduce((t, v) => t + f(predictRefreshBytes(params, [0], Buffer.byteLength(v.name))), 0);
-    expect(onSeal.refresh!.bytesToKeyHolder).toBe(sum((b) => b.toKeyHolder));
-    expect(onSeal.refresh!.bytesToEvaluator).toBe(sum((b) => b.toEvaluator));
-    expect(onSeal.execution.ops.get('refresh')!.count).toBe(4);
+    expect(refreshed.map((v) => v.type.level!)).toEqual(new Array(placed.count).fill(1));
+    const wire = refreshed.map((v) => predictRefreshBytes(params, [1], new TextEncoder().encode(v.name).length));
+    expect(onSeal.refresh!.bytesToKeyHolder).toBe(wire.reduce((s, b) => s + b.toKeyHolder, 0));
+    expect(onSeal.refresh!.bytesToEvaluator).toBe(wire.reduce((s, b) => s + b.toEvaluator, 0));
+    expect(onSeal.execution.ops.get('refresh')!.count).toBe(placed.count);
   });
 
-  it('restores the top level; the error it adds is what the model says, mask rounding included', async () => {
+  it('restores the top level; the error it adds is what the model says, the mask adding none', async () => {
     const sim = makeSimBackend(9);
     const simClient = await sim.createClient(params, { galoisSteps: [], relin: false });
     const simEv = await sim.createEvaluator(params, simClient.evaluationKeys());
     const simHolder = new RefreshKeyHolder(simClient, 'unchecked');
-    for (const [level, maskBits] of [[0, 16], [1, 32]] as const) {
+    for (const level of [1, 2]) {
       const ct = atLevel(level);
       const before = rms(client.decrypt(ev.saveCiphertext(ct)), xs);
-      const out = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1, maskBits } }).refresh(ct, params.scale);
+      const out = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } }).refresh(ct, params.scale);
       expect([ev.levelOf(out), ev.scaleOf(out)]).toEqual([top, params.scale]);
       const after = rms(client.decrypt(ev.saveCiphertext(out)), xs);
       const added = Math.sqrt(after ** 2 - before ** 2);
-      const model = Math.sqrt(refreshAddedVariance(params.ringDegree, params.scale, maskRadius(1, maskBits)));
+      const model = Math.sqrt(refreshAddedVariance(params.ringDegree, params.scale));
       // `added` is the difference of two noisy RMS estimates (one random key, one encryption), so its
       // spread across runs is wide: within 2x of the model (the simulator's stated target is 4x).
       expect(added / model).toBeGreaterThan(1 / 2);
@@ -178,27 +164,23 @@ describe('client-aided refresh', () => {
       // The simulator adds the same.
       let sct = simEv.loadCiphertext(simClient.encrypt(xs, top, params.scale));
       for (let l = top; l > level; l--) sct = simEv.modSwitch(sct);
-      const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { valueBound: 1, maskBits } }).refresh(sct, params.scale);
+      const sout = new MaskedRefresher(simEv, simHolder.transport(), { mask: { valueBound: 1 } }).refresh(sct, params.scale);
       const simAdded = Math.sqrt(rms(simClient.decrypt(simEv.saveCiphertext(sout)), xs) ** 2 - rms(simClient.decrypt(simEv.saveCiphertext(sct)), xs) ** 2);
       expect(simAdded / added).toBeGreaterThan(1 / 2);
       expect(simAdded / added).toBeLessThan(2);
       ev.free(ct);
       ev.free(out);
     }
-    // A 16-bit mask costs no measurable precision at scale 2^40; a 32-bit mask costs most of it.
-    expect(refreshPrecision(params.ringDegree, params.scale, 1, 16).lostBits).toBeLessThan(0.1);
-    expect(refreshPrecision(params.ringDegree, params.scale, 1, 32).lostBits).toBeGreaterThan(11);
-    expect(maskStatisticalDistance(16)).toBe(2 ** -16);
   });
 
   it('counts traffic to the byte: one round trip per request, a batch shares one', async () => {
     const refresher = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
-    const [a, b] = [atLevel(0), atLevel(1)];
+    const [a, b] = [atLevel(1), atLevel(2)];
     const t0 = performance.now();
     ev.free(refresher.refresh(a, params.scale));
     const ms = performance.now() - t0;
     ev.free(refresher.refresh(b, params.scale));
-    const single = [predictRefreshBytes(params, [0], 5), predictRefreshBytes(params, [1], 5)];
+    const single = [predictRefreshBytes(params, [1]), predictRefreshBytes(params, [2])];
     expect(refresher.traffic.roundTrips).toBe(2);
     expect(refresher.traffic.bytesToKeyHolder).toBe(single[0]!.toKeyHolder + single[1]!.toKeyHolder);
     expect(refresher.traffic.bytesToEvaluator).toBe(single[0]!.toEvaluator + single[1]!.toEvaluator);
@@ -208,7 +190,7 @@ describe('client-aided refresh', () => {
     for (const [o, want] of [[outs[0]!, xs], [outs[1]!, xs]] as const) expect(rms(client.decrypt(ev.saveCiphertext(o)), want)).toBeLessThan(1e-8);
     expect(batch.traffic.roundTrips).toBe(1);
     expect(batch.traffic.ciphertexts).toBe(2);
-    const both = predictRefreshBytes(params, [0, 1], 5);
+    const both = predictRefreshBytes(params, [1, 2]);
     expect([batch.traffic.bytesToKeyHolder, batch.traffic.bytesToEvaluator]).toEqual([both.toKeyHolder, both.toEvaluator]);
     [a, b, ...outs].forEach((h) => ev.free(h));
     // N = 16384: bytes as predicted too.
@@ -216,16 +198,16 @@ describe('client-aided refresh', () => {
     const bigClient = await sealBackend.createClient(big, { galoisSteps: [], relin: false });
     const bigEv = await sealBackend.createEvaluator(big, bigClient.evaluationKeys());
     let ct = bigEv.loadCiphertext(bigClient.encrypt(xs, topLevel(big), big.scale));
-    for (let l = topLevel(big); l > 0; l--) ct = bigEv.modSwitch(ct);
-    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient, 'unchecked').transport(), { mask: { valueBound: 1 } });
+    for (let l = topLevel(big); l > 1; l--) ct = bigEv.modSwitch(ct);
+    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient, 'unchecked').transport());
     const t1 = performance.now();
     const bigOut = bigRefresher.refresh(ct, big.scale);
     const bigMs = performance.now() - t1;
     expect(rms(bigClient.decrypt(bigEv.saveCiphertext(bigOut)).subarray(0, slots), xs)).toBeLessThan(1e-8);
-    const bigBytes = predictRefreshBytes(big, [0], 5);
+    const bigBytes = predictRefreshBytes(big, [1]);
     expect([bigRefresher.traffic.bytesToKeyHolder, bigRefresher.traffic.bytesToEvaluator]).toEqual([bigBytes.toKeyHolder, bigBytes.toEvaluator]);
     console.log(
-      `refresh from level 0 on seal: N=8192 [60,40,40,60]: ${single[0]!.toKeyHolder} B to the key holder, ${single[0]!.toEvaluator} B back, ${ms.toFixed(1)} ms; ` +
+      `refresh from level 1 on seal: N=8192 [60,40,40,60]: ${single[0]!.toKeyHolder} B to the key holder, ${single[0]!.toEvaluator} B back, ${ms.toFixed(1)} ms; ` +
         `N=16384 [60,40x6,60]: ${bigBytes.toKeyHolder} B, ${bigBytes.toEvaluator} B, ${bigMs.toFixed(1)} ms`,
     );
     bigEv.dispose();
@@ -243,7 +225,7 @@ describe('client-aided refresh', () => {
       return structuredClone(reply);
     };
     const refresher = new MaskedRefresher(ev, transport, { mask: { valueBound: 1 } });
-    const ct = atLevel(0);
+    const ct = atLevel(1);
     const out = refresher.refresh(ct, params.scale);
     expect(rms(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-8);
     expect(crossing.length).toBe(2);
@@ -264,50 +246,45 @@ describe('client-aided refresh', () => {
     ev.free(out);
   });
 
-  it('shows the key holder x + mask only: the mask it expects, uniform, fresh every time', () => {
-    const maskBits = 16;
-    const R = maskRadius(1, maskBits);
+  it('shows the key holder a masked polynomial only: far from x, fresh every time, the same law for x and -x', () => {
     const views: Float64Array[] = [];
     const spy: RefreshTransport = (bytes) => {
       for (const it of decodeRefreshRequest(bytes).items) views.push(client.decrypt(it.ciphertext));
       return keyHolder.handle(bytes);
     };
-    const ct = atLevel(0);
-    // A known mask source: the view is exactly x + r (up to CKKS noise).
-    const refresher = new MaskedRefresher(ev, spy, { mask: { valueBound: 1, maskBits, uniform: seededUniform(7) } });
-    ev.free(refresher.refresh(ct, params.scale));
-    const r = sampleMask(slots, R, seededUniform(7));
-    expect(rms(views[0]!, xs.map((v, i) => v + r[i]!))).toBeLessThan(1e-8);
-    // The real source: two refreshes of the same ciphertext and one of its negation.
-    const secure = new MaskedRefresher(ev, spy, { mask: { valueBound: 1, maskBits } });
+    const ct = atLevel(1);
+    const secure = new MaskedRefresher(ev, spy, { mask: { valueBound: 1 } });
     ev.free(secure.refresh(ct, params.scale));
     ev.free(secure.refresh(ct, params.scale));
     const neg = ev.negate(ct);
     ev.free(secure.refresh(neg, params.scale));
-    const [v1, v2, v3] = views.slice(1);
+    const [v1, v2, v3] = views;
     const d1 = v1!.map((v, i) => v - xs[i]!);
     const d2 = v2!.map((v, i) => v - xs[i]!);
     const bound = (k: number) => k / Math.sqrt(slots);
-    // The offsets are uniform on [-R, R] (KS at the 1e-5 level), so the view is far from x...
-    expect(ksUniform(d1, R)).toBeLessThan(bound(2.5));
-    expect(rms(v1!, xs)).toBeGreaterThan(R / 2);
-    // ...uncorrelated with x, and uncorrelated between two refreshes of the same ciphertext.
+    // The mask's slots are of size W sqrt(N) / D (about 2^60): the view says nothing about x...
+    expect(rms(v1!, xs)).toBeGreaterThan(2 ** 50);
     expect(Math.abs(correlation(v1!, xs))).toBeLessThan(bound(4.5));
+    // ...differs between two refreshes of the same ciphertext...
     expect(Math.abs(correlation(d1, d2))).toBeLessThan(bound(4.5));
-    // The views of x and of -x have the same distribution (two-sample KS).
+    // ...and has the same distribution for x and -x (two-sample KS).
     expect(ksTwoSample(v1!, v3!)).toBeLessThan(bound(2.5 * Math.SQRT2));
+    // The mask itself is uniform over [-W, W] (KS on its coefficients).
+    const W = 2n ** 94n;
+    const r = sampleIntegerMask(8192, W);
+    expect(ksUniform(r.map((v) => Number(v) / 2 ** 94), 1)).toBeLessThan(2 / Math.sqrt(8192));
     [ct, neg].forEach((h) => ev.free(h));
   });
 
-  it('rejects tampered or mismatched replies, refreshes without a bound, and masks that do not fit', async () => {
-    const ct = atLevel(0);
+  it('rejects tampered or mismatched replies, and masks that do not fit', async () => {
+    const ct = atLevel(1);
     const tamper = (edit: (reply: Uint8Array) => Uint8Array): RefreshTransport => (bytes) => edit(keyHolder.handle(bytes));
     const reencode = (f: (r: ReturnType<typeof decodeRefreshReply>) => ReturnType<typeof decodeRefreshReply>) =>
       tamper((bytes) => encodeRefreshReply(f(decodeRefreshReply(bytes))));
     const cases: [string, RefreshTransport, RegExp][] = [
       ['wrong id', reencode((r) => ({ ...r, id: r.id + 1 })), /answers request/],
       ['missing ciphertext', reencode((r) => ({ ...r, ciphertexts: [] })), /holds 0 ciphertexts/],
-      ['wrong level', reencode((r) => ({ ...r, ciphertexts: [client.encrypt(xs, 1, params.scale)] })), /level 1, not the top level/],
+      ['wrong level', reencode((r) => ({ ...r, ciphertexts: [client.encrypt(xs, 1, params.scale)] })), /level 1, requested 2/],
       ['wrong scale', reencode((r) => ({ ...r, ciphertexts: [client.encrypt(xs, top, 2 ** 30)] })), /scale .* requested/],
       ['truncated', tamper((b) => b.subarray(0, b.length - 100)), /truncated/],
       ['not a reply', tamper(() => new Uint8Array([1, 2, 3])), /not a refresh reply/],
@@ -315,19 +292,17 @@ describe('client-aided refresh', () => {
     for (const [what, transport, message] of cases) {
       expect(() => new MaskedRefresher(ev, transport, { mask: { valueBound: 1 } }).refresh(ct, params.scale), what).toThrow(message);
     }
-    // No bound, no refresh: the mask is never sized by a default.
-    expect(() => new MaskedRefresher(ev, keyHolder.transport()).refresh(ct, params.scale, 'v7')).toThrow(/refresh of %v7 has no bound on \|x\|/);
-    // A mask too large for the modulus at level 0 is refused, not silently wrapped.
-    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1, maskBits: 24 } }).refresh(ct, params.scale)).toThrow(/needs 24\.0 bits/);
+    // A mask the modulus cannot carry (level 0) is refused, not silently wrapped.
+    const low = atLevel(0);
+    expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } }).refresh(low, params.scale, 'h')).toThrow(/refresh of h at level 0/);
+    ev.free(low);
     expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 0 } }).refresh(ct, params.scale)).toThrow(FhecError);
     // A program that refreshes needs a refresher.
-    const placed = placeRefreshes(signComposition(2), { levels: top });
-    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale });
+    const placed = placeRefreshes(signComposition(2), { levels: top - 1 });
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const c2 = await sealBackend.createClient(params, keyRequestFor(managed));
     const e2 = await sealBackend.createEvaluator(params, c2.evaluationKeys());
     expect(() => executeProgram(managed, e2, encryptInputs(managed, c2, { x: xs }))).toThrow(/no refresher/);
-    // ...and runProgram a bound per refresh point (the plan's, or one declared).
-    await expect(runProgram(managed, params, makeSimBackend(1), { x: xs })).rejects.toThrow(/has no bound on \|x\| to size its mask/);
     e2.dispose();
     c2.dispose();
     ev.free(ct);

@@ -235,7 +235,7 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** Mask bits and source (runtime/refresh/mask.ts); `valueBound` declares one bound for every refresh point. */
+  /** The refresh mask policy (hiding bits aimed at and required; `valueBound` declares one bound for every refresh point); defaults in runtime/refresh/mask.ts. */
   mask?: Partial<MaskPolicy>;
   trace?: ExecutionTrace;
   /** Bound on |x| per refreshed value (a plan's refreshBounds); required when the program refreshes, unless mask.valueBound declares one. */
@@ -273,7 +273,9 @@ export function planRefresher(
   const bounds = boundsForRun(program, options);
   const guard = new RefreshScheduleGuard(() => refreshPointsOf(program, bounds));
   guard.beginStep(0);
-  const refresher = new MaskedRefresher(evaluator, new RefreshKeyHolder(client, guard).transport(), { mask: { ...options.mask, bounds }, audit: options.audit });
+  // The key holder (here the client) requires the same floor the caller set for the evaluator's masks.
+  const holder = new RefreshKeyHolder(client, guard, options.mask?.minHidingBits);
+  const refresher = new MaskedRefresher(evaluator, holder.transport(), { mask: { ...options.mask, bounds }, audit: options.audit });
   return { refresher, finish: () => guard.endStep() };
 }
 

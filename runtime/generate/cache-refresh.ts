@@ -1,23 +1,31 @@
 // Carrying the encrypted KV cache from one step to the next: a client-aided refresh that also moves
 // slots. A step's present keys/values come out several levels down, and the next step wants them at
-// the top level in its own layout (relayout.ts). The evaluator masks each ciphertext with fresh
-// uniform noise r (as runtime/refresh does), the key holder decrypts x + r, applies the public slot
-// map, encrypts at the requested level and scale and answers; the evaluator subtracts the mapped mask.
-// The key holder sees only x + r; the evaluator never decrypts. The key holder takes nothing from the
-// request on trust: every item must be the plan's next cache carry (schedule.ts), with the plan's
-// layouts, level and scale, or the session ends.
-//   request header: {kind: 'cache-refresh', id, step, items: [{point, from, to, level, scale}]}, blobs: masked ciphertexts
+// its own level and scale in its own layout (relayout.ts). The mask is the refresh's coefficient-domain
+// mask (runtime/refresh/mask.ts, exactRefreshRoundTrip): a slot permutation does not commute with it,
+// so the key holder does not move slots. The evaluator moves them itself, homomorphically, before
+// masking: one masked product per distinct rotation of the public slot map (0/1 masks encoded at the
+// scale of the prime it then rescales by, so the scale comes back unchanged up to that prime's ratio),
+// rotations with its Galois keys, one level. An identity map costs nothing. The key holder sees only
+// the masked polynomial, with the same hiding as any refresh; the evaluator never decrypts.
+// A cache split over several ciphertexts moves by pieces (relayout.ts: each source ciphertext into each
+// destination it overlaps, with token offsets), each piece a carry of its own, added up afterwards.
+// The key holder takes nothing from the request on trust: every item must be the plan's next cache
+// carry (schedule.ts), with the plan's layouts, piece, level, scale and bound, or the session ends.
+//   request header: {kind: 'cache-refresh', id, step, items: [{point, from, to, piece?, level, scale, bound, maskBits}]},
+//                   blobs: masked ciphertexts (already in the destination layout)
 //   reply header:   {kind: 'cache-fresh', id}, blobs: fresh ciphertexts, same order
 
 import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { slotsOf } from '../../ir/ckks/params.js';
-import { maxAbsOf, type RefreshAudit } from '../refresh/audit.js';
-import { checkMaskFits, hidingBits, maskRadius, sampleMask, secureUniform } from '../refresh/mask.js';
+import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
+import { auditMasks, exactRefreshRoundTrip } from '../refresh/refresher.js';
+import type { RefreshAudit } from '../refresh/audit.js';
+import { scheduledBound } from '../refresh/key-holder.js';
 import type { RefreshScheduleGuard } from '../refresh/schedule.js';
 import { decodeMessage, encodeMessage } from './messages.js';
-import { applyRelayout, relayoutMap, type RelayoutPiece } from './relayout.js';
+import { relayoutMap, type RelayoutPiece } from './relayout.js';
 import type { SyncChannel } from './transport.js';
 
 export interface CacheRefreshItem {
@@ -34,11 +42,22 @@ export interface CacheRefreshItem {
   piece?: RelayoutPiece;
 }
 
+interface RequestItem {
+  from: SlotLayout;
+  to: SlotLayout;
+  piece?: RelayoutPiece;
+  level: number;
+  scale: number;
+  point: string;
+  bound: number;
+  maskBits: number;
+}
+
 interface RequestHeader {
   kind: 'cache-refresh';
   id: number;
   step: number;
-  items: { point: string; from: SlotLayout; to: SlotLayout; level: number; scale: number; piece?: RelayoutPiece }[];
+  items: RequestItem[];
 }
 
 export interface CacheRefreshTraffic {
@@ -49,109 +68,159 @@ export interface CacheRefreshTraffic {
   ms: number;
 }
 
+function isIdentity(map: Int32Array): boolean {
+  return map.every((s, u) => s === u);
+}
+
+/** Whether carrying from `from` to `to` (a piece, or the whole cache) moves slots, and so costs the evaluator one level. */
+export function carryMovesSlots(from: SlotLayout, to: SlotLayout, slots: number, piece?: RelayoutPiece): boolean {
+  return !isIdentity(relayoutMap(from, to, slots, piece));
+}
+
+/**
+ * Applies a public slot map (destination -> source, -1: zero) to a ciphertext: for each distinct shift
+ * d = source - destination, the source slots moving by d are selected by a 0/1 mask and rotated left
+ * by d; the terms are summed and rescaled once. Consumes one level.
+ */
+export function relayoutHomomorphic(ev: CkksEvaluator, ct: CkksHandle, map: Int32Array): CkksHandle {
+  const level = ev.levelOf(ct);
+  if (level < 1) throw new FhecError('moving cache slots needs a level to spend, and the cache is at level 0');
+  const slots = slotsOf(ev.params);
+  const byShift = new Map<number, Float64Array>();
+  map.forEach((s, u) => {
+    if (s < 0) return;
+    const d = (((s - u) % slots) + slots) % slots;
+    let m = byShift.get(d);
+    if (!m) byShift.set(d, (m = new Float64Array(slots)));
+    m[s] = 1;
+  });
+  const prime = Number(ev.params.primes[level]!);
+  let sum: CkksHandle | undefined;
+  for (const [d, mask] of byShift) {
+    const pt = ev.encode(mask, level, prime);
+    const selected = ev.mulPlain(ct, pt);
+    ev.free(pt);
+    const moved = d === 0 ? selected : ev.rotate(selected, d);
+    if (moved !== selected) ev.free(selected);
+    if (!sum) sum = moved;
+    else {
+      const next = ev.add(sum, moved);
+      ev.free(sum);
+      ev.free(moved);
+      sum = next;
+    }
+  }
+  if (!sum) throw new FhecError('the cache slot map moves no slot');
+  const out = ev.rescale(sum);
+  ev.free(sum);
+  return out;
+}
+
 /** The evaluator's half. */
 export class CacheRefresher {
   readonly traffic: CacheRefreshTraffic = { roundTrips: 0, ciphertexts: 0, bytesToKeyHolder: 0, bytesToEvaluator: 0, ms: 0 };
   private nextId = 1;
+  private readonly policy: MaskPolicy;
   /** The session's current step, named in every request. */
   step = 0;
 
   constructor(
     private readonly ev: CkksEvaluator,
     private readonly channel: SyncChannel,
-    private readonly maskBits = 16,
-    private readonly uniform: (n: number) => Float64Array = secureUniform,
+    mask: Partial<MaskPolicy> = {},
     private readonly audit?: RefreshAudit,
-  ) {}
+  ) {
+    this.policy = { ...DEFAULT_MASK_POLICY, ...mask };
+  }
 
-  /** Refreshes and relayouts all items in one round trip; returns serialized ciphertexts. */
+  /** Moves, refreshes and returns all items in one round trip; returns serialized ciphertexts. */
   refresh(items: CacheRefreshItem[]): Uint8Array[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
     const { ev } = this;
     const slots = slotsOf(ev.params);
-    const masks: Float64Array[] = [];
-    const blobs = items.map((it) => {
-      const level = ev.levelOf(it.ct);
-      checkMaskFits(ev.params, level, ev.scaleOf(it.ct), it.bound, this.maskBits, it.name);
-      this.audit?.record({
-        step: this.step,
-        kind: 'carry',
-        point: it.name,
-        level,
-        scale: ev.scaleOf(it.ct),
-        bound: it.bound,
-        observedMax: ev.simulatedValues ? maxAbsOf(ev.simulatedValues(it.ct)) : null,
-        hidingBits: hidingBits(it.bound, this.maskBits),
+    const moved = items.map((it) => {
+      const map = relayoutMap(it.from, it.to, slots, it.piece);
+      const ct = isIdentity(map) ? it.ct : relayoutHomomorphic(ev, it.ct, map);
+      return { ct, owned: ct !== it.ct, scale: it.scale, level: it.level, bound: it.bound, point: it.name };
+    });
+    try {
+      const fresh = exactRefreshRoundTrip(
+        ev,
+        moved,
+        this.policy,
+        (req) => {
+          const id = this.nextId++;
+          const header: RequestHeader = {
+            kind: 'cache-refresh',
+            id,
+            step: this.step,
+            items: req.map((r, i) => {
+              const it = items[i]!;
+              return { point: r.point, from: it.from, to: it.to, ...(it.piece ? { piece: it.piece } : {}), level: it.level, scale: r.scale, bound: r.bound, maskBits: r.maskBits };
+            }),
+          };
+          const request = encodeMessage(header, req.map((r) => r.ciphertext));
+          const replyBytes = this.channel(request);
+          this.traffic.roundTrips++;
+          this.traffic.bytesToKeyHolder += request.length;
+          this.traffic.bytesToEvaluator += replyBytes.length;
+          const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(replyBytes, ['cache-fresh']);
+          if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
+          return reply.blobs;
+        },
+        auditMasks(ev, this.audit, this.step, 'carry'),
+      );
+      const out = fresh.map((h) => {
+        const bytes = ev.saveCiphertext(h);
+        ev.free(h);
+        return bytes;
       });
-      const r = sampleMask(slots, maskRadius(it.bound, this.maskBits), this.uniform);
-      masks.push(r);
-      const pt = ev.encode(r, level, ev.scaleOf(it.ct));
-      const masked = ev.addPlain(it.ct, pt);
-      ev.free(pt);
-      const bytes = ev.saveCiphertext(masked);
-      ev.free(masked);
-      return bytes;
-    });
-    const id = this.nextId++;
-    const header: RequestHeader = {
-      kind: 'cache-refresh',
-      id,
-      step: this.step,
-      items: items.map((it) => ({ point: it.name, from: it.from, to: it.to, level: it.level, scale: it.scale, ...(it.piece ? { piece: it.piece } : {}) })),
-    };
-    const request = encodeMessage(header, blobs);
-    const replyBytes = this.channel(request);
-    this.traffic.roundTrips++;
-    this.traffic.bytesToKeyHolder += request.length;
-    this.traffic.bytesToEvaluator += replyBytes.length;
-    const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(replyBytes, ['cache-fresh']);
-    if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
-    if (reply.blobs.length !== items.length) throw new FhecError(`cache refresh reply holds ${reply.blobs.length} ciphertexts, expected ${items.length}`);
-    const out = reply.blobs.map((bytes, i) => {
-      const it = items[i]!;
-      const fresh = ev.loadCiphertext(bytes);
-      try {
-        if (ev.levelOf(fresh) !== it.level || ev.scaleOf(fresh) !== it.scale) {
-          throw new FhecError(`cache refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, requested ${it.level} and ${it.scale}`);
-        }
-        const unmask = applyRelayout(relayoutMap(it.from, it.to, slots, it.piece), masks[i]!).map((v) => -v);
-        const pt = ev.encode(unmask, it.level, it.scale);
-        const res = ev.addPlain(fresh, pt);
-        ev.free(pt);
-        const saved = ev.saveCiphertext(res);
-        ev.free(res);
-        return saved;
-      } finally {
-        ev.free(fresh);
-      }
-    });
-    this.traffic.ciphertexts += items.length;
-    this.traffic.ms += performance.now() - t0;
-    return out;
+      this.traffic.ciphertexts += items.length;
+      this.traffic.ms += performance.now() - t0;
+      return out;
+    } finally {
+      for (const m of moved) if (m.owned) ev.free(m.ct);
+    }
   }
 }
 
+function isRequestItem(x: unknown): x is RequestItem {
+  const r = x as RequestItem;
+  return (
+    typeof r === 'object' && r !== null &&
+    typeof r.from === 'object' && r.from !== null && typeof r.to === 'object' && r.to !== null &&
+    (r.piece === undefined || (typeof r.piece === 'object' && r.piece !== null && Number.isInteger(r.piece.fromStart) && Number.isInteger(r.piece.toStart))) &&
+    Number.isInteger(r.level) && typeof r.scale === 'number' && typeof r.point === 'string' &&
+    typeof r.bound === 'number' && Number.isInteger(r.maskBits)
+  );
+}
+
 /**
- * The key holder's half: check each item against the plan's schedule, decrypt the masked values, move
- * the slots by the plan's layouts, encrypt anew at the plan's level and scale.
+ * The key holder's half: check each item against the plan's schedule (the carry point, its layouts and
+ * piece, the ciphertext's level and scale after the evaluator's slot move, the level and scale asked
+ * for, the mask's bound), then the exact re-encryption of each masked ciphertext (no slot moves).
  */
-export function handleCacheRefresh(client: CkksClient, guard: RefreshScheduleGuard, request: Uint8Array): { reply: Uint8Array; ciphertexts: number } {
+export function handleCacheRefresh(
+  client: CkksClient,
+  guard: RefreshScheduleGuard,
+  request: Uint8Array,
+  minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
+): { reply: Uint8Array; ciphertexts: number } {
   const { header, blobs } = decodeMessage<RequestHeader>(request, ['cache-refresh']);
-  if (!Array.isArray(header.items) || header.items.length !== blobs.length || !Number.isInteger(header.id) || !Number.isInteger(header.step)) {
+  if (!Array.isArray(header.items) || header.items.length !== blobs.length || !header.items.every(isRequestItem) || !Number.isInteger(header.id) || !Number.isInteger(header.step)) {
     throw new FhecError('cache refresh request is malformed');
   }
   guard.acceptRequest('carry', header.id, header.step);
   const slots = slotsOf(client.params);
   const points = header.items.map((it, i) => {
-    if (!it || typeof it !== 'object' || typeof it.point !== 'string') throw new FhecError('cache refresh request is malformed');
     const ct = client.inspect(blobs[i]!);
     return guard.acceptItem({ id: it.point, kind: 'carry', level: ct.level, scale: ct.scale, size: ct.size, toLevel: it.level, toScale: it.scale, slots, from: it.from, to: it.to, ...(it.piece ? { piece: it.piece } : {}) });
   });
-  // Everything below comes from the plan's schedule, not from the request.
-  const fresh = points.map((p, i) => {
-    const masked = client.decrypt(blobs[i]!);
-    return client.encrypt(applyRelayout(relayoutMap(p.from!, p.to!, slots, p.piece), masked), p.toLevel, p.toScale);
+  // Level and bound come from the plan's schedule, not from the request (the scale was checked close to the plan's).
+  const fresh = header.items.map((it, i) => {
+    const p = points[i]!;
+    return client.refreshExact(blobs[i]!, { level: p.toLevel, scale: it.scale, point: it.point, bound: scheduledBound(p, it.bound), maskBits: it.maskBits, minHidingBits });
   });
   return { reply: encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), ciphertexts: fresh.length };
 }

@@ -68,6 +68,8 @@ export class GenerationClient {
     private readonly backend: CkksBackend,
     private readonly model: ClientModel,
     private readonly plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'>,
+    /** The key holder's minimum hiding per refreshed ciphertext (default 40 bits, runtime/refresh/mask.ts). */
+    private readonly minHidingBits?: number,
   ) {
     this.tokenizer = new ByteTokenizer(model.vocab);
   }
@@ -78,7 +80,7 @@ export class GenerationClient {
     const t0 = performance.now();
     let reply: Uint8Array;
     if (isGenerationMessage(request)) {
-      const r = handleCacheRefresh(this.ckks, this.guard, request);
+      const r = handleCacheRefresh(this.ckks, this.guard, request, this.minHidingBits);
       reply = r.reply;
       this.holderStats.ciphertexts += r.ciphertexts;
     } else {
@@ -111,7 +113,7 @@ export class GenerationClient {
     this.ckks = await this.backend.createClient(params, plan.keys);
     const { plans } = this;
     this.guard = new RefreshScheduleGuard((i) => stepRefreshPoints(i > 0 ? plans.load(shapes[i - 1]!) : undefined, plans.load(shapes[i]!)));
-    this.refreshHolder = new RefreshKeyHolder(this.ckks, this.guard);
+    this.refreshHolder = new RefreshKeyHolder(this.ckks, this.guard, this.minHidingBits);
     decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys())), ['ready']);
     const setupMs = performance.now() - t0;
 

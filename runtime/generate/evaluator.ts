@@ -15,9 +15,10 @@ import type { FheOp } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
-import { parametersId } from '../../ir/ckks/params.js';
+import { parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { RefreshAudit } from '../refresh/audit.js';
+import type { MaskPolicy } from '../refresh/mask.js';
 import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
@@ -45,12 +46,10 @@ export interface StepStats {
 }
 
 export interface EvaluatorOptions {
-  /** Mask bits of refreshes and cache carries (default 16). */
-  maskBits?: number;
+  /** Refresh mask policy for refreshes and cache carries (runtime/refresh/mask.ts; default 40 bits hiding). */
+  mask?: Partial<MaskPolicy>;
   /** Records every refreshed or carried ciphertext (--audit-refresh). */
   audit?: RefreshAudit;
-  /** Mask source (tests inject a seeded one). */
-  uniform?: (n: number) => Float64Array;
   /**
    * Byte budget of the encoded-plaintext cache kept across steps (0: no cache). Default: room left in
    * node-seal's 4 GiB wasm heap beside the keys, at most 1 GiB (defaultPlaintextBudget).
@@ -149,6 +148,8 @@ export class GenerationEvaluator {
       return { ...shape, input: d.input };
     });
     const p = this.source.params;
+    // Cache carries move slots homomorphically (cache-refresh.ts): any shift, from power-of-two keys.
+    if (this.steps.length > 1) for (let s = 1; s < slotsOf(p); s *= 2) galois.add(s);
     const reply: OpenReply = {
       kind: 'plan',
       params: { ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale, id: parametersId(p) },
@@ -162,9 +163,9 @@ export class GenerationEvaluator {
     const keys = decodeKeys(request);
     this.dispose();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
-    const { maskBits, uniform, audit } = this.options;
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask: { ...(maskBits !== undefined ? { maskBits } : {}), ...(uniform ? { uniform } : {}) }, audit });
-    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, maskBits, uniform, audit);
+    const { mask, audit } = this.options;
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);

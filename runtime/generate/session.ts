@@ -39,7 +39,7 @@ export async function generateInProcess(
 ): Promise<GenerationRun> {
   const t0 = performance.now();
   options.audit?.nextRun();
-  const client = new GenerationClient(backend, model, source);
+  const client = new GenerationClient(backend, model, source, options.mask?.minHidingBits);
   const keyHolder = new CountingSyncChannel(client.keyHolder);
   const evaluator = new GenerationEvaluator(source, backend, keyHolder.send, options);
   const toEvaluator = new CountingChannel((b) => evaluator.handle(b));

@@ -1,8 +1,9 @@
 // The refresh schedule of one generation step, from the plans alone (both sides derive it the same
 // way: the evaluator to mask and carry, the client to check every request, runtime/refresh/schedule.ts).
-// A decode step first receives the KV cache the previous step left: one carry per cache input, in the
-// plan's cacheInputs order, from the previous step's present output (its level, scale and layout, and
-// the bound the previous plan gives that output) into this step's input (its level, scale, layout).
+// A decode step first receives the KV cache the previous step left: one carry per cache input (per
+// piece of a split cache), in the plan's cacheInputs order, from the previous step's present output
+// (its level, scale and layout, one level lower when the evaluator moves slots, and the bound the
+// previous plan gives that output) into this step's input (its level, scale, layout).
 // Then come the step program's refresh ops, in program order.
 
 import { FhecError } from '../../ir/errors.js';
@@ -10,6 +11,7 @@ import type { FheOp } from '../../ir/fhe/types.js';
 import { refreshPointsOf, type RefreshPoint } from '../refresh/schedule.js';
 import { shapeName, type StepPlan } from './plan-source.js';
 import { pieceOverlaps } from './relayout.js';
+import { carryMovesSlots } from './cache-refresh.js';
 
 /** The model output a cache input is filled from (present.* for past_key_values.*). */
 export function cacheSourceName(cacheInput: string): string {
@@ -43,11 +45,15 @@ export function carryPoints(prev: StepPlan | undefined, cur: StepPlan): RefreshP
       .filter(({ blk, piece }) => whole || pieceOverlaps(blk.layout, to, piece))
       .map(({ blk, piece }): RefreshPoint => {
         const sent = ioOp(prev, 'output', blk.fhe).args[0]!.type;
+        // The evaluator moves the slots itself before masking (cache-refresh.ts): one level, and the
+        // scale times the 0/1 masks' scale (the prime as a double) over the prime it rescales by.
+        const moves = carryMovesSlots(blk.layout, to, slots, whole ? undefined : piece);
+        const prime = cur.plan.plan.params.primes[sent.level!]!;
         return {
           id: c.fhe,
           kind: 'carry',
-          level: sent.level!,
-          scale: sent.scale!,
+          level: moves ? sent.level! - 1 : sent.level!,
+          scale: moves ? (sent.scale! * Number(prime)) / Number(prime) : sent.scale!,
           toLevel: taken.result!.type.level!,
           toScale: taken.result!.type.scale!,
           slots,

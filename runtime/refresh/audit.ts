@@ -1,12 +1,13 @@
 // `--audit-refresh FILE`: one JSON line per refreshed or carried ciphertext, written by the evaluator's
 // refreshers as they mask it: the step, the refresh point, the bound the mask was sized from, the
-// hiding bits that mask gives (mask.ts, hidingBits), and the largest |x| in the ciphertext's slots.
+// statistical hiding that mask gives per ciphertext (mask.ts: k - log2 N for W = 2^k B'), and the largest |x| in the ciphertext's slots.
 // Only the simulator can know that last figure (it carries the values in the clear); on SEAL nobody
 // holding only the evaluator's material can, and the key holder sees x + r only, so it is null there.
 
 import * as fs from 'node:fs';
 import { FhecError } from '../../ir/errors.js';
 import type { RefreshPointKind } from './schedule.js';
+import { DEFAULT_HIDING_BITS } from './mask.js';
 
 export interface RefreshAuditRecord {
   /** The program run (accuracy windows are runs; a generation is one run of many steps). */
@@ -19,6 +20,7 @@ export interface RefreshAuditRecord {
   bound: number;
   /** max |x| over the slots (simulator only; null on encrypted backends). */
   observedMax: number | null;
+  /** Statistical hiding of the mask, bits per ciphertext (mask.ts). */
   hidingBits: number;
 }
 
@@ -65,7 +67,9 @@ export class RefreshAudit {
     const ratio = seen.reduce((m, r) => Math.max(m, r.observedMax! / r.bound), 0);
     return (
       `refresh audit${this.file ? ` (${this.file})` : ''}: ${recs.length} masked ciphertexts (${recs.length - carries} refreshes, ${carries} cache carries), ` +
-      `hiding >= ${recs.length ? minHiding.toFixed(1) : '-'} bits per slot; ` +
+      `hiding >= ${recs.length ? minHiding.toFixed(1) : '-'} bits per ciphertext` +
+      (minHiding < DEFAULT_HIDING_BITS ? ` (BELOW the ${DEFAULT_HIDING_BITS}-bit target: accepted only because --min-hiding-bits was lowered)` : '') +
+      '; ' +
       (seen.length === 0
         ? 'observed |x| unknown (encrypted: only the simulator sees the values)'
         : over.length === 0

@@ -1,14 +1,18 @@
 // The key holder's half of a client-aided refresh: it receives a request (bytes), checks every item
 // against the plan's refresh schedule (schedule.ts: the refresh point, the ciphertext's level and
-// scale, the scale it asks for, the step, the request id), decrypts each masked ciphertext, encrypts
-// the same slot values anew at the top level and the planned scale, and answers with a reply (bytes).
-// It never sees an unmasked intermediate: the evaluator masks before sending. A request the schedule
-// does not contain ends the session before anything in it is decrypted.
+// scale, the scale it asks for, the step, the request id) and the item's mask against the point's
+// bound from the schedule (mask.ts: at least its minimum hiding), decrypts each masked ciphertext to
+// its exact integer polynomial, stops on a value beyond its bound, encrypts the same polynomial anew
+// at the planned level and scale, and answers with a reply (bytes). It never sees an unmasked
+// intermediate: the evaluator masks before sending. A request the schedule does not contain ends the
+// session before anything in it is decrypted.
 
+import { FhecError } from '../../ir/errors.js';
 import type { CkksClient } from '../backend.js';
 import { slotsOf, topLevel } from '../../ir/ckks/params.js';
+import { DEFAULT_MASK_POLICY } from './mask.js';
 import { decodeRefreshRequest, encodeRefreshReply } from './messages.js';
-import type { RefreshScheduleGuard } from './schedule.js';
+import type { RefreshPoint, RefreshScheduleGuard } from './schedule.js';
 
 /** Bytes in, bytes out: the only channel between evaluator and key holder. */
 export type RefreshTransport = (request: Uint8Array) => Uint8Array;
@@ -21,11 +25,22 @@ export interface KeyHolderStats {
 }
 
 /**
- * `schedule`: the guard built from the plan. 'unchecked' re-encrypts whatever is asked, at any scale:
- * only for tests of the masking arithmetic itself, never for a plan (a dishonest evaluator could then
- * learn log2|x| from which requests fail).
+ * `schedule`: the guard built from the plan. 'unchecked' re-encrypts whatever is asked, at any scale,
+ * with the bound the request states: only for tests of the masking arithmetic itself, never for a plan
+ * (a dishonest evaluator could then learn log2|x| from which requests fail).
  */
 export type KeyHolderSchedule = RefreshScheduleGuard | 'unchecked';
+
+/**
+ * The bound an item's mask must be sized for: the schedule's. A request stating another is refused
+ * (the evaluator and the key holder read the same plan, so they agree unless one of them is wrong).
+ */
+export function scheduledBound(point: RefreshPoint, requested: number): number {
+  if (requested !== point.bound) {
+    throw new FhecError(`refresh request sizes the mask of '${point.id}' for bound ${requested}, the plan's bound is ${point.bound}`, { node: `%${point.id}` });
+  }
+  return point.bound;
+}
 
 export class RefreshKeyHolder {
   readonly stats: KeyHolderStats = { requests: 0, ciphertexts: 0, ms: 0 };
@@ -33,6 +48,8 @@ export class RefreshKeyHolder {
   constructor(
     private readonly client: CkksClient,
     private readonly schedule: KeyHolderSchedule,
+    /** Fewest hiding bits per ciphertext accepted (default 40, mask.ts). */
+    private readonly minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
   ) {}
 
   handle(request: Uint8Array): Uint8Array {
@@ -40,15 +57,19 @@ export class RefreshKeyHolder {
     const req = decodeRefreshRequest(request);
     const top = topLevel(this.client.params);
     const guard = this.schedule === 'unchecked' ? undefined : this.schedule;
+    let targets = req.items.map((it) => ({ level: top, scale: it.scale, bound: it.bound }));
     if (guard) {
       guard.acceptRequest('refresh', req.id, req.step);
       const slots = slotsOf(this.client.params);
-      for (const it of req.items) {
+      targets = req.items.map((it) => {
         const ct = this.client.inspect(it.ciphertext);
-        guard.acceptItem({ id: it.point, kind: 'refresh', level: ct.level, scale: ct.scale, size: ct.size, toLevel: top, toScale: it.scale, slots });
-      }
+        const p = guard.acceptItem({ id: it.point, kind: 'refresh', level: ct.level, scale: ct.scale, size: ct.size, toLevel: top, toScale: it.scale, slots });
+        return { level: p.toLevel, scale: it.scale, bound: scheduledBound(p, it.bound) };
+      });
     }
-    const fresh = req.items.map((it) => this.client.reencrypt(it.ciphertext, top, it.scale));
+    const fresh = req.items.map((it, i) =>
+      this.client.refreshExact(it.ciphertext, { ...targets[i]!, point: it.point, maskBits: it.maskBits, minHidingBits: this.minHidingBits }),
+    );
     this.stats.requests++;
     this.stats.ciphertexts += req.items.length;
     this.stats.ms += performance.now() - t0;

@@ -1,12 +1,13 @@
 // The refresh protocol's two messages, as bytes: everything the evaluator and the key holder exchange
 // is one of these, so the traffic is exactly their lengths. A request names the step it belongs to and,
-// per item, the refresh point (the refreshed value's name in the plan), the scale the fresh top-level
-// ciphertext must have and the masked ciphertext; the reply carries the same count of fresh top-level
+// per item, the refresh point (the refreshed value's name in the plan), the scale the fresh ciphertext
+// must have, the bound on |x| and the k the coefficient mask was sized with (mask.ts; the key holder
+// checks both against the plan's) and the masked ciphertext; the reply carries the same count of fresh top-level
 // ciphertexts, in order, under the same request id. The key holder checks every item against the
 // plan's schedule (schedule.ts) before it decrypts anything.
 //
 //   request: "FHRQ" u16 version, u32 id, u32 count, u32 step,
-//            count x (u16 point length, point UTF-8, f64 scale, u32 length, ciphertext bytes)
+//            count x (u16 point length, point UTF-8, f64 scale, f64 bound, u16 mask bits, u32 length, ciphertext bytes)
 //   reply:   "FHRP" u16 version, u32 id, u32 count, count x (u32 length, ciphertext bytes)
 // All integers little-endian; the ciphertext bytes are runtime/ckks/wire.ts envelopes. There is no
 // message authentication code: a key both parties hold authenticates nothing against either of them,
@@ -14,7 +15,7 @@
 
 import { FhecError } from '../../ir/errors.js';
 
-export const REFRESH_PROTOCOL_VERSION = 2;
+export const REFRESH_PROTOCOL_VERSION = 3;
 const REQUEST_MAGIC = [0x46, 0x48, 0x52, 0x51]; // "FHRQ"
 const REPLY_MAGIC = [0x46, 0x48, 0x52, 0x50]; // "FHRP"
 const HEADER = 14;
@@ -26,6 +27,9 @@ export interface RefreshRequestItem {
   ciphertext: Uint8Array;
   /** Scale the fresh top-level ciphertext must have. */
   scale: number;
+  /** Bound on |x| the mask was sized for, and the mask's k (W = 2^k B', mask.ts). */
+  bound: number;
+  maskBits: number;
 }
 
 export interface RefreshRequest {
@@ -70,12 +74,14 @@ function readBlob(bytes: Uint8Array, dv: DataView, at: number, what: string): { 
 }
 
 const utf8 = new TextEncoder();
+/** Per request item besides the point's bytes and the ciphertext: u16 point length, f64 scale, f64 bound, u16 mask bits, u32 length. */
+export const REQUEST_ITEM_FIXED = 2 + 8 + 8 + 2 + 4;
 const MAX_POINT_BYTES = 0xffff;
 
 export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
   if (!Number.isInteger(r.step) || r.step < 0 || r.step > 0xffffffff) throw new FhecError(`refresh request step ${r.step} is not a u32`);
   const points = r.items.map((it) => utf8.encode(it.point));
-  const body = 4 + r.items.reduce((s, it, i) => s + 14 + points[i]!.length + it.ciphertext.length, 0);
+  const body = 4 + r.items.reduce((s, it, i) => s + REQUEST_ITEM_FIXED + points[i]!.length + it.ciphertext.length, 0);
   const { out, dv } = header(REQUEST_MAGIC, r.id, r.items.length, body);
   dv.setUint32(HEADER, r.step, true);
   let at = HEADER + 4;
@@ -86,10 +92,14 @@ export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
     dv.setUint16(at, p.length, true);
     out.set(p, at + 2);
     at += 2 + p.length;
+    if (!(it.bound > 0) || !Number.isFinite(it.bound)) throw new FhecError(`refresh bound ${it.bound} is not a positive number`);
+    if (!Number.isInteger(it.maskBits) || it.maskBits < 0 || it.maskBits > 0xffff) throw new FhecError(`refresh mask bits ${it.maskBits} is not a u16`);
     dv.setFloat64(at, it.scale, true);
-    dv.setUint32(at + 8, it.ciphertext.length, true);
-    out.set(it.ciphertext, at + 12);
-    at += 12 + it.ciphertext.length;
+    dv.setFloat64(at + 8, it.bound, true);
+    dv.setUint16(at + 16, it.maskBits, true);
+    dv.setUint32(at + 18, it.ciphertext.length, true);
+    out.set(it.ciphertext, at + 22);
+    at += 22 + it.ciphertext.length;
   });
   return out;
 }
@@ -103,7 +113,7 @@ export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
   for (let i = 0; i < count; i++) {
     if (at + 2 > bytes.length) throw new FhecError('refresh request is truncated');
     const n = dv.getUint16(at, true);
-    if (n === 0 || at + 2 + n + 8 > bytes.length) throw new FhecError('refresh request is truncated or names no refresh point');
+    if (n === 0 || at + 2 + n + 18 > bytes.length) throw new FhecError('refresh request is truncated or names no refresh point');
     let point: string;
     try {
       point = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at + 2, at + 2 + n));
@@ -113,8 +123,11 @@ export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
     at += 2 + n;
     const scale = dv.getFloat64(at, true);
     if (!(scale > 0) || !Number.isFinite(scale)) throw new FhecError(`refresh request asks for scale ${scale}`);
-    const { blob, next } = readBlob(bytes, dv, at + 8, 'request');
-    items.push({ point, ciphertext: blob, scale });
+    const bound = dv.getFloat64(at + 8, true);
+    if (!(bound > 0) || !Number.isFinite(bound)) throw new FhecError(`refresh request gives bound ${bound}`);
+    const maskBits = dv.getUint16(at + 16, true);
+    const { blob, next } = readBlob(bytes, dv, at + 18, 'request');
+    items.push({ point, ciphertext: blob, scale, bound, maskBits });
     at = next;
   }
   if (at !== bytes.length) throw new FhecError('refresh request has trailing bytes');

@@ -1,19 +1,20 @@
 // The evaluator's half of a client-aided refresh. Holding only public material, it
-//   1. adds a fresh uniform mask r (runtime/refresh/mask.ts) encoded at the ciphertext's level and scale,
-//   2. sends the masked ciphertext to the key holder in a request (bytes) and gets a reply (bytes)
-//      holding Enc(x + r) at the top level and the requested scale,
-//   3. subtracts r encoded at the top level and that scale: Enc(x) at the top level.
+//   1. re-randomizes the ciphertext and adds a fresh integer mask polynomial r in the coefficient
+//      domain (runtime/refresh/mask.ts: uniform over [-W, W], W = 2^k B' sized by the value's bound),
+//   2. sends it to the key holder in a request (bytes) and gets a reply (bytes) holding
+//      Enc(round(rho (m + r))) at the top level and the requested scale (rho: the scale change),
+//   3. subtracts round(rho r) there, exactly: Enc(x) at the top level.
 // Several ciphertexts can share one round trip (refreshMany). Every byte each way is counted.
 // The mask is sized from a bound on |x| per refresh point (the plan's, schedule.ts): a refresh with no
 // bound is refused, never masked by a default.
 
 import { FhecError } from '../../ir/errors.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
-import { slotsOf, topLevel } from '../../ir/ckks/params.js';
+import { topLevel } from '../../ir/ckks/params.js';
 import type { RefreshTransport } from './key-holder.js';
 import { maxAbsOf, type RefreshAudit } from './audit.js';
-import { checkMaskFits, DEFAULT_MASK_POLICY, hidingBits, maskRadius, sampleMask, type MaskPolicy } from './mask.js';
-import { decodeRefreshReply, encodeRefreshRequest } from './messages.js';
+import { DEFAULT_MASK_POLICY, planMask, roundScaled, sampleIntegerMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
+import { decodeRefreshReply, encodeRefreshRequest, type RefreshRequestItem } from './messages.js';
 
 export interface RefreshTraffic {
   /** Request/reply exchanges with the key holder. */
@@ -32,6 +33,78 @@ export interface RefreshItem {
   scale: number;
   /** The refresh point: the refreshed value's name, which also looks up its bound. */
   name?: string;
+}
+
+/** A masked item as the round trip sees it: its bound, the level it comes back at, its point. */
+export interface SizedRefreshItem {
+  ct: CkksHandle;
+  scale: number;
+  level: number;
+  bound: number;
+  point: string;
+}
+
+/**
+ * Masks the items, one round trip to the key holder, unmasks: the one implementation of the
+ * coefficient-domain mask, shared by refreshes and KV-cache carries. `onMask` is told each item's
+ * mask before it is sent (audits); returns the fresh ciphertexts (owned by the caller).
+ */
+export function exactRefreshRoundTrip(
+  ev: CkksEvaluator,
+  items: SizedRefreshItem[],
+  policy: MaskPolicy,
+  send: (items: RefreshRequestItem[]) => Uint8Array[],
+  onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+): CkksHandle[] {
+  const params = ev.params;
+  const n = params.ringDegree;
+  const masks: bigint[][] = [];
+  const requestItems: RefreshRequestItem[] = items.map((it) => {
+    const level = ev.levelOf(it.ct);
+    const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
+    policy.observe?.(it.point, level, it.bound, plan);
+    onMask?.(it, level, plan);
+    const r = sampleIntegerMask(n, plan.width, policy.random);
+    masks.push(r);
+    const masked = ev.addIntegerPolynomial(it.ct, r, true);
+    const bytes = ev.saveCiphertext(masked);
+    ev.free(masked);
+    return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plan.maskBits };
+  });
+  const reply = send(requestItems);
+  if (reply.length !== items.length) {
+    throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
+  }
+  return reply.map((bytes, i) => {
+    const it = items[i]!;
+    const fresh = ev.loadCiphertext(bytes);
+    try {
+      if (ev.levelOf(fresh) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)}, requested ${it.level}`);
+      if (ev.scaleOf(fresh) !== it.scale) {
+        throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(fresh)}, requested ${it.scale}`);
+      }
+      const ratio = scaleRatio(it.scale, ev.scaleOf(it.ct));
+      return ev.addIntegerPolynomial(fresh, masks[i]!.map((v) => -roundScaled(v, ratio)));
+    } finally {
+      ev.free(fresh);
+    }
+  });
+}
+
+/** An audit hook for exactRefreshRoundTrip: one record per masked ciphertext. */
+export function auditMasks(ev: CkksEvaluator, audit: RefreshAudit | undefined, step: number, kind: 'refresh' | 'carry'): ((it: SizedRefreshItem, level: number, plan: MaskPlan) => void) | undefined {
+  if (!audit) return undefined;
+  return (it, level, plan) =>
+    audit.record({
+      step,
+      kind,
+      point: it.point,
+      level,
+      scale: ev.scaleOf(it.ct),
+      bound: it.bound,
+      observedMax: ev.simulatedValues ? maxAbsOf(ev.simulatedValues(it.ct)) : null,
+      hidingBits: plan.hidingBitsPerCiphertext,
+    });
 }
 
 export interface RefresherOptions {
@@ -81,59 +154,25 @@ export class MaskedRefresher implements CkksRefresher {
     if (items.length === 0) return [];
     const t0 = performance.now();
     const { ev, policy } = this;
-    const params = ev.params;
-    const top = topLevel(params);
-    const slots = slotsOf(params);
-    const masks: Float64Array[] = [];
-    const requestItems = items.map((it) => {
-      const level = ev.levelOf(it.ct);
-      const bound = this.boundFor(it.name);
-      checkMaskFits(params, level, ev.scaleOf(it.ct), bound, policy.maskBits, it.name);
-      this.options.audit?.record({
-        step: this.step,
-        kind: 'refresh',
-        point: it.name ?? UNNAMED,
-        level,
-        scale: ev.scaleOf(it.ct),
-        bound,
-        observedMax: ev.simulatedValues ? maxAbsOf(ev.simulatedValues(it.ct)) : null,
-        hidingBits: hidingBits(bound, policy.maskBits),
-      });
-      const r = sampleMask(slots, maskRadius(bound, policy.maskBits), policy.uniform);
-      masks.push(r);
-      const pt = ev.encode(r, level, ev.scaleOf(it.ct));
-      const masked = ev.addPlain(it.ct, pt);
-      ev.free(pt);
-      const bytes = ev.saveCiphertext(masked);
-      ev.free(masked);
-      return { point: it.name ?? UNNAMED, ciphertext: bytes, scale: it.scale };
-    });
-    const id = this.nextId++;
-    const request = encodeRefreshRequest({ id, step: this.step, items: requestItems });
-    const replyBytes = this.transport(request);
-    this.traffic.roundTrips++;
-    this.traffic.bytesToKeyHolder += request.length;
-    this.traffic.bytesToEvaluator += replyBytes.length;
-    const reply = decodeRefreshReply(replyBytes);
-    if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
-    if (reply.ciphertexts.length !== items.length) {
-      throw new FhecError(`refresh reply holds ${reply.ciphertexts.length} ciphertexts, expected ${items.length}`);
-    }
-    const out = reply.ciphertexts.map((bytes, i) => {
-      const fresh = ev.loadCiphertext(bytes);
-      try {
-        if (ev.levelOf(fresh) !== top) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)}, not the top level ${top}`);
-        if (ev.scaleOf(fresh) !== items[i]!.scale) {
-          throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(fresh)}, requested ${items[i]!.scale}`);
-        }
-        const unmask = ev.encode(masks[i]!.map((v) => -v), top, items[i]!.scale);
-        const res = ev.addPlain(fresh, unmask);
-        ev.free(unmask);
-        return res;
-      } finally {
-        ev.free(fresh);
-      }
-    });
+    const top = topLevel(ev.params);
+    const sized = items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
+    const out = exactRefreshRoundTrip(
+      ev,
+      sized,
+      policy,
+      (requestItems) => {
+        const id = this.nextId++;
+        const request = encodeRefreshRequest({ id, step: this.step, items: requestItems });
+        const replyBytes = this.transport(request);
+        this.traffic.roundTrips++;
+        this.traffic.bytesToKeyHolder += request.length;
+        this.traffic.bytesToEvaluator += replyBytes.length;
+        const reply = decodeRefreshReply(replyBytes);
+        if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
+        return reply.ciphertexts;
+      },
+      auditMasks(ev, this.options.audit, this.step, 'refresh'),
+    );
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;

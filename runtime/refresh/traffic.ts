@@ -6,16 +6,17 @@
 //   polynomial: (L+1) primes x N words.
 // Fixed overheads (measured on node-seal 7, ComprModeType.none): SEAL's headers, 113 bytes for a
 // ciphertext and 194 for a seeded one; our envelope (runtime/ckks/wire.ts) and message framing: the
-// request's step, and per item the refresh point's name (its length in UTF-8, `pointBytes`; the
+// request's step, and per item the scale, bound and mask bits (messages.ts) and the refresh point's name (its length in UTF-8, `pointBytes`; the
 // value names of model plans are a few bytes, 8 is assumed when not given).
 
 import { parametersId, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
+import { REQUEST_ITEM_FIXED } from './messages.js';
 
 const SEAL_CIPHERTEXT_OVERHEAD = 113;
 const SEAL_SEEDED_OVERHEAD = 194;
 const MESSAGE_HEADER = 14;
 const REQUEST_STEP = 4;
-const REQUEST_ITEM = 14;
+const REQUEST_ITEM = REQUEST_ITEM_FIXED;
 const TYPICAL_POINT_BYTES = 8;
 const REPLY_ITEM = 4;
 

@@ -1,13 +1,25 @@
 // The node-seal 7 backend: real keys, real encryption. SealClient holds the secret key; SealEvaluator is
 // made from serialized public material only (public, relinearization and Galois keys).
 
-import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
+import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshTarget, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
-import { loadSeal, makeSealContext, sealCall, type SealContextInfo } from './module.js';
+import { checkRequestedMask, modulusBitsAt, roundScaled, scaleRatio } from '../refresh/mask.js';
+import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
+import { fromResidues, toResidues } from './rns.js';
+import {
+  buildCiphertextBytes,
+  buildPlaintextBytes,
+  checkCiphertextBytes,
+  checkKSwitchKeysBytes,
+  checkPublicKeyBytes,
+  coefficientFormWords,
+  plaintextWords,
+  type SealShape,
+} from './serialized.js';
 
 const BACKEND: BackendName = 'seal';
 
@@ -34,6 +46,43 @@ function checkLevel(p: CkksParameters, level: number): void {
   }
 }
 
+/**
+ * SEAL's forward or inverse NTT of one polynomial (residues prime-major at `level`): it goes through a
+ * ciphertext holding the polynomial twice (SEAL refuses to transform a "transparent" one, c1 = 0).
+ */
+function sealNtt(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, level: number, scale: number, words: BigUint64Array, toNtt: boolean): BigUint64Array {
+  const n = shape.n;
+  const k = level + 1;
+  const both = new BigUint64Array(2 * k * n);
+  both.set(words);
+  both.set(words, k * n);
+  const ct = new seal.Ciphertext();
+  try {
+    sealCall(seal, 'ciphertext load', () => ct.loadFromArray(info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: !toNtt, n, k, scale, words: both })));
+    sealCall(seal, 'NTT', () => (toNtt ? ev.cipherTransformToNttInplace(ct) : ev.cipherTransformFromNttInplace(ct)));
+    const saved = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
+    if (toNtt) {
+      const c = checkCiphertextBytes(saved, shape, 'transformed polynomial');
+      return new BigUint64Array(saved.slice(c.dataOffset, c.dataOffset + 8 * k * n).buffer);
+    }
+    return coefficientFormWords(saved, shape).words.slice(0, k * n);
+  } finally {
+    ct.delete();
+  }
+}
+
+/** An NTT-form plaintext at `level` holding the given NTT words. */
+function nttPlaintext(seal: MainModule, info: SealContextInfo, shape: SealShape, level: number, scale: number, words: BigUint64Array): Plaintext {
+  const pt = new seal.Plaintext();
+  try {
+    sealCall(seal, 'plaintext load', () => pt.loadFromArray(info.context, buildPlaintextBytes({ parmsId: shape.levelIds[level]!, scale, words })));
+  } catch (e) {
+    pt.delete();
+    throw e;
+  }
+  return pt;
+}
+
 export class SealClient implements CkksClient {
   readonly backend = BACKEND;
   private readonly info: SealContextInfo;
@@ -44,6 +93,7 @@ export class SealClient implements CkksClient {
   private readonly decryptor;
   private readonly modSwitcher;
   private readonly id: string;
+  private readonly shape: SealShape;
   /** Secret-key encryptor for refresh replies, made on first use. */
   private symmetric?: Encryptor;
 
@@ -63,6 +113,7 @@ export class SealClient implements CkksClient {
     this.decryptor = new seal.Decryptor(ctx, this.keygen.secretKey());
     this.modSwitcher = new seal.Evaluator(ctx);
     this.id = parametersId(params);
+    this.shape = sealShape(this.info, params);
   }
 
   evaluationKeys(): EvaluationKeys {
@@ -114,6 +165,7 @@ export class SealClient implements CkksClient {
     const pt = new seal.Plaintext();
     try {
       const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+      checkCiphertextBytes(payload, this.shape, 'ciphertext to decrypt', { seeded: true, sizes: [2, 3] });
       sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
       sealCall(seal, 'decrypt', () => this.decryptor.decrypt(ct, pt));
       return Float64Array.from(this.encoder.decodeFloat64(pt) as Float64Array);
@@ -124,37 +176,62 @@ export class SealClient implements CkksClient {
   }
 
   inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
-    const seal = this.seal;
-    const ct = new seal.Ciphertext();
-    try {
-      const payload = unwrapCiphertext(bytes, BACKEND, this.id);
-      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
-      return { level: ct.coeffModulusSize() - 1, scale: ct.scale(), size: ct.size() };
-    } finally {
-      ct.delete();
-    }
+    const info = checkCiphertextBytes(unwrapCiphertext(bytes, BACKEND, this.id), this.shape, 'refresh request ciphertext');
+    return { level: info.level, scale: info.scale, size: info.size };
   }
 
-  /**
-   * Decrypt, decode, encode, encrypt anew. At the top level it encrypts with the secret key and
-   * serializes the seed instead of the uniform half: half the bytes, and only the fresh error e.
-   */
-  reencrypt(bytes: Uint8Array, level: number, scale: number): Uint8Array {
-    const values = this.decrypt(bytes);
-    if (level !== topLevel(this.params)) return this.encrypt(values, level, scale);
+  refreshExact(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
     const seal = this.seal;
+    const n = this.params.ringDegree;
+    const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+    const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
+    const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
+    checkLevel(this.params, t.level);
+    if (!(t.scale >= 1) || Math.log2(t.scale) + 1 >= modulusBitsAt(this.params, t.level)) {
+      throw new FhecError(`refresh of ${t.point} asks for scale ${t.scale}, outside what level ${t.level} can carry`, { node: `%${t.point}` });
+    }
+    const k = info.level + 1;
+    // y = m + r as residues in coefficient form: decrypt (NTT form), then SEAL's inverse NTT on (y, 0).
+    const ct = new seal.Ciphertext();
     const pt = new seal.Plaintext();
+    let ptBytes: Uint8Array;
     try {
-      sealCall(seal, 'encode', () => this.encoder.encode(values, scale, pt));
+      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
+      sealCall(seal, 'decrypt', () => this.decryptor.decrypt(ct, pt));
+      ptBytes = pt.saveToArray(seal.ComprModeType.none) as Uint8Array;
+    } finally {
+      ct.delete();
+      pt.delete();
+    }
+    const coeffs = sealNtt(seal, this.info, this.shape, this.modSwitcher, info.level, info.scale, plaintextWords(ptBytes), false);
+    const y = fromResidues(coeffs, this.params.primes.slice(0, k), n);
+    let peak = 0n;
+    for (const v of y) {
+      const a = v < 0n ? -v : v;
+      if (a > peak) peak = a;
+    }
+    if (peak > plan.limit) {
+      throw new FhecError(
+        `refresh of ${t.point}: a masked coefficient reached 2^${Math.log2(Number(peak)).toFixed(1)}, beyond the 2^${Math.log2(Number(plan.limit)).toFixed(1)} ` +
+          `a value within its bound ${t.bound} allows: the value exceeds its bound (input unlike the calibration data); the key holder stops the run`,
+        { node: `%${t.point}` },
+      );
+    }
+    // Lift to the target modulus at the target scale, back to NTT form, and encrypt as a plaintext.
+    const ratio = scaleRatio(t.scale, info.scale);
+    const kt = t.level + 1;
+    const lifted = toResidues(y.map((v) => roundScaled(v, ratio)), this.params.primes.slice(0, kt), n);
+    const out = nttPlaintext(seal, this.info, this.shape, t.level, t.scale, sealNtt(seal, this.info, this.shape, this.modSwitcher, t.level, t.scale, lifted, true));
+    try {
       const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
-      const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(pt));
+      const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(out));
       try {
         return wrapCiphertext(BACKEND, this.id, seeded.saveToArray(seal.ComprModeType.none) as Uint8Array);
       } finally {
         seeded.delete();
       }
     } finally {
-      pt.delete();
+      out.delete();
     }
   }
 
@@ -190,6 +267,7 @@ export class SealEvaluator implements CkksEvaluator {
   private readonly galoisKeys?: GaloisKeys;
   private readonly galoisSteps: Set<number>;
   private readonly id: string;
+  private readonly shape: SealShape;
   /** Encrypts zeros with the public key: SEAL refuses the all-zero ("transparent") result of x * 0. */
   private readonly zeroEncryptor;
 
@@ -205,6 +283,11 @@ export class SealEvaluator implements CkksEvaluator {
     const ctx = this.info.context;
     this.evaluator = new seal.Evaluator(ctx);
     this.encoder = new seal.CKKSEncoder(ctx);
+    this.shape = sealShape(this.info, params);
+    // Keys come from the other side: checked in full before SEAL parses them.
+    checkPublicKeyBytes(keys.publicKey, this.shape);
+    if (keys.relinKeys) checkKSwitchKeysBytes(keys.relinKeys, this.shape, 'relin');
+    if (keys.galoisKeys) checkKSwitchKeysBytes(keys.galoisKeys, this.shape, 'galois', keys.galoisSteps);
     const pk = new seal.PublicKey();
     sealCall(seal, 'public key load', () => pk.loadFromArray(ctx, keys.publicKey));
     this.zeroEncryptor = new seal.Encryptor(ctx, pk);
@@ -245,9 +328,34 @@ export class SealEvaluator implements CkksEvaluator {
 
   loadCiphertext(bytes: Uint8Array): CkksHandle {
     const payload = unwrapCiphertext(bytes, BACKEND, this.id);
+    checkCiphertextBytes(payload, this.shape, 'ciphertext', { seeded: true, sizes: [2, 3] });
     const ct = new this.seal.Ciphertext();
     sealCall(this.seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
     return new SealCiphertext(ct);
+  }
+
+  addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
+    const x = this.ct(h);
+    const level = this.levelOf(h);
+    const residues = toResidues(coeffs, this.params.primes.slice(0, level + 1), this.params.ringDegree);
+    const pt = nttPlaintext(this.seal, this.info, this.shape, level, x.scale(), sealNtt(this.seal, this.info, this.shape, this.evaluator, level, x.scale(), residues, true));
+    try {
+      const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pt, d));
+      if (!rerandomize) return sum;
+      // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
+      try {
+        return this.out('re-randomize', (d) => {
+          this.zeroEncryptor.encryptZero(d);
+          if (level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[level]!);
+          d.setScale(x.scale());
+          this.evaluator.addInplace(d, sum.ct);
+        });
+      } finally {
+        sum.ct.delete();
+      }
+    } finally {
+      pt.delete();
+    }
   }
 
   saveCiphertext(h: CkksHandle): Uint8Array {

@@ -5,6 +5,7 @@ import SEAL from 'node-seal';
 import type { MainModule, ParmsIdType, SEALContext } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
+import { parmsIdHex, type SealShape } from './serialized.js';
 
 let modulePromise: Promise<MainModule> | undefined;
 
@@ -58,4 +59,14 @@ export function makeSealContext(seal: MainModule, p: CkksParameters): SealContex
   }
   parms.delete();
   return { context, levels };
+}
+
+/** The context as the serialized-object checker sees it (runtime/seal/serialized.ts). */
+export function sealShape(info: SealContextInfo, p: CkksParameters): SealShape {
+  return {
+    n: p.ringDegree,
+    primes: p.primes,
+    levelIds: info.levels.map((id) => parmsIdHex(id.values() as BigUint64Array)),
+    keyId: parmsIdHex(info.context.keyParmsId().values() as BigUint64Array),
+  };
 }

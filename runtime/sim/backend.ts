@@ -6,12 +6,13 @@
 
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshTarget, KeyRequest } from '../backend.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
-import { float64RoundingStd, symmetricFreshVariance } from '../refresh/precision.js';
+import { symmetricFreshVariance } from '../refresh/precision.js';
+import { checkRequestedMask, hidingBitsObserved, roundScaled, scaleRatio } from '../refresh/mask.js';
 
 const BACKEND: BackendName = 'sim';
 export const SIMULATION_LABEL = 'SIMULATION: backend sim models CKKS in float64; nothing is encrypted';
@@ -25,6 +26,11 @@ class SimCiphertext implements CkksHandle {
     readonly level: number,
     readonly scale: number,
     readonly size: number,
+    /**
+     * An integer polynomial added in the coefficient domain (a refresh mask) and not yet removed. The
+     * simulator keeps it beside the slot values instead of adding its canonical embedding to them.
+     */
+    readonly offset?: bigint[],
   ) {}
 }
 
@@ -131,37 +137,59 @@ class SimModel {
 
   serialize(ct: SimCiphertext): Uint8Array {
     const n = this.slots;
-    const buf = new ArrayBuffer(16 + 16 * n);
+    const offset = ct.offset ? new TextEncoder().encode(ct.offset.map((v) => v.toString(16)).join(',')) : new Uint8Array(0);
+    const buf = new ArrayBuffer(16 + 16 * n + offset.length);
     const dv = new DataView(buf);
     dv.setUint32(0, ct.level, true);
     dv.setUint32(4, ct.size, true);
     dv.setFloat64(8, ct.scale, true);
     new Float64Array(buf, 16, n).set(ct.values);
     new Float64Array(buf, 16 + 8 * n, n).set(ct.ideal);
+    new Uint8Array(buf, 16 + 16 * n).set(offset);
     return wrapCiphertext(BACKEND, this.id, new Uint8Array(buf));
   }
 
   deserialize(bytes: Uint8Array): SimCiphertext {
     const payload = unwrapCiphertext(bytes, BACKEND, this.id);
     const n = this.slots;
-    if (payload.length !== 16 + 16 * n) throw new FhecError('sim ciphertext has the wrong length for these parameters');
+    if (payload.length < 16 + 16 * n) throw new FhecError('sim ciphertext has the wrong length for these parameters');
     const copy = payload.slice().buffer;
     const dv = new DataView(copy);
     const level = dv.getUint32(0, true);
     this.checkLevel(level);
-    return new SimCiphertext(
-      new Float64Array(copy, 16, n).slice(),
-      new Float64Array(copy, 16 + 8 * n, n).slice(),
-      level,
-      dv.getFloat64(8, true),
-      dv.getUint32(4, true),
-    );
+    let offset: bigint[] | undefined;
+    if (payload.length > 16 + 16 * n) {
+      const text = new TextDecoder().decode(payload.subarray(16 + 16 * n));
+      offset = text.split(',').map((h) => {
+        if (!/^-?[0-9a-f]+$/.test(h)) throw new FhecError('sim ciphertext carries a malformed integer polynomial');
+        return h.startsWith('-') ? -BigInt('0x' + h.slice(1)) : BigInt('0x' + h);
+      });
+      if (offset.length !== this.params.ringDegree) throw new FhecError('sim ciphertext carries an integer polynomial of the wrong degree');
+    }
+    const scale = dv.getFloat64(8, true);
+    const size = dv.getUint32(4, true);
+    if (!(scale > 0) || !Number.isFinite(scale) || (size !== 2 && size !== 3)) throw new FhecError('sim ciphertext has a malformed header');
+    return new SimCiphertext(new Float64Array(copy, 16, n).slice(), new Float64Array(copy, 16 + 8 * n, n).slice(), level, scale, size, offset);
   }
+}
+
+/** What the simulated key holder saw at a refresh: the value's peak against its bound, and the hiding. */
+export interface SimRefreshObservation {
+  point: string;
+  level: number;
+  bound: number;
+  /** Largest |x| (noise-free) of the refreshed value. */
+  observed: number;
+  maskBits: number;
+  /** What SEAL's mask hides for this value, bits per ciphertext (runtime/refresh/mask.ts). */
+  hidingBitsPerCiphertext: number;
 }
 
 export class SimClient implements CkksClient {
   readonly backend = BACKEND;
   private readonly model: SimModel;
+  /** The last refresh's observation (for refresh audits). */
+  lastRefresh?: SimRefreshObservation;
   constructor(
     readonly params: CkksParameters,
     private readonly keys: KeyRequest,
@@ -197,24 +225,43 @@ export class SimClient implements CkksClient {
   }
 
   /**
-   * The key holder's half of a refresh, as on SEAL: same values at `level`, fresh error (secret-key
-   * encryption at the top level), float64 rounding at the magnitude the values have (the mask's), and
-   * the noise-free twin carried over so predicted errors include what the ciphertext already had.
+   * The key holder's half of a coefficient-masked refresh, in the simulator's terms. The mask is the
+   * same integer polynomial as on SEAL, kept beside the slot values; the key holder checks the
+   * request's mask exactly as SEAL's does and passes the mask through the scale change with the same
+   * rounding, so the evaluator's unmask cancels it exactly. The values get a fresh secret-key
+   * encryption's error (the coefficient path has no float64 rounding at the masked size). Overflow:
+   * the simulator knows the values, so it stops on any |x| beyond the bound (SEAL's key holder, which
+   * sees only masked coefficients, catches gross overflow only).
+   * The last refresh's observation is kept for audits (`lastRefresh`).
    */
-  reencrypt(bytes: Uint8Array, level: number, scale: number): Uint8Array {
+  refreshExact(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
     const m = this.model;
     const ct = m.deserialize(bytes);
+    if (!ct.offset) throw new FhecError(`refresh request ciphertext (${t.point}) carries no mask`);
+    const plan = checkRequestedMask(this.params, ct.level, ct.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
     m.checkRange('decrypt', ct.values, ct.level, ct.scale);
-    m.checkLevel(level);
-    m.checkEncodeScale(scale);
+    m.checkLevel(t.level);
+    m.checkEncodeScale(t.scale);
+    // The bound is on the value itself (the noise-free twin); the noisy slots must stay within the
+    // 2B that the coefficient bound B' = 2 D B assumes.
+    let peak = 0;
+    let noisy = 0;
+    for (let i = 0; i < ct.values.length; i++) {
+      peak = Math.max(peak, Math.abs(ct.ideal[i]!));
+      noisy = Math.max(noisy, Math.abs(ct.values[i]!));
+    }
+    if (peak > t.bound || noisy > 2 * t.bound) {
+      throw new FhecError(
+        `refresh of ${t.point}: |x| reached ${Math.max(peak, noisy / 2).toPrecision(4)}, beyond its bound ${t.bound} (input unlike the calibration data); the key holder stops the run`,
+        { node: `%${t.point}` },
+      );
+    }
+    this.lastRefresh = { point: t.point, level: ct.level, bound: t.bound, observed: peak, maskBits: plan.maskBits, hidingBitsPerCiphertext: hidingBitsObserved(plan, t.bound, peak) };
     const v = ct.values.slice();
-    m.checkRange('encrypt', v, level, scale);
-    let magnitude = 0;
-    for (const x of v) magnitude = Math.max(magnitude, Math.abs(x));
-    const n = this.params.ringDegree;
-    const fresh = level === topLevel(this.params) ? symmetricFreshVariance(n, scale) : freshVariance(n, scale);
-    m.inject(v, fresh + float64RoundingStd(n, magnitude) ** 2);
-    return m.serialize(new SimCiphertext(v, ct.ideal.slice(), level, scale, 2));
+    m.checkRange('encrypt', v, t.level, t.scale);
+    m.inject(v, symmetricFreshVariance(this.params.ringDegree, t.scale));
+    const ratio = scaleRatio(t.scale, ct.scale);
+    return m.serialize(new SimCiphertext(v, ct.ideal.slice(), t.level, t.scale, 2, ct.offset.map((r) => roundScaled(r, ratio))));
   }
 
   inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
@@ -252,6 +299,11 @@ export class SimEvaluator implements CkksEvaluator {
   }
 
   private ct(h: CkksHandle): SimCiphertext {
+    const c = this.anyCt(h);
+    if (c.offset) throw new FhecError('sim: this ciphertext still carries a refresh mask; only the key holder round trip may use it');
+    return c;
+  }
+  private anyCt(h: CkksHandle): SimCiphertext {
     if (!(h instanceof SimCiphertext)) throw new FhecError('expected a sim ciphertext');
     return h;
   }
@@ -276,7 +328,17 @@ export class SimEvaluator implements CkksEvaluator {
     return this.model.deserialize(bytes);
   }
   saveCiphertext(h: CkksHandle): Uint8Array {
-    return this.model.serialize(this.ct(h));
+    return this.model.serialize(this.anyCt(h));
+  }
+
+  /** The polynomial joins the ciphertext's pending offset; a zero offset is dropped (the mask came off). */
+  addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
+    const a = this.anyCt(h);
+    if (coeffs.length !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${coeffs.length} coefficients, the ring has ${this.params.ringDegree}`);
+    const sum = a.offset ? a.offset.map((v, i) => v + coeffs[i]!) : coeffs.slice();
+    const v = a.values.slice();
+    if (rerandomize) this.model.inject(v, freshVariance(this.params.ringDegree, a.scale));
+    return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, sum.every((c) => c === 0n) ? undefined : sum);
   }
 
   encode(values: Float64Array, level: number, scale: number): CkksHandle {
@@ -402,13 +464,13 @@ export class SimEvaluator implements CkksEvaluator {
   }
 
   levelOf(h: CkksHandle): number {
-    return this.ct(h).level;
+    return this.anyCt(h).level;
   }
   simulatedValues(h: CkksHandle): Float64Array {
     return this.ct(h).values;
   }
   scaleOf(h: CkksHandle): number {
-    return this.ct(h).scale;
+    return this.anyCt(h).scale;
   }
   free(): void {}
   dispose(): void {}
