@@ -16,6 +16,7 @@ import { inputsForTokens, windowStarts } from './calibration-data.js';
 import { loadModel } from './driver.js';
 import { importOnnx } from './onnx/import.js';
 import type { RefreshAudit } from '../runtime/refresh/audit.js';
+import type { MaskPolicy } from '../runtime/refresh/mask.js';
 
 export interface AccuracyFigures {
   file: string;
@@ -38,6 +39,8 @@ export interface AccuracyOptions {
   onWindow?: (file: string, i: number, agree: number, positions: number) => void;
   /** Records every refreshed ciphertext (--audit-refresh); each window is one run. */
   audit?: RefreshAudit;
+  /** The refresh mask policy (--min-hiding-bits). */
+  mask?: Partial<MaskPolicy>;
 }
 
 function argmax(v: ArrayLike<number>, off: number, n: number): number {
@@ -70,7 +73,7 @@ export async function measureAccuracy(
   const starts = windowStarts(text.length, { window: S }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   const imported = importOnnx(modelFile).graph;
   const { graph } = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: S }), verifyEach: false });
-  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}) });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;
@@ -129,7 +132,7 @@ export async function measureDecodeAccuracy(
   const imported = importOnnx(modelFile).graph;
   const pre = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const dec = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
-  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}) });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;

@@ -10,6 +10,7 @@ import { packCiphertext, unpackTensor, type PlanInterface } from '../passes/fhe/
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
 import { executeProgram, keyRequestFor, planRefresher, type ExecutionTrace, type OpStats } from '../runtime/ckks/execute.js';
 import type { RefreshAudit } from '../runtime/refresh/audit.js';
+import type { MaskPolicy } from '../runtime/refresh/mask.js';
 import { parametersId, slotsOf, type CkksParameters } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
 import { readArithmeticSections, type PlanInterfaceJson } from '../runtime/plan/interface-schema.js';
@@ -129,6 +130,8 @@ export interface FheRunOptions {
   refreshBounds?: ReadonlyMap<string, number>;
   /** Records every refreshed ciphertext (--audit-refresh). */
   audit?: RefreshAudit;
+  /** The refresh mask policy (--min-hiding-bits lowers minHidingBits; default 40, runtime/refresh/mask.ts). */
+  mask?: Partial<MaskPolicy>;
 }
 
 export interface FheRunResult {

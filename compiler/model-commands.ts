@@ -21,6 +21,7 @@ import { formatModelReport, modelReport } from './model-report.js';
 import { formatAccuracy, measureAccuracy } from './accuracy.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import type { RefreshAudit } from '../runtime/refresh/audit.js';
+import type { MaskPolicy } from '../runtime/refresh/mask.js';
 
 export interface ModelCompileFlags {
   output: string;
@@ -108,9 +109,15 @@ export interface ModelRunOutput {
   run: RunResult;
 }
 
-export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, trace?: ExecutionTrace, audit?: RefreshAudit): Promise<ModelRunOutput> {
+export interface ModelRunFlags {
+  trace?: ExecutionTrace;
+  audit?: RefreshAudit;
+  mask?: Partial<MaskPolicy>;
+}
+
+export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, flags: ModelRunFlags = {}): Promise<ModelRunOutput> {
   const mp = loadModelPlan(planFile);
-  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...(trace ? { trace } : {}), ...(audit ? { audit } : {}) });
+  const session = new ModelSession(mp, backend, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`), ...flags });
   const r = await session.run(inputs);
   const ops = [...r.run.execution.ops.values()].reduce((n, s) => n + s.count, 0);
   const lines = [

@@ -15,6 +15,7 @@ import { Tensor } from '../ir/tensor.js';
 import type { CkksBackend } from './backend.js';
 import { runProgram, type ExecutionTrace, type RunResult } from './ckks/execute.js';
 import type { RefreshAudit } from './refresh/audit.js';
+import type { MaskPolicy } from './refresh/mask.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
@@ -77,6 +78,8 @@ export interface SessionOptions {
   trace?: ExecutionTrace;
   /** Records every refreshed ciphertext (--audit-refresh). */
   audit?: RefreshAudit;
+  /** The refresh mask policy (--min-hiding-bits lowers minHidingBits; default 40, refresh/mask.ts). */
+  mask?: Partial<MaskPolicy>;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -208,7 +211,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit });
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

@@ -123,10 +123,14 @@ describe('exact refresh on SEAL', () => {
     const ct = atLevel(1);
     const seen: Uint8Array[] = [];
     const holder = new RefreshKeyHolder(client, 'unchecked');
-    const refresher = new MaskedRefresher(ev, (b) => {
-      for (const it of decodeRefreshRequest(b).items) seen.push(c1(it.ciphertext).slice());
-      return holder.handle(b);
-    });
+    const refresher = new MaskedRefresher(
+      ev,
+      (b) => {
+        for (const it of decodeRefreshRequest(b).items) seen.push(c1(it.ciphertext).slice());
+        return holder.handle(b);
+      },
+      { mask: { valueBound: 1 } },
+    );
     ev.free(refresher.refresh(ct, params.scale, 'x'));
     ev.free(refresher.refresh(ct, params.scale, 'x'));
     const own = c1(ev.saveCiphertext(ct));
@@ -140,7 +144,7 @@ describe('exact refresh on SEAL', () => {
 
   it('refuses a refresh at level 0, naming the point and the level the compiler must use', () => {
     const ct = atLevel(0);
-    expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport()).refresh(ct, params.scale, 'h7')).toThrow(
+    expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 1 } }).refresh(ct, params.scale, 'h7')).toThrow(
       /refresh of h7 at level 0.*level 1 or higher/,
     );
     ev.free(ct);
@@ -182,11 +186,11 @@ describe('exact refresh on sim', () => {
     const client = await backend.createClient(params, { galoisSteps: [], relin: true });
     const ev = await backend.createEvaluator(params, client.evaluationKeys());
     const ct = ev.loadCiphertext(client.encrypt(xs, 1, params.scale));
-    const out = new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport()).refresh(ct, params.scale, 'x');
+    const out = new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 1 } }).refresh(ct, params.scale, 'x');
     expect(ev.levelOf(out)).toBe(top);
     expect(maxErr(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-8);
     const low = ev.loadCiphertext(client.encrypt(xs, 0, params.scale));
-    expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport()).refresh(low, params.scale, 'h')).toThrow(/refresh of h at level 0/);
+    expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 1 } }).refresh(low, params.scale, 'h')).toThrow(/refresh of h at level 0/);
     expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 0.5 } }).refresh(ct, params.scale, 'v')).toThrow(
       /refresh of v: \|x\| reached 0\.9.*beyond its bound 0\.5/,
     );

@@ -15,6 +15,9 @@ import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '..
 import { refreshAddedVariance } from '../runtime/refresh/precision.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { predictRefreshBytes } from '../runtime/refresh/traffic.js';
+
+/** A refresh without a value name is sent as point 'value'. */
+const UNNAMED_BYTES = 5;
 import { sealBackend } from '../runtime/seal/backend.js';
 import { loadSeal } from '../runtime/seal/module.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
@@ -120,8 +123,9 @@ describe('client-aided refresh', () => {
     expect(placed.count).toBe(14);
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
-    const onSeal = await runProgram(managed, params, sealBackend, { x: xs });
-    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs });
+    // |x| <= 1 throughout (p maps [-1, 1] into itself): one declared bound for every refresh point.
+    const onSeal = await runProgram(managed, params, sealBackend, { x: xs }, { mask: { valueBound: 1 } });
+    const onSim = await runProgram(managed, params, makeSimBackend(5), { x: xs }, { mask: { valueBound: 1 } });
     const seal = onSeal.outputs.get('y')!;
     const sim = onSim.outputs.get('y')!;
     const measured = rms(seal.values, want);
@@ -180,7 +184,7 @@ describe('client-aided refresh', () => {
     ev.free(refresher.refresh(a, params.scale));
     const ms = performance.now() - t0;
     ev.free(refresher.refresh(b, params.scale));
-    const single = [predictRefreshBytes(params, [1]), predictRefreshBytes(params, [2])];
+    const single = [predictRefreshBytes(params, [1], UNNAMED_BYTES), predictRefreshBytes(params, [2], UNNAMED_BYTES)];
     expect(refresher.traffic.roundTrips).toBe(2);
     expect(refresher.traffic.bytesToKeyHolder).toBe(single[0]!.toKeyHolder + single[1]!.toKeyHolder);
     expect(refresher.traffic.bytesToEvaluator).toBe(single[0]!.toEvaluator + single[1]!.toEvaluator);
@@ -190,7 +194,7 @@ describe('client-aided refresh', () => {
     for (const [o, want] of [[outs[0]!, xs], [outs[1]!, xs]] as const) expect(rms(client.decrypt(ev.saveCiphertext(o)), want)).toBeLessThan(1e-8);
     expect(batch.traffic.roundTrips).toBe(1);
     expect(batch.traffic.ciphertexts).toBe(2);
-    const both = predictRefreshBytes(params, [1, 2]);
+    const both = predictRefreshBytes(params, [1, 2], UNNAMED_BYTES);
     expect([batch.traffic.bytesToKeyHolder, batch.traffic.bytesToEvaluator]).toEqual([both.toKeyHolder, both.toEvaluator]);
     [a, b, ...outs].forEach((h) => ev.free(h));
     // N = 16384: bytes as predicted too.
@@ -199,12 +203,12 @@ describe('client-aided refresh', () => {
     const bigEv = await sealBackend.createEvaluator(big, bigClient.evaluationKeys());
     let ct = bigEv.loadCiphertext(bigClient.encrypt(xs, topLevel(big), big.scale));
     for (let l = topLevel(big); l > 1; l--) ct = bigEv.modSwitch(ct);
-    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient, 'unchecked').transport());
+    const bigRefresher = new MaskedRefresher(bigEv, new RefreshKeyHolder(bigClient, 'unchecked').transport(), { mask: { valueBound: 1 } });
     const t1 = performance.now();
     const bigOut = bigRefresher.refresh(ct, big.scale);
     const bigMs = performance.now() - t1;
     expect(rms(bigClient.decrypt(bigEv.saveCiphertext(bigOut)).subarray(0, slots), xs)).toBeLessThan(1e-8);
-    const bigBytes = predictRefreshBytes(big, [1]);
+    const bigBytes = predictRefreshBytes(big, [1], UNNAMED_BYTES);
     expect([bigRefresher.traffic.bytesToKeyHolder, bigRefresher.traffic.bytesToEvaluator]).toEqual([bigBytes.toKeyHolder, bigBytes.toEvaluator]);
     console.log(
       `refresh from level 1 on seal: N=8192 [60,40,40,60]: ${single[0]!.toKeyHolder} B to the key holder, ${single[0]!.toEvaluator} B back, ${ms.toFixed(1)} ms; ` +

@@ -43,7 +43,8 @@ function signComposition(rounds: number): FheProgram {
   return b.build();
 }
 
-const managed = manageScales(placeRefreshes(signComposition(5), { levels: top }).program, { chain: fheChain(params), topScale: params.scale });
+// Refreshes at level 1: level 0 (one 60-bit prime) has no room for a 40-bit mask.
+const managed = manageScales(placeRefreshes(signComposition(5), { levels: top - 1 }).program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
 const bounds = new Map(refreshedValues(managed).map((v) => [v, 1]));
 const points = refreshPointsOf(managed, bounds);
 
@@ -67,9 +68,9 @@ async function session() {
 
 describe('the key holder checks every refresh request against the plan', () => {
   it('derives the schedule from the plan: every refresh op with its level, scales and bound', () => {
-    expect(points.length).toBe(4);
+    expect(points.length).toBe(14);
     for (const p of points) {
-      expect(p).toMatchObject({ kind: 'refresh', level: 0, toLevel: top, slots, bound: 1 });
+      expect(p).toMatchObject({ kind: 'refresh', level: 1, toLevel: top, slots, bound: 1 });
       expect(p.toScale).toBe(params.scale);
     }
     expect(() => refreshPointsOf(managed, new Map())).toThrow(/has no bound on \|x\|/);
@@ -79,12 +80,12 @@ describe('the key holder checks every refresh request against the plan', () => {
     const s = await session();
     for (const p of points) s.ask(p);
     expect(() => s.guard.endStep()).not.toThrow();
-    expect(s.holder.stats.ciphertexts).toBe(4);
+    expect(s.holder.stats.ciphertexts).toBe(14);
   });
 
   const dishonest: [string, (s: Awaited<ReturnType<typeof session>>) => void, RegExp][] = [
     ['another scale back', (s) => s.ask(points[0]!, { toScale: 2 ** 30 }), /asks for '.*' back at scale 1073741824, the plan wants scale 1099511627776/],
-    ['another level', (s) => s.ask(points[0]!, { level: 1 }), /sends '.*' at level 1, the plan has it at level 0/],
+    ['another level', (s) => s.ask(points[0]!, { level: 2 }), /sends '.*' at level 2, the plan has it at level 1/],
     ['another input scale', (s) => s.ask(points[0]!, { scale: 2 ** 35 }), /sends '.*' at scale 34359738368, the plan has it at scale/],
     ['a point the plan lacks', (s) => s.ask(points[0]!, { id: 'nope' }), /asks for refresh of 'nope', the plan's next refresh point is the refresh of/],
     ['reordered', (s) => s.ask(points[1]!), /the plan's next refresh point is the refresh of '/],
@@ -92,14 +93,14 @@ describe('the key holder checks every refresh request against the plan', () => {
       'an extra refresh',
       (s) => {
         for (const p of points) s.ask(p);
-        s.ask(points[3]!);
+        s.ask(points[13]!);
       },
-      /step 0 has 4 refresh point\(s\), the evaluator asks for one more/,
+      /step 0 has 14 refresh point\(s\), the evaluator asks for one more/,
     ],
     [
       'a missing refresh',
       (s) => {
-        for (const p of points.slice(0, 3)) s.ask(p);
+        for (const p of points.slice(0, -1)) s.ask(p);
         s.guard.endStep();
       },
       /step 0 ended with 1 refresh point\(s\) never requested/,
@@ -132,11 +133,15 @@ describe('the key holder checks every refresh request against the plan', () => {
   }
 
   it('refuses cache carries with another layout or level', async () => {
-    const client = await sim.createClient(params, { galoisSteps: [], relin: false });
+    // The evaluator moves the slots itself (power-of-two rotation keys, one level): the cache leaves the
+    // step at the top level and is masked at the level below.
+    const powers = Array.from({ length: Math.log2(slots) }, (_, i) => 2 ** i);
+    const client = await sim.createClient(params, { galoisSteps: powers, relin: false });
     const ev = await sim.createEvaluator(params, client.evaluationKeys());
     const layout = (stride: number): SlotLayout => ({ length: 64, tokens: 8, stride, period: 64, copies: 1 });
-    const carry: RefreshPoint = { id: 'past.0.key', kind: 'carry', level: 1, scale: params.scale, toLevel: top, toScale: params.scale, slots, bound: 4, from: layout(512), to: layout(256) };
-    const item = (to: SlotLayout, level = top) => ({ ct: ev.loadCiphertext(client.encrypt(xs, 1, params.scale)), from: carry.from!, to, level, scale: params.scale, bound: 4, name: carry.id });
+    const moved = (params.scale * Number(params.primes[top]!)) / Number(params.primes[top]!);
+    const carry: RefreshPoint = { id: 'past.0.key', kind: 'carry', level: top - 1, scale: moved, toLevel: top, toScale: params.scale, slots, bound: 4, from: layout(512), to: layout(256) };
+    const item = (to: SlotLayout, level = top) => ({ ct: ev.loadCiphertext(client.encrypt(xs, top, params.scale)), from: carry.from!, to, level, scale: params.scale, bound: 4, name: carry.id });
     for (const [bad, message] of [
       [item(layout(128)), /asks to move 'past.0.key' from .* to \{length 64, tokens 8, stride 128/],
       [item(layout(256), 1), /asks for 'past.0.key' back at level 1, the plan wants level 2/],
@@ -176,10 +181,10 @@ describe('refresh bounds in plans, and the audit', () => {
   it('refuses a plan whose refreshes have no bounds, or bounds for other values', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-refresh-schedule-'));
     const file = path.join(dir, 'p.json');
-    expect(() => writePlan(file, managed, params)).toThrow(/the program has 4 refreshes and the plan gives no bound on \|x\|/);
+    expect(() => writePlan(file, managed, params)).toThrow(/the program has 14 refreshes and the plan gives no bound on \|x\|/);
     const recs = refreshedValues(managed).map((value) => ({ value, bound: 1, source: 'declared' as const }));
     writePlan(file, managed, params, recs);
-    expect([...loadPlan(file).refreshBounds.values()]).toEqual([1, 1, 1, 1]);
+    expect([...loadPlan(file).refreshBounds.values()]).toEqual(new Array(14).fill(1));
     const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
     fs.writeFileSync(file, JSON.stringify({ ...doc, refreshPoints: undefined }));
     expect(() => loadPlan(file)).toThrow(/gives no bound on \|x\| for them \(no refreshPoints\)/);
@@ -191,19 +196,20 @@ describe('refresh bounds in plans, and the audit', () => {
 
   it('audits every refreshed ciphertext: bound, observed |x| on sim within it, hiding bits', async () => {
     // Calibrated bounds with a margin of 1.5 (a declared bound of exactly 1 is too tight: p has fixed points
-    // at +-1, and CKKS noise goes past them; level 0 of this chain leaves no room for 16x and a 16-bit mask).
+    // at +-1, and CKKS noise goes past them; level 1 of this chain leaves no room for 16x and a 40-bit mask).
     const names = refreshedValues(managed);
     const chosen = chooseBounds(names, provedMagnitudes(managed, {}), calibratedMaxima(managed, [{ x: xs }], names), 0.5);
     const audit = new RefreshAudit();
     const res = await runProgram(managed, params, sim, { x: xs }, { refreshBounds: new Map(chosen.map((b) => [b.value, b.bound])), audit });
-    expect(res.refresh!.ciphertexts).toBe(4);
+    expect(res.refresh!.ciphertexts).toBe(14);
     expect(audit.records.map((r) => r.point)).toEqual(points.map((p) => p.id));
     for (const r of audit.records) {
-      expect(r).toMatchObject({ run: 0, step: 0, kind: 'refresh', level: 0, hidingBits: 16 });
-      expect(r.observedMax).toBeGreaterThan(0.5);
+      expect(r).toMatchObject({ run: 0, step: 0, kind: 'refresh', level: 1, hidingBits: 40 });
+      // (Refreshed every level, some points hold a half-way polynomial value: |x| from 0.45 up.)
+      expect(r.observedMax).toBeGreaterThan(0.4);
       expect(r.observedMax).toBeLessThanOrEqual(r.bound);
     }
     expect(audit.overBound()).toEqual([]);
-    expect(audit.summary()).toMatch(/4 masked ciphertexts \(4 refreshes, 0 cache carries\), hiding >= 16\.0 bits per slot; every observed \|x\| within its bound/);
+    expect(audit.summary()).toMatch(/14 masked ciphertexts \(14 refreshes, 0 cache carries\), hiding >= 40\.0 bits per ciphertext; every observed \|x\| within its bound/);
   });
 });

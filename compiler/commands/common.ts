@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { FhecError } from '../../ir/errors.js';
 import { parseJsonText } from '../../ir/tensor-json.js';
+import { DEFAULT_HIDING_BITS } from '../../runtime/refresh/mask.js';
 
 /** Commander collector for repeatable `--bind name=value`. */
 export function collectBinding(value: string, prev: Record<string, number>): Record<string, number> {
@@ -42,4 +43,18 @@ export function readJsonFile(file: string): unknown {
     throw new FhecError(code === 'ENOENT' ? 'file not found' : `cannot read file (${code})`, { file });
   }
   return parseJsonText(text, file);
+}
+
+/** `--min-hiding-bits`: the floor on the refresh masks' statistical hiding, per ciphertext (both sides). */
+export const MIN_HIDING_BITS_HELP =
+  `fewest bits of statistical hiding per refreshed ciphertext the evaluator's masks and the key holder accept (default ${DEFAULT_HIDING_BITS}); ` +
+  'lowering it runs plans whose refresh levels leave less room, and says so in every audit';
+
+export function minHidingBitsOption(): (v: string) => number {
+  return numberOption('--min-hiding-bits', 0);
+}
+
+/** The mask policy of a command's --min-hiding-bits (none: the default). */
+export function maskFromFlags(minHidingBits: number | undefined): { mask?: { minHidingBits: number } } {
+  return minHidingBits === undefined ? {} : { mask: { minHidingBits } };
 }

@@ -17,7 +17,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { intOption } from './common.js';
+import { intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -46,6 +46,8 @@ export interface GenerateFlags {
   trace?: string;
   /** One JSON line per refreshed or carried ciphertext (runtime/refresh/audit.ts). */
   auditRefresh?: string;
+  /** Floor on the refresh masks' hiding, bits per ciphertext (default 40). */
+  minHidingBits?: number;
 }
 
 export interface GenerateOutput {
@@ -75,6 +77,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   const run = await generateInProcess(store, backend, model, prompt, N, {
     ...(recorder ? { trace: recorder } : {}),
     ...(audit ? { audit } : {}),
+    ...maskFromFlags(flags.minHidingBits),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -159,6 +162,7 @@ export function registerGenerate(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
+    .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

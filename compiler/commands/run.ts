@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
-import { readJsonFile } from './common.js';
+import { maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
@@ -20,6 +20,7 @@ interface RunFlags {
   insecure?: boolean;
   trace?: string;
   auditRefresh?: string;
+  minHidingBits?: number;
 }
 
 /** The trace of a one-program run, all but the refresh traffic. */
@@ -53,6 +54,7 @@ export function registerRun(program: Command): void {
     .option('--insecure', 'allow running a plan whose parameters are below 128-bit security')
     .option('--trace <run.json>', 'write measured time per op, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: refresh point, bound, observed max |x| (sim only), hiding bits')
+    .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
       const outs = [
@@ -68,7 +70,7 @@ export function registerRun(program: Command): void {
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
         // Errors about an input (no file of their own) are about the inputs file.
-        const m = await runModelCommand(plan, inputs, backend, recorder, audit).catch((e: unknown) => {
+        const m = await runModelCommand(plan, inputs, backend, { ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits) }).catch((e: unknown) => {
           throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
         });
         audit?.close();
@@ -85,7 +87,7 @@ export function registerRun(program: Command): void {
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}) }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits) }, opts.inputs);
       audit?.close();
       if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (recorder && opts.trace) {
