@@ -12,9 +12,11 @@
 // What changes between candidates at one scale is the number of refreshes (each adds fresh encryption
 // noise, far below the approximation error) and the levels ops run at, not the scale.
 //
-// Refreshes happen at level >= 1 (the key holder's mask needs headroom above the scale that level 0,
-// the first prime alone, does not leave): a chain of L levels gives L - 1 levels between refreshes,
-// and inputs are encrypted at the top.
+// Refreshes happen at a level whose modulus fits the key holder's 40-bit mask (runtime/refresh/mask.ts:
+// log2 Q_l >= log2(2 Delta B) + 40 + log2 N + 2, B the largest bound a refresh could be placed on;
+// level 0, the first prime alone, never does): with that lowest level r, a chain of L levels gives
+// L - r levels between refreshes (one fewer when KV caches are carried: the evaluator moves their slots,
+// one level, before masking), and inputs are encrypted at the top. A chain where no level fits is out.
 
 import { FhecError } from '../ir/errors.js';
 import type { FheProgram } from '../ir/fhe/types.js';
@@ -26,6 +28,7 @@ import { programKeys, searchParameters, type Candidate, type ParameterSearchResu
 import { predictLatency } from '../passes/fhe/predict-latency.js';
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
+import { coefficientBound, DEFAULT_HIDING_BITS, minRefreshLevel, modulusBitsAt } from '../runtime/refresh/mask.js';
 
 export type Placement = 'optimal' | 'greedy';
 
@@ -47,11 +50,12 @@ export interface Placed {
 }
 
 /**
- * Refreshes for `levels` chain levels (L = levels - 1 between refreshes): greedy, or the optimal DP
- * when it needs fewer. Undefined when some op needs more than L levels by itself.
+ * Refreshes for `levels` chain levels, every value kept at level >= `minLevel` (L = levels - minLevel
+ * between refreshes): greedy, or the optimal DP when it needs fewer. Undefined when some op needs more
+ * than L levels by itself.
  */
-export function placeModelRefreshes(program: FheProgram, levels: number, placement: Placement = 'optimal'): Placed | undefined {
-  const L = levels - 1;
+export function placeModelRefreshes(program: FheProgram, levels: number, placement: Placement = 'optimal', minLevel = 1): Placed | undefined {
+  const L = levels - minLevel;
   if (L < 1) return undefined;
   let greedy;
   try {
@@ -90,8 +94,33 @@ export function fixedModelParameters(ringDegree: number, scaleBits = MODEL_SCALE
   throw new FhecError(`ring degree ${ringDegree} holds no level at ${scaleBits}-bit scale`);
 }
 
-export interface ModelParameterOptions {
+/**
+ * The lowest level values may sit at in a model plan: the lowest whose modulus fits a 40-bit mask for
+ * `bound` (the largest bound a refresh or cache carry could be placed on), plus one when caches are
+ * carried (their slot move takes a level before the mask). A refusal when the chain has no such level.
+ */
+export function modelMinLevel(params: CkksParameters, bound: number, carriesCache: boolean): { level: number } | { refused: string } {
+  const r = minRefreshLevel(params, params.scale, bound, DEFAULT_HIDING_BITS);
+  const need = Math.log2(Number(coefficientBound(params.scale, bound))) + DEFAULT_HIDING_BITS + Math.log2(params.ringDegree) + 2;
+  const top = topLevel(params);
+  const level = r < 0 ? Infinity : r + (carriesCache ? 1 : 0);
+  if (level >= top) {
+    return {
+      refused:
+        `${DEFAULT_HIDING_BITS}-bit refresh masks for bound ${bound.toPrecision(3)} need ${need.toFixed(0)} bits at the refresh level` +
+        `${carriesCache ? ' (one level above it for the cache carries)' : ''}; this chain has ${modulusBitsAt(params, top - 1).toFixed(0)} bits below the top`,
+    };
+  }
+  return { level };
+}
+
+export interface ModelParameterOptions<T = LoweredModel> {
   costs: CostTable;
+  /**
+   * Bound on |x| of anything a refresh or carry could mask in a lowered model (before placement: a
+   * value's bound does not depend on where it is refreshed), and whether caches are carried.
+   */
+  maskBound?: (lowered: T) => { bound: number; carriesCache: boolean };
   /** Default: every ring degree the cost table has. */
   ringDegrees?: number[];
   /** Default: [40]. */
@@ -121,7 +150,7 @@ const tunedScale: PrecisionCheck = () => ({});
  */
 export function searchModelParameters<T extends { program: FheProgram } = LoweredModel>(
   lower: (slots: number) => T,
-  options: ModelParameterOptions,
+  options: ModelParameterOptions<T>,
 ): ModelParameterChoice<T> {
   const ms = { lower: 0, place: 0, search: 0 };
   const t0 = performance.now();
@@ -135,10 +164,21 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   };
   // The placement of each (program, levels), for the chosen candidate's record.
   const placements = new Map<FheProgram, Map<number, Placed>>();
-  const planner: RefreshPlanner = (program, levels) => {
+  const minLevels = new Map<string, number>();
+  const chainKey = (p: CkksParameters, levels: number) => `${p.ringDegree}:${p.scale}:${levels}`;
+  const bounds = new Map<FheProgram, { bound: number; carriesCache: boolean }>();
+  const boundOf = (program: FheProgram) => {
+    if (!bounds.has(program)) bounds.set(program, options.maskBound!([...lowered.values()].find((l) => l.program === program)!));
+    return bounds.get(program)!;
+  };
+  const planner: RefreshPlanner = (program, levels, { params }) => {
+    const mb = options.maskBound ? boundOf(program) : undefined;
+    const floor = mb ? modelMinLevel(params, mb.bound, mb.carriesCache) : { level: 1 };
+    if ('refused' in floor) return floor;
+    minLevels.set(chainKey(params, levels), floor.level);
     const t = performance.now();
     // Candidates are priced with the greedy placement (fast); the chosen one is re-placed below.
-    const p = placeModelRefreshes(program, levels, 'greedy');
+    const p = placeModelRefreshes(program, levels, 'greedy', floor.level);
     ms.place += performance.now() - t;
     if (!p) return undefined;
     if (!placements.has(program)) placements.set(program, new Map());
@@ -177,7 +217,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   if ((options.placement ?? 'optimal') === 'optimal') {
     // The chosen chain gets the optimal placement when it needs fewer refreshes and is not predicted slower.
     const t = performance.now();
-    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal');
+    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal', minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1);
     ms.place += performance.now() - t;
     if (o && o.refreshes < p.refreshes) {
       const managed = manageModel(o.placed, best.params);

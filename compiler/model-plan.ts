@@ -20,11 +20,12 @@ import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.j
 import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { fixedModelParameters, manageModel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
+import { fixedModelParameters, manageModel, modelMinLevel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
+import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
 import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -185,6 +186,7 @@ function finishCompile(
   const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
   const t0 = performance.now();
   const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
+  checkMaskLevels(c, bounds);
   return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
 }
 
@@ -196,21 +198,7 @@ function finishCompile(
  */
 function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
   const emb = lowered.embedding;
-  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
-  const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
-  let tableMax = 0;
-  for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
-  const runs = spreadSample(calibrationSets).map((set) => {
-    const ids = set[emb.ids];
-    if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
-    const tensors: Record<string, Float64Array> = embeddingInputs(emb, embedTokens(table, vocab, dim, ids.data as ArrayLike<number>));
-    for (const c of lowered.cacheInputs) {
-      const t = set[c.name];
-      if (!t) throw new FhecError(`a calibration set has no '${c.name}'`);
-      tensors[c.fhe] = expandCache(c, t.data as ArrayLike<number>, lowered.past);
-    }
-    return tensors;
-  });
+  const { runs, tableMax } = boundRuns(lowered, spreadSample(calibrationSets));
   const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
   // A cache split over several ciphertexts (blocks) is carried by pieces: one bound covers them all.
   const kv = lowered.outputs.filter((o) => o.kv).map((o) => ({ name: o.name, values: o.blocks.map((b) => outputArg.get(b.fhe)!) }));
@@ -222,6 +210,73 @@ function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets:
     refresh: refreshedValues(managed).map((v) => chosen.get(v)!),
     cache: Object.fromEntries(kv.map((k) => [k.name, widest(k.values)])),
   };
+}
+
+/**
+ * Calibration windows the pre-placement bound is measured on (evenly spread): it only picks the lowest
+ * refresh level (a few bits of log2 B), the per-point bounds after placement use BOUND_CALIBRATION_WINDOWS,
+ * and the compile checks each of those against its level (checkMaskLevels).
+ */
+const PLACEMENT_BOUND_WINDOWS = 8;
+
+/**
+ * The largest bound a refresh or cache carry could be placed on, before placement: the calibrated max
+ * |x| over every ciphertext value of the lowered program, with the mask bound's margin (chooseBounds
+ * never picks more). A value's bound does not depend on where it is refreshed.
+ */
+function largestMaskBound(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { bound: number; carriesCache: boolean } {
+  const { runs } = boundRuns(lowered, spreadSample(calibrationSets, PLACEMENT_BOUND_WINDOWS));
+  const names = lowered.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.name);
+  let max = 0;
+  for (const v of calibratedMaxima(lowered.program, runs, names).values()) max = Math.max(max, v);
+  return { bound: Math.max(max, 2 ** -20) * (1 + REFRESH_BOUND_MARGIN), carriesCache: lowered.outputs.some((o) => o.kv) };
+}
+
+/**
+ * Every refresh point and cache carry of a placed plan at a level whose modulus fits the 40-bit mask for
+ * its bound (a carry is masked one level below its output, after the slot move): else the compile fails
+ * here, naming the point, instead of the key holder refusing at run time.
+ */
+function checkMaskLevels(c: Omit<CompiledModel, 'bounds'>, bounds: CompiledModel['bounds']): void {
+  const refreshBound = new Map(bounds.refresh.map((b) => [b.value, b.bound]));
+  const outputArg = new Map(c.managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!]));
+  const check = (what: string, level: number, scale: number, bound: number): void => {
+    const bits = level < 0 ? -Infinity : achievableHidingBits(c.params, level, scale, bound);
+    if (bits < DEFAULT_HIDING_BITS) {
+      throw new FhecError(
+        `${what} is masked at level ${level} with bound ${bound.toPrecision(3)}: the modulus there leaves ${bits === -Infinity ? 'no' : bits.toFixed(1)} bits of hiding, ` +
+          `not ${DEFAULT_HIDING_BITS} (recompile with a longer chain, or a larger ring degree)`,
+      );
+    }
+  };
+  for (const op of c.managed.ops) if (op.kind === 'refresh') check(`refresh of %${op.args[0]!.name}`, op.args[0]!.type.level!, op.args[0]!.type.scale!, refreshBound.get(op.args[0]!.name)!);
+  for (const o of c.lowered.outputs.filter((x) => x.kv)) {
+    for (const b of o.blocks) {
+      const v = outputArg.get(b.fhe)!;
+      check(`cache carry of ${o.name}`, v.type.level! - 1, v.type.scale!, bounds.cache[o.name]!.bound);
+    }
+  }
+}
+
+/** Float64 inputs of the lowered model for calibration windows (the client's embedding, the caches). */
+function boundRuns(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { runs: Record<string, Float64Array>[]; tableMax: number } {
+  const emb = lowered.embedding;
+  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
+  const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
+  let tableMax = 0;
+  for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
+  const runs = calibrationSets.map((set) => {
+    const ids = set[emb.ids];
+    if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
+    const tensors: Record<string, Float64Array> = embeddingInputs(emb, embedTokens(table, vocab, dim, ids.data as ArrayLike<number>));
+    for (const c of lowered.cacheInputs) {
+      const t = set[c.name];
+      if (!t) throw new FhecError(`a calibration set has no '${c.name}'`);
+      tensors[c.fhe] = expandCache(c, t.data as ArrayLike<number>, lowered.past);
+    }
+    return tensors;
+  });
+  return { runs, tableMax };
 }
 
 function finishPlacement(
@@ -236,7 +291,8 @@ function finishPlacement(
   const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax });
   const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
   if (opts.ringDegree === undefined) {
-    const s = searchModelParameters(lower, { costs, placement: opts.placement, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
+    const maskBound = (l: LoweredModel) => largestMaskBound(l, calibrationSets);
+    const s = searchModelParameters(lower, { costs, placement: opts.placement, maskBound, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
     return {
       ...common,
       lowered: s.lowered,
@@ -254,8 +310,11 @@ function finishPlacement(
   const params = fixedModelParameters(opts.ringDegree, opts.scaleBits, opts.levels);
   const lowered = lower(params.ringDegree / 2);
   const t2 = performance.now();
-  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement);
-  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - 1} levels between refreshes, fewer than one op of the model needs`, { field: 'ringDegree' });
+  const mb = largestMaskBound(lowered, calibrationSets);
+  const floor = modelMinLevel(params, mb.bound, mb.carriesCache);
+  if ('refused' in floor) throw new FhecError(`N=${params.ringDegree}: ${floor.refused}`, { field: 'ringDegree' });
+  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement, floor.level);
+  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floor.level} levels between refreshes (masks fit from level ${floor.level} up), fewer than one op of the model needs`, { field: 'ringDegree' });
   const t3 = performance.now();
   const managed = manageModel(p.placed, params);
   const t4 = performance.now();

@@ -161,13 +161,13 @@ function manage(b: FheBuilder, params: CkksParameters): FheProgram {
 const hasRefresh = (program: FheProgram) => program.ops.some((op) => op.kind === 'refresh');
 
 /**
- * Refreshes through the key holder without a session key; deterministic on the simulator for a seeded
+ * Refreshes through the key holder (a declared bound of 1); deterministic on the simulator for a seeded
  * client and evaluator (the mask comes off exactly, so its randomness does not reach the values).
  */
 class ClientRefresher implements CkksRefresher {
   private readonly inner: MaskedRefresher;
   constructor(ev: CkksEvaluator, client: CkksClient) {
-    this.inner = new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport());
+    this.inner = new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 1 } });
   }
   refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle {
     return this.inner.refresh(ct, scale, name);

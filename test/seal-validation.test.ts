@@ -176,7 +176,7 @@ describe('validated deserialization of SEAL objects', () => {
     let ct = ev.loadCiphertext(client.encrypt(xs, top, params.scale));
     // This small chain (72 bits at the top) carries a 20-bit mask; the checks do not depend on it.
     const holder = new RefreshKeyHolder(client, 'unchecked', 20);
-    const policy = { mask: { hidingBits: 20, minHidingBits: 20 } };
+    const policy = { mask: { valueBound: 1, hidingBits: 20, minHidingBits: 20 } };
     let request: Uint8Array | undefined;
     let reply: Uint8Array | undefined;
     const record = new MaskedRefresher(ev, (b) => {

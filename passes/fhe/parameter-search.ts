@@ -43,8 +43,13 @@ export interface RefreshPlan {
   inputLevel?: number;
 }
 
-/** How a program fits `levels` levels; undefined when it cannot. */
-export type RefreshPlanner = (program: FheProgram, levels: number, context: RefreshContext) => RefreshPlan | undefined;
+/** A chain the planner rules out for a reason of its own (not depth): the candidate is out, with the reason. */
+export interface RefreshRefusal {
+  refused: string;
+}
+
+/** How a program fits `levels` levels; undefined when it cannot (too shallow), a refusal when it must not. */
+export type RefreshPlanner = (program: FheProgram, levels: number, context: RefreshContext) => RefreshPlan | RefreshRefusal | undefined;
 
 /** What a replacement precision check says of a candidate: the output bits it expects, or why it fails. */
 export interface PrecisionVerdict {
@@ -197,6 +202,10 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
         const plan = planner(program, levels, { params, chain, topScale: params.scale });
         if (!plan) {
           skippedShallow++;
+          continue;
+        }
+        if ('refused' in plan) {
+          candidates.push({ ...c, reason: plan.refused });
           continue;
         }
         if (skippedShallow > 0) {
