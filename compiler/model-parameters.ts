@@ -135,6 +135,8 @@ export interface ModelParameterChoice<T extends { program: FheProgram } = Lowere
   managed: FheProgram;
   refreshes: number;
   greedyRefreshes: number;
+  /** The lowest level values sit at (modelMinLevel): the placement keeps top - minLevel levels between refreshes. */
+  minLevel: number;
   candidate: Candidate;
   search: ParameterSearchResult;
   /** Lowering (all slot counts), refresh placement (all candidates), and the rest of the search. */
@@ -210,6 +212,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
     managed: best.program,
     refreshes: p.refreshes,
     greedyRefreshes: p.greedyRefreshes,
+    minLevel: minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1,
     candidate: best.candidate,
     search,
     ms,
@@ -217,7 +220,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   if ((options.placement ?? 'optimal') === 'optimal') {
     // The chosen chain gets the optimal placement when it needs fewer refreshes and is not predicted slower.
     const t = performance.now();
-    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal', minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1);
+    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal', choice.minLevel);
     ms.place += performance.now() - t;
     if (o && o.refreshes < p.refreshes) {
       const managed = manageModel(o.placed, best.params);

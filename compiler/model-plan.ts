@@ -86,6 +86,8 @@ export interface CompiledModel {
   placement: Placement;
   /** Bounds on |x| of every refreshed value (program order) and of every KV-cache output (by the model's name). */
   bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
+  /** The lowest level values sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelMinLevel). */
+  minLevel: number;
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
@@ -301,6 +303,7 @@ function finishPlacement(
       managed: s.managed,
       refreshes: s.refreshes,
       greedyRefreshes: s.greedyRefreshes,
+      minLevel: s.minLevel,
       search: s.search,
       predictedMs: s.candidate.latencyMs,
       ms: { calibrate: calibrateMs, lower: s.ms.lower, place: s.ms.place, manage: 0, search: s.ms.search },
@@ -327,6 +330,7 @@ function finishPlacement(
     managed,
     refreshes: p.refreshes,
     greedyRefreshes: p.greedyRefreshes,
+    minLevel: floor.level,
     predictedMs: predicted.ms,
     ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
     ms: { calibrate: calibrateMs, lower: t2 - t1, place: t3 - t2, manage: t4 - t3 },
@@ -393,7 +397,7 @@ function modelAnalysis(c: CompiledModel): PlanAnalysis {
     managed: c.managed,
     params: c.params,
     inputLevel: topLevel(c.params),
-    refreshLevels: topLevel(c.params) - 1,
+    refreshLevels: topLevel(c.params) - c.minLevel,
     placement: c.placement,
     ...(c.search ? { candidates: c.search.candidates } : {}),
     costs: c.costs,

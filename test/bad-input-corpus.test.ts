@@ -212,7 +212,7 @@ describe('bad-input corpus', () => {
       const chunks = fs.readdirSync(path.join(d, 'weights'));
       flipBit(path.join(d, 'weights', chunks[0]!), 3);
     });
-    r = await fhecInProcess('compile', LLAMA, '-o', MODEL_PLAN, '--calibration', CALIBRATION, '--prefill', '2', '--max-windows', '1', '--ring-degree', '8192');
+    r = await fhecInProcess('compile', LLAMA, '-o', MODEL_PLAN, '--calibration', CALIBRATION, '--prefill', '2', '--max-windows', '1', '--ring-degree', '16384');
     expect(r.status, r.stderr).toBe(0);
     writeJson(at('oov.json'), { inputs: { input_ids: { dims: [1, 2], dtype: 'int64', data: [300, 1] } } });
     writeJson(IDS, { inputs: { input_ids: { dims: [1, 2], dtype: 'int64', data: [72, 105] } } });
