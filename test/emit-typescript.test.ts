@@ -465,6 +465,10 @@ describe('TypeScript emission of FHE programs', () => {
     const x = ev.loadCiphertext(encryptInputs(program, client, inputs).get('x')!);
     const weights = mod.decodeWeights(e.weights);
     expect(() => mod.decodeWeights(e.weights.subarray(8))).toThrow(/weights sidecar has \d+ bytes, this module expects/);
+    // One flipped bit: same size, other bytes; the module checks the sha256 its plan records.
+    const flipped = Uint8Array.from(e.weights);
+    flipped[flipped.length >> 1]! ^= 1;
+    expect(() => mod.decodeWeights(flipped)).toThrow(/does not match the sha256 its plan records/);
     await expect(mod.run(ev, { x }, weights.subarray(1))).rejects.toThrow(/weights have \d+ values/);
     await expect(mod.run(ev, {}, weights)).rejects.toThrow(/no ciphertext given for input "x"/);
     const low = ev.modSwitch(x);

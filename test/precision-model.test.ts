@@ -102,8 +102,9 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
     const gap = (r: Row) => bits(r.magnitude, r.typical) - bits(r.magnitude, r.measured);
     for (const r of rows) {
       expect(r.measured, r.what).toBeGreaterThan(0);
-      // The typical estimate, either way.
-      expect(Math.abs(gap(r)), r.what).toBeLessThanOrEqual(r.kind === 'approximation' ? 2.5 : 2);
+      // The typical estimate, either way, within 2.5 bits: the measured figure itself moves 2-3 bits between
+      // SEAL key sets (the keys are fresh each run), so a tighter gate would test the key draw.
+      expect(Math.abs(gap(r)), r.what).toBeLessThanOrEqual(2.5);
       // The bound holds (trivially where it is infinite or vacuous: counted below).
       expect(r.measured, r.what).toBeLessThanOrEqual(r.bound);
     }
@@ -114,9 +115,10 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
         `${vacuous.length} vacuous (bound >= magnitude), ${infinite.length} infinite\n` +
         BOUND_CLASSES.map((c) => `  ${c}: ${classes[c].map((r) => r.what).join(', ') || '-'}`).join('\n'),
     );
-    // The counts as measured (prefill of 2, N = 16384): the bound stays informative up to the first
-    // layer's K/V outputs and its first rms_norm, vacuous through the first attention, infinite after.
-    expect({ informative: informative.length, vacuous: vacuous.length, infinite: infinite.length }).toEqual({ informative: 3, vacuous: 3, infinite: 14 });
+    // The counts as measured (prefill of 2, N = 16384, the normalize-and-square softmax with one squaring,
+    // so two 1/x rows per attention): the bound stays informative up to the first layer's K/V outputs and
+    // its first rms_norm, vacuous through the first attention (its output, exp and both 1/x), infinite after.
+    expect({ informative: informative.length, vacuous: vacuous.length, infinite: infinite.length }).toEqual({ informative: 3, vacuous: 4, infinite: 15 });
     expect(informative.map((r) => r.what).sort()).toEqual(['layers.0/input_layernorm/ReduceMean:rms_norm invsqrt', 'output present.0.key', 'output present.0.value']);
     // Where the bound says something, it is not absurdly loose: within 16 bits of the measured precision.
     for (const r of informative) expect(bits(r.magnitude, r.measured) - bits(r.magnitude, r.bound), r.what).toBeLessThanOrEqual(16);

@@ -275,3 +275,36 @@ describe('fhec report of model A generation plan', () => {
     expect(Number(back.figures['refresh-rounds'])).toBe(t.refresh.rounds);
   }, 60000);
 });
+
+describe('fhec report of a zoo model plan (Z1: hidden 48, heads of 12 held padded to 16, tied embeddings)', () => {
+  const model = path.join(ROOT, 'models', 'zoo', 'Z1_nocache_opset17.onnx');
+  const plan = path.join(dir, 'z1.json');
+  const trace = path.join(dir, 'z1.run.json');
+
+  it('compiles with the parameter search, runs on sim with a trace, and renders with and without it', async () => {
+    const c = await fhec('compile', model, '-o', plan, '--calibration', path.join(MODELS, 'calibration.txt'), '--prefill', '4', '--max-windows', '8');
+    expect(c.status, c.stderr).toBe(0);
+    const doc = JSON.parse(fs.readFileSync(plan, 'utf8'));
+    const program = parseFhe(doc.program, plan);
+    const analysis = parseAnalysis(doc.analysis, plan);
+    const inputs = path.join(dir, 'z1.ids.json');
+    fs.writeFileSync(inputs, JSON.stringify({ inputs: { input_ids: { dtype: 'int64', dims: [1, 4], data: [...Buffer.from('the ')] } } }));
+    const r = await fhec('run', plan, '--backend', 'sim', '--inputs', inputs, '--out', path.join(dir, 'z1.out.json'), '--trace', trace);
+    expect(r.status, r.stderr).toBe(0);
+    const charts = ['levels', 'refreshes', 'ops-by-kernel', 'ops-by-layer', 'time-by-kernel', 'time-by-kind', 'approximations', 'candidates'];
+    const html = path.join(dir, 'z1.html');
+    expect((await fhec('report', plan, '-o', html)).status).toBe(0);
+    const page = await openReport(html, 'report-zoo.png');
+    checkCharts(page, charts);
+    const refreshes = program.ops.filter((o) => o.kind === 'refresh').length;
+    expect(Number(page.figures['refreshes'])).toBe(refreshes);
+    expect(sum(page.data['time-by-kernel']!, 'ms')).toBeCloseTo(analysis.predicted!.totalMs, 6);
+    const html2 = path.join(dir, 'z1.run.html');
+    expect((await fhec('report', plan, '--run', trace, '-o', html2)).status).toBe(0);
+    const withRun = await openReport(html2, 'report-zoo-run.png');
+    checkCharts(withRun, [...charts, 'run-steps']);
+    const t = readRunTrace(trace);
+    expect(sum(withRun.data['time-by-kernel']!, 'ms', (x) => x['source'] === 'measured')).toBeCloseTo(t.steps[0]!.opMs.reduce((s, x) => s + x, 0), 6);
+    expect(Number(withRun.figures['refresh-rounds'])).toBe(t.refresh.rounds);
+  }, 240000);
+});

@@ -71,7 +71,8 @@ function planText(program: FheProgram, ranges: Map<string, { offset: number; len
   return printFhe({ ...program, constants });
 }
 
-function checkAgainstPlan(planFile: string, program: FheProgram, ranges: Map<string, { offset: number; length: number }>): void {
+/** Checks the plan holds this program; returns the sha256 it records for its weights sidecar. */
+function checkAgainstPlan(planFile: string, program: FheProgram, ranges: Map<string, { offset: number; length: number }>): string | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(fs.readFileSync(planFile, 'utf8'));
@@ -83,6 +84,8 @@ function checkAgainstPlan(planFile: string, program: FheProgram, ranges: Map<str
   if (text !== planText(program, ranges)) {
     throw new FhecError('the plan holds another program than the one being emitted (write the plan from the same program)', { file: planFile });
   }
+  const sha = (doc as { weights?: { sha256?: unknown } }).weights?.sha256;
+  return typeof sha === 'string' ? sha : undefined;
 }
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -383,7 +386,7 @@ function helperFunctions(model: ModuleModel): StatementStructures[] {
 }
 
 /** `export const PROGRAM = {...} as const;` with its doc comment (written as text: ts-morph would re-indent it). */
-function programStatement(model: ModuleModel, planFile: string | undefined): string {
+function programStatement(model: ModuleModel, planFile: string | undefined, weightsSha256: string | undefined): string {
   const p = model.program;
   const chain = p.chain!;
   const lines = [
@@ -399,6 +402,7 @@ function programStatement(model: ModuleModel, planFile: string | undefined): str
     const base = path.basename(planFile);
     lines.push(`  plan: ${quote(base)},`);
     lines.push(`  weightsFile: ${quote(base.replace(/\.json$/, '') + '.weights.bin')},`);
+    if (weightsSha256) lines.push(`  /** sha256 of the weights sidecar, as the plan records it: decodeWeights checks it. */`, `  weightsSha256: ${quote(weightsSha256)},`);
   }
   lines.push('  /** Float64 values in the weights sidecar. */');
   lines.push(`  weightCount: ${model.weightCount},`);
@@ -427,7 +431,7 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
   const perFunction = opts.opsPerFunction ?? DEFAULT_OPS_PER_FUNCTION;
   if (!Number.isInteger(perFunction) || perFunction < 1) throw new FhecError(`ops per function must be a positive integer, got ${perFunction}`);
   const model = new ModuleModel(program);
-  if (opts.planFile) checkAgainstPlan(opts.planFile, program, model.ranges);
+  const weightsSha256 = opts.planFile ? checkAgainstPlan(opts.planFile, program, model.ranges) : undefined;
   const runtime = opts.runtimeModule ?? 'fhec/runtime';
   const chain = program.chain!;
   const title = opts.moduleName ?? program.name;
@@ -447,6 +451,7 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
     moduleSpecifier: runtime,
     namedImports: model.refreshes ? ['CkksEvaluator', 'CkksHandle', 'CkksRefresher'] : ['CkksEvaluator', 'CkksHandle'],
   });
+  if (weightsSha256) statements.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: 'node:crypto', namedImports: ['createHash'] });
   statements.push({
     kind: StructureKind.TypeAlias,
     name: 'Ciphertext',
@@ -461,7 +466,7 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
     docs: ["The plan's weights sidecar as float64 values (see decodeWeights)."],
     type: 'Float64Array',
   });
-  statements.push(programStatement(model, opts.planFile));
+  statements.push(programStatement(model, opts.planFile, weightsSha256));
   const tensorProps = (ops: FheOp[], value: (op: FheOp) => FheValue) =>
     ops.map((op) => ({
       name: propertyName(op.tensor!),
@@ -498,13 +503,20 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
     kind: StructureKind.Function,
     name: 'decodeWeights',
     isExported: true,
-    docs: ["Reads the plan's weights sidecar (float64 little-endian) and checks it has the expected size."],
+    docs: [`Reads the plan's weights sidecar (float64 little-endian) and checks its size${weightsSha256 ? ' and its sha256' : ''}.`],
     parameters: [{ name: 'bytes', type: 'Uint8Array' }],
     returnType: 'PlanWeights',
     statements: [
       'if (bytes.length !== PROGRAM.weightCount * 8) {',
       '  throw new Error(`weights sidecar has ${bytes.length} bytes, this module expects ${PROGRAM.weightCount * 8}`);',
       '}',
+      ...(weightsSha256
+        ? [
+            "if (createHash('sha256').update(bytes).digest('hex') !== PROGRAM.weightsSha256) {",
+            "  throw new Error(`weights sidecar ${PROGRAM.weightsFile} does not match the sha256 its plan records (altered or from another plan)`);",
+            '}',
+          ]
+        : []),
       'const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);',
       'const out = new Float64Array(PROGRAM.weightCount);',
       'for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(8 * i, true);',
