@@ -200,7 +200,9 @@ describe('carrying a KV cache into a split layout (generation)', () => {
     const params = selectParameters({ depth: 2 });
     const slots = params.ringDegree / 2;
     const width = 64;
-    const client = await simBackend.createClient(params, { galoisSteps: [], relin: false });
+    // The evaluator moves the slots itself before masking (power-of-two rotation keys, one level).
+    const powers = Array.from({ length: Math.log2(slots) }, (_, i) => 2 ** i);
+    const client = await simBackend.createClient(params, { galoisSteps: powers, relin: false });
     const ev = await simBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
     const T = 12;
     const data = Float64Array.from({ length: T * width }, (_, i) => 2 * Math.sin(i));
@@ -211,9 +213,11 @@ describe('carrying a KV cache into a split layout (generation)', () => {
       { toStart: 0, layout: { length: width, tokens: 8, stride, period: width, copies: stride / width } },
       { toStart: 8, layout: { length: width, tokens: 4, stride, period: width, copies: stride / width } },
     ];
-    const src = ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), 1, params.scale));
+    const top = topLevel(params);
+    const src = ev.loadCiphertext(client.encrypt(packSlots(from, slots, data), top, params.scale));
+    const moved = (params.scale * Number(params.primes[top]!)) / Number(params.primes[top]!);
     // The key holder's schedule: one carry per piece, each with its token offsets.
-    const points: RefreshPoint[] = dest.map((d) => ({ id: 'present.0.key', kind: 'carry', level: 1, scale: params.scale, toLevel: topLevel(params), toScale: params.scale, slots, bound: 4, from, to: d.layout, piece: { fromStart: 0, toStart: d.toStart } }));
+    const points: RefreshPoint[] = dest.map((d) => ({ id: 'present.0.key', kind: 'carry', level: top - 1, scale: moved, toLevel: top, toScale: params.scale, slots, bound: 4, from, to: d.layout, piece: { fromStart: 0, toStart: d.toStart } }));
     const guard = new RefreshScheduleGuard(() => points);
     guard.beginStep(0);
     const refresher = new CacheRefresher(ev, (req) => handleCacheRefresh(client, guard, req).reply);
