@@ -21,7 +21,8 @@ const ZOO = path.join(ROOT, 'models', 'zoo');
 const CAL = path.join(MODELS, 'calibration.txt');
 const DEV = path.join(MODELS, 'eval-dev.txt');
 const S = 16;
-const RING = 8192;
+// N=16384: 40-bit refresh masks need a refresh level with about 100 bits of modulus, which N=8192 (128-bit) lacks.
+const RING = 16384;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-zoo-'));
 
 const FILES = [
