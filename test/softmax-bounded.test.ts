@@ -23,7 +23,9 @@ import { replicatedLayout } from '../passes/fhe/packing.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { simBackend } from '../runtime/sim/backend.js';
+import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
 import { fullLayout, rng } from './helpers/fhe-lower.js';
+import { kernelMaskPolicy } from './helpers/refresh-mask.js';
 
 /** Max |p - softmax| per probability: 1/x's relative error 1e-3, exp's share 1e-4, and slack. */
 const PROB_TOL = 2e-3;
@@ -120,7 +122,11 @@ async function execute(program: FheProgram, tensors: Record<string, ArrayLike<nu
   const L = topLevel(simParams);
   const placed = placeRefreshesGreedy(program, L);
   const managed = manageScales(placed.program, { chain: fheChain(simParams), topScale: simParams.scale, inputLevel: L });
-  return { outputs: (await runProgram(managed, simParams, simBackend, tensors)).outputs, refreshes: placed.refreshed.length };
+  // Refresh bounds calibrated on these inputs, and the widest mask greedy placement's level-0 refreshes
+  // leave room for (test/helpers/refresh-mask.ts): these tests are about the softmax arithmetic.
+  const bounds = calibratedRefreshBounds(managed, [tensors], 0);
+  const run = await runProgram(managed, simParams, simBackend, tensors, { refreshBounds: bounds, mask: kernelMaskPolicy(managed, simParams, bounds) });
+  return { outputs: run.outputs, refreshes: placed.refreshed.length };
 }
 
 describe('normalize-and-square softmax on sim', () => {
