@@ -3,7 +3,7 @@
 //
 // Polynomials diverge fast outside their interval, and held-out text does leave the calibrated one
 // (the monitor reports it). Fits therefore cover the calibrated interval (with its margin) widened by
-// FIT_WIDENING (1/sqrt and 1/x: lo / F and hi * F; silu: both ends * F), which costs about one level;
+// FIT_WIDENING (1/sqrt and 1/x: lo / F and hi * F; silu and the softmax exp's lower end: * F), which costs about one level;
 // the monitor still warns at the calibrated interval plus margin.
 
 import type { AttentionStats } from './attention-stats.js';

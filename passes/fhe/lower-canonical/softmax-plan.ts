@@ -24,7 +24,7 @@ import type { Approximation } from '../../approx/approximation.js';
 import { DEFAULT_MAX_DEGREE, chebyshevDepth } from '../../approx/chebyshev.js';
 import { nextPow2 } from '../packing.js';
 import type { AttentionStats } from './attention-stats.js';
-import { EXP_HEADROOM, softmaxIntervals } from './fit-intervals.js';
+import { EXP_HEADROOM, FIT_WIDENING, softmaxIntervals } from './fit-intervals.js';
 
 export type SoftmaxMethod = 'squaring' | 'shifted';
 export const SOFTMAX_METHODS: readonly SoftmaxMethod[] = ['squaring', 'shifted'];
@@ -123,24 +123,26 @@ function planShifted(st: AttentionStats, o: SoftmaxPlanOptions, fit: Fit): Softm
 /**
  * Scaled-score interval of normalize-and-square (in x units, before the 2^-k): the calibrated range
  * with its margin, exp's headroom on top, and room below for the fill of masked slots (which meets
- * fill - diag in prefill's not-yet-visible keys).
+ * fill - diag in prefill's not-yet-visible keys). exp is fitted down to `fitLo` = lo * FIT_WIDENING,
+ * as every other fit is widened past its calibrated interval (fit-intervals.ts): held-out rows do
+ * reach below the calibrated minimum, and a polynomial just past its interval is already off.
  */
-export function squaringScoreInterval(st: AttentionStats, margin: number): { lo: number; hi: number; fill: number } {
+export function squaringScoreInterval(st: AttentionStats, margin: number): { lo: number; fitLo: number; hi: number; fill: number } {
   const m = margin;
   const hi = Math.max(st.relMax, 0) + m * Math.abs(st.relMax) + EXP_HEADROOM;
   const dMax = Math.max(st.diagMax + m * Math.abs(st.diagMax), 0);
   const dMin = Math.min(st.diagMin - m * Math.abs(st.diagMin), 0);
   // fill in [lo + dMax, hi + dMin] must be non-empty.
   const lo = Math.min(st.relMin - m * Math.abs(st.relMin), hi + dMin - dMax, -1);
-  return { lo, hi, fill: lo + dMax };
+  return { lo, fitLo: lo * FIT_WIDENING, hi, fill: lo + dMax };
 }
 
 /** k rounds; `budget`: the depth a plan must not exceed to matter (the best so far), `round`: a lower bound of a round's depth. */
 function planSquaring(st: AttentionStats, o: SoftmaxPlanOptions, k: number, fit: Fit, budget = Infinity, round = 3): SoftmaxPlan | undefined {
   const n = rowBound(o.rowLength);
   const s = 2 ** k;
-  const { lo, hi, fill } = squaringScoreInterval(st, o.margin);
-  const expInterval: [number, number] = [lo / s, hi / s];
+  const { fitLo, hi, fill } = squaringScoreInterval(st, o.margin);
+  const expInterval: [number, number] = [fitLo / s, hi / s];
   const observed: SoftmaxPlan['observed'] = { exp: [st.relMin / s, st.relMax / s], reciprocals: [[1, n * Math.exp(Math.max(0, st.relMax) / s)]] };
   const try_ = <T>(f: () => T): T | undefined => {
     try {
@@ -229,7 +231,7 @@ export function planSoftmax(st: AttentionStats, o: SoftmaxPlanOptions, fit: Fit)
     if (!best || p.depth < best.depth || (p.depth === best.depth && mulsOf(p.exp, p.reciprocals, n) < mulsOf(best.exp, best.reciprocals, n))) best = p;
   }
   if (!best) {
-    const { lo, hi } = squaringScoreInterval(st, o.margin);
+    const { fitLo: lo, hi } = squaringScoreInterval(st, o.margin);
     throw new FhecError(
       `softmax: no normalize-and-square plan with up to ${maxK} squarings fits scores relative to the diagonal in [${lo.toPrecision(4)}, ${hi.toPrecision(4)}] ` +
         `(calibrated [${st.relMin.toPrecision(4)}, ${st.relMax.toPrecision(4)}]) for rows of ${n} keys`,
