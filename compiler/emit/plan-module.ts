@@ -127,6 +127,11 @@ class PlanModel {
   }
 }
 
+/** Ct is named only by functions that take or return values. */
+function fnsUseCt(segs: Segment[]): boolean {
+  return segs.some((s) => s.kernel !== -2 && (s.liveIn.length > 0 || s.liveOut.length > 0));
+}
+
 function kernelDocs(model: PlanModel, seg: Segment): string {
   const a = model.analysis;
   const lines = [`Ops ${seg.start}..${seg.end - 1} of the program.`];
@@ -167,7 +172,7 @@ export function emitPlanModule(planFile: string, opts: EmitPlanModuleOptions = {
     '// carries out refreshes. Each op\'s IR text, level and scale is in the comment above its call.',
   ].join('\n');
   const statements: (string | StatementStructures)[] = [header];
-  statements.push({ kind: StructureKind.ImportDeclaration, isTypeOnly: true, moduleSpecifier: opts.runtimeModule ?? 'fhec/runtime', namedImports: ['Ct', 'PlanRuntime'] });
+  statements.push({ kind: StructureKind.ImportDeclaration, isTypeOnly: true, moduleSpecifier: opts.runtimeModule ?? 'fhec/runtime', namedImports: fnsUseCt(segs) ? ['Ct', 'PlanRuntime'] : ['PlanRuntime'] });
   statements.push(
     [
       '/** The plan this module runs: the runner checks both digests against the plan it loaded. */',
