@@ -92,7 +92,7 @@ export interface CompiledModel {
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
 
-export const WEIGHT_PRIVACY_NOTE =
+const WEIGHT_PRIVACY_NOTE =
   'The client holds the embedding table and looks tokens up itself: the evaluator receives encrypted embeddings, ' +
   'so the token ids never reach it, and the embedding weights are disclosed to the client. All other weights ' +
   'stay with the evaluator as plaintexts; the logits come back encrypted under the client key.';

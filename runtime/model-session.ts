@@ -127,7 +127,7 @@ export function modelProgramInputs(
   return inputs;
 }
 
-export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
+function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
   const T = o.tokens;
   if (o.kv) {
     const { heads, headSize, group } = o.kv;
@@ -274,7 +274,7 @@ export class ModelSession {
 }
 
 /** The past length of a decode plan (0 for prefill). */
-export function pastTokens(meta: ModelPlanMeta): number {
+function pastTokens(meta: ModelPlanMeta): number {
   return 'decode' in meta.mode ? meta.mode.decode : 0;
 }
 

@@ -59,7 +59,7 @@ export interface GenerateOutput {
   lines: string[];
 }
 
-export async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
+async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
   const backend = backendByName(flags.backend);
   const prompt = promptOf(flags);
   const N = flags.maxNewTokens;

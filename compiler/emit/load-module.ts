@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../../runtime/plan/files.js';
 import { emitPlanModule } from './plan-module.js';
 
 /** The module file emitted for a plan file: PLAN.json -> PLAN.ts. */
-export function moduleFileOf(planFile: string): string {
+function moduleFileOf(planFile: string): string {
   return planFile.replace(/\.json$/, '') + '.ts';
 }
 

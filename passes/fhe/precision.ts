@@ -340,7 +340,7 @@ function spikeBound(spike: Map<number, SpikeTerm>, profile: SpikeProfile, slots:
 }
 
 /** Tail factor t with P(max over `slots` slot errors > t sd) <= p for Laplace-tailed slot errors. */
-export function laplaceTail(slots: number, p: number): number {
+function laplaceTail(slots: number, p: number): number {
   return Math.log(slots / p) / Math.SQRT2;
 }
 
@@ -374,7 +374,7 @@ function requirementFor(req: PrecisionOptions['required'], tensor: string): Prec
   return (req as Record<string, PrecisionRequirement>)[tensor];
 }
 
-export function meetsRequirement(v: ValuePrecision, r: PrecisionRequirement | undefined): boolean {
+function meetsRequirement(v: ValuePrecision, r: PrecisionRequirement | undefined): boolean {
   if (!r) return true;
   if (r.absError !== undefined && !(v.error <= r.absError)) return false;
   if (r.bits !== undefined && !(v.bits >= r.bits)) return false;

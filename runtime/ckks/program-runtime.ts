@@ -72,7 +72,7 @@ export interface PlanRuntime {
   output(tensor: string, a: Ct): void;
 }
 
-export function checkProgramParams(program: FheProgram, params: CkksParameters): void {
+function checkProgramParams(program: FheProgram, params: CkksParameters): void {
   const chain = program.chain;
   if (!chain) throw new FhecError('program is not managed (no modulus chain); run the scale management pass first');
   const data = params.primes.slice(0, -1);

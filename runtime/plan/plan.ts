@@ -22,8 +22,8 @@ import { isWeightRefs, readWeightRefs } from './weight-store.js';
 import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
 import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../../ir/ckks/params.js';
 
-export const PLAN_FORMAT = 'fhec-plan';
-export const PLAN_VERSION = 1;
+const PLAN_FORMAT = 'fhec-plan';
+const PLAN_VERSION = 1;
 /** Dense constants longer than this go to the weights sidecar. */
 const INLINE_LIMIT = 16;
 
