@@ -9,7 +9,7 @@ import * as vm from 'node:vm';
 import { ts } from 'ts-morph';
 import { FhecError } from '../../ir/errors.js';
 import type { EmittedPlanModule } from '../../runtime/ckks/program-runtime.js';
-import { writeFileAtomic } from '../../runtime/plan/files.js';
+import { readCheckedFile, writeFileAtomic } from '../../runtime/plan/files.js';
 import { emitPlanModule } from './plan-module.js';
 
 /** The module file emitted for a plan file: PLAN.json -> PLAN.ts. */
@@ -26,12 +26,7 @@ export function writePlanModule(planFile: string): string {
 
 /** Transpiles and runs an emitted module file; checks it exports PLAN and run. */
 export function loadEmittedModule(file: string): EmittedPlanModule {
-  let source: string;
-  try {
-    source = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new FhecError(`cannot read the emitted module (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { file });
-  }
+  const source = new TextDecoder().decode(readCheckedFile(file, 'the emitted module'));
   const out = ts.transpileModule(source, {
     fileName: file,
     reportDiagnostics: true,

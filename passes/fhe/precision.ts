@@ -57,7 +57,7 @@ import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { constantValueAt } from '../../ir/fhe/types.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
+import { checkProgramChain, type CkksParameters } from '../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../ir/fhe/plain-eval.js';
 import { sampleErrors } from './noise-sample.js';
 import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
@@ -353,12 +353,7 @@ export function magnitudeBoundsFromPlain(program: FheProgram, tensors: Record<st
 }
 
 function checkParams(program: FheProgram, params: CkksParameters): void {
-  const chain = program.chain;
-  if (!chain) throw new FhecError('precision analysis needs a managed program (run scale management first)');
-  const data = params.primes.slice(0, -1);
-  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
-    throw new FhecError('program was typed for another modulus chain than these parameters');
-  }
+  checkProgramChain(program, params, 'precision analysis needs a managed program (run scale management first)');
 }
 
 function log2Big(q: bigint): number {

@@ -14,7 +14,7 @@ import { FhecError } from '../../ir/errors.js';
 import { constantSlots } from '../../ir/fhe/layout.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
+import { checkProgramChain, type CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
@@ -73,12 +73,7 @@ export interface PlanRuntime {
 }
 
 function checkProgramParams(program: FheProgram, params: CkksParameters): void {
-  const chain = program.chain;
-  if (!chain) throw new FhecError('program is not managed (no modulus chain); run the scale management pass first');
-  const data = params.primes.slice(0, -1);
-  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
-    throw new FhecError('program was typed for another modulus chain than these parameters');
-  }
+  checkProgramChain(program, params, 'program is not managed (no modulus chain); run the scale management pass first');
 }
 
 export class ProgramRuntime implements PlanRuntime {
