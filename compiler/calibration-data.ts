@@ -32,9 +32,9 @@ export interface WindowOptions {
   maxWindows?: number;
 }
 
-export const DEFAULT_WINDOW = 64;
+const DEFAULT_WINDOW = 64;
 /** The byte tokenizer's vocabulary: one token per byte value. */
-export const BYTE_VOCAB = 256;
+const BYTE_VOCAB = 256;
 
 /**
  * Start offsets of the windows over `length` tokens: full windows only (a shorter tail would be a
@@ -56,7 +56,7 @@ export function windowStarts(length: number, opts: WindowOptions = {}): { start:
 }
 
 /** The vocabulary size the model's token input indexes, or undefined if it cannot be told. */
-export function modelVocabSize(graph: Graph, ids: Value): number | undefined {
+function modelVocabSize(graph: Graph, ids: Value): number | undefined {
   // The embedding lookup: Gather(table [V, D], ids) or fhec::embedding(ids, table), maybe behind casts.
   const seen = new Set<Value>([ids]);
   const queue = [ids];
@@ -137,7 +137,7 @@ export function textCalibrationSets(graph: Graph, text: Uint8Array, file: string
 }
 
 /** Tensor-JSON input sets: `{"inputs": {...}}` or `{"sets": [{"inputs": {...}}, ...]}`. */
-export function jsonCalibrationSets(graph: Graph, doc: unknown, file: string): CalibrationSet[] {
+function jsonCalibrationSets(graph: Graph, doc: unknown, file: string): CalibrationSet[] {
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (!isObj(doc)) throw new FhecError('expected a JSON object with "inputs" or "sets"', { file });
   const docs: { name: string; doc: unknown }[] = [];

@@ -104,6 +104,8 @@ function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration
 export interface CompiledGenerationPlan {
   manifest: GenerationManifest;
   files: string[];
+  /** The step plans compiled now (the prefill plans). */
+  stepPlans: string[];
   lines: string[];
 }
 
@@ -138,6 +140,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     );
   }
   const files: string[] = [];
+  const stepPlans: string[] = [];
   let params: CkksParameters | undefined;
   let embedding: { vocab: number; dim: number; file: string; sha256: string } | undefined;
   for (const S of prefill) {
@@ -150,6 +153,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin`, sha256: sha256Hex(tableBytes) };
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
+    stepPlans.push(f.plan);
     lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   const manifest: GenerationManifest = {
@@ -175,7 +179,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
       `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
   );
-  return { manifest, files, lines };
+  return { manifest, files, stepPlans, lines };
 }
 
 export interface PlanStoreOptions {

@@ -36,7 +36,7 @@ export function collectInputRange(value: string, prev: DeclaredRanges): Declared
 }
 
 /** The ciphertexts' overflows for these input ranges (empty: the modulus has headroom for them). */
-export function rangeOverflows(program: FheProgram, params: CkksParameters, iface: PlanInterface, ranges: InputRanges): Overflow[] {
+function rangeOverflows(program: FheProgram, params: CkksParameters, iface: PlanInterface, ranges: InputRanges): Overflow[] {
   const inputBounds: Record<string, number> = {};
   for (const p of iface.inputs) {
     const [lo, hi] = ranges[p.name]!;

@@ -33,9 +33,9 @@ import { coefficientBound, DEFAULT_HIDING_BITS, minRefreshLevel, modulusBitsAt }
 export type Placement = 'optimal' | 'greedy';
 
 /** The scale the approximations and weights were tuned at. */
-export const MODEL_SCALE_BITS = 40;
+const MODEL_SCALE_BITS = 40;
 /** Bits above the scale in the first prime (and the special prime): the fixed rule's 60-bit primes. */
-export const MODEL_INTEGER_BITS = 20;
+const MODEL_INTEGER_BITS = 20;
 /**
  * Beam width of the optimal placement (beyond it the DP keeps the best states; see
  * refresh-placement.ts). On model A, 500 finds what 200,000 finds, in about a second per plan.

@@ -22,7 +22,7 @@ import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, modelMinLevel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
 import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
-import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
+import { embedTokens, MODEL_PLAN_KIND, modelProgramInputs, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
@@ -92,7 +92,7 @@ export interface CompiledModel {
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
 
-export const WEIGHT_PRIVACY_NOTE =
+const WEIGHT_PRIVACY_NOTE =
   'The client holds the embedding table and looks tokens up itself: the evaluator receives encrypted embeddings, ' +
   'so the token ids never reach it, and the embedding weights are disclosed to the client. All other weights ' +
   'stay with the evaluator as plaintexts; the logits come back encrypted under the client key.';
@@ -270,13 +270,8 @@ function boundRuns(lowered: LoweredModel, calibrationSets: Record<string, Tensor
   const runs = calibrationSets.map((set) => {
     const ids = set[emb.ids];
     if (!ids) throw new FhecError(`a calibration set has no '${emb.ids}'`);
-    const tensors: Record<string, Float64Array> = embeddingInputs(emb, embedTokens(table, vocab, dim, ids.data as ArrayLike<number>));
-    for (const c of lowered.cacheInputs) {
-      const t = set[c.name];
-      if (!t) throw new FhecError(`a calibration set has no '${c.name}'`);
-      tensors[c.fhe] = expandCache(c, t.data as ArrayLike<number>, lowered.past);
-    }
-    return tensors;
+    const rows = embedTokens(table, vocab, dim, ids.data as ArrayLike<number>);
+    return modelProgramInputs(emb, rows, lowered.cacheInputs, (n) => set[n]?.data as ArrayLike<number> | undefined, 'a calibration set', lowered.past);
   });
   return { runs, tableMax };
 }

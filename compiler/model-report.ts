@@ -9,7 +9,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { targetFunction } from '../passes/approx/functions.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { describeParameters } from '../ir/ckks/params.js';
-import { embedTokens, embeddingInputs, expandCache } from '../runtime/model-session.js';
+import { embedTokens, modelProgramInputs } from '../runtime/model-session.js';
 import type { CompiledModel } from './model-plan.js';
 
 export interface ProbeReport {
@@ -64,8 +64,7 @@ export function modelReport(c: CompiledModel, windows = 4): ModelReport {
   for (const s of sets) {
     const t: Tensor | undefined = s[ids];
     if (!t) continue;
-    const inputs: Record<string, Float64Array> = embeddingInputs(c.lowered.embedding, tableOf(c, t.data));
-    for (const ci of c.lowered.cacheInputs) inputs[ci.fhe] = expandCache(ci, s[ci.name]!.data, c.lowered.past);
+    const inputs = modelProgramInputs(c.lowered.embedding, tableOf(c, t.data), c.lowered.cacheInputs, (n) => s[n]?.data, 'a calibration set', c.lowered.past);
     const ev = evaluatePlain(c.lowered.program, inputs);
     for (const p of c.lowered.probes) {
       const x = ev.values.get(p.input)!;

@@ -8,6 +8,9 @@ export { sealBackend } from './seal/backend.js';
 export { simBackend, makeSimBackend, SIMULATION_LABEL } from './sim/backend.js';
 export { executeProgram, runProgram, encryptInputs, decryptOutputs, keyRequestFor } from './ckks/execute.js';
 export type { ExecuteResult, RunResult, DecryptedOutput, OpStats } from './ckks/execute.js';
+// What code emitted for model and step plans (`fhec compile --emit ts`) calls, and its runner.
+export { ProgramRuntime, runEmittedPlan } from './ckks/program-runtime.js';
+export type { Ct, PlanRuntime, EmittedPlanModule } from './ckks/program-runtime.js';
 export { makeParameters, selectParameters, fheChain, describeParameters } from '../ir/ckks/params.js';
 export type { CkksParameters, ParameterRequest } from '../ir/ckks/params.js';
 export { loadPlan, writePlan, planFromJson } from './plan/plan.js';

@@ -105,7 +105,29 @@ export function embeddingInputs(e: { fhe: string; layout: SlotLayout; groups?: {
 }
 
 /** Reassembles a model output tensor from its decrypted blocks (slot vectors by FHE output name). */
-export function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
+/**
+ * Float64 inputs of a model plan's program for one run: the embedded token rows (embeddingInputs) and each
+ * past key/value cache expanded to its layout (expandCache); `cache` gives a cache's values by its model
+ * input name, `what` names the source in the error when one is missing.
+ */
+export function modelProgramInputs(
+  embedding: Parameters<typeof embeddingInputs>[0],
+  rows: Float64Array,
+  cacheInputs: readonly ModelCacheInput[],
+  cache: (name: string) => ArrayLike<number> | undefined,
+  what: string,
+  past?: number,
+): Record<string, Float64Array> {
+  const inputs = embeddingInputs(embedding, rows);
+  for (const c of cacheInputs) {
+    const data = cache(c.name);
+    if (!data) throw new FhecError(`${what} has no '${c.name}'`);
+    inputs[c.fhe] = expandCache(c, data, past);
+  }
+  return inputs;
+}
+
+function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<number>): Tensor {
   const T = o.tokens;
   if (o.kv) {
     const { heads, headSize, group } = o.kv;
@@ -252,7 +274,7 @@ export class ModelSession {
 }
 
 /** The past length of a decode plan (0 for prefill). */
-export function pastTokens(meta: ModelPlanMeta): number {
+function pastTokens(meta: ModelPlanMeta): number {
   return 'decode' in meta.mode ? meta.mode.decode : 0;
 }
 

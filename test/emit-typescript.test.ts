@@ -25,6 +25,7 @@ import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { SimClient, SimEvaluator } from '../runtime/sim/backend.js';
+import { typeCheck } from './helpers/type-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GOLDEN = path.join(ROOT, 'test/golden/ts/small.ts.golden');
@@ -258,39 +259,6 @@ function emitCase(c: Case, variant: 'whole' | 'parts', opsPerFunction?: number):
  * Strict type-check of the files; diagnostics of each file. `fhec/runtime` is the runtime's source, or
  * with `viaPackage` what a user who installed fhec gets: the package's exports map and built types.
  */
-function typeCheck(files: string[], viaPackage = false): Map<string, string[]> {
-  const options: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2023,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts'],
-    types: ['node'],
-    typeRoots: [path.join(ROOT, 'node_modules/@types')],
-    strict: true,
-    noUnusedLocals: true,
-    noUnusedParameters: true,
-    noImplicitReturns: true,
-    noUncheckedIndexedAccess: true,
-    exactOptionalPropertyTypes: true,
-    noPropertyAccessFromIndexSignature: true,
-    noImplicitOverride: true,
-    skipLibCheck: true,
-    noEmit: true,
-    ...(viaPackage ? {} : { paths: { 'fhec/runtime': [path.join(ROOT, 'runtime/index.ts')] } }),
-  };
-  const program = ts.createProgram(files, options);
-  const text = (d: ts.Diagnostic) =>
-    (d.file ? `${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : '') +
-    ts.flattenDiagnosticMessageText(d.messageText, '\n');
-  const out = new Map<string, string[]>();
-  const global = program.getOptionsDiagnostics().map(text);
-  for (const f of files) {
-    const sf = program.getSourceFile(f);
-    const diagnostics = sf ? [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)].map(text) : ['not part of the program'];
-    out.set(f, [...global, ...diagnostics]);
-  }
-  return out;
-}
 
 async function importModule(e: Emitted): Promise<GeneratedModule> {
   const js = ts.transpileModule(e.source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 } }).outputText;

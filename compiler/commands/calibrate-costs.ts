@@ -15,7 +15,7 @@ import { checkOutputs } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
 
 /** node-seal's version, read from its package.json (the package does not export it). */
-export function nodeSealVersion(): string {
+function nodeSealVersion(): string {
   try {
     let dir = path.dirname(fileURLToPath(import.meta.resolve('node-seal')));
     for (let i = 0; i < 4; i++, dir = path.dirname(dir)) {
@@ -30,7 +30,7 @@ export function nodeSealVersion(): string {
   return 'unknown';
 }
 
-export function machineDescription(): string {
+function machineDescription(): string {
   const cpu = os.cpus()[0]?.model?.trim() ?? 'unknown cpu';
   return `${cpu} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`;
 }
@@ -67,7 +67,7 @@ export async function runCalibrateCosts(opts: CalibrateCostsOptions): Promise<Co
   return table;
 }
 
-export function formatCostSummary(table: CostTable): string {
+function formatCostSummary(table: CostTable): string {
   const ops = ['encode', 'add', 'mul_plain', 'mul', 'relinearize', 'rescale', 'rotate', 'encrypt', 'decrypt', 'save', 'load'] as const;
   const lines = [`| N | level | ${ops.join(' | ')} |`, `|---:|---:|${ops.map(() => '---:').join('|')}|`];
   for (const r of table.ringDegrees) {

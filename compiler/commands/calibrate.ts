@@ -79,7 +79,7 @@ export function calibrateModel(model: string, calibration: string, opts: Calibra
   };
 }
 
-export function formatCalibrationReport(r: CalibrationReport): string {
+function formatCalibrationReport(r: CalibrationReport): string {
   const header = [
     `model        ${r.model}`,
     `calibration  ${r.calibration}: ${r.sets} input set(s), ${(r.ms / 1000).toFixed(2)} s`,

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
 import { collectBinding, intOption } from './common.js';
 import { emitTypeScript } from '../emit/typescript.js';
+import { writePlanModule } from '../emit/load-module.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
 import { compileGenerationCommand } from './generate.js';
@@ -67,7 +68,7 @@ export function registerCompile(program: Command): void {
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
     .option('--print-fhe', 'print the FHE program (as stored in the plan) to stdout')
     .option('--emit-fhe-ir <file>', 'write the FHE program text to a file')
-    .option('--emit <kind>', "also emit the plan as code: 'ts' writes PLAN.ts, a typed TypeScript module running the same program through the runtime API")
+    .option('--emit <kind>', "also emit the plan as code: 'ts' writes PLAN.ts, a typed TypeScript module running the same program through the runtime API (generation plans: one beside each step plan)")
     .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
@@ -79,6 +80,7 @@ export function registerCompile(program: Command): void {
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);
+      if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
       if (opts.calibration && opts.maxContext !== undefined) {
         for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);
         return;
@@ -86,9 +88,9 @@ export function registerCompile(program: Command): void {
       if (opts.calibration) {
         return compileModelCommand(model, { ...opts, calibration: opts.calibration }).then((lines) => {
           for (const l of lines) console.log(l);
+          if (opts.emit === 'ts') console.log(`wrote ${writePlanModule(opts.output)}`);
         });
       }
-      if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
       const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange });
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
       const { weights, programText } = writeFhePlan(opts.output, compiled);

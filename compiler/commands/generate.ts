@@ -11,7 +11,9 @@ import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
 import { loadClientModel } from '../../runtime/generate/manifest.js';
-import { shapeName } from '../../runtime/generate/plan-source.js';
+import { shapeName, type StepPlan } from '../../runtime/generate/plan-source.js';
+import { EmittedModules, writePlanModule } from '../emit/load-module.js';
+import * as path from 'node:path';
 import { formatGenerationSummary, generateInProcess, type GenerationRun } from '../../runtime/generate/session.js';
 import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
@@ -48,6 +50,8 @@ export interface GenerateFlags {
   auditRefresh?: string;
   /** Floor on the refresh masks' hiding, bits per ciphertext (default 40). */
   minHidingBits?: number;
+  /** Run the step plans' emitted TypeScript modules (`fhec compile --emit ts`) instead of their programs. */
+  emitted?: boolean;
 }
 
 export interface GenerateOutput {
@@ -55,7 +59,7 @@ export interface GenerateOutput {
   lines: string[];
 }
 
-export async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
+async function generateCommand(planFile: string, flags: GenerateFlags): Promise<GenerateOutput> {
   const backend = backendByName(flags.backend);
   const prompt = promptOf(flags);
   const N = flags.maxNewTokens;
@@ -74,7 +78,9 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   const show = flags.progress ?? true;
   const recorder = flags.trace ? new TraceRecorder() : undefined;
   const audit = flags.auditRefresh !== undefined ? new RefreshAudit(flags.auditRefresh) : undefined;
+  const modules = flags.emitted ? new EmittedModules() : undefined;
   const run = await generateInProcess(store, backend, model, prompt, N, {
+    ...(modules ? { emitted: (sp: StepPlan) => modules.forPlan(sp.plan.file) } : {}),
     ...(recorder ? { trace: recorder } : {}),
     ...(audit ? { audit } : {}),
     ...maskFromFlags(flags.minHidingBits),
@@ -90,6 +96,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   });
   audit?.close();
   const lines = [...compileLines, ...formatGenerationSummary(run)];
+  if (modules) lines.push(`ran the step plans' emitted TypeScript modules${modules.emitted.length ? ` (emitted now: ${modules.emitted.map((f) => path.basename(f)).join(', ')})` : ''}`);
   if (recorder && flags.trace) {
     const steps = run.result.steps;
     const k = run.keyHolderChannel;
@@ -163,6 +170,7 @@ export function registerGenerate(program: Command): void {
     .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
+    .option('--emitted', 'run each step plan\'s emitted TypeScript module (fhec compile --emit ts; emitted on first use if missing) instead of its program')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;
@@ -182,6 +190,8 @@ export interface GenerationCompileFlags {
   ringDegree?: number;
   /** A cost table from `fhec calibrate-costs` for the parameter search. */
   costs?: string;
+  /** 'ts': a TypeScript module beside each step plan compiled now (later ones are emitted on first use by generate --emitted). */
+  emit?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -196,5 +206,6 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     ringDegree: flags.ringDegree,
     ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
   });
-  return [...c.lines, `wrote ${c.files.join(', ')}`];
+  const modules = flags.emit === 'ts' ? c.stepPlans.map(writePlanModule) : [];
+  return [...c.lines, `wrote ${[...c.files, ...modules].join(', ')}`];
 }

@@ -28,7 +28,7 @@ export function unsupportedOps(graph: Graph): UnsupportedOp[] {
   return [...byOp.values()];
 }
 
-export function opHistogram(graph: Graph, info?: ModelInfo): Record<string, number> {
+function opHistogram(graph: Graph, info?: ModelInfo): Record<string, number> {
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[opKey(n)] = (ops[opKey(n)] ?? 0) + 1;
   if (info?.constantNodeCount) ops['Constant'] = (ops['Constant'] ?? 0) + info.constantNodeCount;
@@ -73,7 +73,7 @@ export function canonicalOps(file: string, shape: GeneratorShape): Record<string
 
 export type InspectReport = ReturnType<typeof inspectModel>;
 
-export function formatInspect(r: InspectReport): string {
+function formatInspect(r: InspectReport): string {
   const lines: string[] = [];
   const num = (n: number) => n.toLocaleString('en-US');
   lines.push(`model      ${r.file}`);

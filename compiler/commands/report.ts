@@ -16,7 +16,7 @@ interface ReportFlags {
 }
 
 /** Writes the report; returns the line to print. */
-export function reportCommand(plan: string, flags: ReportFlags): string {
+function reportCommand(plan: string, flags: ReportFlags): string {
   if (!fs.existsSync(plan)) throw new FhecError('plan file not found', { file: plan });
   checkOutputs([{ path: flags.output, flag: '--output' }], [...planFiles(plan), ...(flags.run ? [flags.run] : [])]);
   const data = loadReportData(plan, flags.run);

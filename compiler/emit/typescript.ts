@@ -104,7 +104,7 @@ function propertyAccess(obj: string, name: string): string {
   return IDENT.test(name) && !RESERVED.has(name) ? `${obj}.${name}` : `${obj}[${quote(name)}]`;
 }
 
-function quote(s: string): string {
+export function quote(s: string): string {
   return `'${JSON.stringify(s).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`;
 }
 
@@ -128,11 +128,11 @@ function layoutLiteral(l: SlotLayout): string {
 }
 
 /** The op's IR line, with its result's level and scale spelled out. */
-function opComment(op: FheOp): string {
+export function opComment(op: FheOp): string {
   return op.kind === 'output' ? opHead(op) : `${opHead(op)}: ${typeText(op.result!.type)}`;
 }
 
-const METHOD: Partial<Record<FheOp['kind'], string>> = {
+export const METHOD: Partial<Record<FheOp['kind'], string>> = {
   add: 'add',
   sub: 'sub',
   negate: 'negate',

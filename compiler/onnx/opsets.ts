@@ -9,7 +9,7 @@ import { FhecError } from '../../ir/errors.js';
  * Newest version per domain ('' = ai.onnx): the newest ai.onnx opset among the ONNX node tests the
  * reference interpreter is checked against (test/onnx-conformance.test.ts), and com.microsoft's only one.
  */
-export const LATEST_OPSETS: Readonly<Record<string, number>> = { '': 28, 'com.microsoft': 1 };
+const LATEST_OPSETS: Readonly<Record<string, number>> = { '': 28, 'com.microsoft': 1 };
 
 /** Set from the CLI's --allow-newer-opset for the run (the CLI resets it on every invocation). */
 export const opsetPolicy = { allowNewer: false, warn: (line: string) => void process.stderr.write(`${line}\n`) };

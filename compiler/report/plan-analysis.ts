@@ -47,7 +47,7 @@ export interface AnalysisInput {
 }
 
 /** The decoder layer a node name states (`.../layers.3/...` as Hugging Face exports name them). */
-export function layerOf(name: string): string | null {
+function layerOf(name: string): string | null {
   const m = /layers[./](\d+)[./]/.exec(name);
   return m ? `layer ${m[1]}` : null;
 }

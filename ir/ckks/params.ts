@@ -2,7 +2,7 @@
 // will generate), top scale, security check, and the byte cost of key-switching keys.
 
 import { FhecError } from '../errors.js';
-import type { FheChain } from '../fhe/types.js';
+import type { FheChain, FheProgram } from '../fhe/types.js';
 import { coeffModulusPrimes } from './primes.js';
 import { isSecure128, maxModulusBits, RING_DEGREES } from './security.js';
 
@@ -48,6 +48,16 @@ export function topLevel(p: CkksParameters): number {
 /** The FHE IR's view of the chain: the data primes only. */
 export function fheChain(p: CkksParameters): FheChain {
   return { ringDegree: p.ringDegree, primes: p.primes.slice(0, -1) };
+}
+
+/** The program must be managed (`unmanaged` says what then) and typed for exactly these parameters' data primes. */
+export function checkProgramChain(program: FheProgram, params: CkksParameters, unmanaged: string): void {
+  const chain = program.chain;
+  if (!chain) throw new FhecError(unmanaged);
+  const data = params.primes.slice(0, -1);
+  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
+    throw new FhecError('program was typed for another modulus chain than these parameters');
+  }
 }
 
 /** Builds (and checks) parameters from an explicit chain. */

@@ -14,7 +14,7 @@ import { coneOf, evalCone, trackLocality } from './cone.js';
 import { concreteShape, constTensor } from './rewrite.js';
 
 /** A bias at or below this masks its key: exp(-1e4 + anything sane) is exactly 0 in float64. */
-export const MASKED_AT_MOST = -1e4;
+const MASKED_AT_MOST = -1e4;
 
 export interface MaskGeometry {
   B: number;

@@ -57,7 +57,7 @@ export function spikeProfile(ringDegree: number): SpikeProfile {
  * scale: sqrt(N sigma^2 / 2) (q_j / 2P) csc(pi / 2N). Digits are independent; a key switch at level l
  * uses digits 0..l.
  */
-export function spikeDigitAmplitudes(params: CkksParameters): number[] {
+function spikeDigitAmplitudes(params: CkksParameters): number[] {
   const n = params.ringDegree;
   const special = Number(params.primes[params.primes.length - 1]!);
   const c = Math.sqrt(0.5 * n * NOISE_SIGMA * NOISE_SIGMA) / Math.sin(Math.PI / (2 * n));

@@ -19,6 +19,7 @@
 //   rounding shared by all slots;
 // - products: x dy + y dx + dx dy with the float64 values x, y of the run (exact for the model).
 
+import { SeededGaussian } from '../../ir/random.js';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import type { PlainEvaluation } from '../../ir/fhe/plain-eval.js';
@@ -44,46 +45,6 @@ export interface SampledErrors {
   rms: Map<string, number>;
 }
 
-/** xoshiro128** with Box-Muller: small, seedable, reproducible across runs. */
-class Rng {
-  private s = new Uint32Array(4);
-  private spare: number | undefined;
-  constructor(seed: number) {
-    let x = seed >>> 0 || 1;
-    for (let i = 0; i < 4; i++) {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
-  }
-  /** Uniform in (0, 1). */
-  uniform(): number {
-    const s = this.s;
-    const r = Math.imul(((Math.imul(s[1]!, 5) << 7) | (Math.imul(s[1]!, 5) >>> 25)) >>> 0, 9) >>> 0;
-    const t = (s[1]! << 9) >>> 0;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = ((s[3]! << 11) | (s[3]! >>> 21)) >>> 0;
-    return (r + 0.5) / 4294967296;
-  }
-  gaussian(): number {
-    if (this.spare !== undefined) {
-      const v = this.spare;
-      this.spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const a = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(a);
-    return r * Math.cos(a);
-  }
-}
-
 export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): SampledErrors {
   const { params, plain } = options;
   if (!program.chain) throw new FhecError('noise sampling needs a managed program (run scale management first)');
@@ -91,7 +52,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
   const slots = program.slots;
   const special = params.primes[params.primes.length - 1]!;
   const keySteps = options.rotationKeySteps ?? ((step: number) => [normalizeStep(step, slots)]);
-  const rng = new Rng(options.seed ?? 1);
+  const rng = new SeededGaussian(options.seed ?? 1);
   const g = spikeProfile(n).g;
   const sqrtG = g.map(Math.sqrt);
 
@@ -99,7 +60,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
   // real part of the key's error at the root, turned by the phase of 2 / (1 - zeta_u), which is close
   // to i near the peaks, so the spike takes the imaginary part (unit variance after sqrt 2).
   const secretWeight = new Float64Array(slots);
-  for (let u = 0; u < slots; u++) secretWeight[u] = (rng.gaussian() ** 2 + rng.gaussian() ** 2) / 2;
+  for (let u = 0; u < slots; u++) secretWeight[u] = (rng.next() ** 2 + rng.next() ** 2) / 2;
   const keys = new Map<string, { weight: Float64Array; spike: Float64Array }>();
   const keyOf = (name: string) => {
     let k = keys.get(name);
@@ -107,8 +68,8 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
       const weight = new Float64Array(slots);
       const spike = new Float64Array(slots);
       for (let u = 0; u < slots; u++) {
-        const re = rng.gaussian();
-        const im = rng.gaussian();
+        const re = rng.next();
+        const im = rng.next();
         weight[u] = (re * re + im * im) / 2;
         spike[u] = im * sqrtG[u]!;
       }
@@ -118,7 +79,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
   };
   const secretNoise = (e: Float64Array, variance: number) => {
     const sd = Math.sqrt(variance);
-    for (let u = 0; u < slots; u++) e[u]! += sd * Math.sqrt(secretWeight[u]!) * rng.gaussian();
+    for (let u = 0; u < slots; u++) e[u]! += sd * Math.sqrt(secretWeight[u]!) * rng.next();
   };
   const keySwitch = (e: Float64Array, key: string, level: number, scale: number) => {
     const k = keyOf(key);
@@ -127,7 +88,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
     const r = Math.sqrt(rounding);
     const a = spikePeakSd(params, level, scale);
     for (let u = 0; u < slots; u++) {
-      e[u]! += r * Math.sqrt(secretWeight[u]!) * rng.gaussian() + digits * Math.sqrt(k.weight[u]!) * rng.gaussian() + a * k.spike[u]!;
+      e[u]! += r * Math.sqrt(secretWeight[u]!) * rng.next() + digits * Math.sqrt(k.weight[u]!) * rng.next() + a * k.spike[u]!;
     }
   };
 
@@ -167,7 +128,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
         } else {
           e = new Float64Array(slots);
           const sd = Math.sqrt(encodeVariance(n, t.scale!));
-          for (let u = 0; u < slots; u++) e[u] = sd * rng.gaussian();
+          for (let u = 0; u < slots; u++) e[u] = sd * rng.next();
         }
         break;
       }

@@ -52,13 +52,6 @@ export function rotateAndSum(b: FheBuilder, x: FheValue, count: number, spacing:
   return acc;
 }
 
-/** Keeps the slots where `keep` is true and zeroes the rest (one plaintext multiplication). */
-export function mask(b: FheBuilder, x: FheValue, keep: (slot: number) => boolean): FheValue {
-  const m = new Float64Array(b.slots);
-  for (let i = 0; i < b.slots; i++) m[i] = keep(i) ? 1 : 0;
-  return b.mulConst(x, { kind: 'dense', values: m }, 'mask');
-}
-
 /**
  * From a vector in slots [0, period) of each token block (zero elsewhere in the block), fills the block
  * with `copies` copies by doubling: log2(copies) rotations.

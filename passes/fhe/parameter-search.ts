@@ -61,7 +61,7 @@ export interface PrecisionVerdict {
 export type PrecisionCheck = (program: FheProgram, params: CkksParameters) => PrecisionVerdict;
 
 /** The default planner: no refresh; fits only when the program's depth is at most `levels`. */
-export const noRefresh: RefreshPlanner = (program, levels) => (multiplicativeDepth(program) <= levels ? { refreshes: 0, program } : undefined);
+const noRefresh: RefreshPlanner = (program, levels) => (multiplicativeDepth(program) <= levels ? { refreshes: 0, program } : undefined);
 
 export interface ParameterSearchOptions {
   /** The unmanaged program for a slot count (its packing depends on N). */

@@ -57,7 +57,7 @@ import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
 import { constantValueAt } from '../../ir/fhe/types.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
+import { checkProgramChain, type CkksParameters } from '../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../ir/fhe/plain-eval.js';
 import { sampleErrors } from './noise-sample.js';
 import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
@@ -340,7 +340,7 @@ function spikeBound(spike: Map<number, SpikeTerm>, profile: SpikeProfile, slots:
 }
 
 /** Tail factor t with P(max over `slots` slot errors > t sd) <= p for Laplace-tailed slot errors. */
-export function laplaceTail(slots: number, p: number): number {
+function laplaceTail(slots: number, p: number): number {
   return Math.log(slots / p) / Math.SQRT2;
 }
 
@@ -353,12 +353,7 @@ export function magnitudeBoundsFromPlain(program: FheProgram, tensors: Record<st
 }
 
 function checkParams(program: FheProgram, params: CkksParameters): void {
-  const chain = program.chain;
-  if (!chain) throw new FhecError('precision analysis needs a managed program (run scale management first)');
-  const data = params.primes.slice(0, -1);
-  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
-    throw new FhecError('program was typed for another modulus chain than these parameters');
-  }
+  checkProgramChain(program, params, 'precision analysis needs a managed program (run scale management first)');
 }
 
 function log2Big(q: bigint): number {
@@ -374,7 +369,7 @@ function requirementFor(req: PrecisionOptions['required'], tensor: string): Prec
   return (req as Record<string, PrecisionRequirement>)[tensor];
 }
 
-export function meetsRequirement(v: ValuePrecision, r: PrecisionRequirement | undefined): boolean {
+function meetsRequirement(v: ValuePrecision, r: PrecisionRequirement | undefined): boolean {
   if (!r) return true;
   if (r.absError !== undefined && !(v.error <= r.absError)) return false;
   if (r.bits !== undefined && !(v.bits >= r.bits)) return false;

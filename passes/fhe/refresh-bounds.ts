@@ -29,14 +29,14 @@ import { constantValueAt } from '../../ir/fhe/types.js';
 export const REFRESH_BOUND_MARGIN = 15;
 
 /** A proved bound this many times the calibrated one is still taken (beyond, the calibrated one is). */
-export const PROVED_SLACK_FACTOR = 1;
+const PROVED_SLACK_FACTOR = 1;
 
 /**
  * Calibration windows the bounds are measured on, at most (evenly spread over the calibration set): a
  * float64 run of a whole model costs ~0.3 s per window on model A, and a generation compiles a plan
  * per step. The margin covers what the other windows (and unseen text) add.
  */
-export const BOUND_CALIBRATION_WINDOWS = 48;
+const BOUND_CALIBRATION_WINDOWS = 48;
 
 /** At most `k` of the items, evenly spread (first and last included). */
 export function spreadSample<T>(items: readonly T[], k = BOUND_CALIBRATION_WINDOWS): T[] {

@@ -105,7 +105,7 @@ export function isFeasible(g: LevelGraph, refreshed: ReadonlySet<number>): boole
 }
 
 /** The program with `refresh` inserted after each named value, every later use reading the refreshed one. */
-export function insertRefreshes(program: FheProgram, refreshed: Iterable<string>): FheProgram {
+function insertRefreshes(program: FheProgram, refreshed: Iterable<string>): FheProgram {
   const set = new Set(refreshed);
   const names = new Set<string>();
   for (const op of program.ops) if (op.result) names.add(op.result.name);

@@ -61,10 +61,10 @@ export interface OptimalPlacement extends RefreshPlacement {
   frontier: number;
 }
 
-export const DEFAULT_MAX_STATES = 200_000;
+const DEFAULT_MAX_STATES = 200_000;
 
 /** The fewest refreshed nodes (or, past the budget, a beam's placement no worse than greedy's). */
-export function optimalRefreshSet(g: LevelGraph, maxStates = DEFAULT_MAX_STATES, greedy = greedyRefreshSet(g)): OptimalSearch {
+function optimalRefreshSet(g: LevelGraph, maxStates = DEFAULT_MAX_STATES, greedy = greedyRefreshSet(g)): OptimalSearch {
   const search = searchRefreshes(g, { beam: maxStates, incumbent: greedy });
   if (search.refreshed.size > greedy.size) throw new Error('internal: the search lost the greedy placement');
   return search;

@@ -45,7 +45,7 @@ export interface SearchResult {
 }
 
 /** Levels every candidate-only placement still adds after v, on v's way to its nearest candidates. */
-export function forcedAhead(g: LevelGraph, candidate: readonly boolean[]): Int32Array {
+function forcedAhead(g: LevelGraph, candidate: readonly boolean[]): Int32Array {
   const n = g.names.length;
   const h = new Int32Array(n);
   for (let v = n - 1; v >= 0; v--) {

@@ -4,47 +4,18 @@
 // dense constants may instead come from (and stay in) a plaintext cache shared across runs.
 
 import { FhecError } from '../../ir/errors.js';
-import { packSlots, unpackSlots, constantSlots } from '../../ir/fhe/layout.js';
-import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import { verifyFhe } from '../../ir/fhe/verify.js';
-import type { CkksBackend, CkksClient, CkksEvaluator, CkksHandle, CkksRefresher, KeyRequest } from '../backend.js';
+import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
+import type { FheProgram } from '../../ir/fhe/types.js';
+import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../backend.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
-import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
+import { ProgramRuntime, type ExecuteOptions, type ExecuteResult, type ExecutionTrace } from './program-runtime.js';
 
-export interface OpStats {
-  count: number;
-  ms: number;
-}
-
-export interface ExecuteResult {
-  /** Serialized output ciphertexts by tensor name. */
-  outputs: Map<string, Uint8Array>;
-  /** Count and total time per op kind. */
-  ops: Map<string, OpStats>;
-  totalMs: number;
-  simulated: boolean;
-}
-
-export interface ExecuteOptions {
-  /** Carries out `refresh` ops (a client-aided round trip, or a bootstrap); required if the program has any. */
-  refresher?: CkksRefresher;
-  /** Encoded dense constants kept across runs (the steps of a generation); its plaintexts are never freed here. */
-  plaintexts?: PlaintextCache;
-  /** Told when the program starts and the time of each op (runtime/trace/run-trace.ts records them). */
-  trace?: ExecutionTrace;
-}
-
-/** What `fhec run --trace` / `fhec generate --trace` listen to. */
-export interface ExecutionTrace {
-  begin(program: FheProgram): void;
-  op(index: number, kind: string, ms: number): void;
-  end(): void;
-}
+export type { OpStats, ExecuteResult, ExecuteOptions, ExecutionTrace } from './program-runtime.js';
 
 /** Galois steps and relinearization the program needs. */
 export function keyRequestFor(program: FheProgram): KeyRequest {
@@ -57,140 +28,21 @@ export function keyRequestFor(program: FheProgram): KeyRequest {
   return { galoisSteps: [...steps].sort((a, b) => a - b), relin };
 }
 
-function checkProgramParams(program: FheProgram, params: CkksParameters): void {
-  const chain = program.chain;
-  if (!chain) throw new FhecError('program is not managed (no modulus chain); run the scale management pass first');
-  const data = params.primes.slice(0, -1);
-  if (chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
-    throw new FhecError('program was typed for another modulus chain than these parameters');
-  }
-}
-
+/** Runs the program's ops in order on `ev` (the same engine code emitted by `fhec compile --emit ts` drives). */
 export function executeProgram(
   program: FheProgram,
   ev: CkksEvaluator,
   inputs: Map<string, Uint8Array>,
   options: ExecuteOptions = {},
 ): ExecuteResult {
-  checkProgramParams(program, ev.params);
-  verifyFhe(program, { managed: true });
-  const lastUse = new Map<string, number>();
-  program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
-  const live = new Map<string, CkksHandle>();
-  const outputs = new Map<string, Uint8Array>();
-  const stats = new Map<string, OpStats>();
-  const cache = options.plaintexts;
-  cache?.beginRun(program);
-  const keys = cache ? constantKeys(program) : undefined;
-  const encode = (op: FheOp): CkksHandle => {
-    const c = program.constants.get(op.constant!)!;
-    const t = op.result!.type;
-    const values = () => constantSlots(c.data, program.slots, c.name);
-    const key = keys?.get(c.name);
-    return key ? cache!.encode(key, t.level!, t.scale!, values) : ev.encode(values(), t.level!, t.scale!);
-  };
-  const free = (h: CkksHandle): void => {
-    if (!cache?.holds(h)) ev.free(h);
-  };
-  const trace = options.trace;
-  trace?.begin(program);
-  const t0 = performance.now();
-  const get = (name: string): CkksHandle => {
-    const h = live.get(name);
-    if (!h) throw new Error(`internal: %${name} is not live`);
-    return h;
-  };
-  program.ops.forEach((op, i) => {
-    const start = performance.now();
-    const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
-    let result: CkksHandle | undefined;
-    try {
-      result = runOp(op, ev, inputs, get, encode, outputs, options.refresher);
-    } catch (e) {
-      if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
-      throw e;
-    }
-    const s = stats.get(op.kind) ?? { count: 0, ms: 0 };
-    s.count++;
-    const ms = performance.now() - start;
-    s.ms += ms;
-    stats.set(op.kind, s);
-    trace?.op(i, op.kind, ms);
-    if (op.result && result) live.set(op.result.name, result);
-    for (const a of new Set(op.args.map((x) => x.name))) {
-      if (lastUse.get(a) === i) {
-        free(get(a));
-        live.delete(a);
-      }
-    }
-    // A value nobody uses is dropped at once.
-    if (op.result && !lastUse.has(op.result.name) && result) {
-      free(result);
-      live.delete(op.result.name);
-    }
-  });
-  for (const h of live.values()) free(h);
-  trace?.end();
-  return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
-}
-
-function runOp(
-  op: FheOp,
-  ev: CkksEvaluator,
-  inputs: Map<string, Uint8Array>,
-  get: (name: string) => CkksHandle,
-  encode: (op: FheOp) => CkksHandle,
-  outputs: Map<string, Uint8Array>,
-  refresher: CkksRefresher | undefined,
-): CkksHandle | undefined {
-  const a = op.args[0] ? get(op.args[0].name) : undefined;
-  const b = op.args[1] ? get(op.args[1].name) : undefined;
-  switch (op.kind) {
-    case 'input': {
-      const bytes = inputs.get(op.tensor!);
-      if (!bytes) throw new FhecError(`no ciphertext given for input "${op.tensor}"`);
-      const ct = ev.loadCiphertext(bytes);
-      const t = op.result!.type;
-      if (ev.levelOf(ct) !== t.level) throw new FhecError(`input "${op.tensor}" is at level ${ev.levelOf(ct)}, the program expects ${t.level}`);
-      if (ev.scaleOf(ct) !== t.scale) throw new FhecError(`input "${op.tensor}" has scale ${ev.scaleOf(ct)}, the program expects ${t.scale}`);
-      return ct;
-    }
-    case 'output':
-      outputs.set(op.tensor!, ev.saveCiphertext(a!));
-      return undefined;
-    case 'encode':
-      return encode(op);
-    case 'add':
-      return ev.add(a!, b!);
-    case 'sub':
-      return ev.sub(a!, b!);
-    case 'negate':
-      return ev.negate(a!);
-    case 'add_plain':
-      return ev.addPlain(a!, b!);
-    case 'mul_plain':
-      return ev.mulPlain(a!, b!);
-    case 'mul':
-      return ev.mul(a!, b!);
-    case 'relinearize':
-      return ev.relinearize(a!);
-    case 'rescale':
-      return ev.rescale(a!);
-    case 'mod_switch':
-      return ev.modSwitch(a!);
-    case 'rotate':
-      return ev.rotate(a!, op.step!);
-    case 'refresh': {
-      if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given');
-      const t = op.result!.type;
-      const fresh = refresher.refresh(a!, t.scale!, op.args[0]!.name);
-      if (ev.levelOf(fresh) !== t.level || ev.scaleOf(fresh) !== t.scale) {
-        ev.free(fresh);
-        throw new FhecError(`refresh gave level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, the program expects ${t.level} and ${t.scale}`);
-      }
-      return fresh;
-    }
+  const rt = new ProgramRuntime(program, ev, inputs, options);
+  try {
+    while (!rt.done) rt.step();
+  } catch (e) {
+    rt.abort();
+    throw e;
   }
+  return rt.finish();
 }
 
 /** Packs and encrypts the program's inputs (row-major [tokens, length] values per tensor). */

@@ -19,14 +19,14 @@ export const MEASUREMENT_CHAINS: Readonly<Record<number, readonly number[]>> = {
   32768: [40, ...new Array<number>(15).fill(30), 40],
 };
 
-export function measurementParameters(ringDegree: number): CkksParameters {
+function measurementParameters(ringDegree: number): CkksParameters {
   const bitSizes = MEASUREMENT_CHAINS[ringDegree];
   if (!bitSizes) throw new Error(`no measurement chain for N=${ringDegree}`);
   return makeParameters({ ringDegree, bitSizes: [...bitSizes], scale: 2 ** Math.min(28, bitSizes[0]! - 8) });
 }
 
 /** `count` levels spread over 0..top, always including both ends. */
-export function spreadLevels(top: number, count: number): number[] {
+function spreadLevels(top: number, count: number): number[] {
   if (count >= top + 1) return Array.from({ length: top + 1 }, (_, i) => i);
   const out = new Set<number>();
   for (let i = 0; i < count; i++) out.add(Math.round((i * top) / (count - 1)));
@@ -48,7 +48,7 @@ export function clockMs(clock: 'cpu' | 'wall'): number {
  * Median time (ms) of f over `reps` timed samples after one warm-up call. Each sample repeats f enough
  * times to last about 0.5 ms, so cheap ops are not lost in the clock's resolution.
  */
-export function timeMedian(f: () => void, reps = 7, clock: 'cpu' | 'wall' = 'cpu'): number {
+function timeMedian(f: () => void, reps = 7, clock: 'cpu' | 'wall' = 'cpu'): number {
   const t0 = clockMs(clock);
   f();
   const first = clockMs(clock) - t0;

@@ -15,6 +15,7 @@ import type { FheOp } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
+import { runEmittedPlan, type EmittedPlanModule } from '../ckks/program-runtime.js';
 import { parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { RefreshAudit } from '../refresh/audit.js';
@@ -57,6 +58,11 @@ export interface EvaluatorOptions {
   plaintextCacheBytes?: number;
   /** Per-op timings of every step (fhec generate --trace). */
   trace?: ExecutionTrace;
+  /**
+   * Runs each step with the module emitted for its plan (`fhec compile --emit ts`) instead of executing
+   * the plan's program; the module must be the plan's (runEmittedPlan checks the digests).
+   */
+  emitted?: (sp: StepPlan) => EmittedPlanModule;
 }
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
@@ -220,7 +226,9 @@ export class GenerationEvaluator {
     // Decode steps only: the prefill's constants recur in no later step, and would hold SEAL pool memory.
     const plaintexts = shape.kind === 'decode' ? this.plaintexts : undefined;
     const pt0 = plaintexts?.stats;
-    const exec = executeProgram(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, plaintexts, trace: this.options.trace });
+    const run = { refresher: this.refresher, plaintexts, trace: this.options.trace };
+    const emitted = this.options.emitted?.(sp);
+    const exec = emitted ? runEmittedPlan(emitted, sp.plan.plan, sp.plan.file, ev, inputs, run) : executeProgram(sp.plan.plan.program, ev, inputs, run);
     this.cache.clear();
     for (const o of meta.outputs) {
       if (!o.kv) continue;

@@ -25,7 +25,7 @@ function ioOp(sp: StepPlan, kind: 'input' | 'output', tensor: string): FheOp {
 }
 
 /** The cache carries into `cur` (after `prev`), in the order they must be requested. */
-export function carryPoints(prev: StepPlan | undefined, cur: StepPlan): RefreshPoint[] {
+function carryPoints(prev: StepPlan | undefined, cur: StepPlan): RefreshPoint[] {
   const inputs = cur.plan.meta.cacheInputs;
   if (inputs.length === 0) return [];
   if (!prev) throw new FhecError(`plan ${shapeName(cur.shape)} takes a KV cache, and no step before it made one`, { file: cur.plan.file });

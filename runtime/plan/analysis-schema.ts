@@ -23,7 +23,7 @@ const kernelSchema = z.strictObject({
   approximations: z.array(z.string()),
 });
 
-export const candidateSchema = z.strictObject({
+const candidateSchema = z.strictObject({
   ringDegree: posInt(),
   scaleBits: posInt(),
   levels: nonNegInt(),
@@ -40,7 +40,7 @@ export const candidateSchema = z.strictObject({
 
 const precisionValueSchema = z.tuple([nonNegInt(), z.number(), z.number()]);
 
-export const analysisSectionSchema = z.strictObject({
+const analysisSectionSchema = z.strictObject({
   kind: z.literal(ANALYSIS_KIND),
   kernels: z.array(kernelSchema),
   /**

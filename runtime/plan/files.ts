@@ -7,8 +7,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../../ir/errors.js';
 
-export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
-
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }

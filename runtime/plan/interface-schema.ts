@@ -27,13 +27,13 @@ const packingSchema = z.strictObject({
   ),
 });
 
-export const planInterfaceSchema = z.strictObject({
+const planInterfaceSchema = z.strictObject({
   inputs: z.array(packingSchema),
   outputs: z.array(packingSchema),
 });
 
 /** What `fhec compile` planned the Galois keys for (the run replans from the budget; the rest is a record). */
-export const rotationKeysSchema = z.strictObject({
+const rotationKeysSchema = z.strictObject({
   budgetBytes: posNumber(),
   keySteps: z.array(int()),
   composed: z.boolean(),
@@ -44,7 +44,7 @@ export type PlanInterfaceJson = z.infer<typeof planInterfaceSchema>;
 export type TensorPackingJson = z.infer<typeof packingSchema>;
 
 /** Per encrypted input, the interval the plan was compiled for (compiler/input-ranges.ts). */
-export const inputRangesSchema = z.record(z.string(), interval());
+const inputRangesSchema = z.record(z.string(), interval());
 
 export interface ArithmeticSections {
   interface: PlanInterfaceJson;

@@ -22,8 +22,8 @@ import { isWeightRefs, readWeightRefs } from './weight-store.js';
 import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
 import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../../ir/ckks/params.js';
 
-export const PLAN_FORMAT = 'fhec-plan';
-export const PLAN_VERSION = 1;
+const PLAN_FORMAT = 'fhec-plan';
+const PLAN_VERSION = 1;
 /** Dense constants longer than this go to the weights sidecar. */
 const INLINE_LIMIT = 16;
 
@@ -79,6 +79,8 @@ export interface Plan {
   refreshBounds: Map<string, number>;
   /** Printed loudly by whoever runs the plan when the parameters are insecure. */
   warning?: string;
+  /** sha256 of the program text and of the weights (what code emitted from the plan was made for). */
+  digests: { program: string; weights?: string };
 }
 
 export type RefreshPointRecord = NonNullable<PlanJson['refreshPoints']>[number];
@@ -225,7 +227,8 @@ export function planFromJson(doc: unknown, file: string, readWeights: (entry: We
   }
   if (json.keys.relin !== need.relin) throw malformed(file, 'plan', ['keys', 'relin'], `is ${json.keys.relin} but the program ${need.relin ? 'relinearizes' : 'never relinearizes'}`);
   const refreshBounds = checkRefreshPoints(program, json.refreshPoints, file);
-  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds };
+  const digests = { program: sha256Hex(new TextEncoder().encode(json.program)), ...(json.weights ? { weights: json.weights.sha256 } : {}) };
+  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds, digests };
   const warning = securityBanner(params);
   if (warning) plan.warning = warning;
   return plan;

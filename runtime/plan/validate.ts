@@ -22,7 +22,7 @@ export function jsonPath(path: JsonPath): string {
 }
 
 /** A short rendering of a found value for messages. */
-export function shown(v: unknown): string {
+function shown(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const s = JSON.stringify(v) ?? String(v);
@@ -78,7 +78,7 @@ function expecting(what: string) {
 export const int = () => z.number({ error: expecting('an integer') }).int({ error: expecting('an integer') });
 export const nonNegInt = () => z.number({ error: expecting('a non-negative integer') }).int({ error: expecting('a non-negative integer') }).nonnegative({ error: expecting('a non-negative integer') });
 export const posInt = () => z.number({ error: expecting('a positive integer') }).int({ error: expecting('a positive integer') }).positive({ error: expecting('a positive integer') });
-export const finite = () => z.number({ error: expecting('a finite number') });
+const finite = () => z.number({ error: expecting('a finite number') });
 export const posNumber = () => z.number({ error: expecting('a positive number') }).positive({ error: expecting('a positive number') });
 export const nonNegNumber = () => z.number({ error: expecting('a non-negative number') }).nonnegative({ error: expecting('a non-negative number') });
 export const name = () => z.string({ error: expecting('a name') }).min(1, { error: expecting('a non-empty name') });

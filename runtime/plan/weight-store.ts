@@ -13,8 +13,8 @@ import { FhecError } from '../../ir/errors.js';
 import { parseFhe } from '../../ir/fhe/parse.js';
 import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 
-export const WEIGHT_REFS_FORMAT = 'fhec-weight-refs';
-export const WEIGHT_REFS_VERSION = 1;
+const WEIGHT_REFS_FORMAT = 'fhec-weight-refs';
+const WEIGHT_REFS_VERSION = 1;
 /** A plan's `weights.file` with this ending is a weight list, not raw float64 values. */
 export const WEIGHT_REFS_SUFFIX = '.weights.refs.json';
 
@@ -47,7 +47,7 @@ function malformedRefs(file: string, at: PropertyKey[], message: string): FhecEr
 }
 
 /** Parses and checks a weight list document. */
-export function parseWeightRefs(doc: unknown, file: string): WeightRefs {
+function parseWeightRefs(doc: unknown, file: string): WeightRefs {
   if (doc && typeof doc === 'object' && (doc as { format?: unknown }).format === WEIGHT_REFS_FORMAT) {
     const v = (doc as { version?: unknown }).version;
     if (v !== WEIGHT_REFS_VERSION) throw new FhecError(`unknown weight list version ${JSON.stringify(v)} (this fhec reads version ${WEIGHT_REFS_VERSION})`, { file });

@@ -83,7 +83,7 @@ function nttPlaintext(seal: MainModule, info: SealContextInfo, shape: SealShape,
   return pt;
 }
 
-export class SealClient implements CkksClient {
+class SealClient implements CkksClient {
   readonly backend = BACKEND;
   private readonly info: SealContextInfo;
   // The secret key lives only inside these SEAL objects, which never leave the client.
@@ -257,7 +257,7 @@ export class SealClient implements CkksClient {
   }
 }
 
-export class SealEvaluator implements CkksEvaluator {
+class SealEvaluator implements CkksEvaluator {
   readonly backend = BACKEND;
   readonly simulated = false;
   private readonly info: SealContextInfo;

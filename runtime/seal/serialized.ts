@@ -213,7 +213,7 @@ export function checkPublicKeyBytes(bytes: Uint8Array, shape: SealShape): void {
 }
 
 /** Galois element of a left rotation by `step` (SEAL: generator 3, modulo 2N). */
-export function galoisElement(step: number, n: number): number {
+function galoisElement(step: number, n: number): number {
   const slots = n / 2;
   const s = ((step % slots) + slots) % slots;
   let e = 1n;

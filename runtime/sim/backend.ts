@@ -4,6 +4,7 @@
 // value, so the error it predicts (noisy - noise-free) includes how errors correlate and grow through
 // the circuit. Nothing is encrypted: every output of this backend is labelled as a simulation.
 
+import { SeededGaussian } from '../../ir/random.js';
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshTarget, KeyRequest } from '../backend.js';
@@ -44,36 +45,6 @@ class SimPlaintext implements CkksHandle {
   ) {}
 }
 
-/** Small deterministic Gaussian source (xorshift + Box-Muller), so simulations are reproducible. */
-class Gaussian {
-  private s: number;
-  private spare: number | undefined;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  private uniform(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.s = x;
-    return (x + 0.5) / 4294967296;
-  }
-  next(): number {
-    if (this.spare !== undefined) {
-      const v = this.spare;
-      this.spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const t = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(t);
-    return r * Math.cos(t);
-  }
-}
-
 /** The simulator's shared CKKS model: parameter facts and SEAL's checks. */
 class SimModel {
   readonly slots: number;
@@ -82,7 +53,7 @@ class SimModel {
   private readonly levelBits: number[] = [];
   constructor(
     readonly params: CkksParameters,
-    readonly noise: Gaussian,
+    readonly noise: SeededGaussian,
   ) {
     checkSecurity(params);
     this.slots = slotsOf(params);
@@ -195,7 +166,7 @@ export class SimClient implements CkksClient {
     private readonly keys: KeyRequest,
     seed: number,
   ) {
-    this.model = new SimModel(params, new Gaussian(seed));
+    this.model = new SimModel(params, new SeededGaussian(seed));
   }
 
   evaluationKeys(): EvaluationKeys {
@@ -291,7 +262,7 @@ export class SimEvaluator implements CkksEvaluator {
     keys: EvaluationKeys,
     seed: number,
   ) {
-    this.model = new SimModel(params, new Gaussian(seed));
+    this.model = new SimModel(params, new SeededGaussian(seed));
     checkKeysMatch(keys, BACKEND, this.model.id);
     this.galoisSteps = new Set(keys.galoisSteps);
     this.hasRelin = keys.relinKeys !== undefined;

@@ -30,7 +30,7 @@ const stepSchema = z.strictObject({
   rssBytes: nonNegNumber(),
 });
 
-export const runTraceSchema = z.strictObject({
+const runTraceSchema = z.strictObject({
   kind: z.literal(TRACE_KIND),
   version: z.literal(TRACE_VERSION),
   command: z.enum(['run', 'generate']),

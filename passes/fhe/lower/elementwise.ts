@@ -16,7 +16,7 @@ import type { FheValue } from '../../../ir/fhe/types.js';
 export type BinaryKind = 'Add' | 'Sub' | 'Mul';
 
 /** Slots of the result: those of an encrypted operand already shaped like the output, else consecutive. */
-export function outputPlacement(ctx: LowerContext, outDims: number[], operands: Operand[]): Want[] {
+function outputPlacement(ctx: LowerContext, outDims: number[], operands: Operand[]): Want[] {
   for (const x of operands) {
     if (x.kind === 'enc' && dimsOf(x).join(',') === outDims.join(',')) return x.blocks.map((b) => wantFromHolds(b.holds));
   }

@@ -85,14 +85,3 @@ export function normalizeRotation(step: number, slots: number): number {
   if (s > slots / 2) s -= slots;
   return s;
 }
-
-/** A short key identifying a requirement, for caches. */
-export function wantKey(want: Want): string {
-  const parts: number[] = [];
-  for (let s = 0; s < want.length; s++) {
-    const w = want[s]!;
-    if (w === ANY) continue;
-    parts.push(s, w);
-  }
-  return parts.join(',');
-}

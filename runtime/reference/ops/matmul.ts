@@ -5,7 +5,7 @@ import { fail, input, result, shapeStr, type Kernel } from '../kernel.js';
 import { broadcastShapes, broadcastStrides, broadcastTo } from '../strided.js';
 
 /** out[M,N] += a[M,K] @ b[K,N] at the given offsets, i-k-j order. */
-export function matmulInto(
+function matmulInto(
   a: Float64Array, ao: number, b: Float64Array, bo: number, out: Float64Array, oo: number,
   M: number, K: number, N: number,
 ): void {
