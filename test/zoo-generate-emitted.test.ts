@@ -1,7 +1,7 @@
 // `fhec compile --emit ts` and `fhec generate --emitted` on a zoo model the tests were not developed on
 // (Z1: MHA, 4 heads of 12, tied embeddings). The step plans' emitted modules type-check under strict
 // settings; run instead of the JSON executor they make the very same evaluator outputs bit for bit on
-// the simulator (seeded), and on SEAL print the same 2 greedy bytes as the JSON executor and as greedy
+// the simulator (seeded), and on SEAL print the same 2 greedy bytes as greedy
 // decoding of the fp32 no-cache export by onnxruntime.
 
 import * as fs from 'node:fs';
@@ -96,16 +96,15 @@ describe('fhec compile --emit ts / fhec generate --emitted, zoo model Z1', () =>
     for (const [f, diagnostics] of typeCheck(files)) expect(diagnostics, f).toEqual([]);
   }, 120_000);
 
-  it(`prints on SEAL the same ${BYTES} bytes from the emitted modules as the JSON executor and onnxruntime greedy`, async () => {
+  it(`prints on SEAL the same ${BYTES} bytes from the emitted modules as onnxruntime greedy`, async () => {
     const expected = `${Buffer.from(await ortGreedy(path.join(ZOO, 'Z1_nocache_opset17.onnx'), PROMPT, BYTES)).toString('latin1')}\n`;
     const args = ['generate', plan, '--prompt', PROMPT, '--max-new-tokens', String(BYTES), '--backend', 'seal', '--no-progress'];
     const emitted = await fhecInProcess(...args, '--emitted');
     expect(emitted.status, emitted.stderr).toBe(0);
     expect(emitted.stderr).toMatch(/^SEAL, encrypted:/m);
     expect(emitted.stderr).toMatch(/ran the step plans' emitted TypeScript modules/);
+    // The JSON executor's SEAL bytes for Z1 equal onnxruntime greedy in zoo-generate-seal.test.ts, and
+    // the sim run above pins emitted == JSON bit for bit: one SEAL run here is enough.
     expect(emitted.stdout).toBe(expected);
-    const json = await fhecInProcess(...args);
-    expect(json.status, json.stderr).toBe(0);
-    expect(json.stdout).toBe(emitted.stdout);
   }, 600_000);
 });
