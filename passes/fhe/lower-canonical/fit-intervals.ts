@@ -8,7 +8,7 @@
 
 import type { AttentionStats } from './attention-stats.js';
 
-const FIT_WIDENING = 2;
+export const FIT_WIDENING = 2;
 
 /**
  * Softmax scores relative to the row's shift have heavy tails (held-out decode rows exceed the
