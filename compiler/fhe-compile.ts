@@ -8,10 +8,10 @@ import { FhecError } from '../ir/errors.js';
 import type { FheProgram } from '../ir/fhe/types.js';
 import { verifyFhe } from '../ir/fhe/verify.js';
 import type { Graph } from '../ir/graph/types.js';
-import { fheCost, type FheCost } from '../passes/fhe/cost.js';
+import { fheCost, type FheCost } from '../passes/fhe/analysis/cost.js';
 import { lowerGraph, type GraphLowering } from '../passes/fhe/lower/lower-graph.js';
 import type { PlanInterface } from '../passes/fhe/lower/interface.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { keyRequestFor } from '../runtime/ckks/execute.js';
 import {
   describeParameters,

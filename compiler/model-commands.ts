@@ -13,7 +13,7 @@ import type { CkksBackend } from '../runtime/backend.js';
 import { describeParameters, topLevel } from '../ir/ckks/params.js';
 import { loadCostTable } from '../ir/ckks/cost-table.js';
 import { RING_DEGREES } from '../ir/ckks/security.js';
-import { formatCandidates } from '../passes/fhe/parameter-search.js';
+import { formatCandidates } from '../passes/fhe/parameters/parameter-search.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
 import { SOFTMAX_METHODS, type SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';

@@ -23,11 +23,11 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { hasRingDegree, type CostTable } from '../ir/ckks/cost-table.js';
 import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import type { LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { programKeys, searchParameters, type Candidate, type ParameterSearchResult, type PrecisionCheck, type RefreshPlanner } from '../passes/fhe/parameter-search.js';
-import { predictLatency } from '../passes/fhe/predict-latency.js';
-import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
-import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { programKeys, searchParameters, type Candidate, type ParameterSearchResult, type PrecisionCheck, type RefreshPlanner } from '../passes/fhe/parameters/parameter-search.js';
+import { predictLatency } from '../passes/fhe/analysis/predict-latency.js';
+import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
+import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import { coefficientBound, DEFAULT_HIDING_BITS, minRefreshLevel, modulusBitsAt } from '../runtime/refresh/mask.js';
 
 export type Placement = 'optimal' | 'greedy';

@@ -17,7 +17,7 @@ import { generatorBindings } from '../passes/canonical/specialize.js';
 import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
 import { lowerCanonicalModel, type ErrorTargets, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
-import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
+import type { ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { fixedModelParameters, manageModel, modelMinLevel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
@@ -25,7 +25,7 @@ import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/ma
 import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';

@@ -27,9 +27,9 @@ export type { MaskProof, MaskVerdict, MaskGeometry } from './canonical/mask.js';
 export * as calibrate from './calibrate/index.js';
 export * as approx from './approx/index.js';
 // FHE-IR passes: refresh (bootstrap) placement, optimal and greedy.
-export { placeRefreshes } from './fhe/refresh-placement.js';
-export { placeRefreshesGreedy } from './fhe/refresh-greedy.js';
+export { placeRefreshes } from './fhe/refresh/refresh-placement.js';
+export { placeRefreshesGreedy } from './fhe/refresh/refresh-greedy.js';
 // FHE-IR analyses: precision budget, latency prediction, cost-driven parameter search.
-export { analyzePrecision, formatPrecisionReport } from './fhe/precision.js';
-export { predictLatency, formatLatency } from './fhe/predict-latency.js';
-export { searchParameters, formatCandidates } from './fhe/parameter-search.js';
+export { analyzePrecision, formatPrecisionReport } from './fhe/analysis/precision.js';
+export { predictLatency, formatLatency } from './fhe/analysis/predict-latency.js';
+export { searchParameters, formatCandidates } from './fhe/parameters/parameter-search.js';

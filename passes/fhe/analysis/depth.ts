@@ -1,8 +1,8 @@
 // Multiplicative depth of an unmanaged FHE program: the most ct x ct or ct x pt multiplications on any
 // path from an input or a refresh. It is the number of levels (rescales) the program needs.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
 
 export function valueDepths(program: FheProgram): Map<string, number> {
   const depth = new Map<string, number>();

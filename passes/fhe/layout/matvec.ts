@@ -13,9 +13,9 @@
 // Several tokens are packed side by side (one block of `stride` slots each); the same diagonals
 // serve all of them, so a whole prefill costs the same rotations as one token.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheBuilder } from '../../ir/fhe/builder.js';
-import type { FheValue, SlotLayout } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { nextPow2, plainLayout, rotateAndSum, type HelperCost } from './packing.js';
 
 /** A dense matrix with `rows` outputs and `cols` inputs, read through a function (no copy needed). */

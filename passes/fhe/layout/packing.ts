@@ -1,9 +1,9 @@
 // Packing helpers that lowerings share: layouts for vectors (replicated so rotations act cyclically
 // on the vector), rotate-and-sum reductions, masking, and replication by doubling.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheBuilder } from '../../ir/fhe/builder.js';
-import type { FheValue, SlotLayout } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 
 export function nextPow2(n: number): number {
   let p = 1;

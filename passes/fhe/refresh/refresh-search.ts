@@ -22,7 +22,7 @@
 // Past `beam` states it keeps the cheapest and shallowest ones and stops being exact. The known
 // placement's own state is then put back at every step, so the result never costs more than it.
 
-import { FhecError } from '../../ir/errors.js';
+import { FhecError } from '../../../ir/errors.js';
 import { depthsWith, refreshCandidates, type LevelGraph } from './refresh-graph.js';
 
 export interface SearchOptions {

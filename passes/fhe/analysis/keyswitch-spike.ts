@@ -6,8 +6,8 @@
 // sqrt(N sigma^2 / 2 sum_j (q_j/2P)^2) csc(pi / 2N) / scale (0.8-1.0x of measured). The precision pass
 // (precision.ts) bounds it through its slot profile; the noise sampler (noise-sample.ts) draws it.
 
-import { NOISE_SIGMA } from '../../ir/ckks/noise.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
+import { NOISE_SIGMA } from '../../../ir/ckks/noise.js';
+import type { CkksParameters } from '../../../ir/ckks/params.js';
 
 /**
  * Relative variance of the key-switching spike in each slot: |2 / (1 - zeta_u)|^2 normalised to 1 at

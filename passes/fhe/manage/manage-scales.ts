@@ -16,12 +16,12 @@
 // - refresh (placed by passes/fhe/refresh-placement.ts) takes a rescaled, relinearized ciphertext
 //   and gives it back canonical at the top level (scale Delta_top); depth counts again from there.
 
-import { FhecError } from '../../ir/errors.js';
-import { FheBuilder } from '../../ir/fhe/builder.js';
-import { canonicalScales } from '../../ir/fhe/scales.js';
-import type { FheChain, FheOp, FheProgram, FheValue } from '../../ir/fhe/types.js';
-import { verifyFhe } from '../../ir/fhe/verify.js';
-import { multiplicativeDepth } from './depth.js';
+import { FhecError } from '../../../ir/errors.js';
+import { FheBuilder } from '../../../ir/fhe/builder.js';
+import { canonicalScales } from '../../../ir/fhe/scales.js';
+import type { FheChain, FheOp, FheProgram, FheValue } from '../../../ir/fhe/types.js';
+import { verifyFhe } from '../../../ir/fhe/verify.js';
+import { multiplicativeDepth } from '../analysis/depth.js';
 
 interface State {
   v: FheValue;

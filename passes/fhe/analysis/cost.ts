@@ -1,6 +1,6 @@
 // Operation counts of an FHE program: what a lowering reports as its cost.
 
-import type { FheProgram } from '../../ir/fhe/types.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
 import { multiplicativeDepth } from './depth.js';
 
 export interface FheCost {

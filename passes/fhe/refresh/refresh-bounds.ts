@@ -13,10 +13,10 @@
 // mask, precision, for values that never come near it); otherwise the calibrated one. Which one, and
 // both figures, go into the plan.
 
-import { FhecError } from '../../ir/errors.js';
-import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
-import { constantValueAt } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
+import { constantValueAt } from '../../../ir/fhe/types.js';
 
 /**
  * Calibration margin of a mask bound: 16 times the calibrated max (4 bits). Measured on model A with

@@ -8,9 +8,9 @@
 // - the leaves' extra scalar level is absorbed by the slack of every remainder r, except along the
 //   chain of quotients, whose leaf is split further (down to degree 1) so that it stays optimal.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheBuilder } from '../../ir/fhe/builder.js';
-import type { FheValue } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheValue } from '../../../ir/fhe/types.js';
 
 export interface ChebyshevPolynomial {
   /** c_0..c_d: p(x) = sum c_i T_i(t), t = (2x - a - b) / (b - a). */

@@ -19,12 +19,12 @@
 //   rounding shared by all slots;
 // - products: x dy + y dx + dx dy with the float64 values x, y of the run (exact for the model).
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
-import type { PlainEvaluation } from '../../ir/fhe/plain-eval.js';
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
-import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
+import type { PlainEvaluation } from '../../../ir/fhe/plain-eval.js';
+import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
+import type { CkksParameters } from '../../../ir/ckks/params.js';
+import { normalizeStep } from '../../../ir/ckks/rotation-keys.js';
 import { spikePeakSd, spikeProfile } from './keyswitch-spike.js';
 
 export interface NoiseSampleOptions {

@@ -13,17 +13,17 @@
 // infeasible when the program is deeper than L. Once a (N, s) reaches zero refreshes, more levels only
 // add primes (same op levels, bigger keys), so longer chains are skipped as dominated.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheChain, FheProgram } from '../../ir/fhe/types.js';
-import { hasRingDegree, type CostTable } from '../../ir/ckks/cost-table.js';
-import { fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../ir/ckks/params.js';
-import { evaluatePlain, maxAbs } from '../../ir/fhe/plain-eval.js';
-import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../ir/ckks/rotation-keys.js';
-import { isSecure128, maxModulusBits, RING_DEGREES } from '../../ir/ckks/security.js';
-import { multiplicativeDepth } from './depth.js';
-import { manageScales } from './manage.js';
-import { analyzePrecision, magnitudeBoundsFromPlain, type PrecisionRequirement } from './precision.js';
-import { predictLatency } from './predict-latency.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheChain, FheProgram } from '../../../ir/fhe/types.js';
+import { hasRingDegree, type CostTable } from '../../../ir/ckks/cost-table.js';
+import { fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../../ir/ckks/params.js';
+import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
+import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../../ir/ckks/rotation-keys.js';
+import { isSecure128, maxModulusBits, RING_DEGREES } from '../../../ir/ckks/security.js';
+import { multiplicativeDepth } from '../analysis/depth.js';
+import { manageScales } from '../manage/manage-scales.js';
+import { analyzePrecision, magnitudeBoundsFromPlain, type PrecisionRequirement } from '../analysis/precision.js';
+import { predictLatency } from '../analysis/predict-latency.js';
 
 export interface RefreshContext {
   params: CkksParameters;

@@ -53,14 +53,14 @@
 // magnitudeBoundsFromPlain). Interval arithmetic alone explodes on polynomial evaluations (|T_k| <= 1
 // becomes 3, 19, ...), so per-value bounds matter there.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheOp, FheOpKind, FheProgram } from '../../ir/fhe/types.js';
-import { constantValueAt } from '../../ir/fhe/types.js';
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
-import type { CkksParameters } from '../../ir/ckks/params.js';
-import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../ir/fhe/plain-eval.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheOp, FheOpKind, FheProgram } from '../../../ir/fhe/types.js';
+import { constantValueAt } from '../../../ir/fhe/types.js';
+import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
+import type { CkksParameters } from '../../../ir/ckks/params.js';
+import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../../ir/fhe/plain-eval.js';
 import { sampleErrors } from './noise-sample.js';
-import { normalizeStep } from '../../ir/ckks/rotation-keys.js';
+import { normalizeStep } from '../../../ir/ckks/rotation-keys.js';
 import { SPIKE_PEAKS, spikePeakSd, spikeProfile, type SpikeProfile } from './keyswitch-spike.js';
 
 export { spikeProfile, type SpikeProfile };

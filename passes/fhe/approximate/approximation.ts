@@ -3,10 +3,10 @@
 // (Approximation.evaluate), the level tracker (Approximation.depth) and this lowering, so the three agree
 // operation for operation; the Chebyshev step goes through the baby-step giant-step evaluator.
 
-import type { FheBuilder } from '../../ir/fhe/builder.js';
-import type { FheValue } from '../../ir/fhe/types.js';
-import type { Approximation } from '../approx/approximation.js';
-import { runSteps, type Arith } from '../approx/program.js';
+import type { FheBuilder } from '../../../ir/fhe/builder.js';
+import type { FheValue } from '../../../ir/fhe/types.js';
+import type { Approximation } from '../../approx/approximation.js';
+import { runSteps, type Arith } from '../../approx/program.js';
 import { evalChebyshev } from './chebyshev.js';
 
 /** A ciphertext, or a plaintext scalar that has not met a ciphertext yet. */

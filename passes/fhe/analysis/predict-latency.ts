@@ -3,9 +3,9 @@
 // switch it takes, inputs as ciphertext loads and outputs as saves, and every refresh as a client round
 // trip (mask, send, decrypt, encrypt afresh, send back, unmask).
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../ir/ckks/cost-table.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
+import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../../ir/ckks/cost-table.js';
 
 export interface LatencyOptions {
   /** The Galois key steps one rotation applies (several when composed); default one key switch. */

@@ -3,8 +3,8 @@
 // on. Each refreshed operand is refreshed once, for all its later consumers. It never looks ahead, so
 // it refreshes late and wide (after a fan-out) where one earlier refresh would do.
 
-import { FhecError } from '../../ir/errors.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
+import { FhecError } from '../../../ir/errors.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
 import { levelGraph, placementResult, type LevelGraph, type RefreshPlacement } from './refresh-graph.js';
 
 /** The refreshed node indices the greedy rule picks. */

@@ -27,7 +27,7 @@
 // tokens 37 against 106 / 107, prefill of 16 at N=32768 (L=18) 8 against 94, each in 0.5-2 s.
 // Beams of 10000 (and of 200000 on a decode plan) find no fewer.
 
-import type { FheProgram } from '../../ir/fhe/types.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
 import { greedyRefreshSet } from './refresh-greedy.js';
 import { levelGraph, placementResult, type LevelGraph, type RefreshPlacement } from './refresh-graph.js';
 import { searchRefreshes } from './refresh-search.js';

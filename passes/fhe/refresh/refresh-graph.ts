@@ -10,9 +10,9 @@
 // below its lower operand, an addition at the lower of its operands, a refresh at L >= D).
 // A refreshed value is refreshed once for all its consumers, so the cost of S is |S|.
 
-import { FhecError } from '../../ir/errors.js';
-import { isMultiplication, type FheOp, type FheOpKind, type FheProgram, type FheValue } from '../../ir/fhe/types.js';
-import { verifyFhe } from '../../ir/fhe/verify.js';
+import { FhecError } from '../../../ir/errors.js';
+import { isMultiplication, type FheOp, type FheOpKind, type FheProgram, type FheValue } from '../../../ir/fhe/types.js';
+import { verifyFhe } from '../../../ir/fhe/verify.js';
 
 export interface LevelGraph {
   /** Value names, in program (topological) order. */
