@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
-import { collectBinding, intOption } from './common.js';
+import { collectBinding, collectList, intOption } from './common.js';
 import { emitTypeScript } from '../emit/typescript.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
@@ -35,6 +35,10 @@ interface CompileFlags {
   emitFheIr?: string;
   emit?: string;
   inputRange: DeclaredRanges;
+  fhePipeline?: string;
+  printAfter: string[];
+  printAfterAll?: boolean;
+  timing?: boolean;
 }
 
 /**
@@ -77,6 +81,10 @@ export function registerCompile(program: Command): void {
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
+    .option('--fhe-pipeline <passes>', "with --calibration: the FHE passes to run (default 'lower-canonical,select-parameters,place-refresh{strategy=optimal},manage-scales,verify'; see fhec opt --list)")
+    .option('--print-after <pass>', 'with --calibration: print the FHE IR (annotated, large constants elided) after this pass, to stderr (repeatable)', collectList, [])
+    .option('--print-after-all', 'with --calibration: print the FHE IR after every FHE pass')
+    .option('--timing', 'with --calibration: print per-pass timing to stderr')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);
       if (opts.calibration && opts.maxContext !== undefined) {
@@ -84,7 +92,8 @@ export function registerCompile(program: Command): void {
         return;
       }
       if (opts.calibration) {
-        return compileModelCommand(model, { ...opts, calibration: opts.calibration }).then((lines) => {
+        const printAfter = opts.printAfterAll ? ('all' as const) : opts.printAfter.length ? new Set(opts.printAfter) : undefined;
+        return compileModelCommand(model, { ...opts, calibration: opts.calibration, printAfter }).then((lines) => {
           for (const l of lines) console.log(l);
         });
       }

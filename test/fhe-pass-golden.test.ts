@@ -1,0 +1,106 @@
+// Golden tests of the FHE passes, FileCheck style: test/golden/fhe-passes/<pass>/<case>.fhe is FHE IR
+// text whose `//` header says what to run and what to expect:
+//   // RUN: place-refresh{strategy=greedy,levels=2},manage-scales     the pipeline
+//   // CHECK: attr mgmt.refreshes = 1      lines that must appear in the output, in this order
+//   // CHECK-NEXT: ...                      must be the line right after the previous match
+//   // CHECK-NOT: refresh                   must not appear after the previous match (before the next CHECK)
+//   // ERROR: needs more than               the pipeline must fail with this diagnostic
+// Every output must also be valid IR: it parses back and prints the same. Each registered pass has a
+// folder with at least two cases.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FhecError } from '../ir/errors.js';
+import { parseFhe } from '../ir/fhe/parse.js';
+import { printFhe } from '../ir/fhe/print.js';
+import { runFhePipeline } from '../compiler/driver.js';
+import { fhePasses } from '../passes/fhe/registry.js';
+import { unitOf } from '../passes/fhe/pipeline/unit.js';
+import { ROOT } from './helpers/shared.js';
+
+const DIR = path.join(ROOT, 'test', 'golden', 'fhe-passes');
+
+interface Directive {
+  kind: 'RUN' | 'CHECK' | 'CHECK-NEXT' | 'CHECK-NOT' | 'ERROR';
+  text: string;
+}
+
+function directives(text: string): Directive[] {
+  const out: Directive[] = [];
+  for (const m of text.matchAll(/^\s*\/\/\s*(RUN|CHECK-NEXT|CHECK-NOT|CHECK|ERROR):\s?(.*)$/gm)) out.push({ kind: m[1] as Directive['kind'], text: m[2]!.trim() });
+  return out;
+}
+
+/** FileCheck's core: ordered CHECK, CHECK-NEXT on the following line, CHECK-NOT between matches. */
+function fileCheck(output: string, checks: Directive[]): string[] {
+  const lines = output.split('\n');
+  const failures: string[] = [];
+  let at = -1;
+  let nots: string[] = [];
+  const notsBetween = (from: number, to: number) => {
+    for (const n of nots) {
+      const hit = lines.slice(from + 1, to).findIndex((l) => l.includes(n));
+      if (hit >= 0) failures.push(`CHECK-NOT: '${n}' found at line ${from + 2 + hit}: ${lines[from + 1 + hit]}`);
+    }
+    nots = [];
+  };
+  for (const c of checks) {
+    if (c.kind === 'CHECK-NOT') {
+      nots.push(c.text);
+      continue;
+    }
+    if (c.kind === 'CHECK-NEXT') {
+      if (!lines[at + 1]?.includes(c.text)) failures.push(`CHECK-NEXT: '${c.text}' is not line ${at + 2} (${lines[at + 1] ?? 'end of output'})`);
+      at++;
+      continue;
+    }
+    const found = lines.findIndex((l, i) => i > at && l.includes(c.text));
+    if (found < 0) {
+      failures.push(`CHECK: '${c.text}' not found after line ${at + 1}`);
+      continue;
+    }
+    notsBetween(at, found);
+    at = found;
+  }
+  notsBetween(at, lines.length);
+  return failures;
+}
+
+const folders = fs.readdirSync(DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+
+describe('FHE pass golden cases', () => {
+  it('every registered pass has a folder of at least two cases', () => {
+    for (const name of fhePasses.keys()) {
+      const dir = path.join(DIR, name);
+      const cases = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.fhe')) : [];
+      expect(cases.length, `test/golden/fhe-passes/${name}`).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  for (const folder of folders) {
+    for (const file of fs.readdirSync(path.join(DIR, folder)).filter((f) => f.endsWith('.fhe'))) {
+      it(`${folder}/${file}`, () => {
+        const rel = path.join('test', 'golden', 'fhe-passes', folder, file);
+        const text = fs.readFileSync(path.join(ROOT, rel), 'utf8');
+        const ds = directives(text);
+        const run = ds.filter((d) => d.kind === 'RUN').map((d) => d.text);
+        expect(run.length, 'one RUN line').toBe(1);
+        const error = ds.find((d) => d.kind === 'ERROR');
+        let output: string;
+        try {
+          const unit = unitOf(parseFhe(text, rel));
+          runFhePipeline(unit, run[0]!, { verifyEach: true });
+          output = printFhe(unit.program);
+        } catch (e) {
+          if (!(e instanceof FhecError) || !error) throw e;
+          expect(e.format()).toContain(error.text);
+          return;
+        }
+        expect(error, `expected the diagnostic '${error?.text}', but the pipeline succeeded`).toBeUndefined();
+        expect(fileCheck(output, ds.filter((d) => d.kind.startsWith('CHECK')))).toEqual([]);
+        // The output is valid IR: it parses back to the same text.
+        expect(printFhe(parseFhe(output, `${rel} (output)`))).toBe(output);
+      });
+    }
+  }
+});
