@@ -5,6 +5,9 @@
 //   // CHECK-NEXT: ...                      must be the line right after the previous match
 //   // CHECK-NOT: refresh                   must not appear after the previous match (before the next CHECK)
 //   // ERROR: needs more than               the pipeline must fail with this diagnostic
+//   // SOURCE: A_nocache_opset14 prefill=4   lower-canonical's input: a shared model, raised to the canonical
+//                                           IR for a prefill, calibrated on 2 windows of calibration.txt
+//                                           (the file has no program then)
 // Every output must also be valid IR: it parses back and prints the same. Each registered pass has a
 // folder with at least two cases.
 import * as fs from 'node:fs';
@@ -15,19 +18,26 @@ import { parseFhe } from '../ir/fhe/parse.js';
 import { printFhe } from '../ir/fhe/print.js';
 import { runFhePipeline } from '../compiler/driver.js';
 import { fhePasses } from '../passes/fhe/registry.js';
-import { unitOf } from '../passes/fhe/pipeline/unit.js';
-import { ROOT } from './helpers/shared.js';
+import { MODELS, ROOT } from './helpers/shared.js';
+import { loadModel } from '../compiler/driver.js';
+import { textCalibrationSets } from '../compiler/calibration-data.js';
+import { calibrate } from '../passes/calibrate/calibrate.js';
+import { generatorBindings } from '../passes/canonical/specialize.js';
+import { collectAttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
+import { canonicalSource } from '../passes/fhe/lower-canonical/lower-canonical-pass.js';
+import type { LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import { unitOf, type FheUnit } from '../passes/fhe/pipeline/unit.js';
 
 const DIR = path.join(ROOT, 'test', 'golden', 'fhe-passes');
 
 interface Directive {
-  kind: 'RUN' | 'CHECK' | 'CHECK-NEXT' | 'CHECK-NOT' | 'ERROR';
+  kind: 'RUN' | 'CHECK' | 'CHECK-NEXT' | 'CHECK-NOT' | 'ERROR' | 'SOURCE';
   text: string;
 }
 
 function directives(text: string): Directive[] {
   const out: Directive[] = [];
-  for (const m of text.matchAll(/^\s*\/\/\s*(RUN|CHECK-NEXT|CHECK-NOT|CHECK|ERROR):\s?(.*)$/gm)) out.push({ kind: m[1] as Directive['kind'], text: m[2]!.trim() });
+  for (const m of text.matchAll(/^\s*\/\/\s*(RUN|CHECK-NEXT|CHECK-NOT|CHECK|ERROR|SOURCE):\s?(.*)$/gm)) out.push({ kind: m[1] as Directive['kind'], text: m[2]!.trim() });
   return out;
 }
 
@@ -66,6 +76,17 @@ function fileCheck(output: string, checks: Directive[]): string[] {
   return failures;
 }
 
+/** The unit of a SOURCE case: the calibrated canonical model as lower-canonical's source. */
+function sourceUnit(spec: string): FheUnit<LoweredModel> {
+  const [name, shape] = spec.split(/\s+/);
+  const S = Number(/prefill=(\d+)/.exec(shape ?? '')?.[1] ?? 4);
+  const graph = loadModel(path.join(MODELS, `${name}.onnx`), { canonical: true, bindings: (g) => generatorBindings(g, { kind: 'prefill', sequence: S }) }).graph;
+  const sets = textCalibrationSets(graph, fs.readFileSync(path.join(MODELS, 'calibration.txt')), 'calibration.txt', { window: S, maxWindows: 2 }).map((x) => x.inputs);
+  calibrate(graph, sets);
+  const attention = collectAttentionStats(graph, sets);
+  return unitOf<LoweredModel>({ name: 'model', slots: 4096, constants: new Map(), ops: [] }, { source: canonicalSource(graph, { attention }, 4096) });
+}
+
 const folders = fs.readdirSync(DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
 
 describe('FHE pass golden cases', () => {
@@ -88,9 +109,11 @@ describe('FHE pass golden cases', () => {
         const error = ds.find((d) => d.kind === 'ERROR');
         let output: string;
         try {
-          const unit = unitOf(parseFhe(text, rel));
+          const source = ds.find((d) => d.kind === 'SOURCE');
+          const unit = source ? sourceUnit(source.text) : unitOf(parseFhe(text, rel));
           runFhePipeline(unit, run[0]!, { verifyEach: true });
-          output = printFhe(unit.program);
+          output = printFhe(unit.program, { elideConstantsAbove: 16 });
+          if (process.env.GOLDEN_PRINT) fs.writeFileSync(path.join(process.env.GOLDEN_PRINT, `${folder}.${file}`), output);
         } catch (e) {
           if (!(e instanceof FhecError) || !error) throw e;
           expect(e.format()).toContain(error.text);

@@ -355,7 +355,12 @@ export function parseFhe(text: string, file?: string): FheProgram {
   try {
     verifyFhe(program);
   } catch (e) {
-    throw e instanceof FhecError && file ? e.inFile(file) : e;
+    if (!(e instanceof FhecError)) throw e;
+    // The verifier names the op (`%v = kind`); the reader of a file also wants its line.
+    const result = /^%(\S+) = /.exec(e.where.node ?? '')?.[1];
+    const line = parsed.ops.find((p) => p.result === result)?.line;
+    const located = line !== undefined && result !== undefined ? new FhecError(`line ${line}: ${e.message}`, e.where) : e;
+    throw file ? located.inFile(file) : located;
   }
   return program;
 }
