@@ -10,12 +10,6 @@ import { graphPasses, IMPORT_PIPELINE } from '../passes/graph/registry.js';
 import { canonicalPasses, CANONICAL_PIPELINE } from '../passes/canonical/registry.js';
 import { verifyCanonicalGraph } from '../ir/canonical/verify.js';
 import { importOnnx, type ModelInfo } from './onnx/import.js';
-import type { FheProgram } from '../ir/fhe/types.js';
-import { verifyFhe } from '../ir/fhe/verify.js';
-import { printFhe } from '../ir/fhe/print.js';
-import type { Pass } from '../passes/pass.js';
-import { fhePasses } from '../passes/fhe/registry.js';
-import type { FheUnit } from '../passes/fhe/pipeline/unit.js';
 
 export interface LoadOptions {
   /** Symbolic dim bindings (--bind name=value), or a function deriving them from the imported graph. */
@@ -65,25 +59,6 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   return { file, graph, info, passRuns };
 }
 
-export interface FhePipelineOptions {
-  /** --print-after PASS (repeatable) or --print-after-all: the FHE IR, annotations included. */
-  printAfter?: ReadonlySet<string> | 'all';
-  emit?: (header: string, text: string) => void;
-  /** Verify the program after each pass (the pipeline's own `verify` pass checks where it is placed). */
-  verifyEach?: boolean;
-  /** Print dense constants with more values than this as `elided N` (default 16; Infinity prints all). */
-  elideConstantsAbove?: number;
-}
 
-/** Runs an FHE pipeline string (passes/fhe/registry.ts) on a unit; returns each pass's run. */
-export function runFhePipeline<T extends { program: FheProgram }>(unit: FheUnit<T>, pipeline: string, opts: FhePipelineOptions = {}): PassRun[] {
-  const pm = new PassManager<FheUnit<T>>(fhePasses as ReadonlyMap<string, Pass<FheUnit<T>, any>>, {
-    verify: (u) => verifyFhe(u.program, { managed: !!u.program.chain }),
-    verifyEach: opts.verifyEach ?? false,
-    print: (u) => printFhe(u.program, { elideConstantsAbove: opts.elideConstantsAbove ?? 16 }),
-    printAfter: opts.printAfter,
-    emit: opts.emit,
-  });
-  pm.addPipeline(pipeline);
-  return pm.run(unit);
-}
+// The FHE half's pipelines run through the same PassManager (passes/fhe/pipeline/run.ts).
+export { runFhePipeline, type FhePipelineOptions } from '../passes/fhe/pipeline/run.js';
