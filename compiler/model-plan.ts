@@ -70,7 +70,7 @@ export interface ModelPlanOptions {
   costsFile?: string;
   /** The FHE pipeline (passes/fhe/registry.ts; default modelFhePipeline for these options). */
   fhePipeline?: string;
-  /** --print-after PASS (repeatable) or --print-after-all, for the FHE passes. */
+  /** --print-after PASS (repeatable) or --print-after-all: graph, canonical and FHE passes alike. */
   printAfter?: ReadonlySet<string> | 'all';
   emit?: (header: string, text: string) => void;
 }
@@ -100,7 +100,7 @@ export interface CompiledModel {
   bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
   /** The lowest level values sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelMinLevel). */
   minLevel: number;
-  /** Every FHE pass run: name, options, time, counters (--timing). */
+  /** Every pass run, graph and canonical then FHE: name, options, time, counters (--timing). */
   passRuns?: PassRun[];
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
@@ -155,13 +155,16 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
     S = ids ? ids.dims[ids.dims.length - 1]! : 16;
   }
   const window = { window: S, maxWindows: opts.maxWindows };
-  const cal = calibrateModel(modelFile, opts.calibration, { canonical: true, margin: opts.margin, ...(isText ? window : {}) });
+  const cal = calibrateModel(modelFile, opts.calibration, { canonical: true, margin: opts.margin, printAfter: opts.printAfter, ...(isText ? window : {}) });
+  let graphRuns = cal.passRuns;
   const bindings = generatorBindings(imported, { kind: 'prefill', sequence: S });
   // Calibrated ranges live on the graph specialized to the calibration shape; copy them by name.
   let graph = cal.graph;
   const calIds = cal.graph.inputs.find((v) => v.name === 'input_ids');
   if (!calIds || calIds.shape?.[1] !== S) {
-    graph = loadModel(modelFile, { canonical: true, bindings, verifyEach: false }).graph;
+    const loaded = loadModel(modelFile, { canonical: true, bindings, verifyEach: false, printAfter: opts.printAfter });
+    graph = loaded.graph;
+    graphRuns = loaded.passRuns;
     const ranges = new Map<string, NonNullable<Graph['nodes'][number]['outputs'][number]['range']>>();
     for (const n of cal.graph.nodes) for (const o of n.outputs) if (o.range) ranges.set(o.name, o.range);
     for (const n of graph.nodes) for (const o of n.outputs) if (ranges.has(o.name)) o.range = ranges.get(o.name);
@@ -174,21 +177,22 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
   // Attention statistics need inputs of the lowered shape; a JSON set of another length is run as is
   // on its own specialization.
   const attention = collectAttentionStats(sets.length ? graph : cal.graph, sets.length ? calibrationSets : (sets0 ?? []).map((s) => s.inputs));
-  return finishCompile(modelFile, opts, graph, attention, calibrationSets, performance.now() - t0);
+  return finishCompile(modelFile, opts, graph, attention, calibrationSets, performance.now() - t0, graphRuns);
 }
 
 function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): CompiledModel {
   const t0 = performance.now();
   const imported = importOnnx(modelFile).graph;
   if (!Number.isInteger(P) || P < 1) throw new FhecError(`--decode expects a past length >= 1, got ${P}`, { field: '--decode' });
-  const graph = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
+  const loaded = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false, printAfter: opts.printAfter });
+  const graph = loaded.graph;
   const sets = decodeCalibrationSets(modelFile, imported, opts.calibration, P, opts.maxWindows);
   if (sets.length === 0) throw new FhecError(`the calibration text has no window of ${P + 1} tokens`, { file: opts.calibration });
   const calibrator = new Calibrator({ margin: opts.margin ?? DEFAULT_MARGIN });
   for (const s of sets) calibrator.observe(graph, s);
   calibrator.annotate(graph);
   const attention = collectAttentionStats(graph, sets);
-  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0);
+  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0, loaded.passRuns);
 }
 
 function finishCompile(
@@ -198,8 +202,10 @@ function finishCompile(
   attention: Map<string, AttentionStats>,
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
+  graphRuns: PassRun[],
 ): CompiledModel {
   const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
+  c.passRuns = [...graphRuns, ...(c.passRuns ?? [])];
   const t0 = performance.now();
   const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
   checkMaskLevels(c, bounds);

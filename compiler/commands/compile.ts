@@ -13,6 +13,9 @@ import { compileGenerationCommand } from './generate.js';
 import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
 import { checkOutputs, modelFiles, type OutputFile } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
+import { graphPasses } from '../../passes/graph/registry.js';
+import { canonicalPasses } from '../../passes/canonical/registry.js';
+import { fhePasses } from '../../passes/fhe/registry.js';
 
 interface CompileFlags {
   output: string;
@@ -82,8 +85,8 @@ export function registerCompile(program: Command): void {
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .option('--fhe-pipeline <passes>', "with --calibration: the FHE passes to run (default 'lower-canonical,select-parameters,place-refresh{strategy=optimal},manage-scales,verify'; see fhec opt --list)")
-    .option('--print-after <pass>', 'with --calibration: print the FHE IR (annotated, large constants elided) after this pass, to stderr (repeatable)', collectList, [])
-    .option('--print-after-all', 'with --calibration: print the FHE IR after every FHE pass')
+    .option('--print-after <pass>', 'with --calibration: print the IR after this graph, canonical or FHE pass (FHE IR annotated, large constants elided), to stderr (repeatable)', collectList, [])
+    .option('--print-after-all', 'with --calibration: print the IR after every pass')
     .option('--timing', 'with --calibration: print per-pass timing to stderr')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);
@@ -92,6 +95,8 @@ export function registerCompile(program: Command): void {
         return;
       }
       if (opts.calibration) {
+        const known = new Set([...graphPasses.keys(), ...canonicalPasses.keys(), ...fhePasses.keys()]);
+        for (const p of opts.printAfter) if (!known.has(p)) throw new FhecError(`unknown pass '${p}' (known: ${[...known].join(', ')})`, { field: '--print-after' });
         const printAfter = opts.printAfterAll ? ('all' as const) : opts.printAfter.length ? new Set(opts.printAfter) : undefined;
         return compileModelCommand(model, { ...opts, calibration: opts.calibration, printAfter }).then((lines) => {
           for (const l of lines) console.log(l);
