@@ -18,14 +18,14 @@ import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-
 import type { ErrorTargets, LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { canonicalSource } from '../passes/fhe/lower-canonical/lower-canonical-pass.js';
 import { modelFhePipeline } from '../passes/fhe/registry.js';
-import { numberAttr, requireParameters, unitOf, withoutAttributes, type RefreshFloor } from '../passes/fhe/pipeline/unit.js';
+import { numberAttr, requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
 import { predictProgramLatency } from '../passes/fhe/parameters/program-latency.js';
 import type { PassRun } from '../passes/pass-manager.js';
 import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import type { ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { modelMinLevel, type Placement } from './model-parameters.js';
+import { modelRefreshFloor, type Placement } from './model-parameters.js';
 import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
 import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
@@ -317,12 +317,7 @@ function finishPlacement(
   const firstSlots = opts.ringDegree !== undefined ? opts.ringDegree / 2 : Math.min(...costs.ringDegrees.map((r) => r.ringDegree)) / 2;
   const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax }, firstSlots, modelFile);
   // The lowest refresh level: where 40-bit masks fit the largest bound a refresh could be placed on.
-  const bounds = new Map<FheProgram, { bound: number; carriesCache: boolean }>();
-  const refreshFloor: RefreshFloor = (l, params) => {
-    if (!bounds.has(l.program)) bounds.set(l.program, largestMaskBound(l as LoweredModel, calibrationSets));
-    const mb = bounds.get(l.program)!;
-    return modelMinLevel(params, mb.bound, mb.carriesCache);
-  };
+  const refreshFloor = modelRefreshFloor((l: LoweredModel) => largestMaskBound(l, calibrationSets));
   const unit = unitOf<LoweredModel>({ name: graph.name || 'model', slots: firstSlots, constants: new Map(), ops: [] }, { source, refreshFloor });
   unit.costTables.set(costsName, costs);
   const pipeline = opts.fhePipeline ?? modelFhePipeline({ parameters: modelParameterOptions(opts, costsName), placement });
