@@ -107,7 +107,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   options: ModelParameterOptions<T>,
 ): ModelParameterChoice<T> {
   const unit = unitOf<T>({ name: 'model', slots: 0, constants: new Map(), ops: [] }, {
-    source: { name: 'model', lower, defaultSlots: 0 },
+    source: { kind: 'canonical', name: 'model', lower, defaultSlots: 0 },
     ...(options.maskBound ? { refreshFloor: modelRefreshFloor(options.maskBound) } : {}),
   });
   unit.costTables.set(GIVEN_COSTS, options.costs);

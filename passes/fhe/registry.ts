@@ -8,6 +8,7 @@ import { analyzeDepthPass } from './analysis/analyze-depth-pass.js';
 import { budgetPrecisionPass } from './analysis/budget-precision-pass.js';
 import { approximatePass } from './approximate/approximate-pass.js';
 import { lowerCanonicalPass } from './lower-canonical/lower-canonical-pass.js';
+import { lowerGraphPass } from './lower/lower-graph-pass.js';
 import { manageScalesPass } from './manage/manage-scales-pass.js';
 import { selectParametersPass } from './parameters/select-parameters-pass.js';
 import type { FheUnit } from './pipeline/unit.js';
@@ -16,6 +17,7 @@ import { placeRefreshPass } from './refresh/place-refresh-pass.js';
 
 export const fhePasses: ReadonlyMap<string, Pass<FheUnit, any>> = new Map(
   [
+    lowerGraphPass,
     lowerCanonicalPass,
     approximatePass,
     selectParametersPass,
@@ -27,6 +29,11 @@ export const fhePasses: ReadonlyMap<string, Pass<FheUnit, any>> = new Map(
     budgetPrecisionPass,
   ].map((p) => [p.name, p as Pass<FheUnit, any>]),
 );
+
+/** The FHE half of `fhec compile MODEL` for arithmetic graphs: the whole depth in one chain, no refresh. */
+export function graphFhePipeline(parameters: string[] = []): string {
+  return `lower-graph,select-parameters{${['fit=depth', ...parameters].join(',')}},manage-scales,verify`;
+}
 
 /**
  * The FHE half of `fhec compile MODEL --calibration FILE`: lower, choose parameters (search, or a fixed

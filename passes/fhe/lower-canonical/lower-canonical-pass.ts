@@ -2,16 +2,15 @@
 // (lower-model.ts), packed for S slots (default: the source's, e.g. the smallest ring degree the cost
 // table prices). The graph comes with the unit (canonicalSource); textual FHE IR is already lowered.
 
-import { FhecError } from '../../../ir/errors.js';
 import type { Graph } from '../../../ir/graph/types.js';
 import type { Pass } from '../../pass.js';
 import { multiplicativeDepth } from '../analysis/depth.js';
-import { setAttrs, type FheSource, type FheUnit } from '../pipeline/unit.js';
+import { lowerSource, setAttrs, type FheSource, type FheUnit } from '../pipeline/unit.js';
 import { lowerCanonicalModel, type LowerModelOptions, type LoweredModel } from './lower-model.js';
 
 /** The unit source that lowers a calibrated canonical graph at any slot count. */
 export function canonicalSource(graph: Graph, options: Omit<LowerModelOptions, 'slots'>, defaultSlots: number, name = graph.name || 'model'): FheSource<LoweredModel> {
-  return { name, defaultSlots, lower: (slots) => lowerCanonicalModel(graph, { ...options, slots }) };
+  return { kind: 'canonical', name, defaultSlots, lower: (slots) => lowerCanonicalModel(graph, { ...options, slots }) };
 }
 
 export const lowerCanonicalPass: Pass<FheUnit, { slots?: number }> = {
@@ -21,18 +20,8 @@ export const lowerCanonicalPass: Pass<FheUnit, { slots?: number }> = {
   writes: 'fhe',
   options: [{ name: 'slots', type: 'int', help: 'slot count to pack for (N/2; default: the source\'s)' }],
   run(unit, o) {
-    if (!unit.source) throw new FhecError('lower-canonical needs a canonical model (fhec compile MODEL --calibration FILE); textual FHE IR is already lowered');
-    const slots = o.slots ?? unit.source.defaultSlots;
-    let lowered = unit.lowerings.get(slots);
-    if (!lowered) {
-      const t = performance.now();
-      lowered = unit.source.lower(slots);
-      unit.ms.lower += performance.now() - t;
-      unit.lowerings.set(slots, lowered);
-    }
-    unit.lowered = lowered;
-    // The lowering's own program stays unannotated (plans store it): the unit gets a copy.
-    unit.program = { ...lowered.program };
+    const lowered = lowerSource(unit, 'canonical', 'lower-canonical', o.slots);
+    const slots = lowered.program.slots;
     const depth = multiplicativeDepth(lowered.program);
     setAttrs(unit.program, { 'mgmt.depth': depth });
     const approximations = 'probes' in lowered ? (lowered as unknown as LoweredModel).probes.length : 0;

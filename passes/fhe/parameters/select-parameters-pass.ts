@@ -17,10 +17,13 @@ import type { FheProgram } from '../../../ir/fhe/types.js';
 import { selectParameters, topLevel, type CkksParameters } from '../../../ir/ckks/params.js';
 import type { Pass } from '../../pass.js';
 import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
-import { costTableOf, parameterAttributes, setAttrs, withoutAttributes, type FheUnit } from '../pipeline/unit.js';
+import { multiplicativeDepth } from '../analysis/depth.js';
+import { costTableOf, loweringAt, parameterAttributes, setAttrs, type FheUnit } from '../pipeline/unit.js';
 import { searchParameters, type PrecisionCheck, type RefreshPlanner } from './parameter-search.js';
 
 export interface SelectParametersOptions {
+  fit: 'cost' | 'depth';
+  insecure: boolean;
   costs: string;
   link?: string;
   'scale-bits': number;
@@ -38,6 +41,8 @@ export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
   reads: 'fhe',
   writes: 'fhe',
   options: [
+    { name: 'fit', type: 'string', help: "'cost': the cost-driven search with refreshes; 'depth': the smallest N whose secure chain holds the whole depth (no refresh)", default: 'cost' },
+    { name: 'insecure', type: 'bool', help: 'with fit=depth: allow parameters below 128-bit security', default: false },
     { name: 'costs', type: 'string', help: "cost table pricing the candidates: 'default' or a file from fhec calibrate-costs", default: 'default' },
     { name: 'link', type: 'string', help: 'evaluator-key holder link as RTT_MS/BYTES_PER_MS (default: the table\'s)' },
     { name: 'scale-bits', type: 'int', help: 'log2 of the scale', default: 40 },
@@ -49,7 +54,8 @@ export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
     if (unit.program.chain) throw new FhecError('select-parameters needs an unmanaged program (this one already has a chain)');
     const t0 = performance.now();
     const spent = { ...unit.ms };
-    const choice = o['ring-degree'] !== undefined ? fixed(unit, o) : search(unit, o);
+    if (o.fit !== 'cost' && o.fit !== 'depth') throw new FhecError(`select-parameters: fit must be cost or depth, got '${String(o.fit)}'`);
+    const choice = o.fit === 'depth' ? byDepth(unit, o) : o['ring-degree'] !== undefined ? fixed(unit, o) : search(unit, o);
     const top = topLevel(choice.params);
     const program = { ...choice.program };
     program.attributes = { ...(unit.program.attributes ?? {}) };
@@ -78,19 +84,30 @@ interface Choice {
   predictedMs?: number;
 }
 
-/** The lowering for a slot count: the unit's cache, the source, or (textual IR) the program itself. */
-function loweringAt(unit: FheUnit, slots: number): { program: FheProgram } {
-  const cached = unit.lowerings.get(slots);
-  if (cached) return cached;
-  if (!unit.source) {
-    if (slots !== unit.program.slots) throw new FhecError(`the program is packed for ${unit.program.slots} slots, not ${slots}`);
-    return { program: withoutAttributes(unit.program) };
+/**
+ * The arithmetic rule: the smallest ring degree (at least the program's slots x 2) whose 128-bit
+ * budget holds a chain of the program's whole depth; lowered again when the ring had to grow.
+ */
+function byDepth(unit: FheUnit, o: SelectParametersOptions): Choice {
+  let slots = o['ring-degree'] !== undefined ? o['ring-degree'] / 2 : unit.program.slots;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const lowered = loweringAt(unit, slots);
+    const params = selectParameters({
+      depth: multiplicativeDepth(lowered.program),
+      scaleBits: o['scale-bits'],
+      integerBits: o['integer-bits'],
+      minSlots: slots,
+      ringDegree: o['ring-degree'],
+      insecure: o.insecure,
+    });
+    if (params.ringDegree / 2 !== slots) {
+      slots = params.ringDegree / 2;
+      continue;
+    }
+    unit.lowered = lowered;
+    return { params, program: lowered.program, minLevel: 0 };
   }
-  const t = performance.now();
-  const l = unit.source.lower(slots);
-  unit.ms.lower += performance.now() - t;
-  unit.lowerings.set(slots, l);
-  return l;
+  throw new Error('internal: parameter selection does not settle on a ring degree');
 }
 
 function floorOf(unit: FheUnit, lowered: { program: FheProgram }, params: CkksParameters): { level: number } | { refused: string } {

@@ -11,6 +11,8 @@ import type { ParameterSearchResult } from '../parameters/parameter-search.js';
 
 /** Lowers the model for a slot count (the packing depends on N): what lower-canonical and select-parameters call. */
 export interface FheSource<T extends { program: FheProgram } = { program: FheProgram }> {
+  /** Which lowering pass reads it: a canonical transformer model, or an arithmetic ONNX graph. */
+  kind: 'canonical' | 'graph';
   /** What is lowered, for messages (e.g. the model file). */
   name: string;
   lower(slots: number): T;
@@ -60,6 +62,35 @@ export function numberAttr(p: FheProgram, key: string, pass: string): number | u
   if (v === undefined) return undefined;
   if (typeof v !== 'number') throw new FhecError(`${pass}: attribute ${key} must be a number, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/**
+ * The lowering for a slot count: the unit's cache, else its source (timed into unit.ms.lower), else
+ * (textual IR) the program itself when it is packed for those slots.
+ */
+export function loweringAt<T extends { program: FheProgram }>(unit: FheUnit<T>, slots: number): T | { program: FheProgram } {
+  const cached = unit.lowerings.get(slots);
+  if (cached) return cached;
+  if (!unit.source) {
+    if (slots !== unit.program.slots) throw new FhecError(`the program is packed for ${unit.program.slots} slots, not ${slots}`);
+    return { program: withoutAttributes(unit.program) };
+  }
+  const t = performance.now();
+  const l = unit.source.lower(slots);
+  unit.ms.lower += performance.now() - t;
+  unit.lowerings.set(slots, l);
+  return l;
+}
+
+/** A lowering pass's work: the source's lowering at `slots` becomes the unit's (annotated) program. */
+export function lowerSource<T extends { program: FheProgram }>(unit: FheUnit<T>, kind: FheSource['kind'], pass: string, slots?: number): T {
+  if (!unit.source) throw new FhecError(`${pass} needs ${kind === 'canonical' ? 'a canonical model (fhec compile MODEL --calibration FILE)' : 'an ONNX graph (fhec compile MODEL)'}; textual FHE IR is already lowered`);
+  if (unit.source.kind !== kind) throw new FhecError(`${pass} lowers ${kind === 'canonical' ? 'canonical models' : 'arithmetic graphs'}; this unit holds a ${unit.source.kind === 'canonical' ? 'canonical model (use lower-canonical)' : 'graph (use lower-graph)'}`);
+  const lowered = loweringAt(unit, slots ?? unit.source.defaultSlots) as T;
+  unit.lowered = lowered;
+  // The lowering's own program stays unannotated (plans store it): the unit gets a copy.
+  unit.program = { ...lowered.program };
+  return lowered;
 }
 
 /** The program without its annotations (what plans store: the runtime needs no analysis results). */
