@@ -5,9 +5,10 @@
 //   // CHECK-NEXT: ...                      must be the line right after the previous match
 //   // CHECK-NOT: refresh                   must not appear after the previous match (before the next CHECK)
 //   // ERROR: needs more than               the pipeline must fail with this diagnostic
-//   // SOURCE: A_nocache_opset14 prefill=4   lower-canonical's input: a shared model, raised to the canonical
-//                                           IR for a prefill, calibrated on 2 windows of calibration.txt
-//                                           (the file has no program then)
+//   // SOURCE: canonical A_nocache_opset14 prefill=4   lower-canonical's input: a shared model raised to the
+//                                  canonical IR for a prefill, calibrated on 2 windows of calibration.txt
+//   // SOURCE: graph test_matmul_2d   lower-graph's input: an ONNX node test's model (imported, folded)
+//                                  (a SOURCE case has no program text)
 // Every output must also be valid IR: it parses back and prints the same. Each registered pass has a
 // folder with at least two cases.
 import * as fs from 'node:fs';
@@ -18,7 +19,9 @@ import { parseFhe } from '../ir/fhe/parse.js';
 import { printFhe } from '../ir/fhe/print.js';
 import { runFhePipeline } from '../compiler/driver.js';
 import { fhePasses } from '../passes/fhe/registry.js';
-import { MODELS, ROOT } from './helpers/shared.js';
+import { MODELS, NODE_TESTS, ROOT } from './helpers/shared.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { graphSource } from '../passes/fhe/lower/lower-graph-pass.js';
 import { loadModel } from '../compiler/driver.js';
 import { textCalibrationSets } from '../compiler/calibration-data.js';
 import { calibrate } from '../passes/calibrate/calibrate.js';
@@ -76,9 +79,14 @@ function fileCheck(output: string, checks: Directive[]): string[] {
   return failures;
 }
 
-/** The unit of a SOURCE case: the calibrated canonical model as lower-canonical's source. */
-function sourceUnit(spec: string): FheUnit<LoweredModel> {
-  const [name, shape] = spec.split(/\s+/);
+/** The unit of a SOURCE case: an arithmetic graph (lower-graph) or a calibrated canonical model (lower-canonical). */
+function sourceUnit(spec: string): FheUnit<{ program: FheProgram }> {
+  const [kind, name, shape] = spec.split(/\s+/);
+  if (kind === 'graph') {
+    const graph = loadModel(path.join(NODE_TESTS, name!, 'model.onnx')).graph;
+    return unitOf({ name: 'graph', slots: 4096, constants: new Map(), ops: [] }, { source: graphSource(graph, 4096) });
+  }
+  expect(kind).toBe('canonical');
   const S = Number(/prefill=(\d+)/.exec(shape ?? '')?.[1] ?? 4);
   const graph = loadModel(path.join(MODELS, `${name}.onnx`), { canonical: true, bindings: (g) => generatorBindings(g, { kind: 'prefill', sequence: S }) }).graph;
   const sets = textCalibrationSets(graph, fs.readFileSync(path.join(MODELS, 'calibration.txt')), 'calibration.txt', { window: S, maxWindows: 2 }).map((x) => x.inputs);
