@@ -45,6 +45,12 @@ describe('fhec opt', () => {
     const unknown = await fhecInProcess('opt', CASE, '--pipeline', 'no-such-pass');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain("unknown pass 'no-such-pass'");
+    const missing = await fhecInProcess('opt', path.join(dir, 'missing.fhe'), '--pipeline', 'verify', '-o', CASE);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('missing.fhe: file not found');
+    const onto = await fhecInProcess('opt', CASE, '--pipeline', 'verify', '-o', CASE);
+    expect(onto.status).toBe(2);
+    expect(onto.stderr).toContain('the output would overwrite the input');
     const failing = await fhecInProcess('opt', CASE, '--pipeline', 'manage-scales');
     expect(failing.status).toBe(2);
     expect(failing.stderr).toContain(`${CASE}: manage-scales needs CKKS parameters`);

@@ -13,7 +13,7 @@ import { unitOf } from '../../passes/fhe/pipeline/unit.js';
 import { formatPassRuns } from '../../passes/pass-manager.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
 import { runFhePipeline } from '../driver.js';
-import { collectList } from './common.js';
+import { collectList, readTextFile } from './common.js';
 
 interface OptFlags {
   pipeline?: string;
@@ -52,15 +52,9 @@ export function registerOpt(program: Command): void {
       }
       if (!file) throw new FhecError('fhec opt needs an FHE IR file (or --list)');
       if (opts.pipeline === undefined) throw new FhecError("fhec opt needs --pipeline '...' (fhec opt --list shows the passes)", { field: '--pipeline' });
+      const text = readTextFile(file);
       if (opts.output !== undefined && fs.existsSync(opts.output) && fs.realpathSync(opts.output) === fs.realpathSync(file)) {
         throw new FhecError('the output would overwrite the input', { file: opts.output, field: '--output' });
-      }
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new FhecError(code === 'ENOENT' ? 'file not found' : `cannot read file (${code})`, { file });
       }
       const unit = unitOf(parseFhe(text, file));
       let runs;
