@@ -6,15 +6,15 @@
 import * as fs from 'node:fs';
 import { FheBuilder } from '../ir/fhe/builder.js';
 import type { FheProgram } from '../ir/fhe/types.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { lowerMatVec } from '../passes/fhe/matvec.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { lowerMatVec } from '../passes/fhe/layout/matvec.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import type { CkksEvaluator } from '../runtime/backend.js';
 import { encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
 import { describeParameters, fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import type { CostTable } from '../ir/ckks/cost-table.js';
 import { DEFAULT_LINK, measureRingCosts } from '../runtime/ckks/measure-costs.js';
-import { predictLatency } from '../passes/fhe/predict-latency.js';
+import { predictLatency } from '../passes/fhe/analysis/predict-latency.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 
 /** A plan shaped like a model layer: a 64 x 64 linear map, then x * x (ct x ct) and a rotation. */

@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { compileModel } from '../compiler/model-plan.js';
 import { fheChain, topLevel } from '../ir/ckks/params.js';
 import { verifyFhe } from '../ir/fhe/verify.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { multiplicativeDepth } from '../passes/fhe/depth.js';
-import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
-import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { multiplicativeDepth } from '../passes/fhe/analysis/depth.js';
+import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
+import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 
 export interface PlacementRow {
   shape: string;

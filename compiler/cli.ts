@@ -12,6 +12,7 @@ import { registerAccuracy } from './commands/accuracy.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
+import { registerOpt } from './commands/opt.js';
 import { opsetPolicy } from './onnx/opsets.js';
 import { registerReport } from './commands/report.js';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerEval(program);
   registerIr(program);
+  registerOpt(program);
   registerCalibrate(program);
   registerCalibrateCosts(program);
   registerCompile(program);

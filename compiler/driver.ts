@@ -58,3 +58,7 @@ export function loadModel(file: string, opts: LoadOptions = {}): LoadedModel {
   }
   return { file, graph, info, passRuns };
 }
+
+
+// The FHE half's pipelines run through the same PassManager (passes/fhe/pipeline/run.ts).
+export { runFhePipeline, type FhePipelineOptions } from '../passes/fhe/pipeline/run.js';

@@ -6,20 +6,19 @@
 import * as fs from 'node:fs';
 import { FhecError } from '../ir/errors.js';
 import type { FheProgram } from '../ir/fhe/types.js';
-import { verifyFhe } from '../ir/fhe/verify.js';
 import type { Graph } from '../ir/graph/types.js';
-import { fheCost, type FheCost } from '../passes/fhe/cost.js';
-import { lowerGraph, type GraphLowering } from '../passes/fhe/lower/lower-graph.js';
+import { fheCost, type FheCost } from '../passes/fhe/analysis/cost.js';
+import type { GraphLowering } from '../passes/fhe/lower/lower-graph.js';
+import { graphSource } from '../passes/fhe/lower/lower-graph-pass.js';
+import { graphFhePipeline } from '../passes/fhe/registry.js';
+import { requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
+import type { PassRun } from '../passes/pass-manager.js';
 import type { PlanInterface } from '../passes/fhe/lower/interface.js';
-import { manageScales } from '../passes/fhe/manage.js';
 import { keyRequestFor } from '../runtime/ckks/execute.js';
 import {
   describeParameters,
-  fheChain,
   keySwitchKeyBytes,
   securityBanner,
-  selectParameters,
-  slotsOf,
   type CkksParameters,
 } from '../ir/ckks/params.js';
 import { DEFAULT_KEY_BUDGET_BYTES, planRotationKeys, type RotationKeyPlan } from '../ir/ckks/rotation-keys.js';
@@ -28,7 +27,7 @@ import { writeFileAtomic } from '../runtime/plan/files.js';
 import { proveInputRanges, type DeclaredRanges, type InputRanges } from './input-ranges.js';
 import { defaultCostTable } from '../ir/ckks/cost-table.js';
 import { buildPlanAnalysis } from './report/plan-analysis.js';
-import { loadModel } from './driver.js';
+import { loadModel, runFhePipeline } from './driver.js';
 
 export interface FheCompileOptions {
   /** Symbolic dim bindings (--bind name=value). */
@@ -47,6 +46,11 @@ export interface FheCompileOptions {
   file?: string;
   /** `--input-range` values; without any, the widest power-of-two range the modulus holds (compiler/input-ranges.ts). */
   inputRanges?: DeclaredRanges;
+  /** The FHE pipeline instead of graphFhePipeline (passes/fhe/registry.ts). */
+  fhePipeline?: string;
+  /** --print-after PASS (repeatable) or --print-after-all: graph and FHE passes alike. */
+  printAfter?: ReadonlySet<string> | 'all';
+  emit?: (header: string, text: string) => void;
 }
 
 export interface CompiledFhe {
@@ -69,6 +73,8 @@ export interface CompiledFhe {
   rangesDefaulted: boolean;
   /** The loud banner for insecure parameters. */
   warning?: string;
+  /** Every pass run, graph then FHE (--timing). */
+  passRuns: PassRun[];
 }
 
 /** SEAL runs in wasm, whose heap stops at 4 GiB. */
@@ -96,51 +102,47 @@ function checkTensorSizes(graph: Graph, file?: string): void {
 
 export function compileGraphToFhe(graph: Graph, opts: FheCompileOptions = {}): CompiledFhe {
   checkTensorSizes(graph, opts.file);
-  let slots = opts.ringDegree ? opts.ringDegree / 2 : opts.insecure ? 2048 : 4096;
-  // The slot count shapes the packing, the depth decides the ring: lower again if the ring had to grow.
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const lowering = lowerGraph(graph, { slots, file: opts.file });
-    const params = selectParameters({
-      depth: lowering.cost.depth,
-      scaleBits: opts.scaleBits,
-      integerBits: opts.integerBits,
-      minSlots: slots,
-      ringDegree: opts.ringDegree,
-      insecure: opts.insecure,
-    });
-    if (slotsOf(params) !== slots) {
-      slots = slotsOf(params);
-      continue;
-    }
-    const program = manageScales(lowering.program, { chain: fheChain(params), topScale: params.scale });
-    verifyFhe(program, { managed: true });
-    const request = keyRequestFor(program);
-    const keyBudgetBytes = opts.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES;
-    const keys = planRotationKeys(params, request.galoisSteps, keyBudgetBytes);
-    const proved = proveInputRanges(program, params, lowering.interface, opts.inputRanges ?? {}, opts.file);
-    const compiled: CompiledFhe = {
-      lowering,
-      program,
-      params,
-      cost: fheCost(program),
-      keys,
-      relin: request.relin,
-      keyBytes: keys.galoisBytes + (request.relin ? keySwitchKeyBytes(params) : 0),
-      keyBudgetBytes,
-      interface: lowering.interface,
-      inputRanges: proved.ranges,
-      rangesDefaulted: proved.defaulted,
-    };
-    const warning = securityBanner(params);
-    if (warning) compiled.warning = warning;
-    return compiled;
-  }
-  throw new Error('internal: parameter selection does not settle on a ring degree');
+  // The slot count shapes the packing, the depth decides the ring: select-parameters lowers again if the ring grows.
+  const slots = opts.ringDegree ? opts.ringDegree / 2 : opts.insecure ? 2048 : 4096;
+  const unit = unitOf<GraphLowering>({ name: graph.name, slots, constants: new Map(), ops: [] }, { source: graphSource(graph, slots, opts.file) });
+  const parameters = [
+    ...(opts.scaleBits !== undefined ? [`scale-bits=${opts.scaleBits}`] : []),
+    ...(opts.integerBits !== undefined ? [`integer-bits=${opts.integerBits}`] : []),
+    ...(opts.ringDegree !== undefined ? [`ring-degree=${opts.ringDegree}`] : []),
+    ...(opts.insecure ? ['insecure'] : []),
+  ];
+  const passRuns = runFhePipeline(unit, opts.fhePipeline ?? graphFhePipeline(parameters), { printAfter: opts.printAfter, emit: opts.emit });
+  if (!unit.lowered || !unit.program.chain) throw new FhecError(`the FHE pipeline '${opts.fhePipeline}' must lower and manage scales`, { field: '--fhe-pipeline' });
+  const lowering = unit.lowered;
+  const params = requireParameters(unit.program, 'compile');
+  const program = withoutAttributes(unit.program);
+  const request = keyRequestFor(program);
+  const keyBudgetBytes = opts.keyBudgetBytes ?? DEFAULT_KEY_BUDGET_BYTES;
+  const keys = planRotationKeys(params, request.galoisSteps, keyBudgetBytes);
+  const proved = proveInputRanges(program, params, lowering.interface, opts.inputRanges ?? {}, opts.file);
+  const compiled: CompiledFhe = {
+    lowering,
+    program,
+    params,
+    cost: fheCost(program),
+    keys,
+    relin: request.relin,
+    keyBytes: keys.galoisBytes + (request.relin ? keySwitchKeyBytes(params) : 0),
+    keyBudgetBytes,
+    interface: lowering.interface,
+    inputRanges: proved.ranges,
+    rangesDefaulted: proved.defaulted,
+    passRuns,
+  };
+  const warning = securityBanner(params);
+  if (warning) compiled.warning = warning;
+  return compiled;
 }
 
 export function compileOnnxToFhe(file: string, opts: FheCompileOptions = {}): CompiledFhe {
-  const { graph } = loadModel(file, { bindings: opts.bindings });
-  return compileGraphToFhe(graph, { ...opts, file });
+  const loaded = loadModel(file, { bindings: opts.bindings, printAfter: opts.printAfter, emit: opts.emit });
+  const compiled = compileGraphToFhe(loaded.graph, { ...opts, file });
+  return { ...compiled, passRuns: [...loaded.passRuns, ...compiled.passRuns] };
 }
 
 /** Writes the plan (JSON with the tensor interface, plus the weights sidecar); returns the sidecar path and the stored program text. */

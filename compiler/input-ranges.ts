@@ -13,7 +13,7 @@ import { FhecError } from '../ir/errors.js';
 import type { FheProgram } from '../ir/fhe/types.js';
 import type { CkksParameters } from '../ir/ckks/params.js';
 import type { PlanInterface } from '../passes/fhe/lower/interface.js';
-import { analyzePrecision, type Overflow } from '../passes/fhe/precision.js';
+import { analyzePrecision, type Overflow } from '../passes/fhe/analysis/precision.js';
 
 export type InputRange = [number, number];
 export type InputRanges = Record<string, InputRange>;

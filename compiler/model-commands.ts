@@ -13,7 +13,9 @@ import type { CkksBackend } from '../runtime/backend.js';
 import { describeParameters, topLevel } from '../ir/ckks/params.js';
 import { loadCostTable } from '../ir/ckks/cost-table.js';
 import { RING_DEGREES } from '../ir/ckks/security.js';
-import { formatCandidates } from '../passes/fhe/parameter-search.js';
+import { formatCandidates } from '../passes/fhe/parameters/parameter-search.js';
+import { formatPassRuns } from '../passes/pass-manager.js';
+import { writeFileAtomic } from '../runtime/plan/files.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
 import { SOFTMAX_METHODS, type SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
@@ -37,6 +39,14 @@ export interface ModelCompileFlags {
   costs?: string;
   /** Softmax method (squaring or shifted). */
   softmax?: string;
+  /** The FHE pipeline instead of the default (passes/fhe/registry.ts, modelFhePipeline). */
+  fhePipeline?: string;
+  /** FHE passes after which to print the IR, or 'all'. */
+  printAfter?: ReadonlySet<string> | 'all';
+  /** Per-pass timing to stderr. */
+  timing?: boolean;
+  /** Write the managed program's text (as stored in the plan) here. */
+  emitFheIr?: string;
 }
 
 /**
@@ -61,9 +71,14 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
     placement: flags.placement,
     ringDegree: flags.ringDegree,
     costs,
+    ...(flags.costs !== undefined ? { costsFile: flags.costs } : {}),
+    ...(flags.fhePipeline !== undefined ? { fhePipeline: flags.fhePipeline } : {}),
+    ...(flags.printAfter !== undefined ? { printAfter: flags.printAfter } : {}),
   });
+  if (flags.timing && c.passRuns) process.stderr.write(`${formatPassRuns(c.passRuns)}\n`);
   const report = flags.report ? modelReport(c) : undefined;
   const files = writeModelPlan(flags.output, c, report);
+  if (flags.emitFheIr) writeFileAtomic(flags.emitFheIr, (JSON.parse(fs.readFileSync(flags.output, 'utf8')) as { program: string }).program);
   const lines = [
     `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
   ];

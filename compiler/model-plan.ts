@@ -15,23 +15,28 @@ import type { FheConstant, FheProgram } from '../ir/fhe/types.js';
 import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
 import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
-import { lowerCanonicalModel, type ErrorTargets, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import type { ErrorTargets, LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import { canonicalSource } from '../passes/fhe/lower-canonical/lower-canonical-pass.js';
+import { modelFhePipeline } from '../passes/fhe/registry.js';
+import { numberAttr, requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
+import { predictProgramLatency } from '../passes/fhe/parameters/program-latency.js';
+import type { PassRun } from '../passes/pass-manager.js';
 import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
-import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
+import type { ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { fixedModelParameters, manageModel, modelMinLevel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
+import { modelRefreshFloor, type Placement } from './model-parameters.js';
 import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
 import { embedTokens, MODEL_PLAN_KIND, modelProgramInputs, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { Tensor } from '../ir/tensor.js';
 import { calibrateModel } from './commands/calibrate.js';
-import { loadModel } from './driver.js';
+import { loadModel, runFhePipeline } from './driver.js';
 import { importOnnx } from './onnx/import.js';
 import { buildPlanAnalysis } from './report/plan-analysis.js';
 import type { PlanAnalysis } from '../runtime/plan/analysis-schema.js';
@@ -61,6 +66,13 @@ export interface ModelPlanOptions {
   costs?: CostTable;
   /** How attention's softmax is approximated (passes/fhe/lower-canonical/softmax-plan.ts; default 'squaring'). */
   softmax?: SoftmaxMethod;
+  /** The file `costs` was read from (select-parameters names the table by it in the IR annotations). */
+  costsFile?: string;
+  /** The FHE pipeline (passes/fhe/registry.ts; default modelFhePipeline for these options). */
+  fhePipeline?: string;
+  /** --print-after PASS (repeatable) or --print-after-all: graph, canonical and FHE passes alike. */
+  printAfter?: ReadonlySet<string> | 'all';
+  emit?: (header: string, text: string) => void;
 }
 
 export interface CompiledModel {
@@ -88,6 +100,8 @@ export interface CompiledModel {
   bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
   /** The lowest level values sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelMinLevel). */
   minLevel: number;
+  /** Every pass run, graph and canonical then FHE: name, options, time, counters (--timing). */
+  passRuns?: PassRun[];
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
@@ -141,13 +155,16 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
     S = ids ? ids.dims[ids.dims.length - 1]! : 16;
   }
   const window = { window: S, maxWindows: opts.maxWindows };
-  const cal = calibrateModel(modelFile, opts.calibration, { canonical: true, margin: opts.margin, ...(isText ? window : {}) });
+  const cal = calibrateModel(modelFile, opts.calibration, { canonical: true, margin: opts.margin, printAfter: opts.printAfter, ...(isText ? window : {}) });
+  let graphRuns = cal.passRuns;
   const bindings = generatorBindings(imported, { kind: 'prefill', sequence: S });
   // Calibrated ranges live on the graph specialized to the calibration shape; copy them by name.
   let graph = cal.graph;
   const calIds = cal.graph.inputs.find((v) => v.name === 'input_ids');
   if (!calIds || calIds.shape?.[1] !== S) {
-    graph = loadModel(modelFile, { canonical: true, bindings, verifyEach: false }).graph;
+    const loaded = loadModel(modelFile, { canonical: true, bindings, verifyEach: false, printAfter: opts.printAfter });
+    graph = loaded.graph;
+    graphRuns = loaded.passRuns;
     const ranges = new Map<string, NonNullable<Graph['nodes'][number]['outputs'][number]['range']>>();
     for (const n of cal.graph.nodes) for (const o of n.outputs) if (o.range) ranges.set(o.name, o.range);
     for (const n of graph.nodes) for (const o of n.outputs) if (ranges.has(o.name)) o.range = ranges.get(o.name);
@@ -160,21 +177,22 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
   // Attention statistics need inputs of the lowered shape; a JSON set of another length is run as is
   // on its own specialization.
   const attention = collectAttentionStats(sets.length ? graph : cal.graph, sets.length ? calibrationSets : (sets0 ?? []).map((s) => s.inputs));
-  return finishCompile(modelFile, opts, graph, attention, calibrationSets, performance.now() - t0);
+  return finishCompile(modelFile, opts, graph, attention, calibrationSets, performance.now() - t0, graphRuns);
 }
 
 function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): CompiledModel {
   const t0 = performance.now();
   const imported = importOnnx(modelFile).graph;
   if (!Number.isInteger(P) || P < 1) throw new FhecError(`--decode expects a past length >= 1, got ${P}`, { field: '--decode' });
-  const graph = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
+  const loaded = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false, printAfter: opts.printAfter });
+  const graph = loaded.graph;
   const sets = decodeCalibrationSets(modelFile, imported, opts.calibration, P, opts.maxWindows);
   if (sets.length === 0) throw new FhecError(`the calibration text has no window of ${P + 1} tokens`, { file: opts.calibration });
   const calibrator = new Calibrator({ margin: opts.margin ?? DEFAULT_MARGIN });
   for (const s of sets) calibrator.observe(graph, s);
   calibrator.annotate(graph);
   const attention = collectAttentionStats(graph, sets);
-  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0);
+  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0, loaded.passRuns);
 }
 
 function finishCompile(
@@ -184,8 +202,10 @@ function finishCompile(
   attention: Map<string, AttentionStats>,
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
+  graphRuns: PassRun[],
 ): CompiledModel {
   const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
+  c.passRuns = [...graphRuns, ...(c.passRuns ?? [])];
   const t0 = performance.now();
   const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
   checkMaskLevels(c, bounds);
@@ -285,51 +305,54 @@ function finishPlacement(
   calibrateMs: number,
 ): Omit<CompiledModel, 'bounds'> {
   const costs = opts.costs ?? defaultCostTable();
-  const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax });
-  const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
-  if (opts.ringDegree === undefined) {
-    const maskBound = (l: LoweredModel) => largestMaskBound(l, calibrationSets);
-    const s = searchModelParameters(lower, { costs, placement: opts.placement, maskBound, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
-    return {
-      ...common,
-      lowered: s.lowered,
-      params: s.params,
-      placed: s.placed,
-      managed: s.managed,
-      refreshes: s.refreshes,
-      greedyRefreshes: s.greedyRefreshes,
-      minLevel: s.minLevel,
-      search: s.search,
-      predictedMs: s.candidate.latencyMs,
-      ms: { calibrate: calibrateMs, lower: s.ms.lower, place: s.ms.place, manage: 0, search: s.ms.search },
-    };
-  }
-  const t1 = performance.now();
-  const params = fixedModelParameters(opts.ringDegree, opts.scaleBits, opts.levels);
-  const lowered = lower(params.ringDegree / 2);
-  const t2 = performance.now();
-  const mb = largestMaskBound(lowered, calibrationSets);
-  const floor = modelMinLevel(params, mb.bound, mb.carriesCache);
-  if ('refused' in floor) throw new FhecError(`N=${params.ringDegree}: ${floor.refused}`, { field: 'ringDegree' });
-  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement, floor.level);
-  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floor.level} levels between refreshes (masks fit from level ${floor.level} up), fewer than one op of the model needs`, { field: 'ringDegree' });
-  const t3 = performance.now();
-  const managed = manageModel(p.placed, params);
-  const t4 = performance.now();
-  const predicted = predictModelLatency(managed, params, costs);
+  const costsName = opts.costsFile ?? 'default';
+  const placement = opts.placement ?? 'optimal';
+  const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement };
+  // Unfixed N: lower first at the smallest ring degree the cost table prices (the search lowers the rest).
+  const firstSlots = opts.ringDegree !== undefined ? opts.ringDegree / 2 : Math.min(...costs.ringDegrees.map((r) => r.ringDegree)) / 2;
+  const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax }, firstSlots, modelFile);
+  // The lowest refresh level: where 40-bit masks fit the largest bound a refresh could be placed on.
+  const refreshFloor = modelRefreshFloor((l: LoweredModel) => largestMaskBound(l, calibrationSets));
+  const unit = unitOf<LoweredModel>({ name: graph.name || 'model', slots: firstSlots, constants: new Map(), ops: [] }, { source, refreshFloor });
+  unit.costTables.set(costsName, costs);
+  const pipeline = opts.fhePipeline ?? modelFhePipeline({ parameters: modelParameterOptions(opts, costsName), placement });
+  const passRuns = runFhePipeline(unit, pipeline, { printAfter: opts.printAfter, emit: opts.emit });
+  const managed = unit.program;
+  if (!unit.lowered || !unit.placed || !managed.chain) throw new FhecError(`the FHE pipeline '${pipeline}' must lower, place refreshes and manage scales`, { field: '--fhe-pipeline' });
+  const params = requireParameters(managed, 'compile');
+  const predicted = predictProgramLatency(withoutAttributes(managed), params, costs);
+  const msOf = (pass: string) => passRuns.filter((r) => r.pass === pass).reduce((a, r) => a + r.ms, 0);
   return {
     ...common,
-    lowered,
+    lowered: unit.lowered,
     params,
-    placed: p.placed,
-    managed,
-    refreshes: p.refreshes,
-    greedyRefreshes: p.greedyRefreshes,
-    minLevel: floor.level,
+    placed: withoutAttributes(unit.placed),
+    managed: withoutAttributes(managed),
+    refreshes: numberAttr(managed, 'mgmt.refreshes', 'compile')!,
+    greedyRefreshes: numberAttr(managed, 'mgmt.greedy_refreshes', 'compile')!,
+    minLevel: numberAttr(managed, 'mgmt.min_level', 'compile') ?? 1,
+    ...(unit.search ? { search: unit.search } : {}),
     predictedMs: predicted.ms,
     ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
-    ms: { calibrate: calibrateMs, lower: t2 - t1, place: t3 - t2, manage: t4 - t3 },
+    passRuns,
+    ms: {
+      calibrate: calibrateMs,
+      lower: unit.ms.lower,
+      place: unit.ms.place,
+      manage: msOf('manage-scales'),
+      ...(unit.search ? { search: msOf('select-parameters') - unit.ms.lower - unit.ms.place + msOf('lower-canonical') + msOf('place-refresh') } : {}),
+    },
   };
+}
+
+/** select-parameters' options for a model compile: the search priced with the cost table, or a fixed N. */
+function modelParameterOptions(opts: ModelPlanOptions, costsName: string): string | undefined {
+  const o: string[] = [];
+  if (costsName !== 'default') o.push(`costs=${costsName}`);
+  if (opts.ringDegree !== undefined) o.push(`ring-degree=${opts.ringDegree}`);
+  if (opts.ringDegree !== undefined && opts.levels !== undefined) o.push(`levels=${opts.levels}`);
+  if (opts.scaleBits !== undefined) o.push(`scale-bits=${opts.scaleBits}`);
+  return o.length ? o.join(',') : undefined;
 }
 
 /** Writes plan JSON + weights sidecar + embedding table sidecar; returns the files written. */

@@ -15,6 +15,8 @@ export * from './ops/infer-graph.js';
 export * from './text/index.js';
 export * from './canonical/index.js';
 export * from './graph/range.js';
+// The FHE IR (types, builder, verifier, text syntax), as a namespace: its names stay apart from the graph IR's.
+export * as fhe from './fhe/index.js';
 // The CKKS parameter, noise and cost model: data and formulas the passes plan with and the runtime executes.
 export * from './ckks/params.js';
 export * from './ckks/security.js';

@@ -26,10 +26,15 @@ export { analyzeMask } from './canonical/mask.js';
 export type { MaskProof, MaskVerdict, MaskGeometry } from './canonical/mask.js';
 export * as calibrate from './calibrate/index.js';
 export * as approx from './approx/index.js';
+// The FHE passes by name, the unit they run on (a program and its annotations), and the pipeline runner.
+export { fhePasses, modelFhePipeline } from './fhe/registry.js';
+export { runFhePipeline, type FhePipelineOptions } from './fhe/pipeline/run.js';
+export { unitOf, attr, setAttrs, annotatedParameters, parameterAttributes, withoutAttributes } from './fhe/pipeline/unit.js';
+export type { FheUnit, FheSource, RefreshFloor } from './fhe/pipeline/unit.js';
 // FHE-IR passes: refresh (bootstrap) placement, optimal and greedy.
-export { placeRefreshes } from './fhe/refresh-placement.js';
-export { placeRefreshesGreedy } from './fhe/refresh-greedy.js';
+export { placeRefreshes } from './fhe/refresh/refresh-placement.js';
+export { placeRefreshesGreedy } from './fhe/refresh/refresh-greedy.js';
 // FHE-IR analyses: precision budget, latency prediction, cost-driven parameter search.
-export { analyzePrecision, formatPrecisionReport } from './fhe/precision.js';
-export { predictLatency, formatLatency } from './fhe/predict-latency.js';
-export { searchParameters, formatCandidates } from './fhe/parameter-search.js';
+export { analyzePrecision, formatPrecisionReport } from './fhe/analysis/precision.js';
+export { predictLatency, formatLatency } from './fhe/analysis/predict-latency.js';
+export { searchParameters, formatCandidates } from './fhe/parameters/parameter-search.js';

@@ -3,8 +3,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
-import { chebyshevValue, evalChebyshev } from '../passes/fhe/chebyshev.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { chebyshevValue, evalChebyshev } from '../passes/fhe/approximate/chebyshev.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';

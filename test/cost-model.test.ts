@@ -8,12 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { runCalibrateCosts } from '../compiler/commands/calibrate-costs.js';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { lowerMatVec } from '../passes/fhe/matvec.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
-import { formatCandidates, searchParameters, type RefreshPlanner } from '../passes/fhe/parameter-search.js';
-import { analyzePrecision, magnitudeBoundsFromPlain } from '../passes/fhe/precision.js';
-import { formatLatency, predictLatency } from '../passes/fhe/predict-latency.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { lowerMatVec } from '../passes/fhe/layout/matvec.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
+import { formatCandidates, searchParameters, type RefreshPlanner } from '../passes/fhe/parameters/parameter-search.js';
+import { analyzePrecision, magnitudeBoundsFromPlain } from '../passes/fhe/analysis/precision.js';
+import { formatLatency, predictLatency } from '../passes/fhe/analysis/predict-latency.js';
 import {
   ciphertextBytes,
   defaultCostTable,

@@ -11,7 +11,7 @@ import { loadEmittedModule, writePlanModule } from '../compiler/emit/load-module
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type SlotLayout } from '../ir/fhe/index.js';
 import { fheChain, selectParameters } from '../ir/ckks/params.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
 import { runEmittedPlan, type EmittedPlanModule, type PlanRuntime } from '../runtime/ckks/program-runtime.js';
 import { loadPlan, writePlan } from '../runtime/plan/plan.js';

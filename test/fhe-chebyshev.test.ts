@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FheBuilder } from '../ir/fhe/index.js';
-import { chebyshevDepth, chebyshevValue, evalChebyshev, type ChebyshevPolynomial } from '../passes/fhe/chebyshev.js';
-import { fheCost } from '../passes/fhe/cost.js';
-import { multiplicativeDepth } from '../passes/fhe/depth.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { chebyshevDepth, chebyshevValue, evalChebyshev, type ChebyshevPolynomial } from '../passes/fhe/approximate/chebyshev.js';
+import { fheCost } from '../passes/fhe/analysis/cost.js';
+import { multiplicativeDepth } from '../passes/fhe/analysis/depth.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';

@@ -12,18 +12,18 @@ import type { FheProgram, SlotLayout } from '../ir/fhe/types.js';
 import { fheChain, selectParameters, topLevel } from '../ir/ckks/params.js';
 import type { Node } from '../ir/graph/types.js';
 import type { Tensor } from '../ir/tensor.js';
-import { fheCost, type FheCost } from '../passes/fhe/cost.js';
+import { fheCost, type FheCost } from '../passes/fhe/analysis/cost.js';
 import { lowerPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
 import { cacheLayout, lowerDecodeAttention } from '../passes/fhe/lower-canonical/attention-decode.js';
 import { collectAttentionStats, observeAttention, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { nextPow2, replicatedLayout } from '../passes/fhe/packing.js';
-import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { nextPow2, replicatedLayout } from '../passes/fhe/layout/packing.js';
+import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
-import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
+import { calibratedRefreshBounds } from '../passes/fhe/refresh/refresh-bounds.js';
 import { kernelMaskPolicy } from './helpers/refresh-mask.js';
 import {
   attentionBound,

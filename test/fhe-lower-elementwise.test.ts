@@ -11,19 +11,19 @@ import type { FheValue, SlotLayout } from '../ir/fhe/types.js';
 import { fheChain, selectParameters, topLevel } from '../ir/ckks/params.js';
 import { attrFloat, attrInt } from '../ir/graph/attrs.js';
 import { Tensor } from '../ir/tensor.js';
-import { applyApproximation } from '../passes/fhe/approximation.js';
-import { fheCost, type FheCost } from '../passes/fhe/cost.js';
+import { applyApproximation } from '../passes/fhe/approximate/approximation.js';
+import { fheCost, type FheCost } from '../passes/fhe/analysis/cost.js';
 import { lowerRmsNormBlock } from '../passes/fhe/lower-canonical/rms-norm.js';
 import { lowerRopeBlock } from '../passes/fhe/lower-canonical/rope.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
-import { placeRefreshesGreedy } from '../passes/fhe/refresh-greedy.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
+import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { expandHeads, f64, fullLayout, invsqrtFor, loadModelA, maxAbs, maxDiff, reference, replicated, rng, rowsOf, siluFor, type ModelA } from './helpers/fhe-lower.js';
-import { calibratedRefreshBounds } from '../passes/fhe/refresh-bounds.js';
+import { calibratedRefreshBounds } from '../passes/fhe/refresh/refresh-bounds.js';
 import { kernelMaskPolicy } from './helpers/refresh-mask.js';
 
 interface RunOptions {

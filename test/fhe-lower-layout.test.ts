@@ -21,7 +21,7 @@ import { approximate } from '../passes/approx/select.js';
 import { tokenGrouping } from '../passes/fhe/lower-canonical/activation.js';
 import { lowerGroupedPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
 import { cacheGroups, cacheLayout, lowerGroupedDecodeAttention } from '../passes/fhe/lower-canonical/attention-decode.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { embeddingInputs, embedTokens, loadModelPlan, ModelSession } from '../runtime/model-session.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { MODELS } from './helpers/shared.js';

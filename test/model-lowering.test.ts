@@ -10,7 +10,7 @@ import type { FheValue, SlotLayout } from '../ir/fhe/types.js';
 import { verifyFhe } from '../ir/fhe/verify.js';
 import { Tensor } from '../ir/tensor.js';
 import { approximate } from '../passes/approx/select.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { lowerPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
 import { planSoftmax } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import { lowerLinearColumns } from '../passes/fhe/lower-canonical/linear.js';

@@ -15,7 +15,7 @@ import { checkSecurity, topLevel, totalModulusBits } from '../ir/ckks/params.js'
 import { isSecure128 } from '../ir/ckks/security.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import { Tensor } from '../ir/tensor.js';
-import { replicatedLayout } from '../passes/fhe/packing.js';
+import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { loadModelPlan, ModelSession } from '../runtime/model-session.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { fhecInProcess as fhec } from './helpers/in-process.js';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { FheBuilder } from '../ir/fhe/index.js';
 import type { FheProgram } from '../ir/fhe/types.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { decryptOutputs, encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache, plaintextBytes, WASM_HEAP_BYTES } from '../runtime/ckks/plaintext-cache.js';
 import { fheChain, selectParameters } from '../ir/ckks/params.js';

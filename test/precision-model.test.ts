@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileModel } from '../compiler/model-plan.js';
 import { evaluatePlain, maxAbs } from '../ir/fhe/plain-eval.js';
-import { analyzePrecision } from '../passes/fhe/precision.js';
+import { analyzePrecision } from '../passes/fhe/analysis/precision.js';
 import { DEBUG_LABEL, debugMeasureErrors } from '../runtime/debug/measure.js';
 import { matchManagedValues, residualStream } from '../runtime/debug/model-values.js';
 import { embedTokens } from '../runtime/model-session.js';

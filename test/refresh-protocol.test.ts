@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
-import { manageScales } from '../passes/fhe/manage.js';
-import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
+import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder } from '../ir/fhe/index.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { executeProgram, runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, selectParameters } from '../ir/ckks/params.js';
 import { coeffModulusPrimes } from '../ir/ckks/primes.js';

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder } from '../ir/fhe/index.js';
 import type { FheProgram } from '../ir/fhe/types.js';
-import { manageScales } from '../passes/fhe/manage.js';
+import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { loadPlan, writePlan } from '../runtime/plan/plan.js';
 import { moveWeightsToStore, WEIGHT_REFS_SUFFIX } from '../runtime/plan/weight-store.js';

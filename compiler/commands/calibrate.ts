@@ -12,6 +12,7 @@ import { Calibrator, DEFAULT_MARGIN, type CalibratedValue } from '../../passes/c
 import { calibrationRows, formatCalibrationTable, type CalibrationRow } from '../../passes/calibrate/report.js';
 import { importOnnx } from '../onnx/import.js';
 import { loadCalibrationSets, type WindowOptions } from '../calibration-data.js';
+import type { PassRun } from '../../passes/pass-manager.js';
 import { loadModel } from '../driver.js';
 import { rejectUnsupported } from './eval.js';
 import { intOption, numberOption } from './common.js';
@@ -22,6 +23,8 @@ export interface CalibrateModelOptions extends WindowOptions {
   margin?: number;
   /** Calibrate the canonical transformer IR instead of the imported graph. */
   canonical?: boolean;
+  /** --print-after for the graph and canonical passes that make the first (returned) graph. */
+  printAfter?: ReadonlySet<string> | 'all';
 }
 
 export interface CalibrationReport {
@@ -36,6 +39,8 @@ export interface CalibrationReport {
   rows: CalibrationRow[];
   /** The model's graph (specialized to the first set's shape) with `range` on every calibrated value. */
   graph: Graph;
+  /** The passes that made that graph. */
+  passRuns: PassRun[];
 }
 
 /** Calibrates a model file on a calibration file (see compiler/calibration-data.ts). */
@@ -52,8 +57,11 @@ export function calibrateModel(model: string, calibration: string, opts: Calibra
   }
   const calibrator = new Calibrator({ margin: opts.margin ?? DEFAULT_MARGIN });
   let first: Graph | undefined;
+  let passRuns: PassRun[] = [];
   for (const group of groups.values()) {
-    const { graph } = loadModel(model, { bindings: group[0]!.bindings, canonical: opts.canonical, verifyEach: false });
+    const loaded = loadModel(model, { bindings: group[0]!.bindings, canonical: opts.canonical, verifyEach: false, ...(first ? {} : { printAfter: opts.printAfter }) });
+    const graph = loaded.graph;
+    if (!first) passRuns = loaded.passRuns;
     first ??= graph;
     for (const s of group) {
       try {
@@ -76,6 +84,7 @@ export function calibrateModel(model: string, calibration: string, opts: Calibra
     values,
     rows: calibrationRows(values),
     graph: first!,
+    passRuns,
   };
 }
 

@@ -34,15 +34,18 @@ export function collectList(value: string, prev: string[]): string[] {
   return [...prev, value];
 }
 
-export function readJsonFile(file: string): unknown {
-  let text: string;
+/** A file's text; a missing or unreadable file is a user error naming it. */
+export function readTextFile(file: string): string {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new FhecError(code === 'ENOENT' ? 'file not found' : `cannot read file (${code})`, { file });
   }
-  return parseJsonText(text, file);
+}
+
+export function readJsonFile(file: string): unknown {
+  return parseJsonText(readTextFile(file), file);
 }
 
 /** `--min-hiding-bits`: the floor on the refresh masks' statistical hiding, per ciphertext (both sides). */

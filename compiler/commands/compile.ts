@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
-import { collectBinding, intOption } from './common.js';
+import { collectBinding, collectList, intOption } from './common.js';
 import { emitTypeScript } from '../emit/typescript.js';
 import { writePlanModule } from '../emit/load-module.js';
 import { FhecError } from '../../ir/errors.js';
@@ -14,6 +14,10 @@ import { compileGenerationCommand } from './generate.js';
 import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
 import { checkOutputs, modelFiles, type OutputFile } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
+import { graphPasses } from '../../passes/graph/registry.js';
+import { canonicalPasses } from '../../passes/canonical/registry.js';
+import { fhePasses } from '../../passes/fhe/registry.js';
+import { formatPassRuns } from '../../passes/pass-manager.js';
 
 interface CompileFlags {
   output: string;
@@ -36,6 +40,10 @@ interface CompileFlags {
   emitFheIr?: string;
   emit?: string;
   inputRange: DeclaredRanges;
+  fhePipeline?: string;
+  printAfter: string[];
+  printAfterAll?: boolean;
+  timing?: boolean;
 }
 
 /**
@@ -78,20 +86,28 @@ export function registerCompile(program: Command): void {
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
+    .option('--fhe-pipeline <passes>', "the FHE passes to run (default with --calibration 'lower-canonical,select-parameters,place-refresh{strategy=optimal},manage-scales,verify', without 'lower-graph,select-parameters{fit=depth},manage-scales,verify'; fhec opt --list shows them)")
+    .option('--print-after <pass>', 'print the IR after this graph, canonical or FHE pass (FHE IR annotated, large constants elided), to stderr (repeatable)', collectList, [])
+    .option('--print-after-all', 'print the IR after every pass')
+    .option('--timing', 'print per-pass timing to stderr')
     .action((model: string, opts: CompileFlags) => {
       checkCompileFiles(model, opts);
       if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
+      const known = new Set([...graphPasses.keys(), ...canonicalPasses.keys(), ...fhePasses.keys()]);
+      for (const p of opts.printAfter) if (!known.has(p)) throw new FhecError(`unknown pass '${p}' (known: ${[...known].join(', ')})`, { field: '--print-after' });
+      const printAfter = opts.printAfterAll ? ('all' as const) : opts.printAfter.length ? new Set(opts.printAfter) : undefined;
       if (opts.calibration && opts.maxContext !== undefined) {
         for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);
         return;
       }
       if (opts.calibration) {
-        return compileModelCommand(model, { ...opts, calibration: opts.calibration }).then((lines) => {
+        return compileModelCommand(model, { ...opts, calibration: opts.calibration, printAfter }).then((lines) => {
           for (const l of lines) console.log(l);
           if (opts.emit === 'ts') console.log(`wrote ${writePlanModule(opts.output)}`);
         });
       }
-      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange });
+      const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange, printAfter, ...(opts.fhePipeline !== undefined ? { fhePipeline: opts.fhePipeline } : {}) });
+      if (opts.timing) process.stderr.write(`${formatPassRuns(compiled.passRuns)}\n`);
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
       const { weights, programText } = writeFhePlan(opts.output, compiled);
       console.log(`compiled ${model} -> ${opts.output} (weights ${weights})`);

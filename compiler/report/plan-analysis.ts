@@ -8,11 +8,11 @@ import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import type { CostTable } from '../../ir/ckks/cost-table.js';
 import { fheChain, type CkksParameters } from '../../ir/ckks/params.js';
-import { manageScales } from '../../passes/fhe/manage.js';
-import { programKeys, type Candidate } from '../../passes/fhe/parameter-search.js';
-import { predictLatency } from '../../passes/fhe/predict-latency.js';
-import { analyzePrecision } from '../../passes/fhe/precision.js';
-import { placeRefreshesGreedy } from '../../passes/fhe/refresh-greedy.js';
+import { manageScales } from '../../passes/fhe/manage/manage-scales.js';
+import { programKeys, type Candidate } from '../../passes/fhe/parameters/parameter-search.js';
+import { predictLatency } from '../../passes/fhe/analysis/predict-latency.js';
+import { analyzePrecision } from '../../passes/fhe/analysis/precision.js';
+import { placeRefreshesGreedy } from '../../passes/fhe/refresh/refresh-greedy.js';
 import { ANALYSIS_KIND, type CandidateRow, type PlanAnalysis } from '../../runtime/plan/analysis-schema.js';
 
 export interface KernelSource {

@@ -10,7 +10,7 @@ import { FhecError } from '../../ir/errors.js';
 import { parseFhe } from '../../ir/fhe/parse.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import { describeParameters, makeParameters, type CkksParameters } from '../../ir/ckks/params.js';
-import { programKeys } from '../../passes/fhe/parameter-search.js';
+import { programKeys } from '../../passes/fhe/parameters/parameter-search.js';
 import { GENERATION_PLAN_KIND, readGenerationManifest } from '../../runtime/generate/manifest.js';
 import { MODEL_PLAN_KIND, modelSectionSchema, type ModelPlanMeta } from '../../runtime/plan/model-schema.js';
 import { expandOpKernels, parameterSearchSchema, parseAnalysis, PARAMETER_SEARCH_FILE, type CandidateRow, type PlanAnalysis } from '../../runtime/plan/analysis-schema.js';

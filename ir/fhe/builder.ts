@@ -21,6 +21,17 @@ export class FheBuilder {
     }
   }
 
+  /**
+   * A builder for ops to add to an existing unmanaged program: its constants are kept and its value
+   * and constant names reserved, so what is built can be spliced in without clashes.
+   */
+  static extending(program: FheProgram): FheBuilder {
+    const b = new FheBuilder(program.name, program.slots, program.chain);
+    for (const c of program.constants.values()) b.constants.set(c.name, c);
+    for (const op of program.ops) if (op.result) b.names.add(op.result.name);
+    return b;
+  }
+
   private fresh(hint?: string): string {
     let n = hint ?? String(this.counter++);
     while (this.names.has(n)) n = hint ? `${hint}.${this.counter++}` : String(this.counter++);

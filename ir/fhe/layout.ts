@@ -50,5 +50,6 @@ export function constantSlots(data: FheConstantData, slots: number, name: string
     v.set(data.values);
     return v;
   }
+  if (data.kind === 'elided') throw new FhecError(`constant @${name} was elided when the program was printed: its values are not here`);
   throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);
 }

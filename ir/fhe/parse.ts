@@ -4,7 +4,7 @@
 import { createToken, EmbeddedActionsParser, Lexer, type IToken, type TokenType } from 'chevrotain';
 import { FhecError } from '../errors.js';
 import { verifyFhe } from './verify.js';
-import { FHE_OP_KINDS, type FheChain, type FheConstant, type FheConstantData, type FheOp, type FheOpKind, type FheProgram, type FheType, type FheValue, type SlotLayout } from './types.js';
+import { FHE_OP_KINDS, type FheChain, type FheAttribute, type FheConstant, type FheConstantData, type FheOp, type FheOpKind, type FheProgram, type FheType, type FheValue, type SlotLayout } from './types.js';
 
 const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_.]*/ });
 const kw = (name: string, text: string): TokenType =>
@@ -17,9 +17,11 @@ const SlotsKw = kw('Slots', 'slots');
 const ChainKw = kw('Chain', 'chain');
 const PrimesKw = kw('Primes', 'primes');
 const ConstKw = kw('Const', 'const');
+const AttrKw = kw('Attr', 'attr');
 const SplatKw = kw('Splat', 'splat');
 const DenseKw = kw('Dense', 'dense');
 const WeightsKw = kw('Weights', 'weights');
+const ElidedKw = kw('Elided', 'elided');
 const InputKw = kw('Input', 'input');
 const OutputKw = kw('Output', 'output');
 const EncodeKw = kw('Encode', 'encode');
@@ -49,7 +51,7 @@ const Colon = punct('Colon', ':');
 const Question = punct('Question', '?');
 
 const allTokens = [
-  WhiteSpace, Comment, ProgramKw, SlotsKw, ChainKw, PrimesKw, ConstKw, SplatKw, DenseKw, WeightsKw,
+  WhiteSpace, Comment, ProgramKw, SlotsKw, ChainKw, PrimesKw, ConstKw, AttrKw, SplatKw, DenseKw, WeightsKw, ElidedKw,
   InputKw, OutputKw, EncodeKw, RotateKw, LayoutKw, ByKw, TypeKw, Identifier, ValueName, GlobalName,
   StringLit, NumberLit, LBrace, RBrace, LParen, RParen, LBracket, RBracket, LAngle, RAngle, Comma,
   Equals, Colon, Question,
@@ -72,6 +74,7 @@ interface ParsedProgram {
   name: string;
   slots: number;
   chain?: FheChain;
+  attributes: Record<string, FheAttribute>;
   constants: FheConstant[];
   ops: ParsedOp[];
 }
@@ -103,9 +106,17 @@ class FheTextParser extends EmbeddedActionsParser {
     this.OPTION(() => {
       chain = this.SUBRULE(this.chain);
     });
+    const attributes: Record<string, FheAttribute> = {};
+    this.MANY1(() => {
+      const a = this.SUBRULE(this.attribute);
+      this.ACTION(() => {
+        if (a.key in attributes) throw new FhecError(`line ${a.line}: attribute ${a.key} is given twice`);
+        attributes[a.key] = a.value;
+      });
+    });
     const constants: FheConstant[] = [];
     const ops: ParsedOp[] = [];
-    this.MANY(() => {
+    this.MANY2(() => {
       this.OR([
         { ALT: () => constants.push(this.SUBRULE(this.constantDecl)) },
         { ALT: () => ops.push(this.SUBRULE(this.outputOp)) },
@@ -113,7 +124,19 @@ class FheTextParser extends EmbeddedActionsParser {
       ]);
     });
     this.CONSUME(RBrace);
-    return this.ACTION(() => ({ name, slots: int(slotsTok, 'slots'), chain, constants, ops }));
+    return this.ACTION(() => ({ name, slots: int(slotsTok, 'slots'), chain, attributes, constants, ops }));
+  });
+
+  attribute = this.RULE('attribute', (): { key: string; value: FheAttribute; line: number } => {
+    this.CONSUME(AttrKw);
+    const key = this.CONSUME(Identifier);
+    this.CONSUME(Equals);
+    const value = this.OR([{ ALT: () => this.CONSUME(NumberLit) }, { ALT: () => this.CONSUME(StringLit) }]);
+    return this.ACTION(() => ({
+      key: key.image,
+      value: value.tokenType === StringLit ? (JSON.parse(value.image) as string) : num(value),
+      line: key.startLine ?? 0,
+    }));
   });
 
   chain = this.RULE('chain', (): FheChain => {
@@ -167,6 +190,13 @@ class FheTextParser extends EmbeddedActionsParser {
           const off = this.CONSUME3(NumberLit);
           const len = this.CONSUME4(NumberLit);
           return this.ACTION(() => ({ kind: 'weights' as const, offset: int(off, 'offset'), length: int(len, 'length') }));
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(ElidedKw);
+          const len = this.CONSUME5(NumberLit);
+          return this.ACTION(() => ({ kind: 'elided' as const, length: int(len, 'length') }));
         },
       },
     ]);
@@ -321,10 +351,16 @@ export function parseFhe(text: string, file?: string): FheProgram {
   });
   const program: FheProgram = { name: parsed.name, slots: parsed.slots, constants, ops };
   if (parsed.chain) program.chain = parsed.chain;
+  if (Object.keys(parsed.attributes).length) program.attributes = parsed.attributes;
   try {
     verifyFhe(program);
   } catch (e) {
-    throw e instanceof FhecError && file ? e.inFile(file) : e;
+    if (!(e instanceof FhecError)) throw e;
+    // The verifier names the op (`%v = kind`); the reader of a file also wants its line.
+    const result = /^%(\S+) = /.exec(e.where.node ?? '')?.[1];
+    const line = parsed.ops.find((p) => p.result === result)?.line;
+    const located = line !== undefined && result !== undefined ? new FhecError(`line ${line}: ${e.message}`, e.where) : e;
+    throw file ? located.inFile(file) : located;
   }
   return program;
 }

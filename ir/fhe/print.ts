@@ -3,7 +3,9 @@
 //
 //   fhe.program @name slots=4096 {
 //     chain N=8192 primes=[1152921504606830593, 1099511922689]
+//     attr mgmt.refresh_levels = 9
 //     const @w = dense [0.5, -1]
+//     const @big = elided 4096          (printed with elideConstantsAbove: values left out)
 //     %x = input "x" layout(64, 1, 4096, 64, 64) : ct<1, 1099511627776>
 //     %0 = encode @w : pt<1, 1099511627776>
 //     %1 = mul_plain %x, %0 : ct<1, 1.2089258196146292e+24>
@@ -23,9 +25,11 @@ export function layoutText(l: SlotLayout): string {
   return `layout(${l.length}, ${l.tokens}, ${l.stride}, ${l.period}, ${l.copies})`;
 }
 
-function constantText(d: FheConstantData): string {
+function constantText(d: FheConstantData, elideAbove: number): string {
   if (d.kind === 'splat') return `splat ${formatNumber(d.value)}`;
   if (d.kind === 'weights') return `weights ${d.offset} ${d.length}`;
+  if (d.kind === 'elided') return `elided ${d.length}`;
+  if (d.values.length > elideAbove) return `elided ${d.values.length}`;
   return `dense [${Array.from(d.values, formatNumber).join(', ')}]`;
 }
 
@@ -48,12 +52,21 @@ function opText(op: FheOp): string {
   return op.kind === 'output' ? opHead(op) : `${opHead(op)} : ${showType(op.result!.type)}`;
 }
 
-export function printFhe(program: FheProgram): string {
+export interface PrintOptions {
+  /** Print dense constants with more values than this as `elided N` (default: print every value). */
+  elideConstantsAbove?: number;
+}
+
+export function printFhe(program: FheProgram, options: PrintOptions = {}): string {
+  const elideAbove = options.elideConstantsAbove ?? Infinity;
   const lines = [`fhe.program @${program.name} slots=${program.slots} {`];
   if (program.chain) {
     lines.push(`  chain N=${program.chain.ringDegree} primes=[${program.chain.primes.map(String).join(', ')}]`);
   }
-  for (const c of program.constants.values()) lines.push(`  const @${c.name} = ${constantText(c.data)}`);
+  for (const [k, v] of Object.entries(program.attributes ?? {})) {
+    lines.push(`  attr ${k} = ${typeof v === 'number' ? formatNumber(v) : JSON.stringify(v)}`);
+  }
+  for (const c of program.constants.values()) lines.push(`  const @${c.name} = ${constantText(c.data, elideAbove)}`);
   for (const op of program.ops) lines.push(`  ${opText(op)}`);
   lines.push('}');
   return lines.join('\n') + '\n';

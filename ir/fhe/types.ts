@@ -4,6 +4,8 @@
 // A program is "managed" when every type is concrete and every rescale/relinearize is explicit; the
 // lowerings build unmanaged programs (level/scale unknown) and passes/fhe/manage.ts makes them managed.
 
+import { FhecError } from '../errors.js';
+
 /** Ciphertext type. level/scale are undefined in an unmanaged program. size is 2, or 3 after ct x ct. */
 export interface CtType {
   kind: 'ct';
@@ -38,7 +40,12 @@ export type FheConstantData =
   | { kind: 'splat'; value: number }
   | { kind: 'dense'; values: Float64Array }
   /** A range of the plan's weight sidecar (float64 little-endian), resolved when the plan is loaded. */
-  | { kind: 'weights'; offset: number; length: number };
+  | { kind: 'weights'; offset: number; length: number }
+  /**
+   * Values left out of printed IR (as MLIR elides large elements attributes): structure-only passes
+   * (refresh placement, scale management, costs) run on it; evaluating it is an error.
+   */
+  | { kind: 'elided'; length: number };
 
 export interface FheConstant {
   name: string;
@@ -90,11 +97,19 @@ export interface FheChain {
   primes: bigint[];
 }
 
+/** An annotation value: a number (printed round-trip exact) or a string. */
+export type FheAttribute = number | string;
+
 export interface FheProgram {
   name: string;
   slots: number;
   /** Present for managed programs. */
   chain?: FheChain;
+  /**
+   * Analysis and management results carried in the text (`attr ckks.scale = 1099511627776`), in the
+   * way HEIR's `mgmt` attributes are: a pass run alone on annotated IR reads what earlier passes found.
+   */
+  attributes?: Record<string, FheAttribute>;
   constants: Map<string, FheConstant>;
   ops: FheOp[];
 }
@@ -125,5 +140,6 @@ export function chainBitsAt(chain: FheChain, level: number): number {
 export function constantValueAt(c: FheConstantData, i: number): number {
   if (c.kind === 'splat') return c.value;
   if (c.kind === 'dense') return i < c.values.length ? c.values[i]! : 0;
+  if (c.kind === 'elided') throw new FhecError('a constant of this program was elided when it was printed: its values are not here');
   throw new Error('weights constant not resolved');
 }

@@ -96,6 +96,7 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
   let offset = 0;
   const constants = new Map<string, FheConstant>();
   for (const c of program.constants.values()) {
+    if (c.data.kind === 'elided') throw new FhecError(`constant @${c.name} was elided when the program was printed: a plan needs its values`, { file });
     if (c.data.kind === 'dense' && c.data.values.length > INLINE_LIMIT) {
       constants.set(c.name, { name: c.name, data: { kind: 'weights', offset, length: c.data.values.length } });
       chunks.push(c.data.values);

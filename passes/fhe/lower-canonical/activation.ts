@@ -8,7 +8,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import { nextPow2, replicate, replicatedLayout } from '../packing.js';
+import { nextPow2, replicate, replicatedLayout } from '../layout/packing.js';
 
 export interface ActBlock {
   value: FheValue;

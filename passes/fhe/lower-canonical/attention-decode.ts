@@ -16,8 +16,8 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import { applyApproximation } from '../approximation.js';
-import { nextPow2, rotateAndSum } from '../packing.js';
+import { applyApproximation } from '../approximate/approximation.js';
+import { nextPow2, rotateAndSum } from '../layout/packing.js';
 import type { AttentionProbeSite } from './attention.js';
 import { normalizeRow, type RowTerm } from './softmax-normalize.js';
 import type { SoftmaxPlan } from './softmax-plan.js';

@@ -20,7 +20,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import { applyApproximation } from '../approximation.js';
+import { applyApproximation } from '../approximate/approximation.js';
 import { normalizeRow, type RowTerm, type SoftmaxSite } from './softmax-normalize.js';
 import type { SoftmaxPlan } from './softmax-plan.js';
 import { slotVector } from './slots.js';

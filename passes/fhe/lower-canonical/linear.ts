@@ -7,8 +7,8 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { Tensor } from '../../../ir/tensor.js';
-import { lowerMatVec, type MatrixView } from '../matvec.js';
-import { nextPow2, plainLayout } from '../packing.js';
+import { lowerMatVec, type MatrixView } from '../layout/matvec.js';
+import { nextPow2, plainLayout } from '../layout/packing.js';
 import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
 
 export interface LinearStats {

@@ -11,7 +11,7 @@ import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
-import { applyApproximation } from '../approximation.js';
+import { applyApproximation } from '../approximate/approximation.js';
 import { isReal, slotVector } from './slots.js';
 
 export interface RmsNormLowering {

@@ -8,7 +8,7 @@
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
-import { applyApproximation } from '../approximation.js';
+import { applyApproximation } from '../approximate/approximation.js';
 import type { SoftmaxPlan } from './softmax-plan.js';
 
 /** A row term: a ciphertext, or exactly 1 (a term that has met no ciphertext yet). */

@@ -22,7 +22,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { Approximation } from '../../approx/approximation.js';
 import { DEFAULT_MAX_DEGREE, chebyshevDepth } from '../../approx/chebyshev.js';
-import { nextPow2 } from '../packing.js';
+import { nextPow2 } from '../layout/packing.js';
 import type { AttentionStats } from './attention-stats.js';
 import { EXP_HEADROOM, FIT_WIDENING, softmaxIntervals } from './fit-intervals.js';
 

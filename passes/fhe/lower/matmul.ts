@@ -15,8 +15,8 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheValue } from '../../../ir/fhe/types.js';
 import { numel } from '../../../ir/tensor.js';
-import { columnBlocks, lowerMatVec, type MatrixView } from '../matvec.js';
-import { nextPow2, replicatedLayout, rotateAndSum, type HelperCost } from '../packing.js';
+import { columnBlocks, lowerMatVec, type MatrixView } from '../layout/matvec.js';
+import { nextPow2, replicatedLayout, rotateAndSum, type HelperCost } from '../layout/packing.js';
 import { dimsOf, notConstantOnly, type EncOperand, type InputOperand, type LowerContext, type Operand } from './context.js';
 import { operandAt } from './elementwise.js';
 import { broadcastDims, broadcastIndex } from './indexing.js';

@@ -1,0 +1,110 @@
+// Predicted latency of a managed FHE program under a cost table: the sum over its ops of the measured
+// cost of that op kind at that level (ir/ckks/cost-table.ts), counting a rotation once per key
+// switch it takes, inputs as ciphertext loads and outputs as saves, and every refresh as a client round
+// trip (mask, send, decrypt, encrypt afresh, send back, unmask).
+
+import { FhecError } from '../../../ir/errors.js';
+import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
+import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../../ir/ckks/cost-table.js';
+
+export interface LatencyOptions {
+  /** The Galois key steps one rotation applies (several when composed); default one key switch. */
+  rotationKeySteps?: (step: number) => number[];
+  /**
+   * Refreshes the program needs that are not refresh ops in it (a planner that only counts them):
+   * each is costed as a round trip from level 0 to `extraRefreshLevel` (default: the chain's top).
+   */
+  extraRefreshes?: number;
+  extraRefreshLevel?: number;
+  /** Told each op's predicted cost (its index in the program), for per-kernel breakdowns. */
+  onOp?: (index: number, kind: string, ms: number) => void;
+}
+
+export interface OpLatency {
+  count: number;
+  ms: number;
+}
+
+export interface LatencyPrediction {
+  ringDegree: number;
+  totalMs: number;
+  /** By op kind (rotate counts rotations; its ms covers all their key switches). */
+  byKind: Map<string, OpLatency>;
+  refreshes: number;
+  refreshMs: number;
+  /** Bytes exchanged with the key holder for refreshes. */
+  refreshBytes: number;
+}
+
+function levelOf(op: FheOp): number {
+  if (op.kind === 'encode' || op.kind === 'input') return op.result!.type.level!;
+  return op.args[0]!.type.level!;
+}
+
+export function predictLatency(program: FheProgram, table: CostTable, options: LatencyOptions = {}): LatencyPrediction {
+  const chain = program.chain;
+  if (!chain) throw new FhecError('latency prediction needs a managed program (run scale management first)');
+  const n = chain.ringDegree;
+  const top = chain.primes.length - 1;
+  const byKind = new Map<string, OpLatency>();
+  let total = 0;
+  let refreshes = 0;
+  let refreshMs = 0;
+  let refreshBytes = 0;
+  let index = -1;
+  const add = (kind: string, ms: number) => {
+    if (index >= 0) options.onOp?.(index, kind, ms);
+    const e = byKind.get(kind) ?? { count: 0, ms: 0 };
+    e.count++;
+    e.ms += ms;
+    byKind.set(kind, e);
+    total += ms;
+  };
+  for (const [i, op] of program.ops.entries()) {
+    index = i;
+    const level = levelOf(op);
+    switch (op.kind) {
+      case 'input':
+        add('input', opCost(table, 'load', n, level));
+        break;
+      case 'output':
+        add('output', opCost(table, 'save', n, level));
+        break;
+      case 'rotate': {
+        const parts = options.rotationKeySteps ? options.rotationKeySteps(op.step!).length : 1;
+        add('rotate', parts * opCost(table, 'rotate', n, level));
+        break;
+      }
+      case 'refresh': {
+        const rt = refreshRoundTrip(table, n, level, op.result!.type.level!, top);
+        add('refresh', rt.totalMs);
+        refreshes++;
+        refreshMs += rt.totalMs;
+        refreshBytes += rt.bytes;
+        break;
+      }
+      default:
+        add(op.kind, opCost(table, op.kind as TimedOp, n, level, top));
+    }
+  }
+  index = -1;
+  const extra = options.extraRefreshes ?? 0;
+  if (extra > 0) {
+    const rt = refreshRoundTrip(table, n, 0, options.extraRefreshLevel ?? top, top);
+    for (let i = 0; i < extra; i++) add('refresh', rt.totalMs);
+    refreshes += extra;
+    refreshMs += extra * rt.totalMs;
+    refreshBytes += extra * rt.bytes;
+  }
+  return { ringDegree: n, totalMs: total, byKind, refreshes, refreshMs, refreshBytes };
+}
+
+/** One table row per op kind, most expensive first. */
+export function formatLatency(p: LatencyPrediction): string {
+  const lines = [`predicted latency at N=${p.ringDegree}: ${p.totalMs.toFixed(1)} ms`, '| op | count | ms | share |', '|---|---:|---:|---:|'];
+  for (const [kind, e] of [...p.byKind].sort((a, b) => b[1].ms - a[1].ms)) {
+    lines.push(`| ${kind} | ${e.count} | ${e.ms.toFixed(2)} | ${((100 * e.ms) / (p.totalMs || 1)).toFixed(1)}% |`);
+  }
+  if (p.refreshes) lines.push(`${p.refreshes} refreshes: ${p.refreshMs.toFixed(1)} ms, ${(p.refreshBytes / 2 ** 20).toFixed(1)} MiB exchanged`);
+  return lines.join('\n');
+}

@@ -1,0 +1,186 @@
+// select-parameters{costs=default|FILE,link=RTT/BPMS,scale-bits=40,integer-bits=20,ring-degree=N,levels=L}:
+// chooses the CKKS parameters of an unmanaged program and annotates them (ckks.ring_degree,
+// ckks.bit_sizes, ckks.scale) with the refresh budget (mgmt.min_level, mgmt.refresh_levels,
+// mgmt.input_level) for place-refresh and manage-scales.
+//
+// Without ring-degree: the cost-driven search (parameter-search.ts) over every ring degree of the cost
+// table and every chain length each holds at 128-bit security, pricing each chain with the greedy
+// refresh placement (fast; place-refresh re-places the chosen one) and the cost table; it annotates
+// select.predicted_ms, the chosen candidate's price. With a canonical source (lower-canonical) each
+// ring degree gets its own lowering (the packing depends on N/2 slots); textual IR fits only N = 2 x slots.
+// With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
+// Refreshes keep values at or above the unit's refresh floor (level 1 unless the driver sets a rule,
+// e.g. where refresh masks fit); a chain with no such level is refused.
+
+import { FhecError } from '../../../ir/errors.js';
+import type { FheProgram } from '../../../ir/fhe/types.js';
+import { selectParameters, topLevel, type CkksParameters } from '../../../ir/ckks/params.js';
+import type { Pass } from '../../pass.js';
+import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
+import { multiplicativeDepth } from '../analysis/depth.js';
+import { costTableOf, loweringAt, parameterAttributes, setAttrs, type FheUnit } from '../pipeline/unit.js';
+import { searchParameters, type PrecisionCheck, type RefreshPlanner } from './parameter-search.js';
+
+export interface SelectParametersOptions {
+  fit: 'cost' | 'depth';
+  insecure: boolean;
+  costs: string;
+  link?: string;
+  'scale-bits': number;
+  'integer-bits': number;
+  'ring-degree'?: number;
+  levels?: number;
+}
+
+/** Candidates run at the scale the approximations were tuned at: precision is not judged per candidate (see compiler/model-parameters.ts). */
+const tunedScale: PrecisionCheck = () => ({});
+
+export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
+  name: 'select-parameters',
+  summary: 'choose ring degree and modulus chain (cost-driven search, or the longest chain a fixed N holds) and annotate them',
+  reads: 'fhe',
+  writes: 'fhe',
+  options: [
+    { name: 'fit', type: 'string', help: "'cost': the cost-driven search with refreshes; 'depth': the smallest N whose secure chain holds the whole depth (no refresh)", default: 'cost' },
+    { name: 'insecure', type: 'bool', help: 'with fit=depth: allow parameters below 128-bit security', default: false },
+    { name: 'costs', type: 'string', help: "cost table pricing the candidates: 'default' or a file from fhec calibrate-costs", default: 'default' },
+    { name: 'link', type: 'string', help: 'evaluator-key holder link as RTT_MS/BYTES_PER_MS (default: the table\'s)' },
+    { name: 'scale-bits', type: 'int', help: 'log2 of the scale', default: 40 },
+    { name: 'integer-bits', type: 'int', help: 'bits above the scale in the first and special primes', default: 20 },
+    { name: 'ring-degree', type: 'int', help: 'fix N: the longest chain it holds at 128-bit security (no search)' },
+    { name: 'levels', type: 'int', help: 'with ring-degree: exactly this many levels' },
+  ],
+  run(unit, o) {
+    if (unit.program.chain) throw new FhecError('select-parameters needs an unmanaged program (this one already has a chain)');
+    const t0 = performance.now();
+    const spent = { ...unit.ms };
+    if (o.fit !== 'cost' && o.fit !== 'depth') throw new FhecError(`select-parameters: fit must be cost or depth, got '${String(o.fit)}'`);
+    const choice = o.fit === 'depth' ? byDepth(unit, o) : o['ring-degree'] !== undefined ? fixed(unit, o) : search(unit, o);
+    const top = topLevel(choice.params);
+    const program = { ...choice.program };
+    program.attributes = { ...(unit.program.attributes ?? {}) };
+    setAttrs(program, {
+      ...parameterAttributes(choice.params),
+      'mgmt.min_level': choice.minLevel,
+      'mgmt.refresh_levels': top - choice.minLevel,
+      'mgmt.input_level': top,
+      ...(choice.predictedMs !== undefined ? { 'select.costs': o.costs, 'select.link': o.link, 'select.predicted_ms': choice.predictedMs } : {}),
+    });
+    unit.program = program;
+    const own = performance.now() - t0 - (unit.ms.lower - spent.lower) - (unit.ms.place - spent.place);
+    return {
+      changed: true,
+      stats: { ring_degree: choice.params.ringDegree, levels: top, min_level: choice.minLevel, ...(unit.search ? { candidates: unit.search.candidates.length, search_ms: Math.round(own) } : {}) },
+      notes: [],
+      error: { maxAbs: 0, how: 'chooses parameters only; candidates run at the tuned scale' },
+    };
+  },
+};
+
+interface Choice {
+  params: CkksParameters;
+  program: FheProgram;
+  minLevel: number;
+  predictedMs?: number;
+}
+
+/**
+ * The arithmetic rule: the smallest ring degree (at least the program's slots x 2) whose 128-bit
+ * budget holds a chain of the program's whole depth; lowered again when the ring had to grow.
+ */
+function byDepth(unit: FheUnit, o: SelectParametersOptions): Choice {
+  let slots = o['ring-degree'] !== undefined ? o['ring-degree'] / 2 : unit.program.slots;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const lowered = loweringAt(unit, slots);
+    const params = selectParameters({
+      depth: multiplicativeDepth(lowered.program),
+      scaleBits: o['scale-bits'],
+      integerBits: o['integer-bits'],
+      minSlots: slots,
+      ringDegree: o['ring-degree'],
+      insecure: o.insecure,
+    });
+    if (params.ringDegree / 2 !== slots) {
+      slots = params.ringDegree / 2;
+      continue;
+    }
+    unit.lowered = lowered;
+    return { params, program: lowered.program, minLevel: 0 };
+  }
+  throw new Error('internal: parameter selection does not settle on a ring degree');
+}
+
+function floorOf(unit: FheUnit, lowered: { program: FheProgram }, params: CkksParameters): { level: number } | { refused: string } {
+  return unit.refreshFloor ? unit.refreshFloor(lowered, params) : { level: 1 };
+}
+
+function fixed(unit: FheUnit, o: SelectParametersOptions): Choice {
+  const n = o['ring-degree']!;
+  const params = o.levels !== undefined ? selectParameters({ depth: o.levels, ringDegree: n, scaleBits: o['scale-bits'], integerBits: o['integer-bits'] }) : longestChain(n, o);
+  const lowered = loweringAt(unit, params.ringDegree / 2);
+  unit.lowered = lowered;
+  const floor = floorOf(unit, lowered, params);
+  if ('refused' in floor) throw new FhecError(`N=${params.ringDegree}: ${floor.refused}`, { field: 'ringDegree' });
+  if (topLevel(params) - floor.level < 1) {
+    throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floor.level} levels between refreshes (masks fit from level ${floor.level} up), fewer than one op of the model needs`, { field: 'ringDegree' });
+  }
+  return { params, program: lowered.program, minLevel: floor.level };
+}
+
+/** The most levels `ringDegree` holds at 128-bit security. */
+function longestChain(ringDegree: number, o: SelectParametersOptions): CkksParameters {
+  for (let L = 40; L >= 1; L--) {
+    try {
+      return selectParameters({ depth: L, ringDegree, scaleBits: o['scale-bits'], integerBits: o['integer-bits'] });
+    } catch {
+      // fewer levels
+    }
+  }
+  throw new FhecError(`ring degree ${ringDegree} holds no level at ${o['scale-bits']}-bit scale`);
+}
+
+function search(unit: FheUnit, o: SelectParametersOptions): Choice {
+  const costs = costTableOf(unit, o.costs, o.link);
+  const lowered = new Map<FheProgram, { program: FheProgram }>();
+  const minLevels = new Map<string, number>();
+  const chainKey = (p: CkksParameters, levels: number) => `${p.ringDegree}:${p.scale}:${levels}`;
+  const planner: RefreshPlanner = (program, levels, { params }) => {
+    const floor = floorOf(unit, lowered.get(program)!, params);
+    if ('refused' in floor) return floor;
+    minLevels.set(chainKey(params, levels), floor.level);
+    const L = levels - floor.level;
+    if (L < 1) return undefined;
+    const t = performance.now();
+    try {
+      const greedy = placeRefreshesGreedy(program, L);
+      return { refreshes: greedy.refreshed.length, program: greedy.program, inputLevel: levels };
+    } catch (e) {
+      // An op that multiplies more than L levels at once: this chain is too short for it.
+      if (e instanceof FhecError) return undefined;
+      throw e;
+    } finally {
+      unit.ms.place += performance.now() - t;
+    }
+  };
+  const result = searchParameters({
+    build: (slots) => {
+      const l = loweringAt(unit, slots);
+      lowered.set(l.program, l);
+      return l.program;
+    },
+    costs,
+    refresh: planner,
+    scaleBits: [o['scale-bits']],
+    integerBits: o['integer-bits'],
+    precision: tunedScale,
+  });
+  unit.search = result;
+  const best = result.best;
+  if (!best) {
+    const reasons = [...new Set(result.candidates.map((c) => c.reason).filter((r) => r))].slice(0, 3).join('; ');
+    throw new FhecError(`no CKKS parameters fit the model within 128-bit security and the key budget (${reasons})`);
+  }
+  const chosen = unit.lowerings.get(best.params.ringDegree / 2) ?? loweringAt(unit, best.params.ringDegree / 2);
+  unit.lowered = chosen;
+  return { params: best.params, program: chosen.program, minLevel: minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1, predictedMs: best.candidate.latencyMs };
+}
