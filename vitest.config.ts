@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,5 +7,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],
+    // One test file per core: the heavy files (SEAL, the simulator) are single-threaded, and vitest's
+    // default (cores - 1) runs them one at a time on a 2-core machine.
+    maxWorkers: os.availableParallelism(),
   },
 });
