@@ -22,6 +22,8 @@ interface CompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** The model's Hugging Face tokenizer folder for text calibration. */
+  tokenizer?: string;
   /** Fix N instead of searching for it (canonical models). */
   ringDegree?: number;
   /** Cost table the parameter search prices candidates with. */
@@ -72,6 +74,7 @@ export function registerCompile(program: Command): void {
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
     .option('--max-windows <n>', 'with --calibration: use at most n text windows', intOption('--max-windows', 1))
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))

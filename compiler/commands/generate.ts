@@ -48,6 +48,8 @@ export interface GenerateFlags {
   auditRefresh?: string;
   /** Floor on the refresh masks' hiding, bits per ciphertext (default 40). */
   minHidingBits?: number;
+  /** The Hugging Face tokenizer folder (default: the one the plan was compiled with). */
+  tokenizer?: string;
 }
 
 export interface GenerateOutput {
@@ -62,7 +64,10 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
   if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
   const outs = [...(flags.trace ? [{ path: flags.trace, flag: '--trace' }] : []), ...(flags.auditRefresh ? [{ path: flags.auditRefresh, flag: '--audit-refresh' }] : [])];
   if (outs.length) checkOutputs(outs, [...planFiles(planFile), ...(flags.promptFile ? [flags.promptFile] : [])]);
-  const model = loadClientModel(planFile);
+  const model = loadClientModel(planFile, flags.tokenizer);
+  if (flags.promptBytes && model.tokenizer !== undefined && model.tokenizer !== 'bytes') {
+    throw new FhecError('--prompt-bytes feeds raw bytes to a byte-level model; this plan uses a Hugging Face tokenizer, which reads UTF-8 text', { field: '--prompt-bytes' });
+  }
   const compileLines: string[] = [];
   let bar: Bar | undefined;
   const store = new GenerationPlanStore(planFile, {
@@ -154,7 +159,7 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate text greedily from an encrypted prompt: prefill, then decode steps with an encrypted KV cache')
     .argument('<plan>', 'generation plan written by `fhec compile MODEL -o PLAN --calibration FILE --max-context C`')
-    .option('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes; must be valid UTF-8)')
+    .option('--prompt <text>', 'prompt text (must be valid UTF-8; tokenized by the plan\'s tokenizer, or as UTF-8 bytes)')
     .option('--prompt-file <file>', 'read the prompt from a file (valid UTF-8, or any bytes with --prompt-bytes)')
     .option('--prompt-bytes', 'with --prompt-file: tokenize the file\'s bytes as they are, UTF-8 or not')
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', intOption('--max-new-tokens', 1))
@@ -163,6 +168,7 @@ export function registerGenerate(program: Command): void {
     .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;
@@ -182,6 +188,8 @@ export interface GenerationCompileFlags {
   ringDegree?: number;
   /** A cost table from `fhec calibrate-costs` for the parameter search. */
   costs?: string;
+  /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
+  tokenizer?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -194,6 +202,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     maxWindows: flags.maxWindows,
     placement: flags.placement,
     ringDegree: flags.ringDegree,
+    ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
     ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
   });
   return [...c.lines, `wrote ${c.files.join(', ')}`];
