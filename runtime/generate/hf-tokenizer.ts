@@ -93,21 +93,24 @@ export class HfTokenizer implements TextTokenizer {
     if (info.eos !== undefined) this.eos = info.eos;
   }
 
-  private static readonly cache = new Map<string, { mtimeMs: number; t: HfTokenizer }>();
+  private static readonly cache = new Map<string, { stamp: string; t: HfTokenizer }>();
 
-  /** load(), reusing a tokenizer already read from the same unchanged folder (reading Llama 3's takes ~0.5 s). */
+  /** load(), reusing a tokenizer already read from the same unchanged files (reading Llama 3's takes ~0.5 s). */
   static loadCached(dir: string): HfTokenizer {
     const key = path.resolve(dir);
-    let mtimeMs = -1;
-    try {
-      mtimeMs = fs.statSync(path.join(key, TOKENIZER_FILE)).mtimeMs;
-    } catch {
-      return HfTokenizer.load(dir);
-    }
+    const stamp = [TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, GENERATION_CONFIG_FILE]
+      .map((f) => {
+        try {
+          return String(fs.statSync(path.join(key, f)).mtimeMs);
+        } catch {
+          return '-';
+        }
+      })
+      .join();
     const hit = HfTokenizer.cache.get(key);
-    if (hit && hit.mtimeMs === mtimeMs) return hit.t;
+    if (hit && hit.stamp === stamp) return hit.t;
     const t = HfTokenizer.load(dir);
-    HfTokenizer.cache.set(key, { mtimeMs, t });
+    HfTokenizer.cache.set(key, { stamp, t });
     return t;
   }
 
@@ -191,7 +194,7 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   decode(ids: readonly number[]): string {
-    return this.tk.decode([...ids], { skip_special_tokens: true });
+    return ids.length === 0 ? '' : this.tk.decode([...ids], { skip_special_tokens: true });
   }
 
   /** A token's text (special tokens included), for messages. */
