@@ -157,7 +157,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     if (params && parametersId(params) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
     params = compiled.params;
     const t = compiled.lowered.embedding.table;
-    const tableBytes = new Uint8Array(new Float32Array(t.data).buffer);
+    const tableBytes = new Uint8Array(new Float32Array(t.load().data).buffer);
     embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin`, sha256: sha256Hex(tableBytes) };
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);

@@ -265,7 +265,7 @@ function checkMaskLevels(c: Omit<CompiledModel, 'bounds'>, bounds: CompiledModel
 /** Float64 inputs of the lowered model for calibration windows (the client's embedding, the caches). */
 function boundRuns(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { runs: Record<string, Float64Array>[]; tableMax: number } {
   const emb = lowered.embedding;
-  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
+  const table = Float32Array.from(emb.table.load().data as ArrayLike<number>);
   const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
   let tableMax = 0;
   for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
@@ -357,7 +357,7 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
   const monitor = printFhe({ ...c.lowered.program, constants });
   const emb = c.lowered.embedding;
   const tableFile = file.replace(/\.json$/, '') + '.embedding.bin';
-  const tableBytes = new Uint8Array(new Float32Array(emb.table.data).buffer);
+  const tableBytes = new Uint8Array(new Float32Array(emb.table.load().data).buffer);
   writeFileAtomic(tableFile, tableBytes);
   const graph = c.graph;
   const meta: ModelPlanMeta = {

@@ -13,9 +13,16 @@ import { compileGenerationCommand } from './generate.js';
 import { collectInputRange, type DeclaredRanges } from '../input-ranges.js';
 import { checkOutputs, modelFiles, type OutputFile } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
+import { loadCostTable } from '../../ir/ckks/cost-table.js';
+import { collectInterval, DEFAULT_INTERVALS, estimateModelCost, formatCostEstimate, INTERVAL_KINDS, type AssumedIntervals } from '../cost-estimate.js';
 
 interface CompileFlags {
+  /** Required unless --cost-only. */
   output: string;
+  /** Price the model without its weights; writes nothing (compiler/cost-estimate.ts). */
+  costOnly?: boolean;
+  interval: Partial<AssumedIntervals>;
+  cores?: number;
   /** Canonical transformer models (compiler/model-commands.ts). */
   calibration?: string;
   prefill?: number;
@@ -63,7 +70,10 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('compile an ONNX model of arithmetic ops (MatMul, Gemm, Add, Sub, Mul, Neg, ...) to an encrypted CKKS plan')
     .argument('<model>', 'ONNX model file')
-    .requiredOption('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it)')
+    .option('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it); required unless --cost-only')
+    .option('--cost-only', 'transformer models: estimate one step\'s CKKS cost without reading weights (ops, rotations, refreshes, keys, bytes, predicted time); writes nothing')
+    .option('--interval <kind=lo,hi>', `with --cost-only: an assumed interval (kinds ${INTERVAL_KINDS.join(', ')}; defaults ${INTERVAL_KINDS.map((k) => `${k}=${DEFAULT_INTERVALS[k].join(',')}`).join(' ')})`, collectInterval, {})
+    .option('--cores <n>', 'with --cost-only: the larger machine to scale the prediction to (default 64)', intOption('--cores', 1))
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
     .option('--input-range <[name=]lo,hi>', 'arithmetic plans: the interval an encrypted input (or every input) lies in; the compiler proves the modulus holds it and the client refuses values outside (default: the widest [-2^k, 2^k] the modulus holds)', collectInputRange, {})
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
@@ -81,6 +91,20 @@ export function registerCompile(program: Command): void {
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .action((model: string, opts: CompileFlags) => {
+      if (opts.costOnly) {
+        if (opts.output !== undefined || opts.calibration !== undefined) throw new FhecError('--cost-only writes nothing and reads no calibration: drop -o and --calibration', { field: '--cost-only' });
+        const e = estimateModelCost(model, {
+          ...(opts.prefill !== undefined ? { prefill: opts.prefill } : {}),
+          ...(opts.decode !== undefined ? { decode: opts.decode } : {}),
+          ...(opts.ringDegree !== undefined ? { ringDegree: opts.ringDegree } : {}),
+          ...(opts.costs !== undefined ? { costs: loadCostTable(opts.costs) } : {}),
+          intervals: opts.interval,
+          ...(opts.cores !== undefined ? { cores: opts.cores } : {}),
+        });
+        for (const l of formatCostEstimate(e, opts.costs ?? 'the shipped cost table')) console.log(l);
+        return;
+      }
+      if (opts.output === undefined) throw new FhecError('give the plan file with -o PLAN.json (or --cost-only)', { field: '--output' });
       checkCompileFiles(model, opts);
       if (opts.calibration && opts.maxContext !== undefined) {
         for (const l of compileGenerationCommand(model, { ...opts, calibration: opts.calibration, maxContext: opts.maxContext })) console.log(l);

@@ -10,6 +10,7 @@ export class FheBuilder {
   private readonly constants = new Map<string, FheConstant>();
   private readonly names = new Set<string>();
   private counter = 0;
+  private rotations = 0;
 
   constructor(
     readonly name: string,
@@ -96,6 +97,7 @@ export class FheBuilder {
     return this.emit({ kind: 'mod_switch', args: [a] });
   }
   rotate(a: FheValue, step: number): FheValue {
+    this.rotations++;
     return this.emit({ kind: 'rotate', args: [a], step });
   }
   refresh(a: FheValue, at?: { level: number; scale: number }): FheValue {
@@ -114,6 +116,11 @@ export class FheBuilder {
   /** Ops emitted so far (index of the next op): lets passes record which ops came from where. */
   get opCount(): number {
     return this.ops.length;
+  }
+
+  /** Rotations emitted so far. */
+  get rotationCount(): number {
+    return this.rotations;
   }
 
   build(): FheProgram {

@@ -9,7 +9,7 @@ import { FhecError, nodeLabel } from '../../../ir/errors.js';
 import { attrFloat, attrInt } from '../../../ir/graph/attrs.js';
 import { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheProgram, FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Graph, Node, Value } from '../../../ir/graph/types.js';
+import type { Graph, LazyTensor, Node, Value } from '../../../ir/graph/types.js';
 import type { ValueRange } from '../../../ir/graph/range.js';
 import { usesOf } from '../../../ir/graph/topo.js';
 import type { Tensor } from '../../../ir/tensor.js';
@@ -23,7 +23,7 @@ import { groupLayouts, paddedHeadColumns, rowBlocks, rowsOf, sameCuts, tokenGrou
 import { lowerGroupedPrefillAttention, type AttentionProbeSite } from './attention.js';
 import { cacheGroupLayout, cacheGroups, lowerGroupedDecodeAttention } from './attention-decode.js';
 import type { AttentionStats } from './attention-stats.js';
-import { lowerLinearColumns, type LinearStats } from './linear.js';
+import { lowerLinearColumns, type LinearStats, type WeightShape } from './linear.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
 import { lowerRmsNormBlock } from './rms-norm.js';
 import { lowerRopeBlock } from './rope.js';
@@ -55,6 +55,12 @@ export interface LowerModelOptions {
   margin?: number;
   /** How softmax is approximated (softmax-plan.ts); default 'squaring'. */
   softmax?: SoftmaxMethod;
+  /**
+   * 'values' (default): weights are read and encoded. 'shapes': the program for cost estimates only:
+   * linear weights are never read (every diagonal is taken as nonzero, its constant records only where
+   * its values would come from), so a model larger than memory lowers in bounded memory.
+   */
+  weights?: 'values' | 'shapes';
 }
 
 /** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
@@ -111,7 +117,7 @@ export interface LoweredModel {
    * The client's embedding: input ids name, the table, and the FHE input it fills (the first token
    * group's; `groups` lists every group's when the tokens are split over several ciphertexts).
    */
-  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
+  embedding: { ids: string; table: LazyTensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
   outputs: TensorBlocks[];
   /** Decode plans: the encrypted past key/value inputs. */
   cacheInputs: CacheInput[];
@@ -133,6 +139,12 @@ function rangeOf(v: Value, what: string, node: Node, inner?: string): ValueRange
   return r;
 }
 
+/** A linear weight's dims and where it lives, without reading it (cost estimates). */
+function weightShape(v: Value | null | undefined, node: Node): WeightShape {
+  if (!v?.constant) throw new FhecError('linear weight must be a constant', { node: nodeLabel(node) });
+  return { dims: v.constant.dims, location: v.constant.location };
+}
+
 function constTensor(v: Value | null | undefined, node: Node, what: string): Tensor {
   if (!v?.constant) throw new FhecError(`${what} must be a constant`, { node: nodeLabel(node) });
   return v.constant.load();
@@ -140,6 +152,7 @@ function constTensor(v: Value | null | undefined, node: Node, what: string): Ten
 
 export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): LoweredModel {
   const targets: ErrorTargets = { ...DEFAULT_TARGETS, ...opts.targets };
+  const shapesOnly = opts.weights === 'shapes';
   const slots = opts.slots;
   const b = new FheBuilder(graph.name || 'model', slots);
   const uses = usesOf(graph);
@@ -230,7 +243,9 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       case 'embedding': {
         const ids = node.inputs[0]!;
         if (!graph.inputs.includes(ids)) throw new FhecError('embedding ids must be a model input (the client looks them up)', { node: nodeLabel(node) });
-        const table = constTensor(node.inputs[1], node, 'embedding table');
+        const tv = node.inputs[1];
+        if (!tv?.constant) throw new FhecError('embedding table must be a constant', { node: nodeLabel(node) });
+        const table = tv.constant;
         const dims = out.shape as number[];
         tokens = dims[1]!;
         const d = dims[2]!;
@@ -262,7 +277,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
       }
       case 'linear': {
         const x = act(node.inputs[0]!, node);
-        const w = constTensor(node.inputs[1], node, 'linear weight');
+        const w = shapesOnly ? weightShape(node.inputs[1], node) : constTensor(node.inputs[1], node, 'linear weight');
         const bias = node.inputs[2] ? constTensor(node.inputs[2], node, 'linear bias') : undefined;
         const stats: LinearStats = { rotations: 0, plainMultiplications: 0 };
         const consumers = uses.get(out) ?? [];
@@ -513,7 +528,6 @@ function modelTokenGrouping(graph: Graph, slots: number): TokenGrouping {
 }
 
 function countRotations(b: FheBuilder): number {
-  // The builder keeps its ops private; count through a build (cheap: a shallow copy of the op list).
-  return b.build().ops.reduce((n, op) => n + (op.kind === 'rotate' ? 1 : 0), 0);
+  return b.rotationCount;
 }
 
