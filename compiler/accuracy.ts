@@ -12,7 +12,7 @@ import type { ModelPlan, RangeWarning } from '../runtime/model-session.js';
 import { ModelSession } from '../runtime/model-session.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
-import { inputsForTokens, windowStarts } from './calibration-data.js';
+import { inputsForTokens, tokenizeText, windowStarts } from './calibration-data.js';
 import { loadModel } from './driver.js';
 import { importOnnx } from './onnx/import.js';
 import type { RefreshAudit } from '../runtime/refresh/audit.js';
@@ -34,6 +34,8 @@ export interface AccuracyFigures {
 export interface AccuracyOptions {
   /** Windows to run per file (default 4); windows are consecutive, non-overlapping, from the start. */
   windows?: number;
+  /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
+  tokenizer?: string;
   /** Skip this many windows first (e.g. to leave the calibration windows out). */
   skip?: number;
   onWindow?: (file: string, i: number, agree: number, positions: number) => void;
@@ -69,9 +71,9 @@ export async function measureAccuracy(
 ): Promise<AccuracyFigures> {
   const t0 = performance.now();
   const S = plan.meta.tokens;
-  const text = fs.readFileSync(textFile);
-  const starts = windowStarts(text.length, { window: S }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   const imported = importOnnx(modelFile).graph;
+  const text = tokenizeText(imported, fs.readFileSync(textFile), textFile, opts.tokenizer);
+  const starts = windowStarts(text.length, { window: S }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   const { graph } = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: S }), verifyEach: false });
   const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
@@ -79,7 +81,7 @@ export async function measureAccuracy(
   let count = 0;
   for (const [i, w] of starts.entries()) {
     if (w.length !== S) continue;
-    const tokens = Array.from(text.subarray(w.start, w.start + S));
+    const tokens = text.slice(w.start, w.start + S);
     const inputs = inputsForTokens(graph, tokens, textFile);
     const ref = runGraph(graph, inputs)['logits']!;
     const res = await session.run(inputs);
@@ -128,8 +130,8 @@ export async function measureDecodeAccuracy(
   const mode = plan.meta.mode;
   if (!('decode' in mode)) throw new FhecError('not a decode plan', { file: plan.file });
   const P = mode.decode;
-  const text = fs.readFileSync(textFile);
   const imported = importOnnx(modelFile).graph;
+  const text = tokenizeText(imported, fs.readFileSync(textFile), textFile, opts.tokenizer);
   const pre = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const dec = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
   const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
@@ -139,7 +141,7 @@ export async function measureDecodeAccuracy(
   const starts = windowStarts(text.length, { window: P + 1 }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   for (const [i, w] of starts.entries()) {
     if (w.length !== P + 1) continue;
-    const tokens = Array.from(text.subarray(w.start, w.start + P + 1));
+    const tokens = text.slice(w.start, w.start + P + 1);
     const cache = runGraph(pre, inputsForTokens(pre, tokens.slice(0, P), textFile));
     const inputs: Record<string, Tensor> = {};
     for (const v of dec.inputs) {

@@ -1,9 +1,9 @@
 // Turns a calibration file into input sets for the calibration pass:
-//  - `.txt`: text, tokenized with the byte tokenizer (token = UTF-8 byte, the vocabulary of the shared
-//    byte models) into windows of `window` tokens every `stride` tokens; each window fills the model's
+//  - `.txt`: text, tokenized with the model's Hugging Face tokenizer (`tokenizer`, a folder) or else as
+//    UTF-8 bytes (the vocabulary of the shared byte models; other vocabularies are refused without a
+//    tokenizer), cut into windows of `window` tokens every `stride` tokens; each window fills the model's
 //    inputs by name: input_ids, attention_mask (ones), position_ids (0..n-1), and empty KV caches
-//    (past_key_values.*, past_key, past_value with past length 0). A model whose vocabulary is not 256
-//    needs its own tokenizer, so it is refused with a message saying so;
+//    (past_key_values.*, past_key, past_value with past length 0);
 //  - `.json`: tensor JSON, one set `{"inputs": {...}}` or several `{"sets": [{"inputs": {...}}, ...]}`.
 
 import * as fs from 'node:fs';
@@ -14,6 +14,7 @@ import type { Graph, Value } from '../ir/graph/types.js';
 import { Tensor } from '../ir/tensor.js';
 import { parseJsonText, tensorsFromJson } from '../ir/tensor-json.js';
 import { bindingsFromInputs } from './model-inputs.js';
+import { tokenizerFor } from '../runtime/generate/tokenizer.js';
 
 export interface CalibrationSet {
   /** `window 3 (bytes 128..191)` or `sets[2]`: for messages. */
@@ -30,6 +31,8 @@ export interface WindowOptions {
   stride?: number;
   /** Use at most this many windows (default: all). */
   maxWindows?: number;
+  /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
+  tokenizer?: string;
 }
 
 const DEFAULT_WINDOW = 64;
@@ -114,25 +117,45 @@ export function inputsForTokens(graph: Graph, tokens: readonly number[], file: s
   return out;
 }
 
-/** Windows of a text file as input sets. */
-export function textCalibrationSets(graph: Graph, text: Uint8Array, file: string, opts: WindowOptions = {}): CalibrationSet[] {
+/**
+ * A text file's tokens for `graph`: with the model's tokenizer folder, its Hugging Face tokenizer;
+ * else UTF-8 bytes, which only a 256-token vocabulary reads.
+ */
+export function tokenizeText(graph: Graph, text: Uint8Array, file: string, tokenizer?: string): number[] {
   const ids = graph.inputs.find((v) => v.name === 'input_ids');
   if (!ids || !isInteger(ids.dtype)) {
     throw new FhecError(`the model has no integer 'input_ids' input, so text cannot be fed to it; use a tensor-JSON calibration file`, { file });
   }
   const vocab = modelVocabSize(graph, ids);
-  if (vocab !== BYTE_VOCAB) {
-    throw new FhecError(
-      `a .txt calibration file is tokenized as UTF-8 bytes (vocabulary ${BYTE_VOCAB}), but this model's vocabulary is ` +
-        `${vocab ?? 'unknown'}: a tokenizer for this model is needed; pass a tensor-JSON calibration file instead ({"sets": [{"inputs": {...}}]})`,
-      { file },
-    );
+  if (tokenizer === undefined) {
+    if (vocab !== BYTE_VOCAB) {
+      throw new FhecError(
+        `without --tokenizer a text file is tokenized as UTF-8 bytes (vocabulary ${BYTE_VOCAB}), but this model's vocabulary is ` +
+          `${vocab ?? 'unknown'}: pass the model's Hugging Face tokenizer folder with --tokenizer DIR, or a tensor-JSON calibration file ({"sets": [{"inputs": {...}}]})`,
+        { file },
+      );
+    }
+    return Array.from(text);
   }
-  const windows = windowStarts(text.length, opts);
+  if (vocab === undefined) throw new FhecError('cannot tell the model\'s vocabulary size (no embedding table or logits dim) to check the tokenizer against', { file });
+  let s: string;
+  try {
+    s = new TextDecoder('utf-8', { fatal: true }).decode(text);
+  } catch {
+    throw new FhecError('the text is not valid UTF-8, which a Hugging Face tokenizer needs', { file });
+  }
+  return tokenizerFor(vocab, tokenizer).encode(s);
+}
+
+/** Windows of a text file as input sets. */
+export function textCalibrationSets(graph: Graph, text: Uint8Array, file: string, opts: WindowOptions = {}): CalibrationSet[] {
+  const tokens = tokenizeText(graph, text, file, opts.tokenizer);
+  const unit = opts.tokenizer === undefined ? 'bytes' : 'tokens';
+  const windows = windowStarts(tokens.length, opts);
   if (windows.length === 0) throw new FhecError('the calibration text is empty', { file });
   return windows.map(({ start, length }, i) => {
-    const inputs = inputsForTokens(graph, Array.from(text.subarray(start, start + length)), file);
-    return { name: `window ${i} (bytes ${start}..${start + length - 1})`, inputs, bindings: bindingsFromInputs(graph, inputs, file) };
+    const inputs = inputsForTokens(graph, tokens.slice(start, start + length), file);
+    return { name: `window ${i} (${unit} ${start}..${start + length - 1})`, inputs, bindings: bindingsFromInputs(graph, inputs, file) };
   });
 }
 

@@ -23,6 +23,7 @@ import type { CostTable } from '../ir/ckks/cost-table.js';
 import { makeParameters, parametersId, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
 import { describeStep } from '../runtime/generate/evaluator.js';
+import { HfTokenizer } from '../runtime/generate/hf-tokenizer.js';
 import { checkStepInterface, readCacheBounds, readStepInterface, shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
 import { loadModelPlan } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
@@ -45,6 +46,8 @@ export interface GenerationPlanOptions {
   placement?: 'optimal' | 'greedy';
   /** Cost table the parameter search prices with (default: the shipped one). */
   costs?: CostTable;
+  /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes); recorded in the manifest. */
+  tokenizer?: string;
 }
 
 function sha256(file: string): string {
@@ -71,9 +74,17 @@ function stepFiles(dir: string, shape: StepShape): StepFiles {
 /** The step plans' shared weight store, in the steps directory. */
 const WEIGHT_STORE = 'weights';
 
-function compileStep(modelFile: string, m: Pick<GenerationManifest, 'calibration' | 'compile'>, calibration: string, dir: string, shape: StepShape): { compiled: CompiledModel; files: StepFiles } {
+function compileStep(
+  modelFile: string,
+  m: Pick<GenerationManifest, 'calibration' | 'compile'>,
+  calibration: string,
+  tokenizer: string | undefined,
+  dir: string,
+  shape: StepShape,
+): { compiled: CompiledModel; files: StepFiles } {
   const compiled = compileModel(modelFile, {
     calibration,
+    ...(tokenizer !== undefined ? { tokenizer } : {}),
     ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past }),
     ringDegree: m.compile.ringDegree,
     ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
@@ -124,7 +135,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     // One parameter set serves every step (one key set per generation): search it on the decode plan
     // at the longest past (decode steps dominate a generation, and its cache layout is the largest).
     const t0 = performance.now();
-    const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
+    const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
     fs.mkdirSync(path.join(outDir, stepsDir), { recursive: true });
@@ -145,11 +156,11 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   let embedding: { vocab: number; dim: number; file: string; sha256: string } | undefined;
   for (const S of prefill) {
     const t0 = performance.now();
-    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
+    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
     if (params && parametersId(params) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
     params = compiled.params;
     const t = compiled.lowered.embedding.table;
-    const tableBytes = new Uint8Array(new Float32Array(t.data).buffer);
+    const tableBytes = new Uint8Array(new Float32Array(t.load().data).buffer);
     embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin`, sha256: sha256Hex(tableBytes) };
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
@@ -164,7 +175,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     calibration: path.relative(outDir, path.resolve(opts.calibration)),
     compile,
     maxContext: C,
-    tokenizer: 'bytes',
+    tokenizer: opts.tokenizer === undefined ? 'bytes' : { dir: path.relative(outDir, path.resolve(opts.tokenizer)), sha256: HfTokenizer.loadCached(opts.tokenizer).sha256 },
     vocab: embedding!.vocab,
     dim: embedding!.dim,
     embedding: embedding!.file,
@@ -244,7 +255,8 @@ export class GenerationPlanStore implements GenerationPlanSource {
       }
       this.options.onCompile?.(shape);
       const t0 = performance.now();
-      const { compiled } = compileStep(model, this.manifest, this.resolve(this.manifest.calibration), this.dir, shape);
+      const tk = this.manifest.tokenizer;
+      const { compiled } = compileStep(model, this.manifest, this.resolve(this.manifest.calibration), tk === 'bytes' ? undefined : this.resolve(tk.dir), this.dir, shape);
       if (parametersId(compiled.params) !== parametersId(this.params)) throw new FhecError(`step plan ${name} came out with other CKKS parameters than the generation plan`, { file: this.file });
       const ms = performance.now() - t0;
       this.compiled.push({ shape, ms });

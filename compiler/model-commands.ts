@@ -32,6 +32,8 @@ export interface ModelCompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** The model's Hugging Face tokenizer folder for text calibration. */
+  tokenizer?: string;
   placement?: 'optimal' | 'greedy';
   /** Fixes N; without it the parameter search chooses N and the chain. */
   ringDegree?: number;
@@ -68,6 +70,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
     prefill: flags.prefill,
     decode: flags.decode,
     maxWindows: flags.maxWindows,
+    ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
     placement: flags.placement,
     ringDegree: flags.ringDegree,
     costs,
@@ -101,7 +104,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   if (report) {
     lines.push('', ...formatModelReport(report));
     if (c.lowered.past === 0 && /\.txt$/i.test(flags.calibration)) {
-      const fig = await measureAccuracy(model, loadModelPlan(flags.output), simBackend, flags.calibration, { windows: 1 });
+      const fig = await measureAccuracy(model, loadModelPlan(flags.output), simBackend, flags.calibration, { windows: 1, ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}) });
       lines.push('', `end to end under sim (CKKS noise, refreshes, approximations) on ${formatAccuracy(fig)}`);
     }
   }

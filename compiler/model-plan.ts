@@ -31,7 +31,7 @@ import { embedTokens, MODEL_PLAN_KIND, modelProgramInputs, type ModelPlanMeta } 
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh/refresh-bounds.js';
-import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
+import { inputsForTokens, loadCalibrationSets, tokenizeText, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { Tensor } from '../ir/tensor.js';
@@ -49,6 +49,8 @@ export interface ModelPlanOptions {
   decode?: number;
   /** Text calibration: at most this many windows (default: all). */
   maxWindows?: number;
+  /** Text calibration: the model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
+  tokenizer?: string;
   margin?: number;
   targets?: Partial<ErrorTargets>;
   /**
@@ -115,9 +117,9 @@ const WEIGHT_PRIVACY_NOTE =
  * Calibration sets for a decode step after P tokens: each text window of P+1 tokens is prefilled
  * (P tokens, by the reference interpreter on the model itself) and its present K/V become the past.
  */
-function decodeCalibrationSets(modelFile: string, imported: Graph, calibration: string, P: number, maxWindows?: number): Record<string, Tensor>[] {
+function decodeCalibrationSets(modelFile: string, imported: Graph, calibration: string, P: number, maxWindows?: number, tokenizer?: string): Record<string, Tensor>[] {
   if (path.extname(calibration).toLowerCase() !== '.txt') throw new FhecError('--decode calibration needs a text file (windows are prefilled to make the cache)', { file: calibration });
-  const text = fs.readFileSync(calibration);
+  const text = tokenizeText(imported, fs.readFileSync(calibration), calibration, tokenizer);
   const prefill = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const decode = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
   const sets: Record<string, Tensor>[] = [];
@@ -125,7 +127,7 @@ function decodeCalibrationSets(modelFile: string, imported: Graph, calibration: 
   // 1/x intervals are fitted on, for twice the calibration time.
   for (const w of windowStarts(text.length, { window: P + 1, stride: Math.max(1, Math.ceil((P + 1) / 2)), maxWindows })) {
     if (w.length !== P + 1) continue;
-    const tokens = Array.from(text.subarray(w.start, w.start + P + 1));
+    const tokens = text.slice(w.start, w.start + P + 1);
     const out = runGraph(prefill, inputsForTokens(prefill, tokens.slice(0, P), calibration));
     const inputs: Record<string, Tensor> = {};
     for (const v of decode.inputs) {
@@ -154,7 +156,7 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
     const ids = sets0?.[0]?.inputs['input_ids'];
     S = ids ? ids.dims[ids.dims.length - 1]! : 16;
   }
-  const window = { window: S, maxWindows: opts.maxWindows };
+  const window = { window: S, maxWindows: opts.maxWindows, ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}) };
   const cal = calibrateModel(modelFile, opts.calibration, { canonical: true, margin: opts.margin, printAfter: opts.printAfter, ...(isText ? window : {}) });
   let graphRuns = cal.passRuns;
   const bindings = generatorBindings(imported, { kind: 'prefill', sequence: S });
@@ -186,7 +188,7 @@ function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): Co
   if (!Number.isInteger(P) || P < 1) throw new FhecError(`--decode expects a past length >= 1, got ${P}`, { field: '--decode' });
   const loaded = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false, printAfter: opts.printAfter });
   const graph = loaded.graph;
-  const sets = decodeCalibrationSets(modelFile, imported, opts.calibration, P, opts.maxWindows);
+  const sets = decodeCalibrationSets(modelFile, imported, opts.calibration, P, opts.maxWindows, opts.tokenizer);
   if (sets.length === 0) throw new FhecError(`the calibration text has no window of ${P + 1} tokens`, { file: opts.calibration });
   const calibrator = new Calibrator({ margin: opts.margin ?? DEFAULT_MARGIN });
   for (const s of sets) calibrator.observe(graph, s);
@@ -283,7 +285,7 @@ function checkMaskLevels(c: Omit<CompiledModel, 'bounds'>, bounds: CompiledModel
 /** Float64 inputs of the lowered model for calibration windows (the client's embedding, the caches). */
 function boundRuns(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { runs: Record<string, Float64Array>[]; tableMax: number } {
   const emb = lowered.embedding;
-  const table = Float32Array.from(emb.table.data as ArrayLike<number>);
+  const table = Float32Array.from(emb.table.load().data as ArrayLike<number>);
   const [vocab, dim] = [emb.table.dims[0]!, emb.table.dims[1]!];
   let tableMax = 0;
   for (const v of table) tableMax = Math.max(tableMax, Math.abs(v));
@@ -373,7 +375,7 @@ export function writeModelPlan(file: string, c: CompiledModel, report?: unknown)
   const monitor = printFhe({ ...c.lowered.program, constants });
   const emb = c.lowered.embedding;
   const tableFile = file.replace(/\.json$/, '') + '.embedding.bin';
-  const tableBytes = new Uint8Array(new Float32Array(emb.table.data).buffer);
+  const tableBytes = new Uint8Array(new Float32Array(emb.table.load().data).buffer);
   writeFileAtomic(tableFile, tableBytes);
   const graph = c.graph;
   const meta: ModelPlanMeta = {

@@ -47,7 +47,7 @@ export interface ModelReport {
 
 function tableOf(c: CompiledModel, ids: ArrayLike<number>): Float64Array {
   const e = c.lowered.embedding;
-  return embedTokens(new Float32Array(e.table.data), e.table.dims[0]!, e.table.dims[1]!, ids);
+  return embedTokens(new Float32Array(e.table.load().data), e.table.dims[0]!, e.table.dims[1]!, ids);
 }
 
 /** Observed approximation errors on up to `windows` calibration sets. */

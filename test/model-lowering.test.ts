@@ -219,7 +219,7 @@ describe('model A lowered whole', () => {
     // A calibrated window (inputs outside the calibrated intervals are model-accuracy.test.ts's subject).
     const tokens = Array.from(fs.readFileSync(path.join(MODELS, 'calibration.txt')).subarray(8, 16));
     const e = c.lowered.embedding;
-    const emb = embedTokens(new Float32Array(e.table.data), e.table.dims[0]!, e.table.dims[1]!, tokens);
+    const emb = embedTokens(new Float32Array(e.table.load().data), e.table.dims[0]!, e.table.dims[1]!, tokens);
     const out = evaluatePlain(c.lowered.program, { embeddings: emb }).outputs;
     const ref = referenceLogits(model, tokens);
     const V = 256;

@@ -58,7 +58,7 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
     const c = compileModel(MODEL, { calibration: CAL, prefill: S, ringDegree: 16384 });
     const emb = c.lowered.embedding;
     const tokens = Array.from(fs.readFileSync(path.join(MODELS, 'eval-dev.txt')).subarray(100, 100 + S));
-    const tensors = { [emb.fhe]: embedTokens(new Float32Array(emb.table.data), emb.table.dims[0]!, emb.table.dims[1]!, tokens) };
+    const tensors = { [emb.fhe]: embedTokens(new Float32Array(emb.table.load().data), emb.table.dims[0]!, emb.table.dims[1]!, tokens) };
 
     // Where the residual stream and the approximations' outputs sit in the managed program.
     const residuals = residualStream(c.lowered.program, emb.fhe);

@@ -23,6 +23,7 @@ interface AccuracyFlags {
   json?: string;
   auditRefresh?: string;
   minHidingBits?: number;
+  tokenizer?: string;
 }
 
 function positiveInt(name: string, v: number, min: number): number {
@@ -36,7 +37,8 @@ export function registerAccuracy(program: Command): void {
     .description('teacher-forced next-token agreement of a model plan with the plaintext model on windows of a text, encrypted (seal) or simulated (sim)')
     .argument('<model>', 'the ONNX model the plan was compiled from (the plaintext reference)')
     .argument('<plan>', 'model plan written by `fhec compile MODEL --calibration FILE [--prefill S | --decode P]`')
-    .requiredOption('--text <file>', 'text file (byte tokens); use held-out text, not the calibration file')
+    .requiredOption('--text <file>', 'text file (tokenized by --tokenizer, or as UTF-8 bytes); use held-out text, not the calibration file')
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--windows <n>', 'windows to run', intOption('--windows', 1), 4)
     .option('--skip <k>', 'windows to skip first', intOption('--skip', 0), 0)
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
@@ -61,6 +63,7 @@ export function registerAccuracy(program: Command): void {
         ...maskFromFlags(opts.minHidingBits),
         windows: opts.windows,
         skip: opts.skip,
+        ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
         onWindow: (_f, i, agree, n) => process.stderr.write(`window ${i + 1}/${opts.windows}: ${agree}/${n} positions agree\n`),
       });
       if (fig.windows === 0) throw new FhecError(`the text has no full window of the plan's length after skipping ${opts.skip}`, { file: opts.text });

@@ -108,6 +108,7 @@ export function registerCalibrate(program: Command): void {
     .option('--window <n>', 'tokens per text window (default 64)', intOption('--window', 1))
     .option('--stride <n>', 'tokens between text windows (default: the window)', intOption('--stride', 1))
     .option('--max-windows <n>', 'use at most n text windows', intOption('--max-windows', 1))
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--margin <f>', `relative safety margin of each interval (default ${DEFAULT_MARGIN})`, numberOption('--margin', 0))
     .option('--canonical', 'calibrate the canonical transformer IR')
     .option('--emit-ir <file>', 'write the textual IR with its range annotations to this file')

@@ -18,15 +18,24 @@ import { graphPasses } from '../../passes/graph/registry.js';
 import { canonicalPasses } from '../../passes/canonical/registry.js';
 import { fhePasses } from '../../passes/fhe/registry.js';
 import { formatPassRuns } from '../../passes/pass-manager.js';
+import { loadCostTable } from '../../ir/ckks/cost-table.js';
+import { collectInterval, DEFAULT_INTERVALS, estimateModelCost, formatCostEstimate, INTERVAL_KINDS, type AssumedIntervals } from '../cost-estimate.js';
 
 interface CompileFlags {
+  /** Required unless --cost-only. */
   output: string;
+  /** Price the model without its weights; writes nothing (compiler/cost-estimate.ts). */
+  costOnly?: boolean;
+  interval: Partial<AssumedIntervals>;
+  cores?: number;
   /** Canonical transformer models (compiler/model-commands.ts). */
   calibration?: string;
   prefill?: number;
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** The model's Hugging Face tokenizer folder for text calibration. */
+  tokenizer?: string;
   /** Fix N instead of searching for it (canonical models). */
   ringDegree?: number;
   /** Cost table the parameter search prices candidates with. */
@@ -70,7 +79,10 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('compile an ONNX model of arithmetic ops (MatMul, Gemm, Add, Sub, Mul, Neg, ...) to an encrypted CKKS plan')
     .argument('<model>', 'ONNX model file')
-    .requiredOption('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it)')
+    .option('-o, --output <plan.json>', 'plan file to write (a .weights.bin sidecar is written beside it); required unless --cost-only')
+    .option('--cost-only', 'transformer models: estimate one step\'s CKKS cost without reading weights (ops, rotations, refreshes, keys, bytes, predicted time); writes nothing')
+    .option('--interval <kind=lo,hi>', `with --cost-only: an assumed interval (kinds ${INTERVAL_KINDS.join(', ')}; defaults ${INTERVAL_KINDS.map((k) => `${k}=${DEFAULT_INTERVALS[k].join(',')}`).join(' ')})`, collectInterval, {})
+    .option('--cores <n>', 'with --cost-only: the larger machine to scale the prediction to (default 64)', intOption('--cores', 1))
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
     .option('--input-range <[name=]lo,hi>', 'arithmetic plans: the interval an encrypted input (or every input) lies in; the compiler proves the modulus holds it and the client refuses values outside (default: the widest [-2^k, 2^k] the modulus holds)', collectInputRange, {})
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
@@ -81,6 +93,7 @@ export function registerCompile(program: Command): void {
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
     .option('--max-windows <n>', 'with --calibration: use at most n text windows', intOption('--max-windows', 1))
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
@@ -91,6 +104,20 @@ export function registerCompile(program: Command): void {
     .option('--print-after-all', 'print the IR after every pass')
     .option('--timing', 'print per-pass timing to stderr')
     .action((model: string, opts: CompileFlags) => {
+      if (opts.costOnly) {
+        if (opts.output !== undefined || opts.calibration !== undefined) throw new FhecError('--cost-only writes nothing and reads no calibration: drop -o and --calibration', { field: '--cost-only' });
+        const e = estimateModelCost(model, {
+          ...(opts.prefill !== undefined ? { prefill: opts.prefill } : {}),
+          ...(opts.decode !== undefined ? { decode: opts.decode } : {}),
+          ...(opts.ringDegree !== undefined ? { ringDegree: opts.ringDegree } : {}),
+          ...(opts.costs !== undefined ? { costs: loadCostTable(opts.costs) } : {}),
+          intervals: opts.interval,
+          ...(opts.cores !== undefined ? { cores: opts.cores } : {}),
+        });
+        for (const l of formatCostEstimate(e, opts.costs ?? 'the shipped cost table')) console.log(l);
+        return;
+      }
+      if (opts.output === undefined) throw new FhecError('give the plan file with -o PLAN.json (or --cost-only)', { field: '--output' });
       checkCompileFiles(model, opts);
       if (opts.emit !== undefined && opts.emit !== 'ts') throw new FhecError(`--emit supports 'ts', got '${opts.emit}'`, { field: '--emit' });
       const known = new Set([...graphPasses.keys(), ...canonicalPasses.keys(), ...fhePasses.keys()]);

@@ -52,6 +52,8 @@ export interface GenerateFlags {
   minHidingBits?: number;
   /** Run the step plans' emitted TypeScript modules (`fhec compile --emit ts`) instead of their programs. */
   emitted?: boolean;
+  /** The Hugging Face tokenizer folder (default: the one the plan was compiled with). */
+  tokenizer?: string;
 }
 
 export interface GenerateOutput {
@@ -66,7 +68,10 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
   if (!Number.isInteger(N) || N < 1) throw new FhecError(`--max-new-tokens must be a positive integer, got ${flags.maxNewTokens}`, { field: '--max-new-tokens' });
   const outs = [...(flags.trace ? [{ path: flags.trace, flag: '--trace' }] : []), ...(flags.auditRefresh ? [{ path: flags.auditRefresh, flag: '--audit-refresh' }] : [])];
   if (outs.length) checkOutputs(outs, [...planFiles(planFile), ...(flags.promptFile ? [flags.promptFile] : [])]);
-  const model = loadClientModel(planFile);
+  const model = loadClientModel(planFile, flags.tokenizer);
+  if (flags.promptBytes && model.tokenizer !== undefined && model.tokenizer !== 'bytes') {
+    throw new FhecError('--prompt-bytes feeds raw bytes to a byte-level model; this plan uses a Hugging Face tokenizer, which reads UTF-8 text', { field: '--prompt-bytes' });
+  }
   const compileLines: string[] = [];
   let bar: Bar | undefined;
   const store = new GenerationPlanStore(planFile, {
@@ -161,7 +166,7 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate text greedily from an encrypted prompt: prefill, then decode steps with an encrypted KV cache')
     .argument('<plan>', 'generation plan written by `fhec compile MODEL -o PLAN --calibration FILE --max-context C`')
-    .option('--prompt <text>', 'prompt text (tokenized as UTF-8 bytes; must be valid UTF-8)')
+    .option('--prompt <text>', 'prompt text (must be valid UTF-8; tokenized by the plan\'s tokenizer, or as UTF-8 bytes)')
     .option('--prompt-file <file>', 'read the prompt from a file (valid UTF-8, or any bytes with --prompt-bytes)')
     .option('--prompt-bytes', 'with --prompt-file: tokenize the file\'s bytes as they are, UTF-8 or not')
     .requiredOption('--max-new-tokens <n>', 'tokens to generate', intOption('--max-new-tokens', 1))
@@ -171,6 +176,7 @@ export function registerGenerate(program: Command): void {
     .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
     .option('--emitted', 'run each step plan\'s emitted TypeScript module (fhec compile --emit ts; emitted on first use if missing) instead of its program')
+    .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;
@@ -192,6 +198,8 @@ export interface GenerationCompileFlags {
   costs?: string;
   /** 'ts': a TypeScript module beside each step plan compiled now (later ones are emitted on first use by generate --emitted). */
   emit?: string;
+  /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
+  tokenizer?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -204,6 +212,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     maxWindows: flags.maxWindows,
     placement: flags.placement,
     ringDegree: flags.ringDegree,
+    ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
     ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
   });
   const modules = flags.emit === 'ts' ? c.stepPlans.map(writePlanModule) : [];

@@ -10,6 +10,10 @@ export class FheBuilder {
   private readonly constants = new Map<string, FheConstant>();
   private readonly names = new Set<string>();
   private counter = 0;
+  private rotations = 0;
+  /** Splat constants by value (shared), and the next numeric suffix to try per constant name hint. */
+  private readonly splats = new Map<string, string>();
+  private readonly hintNext = new Map<string, number>();
 
   constructor(
     readonly name: string,
@@ -50,15 +54,22 @@ export class FheBuilder {
 
   /** Registers a plaintext vector; identical splats are shared. Returns its name. */
   constant(data: FheConstantData, hint = 'c'): string {
-    if (data.kind === 'splat') {
-      for (const c of this.constants.values()) if (c.data.kind === 'splat' && Object.is(c.data.value, data.value)) return c.name;
+    // Both lookups are by map, not by scanning: a large model registers millions of constants.
+    const splatKey = data.kind === 'splat' ? (Object.is(data.value, -0) ? '-0' : String(data.value)) : undefined;
+    if (splatKey !== undefined) {
+      const hit = this.splats.get(splatKey);
+      if (hit !== undefined) return hit;
     }
     if (data.kind === 'dense' && data.values.length > this.slots) {
       throw new FhecError(`constant has ${data.values.length} values but only ${this.slots} slots`);
     }
+    // Names as before (hint, hint0, hint1, ...), resuming from the last suffix given for this hint.
     let name = hint;
-    for (let i = 0; this.constants.has(name); i++) name = `${hint}${i}`;
+    let i = this.hintNext.get(hint) ?? 0;
+    while (this.constants.has(name)) name = `${hint}${i++}`;
+    this.hintNext.set(hint, i);
     this.constants.set(name, { name, data });
+    if (splatKey !== undefined) this.splats.set(splatKey, name);
     return name;
   }
 
@@ -107,6 +118,7 @@ export class FheBuilder {
     return this.emit({ kind: 'mod_switch', args: [a] });
   }
   rotate(a: FheValue, step: number): FheValue {
+    this.rotations++;
     return this.emit({ kind: 'rotate', args: [a], step });
   }
   refresh(a: FheValue, at?: { level: number; scale: number }): FheValue {
@@ -125,6 +137,11 @@ export class FheBuilder {
   /** Ops emitted so far (index of the next op): lets passes record which ops came from where. */
   get opCount(): number {
     return this.ops.length;
+  }
+
+  /** Rotations emitted so far. */
+  get rotationCount(): number {
+    return this.rotations;
   }
 
   build(): FheProgram {

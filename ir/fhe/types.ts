@@ -39,8 +39,12 @@ export interface SlotLayout {
 export type FheConstantData =
   | { kind: 'splat'; value: number }
   | { kind: 'dense'; values: Float64Array }
-  /** A range of the plan's weight sidecar (float64 little-endian), resolved when the plan is loaded. */
-  | { kind: 'weights'; offset: number; length: number }
+  /**
+   * A range of the plan's weight sidecar (float64 little-endian), resolved when the plan is loaded.
+   * `source`: cost estimates only (lowered with weights: 'shapes'), the model weight the values would be
+   * computed from; such a program is priced, never written or run.
+   */
+  | { kind: 'weights'; offset: number; length: number; source?: string }
   /**
    * Values left out of printed IR (as MLIR elides large elements attributes): structure-only passes
    * (refresh placement, scale management, costs) run on it; evaluating it is an error.

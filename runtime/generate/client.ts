@@ -20,7 +20,8 @@ import type { OpenReply, StepStats } from './evaluator.js';
 import type { ClientModel } from './manifest.js';
 import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepShape } from './plan-source.js';
-import { ByteTokenizer } from './tokenizer.js';
+import { tokenizerFor, type TextTokenizer } from './tokenizer.js';
+import type { HfTokenizer } from './hf-tokenizer.js';
 import type { AsyncChannel, SyncChannel } from './transport.js';
 
 export interface StepRecord {
@@ -37,7 +38,10 @@ export interface StepRecord {
 
 export interface GenerationResult {
   prompt: number[];
+  /** Greedy tokens, up to and including a stop token (BOS, EOS, end of turn) if one came first. */
   generated: number[];
+  /** The stop token that ended generation early, if any. */
+  stoppedAt?: number;
   text: string;
   steps: StepRecord[];
   /** Key generation and setup (not part of any token's latency). */
@@ -56,8 +60,19 @@ export function argmax(v: ArrayLike<number>): number {
   return best;
 }
 
+/** The client's tokenizer: the manifest's Hugging Face folder (its tokenizer.json must be the one compiled with), or bytes. */
+export function clientTokenizer(model: ClientModel): TextTokenizer {
+  const t = model.tokenizer;
+  if (t === undefined || t === 'bytes') return tokenizerFor(model.vocab);
+  const hf = tokenizerFor(model.vocab, t.dir) as HfTokenizer;
+  if (hf.sha256 !== t.sha256) {
+    throw new FhecError(`this tokenizer.json is not the one the generation plan was compiled with (sha256 ${hf.sha256.slice(0, 12)}..., the plan records ${t.sha256.slice(0, 12)}...)`, { file: t.dir, field: '--tokenizer' });
+  }
+  return hf;
+}
+
 export class GenerationClient {
-  readonly tokenizer: ByteTokenizer;
+  readonly tokenizer: TextTokenizer;
   private ckks?: CkksClient;
   private guard?: RefreshScheduleGuard;
   private refreshHolder?: RefreshKeyHolder;
@@ -71,7 +86,7 @@ export class GenerationClient {
     /** The key holder's minimum hiding per refreshed ciphertext (default 40 bits, runtime/refresh/mask.ts). */
     private readonly minHidingBits?: number,
   ) {
-    this.tokenizer = new ByteTokenizer(model.vocab);
+    this.tokenizer = clientTokenizer(model);
   }
 
   /** The key holder's channel: masked ciphertexts in, fresh ciphertexts out. */
@@ -146,15 +161,19 @@ export class GenerationClient {
         record.next = argmax(rows.subarray((reply.header.layout.tokens - 1) * V, reply.header.layout.tokens * V));
         generated.push(record.next);
       }
+      const stop = record.next !== undefined && this.tokenizer.stopIds.has(record.next);
       const s1 = performance.now();
       record.ms = s1 - s0 - reply.header.stats.loadMs;
       record.clientMs = c1 - s0 + (s1 - c2);
       steps.push(record);
       hooks.onStep?.(index + 1, plan.steps.length, record);
+      if (stop) break;
     }
     await evaluator(encodeMessage({ kind: 'close' }));
-    if (generated.length !== maxNewTokens) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
-    return { prompt: ids, generated, text: this.tokenizer.decode(generated), steps, setupMs, keyHolder: { ...this.holderStats } };
+    const stoppedAt = generated.length > 0 && this.tokenizer.stopIds.has(generated[generated.length - 1]!) ? generated[generated.length - 1] : undefined;
+    if (generated.length !== maxNewTokens && stoppedAt === undefined) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
+    const text = this.tokenizer.decode(stoppedAt === undefined ? generated : generated.slice(0, -1));
+    return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats } };
   }
 
   private encryptEmbeddings(tokens: number[], layout: SlotLayout, level: number, scale: number): Uint8Array {

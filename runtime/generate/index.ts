@@ -10,3 +10,4 @@ export * from './tokenizer.js';
 export * from './evaluator.js';
 export * from './client.js';
 export * from './session.js';
+export * from './hf-tokenizer.js';

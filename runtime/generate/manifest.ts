@@ -33,8 +33,9 @@ const manifestSchema = z.strictObject({
     placement: z.enum(['optimal', 'greedy']).optional(),
   }),
   maxContext: posInt().min(2, { error: 'expected a context of at least 2 positions' }),
-  tokenizer: z.literal('bytes'),
-  vocab: posInt().min(256, { error: 'expected at least 256 (the byte tokenizer uses ids 0..255)' }),
+  /** UTF-8 bytes, or the model's Hugging Face tokenizer folder (relative to the manifest) and its tokenizer.json's sha256. */
+  tokenizer: z.union([z.literal('bytes'), z.strictObject({ dir: name(), sha256: sha256() })]),
+  vocab: posInt(),
   dim: posInt(),
   /** Embedding table [vocab, dim] float32 little-endian, beside the manifest. */
   embedding: fileName(),
@@ -71,6 +72,7 @@ export function readGenerationManifest(file: string): GenerationManifest {
     if (e instanceof FhecError) throw malformed(file, WHAT, ['params'], e.message);
     throw e;
   }
+  if (m.tokenizer === 'bytes' && m.vocab < 256) throw malformed(file, WHAT, ['vocab'], `is ${m.vocab}, but byte tokens need ids 0..255`);
   m.prefill.forEach((S, i) => {
     if (S > m.maxContext) throw malformed(file, WHAT, ['prefill', i], `${S} is past the context of ${m.maxContext}`);
     if (m.prefill.indexOf(S) !== i) throw malformed(file, WHAT, ['prefill', i], `${S} is listed twice`);
@@ -81,17 +83,24 @@ export function readGenerationManifest(file: string): GenerationManifest {
 /** What the client holds: the embedding table and the parameters it will check the evaluator's against. */
 export interface ClientModel {
   vocab: number;
+  /** The manifest's tokenizer: bytes (also when absent), or a Hugging Face folder (resolved path) with its tokenizer.json digest. */
+  tokenizer?: 'bytes' | { dir: string; sha256: string };
   dim: number;
   /** [vocab, dim] row-major. */
   table: Float32Array;
   params: GenerationManifest['params'];
 }
 
-export function loadClientModel(file: string): ClientModel {
+/** `tokenizerDir`: a Hugging Face tokenizer folder to use instead of the one the manifest records (same tokenizer.json). */
+export function loadClientModel(file: string, tokenizerDir?: string): ClientModel {
   const m = readGenerationManifest(file);
+  if (tokenizerDir !== undefined && m.tokenizer === 'bytes') {
+    throw new FhecError('this generation plan was compiled for UTF-8 byte tokens: drop --tokenizer, or recompile with --tokenizer DIR', { file, field: '--tokenizer' });
+  }
   const tablePath = path.join(path.dirname(file), m.embedding);
   // vocab x dim float32 values, with the digest the plan recorded.
   const bytes = readCheckedFile(tablePath, `embedding table ${m.embedding}`, { bytes: m.vocab * m.dim * 4, sha256: m.embeddingSha256 }, { owner: file, field: 'embedding' });
   const table = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-  return { vocab: m.vocab, dim: m.dim, table, params: m.params };
+  const tokenizer = m.tokenizer === 'bytes' ? 'bytes' : { dir: tokenizerDir ?? path.resolve(path.dirname(file), m.tokenizer.dir), sha256: m.tokenizer.sha256 };
+  return { vocab: m.vocab, dim: m.dim, table, params: m.params, tokenizer };
 }

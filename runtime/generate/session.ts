@@ -90,6 +90,7 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   const pre = r.steps[0]!;
   const dec = r.steps.slice(1);
   lines.push(`setup (keys, plans): ${sec(r.setupMs)}`);
+  if (r.stoppedAt !== undefined) lines.push(`stopped at token ${r.stoppedAt} (a stop token: BOS, EOS or end of turn) after ${r.generated.length} of the tokens asked for`);
   lines.push(`prefill of ${pre.tokens.length} tokens: ${sec(pre.ms)} (evaluator ${sec(pre.evaluator.ms)}, client ${sec(pre.clientMs)})`);
   if (dec.length > 0) {
     const mean = dec.reduce((s, x) => s + x.ms, 0) / dec.length;

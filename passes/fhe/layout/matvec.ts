@@ -23,6 +23,11 @@ export interface MatrixView {
   rows: number;
   cols: number;
   at(row: number, col: number): number;
+  /**
+   * Cost estimates: the values are not read. Every diagonal with a held entry is taken as nonzero
+   * (at() is not called) and its constant only records this source (a weight's location).
+   */
+  source?: string;
 }
 
 /** The matrix of ONNX MatMul x[.., k] @ W[k, m]: M[r][c] = W[c][r], W row-major. */
@@ -138,6 +143,12 @@ export function lowerMatVec(b: FheBuilder, m: MatrixView, inputs: MatVecInput[],
           for (let bb = 0; bb < B; bb++) {
             const i = g * B + bb;
             if (i >= k.diagonals) break;
+            if (m.source !== undefined) {
+              const term = b.mulConst(baby(j, bb), { kind: 'weights', offset: 0, length: 0, source: m.source }, 'diag');
+              cost.plainMultiplications++;
+              inner = inner ? b.add(inner, term) : term;
+              continue;
+            }
             const diag = new Float64Array(slots);
             let nonzero = false;
             for (let t = 0; t < tokens; t++) {

@@ -11,6 +11,13 @@ import { lowerMatVec, type MatrixView } from '../layout/matvec.js';
 import { nextPow2, plainLayout } from '../layout/packing.js';
 import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
 
+/** A weight known by its dims only (cost estimates): every product diagonal is taken as nonzero. */
+export interface WeightShape {
+  dims: readonly number[];
+  /** Where its values live (e.g. `external:model.onnx.data@1024+4096`), recorded on the constants. */
+  location: string;
+}
+
 export interface LinearStats {
   rotations: number;
   plainMultiplications: number;
@@ -46,7 +53,7 @@ export function maxOutputBlock(slots: number, stride: number, inputPeriod: numbe
 export function lowerLinearColumns(
   b: FheBuilder,
   x: Activation,
-  weight: Tensor,
+  weight: Tensor | WeightShape,
   bias: Tensor | undefined,
   columns: readonly number[],
   opts: LinearOptions,
@@ -56,7 +63,8 @@ export function lowerLinearColumns(
   if (columns.some((c) => c < -1 || c >= N)) throw new FhecError(`linear column outside the weight's ${N} columns`);
   if (weight.dims.length !== 2 || K !== tensorWidth(x)) throw new FhecError(`linear weight ${JSON.stringify(weight.dims)} does not match input width ${tensorWidth(x)}`);
   const rowOf = Int32Array.from({ length: x.length }, (_, i) => tensorColumn(x, i));
-  const w = weight.data;
+  const w = 'data' in weight ? weight.data : undefined;
+  const source = 'data' in weight ? undefined : weight.location;
   const inPeriod = Math.max(...x.blocks.map((blk) => blk.layout.period));
   const blocks: ActBlock[] = [];
   // Token groups are independent products with the same diagonals.
@@ -72,8 +80,9 @@ export function lowerLinearColumns(
         cols: x.length,
         at: (r, c) => {
           const [k, n] = [rowOf[c]!, r < rows ? columns[r0 + r]! : -1];
-          return k >= 0 && n >= 0 ? w[k * N + n]! : 0;
+          return k >= 0 && n >= 0 ? (w ? w[k * N + n]! : 1) : 0;
         },
+        ...(source !== undefined ? { source } : {}),
       };
       const res = lowerMatVec(b, view, xb.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })), padded);
       if (res.outputs.length !== 1 || res.outputs[0]!.garbage) throw new Error('internal: padded product must be one tall block');

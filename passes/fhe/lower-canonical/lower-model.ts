@@ -8,7 +8,7 @@
 import { FhecError, nodeLabel } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheProgram, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Graph, Node } from '../../../ir/graph/types.js';
+import type { Graph, LazyTensor, Node } from '../../../ir/graph/types.js';
 import type { Tensor } from '../../../ir/tensor.js';
 import { valueDepths } from '../analysis/depth.js';
 import type { AttentionStats } from './attention-stats.js';
@@ -44,6 +44,12 @@ export interface LowerModelOptions {
   margin?: number;
   /** How softmax is approximated (softmax-plan.ts); default 'squaring'. */
   softmax?: SoftmaxMethod;
+  /**
+   * 'values' (default): weights are read and encoded. 'shapes': the program for cost estimates only:
+   * linear weights are never read (every diagonal is taken as nonzero, its constant records only where
+   * its values would come from), so a model larger than memory lowers in bounded memory.
+   */
+  weights?: 'values' | 'shapes';
 }
 
 /** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
@@ -100,7 +106,7 @@ export interface LoweredModel {
    * The client's embedding: input ids name, the table, and the FHE input it fills (the first token
    * group's; `groups` lists every group's when the tokens are split over several ciphertexts).
    */
-  embedding: { ids: string; table: Tensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
+  embedding: { ids: string; table: LazyTensor; fhe: string; layout: SlotLayout; groups?: EmbeddingGroup[] };
   outputs: TensorBlocks[];
   /** Decode plans: the encrypted past key/value inputs. */
   cacheInputs: CacheInput[];
@@ -201,6 +207,5 @@ function modelOutputs(m: ModelLowering): TensorBlocks[] {
 }
 
 function countRotations(b: FheBuilder): number {
-  // The builder keeps its ops private; count through a build (cheap: a shallow copy of the op list).
-  return b.build().ops.reduce((n, op) => n + (op.kind === 'rotate' ? 1 : 0), 0);
+  return b.rotationCount;
 }

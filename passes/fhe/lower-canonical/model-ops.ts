@@ -4,21 +4,30 @@
 
 import { FhecError, nodeLabel } from '../../../ir/errors.js';
 import { attrFloat, attrInt } from '../../../ir/graph/attrs.js';
-import type { Node } from '../../../ir/graph/types.js';
+import type { Node, Value } from '../../../ir/graph/types.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { groupLayouts, rowBlocks, rowsOf, sameCuts, type Activation } from './activation.js';
 import { invsqrtInterval, siluInterval } from './fit-intervals.js';
-import { lowerLinearColumns, type LinearStats } from './linear.js';
+import { lowerLinearColumns, type LinearStats, type WeightShape } from './linear.js';
 import type { EmbeddingGroup } from './lower-model.js';
 import { act, constTensor, fit, headSizeFor, kvGroup, partColumns, probe, rangeOf, TARGET_FIX, withColumns, type ModelLowering, type NodeLowering } from './model-context.js';
 import { lowerRmsNormBlock } from './rms-norm.js';
 import { lowerRopeBlock } from './rope.js';
 
+/** A linear weight's dims and where it lives, without reading it (cost estimates). */
+function weightShape(v: Value | null | undefined, node: Node): WeightShape {
+  if (!v?.constant) throw new FhecError('linear weight must be a constant', { node: nodeLabel(node) });
+  return { dims: v.constant.dims, location: v.constant.location };
+}
+
 export function lowerEmbedding(m: ModelLowering, node: Node): void {
   const out = node.outputs[0]!;
   const ids = node.inputs[0]!;
   if (!m.graph.inputs.includes(ids)) throw new FhecError('embedding ids must be a model input (the client looks them up)', { node: nodeLabel(node) });
-  const table = constTensor(node.inputs[1], node, 'embedding table');
+  const tv = node.inputs[1];
+  if (!tv?.constant) throw new FhecError('embedding table must be a constant', { node: nodeLabel(node) });
+  // Kept lazy: a cost estimate never reads a 128k-row table.
+  const table = tv.constant;
   const dims = out.shape as number[];
   m.tokens = dims[1]!;
   const d = dims[2]!;
@@ -54,7 +63,7 @@ export function lowerRmsNorm(m: ModelLowering, n: NodeLowering): void {
 export function lowerLinear(m: ModelLowering, node: Node): void {
   const out = node.outputs[0]!;
   const x = act(m, node.inputs[0]!, node);
-  const w = constTensor(node.inputs[1], node, 'linear weight');
+  const w = m.opts.weights === 'shapes' ? weightShape(node.inputs[1], node) : constTensor(node.inputs[1], node, 'linear weight');
   const bias = node.inputs[2] ? constTensor(node.inputs[2], node, 'linear bias') : undefined;
   const stats: LinearStats = { rotations: 0, plainMultiplications: 0 };
   const consumers = m.uses.get(out) ?? [];

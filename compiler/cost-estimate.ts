@@ -1,0 +1,252 @@
+// `fhec compile MODEL --cost-only`: what one prefill or decode step of a model would cost under CKKS,
+// without its weights. The canonical graph is lowered with weights known by shape only (no weight is
+// read: every diagonal of every product is taken as nonzero, its constant records the weight's
+// location), on assumed value intervals instead of calibrated ones (defaults below, or --interval),
+// then refreshes are placed, parameters chosen (the cost-driven search, or a fixed N) and the plan is
+// priced with the cost table. Nothing is written.
+//
+// The intervals size the polynomial approximations (their degree, so their depth and cost), and the
+// mask bound sizes the refresh masks (the lowest refresh level). Real models vary: the estimate says
+// which it assumed, so a calibrated compile can be compared with it.
+
+import { FhecError } from '../ir/errors.js';
+import type { Graph } from '../ir/graph/types.js';
+import type { ValueRange } from '../ir/graph/range.js';
+import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
+import { describeParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { generatorBindings } from '../passes/canonical/specialize.js';
+import type { AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
+import { lowerCanonicalModel, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import { formatCandidates, programKeys, type ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
+import { predictLatency } from '../passes/fhe/analysis/predict-latency.js';
+import { runFhePipeline } from '../passes/fhe/pipeline/run.js';
+import { numberAttr, requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
+import { modelRefreshFloor, searchModelParameters } from './model-parameters.js';
+import { loadModel } from './driver.js';
+import { importOnnx } from './onnx/import.js';
+
+/** Assumed intervals, by what they size. */
+export interface AssumedIntervals {
+  /** Mean square of rms_norm's input (sizes 1/sqrt). */
+  rms: [number, number];
+  /** SwiGLU/SiLU gate input (sizes silu). */
+  silu: [number, number];
+  /** Attention scores relative to the query's own score (sizes exp, and the row sums' 1/x). */
+  scores: [number, number];
+  /** Largest |x| a refresh or cache carry masks (sizes the lowest refresh level). */
+  mask: [number, number];
+}
+
+/**
+ * Defaults: wide enough for the shipped models' calibrated ranges (model A and the zoo; e.g. its
+ * rms_norm mean squares lie in 0.05..40, gates in -9..7, relative scores in -25..6), so the estimate
+ * errs towards deeper approximations rather than shallower.
+ */
+export const DEFAULT_INTERVALS: AssumedIntervals = { rms: [1e-2, 1e2], silu: [-16, 16], scores: [-32, 8], mask: [-1024, 1024] };
+
+export const INTERVAL_KINDS = Object.keys(DEFAULT_INTERVALS) as (keyof AssumedIntervals)[];
+
+/** `--interval KIND=LO,HI` (repeatable): one assumed interval. */
+export function collectInterval(value: string, prev: Partial<AssumedIntervals>): Partial<AssumedIntervals> {
+  const m = /^\s*(\w+)\s*=\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*$/.exec(value);
+  if (!m || !(INTERVAL_KINDS as string[]).includes(m[1]!)) {
+    throw new FhecError(`expects KIND=LO,HI with KIND one of ${INTERVAL_KINDS.join(', ')}, got '${value}'`, { field: '--interval' });
+  }
+  const [lo, hi] = [Number(m[2]), Number(m[3])];
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo < hi)) throw new FhecError(`expects finite LO < HI, got '${value}'`, { field: '--interval' });
+  if (m[1] === 'rms' && !(lo > 0)) throw new FhecError(`a mean square interval must be positive, got '${value}'`, { field: '--interval' });
+  return { ...prev, [m[1]!]: [lo, hi] };
+}
+
+export interface CostEstimateOptions {
+  prefill?: number;
+  decode?: number;
+  ringDegree?: number;
+  costs?: CostTable;
+  costsName?: string;
+  intervals?: Partial<AssumedIntervals>;
+  /** The larger machine to scale the prediction to (cores). */
+  cores?: number;
+}
+
+export interface CostEstimate {
+  model: string;
+  step: string;
+  /** Tokens the step computes (prefill S, decode 1). */
+  tokens: number;
+  params: CkksParameters;
+  intervals: AssumedIntervals;
+  ops: Record<string, number>;
+  rotations: number;
+  refreshes: number;
+  /** Refresh round trips: runs of refreshes with no other op between them go to the key holder together. */
+  rounds: number;
+  keyBytes: number;
+  /** Distinct plaintext constants, encoded at their level (what a plaintext cache holds for the step). */
+  plaintextBytes: number;
+  /** Ciphertext bytes per token: the client's inputs and outputs, and the refresh round trips. */
+  bytesPerToken: number;
+  predictedMs: number;
+  /** Of predictedMs: refresh round trips (the key holder's work and the link), which more cores do not speed up. */
+  refreshMs: number;
+  cores: number;
+  search?: ParameterSearchResult;
+  ms: { load: number; lower: number; place: number };
+  peakRss: number;
+}
+
+function assumedRange(lo: number, hi: number, inner?: Record<string, ValueRange>): ValueRange {
+  const pct = { p0_1: lo, p1: lo, p99: hi, p99_9: hi };
+  const absMax = Math.max(Math.abs(lo), Math.abs(hi));
+  return {
+    count: 1, masked: 0, nan: 0, min: lo, max: hi, absMax, mean: (lo + hi) / 2, std: (hi - lo) / 2, pct,
+    absPct: { p0_1: 0, p1: 0, p99: absMax, p99_9: absMax }, percentileAccuracy: 0, lo, hi, margin: 0, ...(inner ? { inner } : {}),
+  } as ValueRange;
+}
+
+/** Annotates the canonical graph with the assumed intervals where the lowering reads calibrated ones. */
+function assumeRanges(graph: Graph, iv: AssumedIntervals): Map<string, AttentionStats> {
+  const attention = new Map<string, AttentionStats>();
+  for (const n of graph.nodes) {
+    if (n.op === 'rms_norm') n.outputs[0]!.range = assumedRange(-Infinity, Infinity, { norm_arg: assumedRange(iv.rms[0], iv.rms[1]) });
+    if ((n.op === 'swiglu' || n.op === 'silu') && n.inputs[0]) n.inputs[0].range = assumedRange(iv.silu[0], iv.silu[1]);
+    if (n.op === 'attention') {
+      const [lo, hi] = iv.scores;
+      const rows = (n.inputs[3]?.shape?.[2] as number | undefined) ?? 0;
+      const len = rows + ((n.inputs[0]!.shape?.[1] as number) ?? 1);
+      attention.set(n.name, {
+        relMin: lo, relMax: hi, sumMin: 1, sumMax: len * Math.exp(hi), diagMin: lo, diagMax: -lo, scoreMin: 2 * lo, scoreMax: -lo + hi, rows: 1,
+      });
+    }
+  }
+  return attention;
+}
+
+/** Refresh round trips: maximal runs of refresh ops (consecutive in program order). */
+function refreshRounds(p: FheProgram): number {
+  let rounds = 0;
+  let inRun = false;
+  for (const op of p.ops) {
+    if (op.kind === 'refresh') {
+      if (!inRun) rounds++;
+      inRun = true;
+    } else if (op.kind !== 'encode') inRun = false;
+  }
+  return rounds;
+}
+
+export function estimateModelCost(modelFile: string, opts: CostEstimateOptions = {}): CostEstimate {
+  if (opts.decode !== undefined && opts.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
+  const iv: AssumedIntervals = { ...DEFAULT_INTERVALS, ...opts.intervals };
+  const t0 = performance.now();
+  const imported = importOnnx(modelFile).graph;
+  const shape = opts.decode !== undefined ? ({ kind: 'decode', past: opts.decode } as const) : ({ kind: 'prefill', sequence: opts.prefill ?? 1 } as const);
+  const graph = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, shape), verifyEach: false }).graph;
+  const attention = assumeRanges(graph, iv);
+  const t1 = performance.now();
+  const costs = opts.costs ?? defaultCostTable();
+  const lower = (slots: number): LoweredModel => lowerCanonicalModel(graph, { slots, attention, weights: 'shapes' });
+  const bound = Math.max(Math.abs(iv.mask[0]), Math.abs(iv.mask[1]));
+  let params: CkksParameters;
+  let managed: FheProgram;
+  let refreshes: number;
+  let search: ParameterSearchResult | undefined;
+  let lowered: LoweredModel;
+  let lowerMs: number;
+  let placeMs: number;
+  if (opts.ringDegree === undefined) {
+    const s = searchModelParameters(lower, { costs, placement: 'greedy', maskBound: (l) => ({ bound, carriesCache: l.outputs.some((o) => o.kv) }) });
+    ({ params, managed, refreshes, search, lowered } = s);
+    lowerMs = s.ms.lower;
+    placeMs = s.ms.place + s.ms.search;
+  } else {
+    // Fixed N: the same passes without the search (select-parameters takes the longest chain N holds).
+    const unit = unitOf<LoweredModel>({ name: 'model', slots: 0, constants: new Map(), ops: [] }, {
+      source: { kind: 'canonical', name: 'model', lower, defaultSlots: opts.ringDegree / 2 },
+      refreshFloor: modelRefreshFloor<LoweredModel>((l) => ({ bound, carriesCache: l.outputs.some((o) => o.kv) })),
+    });
+    runFhePipeline(unit, `select-parameters{ring-degree=${opts.ringDegree}},place-refresh{strategy=greedy},manage-scales`);
+    if (!unit.lowered) throw new Error('internal: the cost pipeline lowered nothing');
+    params = requireParameters(unit.program, 'cost-only');
+    managed = withoutAttributes(unit.program);
+    refreshes = numberAttr(unit.program, 'mgmt.refreshes', 'cost-only')!;
+    lowered = unit.lowered;
+    lowerMs = unit.ms.lower;
+    placeMs = unit.ms.place;
+  }
+  const keys = programKeys(managed, params);
+  const pred = predictLatency(managed, costs, { rotationKeySteps: keys.rotationKeySteps });
+  const ops: Record<string, number> = {};
+  let plaintextBytes = 0;
+  let ioBytes = 0;
+  const word = 8 * params.ringDegree;
+  for (const op of managed.ops) {
+    ops[op.kind] = (ops[op.kind] ?? 0) + 1;
+    const level = op.result?.type.level ?? op.args[0]?.type.level ?? 0;
+    if (op.kind === 'encode') plaintextBytes += word * (level + 1);
+    if (op.kind === 'input' || op.kind === 'output') ioBytes += 2 * word * (level + 1);
+  }
+  const tokens = shape.kind === 'prefill' ? shape.sequence : 1;
+  return {
+    model: modelFile,
+    step: shape.kind === 'prefill' ? `prefill of ${shape.sequence} token(s)` : `decode of one token after ${shape.past}`,
+    tokens,
+    params,
+    intervals: iv,
+    ops,
+    rotations: ops['rotate'] ?? 0,
+    refreshes,
+    rounds: refreshRounds(managed),
+    keyBytes: keys.keyBytes,
+    plaintextBytes,
+    bytesPerToken: (ioBytes + pred.refreshBytes) / tokens,
+    predictedMs: pred.totalMs,
+    refreshMs: pred.refreshMs,
+    cores: opts.cores ?? 64,
+    ...(search ? { search } : {}),
+    ms: { load: t1 - t0, lower: lowerMs, place: placeMs },
+    peakRss: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+const GiB = 2 ** 30;
+
+/**
+ * The prediction on a machine with `cores` cores: the cost table is one core's; the ops of a step
+ * (the products' diagonals, the heads, the blocks) are independent in the thousands, so their time is
+ * taken to divide by the core count, while refresh round trips (the link and the key holder) do not.
+ * A model of the scaling, not a measurement.
+ */
+export function scaledMs(e: CostEstimate, cores: number): number {
+  return (e.predictedMs - e.refreshMs) / cores + e.refreshMs;
+}
+
+export function formatCostEstimate(e: CostEstimate, costsName: string): string[] {
+  const perToken = (ms: number) => `${(ms / 1000 / e.tokens).toFixed(1)} s`;
+  const kinds = Object.entries(e.ops).sort((a, b) => b[1] - a[1]);
+  const total = kinds.reduce((s, [, n]) => s + n, 0);
+  const lines = [
+    `cost estimate for ${e.model}, ${e.step} (weights not read; assumed intervals, not calibrated: ` +
+      `rms_norm mean square ${e.intervals.rms.join('..')}, silu input ${e.intervals.silu.join('..')}, relative scores ${e.intervals.scores.join('..')}, mask bound ${Math.max(...e.intervals.mask.map(Math.abs))})`,
+  ];
+  if (e.search) lines.push(formatCandidates(e.search));
+  lines.push(
+    `parameters ${describeParameters(e.params)}`,
+    '',
+    '| quantity | value |',
+    '|---|---:|',
+    `| ops | ${total.toLocaleString('en-US')} (${kinds.map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')}) |`,
+    `| rotations | ${e.rotations.toLocaleString('en-US')} |`,
+    `| refreshes | ${e.refreshes.toLocaleString('en-US')} in ${e.rounds.toLocaleString('en-US')} round trips |`,
+    `| key memory (Galois + relinearization) | ${(e.keyBytes / GiB).toFixed(2)} GiB |`,
+    `| plaintext memory (every encoded constant) | ${(e.plaintextBytes / GiB).toFixed(1)} GiB |`,
+    `| bytes per token (client and key holder traffic) | ${(e.bytesPerToken / 2 ** 20).toFixed(1)} MiB |`,
+    `| predicted per token, this machine (1 core, ${costsName}) | ${perToken(e.predictedMs)} (refresh round trips ${perToken(e.refreshMs)}) |`,
+    `| predicted per token, ${e.cores} cores (ops divided over cores, round trips not) | ${perToken(scaledMs(e, e.cores))} |`,
+    '',
+    `estimated in ${((e.ms.load + e.ms.lower + e.ms.place) / 1000).toFixed(1)} s (graph ${(e.ms.load / 1000).toFixed(1)} s, lowering ${(e.ms.lower / 1000).toFixed(1)} s, ` +
+      `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
+  );
+  return lines;
+}

@@ -1,0 +1,84 @@
+// `fhec compile --cost-only`: a model's step priced without reading its weights. The shape-only
+// lowering must build the very program the real lowering builds when every weight diagonal is nonzero
+// (dense random weights), op for op; the CLI prints the figures, writes nothing, and refuses bad
+// intervals with exit 2; a model whose weights are a sparse file (never written) is estimated.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildLlamaGraph, LLAMA32_1B, randomLlamaWeights, type LlamaConfig } from '../bench/llama-synth.js';
+import { exportOnnx } from '../compiler/onnx/export.js';
+import { DEFAULT_INTERVALS } from '../compiler/cost-estimate.js';
+import { loadModel } from '../compiler/driver.js';
+import { importOnnx } from '../compiler/onnx/import.js';
+import { generatorBindings } from '../passes/canonical/specialize.js';
+import { lowerCanonicalModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import { fhecInProcess as fhec } from './helpers/in-process.js';
+import type { ValueRange } from '../ir/graph/range.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-cost-'));
+// Llama-3.2-1B's structure (tied embeddings, GQA 4:1, RoPE scaling, KV cache) at a small size.
+const SMALL: LlamaConfig = { ...LLAMA32_1B, layers: 2, hidden: 128, heads: 8, kvHeads: 2, headDim: 16, ffn: 256, vocab: 512, maxPositions: 64, dtype: 'float32', kvCache: true };
+
+function opCounts(ops: readonly { kind: string }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const op of ops) out[op.kind] = (out[op.kind] ?? 0) + 1;
+  return out;
+}
+
+describe('cost-only lowering', () => {
+  it('builds the program the real lowering builds for dense weights, op for op', () => {
+    const file = path.join(tmp, 'small.onnx');
+    exportOnnx(buildLlamaGraph(SMALL, randomLlamaWeights(7, 'float32', SMALL.rope)), file, { externalData: { location: 'small.onnx.data' } });
+    const imported = importOnnx(file).graph;
+    const graph = loadModel(file, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: 4 }), verifyEach: false }).graph;
+    // The intervals the estimate assumes by default, annotated where estimateModelCost annotates them.
+    const e = { intervals: DEFAULT_INTERVALS };
+    const r = (lo: number, hi: number, inner?: Record<string, ValueRange>): ValueRange => ({ count: 1, masked: 0, nan: 0, min: lo, max: hi, absMax: Math.max(-lo, hi), mean: 0, std: 1, pct: { p0_1: lo, p1: lo, p99: hi, p99_9: hi }, absPct: { p0_1: 0, p1: 0, p99: hi, p99_9: hi }, percentileAccuracy: 0, lo, hi, margin: 0, ...(inner ? { inner } : {}) });
+    const attention = new Map();
+    for (const n of graph.nodes) {
+      if (n.op === 'rms_norm') n.outputs[0]!.range = r(-Infinity, Infinity, { norm_arg: r(...e.intervals.rms) });
+      if (n.op === 'swiglu') n.inputs[0]!.range = r(...e.intervals.silu);
+      if (n.op === 'attention') {
+        const [lo, hi] = e.intervals.scores;
+        attention.set(n.name, { relMin: lo, relMax: hi, sumMin: 1, sumMax: 5 * Math.exp(hi), diagMin: lo, diagMax: -lo, scoreMin: 2 * lo, scoreMax: -lo + hi, rows: 1 });
+      }
+    }
+    const real = lowerCanonicalModel(graph, { slots: 4096, attention });
+    const shapes = lowerCanonicalModel(graph, { slots: 4096, attention, weights: 'shapes' });
+    expect(opCounts(shapes.program.ops)).toEqual(opCounts(real.program.ops));
+    expect(shapes.program.ops.map((o) => o.kind).join()).toBe(real.program.ops.map((o) => o.kind).join());
+    // Its constants say where their values would come from, and hold none.
+    const weightConstants = [...shapes.program.constants.values()].filter((c) => c.data.kind === 'weights');
+    expect(weightConstants.length).toBeGreaterThan(0);
+    // Each names the external data it derives from (gain-folded, merged: the views over it), or a fold.
+    const sources = new Set(weightConstants.map((c) => (c.data.kind === 'weights' ? c.data.source : undefined)));
+    expect([...sources].some((x) => /^external:small\.onnx\.data@\d+\+\d+$/.test(x ?? ''))).toBe(true);
+    for (const x of sources) expect(x).toMatch(/external:small\.onnx\.data@\d+\+\d+|folded/);
+  }, 60000);
+
+  it('prints the figures from the CLI for a model whose weights are a sparse file, and writes nothing', async () => {
+    const dir = path.join(tmp, 'sparse');
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'm.onnx');
+    // Hidden 1024, FFN 4096, vocabulary 32,000 (two ciphertexts' worth of logits at N=16384): never written.
+    exportOnnx(buildLlamaGraph({ ...SMALL, hidden: 1024, heads: 16, kvHeads: 4, headDim: 64, ffn: 4096, vocab: 32000, dtype: 'float16' }), file, { externalData: { location: 'm.onnx.data', sparse: true } });
+    const before = fs.readdirSync(dir).sort();
+    const r = await fhec('compile', file, '--cost-only', '--decode', '4', '--ring-degree', '16384', '--cores', '32', '--interval', 'silu=-8,8');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/cost estimate for .*m\.onnx, decode of one token after 4 \(weights not read; assumed intervals.*silu input -8\.\.8/);
+    expect(r.stdout).toMatch(/\| rotations \| [\d,]+ \|/);
+    expect(r.stdout).toMatch(/\| refreshes \| [\d,]+ in [\d,]+ round trips \|/);
+    expect(r.stdout).toMatch(/\| key memory .*\| [\d.]+ GiB \|/);
+    expect(r.stdout).toMatch(/\| predicted per token, this machine .*\| [\d.]+ s/);
+    expect(r.stdout).toMatch(/\| predicted per token, 32 cores/);
+    expect(fs.readdirSync(dir).sort()).toEqual(before);
+    const bad = await fhec('compile', file, '--cost-only', '--interval', 'rms=0,4');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--interval.*mean square interval must be positive/);
+    const both = await fhec('compile', file, '--cost-only', '-o', path.join(tmp, 'p.json'));
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--cost-only writes nothing/);
+  }, 60000);
+});
