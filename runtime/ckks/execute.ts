@@ -13,6 +13,7 @@ import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
+import { refreshRounds, stageOrder } from '../refresh/rounds.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
@@ -74,23 +75,18 @@ export function executeProgram(
 ): ExecuteResult {
   checkProgramParams(program, ev.params);
   verifyFhe(program, { managed: true });
+  // Stage order (runtime/refresh/rounds.ts): everything that does not wait for a refresh round runs
+  // first, then the whole round goes to the key holder in one message.
+  const rounds = refreshRounds(program);
+  const order = stageOrder(rounds);
   const lastUse = new Map<string, number>();
-  program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
+  order.forEach((i, at) => program.ops[i]!.args.forEach((a) => lastUse.set(a.name, at)));
   const live = new Map<string, CkksHandle>();
   const outputs = new Map<string, Uint8Array>();
   const stats = new Map<string, OpStats>();
-  const cache = options.plaintexts;
-  cache?.beginRun(program);
-  const keys = cache ? constantKeys(program) : undefined;
-  const encode = (op: FheOp): CkksHandle => {
-    const c = program.constants.get(op.constant!)!;
-    const t = op.result!.type;
-    const values = () => constantSlots(c.data, program.slots, c.name);
-    const key = keys?.get(c.name);
-    return key ? cache!.encode(key, t.level!, t.scale!, values) : ev.encode(values(), t.level!, t.scale!);
-  };
+  const encode = constantEncoder(program, ev, options.plaintexts);
   const free = (h: CkksHandle): void => {
-    if (!cache?.holds(h)) ev.free(h);
+    if (!options.plaintexts?.holds(h)) ev.free(h);
   };
   const trace = options.trace;
   trace?.begin(program);
@@ -100,25 +96,18 @@ export function executeProgram(
     if (!h) throw new Error(`internal: %${name} is not live`);
     return h;
   };
-  program.ops.forEach((op, i) => {
-    const start = performance.now();
-    const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
-    let result: CkksHandle | undefined;
-    try {
-      result = runOp(op, ev, inputs, get, encode, outputs, options.refresher);
-    } catch (e) {
-      if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
-      throw e;
-    }
-    const s = stats.get(op.kind) ?? { count: 0, ms: 0 };
+  const count = (kind: string, ms: number): void => {
+    const s = stats.get(kind) ?? { count: 0, ms: 0 };
     s.count++;
-    const ms = performance.now() - start;
     s.ms += ms;
-    stats.set(op.kind, s);
-    trace?.op(i, op.kind, ms);
+    stats.set(kind, s);
+  };
+  let at = 0;
+  const retire = (i: number, result: CkksHandle | undefined): void => {
+    const op = program.ops[i]!;
     if (op.result && result) live.set(op.result.name, result);
     for (const a of new Set(op.args.map((x) => x.name))) {
-      if (lastUse.get(a) === i) {
+      if (lastUse.get(a) === at) {
         free(get(a));
         live.delete(a);
       }
@@ -128,20 +117,84 @@ export function executeProgram(
       free(result);
       live.delete(op.result.name);
     }
-  });
+    at++;
+  };
+  for (const stage of rounds.stages) {
+    for (const i of stage.ops) {
+      const op = program.ops[i]!;
+      const start = performance.now();
+      const result = withOpContext(op, () => runOp(op, ev, inputs, get, encode, outputs));
+      const ms = performance.now() - start;
+      count(op.kind, ms);
+      trace?.op(i, op.kind, ms);
+      retire(i, result);
+    }
+    if (stage.refreshes.length === 0) continue;
+    const start = performance.now();
+    const fresh = refreshRound(program, stage.refreshes, ev, get, options.refresher);
+    // The round's time is shared out evenly among its refreshes.
+    const ms = (performance.now() - start) / stage.refreshes.length;
+    stage.refreshes.forEach((i, k) => {
+      count('refresh', ms);
+      trace?.op(i, 'refresh', ms);
+      retire(i, fresh[k]);
+    });
+  }
   for (const h of live.values()) free(h);
   trace?.end();
   return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
 }
 
-function runOp(
+/** Runs `f` for `op`; an FhecError without a node gets the op's. */
+export function withOpContext<T>(op: FheOp, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind });
+    throw e;
+  }
+}
+
+/**
+ * Encodes a program's constants on one evaluator: splats built directly where the backend can
+ * (encodeSplat), dense constants through the plaintext cache when one is given.
+ */
+export function constantEncoder(program: FheProgram, ev: CkksEvaluator, cache?: PlaintextCache): (op: FheOp) => CkksHandle {
+  cache?.beginRun(program);
+  const keys = cache ? constantKeys(program) : undefined;
+  return (op) => {
+    const c = program.constants.get(op.constant!)!;
+    const t = op.result!.type;
+    if (c.data.kind === 'splat' && ev.encodeSplat) return ev.encodeSplat(c.data.value, t.level!, t.scale!);
+    const values = () => constantSlots(c.data, program.slots, c.name);
+    const key = keys?.get(c.name);
+    return key ? cache!.encode(key, t.level!, t.scale!, values) : ev.encode(values(), t.level!, t.scale!);
+  };
+}
+
+/** One refresh round: all its ciphertexts in one message when the refresher batches, each checked against the program's type. */
+export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): CkksHandle[] {
+  const ops = refreshes.map((i) => program.ops[i]!);
+  if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
+  const items = ops.map((op) => ({ ct: get(op.args[0]!.name), scale: op.result!.type.scale!, name: op.args[0]!.name }));
+  const fresh = refresher.refreshMany ? refresher.refreshMany(items) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
+  const bad = ops.findIndex((op, k) => ev.levelOf(fresh[k]!) !== op.result!.type.level || ev.scaleOf(fresh[k]!) !== op.result!.type.scale);
+  if (bad >= 0) {
+    const t = ops[bad]!.result!.type;
+    const [level, scale] = [ev.levelOf(fresh[bad]!), ev.scaleOf(fresh[bad]!)];
+    fresh.forEach((h) => ev.free(h));
+    throw new FhecError(`refresh gave level ${level} and scale ${scale}, the program expects ${t.level} and ${t.scale}`, { node: `%${ops[bad]!.result!.name} = refresh` });
+  }
+  return fresh;
+}
+
+export function runOp(
   op: FheOp,
   ev: CkksEvaluator,
   inputs: Map<string, Uint8Array>,
   get: (name: string) => CkksHandle,
   encode: (op: FheOp) => CkksHandle,
   outputs: Map<string, Uint8Array>,
-  refresher: CkksRefresher | undefined,
 ): CkksHandle | undefined {
   const a = op.args[0] ? get(op.args[0].name) : undefined;
   const b = op.args[1] ? get(op.args[1].name) : undefined;
@@ -180,16 +233,8 @@ function runOp(
       return ev.modSwitch(a!);
     case 'rotate':
       return ev.rotate(a!, op.step!);
-    case 'refresh': {
-      if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given');
-      const t = op.result!.type;
-      const fresh = refresher.refresh(a!, t.scale!, op.args[0]!.name);
-      if (ev.levelOf(fresh) !== t.level || ev.scaleOf(fresh) !== t.scale) {
-        ev.free(fresh);
-        throw new FhecError(`refresh gave level ${ev.levelOf(fresh)} and scale ${ev.scaleOf(fresh)}, the program expects ${t.level} and ${t.scale}`);
-      }
-      return fresh;
-    }
+    case 'refresh':
+      throw new Error('internal: refreshes run by rounds (refreshRound)');
   }
 }
 
