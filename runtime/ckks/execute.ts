@@ -58,7 +58,7 @@ export function keyRequestFor(program: FheProgram): KeyRequest {
   return { galoisSteps: [...steps].sort((a, b) => a - b), relin };
 }
 
-function checkProgramParams(program: FheProgram, params: CkksParameters): void {
+export function checkProgramParams(program: FheProgram, params: CkksParameters): void {
   const chain = program.chain;
   if (!chain) throw new FhecError('program is not managed (no modulus chain); run the scale management pass first');
   const data = params.primes.slice(0, -1);
