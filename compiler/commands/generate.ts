@@ -17,7 +17,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -48,6 +48,8 @@ export interface GenerateFlags {
   auditRefresh?: string;
   /** Floor on the refresh masks' hiding, bits per ciphertext (default 40). */
   minHidingBits?: number;
+  /** Evaluation worker threads (default: the core count). */
+  workers?: number;
 }
 
 export interface GenerateOutput {
@@ -78,6 +80,7 @@ export async function generateCommand(planFile: string, flags: GenerateFlags): P
     ...(recorder ? { trace: recorder } : {}),
     ...(audit ? { audit } : {}),
     ...maskFromFlags(flags.minHidingBits),
+    workers: flags.workers ?? defaultWorkers(),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -163,6 +166,7 @@ export function registerGenerate(program: Command): void {
     .option('--trace <run.json>', 'write measured time per op and step, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed or carried ciphertext: step, refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
+    .option('--workers <n>', WORKERS_HELP, workersOption())
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

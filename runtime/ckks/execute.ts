@@ -287,6 +287,8 @@ export interface RunOptions {
   refreshBounds?: ReadonlyMap<string, number>;
   /** Records every refreshed ciphertext (--audit-refresh). */
   audit?: RefreshAudit;
+  /** Evaluation worker threads on seal (runtime/parallel/; default 1: this thread). */
+  workers?: number;
 }
 
 /** Each refreshed value's bound: the plan's, or the one bound the caller declared; none is an error. */
@@ -336,15 +338,22 @@ export async function runProgram(
   options: RunOptions = {},
 ): Promise<RunResult> {
   const client = await backend.createClient(params, keyRequestFor(program));
-  const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
+  const keys = client.evaluationKeys();
+  const evaluator = await backend.createEvaluator(params, keys);
+  // Loaded on demand: the pool's module imports this one.
+  const pool = (options.workers ?? 1) > 1 && !backend.simulated ? await (await import('../parallel/pool.js')).WorkerPool.create(options.workers!, params, keys) : undefined;
   try {
     const refreshing = planRefresher(program, client, evaluator, options);
-    const execution = executeProgram(program, evaluator, encryptInputs(program, client, tensors), { refresher: refreshing.refresher, trace: options.trace });
+    const encrypted = encryptInputs(program, client, tensors);
+    const execution = pool
+      ? await pool.run(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: options.trace })
+      : executeProgram(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: options.trace });
     refreshing.finish();
     const res: RunResult = { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
     if (refreshing.refresher) res.refresh = refreshing.refresher.traffic;
     return res;
   } finally {
+    await pool?.dispose();
     evaluator.dispose();
     client.dispose();
   }
