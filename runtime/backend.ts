@@ -114,6 +114,8 @@ export interface CkksRefresher {
   refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle;
   /** Refreshes several ciphertexts in one round trip (a refresh round, runtime/refresh/rounds.ts); same results as one by one. */
   refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[]): CkksHandle[];
+  /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
+  refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
 }
 
 export interface CkksBackend {

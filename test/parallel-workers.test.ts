@@ -12,6 +12,9 @@ import type { CkksClient, CkksEvaluator, CkksHandle, CkksRefresher } from '../ru
 import { decryptOutputs, encryptInputs, executeProgram, keyRequestFor, planRefresher } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { refreshRounds } from '../runtime/refresh/rounds.js';
+import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
+import { MaskedRefresher } from '../runtime/refresh/refresher.js';
+import { refreshPointsOf, RefreshScheduleGuard } from '../runtime/refresh/schedule.js';
 import { placeProgram } from '../runtime/parallel/placement.js';
 import { WorkerPool } from '../runtime/parallel/pool.js';
 import { sealBackend } from '../runtime/seal/backend.js';
@@ -159,6 +162,28 @@ describe('evaluation workers on seal', () => {
     const live = planRefresher(deep, client, ev, { mask: { valueBound: 1 } });
     const run = await pool.run(deep, ev, inputs, { refresher: live.refresher });
     live.finish();
+    const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
+    const y = decryptOutputs(deep, client, run.outputs).get('y')!.values;
+    expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);
+  }, 60_000);
+
+  it('waits for a key holder that answers asynchronously (a remote one), one message per round', async () => {
+    const bounds = new Map(deep.ops.filter((op) => op.kind === 'refresh').map((op) => [op.args[0]!.name, 1]));
+    const guard = new RefreshScheduleGuard(() => refreshPointsOf(deep, bounds));
+    guard.beginStep(0);
+    const holder = new RefreshKeyHolder(client, guard);
+    const remote = async (request: Uint8Array): Promise<Uint8Array> => {
+      await new Promise((r) => setTimeout(r, 1));
+      return holder.handle(request);
+    };
+    const refresher = new MaskedRefresher(ev, remote, { mask: { bounds } });
+    const inputs = encryptInputs(deep, client, { x: xs });
+    // One thread cannot wait for it, and says so.
+    const elsewhere = new RefreshKeyHolder(client, 'unchecked');
+    const later = async (request: Uint8Array) => elsewhere.handle(request);
+    expect(() => executeProgram(deep, ev, inputs, { refresher: new MaskedRefresher(ev, later, { mask: { bounds } }) })).toThrow(/answers asynchronously/);
+    const run = await pool.run(deep, ev, encryptInputs(deep, client, { x: xs }), { refresher });
+    expect(refresher.traffic.roundTrips).toBe(refreshRounds(deep).count);
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
     const y = decryptOutputs(deep, client, run.outputs).get('y')!.values;
     expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);

@@ -178,6 +178,19 @@ export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksE
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
   const items = ops.map((op) => ({ ct: get(op.args[0]!.name), scale: op.result!.type.scale!, name: op.args[0]!.name }));
   const fresh = refresher.refreshMany ? refresher.refreshMany(items) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
+  return checkRefreshed(ops, ev, fresh);
+}
+
+/** refreshRound through the refresher's asynchronous path when it has one (a key holder across a network). */
+export async function refreshRoundAsync(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): Promise<CkksHandle[]> {
+  if (!refresher?.refreshManyAsync) return refreshRound(program, refreshes, ev, get, refresher);
+  const ops = refreshes.map((i) => program.ops[i]!);
+  const items = ops.map((op) => ({ ct: get(op.args[0]!.name), scale: op.result!.type.scale!, name: op.args[0]!.name }));
+  return checkRefreshed(ops, ev, await refresher.refreshManyAsync(items));
+}
+
+/** Each fresh ciphertext at the level and scale its refresh op promises; all are freed on a mismatch. */
+function checkRefreshed(ops: FheOp[], ev: CkksEvaluator, fresh: CkksHandle[]): CkksHandle[] {
   const bad = ops.findIndex((op, k) => ev.levelOf(fresh[k]!) !== op.result!.type.level || ev.scaleOf(fresh[k]!) !== op.result!.type.scale);
   if (bad >= 0) {
     const t = ops[bad]!.result!.type;

@@ -23,7 +23,7 @@ import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
-import type { SyncChannel } from './transport.js';
+import type { KeyHolderChannel } from './transport.js';
 import { WorkerPool, type ParallelStats } from '../parallel/pool.js';
 
 export interface OpenReply {
@@ -113,7 +113,7 @@ export class GenerationEvaluator {
   constructor(
     private readonly source: GenerationPlanSource,
     private readonly backend: CkksBackend,
-    private readonly keyHolder: SyncChannel,
+    private readonly keyHolder: KeyHolderChannel,
     private readonly options: EvaluatorOptions = {},
   ) {}
 
@@ -225,7 +225,7 @@ export class GenerationEvaluator {
         return { name: p.id, ct: ev.loadCiphertext(src.bytes), from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
       });
     try {
-      const fresh = this.cacheRefresher.refresh(carry);
+      const fresh = this.pool ? await this.cacheRefresher.refreshAsync(carry) : this.cacheRefresher.refresh(carry);
       carry.forEach((c, i) => {
         const prev = inputs.get(c.name);
         if (!prev) return inputs.set(c.name, fresh[i]!);

@@ -15,7 +15,7 @@ import type { FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
-import { checkProgramParams, refreshRound, type ExecuteOptions, type ExecuteResult, type OpStats } from '../ckks/execute.js';
+import { checkProgramParams, refreshRoundAsync, type ExecuteOptions, type ExecuteResult, type OpStats } from '../ckks/execute.js';
 import type { PlaintextCacheStats } from '../ckks/plaintext-cache.js';
 import { refreshRounds } from '../refresh/rounds.js';
 import { placeProgram, type Placement, type PlacementOptions } from './placement.js';
@@ -232,7 +232,7 @@ export class WorkerPool {
         const loaded = new Map<string, CkksHandle>();
         try {
           for (const [name, bytes] of exported) loaded.set(name, ev.loadCiphertext(bytes));
-          const results = refreshRound(program, refreshes, ev, (name) => loaded.get(name)!, options.refresher);
+          const results = await refreshRoundAsync(program, refreshes, ev, (name) => loaded.get(name)!, options.refresher);
           refreshes.forEach((i, k) => {
             fresh[placement.refreshHome.get(i)!]!.push([program.ops[i]!.result!.name, ev.saveCiphertext(results[k]!)]);
             ev.free(results[k]!);

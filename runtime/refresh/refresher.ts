@@ -56,6 +56,29 @@ export function exactRefreshRoundTrip(
   send: (items: RefreshRequestItem[]) => Uint8Array[],
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
 ): CkksHandle[] {
+  const masked = maskForRefresh(ev, items, policy, onMask);
+  return unmaskRefreshed(ev, items, masked.masks, send(masked.requestItems));
+}
+
+/** The same round trip with a key holder that answers asynchronously (over a network). */
+export async function exactRefreshRoundTripAsync(
+  ev: CkksEvaluator,
+  items: SizedRefreshItem[],
+  policy: MaskPolicy,
+  send: (items: RefreshRequestItem[]) => Promise<Uint8Array[]>,
+  onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+): Promise<CkksHandle[]> {
+  const masked = maskForRefresh(ev, items, policy, onMask);
+  return unmaskRefreshed(ev, items, masked.masks, await send(masked.requestItems));
+}
+
+/** The first half of a round trip: each item re-randomized and masked, serialized for the request. */
+function maskForRefresh(
+  ev: CkksEvaluator,
+  items: SizedRefreshItem[],
+  policy: MaskPolicy,
+  onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+): { requestItems: RefreshRequestItem[]; masks: bigint[][] } {
   const params = ev.params;
   const n = params.ringDegree;
   const masks: bigint[][] = [];
@@ -71,7 +94,11 @@ export function exactRefreshRoundTrip(
     ev.free(masked);
     return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plan.maskBits };
   });
-  const reply = send(requestItems);
+  return { requestItems, masks };
+}
+
+/** The second half: the reply's fresh ciphertexts checked against the request, the masks taken off. */
+function unmaskRefreshed(ev: CkksEvaluator, items: SizedRefreshItem[], masks: bigint[][], reply: Uint8Array[]): CkksHandle[] {
   if (reply.length !== items.length) {
     throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
   }
@@ -153,28 +180,46 @@ export class MaskedRefresher implements CkksRefresher {
   refreshMany(items: RefreshItem[]): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const { ev, policy } = this;
-    const top = topLevel(ev.params);
-    const sized = items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
-    const out = exactRefreshRoundTrip(
-      ev,
-      sized,
-      policy,
-      (requestItems) => {
-        const id = this.nextId++;
-        const request = encodeRefreshRequest({ id, step: this.step, items: requestItems });
-        const replyBytes = this.transport(request);
-        this.traffic.roundTrips++;
-        this.traffic.bytesToKeyHolder += request.length;
-        this.traffic.bytesToEvaluator += replyBytes.length;
-        const reply = decodeRefreshReply(replyBytes);
-        if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
-        return reply.ciphertexts;
-      },
-      auditMasks(ev, this.options.audit, this.step, 'refresh'),
-    );
+    const out = exactRefreshRoundTrip(this.ev, this.sized(items), this.policy, (requestItems) => {
+      const { id, request } = this.request(requestItems);
+      const reply = this.transport(request);
+      if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run the program on evaluation workers (--workers), whose refresh rounds can wait');
+      return this.reply(id, request, reply);
+    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
+  }
+
+  /** refreshMany through a transport that may answer asynchronously (a key holder across a network). */
+  async refreshManyAsync(items: RefreshItem[]): Promise<CkksHandle[]> {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, async (requestItems) => {
+      const { id, request } = this.request(requestItems);
+      return this.reply(id, request, await this.transport(request));
+    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
+  }
+
+  private sized(items: RefreshItem[]): SizedRefreshItem[] {
+    const top = topLevel(this.ev.params);
+    return items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
+  }
+
+  private request(items: RefreshRequestItem[]): { id: number; request: Uint8Array } {
+    const id = this.nextId++;
+    return { id, request: encodeRefreshRequest({ id, step: this.step, items }) };
+  }
+
+  private reply(id: number, request: Uint8Array, replyBytes: Uint8Array): Uint8Array[] {
+    this.traffic.roundTrips++;
+    this.traffic.bytesToKeyHolder += request.length;
+    this.traffic.bytesToEvaluator += replyBytes.length;
+    const reply = decodeRefreshReply(replyBytes);
+    if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
+    return reply.ciphertexts;
   }
 }
