@@ -18,8 +18,24 @@ import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
 import { checkProgramParams, refreshRoundAsync, type ExecuteOptions, type ExecuteResult, type OpStats } from '../ckks/execute.js';
 import type { PlaintextCacheStats } from '../ckks/plaintext-cache.js';
 import { refreshRounds } from '../refresh/rounds.js';
+import { MaskedRefresher } from '../refresh/refresher.js';
+import { topLevel } from '../../ir/ckks/params.js';
 import { placeProgram, type Placement, type PlacementOptions } from './placement.js';
-import type { MainToWorker, StageDone, WorkerToMain } from './protocol.js';
+import type { MainToWorker, MaskedExport, StageDone, StageMasking, WorkerToMain } from './protocol.js';
+
+/** What the workers need to mask a stage's refresh inputs: the hiding policy, and each point's bound and target scale. */
+function stageMasking(program: FheProgram, refreshes: number[], refresher: MaskedRefresher, level: number): StageMasking {
+  return {
+    ...refresher.hiding,
+    level,
+    points: refreshes.map((i) => {
+      const op = program.ops[i]!;
+      const name = op.args[0]!.name;
+      if (op.result!.type.level !== level) throw new FhecError(`refresh gives level ${level}, the program expects ${op.result!.type.level}`, { node: `%${op.result!.name} = refresh` });
+      return [name, refresher.boundFor(name), op.result!.type.scale!];
+    }),
+  };
+}
 
 export interface ParallelStats {
   workers: number;
@@ -206,15 +222,33 @@ export class WorkerPool {
       }),
     );
     let fresh: [string, Uint8Array][][] = placement.actions.map(() => []);
+    let freshMasked: [string, string, Uint8Array][][] = placement.actions.map(() => []);
+    // The client-aided refresher: the workers mask and unmask their own ciphertexts, in parallel, and
+    // the main thread only assembles each round's request. Any other refresher gets the raw ciphertexts.
+    const masked = options.refresher instanceof MaskedRefresher ? options.refresher : undefined;
+    const top = topLevel(ev.params);
     try {
       for (let s = 0; s < rounds.stages.length; s++) {
         const done = (await Promise.all(
-          placement.actions.map((_, w) => this.request(w, { kind: 'stage', run, program: id, stage: s, fresh: fresh[w]!, inputs: s === 0 ? inputsOf[w]! : [] })),
+          placement.actions.map((_, w) =>
+            this.request(w, {
+              kind: 'stage',
+              run,
+              program: id,
+              stage: s,
+              fresh: fresh[w]!,
+              freshMasked: freshMasked[w]!,
+              inputs: s === 0 ? inputsOf[w]! : [],
+              ...(masked && rounds.stages[s]!.refreshes.length > 0 ? { masking: stageMasking(program, rounds.stages[s]!.refreshes, masked, top) } : {}),
+            }),
+          ),
         )) as StageDone[];
         const exported = new Map<string, Uint8Array>();
+        const maskedExports = new Map<string, MaskedExport>();
         done.forEach((d, w) => {
           for (const [tensor, bytes] of d.outputs) outputs.set(tensor, bytes);
           for (const [name, bytes] of d.exports) exported.set(name, bytes);
+          for (const m of d.masked) maskedExports.set(m.value, m);
           for (const [i, ms] of d.opMs) {
             count(program.ops[i]!.kind, ms);
             trace?.op(i, program.ops[i]!.kind, ms);
@@ -226,19 +260,27 @@ export class WorkerPool {
           parallel.waitMs += d.waitMs;
         });
         fresh = placement.actions.map(() => []);
+        freshMasked = placement.actions.map(() => []);
         const refreshes = rounds.stages[s]!.refreshes;
         if (refreshes.length === 0) continue;
         const start = performance.now();
-        const loaded = new Map<string, CkksHandle>();
-        try {
-          for (const [name, bytes] of exported) loaded.set(name, ev.loadCiphertext(bytes));
-          const results = await refreshRoundAsync(program, refreshes, ev, (name) => loaded.get(name)!, options.refresher);
-          refreshes.forEach((i, k) => {
-            fresh[placement.refreshHome.get(i)!]!.push([program.ops[i]!.result!.name, ev.saveCiphertext(results[k]!)]);
-            ev.free(results[k]!);
-          });
-        } finally {
-          for (const h of loaded.values()) ev.free(h);
+        if (masked) {
+          // In the order the key holder's schedule expects (rounds.ts), one request.
+          const items = refreshes.map((i) => maskedExports.get(program.ops[i]!.args[0]!.name)!);
+          const replies = await masked.exchangeMasked(items);
+          refreshes.forEach((i, k) => freshMasked[placement.refreshHome.get(i)!]!.push([program.ops[i]!.result!.name, items[k]!.value, replies[k]!]));
+        } else {
+          const loaded = new Map<string, CkksHandle>();
+          try {
+            for (const [name, bytes] of exported) loaded.set(name, ev.loadCiphertext(bytes));
+            const results = await refreshRoundAsync(program, refreshes, ev, (name) => loaded.get(name)!, options.refresher);
+            refreshes.forEach((i, k) => {
+              fresh[placement.refreshHome.get(i)!]!.push([program.ops[i]!.result!.name, ev.saveCiphertext(results[k]!)]);
+              ev.free(results[k]!);
+            });
+          } finally {
+            for (const h of loaded.values()) ev.free(h);
+          }
         }
         const ms = (performance.now() - start) / refreshes.length;
         for (const i of refreshes) {

@@ -14,6 +14,7 @@ import { PlaintextCache } from '../ckks/plaintext-cache.js';
 import { sealBackend } from '../seal/backend.js';
 import type { WorkerAction } from './placement.js';
 import type { MainToWorker, PeerMessage, StageDone, WorkerToMain } from './protocol.js';
+import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
 
 const port = parentPort;
 if (!port) throw new Error('runtime/parallel/worker.ts runs as a worker thread');
@@ -54,6 +55,8 @@ interface Run {
   actions: WorkerAction[][];
   live: Map<string, CkksHandle>;
   encode: ReturnType<typeof constantEncoder>;
+  /** Refresh inputs masked here, by value, until their fresh ciphertexts come back. */
+  pending: Map<string, PendingRefresh>;
 }
 let current: Run | undefined;
 
@@ -68,10 +71,19 @@ function freeValue(run: Run, name: string): void {
   if (!cache?.holds(h)) ev!.free(h);
 }
 
-async function runStage(run: Run, stage: number, fresh: [string, Uint8Array][], inputs: Map<string, Uint8Array>): Promise<StageDone> {
+async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): Promise<StageDone> {
   const e = ev!;
-  const done: StageDone = { kind: 'stage-done', run: run.id, stage, outputs: [], exports: [], opMs: [], moved: { count: 0, bytes: 0, ms: 0 }, waitMs: 0 };
+  const { stage, fresh, masking } = m;
+  const inputs = new Map(m.inputs);
+  const done: StageDone = { kind: 'stage-done', run: run.id, stage, outputs: [], exports: [], masked: [], opMs: [], moved: { count: 0, bytes: 0, ms: 0 }, waitMs: 0 };
   for (const [name, bytes] of fresh) run.live.set(name, e.loadCiphertext(bytes));
+  for (const [name, input, bytes] of m.freshMasked) {
+    const p = run.pending.get(input);
+    if (!p) throw new Error(`internal: no mask kept for %${input}`);
+    run.pending.delete(input);
+    run.live.set(name, unmaskRefreshed(e, [p], [bytes])[0]!);
+  }
+  const points = new Map((masking?.points ?? []).map(([value, bound, scale]) => [value, { bound, scale }]));
   const get = (name: string): CkksHandle => {
     const h = run.live.get(name);
     if (!h) throw new Error(`internal: %${name} is not live on this worker`);
@@ -106,9 +118,21 @@ async function runStage(run: Run, stage: number, fresh: [string, Uint8Array][], 
         done.moved.ms += performance.now() - t0;
         break;
       }
-      case 'export':
-        done.exports.push([a.value, e.saveCiphertext(get(a.value))]);
+      case 'export': {
+        const point = points.get(a.value);
+        if (!masking || !point) {
+          done.exports.push([a.value, e.saveCiphertext(get(a.value))]);
+          break;
+        }
+        // Masked here, in parallel with the other workers; the mask stays here until the reply.
+        let seen: { level: number; hidingBits: number } | undefined;
+        const ct = get(a.value);
+        const item = { ct, scale: point.scale, level: masking.level, bound: point.bound, point: a.value };
+        const { requestItems, pending } = maskForRefresh(e, [item], masking, (_it, level, plan) => (seen = { level, hidingBits: plan.hidingBitsPerCiphertext }));
+        run.pending.set(a.value, pending[0]!);
+        done.masked.push({ value: a.value, request: requestItems[0]!, level: seen!.level, scale: e.scaleOf(ct), hidingBits: seen!.hidingBits });
         break;
+      }
       case 'free':
         freeValue(run, a.value);
         break;
@@ -137,9 +161,9 @@ async function handle(m: MainToWorker): Promise<void> {
       if (!current || current.id !== m.run) {
         const p = programs.get(m.program);
         if (!p) throw new Error(`internal: program ${m.program} was not sent to this worker`);
-        current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, cache) };
+        current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, cache), pending: new Map() };
       }
-      post(await runStage(current, m.stage, m.fresh, new Map(m.inputs)));
+      post(await runStage(current, m));
       return;
     }
     case 'end': {

@@ -57,7 +57,7 @@ export function exactRefreshRoundTrip(
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
 ): CkksHandle[] {
   const masked = maskForRefresh(ev, items, policy, onMask);
-  return unmaskRefreshed(ev, items, masked.masks, send(masked.requestItems));
+  return unmaskRefreshed(ev, masked.pending, send(masked.requestItems));
 }
 
 /** The same round trip with a key holder that answers asynchronously (over a network). */
@@ -69,36 +69,49 @@ export async function exactRefreshRoundTripAsync(
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
 ): Promise<CkksHandle[]> {
   const masked = maskForRefresh(ev, items, policy, onMask);
-  return unmaskRefreshed(ev, items, masked.masks, await send(masked.requestItems));
+  return unmaskRefreshed(ev, masked.pending, await send(masked.requestItems));
 }
 
-/** The first half of a round trip: each item re-randomized and masked, serialized for the request. */
-function maskForRefresh(
+/** What the evaluator keeps of a masked item until the reply: the mask, and the levels and scales to check and unmask with. */
+export interface PendingRefresh {
+  mask: bigint[];
+  /** Level and scale the fresh ciphertext must have. */
+  level: number;
+  scale: number;
+  /** Scale of the ciphertext that was masked (the mask comes off at scale / sourceScale). */
+  sourceScale: number;
+}
+
+/**
+ * The first half of a round trip: each item re-randomized and masked, serialized for the request.
+ * (Evaluation workers run it on their own ciphertexts, runtime/parallel/worker.ts.)
+ */
+export function maskForRefresh(
   ev: CkksEvaluator,
   items: SizedRefreshItem[],
   policy: MaskPolicy,
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
-): { requestItems: RefreshRequestItem[]; masks: bigint[][] } {
+): { requestItems: RefreshRequestItem[]; pending: PendingRefresh[] } {
   const params = ev.params;
   const n = params.ringDegree;
-  const masks: bigint[][] = [];
+  const pending: PendingRefresh[] = [];
   const requestItems: RefreshRequestItem[] = items.map((it) => {
     const level = ev.levelOf(it.ct);
     const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
     policy.observe?.(it.point, level, it.bound, plan);
     onMask?.(it, level, plan);
     const r = sampleIntegerMask(n, plan.width, policy.random);
-    masks.push(r);
+    pending.push({ mask: r, level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
     const masked = ev.addIntegerPolynomial(it.ct, r, true);
     const bytes = ev.saveCiphertext(masked);
     ev.free(masked);
     return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plan.maskBits };
   });
-  return { requestItems, masks };
+  return { requestItems, pending };
 }
 
 /** The second half: the reply's fresh ciphertexts checked against the request, the masks taken off. */
-function unmaskRefreshed(ev: CkksEvaluator, items: SizedRefreshItem[], masks: bigint[][], reply: Uint8Array[]): CkksHandle[] {
+export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], reply: Uint8Array[]): CkksHandle[] {
   if (reply.length !== items.length) {
     throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
   }
@@ -110,8 +123,8 @@ function unmaskRefreshed(ev: CkksEvaluator, items: SizedRefreshItem[], masks: bi
       if (ev.scaleOf(fresh) !== it.scale) {
         throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(fresh)}, requested ${it.scale}`);
       }
-      const ratio = scaleRatio(it.scale, ev.scaleOf(it.ct));
-      return ev.addIntegerPolynomial(fresh, masks[i]!.map((v) => -roundScaled(v, ratio)));
+      const ratio = scaleRatio(it.scale, it.sourceScale);
+      return ev.addIntegerPolynomial(fresh, it.mask.map((v) => -roundScaled(v, ratio)));
     } finally {
       ev.free(fresh);
     }
@@ -199,6 +212,29 @@ export class MaskedRefresher implements CkksRefresher {
       const { id, request } = this.request(requestItems);
       return this.reply(id, request, await this.transport(request));
     }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
+  }
+
+  /** The mask hiding policy, without functions (evaluation workers mask with it and the OS's CSPRNG). */
+  get hiding(): { hidingBits: number; minHidingBits: number } {
+    return { hidingBits: this.policy.hidingBits, minHidingBits: this.policy.minHidingBits };
+  }
+
+  /**
+   * One round of items masked elsewhere (evaluation workers, with maskForRefresh): audited, sent in one
+   * request, counted; returns the reply's fresh ciphertexts in order.
+   */
+  async exchangeMasked(items: { request: RefreshRequestItem; level: number; scale: number; hidingBits: number }[]): Promise<Uint8Array[]> {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    for (const it of items) {
+      const r = it.request;
+      this.options.audit?.record({ step: this.step, kind: 'refresh', point: r.point, level: it.level, scale: it.scale, bound: r.bound, observedMax: null, hidingBits: it.hidingBits });
+    }
+    const { id, request } = this.request(items.map((it) => it.request));
+    const out = this.reply(id, request, await this.transport(request));
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
