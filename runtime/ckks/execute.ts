@@ -13,7 +13,7 @@ import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
-import { refreshRounds, stageOrder } from '../refresh/rounds.js';
+import { refreshRounds, type ExecutionStage } from '../refresh/rounds.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
@@ -76,9 +76,10 @@ export function executeProgram(
   checkProgramParams(program, ev.params);
   verifyFhe(program, { managed: true });
   // Stage order (runtime/refresh/rounds.ts): everything that does not wait for a refresh round runs
-  // first, then the whole round goes to the key holder in one message.
-  const rounds = refreshRounds(program);
-  const order = stageOrder(rounds);
+  // first, then the whole round goes to the key holder in one message. A refresher that cannot batch
+  // gets the refreshes one by one in program order (the order emitted code uses).
+  const stages: ExecutionStage[] = options.refresher?.refreshMany ? refreshRounds(program).stages : programOrderStages(program);
+  const order = stages.flatMap((s) => [...s.ops, ...s.refreshes]);
   const lastUse = new Map<string, number>();
   order.forEach((i, at) => program.ops[i]!.args.forEach((a) => lastUse.set(a.name, at)));
   const live = new Map<string, CkksHandle>();
@@ -119,7 +120,7 @@ export function executeProgram(
     }
     at++;
   };
-  for (const stage of rounds.stages) {
+  for (const stage of stages) {
     for (const i of stage.ops) {
       const op = program.ops[i]!;
       const start = performance.now();
@@ -143,6 +144,17 @@ export function executeProgram(
   for (const h of live.values()) free(h);
   trace?.end();
   return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated };
+}
+
+/** Program order as stages: a stage ends at each refresh (one refresh per round). */
+function programOrderStages(program: FheProgram): ExecutionStage[] {
+  const stages: ExecutionStage[] = [{ ops: [], refreshes: [] }];
+  program.ops.forEach((op, i) => {
+    if (op.kind !== 'refresh') return stages[stages.length - 1]!.ops.push(i);
+    stages[stages.length - 1]!.refreshes.push(i);
+    stages.push({ ops: [], refreshes: [] });
+  });
+  return stages;
 }
 
 /** Runs `f` for `op`; an FhecError without a node gets the op's. */

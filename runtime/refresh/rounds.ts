@@ -55,8 +55,3 @@ export function refreshRounds(program: FheProgram): RefreshRounds {
   cache.set(program, out);
   return out;
 }
-
-/** Every op index in the order the stages run them (a topological order of the program). */
-export function stageOrder(rounds: RefreshRounds): number[] {
-  return rounds.stages.flatMap((s) => [...s.ops, ...s.refreshes]);
-}
