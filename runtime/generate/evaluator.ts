@@ -64,7 +64,7 @@ export interface EvaluatorOptions {
   trace?: ExecutionTrace;
   /**
    * Evaluation worker threads (runtime/parallel/): each with its own SEAL instance, keys and plaintext
-   * cache (this budget each). 1 (the default here; the CLI defaults to the core count) runs on this
+   * cache (an equal share of plaintextCacheBytes). 1 (the default here; the CLI defaults to the core count) runs on this
    * thread. The simulator always runs on this thread.
    */
   workers?: number;
@@ -185,8 +185,9 @@ export class GenerationEvaluator {
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     const workers = this.options.workers ?? 1;
-    // Each worker has a wasm heap of its own, so each gets the whole budget for what it encodes.
-    if (workers > 1 && !this.backend.simulated) this.pool = await WorkerPool.create(workers, this.source.params, keys, { plaintextBudget: budget });
+    // The budget is shared: each worker encodes about its share of the constants (those of its ops), and
+    // the machine's memory, not one wasm heap, is what several workers fill.
+    if (workers > 1 && !this.backend.simulated) this.pool = await WorkerPool.create(workers, this.source.params, keys, { plaintextBudget: Math.floor(budget / workers) });
     else if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
     return encodeMessage({ kind: 'ready' });
   }
