@@ -56,13 +56,14 @@ export interface Placement {
 }
 
 export interface PlacementOptions {
-  /** Cost of moving one ciphertext between workers, in rotation units (RELATIVE_OP_COST). */
+  /** Cost of moving one ciphertext between workers, per prime it holds, in rotation units (RELATIVE_OP_COST). */
   transferCost?: number;
 }
 
 /**
- * Measured on node-seal 7 at N=8192, chain [60, 40, 40, 60], top level (CPU time, medians): a save, a
- * structured clone and a checked load of a ciphertext take 1.25 ms, a rotation 3.5 ms: about 0.35.
+ * Per prime of the moved ciphertext, like the op costs. Measured on node-seal 7 at N=8192, chain
+ * [60, 40, 40, 60], top level (CPU time, medians): a save, a structured clone and a checked load of a
+ * ciphertext take 1.25 ms, a rotation 3.5 ms: about 0.35 of a rotation at the same level.
  */
 export const DEFAULT_TRANSFER_COST = 0.35;
 
@@ -80,6 +81,8 @@ export function placeProgram(program: FheProgram, workers: number, options: Plac
   const producer = new Map<string, number>();
   ops.forEach((op, i) => op.result && producer.set(op.result.name, i));
   const isPlain = (name: string) => ops[producer.get(name)!]?.kind === 'encode';
+  /** A move costs in proportion to the primes (words) the ciphertext holds. */
+  const moveCost = (name: string) => transfer * ((ops[producer.get(name)!]?.result?.type.level ?? 0) + 1);
   /** Where each ciphertext value is made, and when it is ready there (in cost units). */
   const home = new Map<string, number>();
   const ready = new Map<string, number>();
@@ -93,7 +96,7 @@ export function placeProgram(program: FheProgram, workers: number, options: Plac
   const assigned = new Map<number, number>();
   const availableOn = (name: string, w: number): number => {
     if (home.get(name) === w) return ready.get(name)!;
-    return copies.get(name)?.get(w) ?? ready.get(name)! + transfer;
+    return copies.get(name)?.get(w) ?? ready.get(name)! + moveCost(name);
   };
   rounds.stages.forEach((stage) => {
     for (const i of stage.ops) {
@@ -116,7 +119,7 @@ export function placeProgram(program: FheProgram, workers: number, options: Plac
         if (home.get(n) === best || copies.get(n)?.has(best)) continue;
         let c = copies.get(n);
         if (!c) copies.set(n, (c = new Map()));
-        c.set(best, ready.get(n)! + transfer);
+        c.set(best, ready.get(n)! + moveCost(n));
         transfers++;
       }
       assigned.set(i, best);
