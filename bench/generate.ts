@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { compileGenerationPlan, GenerationPlanStore } from '../compiler/generation-plan.js';
 import { importOnnx } from '../compiler/onnx/import.js';
-import { describeParameters } from '../ir/ckks/params.js';
+import { describeParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
+import { timeMedian } from '../runtime/ckks/measure-costs.js';
 import type { Graph } from '../ir/graph/types.js';
 import { Tensor } from '../ir/tensor.js';
 import { argmax } from '../runtime/generate/client.js';
@@ -29,7 +30,7 @@ const MODEL = path.join(ROOT, 'models/llama-byte-a/model.onnx');
 const CALIBRATION = path.join(ROOT, 'models/llama-byte-a/calibration.txt');
 
 export interface GenerateBenchOptions {
-  /** Prompt (UTF-8 bytes = tokens); the whole prompt is the prefill. Default "The cat " (8 tokens). */
+  /** Prompt (UTF-8 bytes = tokens); the whole prompt is the prefill. Default "The cat sat on a" (16 tokens). */
   prompt?: string;
   /** Decode steps after the prefill (each feeds back one generated token). Default 3. */
   decodeSteps?: number;
@@ -37,6 +38,8 @@ export interface GenerateBenchOptions {
   ortReps?: number;
   refReps?: number;
   machine?: string;
+  /** Worker counts of the SEAL runs (one generation each, same plans and prompt). Default 1 and 2. */
+  workers?: number[];
 }
 
 /** Options from argv (`--decode-steps N`, `--prompt TEXT`, `--ort-reps N`, `--ref-reps N`) and env. */
@@ -59,6 +62,7 @@ export function generateBenchOptions(argv: readonly string[], env: NodeJS.Proces
     decodeSteps: int(flag('decode-steps') ?? env['FHEC_BENCH_DECODE_STEPS'], '--decode-steps'),
     ortReps: int(flag('ort-reps'), '--ort-reps'),
     refReps: int(flag('ref-reps'), '--ref-reps'),
+    ...(flag('workers') ? { workers: flag('workers')!.split(',').map((w) => int(w, '--workers')!) } : {}),
   };
 }
 
@@ -121,6 +125,24 @@ export interface GenerateBench {
     peakRssBytes: number;
   };
   generated: { seal: number[]; ort: number[]; reference: number[]; text: string; sealEqualsOrt: boolean; referenceEqualsOrt: boolean };
+  /** Median wall time of one rotation at the plan's N and top level, measured in this run. */
+  rotationMs: number;
+  /** One SEAL generation per worker count (the first is the one the steps above describe). */
+  byWorkers: WorkersRun[];
+}
+
+export interface WorkersRun {
+  workers: number;
+  prefillMs: number;
+  /** Mean decode seconds per token, and in rotations of rotationMs. */
+  decodeMs?: number;
+  rotationEquivalentsPerToken?: number;
+  /** Per decode token: messages to the key holder (refresh rounds + the cache carry), ciphertexts they carried, bytes each way. */
+  keyHolderPerToken?: { rounds: number; ciphertexts: number; bytesToKeyHolder: number; bytesToEvaluator: number };
+  /** Per decode token: ciphertexts moved between workers and their bytes. */
+  movedPerToken?: { count: number; bytes: number };
+  loadAverage: number;
+  generated: number[];
 }
 
 function median(xs: number[]): number {
@@ -200,7 +222,7 @@ function referenceEngine(graph: Graph): PlainEngine<Record<string, Tensor>> {
 }
 
 export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise<GenerateBench> {
-  const prompt = opts.prompt ?? 'The cat ';
+  const prompt = opts.prompt ?? 'The cat sat on a';
   const D = opts.decodeSteps ?? 3;
   const ortReps = opts.ortReps ?? 50;
   const refReps = opts.refReps ?? 10;
@@ -232,15 +254,26 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     // Encrypted generation on SEAL (a fresh store: every step plan is on disk, so nothing compiles).
     process.stderr.write(`generate bench: SEAL generation, prefill ${promptIds.length} + ${D} decode steps (about ${Math.round(50 + 43 * D)} s on 2 cores)...\n`);
     const store = new GenerationPlanStore(planFile);
-    const loadAverage = os.loadavg()[0]!;
-    const cpu0 = process.cpuUsage();
-    const wall0 = performance.now();
-    const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
-      onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
-    });
-    const cpu = process.cpuUsage(cpu0);
-    const cpuPerWallSecond = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
-    if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
+    const workerCounts = opts.workers ?? [1, 2];
+    const byWorkers: WorkersRun[] = [];
+    let first: { run: Awaited<ReturnType<typeof generateInProcess>>; loadAverage: number; cpuPerWallSecond: number } | undefined;
+    for (const workers of workerCounts) {
+      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
+      const loadAverage = os.loadavg()[0]!;
+      const cpu0 = process.cpuUsage();
+      const wall0 = performance.now();
+      const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
+        workers,
+        onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
+      });
+      const cpu = process.cpuUsage(cpu0);
+      if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
+      first ??= { run, loadAverage, cpuPerWallSecond: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0) };
+      byWorkers.push(workersRun(workers, run, loadAverage));
+    }
+    const { run, loadAverage, cpuPerWallSecond } = first!;
+    const rotationMs = await timeRotation(store.params);
+    for (const w of byWorkers) if (w.decodeMs !== undefined) w.rotationEquivalentsPerToken = w.decodeMs / rotationMs;
 
     const r = run.result;
     const steps: StepBench[] = r.steps.map((s, i) => {
@@ -307,12 +340,47 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
         sealEqualsOrt: same(r.generated, ortRun.tokens),
         referenceEqualsOrt: same(refRun.tokens, ortRun.tokens),
       },
+      rotationMs,
+      byWorkers,
     };
     fs.mkdirSync('bench/out', { recursive: true });
     fs.writeFileSync('bench/out/generate.json', JSON.stringify(result, null, 1));
     return result;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What one SEAL generation shows per decode token. */
+function workersRun(workers: number, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
+  const steps = run.result.steps;
+  const dec = steps.slice(1);
+  const out: WorkersRun = { workers, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
+  if (dec.length === 0) return out;
+  const mean = (f: (e: (typeof dec)[number]['evaluator']) => number) => dec.reduce((a, d) => a + f(d.evaluator), 0) / dec.length;
+  out.decodeMs = dec.reduce((a, d) => a + d.ms, 0) / dec.length;
+  out.keyHolderPerToken = {
+    rounds: mean((e) => e.keyHolder.rounds),
+    ciphertexts: mean((e) => e.refreshes + e.cacheRefreshes),
+    bytesToKeyHolder: mean((e) => e.keyHolder.bytesToKeyHolder),
+    bytesToEvaluator: mean((e) => e.keyHolder.bytesToEvaluator),
+  };
+  if (dec.every((d) => d.evaluator.parallel)) out.movedPerToken = { count: mean((e) => e.parallel!.moved.count), bytes: mean((e) => e.parallel!.moved.bytes) };
+  return out;
+}
+
+/** Median wall time of one rotation (by 1, its own key) of a top-level ciphertext on these parameters. */
+async function timeRotation(params: CkksParameters): Promise<number> {
+  const client = await sealBackend.createClient(params, { galoisSteps: [1], relin: false });
+  const ev = await sealBackend.createEvaluator(params, client.evaluationKeys());
+  try {
+    const ct = ev.loadCiphertext(client.encrypt([1, 2, 3], topLevel(params), params.scale));
+    const ms = timeMedian(() => ev.free(ev.rotate(ct, 1)), 9, 'wall');
+    ev.free(ct);
+    return ms;
+  } finally {
+    ev.dispose();
+    client.dispose();
   }
 }
 
@@ -354,6 +422,22 @@ export function printGenerateBench(r: GenerateBench): void {
       `key holder ${t.keyHolder.roundTrips} round trips (${mib(t.keyHolder.bytesSent)} to it, ${mib(t.keyHolder.bytesReceived)} back, its work ${sec(t.keyHolder.ms)} s, inside the step times); ` +
       `client -> evaluator ${mib(t.evaluatorChannel.bytesSent)}; peak RSS ${mib(t.peakRssBytes)}`,
   );
+  console.log(`\none rotation at N=${r.parameters.match(/N\s*=\s*(\d+)/)?.[1] ?? '?'}, top level: ${msf(r.rotationMs)} ms (median, this run)`);
+  console.log(`| workers | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
+  console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
+  for (const w of r.byWorkers) {
+    const k = w.keyHolderPerToken;
+    console.log(
+      `| ${w.workers} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
+        `${k ? k.rounds.toFixed(1) : '-'} | ${k ? k.ciphertexts.toFixed(1) : '-'} | ${k ? mib(k.bytesToKeyHolder) : '-'} | ${k ? mib(k.bytesToEvaluator) : '-'} | ` +
+        `${w.movedPerToken ? `${w.movedPerToken.count.toFixed(0)} (${mib(w.movedPerToken.bytes)})` : '-'} | ${w.loadAverage.toFixed(1)} | ${w.generated.join(',') === r.generated.ort.join(',') ? 'yes' : 'NO'} |`,
+    );
+  }
+  const one = r.byWorkers.find((w) => w.workers === 1);
+  for (const w of r.byWorkers) {
+    if (w === one || !one?.decodeMs || !w.decodeMs) continue;
+    console.log(`decode speed-up with ${w.workers} workers: ${(one.decodeMs / w.decodeMs).toFixed(2)}x (1 worker ${sec(one.decodeMs)} s, ${w.workers} workers ${sec(w.decodeMs)} s per token)`);
+  }
   const c = r.contention;
   console.log(
     `contention: load average ${c.loadAverage.toFixed(1)} on ${c.cores} cores when the SEAL run started; it got ${c.cpuPerWallSecond.toFixed(2)} s of CPU per wall second` +

@@ -43,6 +43,8 @@ export interface AccuracyOptions {
   audit?: RefreshAudit;
   /** The refresh mask policy (--min-hiding-bits). */
   mask?: Partial<MaskPolicy>;
+  /** Evaluation worker threads on seal (default 1). */
+  workers?: number;
 }
 
 function argmax(v: ArrayLike<number>, off: number, n: number): number {
@@ -75,7 +77,7 @@ export async function measureAccuracy(
   const text = tokenizeText(imported, fs.readFileSync(textFile), textFile, opts.tokenizer);
   const starts = windowStarts(text.length, { window: S }).slice(opts.skip ?? 0, (opts.skip ?? 0) + (opts.windows ?? 4));
   const { graph } = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: S }), verifyEach: false });
-  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}), ...(opts.workers ? { workers: opts.workers } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;
@@ -134,7 +136,7 @@ export async function measureDecodeAccuracy(
   const text = tokenizeText(imported, fs.readFileSync(textFile), textFile, opts.tokenizer);
   const pre = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'prefill', sequence: P }), verifyEach: false }).graph;
   const dec = loadModel(modelFile, { bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false }).graph;
-  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}) });
+  const session = new ModelSession(plan, backend, { onWarning: () => {}, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.mask ? { mask: opts.mask } : {}), ...(opts.workers ? { workers: opts.workers } : {}) });
   const fig: AccuracyFigures = { file: textFile, windows: 0, positions: 0, agree: 0, agreement: 0, maxAbsError: 0, meanAbsError: 0, warnings: [], ms: 0 };
   let sumErr = 0;
   let count = 0;

@@ -8,6 +8,7 @@ import type { FheProgram } from '../ir/fhe/types.js';
 import { Tensor } from '../ir/tensor.js';
 import { packCiphertext, unpackTensor, type PlanInterface } from '../passes/fhe/lower/interface.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../runtime/backend.js';
+import { WorkerPool } from '../runtime/parallel/pool.js';
 import { executeProgram, keyRequestFor, planRefresher, type ExecutionTrace, type OpStats } from '../runtime/ckks/execute.js';
 import type { RefreshAudit } from '../runtime/refresh/audit.js';
 import type { MaskPolicy } from '../runtime/refresh/mask.js';
@@ -86,14 +87,18 @@ export interface FheSession {
   evaluator: CkksEvaluator;
   keys: KeyRequest;
   keysMs: number;
-  dispose(): void;
+  /** Evaluation workers (seal, --workers > 1). */
+  pool?: WorkerPool;
+  dispose(): Promise<void>;
 }
 
-export async function openFheSession(backend: CkksBackend, params: CkksParameters, keys: KeyRequest): Promise<FheSession> {
+export async function openFheSession(backend: CkksBackend, params: CkksParameters, keys: KeyRequest, workers = 1): Promise<FheSession> {
   const t0 = performance.now();
   const client = await backend.createClient(params, keys);
-  // Only the serialized evaluation keys cross over: the evaluator never sees the secret key.
-  const evaluator = await backend.createEvaluator(params, client.evaluationKeys());
+  // Only the serialized evaluation keys cross over: the evaluator (and each worker) never sees the secret key.
+  const evaluationKeys = client.evaluationKeys();
+  const evaluator = await backend.createEvaluator(params, evaluationKeys);
+  const pool = workers > 1 && !backend.simulated ? await WorkerPool.create(workers, params, evaluationKeys) : undefined;
   return {
     backend,
     params,
@@ -101,7 +106,9 @@ export async function openFheSession(backend: CkksBackend, params: CkksParameter
     evaluator,
     keys,
     keysMs: performance.now() - t0,
-    dispose() {
+    ...(pool ? { pool } : {}),
+    async dispose() {
+      await pool?.dispose();
       evaluator.dispose();
       client.dispose();
     },
@@ -132,6 +139,8 @@ export interface FheRunOptions {
   audit?: RefreshAudit;
   /** The refresh mask policy (--min-hiding-bits lowers minHidingBits; default 40, runtime/refresh/mask.ts). */
   mask?: Partial<MaskPolicy>;
+  /** Evaluation worker threads on seal (runtime/parallel/; default 1). */
+  workers?: number;
 }
 
 export interface FheRunResult {
@@ -169,7 +178,7 @@ export async function runFhe(
   if (opts.session && (opts.session.backend.name !== opts.backend.name || !sessionFits(opts.session, params, need))) {
     throw new FhecError('the session was made for another backend or other parameters, or lacks keys this plan needs');
   }
-  const session = opts.session ?? (await openFheSession(opts.backend, params, need));
+  const session = opts.session ?? (await openFheSession(opts.backend, params, need, opts.workers));
   try {
     const { client, evaluator } = session;
     const slots = slotsOf(params);
@@ -185,7 +194,9 @@ export async function runFhe(
     }
     const encryptMs = performance.now() - t;
     const refreshing = planRefresher(program, client, evaluator, opts);
-    const execution = executeProgram(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: opts.trace });
+    const execution = session.pool
+      ? await session.pool.run(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: opts.trace })
+      : executeProgram(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: opts.trace });
     refreshing.finish();
     t = performance.now();
     const outputs: Record<string, Tensor> = {};
@@ -212,7 +223,7 @@ export async function runFhe(
     if (client.predictedError) result.predictedError = predicted;
     return result;
   } finally {
-    if (!opts.session) session.dispose();
+    if (!opts.session) await session.dispose();
   }
 }
 

@@ -131,6 +131,7 @@ export interface ModelRunFlags {
   trace?: ExecutionTrace;
   audit?: RefreshAudit;
   mask?: Partial<MaskPolicy>;
+  workers?: number;
 }
 
 export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, flags: ModelRunFlags = {}): Promise<ModelRunOutput> {

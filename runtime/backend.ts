@@ -73,6 +73,12 @@ export interface CkksEvaluator {
   saveCiphertext(ct: CkksHandle): Uint8Array;
   /** Encodes slot values (length <= slots; the rest are 0) at a level and scale. */
   encode(values: Float64Array, level: number, scale: number): CkksHandle;
+  /**
+   * Encodes the same value in every slot: the constant polynomial round(value * scale), built directly
+   * (in NTT form it is that integer mod each prime in every position), no FFT. Optional: the executor
+   * falls back to `encode`.
+   */
+  encodeSplat?(value: number, level: number, scale: number): CkksHandle;
   add(a: CkksHandle, b: CkksHandle): CkksHandle;
   sub(a: CkksHandle, b: CkksHandle): CkksHandle;
   negate(a: CkksHandle): CkksHandle;
@@ -106,6 +112,10 @@ export interface CkksEvaluator {
 export interface CkksRefresher {
   /** `name`: the refreshed value in the program, for per-value policies (e.g. calibrated bounds). */
   refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle;
+  /** Refreshes several ciphertexts in one round trip (a refresh round, runtime/refresh/rounds.ts); same results as one by one. */
+  refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[]): CkksHandle[];
+  /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
+  refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
 }
 
 export interface CkksBackend {

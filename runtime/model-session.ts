@@ -80,6 +80,8 @@ export interface SessionOptions {
   audit?: RefreshAudit;
   /** The refresh mask policy (--min-hiding-bits lowers minHidingBits; default 40, refresh/mask.ts). */
   mask?: Partial<MaskPolicy>;
+  /** Evaluation worker threads on seal (runtime/parallel/; default 1). */
+  workers?: number;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -233,7 +235,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask });
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask, workers: this.options.workers });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

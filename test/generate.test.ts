@@ -72,6 +72,11 @@ describe('fhec generate on sim', () => {
     // 2 layers x (K, V) carried after each of the 5 steps before a decode.
     expect(r.stderr).toMatch(/refreshes: [1-9]\d* ciphertexts by refresh ops, 20 KV-cache ciphertexts carried between steps/);
     expect(r.stderr).toMatch(/key holder: [1-9]\d* round trips, [\d.]+ MiB to it/);
+    // Refreshes of one dependency level share a message: fewer round trips per token than ciphertexts.
+    const perToken = /key holder per decode token: ([\d.]+) round trips for ([\d.]+) ciphertexts, [\d.]+ MiB to it, [\d.]+ MiB back/.exec(r.stderr);
+    expect(perToken, r.stderr).not.toBeNull();
+    expect(Number(perToken![1])).toBeGreaterThanOrEqual(1);
+    expect(Number(perToken![1])).toBeLessThan(Number(perToken![2]));
     expect(r.stderr).toMatch(/peak memory: [\d.]+ MiB/);
     expect(r.stderr).toMatch(/step plans compiled during this run: 5/);
     // Every masked ciphertext was within the bound its mask was sized from (the key holder accepted the

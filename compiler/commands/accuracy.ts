@@ -10,7 +10,7 @@ import { loadModelPlan } from '../../runtime/model-session.js';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy } from '../accuracy.js';
 import { backendByName, backendLabel } from '../fhe-run.js';
 import { isModelPlanFile } from '../model-commands.js';
-import { intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption } from './common.js';
 import { checkOutputs, modelFiles, planFiles } from './outputs.js';
 import { writeFileAtomic } from '../../runtime/plan/files.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
@@ -24,6 +24,7 @@ interface AccuracyFlags {
   auditRefresh?: string;
   minHidingBits?: number;
   tokenizer?: string;
+  workers?: number;
 }
 
 function positiveInt(name: string, v: number, min: number): number {
@@ -44,6 +45,7 @@ export function registerAccuracy(program: Command): void {
     .option('--backend <name>', 'seal (real encryption) or sim (CKKS simulation, nothing encrypted)', 'seal')
     .option('--json <file>', 'also write the figures as JSON')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
+    .option('--workers <n>', WORKERS_HELP, workersOption())
     .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: window (run), refresh point, bound, observed max |x| (sim only), hiding bits')
     .action(async (model: string, planFile: string, opts: AccuracyFlags) => {
       const backend = backendByName(opts.backend);
@@ -61,6 +63,7 @@ export function registerAccuracy(program: Command): void {
       const fig = await measure(model, plan, backend, opts.text, {
         ...(audit ? { audit } : {}),
         ...maskFromFlags(opts.minHidingBits),
+        workers: opts.workers ?? defaultWorkers(),
         windows: opts.windows,
         skip: opts.skip,
         ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),

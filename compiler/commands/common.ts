@@ -1,6 +1,7 @@
 // Helpers shared by CLI verbs: --bind parsing, reading tensor JSON files, writing output.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { FhecError } from '../../ir/errors.js';
 import { parseJsonText } from '../../ir/tensor-json.js';
 import { DEFAULT_HIDING_BITS } from '../../runtime/refresh/mask.js';
@@ -60,4 +61,15 @@ export function minHidingBitsOption(): (v: string) => number {
 /** The mask policy of a command's --min-hiding-bits (none: the default). */
 export function maskFromFlags(minHidingBits: number | undefined): { mask?: { minHidingBits: number } } {
   return minHidingBits === undefined ? {} : { mask: { minHidingBits } };
+}
+
+/** `--workers`: evaluation worker threads on seal (runtime/parallel/); default the machine's cores. */
+export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread)';
+
+export function workersOption(): (v: string) => number {
+  return intOption('--workers', 1);
+}
+
+export function defaultWorkers(): number {
+  return os.availableParallelism();
 }

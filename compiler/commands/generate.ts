@@ -19,7 +19,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -54,6 +54,8 @@ export interface GenerateFlags {
   emitted?: boolean;
   /** The Hugging Face tokenizer folder (default: the one the plan was compiled with). */
   tokenizer?: string;
+  /** Evaluation worker threads (default: the core count). */
+  workers?: number;
 }
 
 export interface GenerateOutput {
@@ -89,6 +91,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     ...(recorder ? { trace: recorder } : {}),
     ...(audit ? { audit } : {}),
     ...maskFromFlags(flags.minHidingBits),
+    workers: flags.workers ?? defaultWorkers(),
     onStep: (done, total, rec) => {
       if (!show) return;
       if (!bar) {
@@ -177,6 +180,7 @@ export function registerGenerate(program: Command): void {
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
     .option('--emitted', 'run each step plan\'s emitted TypeScript module (fhec compile --emit ts; emitted on first use if missing) instead of its program')
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
+    .option('--workers <n>', WORKERS_HELP, workersOption())
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

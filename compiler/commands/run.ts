@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
-import { maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile } from './common.js';
+import { defaultWorkers, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile, WORKERS_HELP, workersOption } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
@@ -21,6 +21,7 @@ interface RunFlags {
   trace?: string;
   auditRefresh?: string;
   minHidingBits?: number;
+  workers?: number;
 }
 
 /** The trace of a one-program run, all but the refresh traffic. */
@@ -55,6 +56,7 @@ export function registerRun(program: Command): void {
     .option('--trace <run.json>', 'write measured time per op, refresh traffic and peak memory here (for fhec report --run)')
     .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
+    .option('--workers <n>', WORKERS_HELP, workersOption())
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
       const outs = [
@@ -70,7 +72,7 @@ export function registerRun(program: Command): void {
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
         // Errors about an input (no file of their own) are about the inputs file.
-        const m = await runModelCommand(plan, inputs, backend, { ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits) }).catch((e: unknown) => {
+        const m = await runModelCommand(plan, inputs, backend, { ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers() }).catch((e: unknown) => {
           throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
         });
         audit?.close();
@@ -87,7 +89,7 @@ export function registerRun(program: Command): void {
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits) }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers() }, opts.inputs);
       audit?.close();
       if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (recorder && opts.trace) {

@@ -48,7 +48,7 @@ export function clockMs(clock: 'cpu' | 'wall'): number {
  * Median time (ms) of f over `reps` timed samples after one warm-up call. Each sample repeats f enough
  * times to last about 0.5 ms, so cheap ops are not lost in the clock's resolution.
  */
-function timeMedian(f: () => void, reps = 7, clock: 'cpu' | 'wall' = 'cpu'): number {
+export function timeMedian(f: () => void, reps = 7, clock: 'cpu' | 'wall' = 'cpu'): number {
   const t0 = clockMs(clock);
   f();
   const first = clockMs(clock) - t0;

@@ -20,13 +20,14 @@ import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { slotsOf } from '../../ir/ckks/params.js';
 import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
-import { auditMasks, exactRefreshRoundTrip } from '../refresh/refresher.js';
+import { auditMasks, exactRefreshRoundTrip, exactRefreshRoundTripAsync, type SizedRefreshItem } from '../refresh/refresher.js';
+import type { RefreshRequestItem } from '../refresh/messages.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import { scheduledBound } from '../refresh/key-holder.js';
 import type { RefreshScheduleGuard } from '../refresh/schedule.js';
 import { decodeMessage, encodeMessage } from './messages.js';
 import { relayoutMap, type RelayoutPiece } from './relayout.js';
-import type { SyncChannel } from './transport.js';
+import type { KeyHolderChannel } from './transport.js';
 
 export interface CacheRefreshItem {
   ct: CkksHandle;
@@ -126,7 +127,7 @@ export class CacheRefresher {
 
   constructor(
     private readonly ev: CkksEvaluator,
-    private readonly channel: SyncChannel,
+    private readonly channel: KeyHolderChannel,
     mask: Partial<MaskPolicy> = {},
     private readonly audit?: RefreshAudit,
   ) {
@@ -137,51 +138,78 @@ export class CacheRefresher {
   refresh(items: CacheRefreshItem[]): Uint8Array[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const { ev } = this;
-    const slots = slotsOf(ev.params);
-    const moved = items.map((it) => {
+    const moved = this.move(items);
+    try {
+      const fresh = exactRefreshRoundTrip(this.ev, moved, this.policy, (req) => {
+        const { id, request } = this.request(items, req);
+        const reply = this.channel(request);
+        if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run on evaluation workers (--workers), whose cache carries can wait');
+        return this.reply(id, request, reply);
+      }, auditMasks(this.ev, this.audit, this.step, 'carry'));
+      return this.finish(items, fresh, t0);
+    } finally {
+      for (const m of moved) if (m.owned) this.ev.free(m.ct);
+    }
+  }
+
+  /** refresh through a key holder that answers asynchronously (across a network). */
+  async refreshAsync(items: CacheRefreshItem[]): Promise<Uint8Array[]> {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    const moved = this.move(items);
+    try {
+      const fresh = await exactRefreshRoundTripAsync(this.ev, moved, this.policy, async (req) => {
+        const { id, request } = this.request(items, req);
+        return this.reply(id, request, await this.channel(request));
+      }, auditMasks(this.ev, this.audit, this.step, 'carry'));
+      return this.finish(items, fresh, t0);
+    } finally {
+      for (const m of moved) if (m.owned) this.ev.free(m.ct);
+    }
+  }
+
+  /** Each item in its destination layout (the evaluator moves the slots itself, before masking). */
+  private move(items: CacheRefreshItem[]): (SizedRefreshItem & { owned: boolean })[] {
+    const slots = slotsOf(this.ev.params);
+    return items.map((it) => {
       const map = relayoutMap(it.from, it.to, slots, it.piece);
-      const ct = isIdentity(map) ? it.ct : relayoutHomomorphic(ev, it.ct, map);
+      const ct = isIdentity(map) ? it.ct : relayoutHomomorphic(this.ev, it.ct, map);
       return { ct, owned: ct !== it.ct, scale: it.scale, level: it.level, bound: it.bound, point: it.name };
     });
-    try {
-      const fresh = exactRefreshRoundTrip(
-        ev,
-        moved,
-        this.policy,
-        (req) => {
-          const id = this.nextId++;
-          const header: RequestHeader = {
-            kind: 'cache-refresh',
-            id,
-            step: this.step,
-            items: req.map((r, i) => {
-              const it = items[i]!;
-              return { point: r.point, from: it.from, to: it.to, ...(it.piece ? { piece: it.piece } : {}), level: it.level, scale: r.scale, bound: r.bound, maskBits: r.maskBits };
-            }),
-          };
-          const request = encodeMessage(header, req.map((r) => r.ciphertext));
-          const replyBytes = this.channel(request);
-          this.traffic.roundTrips++;
-          this.traffic.bytesToKeyHolder += request.length;
-          this.traffic.bytesToEvaluator += replyBytes.length;
-          const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(replyBytes, ['cache-fresh']);
-          if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
-          return reply.blobs;
-        },
-        auditMasks(ev, this.audit, this.step, 'carry'),
-      );
-      const out = fresh.map((h) => {
-        const bytes = ev.saveCiphertext(h);
-        ev.free(h);
-        return bytes;
-      });
-      this.traffic.ciphertexts += items.length;
-      this.traffic.ms += performance.now() - t0;
-      return out;
-    } finally {
-      for (const m of moved) if (m.owned) ev.free(m.ct);
-    }
+  }
+
+  private request(items: CacheRefreshItem[], req: RefreshRequestItem[]): { id: number; request: Uint8Array } {
+    const id = this.nextId++;
+    const header: RequestHeader = {
+      kind: 'cache-refresh',
+      id,
+      step: this.step,
+      items: req.map((r, i) => {
+        const it = items[i]!;
+        return { point: r.point, from: it.from, to: it.to, ...(it.piece ? { piece: it.piece } : {}), level: it.level, scale: r.scale, bound: r.bound, maskBits: r.maskBits };
+      }),
+    };
+    return { id, request: encodeMessage(header, req.map((r) => r.ciphertext)) };
+  }
+
+  private reply(id: number, request: Uint8Array, replyBytes: Uint8Array): Uint8Array[] {
+    this.traffic.roundTrips++;
+    this.traffic.bytesToKeyHolder += request.length;
+    this.traffic.bytesToEvaluator += replyBytes.length;
+    const reply = decodeMessage<{ kind: 'cache-fresh'; id: number }>(replyBytes, ['cache-fresh']);
+    if (reply.header.id !== id) throw new FhecError(`cache refresh reply answers request ${reply.header.id}, expected ${id}`);
+    return reply.blobs;
+  }
+
+  private finish(items: CacheRefreshItem[], fresh: CkksHandle[], t0: number): Uint8Array[] {
+    const out = fresh.map((h) => {
+      const bytes = this.ev.saveCiphertext(h);
+      this.ev.free(h);
+      return bytes;
+    });
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
   }
 }
 

@@ -24,7 +24,8 @@ import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
-import type { SyncChannel } from './transport.js';
+import type { KeyHolderChannel } from './transport.js';
+import { WorkerPool, type ParallelStats } from '../parallel/pool.js';
 
 export interface OpenReply {
   kind: 'plan';
@@ -42,6 +43,10 @@ export interface StepStats {
   ops: Record<string, OpStats>;
   refreshes: number;
   cacheRefreshes: number;
+  /** Messages to the key holder in this step (refresh rounds and the cache carry), and their bytes each way. */
+  keyHolder: { rounds: number; bytesToKeyHolder: number; bytesToEvaluator: number };
+  /** With workers: ciphertexts moved between them, their bytes and the save/load time, per worker op time. */
+  parallel?: ParallelStats;
   /** The step's encodes answered by the plaintext cache, and what it holds after the step. */
   plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
 }
@@ -63,6 +68,12 @@ export interface EvaluatorOptions {
    * the plan's program; the module must be the plan's (runEmittedPlan checks the digests).
    */
   emitted?: (sp: StepPlan) => EmittedPlanModule;
+  /**
+   * Evaluation worker threads (runtime/parallel/): each with its own SEAL instance, keys and plaintext
+   * cache (an equal share of plaintextCacheBytes). 1 (the default here; the CLI defaults to the core count) runs on this
+   * thread. The simulator always runs on this thread.
+   */
+  workers?: number;
 }
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
@@ -87,12 +98,17 @@ interface CachedValue {
   tokenStart: number;
 }
 
+function subtractTraffic(a: StepStats['keyHolder'], b: StepStats['keyHolder']): StepStats['keyHolder'] {
+  return { rounds: a.rounds - b.rounds, bytesToKeyHolder: a.bytesToKeyHolder - b.bytesToKeyHolder, bytesToEvaluator: a.bytesToEvaluator - b.bytesToEvaluator };
+}
+
 export class GenerationEvaluator {
   readonly stats: StepStats[] = [];
   private ev?: CkksEvaluator;
   private refresher?: MaskedRefresher;
   private cacheRefresher?: CacheRefresher;
   private plaintexts?: PlaintextCache;
+  private pool?: WorkerPool;
   private steps: StepShape[] = [];
   private next = 0;
   /** The encrypted KV cache: the last step's present outputs, by the model's output name. */
@@ -103,7 +119,7 @@ export class GenerationEvaluator {
   constructor(
     private readonly source: GenerationPlanSource,
     private readonly backend: CkksBackend,
-    private readonly keyHolder: SyncChannel,
+    private readonly keyHolder: KeyHolderChannel,
     private readonly options: EvaluatorOptions = {},
   ) {}
 
@@ -117,9 +133,9 @@ export class GenerationEvaluator {
         case 'keys':
           return await this.acceptKeys(request);
         case 'step':
-          return this.step(request);
+          return await this.step(request);
         default:
-          this.dispose();
+          await this.close();
           return encodeMessage({ kind: 'closed' });
       }
     } catch (e) {
@@ -167,18 +183,22 @@ export class GenerationEvaluator {
 
   private async acceptKeys(request: Uint8Array): Promise<Uint8Array> {
     const keys = decodeKeys(request);
-    this.dispose();
+    await this.close();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
     const { mask, audit } = this.options;
     this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit });
     this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
-    if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
+    const workers = this.options.workers ?? 1;
+    // The budget is shared: each worker encodes about its share of the constants (those of its ops), and
+    // the machine's memory, not one wasm heap, is what several workers fill.
+    if (workers > 1 && !this.backend.simulated) this.pool = await WorkerPool.create(workers, this.source.params, keys, { plaintextBudget: Math.floor(budget / workers) });
+    else if (budget > 0) this.plaintexts = new PlaintextCache(this.ev, budget);
     return encodeMessage({ kind: 'ready' });
   }
 
-  private step(request: Uint8Array): Uint8Array {
+  private async step(request: Uint8Array): Promise<Uint8Array> {
     const { header, blobs } = decodeMessage<{ kind: 'step'; index: number; logits: boolean }>(request, ['step']);
     const ev = this.ev;
     if (!ev || !this.refresher || !this.cacheRefresher) throw new FhecError('no evaluation keys yet: send the keys before the first step');
@@ -195,6 +215,7 @@ export class GenerationEvaluator {
     const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
+    const traffic0 = this.keyHolderTotals();
     // This step's refresh points, as the key holder derives them from the plans (step-schedule.ts).
     const points = stepRefreshPoints(this.prev, sp);
     this.refresher.step = this.cacheRefresher.step = header.index;
@@ -211,7 +232,7 @@ export class GenerationEvaluator {
         return { name: p.id, ct: ev.loadCiphertext(src.bytes), from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
       });
     try {
-      const fresh = this.cacheRefresher.refresh(carry);
+      const fresh = this.pool ? await this.cacheRefresher.refreshAsync(carry) : this.cacheRefresher.refresh(carry);
       carry.forEach((c, i) => {
         const prev = inputs.get(c.name);
         if (!prev) return inputs.set(c.name, fresh[i]!);
@@ -228,7 +249,12 @@ export class GenerationEvaluator {
     const pt0 = plaintexts?.stats;
     const run = { refresher: this.refresher, plaintexts, trace: this.options.trace };
     const emitted = this.options.emitted?.(sp);
-    const exec = emitted ? runEmittedPlan(emitted, sp.plan.plan, sp.plan.file, ev, inputs, run) : executeProgram(sp.plan.plan.program, ev, inputs, run);
+    // Emitted modules run on this thread (one runtime call per op); plans on the worker pool when there is one.
+    const exec = emitted
+      ? runEmittedPlan(emitted, sp.plan.plan, sp.plan.file, ev, inputs, run)
+      : this.pool
+        ? await this.pool.run(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, trace: this.options.trace })
+        : executeProgram(sp.plan.plan.program, ev, inputs, run);
     this.cache.clear();
     for (const o of meta.outputs) {
       if (!o.kv) continue;
@@ -251,7 +277,17 @@ export class GenerationEvaluator {
       ops: Object.fromEntries(exec.ops),
       refreshes: this.refresher.traffic.ciphertexts - refreshes0,
       cacheRefreshes: this.cacheRefresher.traffic.ciphertexts - cache0,
+      keyHolder: subtractTraffic(this.keyHolderTotals(), traffic0),
     };
+    if ('parallel' in exec) stats.parallel = exec.parallel as ParallelStats;
+    const workerCaches = this.pool?.plaintexts.filter((p) => p !== undefined);
+    if (shape.kind === 'decode' && workerCaches && workerCaches.length > 0) {
+      // Summed over the workers' caches (cumulative counts: the step's are the difference from the last step's).
+      const sum = (k: 'hits' | 'misses' | 'evictions' | 'bytes' | 'reservedBytes' | 'budgetBytes') => workerCaches.reduce((t, p) => t + p[k], 0);
+      const before = this.workerCacheTotals;
+      stats.plaintexts = { hits: sum('hits') - before.hits, misses: sum('misses') - before.misses, evictions: sum('evictions') - before.evictions, bytes: sum('bytes'), reservedBytes: sum('reservedBytes'), budgetBytes: sum('budgetBytes') };
+      this.workerCacheTotals = { hits: sum('hits'), misses: sum('misses'), evictions: sum('evictions') };
+    }
     if (plaintexts && pt0) {
       const pt = plaintexts.stats;
       const d = (k: 'hits' | 'misses' | 'evictions') => pt[k] - pt0[k];
@@ -263,7 +299,30 @@ export class GenerationEvaluator {
     return encodeMessage({ kind: 'logits', layout: logitsMeta.blocks[0]!.layout, stats } as { kind: string }, header.logits ? [logits] : []);
   }
 
+  private workerCacheTotals = { hits: 0, misses: 0, evictions: 0 };
+
+  private keyHolderTotals(): { rounds: number; bytesToKeyHolder: number; bytesToEvaluator: number } {
+    const r = this.refresher?.traffic;
+    const c = this.cacheRefresher?.traffic;
+    return {
+      rounds: (r?.roundTrips ?? 0) + (c?.roundTrips ?? 0),
+      bytesToKeyHolder: (r?.bytesToKeyHolder ?? 0) + (c?.bytesToKeyHolder ?? 0),
+      bytesToEvaluator: (r?.bytesToEvaluator ?? 0) + (c?.bytesToEvaluator ?? 0),
+    };
+  }
+
+  /** Stops the worker threads too. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    this.dispose();
+    await pool?.dispose();
+  }
+
   dispose(): void {
+    void this.pool?.dispose();
+    this.pool = undefined;
+    this.workerCacheTotals = { hits: 0, misses: 0, evictions: 0 };
     this.plaintexts?.dispose();
     this.plaintexts = undefined;
     this.ev?.dispose();

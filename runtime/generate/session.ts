@@ -71,7 +71,7 @@ export async function generateInProcess(
       totalMs: performance.now() - t0,
     };
   } finally {
-    evaluator.dispose();
+    await evaluator.close();
     client.dispose();
   }
 }
@@ -127,6 +127,25 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   lines.push(`refreshes: ${g.refreshes} ciphertexts by refresh ops, ${g.cacheRefreshes} KV-cache ciphertexts carried between steps`);
   const k = g.keyHolderChannel;
   lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)})`);
+  if (dec.length > 0) {
+    // Refreshes of one dependency level travel in one message (runtime/refresh/rounds.ts).
+    const per = (f: (d: (typeof dec)[number]) => number) => dec.reduce((s, d) => s + f(d), 0) / dec.length;
+    lines.push(
+      `key holder per decode token: ${per((d) => d.evaluator.keyHolder.rounds).toFixed(1)} round trips for ${per((d) => d.evaluator.refreshes + d.evaluator.cacheRefreshes).toFixed(1)} ciphertexts, ` +
+        `${mb(per((d) => d.evaluator.keyHolder.bytesToKeyHolder))} to it, ${mb(per((d) => d.evaluator.keyHolder.bytesToEvaluator))} back`,
+    );
+    const par = dec.map((d) => d.evaluator.parallel).filter((p) => p !== undefined);
+    if (par.length > 0) {
+      const moved = par.reduce((s, p) => s + p.moved.count, 0) / par.length;
+      const movedBytes = par.reduce((s, p) => s + p.moved.bytes, 0) / par.length;
+      const movedMs = par.reduce((s, p) => s + p.moved.ms, 0) / par.length;
+      const busy = par[0]!.busyMs.map((_, w) => par.reduce((s, p) => s + p.busyMs[w]!, 0) / par.length);
+      lines.push(
+        `workers: ${par[0]!.workers}, per decode step ${Math.round(moved)} ciphertexts moved between them (${mb(movedBytes)}, ${sec(movedMs)} saving and loading), ` +
+          `op time per worker ${busy.map((b) => sec(b)).join(' / ')}`,
+      );
+    }
+  }
   const e = g.evaluatorChannel;
   lines.push(`client <-> evaluator: ${e.roundTrips} messages, ${mb(e.bytesSent)} to the evaluator (keys, embeddings), ${mb(e.bytesReceived)} back (logits)`);
   lines.push(`peak memory: ${mb(g.peakRss)} resident (maxRSS)`);

@@ -4,7 +4,7 @@
 // piece of a split cache), in the plan's cacheInputs order, from the previous step's present output
 // (its level, scale and layout, one level lower when the evaluator moves slots, and the bound the
 // previous plan gives that output) into this step's input (its level, scale, layout).
-// Then come the step program's refresh ops, in program order.
+// Then come the step program's refresh ops, round by round (runtime/refresh/rounds.ts).
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp } from '../../ir/fhe/types.js';

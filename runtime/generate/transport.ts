@@ -5,6 +5,13 @@
 export type AsyncChannel = (request: Uint8Array) => Promise<Uint8Array>;
 /** Evaluator to key holder, inside an evaluation step: synchronous request/reply. */
 export type SyncChannel = (request: Uint8Array) => Uint8Array;
+/**
+ * Evaluator to key holder as the evaluator takes it: one message per refresh round or cache carry,
+ * each a batch of ciphertexts (runtime/refresh/messages.ts, generate/cache-refresh.ts). An in-process
+ * key holder answers at once; a remote one (a browser client) with a promise, which the evaluation
+ * workers' path waits for (the one-thread path needs an immediate answer).
+ */
+export type KeyHolderChannel = (request: Uint8Array) => Uint8Array | Promise<Uint8Array>;
 
 export interface ChannelCounters {
   roundTrips: number;

@@ -14,8 +14,12 @@ import { DEFAULT_MASK_POLICY } from './mask.js';
 import { decodeRefreshRequest, encodeRefreshReply } from './messages.js';
 import type { RefreshPoint, RefreshScheduleGuard } from './schedule.js';
 
-/** Bytes in, bytes out: the only channel between evaluator and key holder. */
-export type RefreshTransport = (request: Uint8Array) => Uint8Array;
+/**
+ * Bytes in, bytes out: the only channel between evaluator and key holder. One request carries a whole
+ * refresh round (messages.ts). An in-process key holder answers at once; one across a network answers
+ * with a promise, which only the asynchronous paths (evaluation workers, refreshManyAsync) can wait for.
+ */
+export type RefreshTransport = (request: Uint8Array) => Uint8Array | Promise<Uint8Array>;
 
 export interface KeyHolderStats {
   requests: number;

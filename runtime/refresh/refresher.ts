@@ -56,22 +56,62 @@ export function exactRefreshRoundTrip(
   send: (items: RefreshRequestItem[]) => Uint8Array[],
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
 ): CkksHandle[] {
+  const masked = maskForRefresh(ev, items, policy, onMask);
+  return unmaskRefreshed(ev, masked.pending, send(masked.requestItems));
+}
+
+/** The same round trip with a key holder that answers asynchronously (over a network). */
+export async function exactRefreshRoundTripAsync(
+  ev: CkksEvaluator,
+  items: SizedRefreshItem[],
+  policy: MaskPolicy,
+  send: (items: RefreshRequestItem[]) => Promise<Uint8Array[]>,
+  onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+): Promise<CkksHandle[]> {
+  const masked = maskForRefresh(ev, items, policy, onMask);
+  return unmaskRefreshed(ev, masked.pending, await send(masked.requestItems));
+}
+
+/** What the evaluator keeps of a masked item until the reply: the mask, and the levels and scales to check and unmask with. */
+export interface PendingRefresh {
+  mask: bigint[];
+  /** Level and scale the fresh ciphertext must have. */
+  level: number;
+  scale: number;
+  /** Scale of the ciphertext that was masked (the mask comes off at scale / sourceScale). */
+  sourceScale: number;
+}
+
+/**
+ * The first half of a round trip: each item re-randomized and masked, serialized for the request.
+ * (Evaluation workers run it on their own ciphertexts, runtime/parallel/worker.ts.)
+ */
+export function maskForRefresh(
+  ev: CkksEvaluator,
+  items: SizedRefreshItem[],
+  policy: MaskPolicy,
+  onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+): { requestItems: RefreshRequestItem[]; pending: PendingRefresh[] } {
   const params = ev.params;
   const n = params.ringDegree;
-  const masks: bigint[][] = [];
+  const pending: PendingRefresh[] = [];
   const requestItems: RefreshRequestItem[] = items.map((it) => {
     const level = ev.levelOf(it.ct);
     const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
     policy.observe?.(it.point, level, it.bound, plan);
     onMask?.(it, level, plan);
     const r = sampleIntegerMask(n, plan.width, policy.random);
-    masks.push(r);
+    pending.push({ mask: r, level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
     const masked = ev.addIntegerPolynomial(it.ct, r, true);
     const bytes = ev.saveCiphertext(masked);
     ev.free(masked);
     return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plan.maskBits };
   });
-  const reply = send(requestItems);
+  return { requestItems, pending };
+}
+
+/** The second half: the reply's fresh ciphertexts checked against the request, the masks taken off. */
+export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], reply: Uint8Array[]): CkksHandle[] {
   if (reply.length !== items.length) {
     throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
   }
@@ -83,8 +123,8 @@ export function exactRefreshRoundTrip(
       if (ev.scaleOf(fresh) !== it.scale) {
         throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(fresh)}, requested ${it.scale}`);
       }
-      const ratio = scaleRatio(it.scale, ev.scaleOf(it.ct));
-      return ev.addIntegerPolynomial(fresh, masks[i]!.map((v) => -roundScaled(v, ratio)));
+      const ratio = scaleRatio(it.scale, it.sourceScale);
+      return ev.addIntegerPolynomial(fresh, it.mask.map((v) => -roundScaled(v, ratio)));
     } finally {
       ev.free(fresh);
     }
@@ -153,28 +193,69 @@ export class MaskedRefresher implements CkksRefresher {
   refreshMany(items: RefreshItem[]): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const { ev, policy } = this;
-    const top = topLevel(ev.params);
-    const sized = items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
-    const out = exactRefreshRoundTrip(
-      ev,
-      sized,
-      policy,
-      (requestItems) => {
-        const id = this.nextId++;
-        const request = encodeRefreshRequest({ id, step: this.step, items: requestItems });
-        const replyBytes = this.transport(request);
-        this.traffic.roundTrips++;
-        this.traffic.bytesToKeyHolder += request.length;
-        this.traffic.bytesToEvaluator += replyBytes.length;
-        const reply = decodeRefreshReply(replyBytes);
-        if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
-        return reply.ciphertexts;
-      },
-      auditMasks(ev, this.options.audit, this.step, 'refresh'),
-    );
+    const out = exactRefreshRoundTrip(this.ev, this.sized(items), this.policy, (requestItems) => {
+      const { id, request } = this.request(requestItems);
+      const reply = this.transport(request);
+      if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run the program on evaluation workers (--workers), whose refresh rounds can wait');
+      return this.reply(id, request, reply);
+    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
+  }
+
+  /** refreshMany through a transport that may answer asynchronously (a key holder across a network). */
+  async refreshManyAsync(items: RefreshItem[]): Promise<CkksHandle[]> {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, async (requestItems) => {
+      const { id, request } = this.request(requestItems);
+      return this.reply(id, request, await this.transport(request));
+    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
+  }
+
+  /** The mask hiding policy, without functions (evaluation workers mask with it and the OS's CSPRNG). */
+  get hiding(): { hidingBits: number; minHidingBits: number } {
+    return { hidingBits: this.policy.hidingBits, minHidingBits: this.policy.minHidingBits };
+  }
+
+  /**
+   * One round of items masked elsewhere (evaluation workers, with maskForRefresh): audited, sent in one
+   * request, counted; returns the reply's fresh ciphertexts in order.
+   */
+  async exchangeMasked(items: { request: RefreshRequestItem; level: number; scale: number; hidingBits: number }[]): Promise<Uint8Array[]> {
+    if (items.length === 0) return [];
+    const t0 = performance.now();
+    for (const it of items) {
+      const r = it.request;
+      this.options.audit?.record({ step: this.step, kind: 'refresh', point: r.point, level: it.level, scale: it.scale, bound: r.bound, observedMax: null, hidingBits: it.hidingBits });
+    }
+    const { id, request } = this.request(items.map((it) => it.request));
+    const out = this.reply(id, request, await this.transport(request));
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return out;
+  }
+
+  private sized(items: RefreshItem[]): SizedRefreshItem[] {
+    const top = topLevel(this.ev.params);
+    return items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
+  }
+
+  private request(items: RefreshRequestItem[]): { id: number; request: Uint8Array } {
+    const id = this.nextId++;
+    return { id, request: encodeRefreshRequest({ id, step: this.step, items }) };
+  }
+
+  private reply(id: number, request: Uint8Array, replyBytes: Uint8Array): Uint8Array[] {
+    this.traffic.roundTrips++;
+    this.traffic.bytesToKeyHolder += request.length;
+    this.traffic.bytesToEvaluator += replyBytes.length;
+    const reply = decodeRefreshReply(replyBytes);
+    if (reply.id !== id) throw new FhecError(`refresh reply answers request ${reply.id}, expected ${id}`);
+    return reply.ciphertexts;
   }
 }

@@ -1,6 +1,6 @@
 // The refresh schedule: what the key holder agrees to re-encrypt, derived from the plan alone. The plan
 // is public and the client holds it, so the client knows, for every step, the ordered list of refresh
-// points the evaluator must ask for: each refresh op of the program (in program order) and each
+// points the evaluator must ask for: each refresh op of the program (round by round, rounds.ts) and each
 // KV-cache carry into the step (before the program runs), with the level and scale the masked
 // ciphertext must have, the level and scale it comes back at, the slot count, the slot layouts of a
 // carry, and the bound on |x| the evaluator's mask was sized for. The guard accepts exactly that
@@ -12,6 +12,7 @@
 import { FhecError } from '../../ir/errors.js';
 import { layoutsEqual } from '../../ir/fhe/layout.js';
 import { scalesClose, type FheProgram, type SlotLayout } from '../../ir/fhe/types.js';
+import { refreshRounds } from './rounds.js';
 
 /** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
 export interface RelayoutPiece {
@@ -58,13 +59,15 @@ export interface RequestedItem {
 }
 
 /**
- * The refresh points of a managed program, in program order: one per refresh op, identified by the
- * refreshed value's name, with its bound from `bounds` (a point without one is a malformed plan).
+ * The refresh points of a managed program, in the order the evaluator sends them: round by round
+ * (rounds.ts: all refreshes of a round share one message), program order within a round. One per
+ * refresh op, identified by the refreshed value's name, with its bound from `bounds` (a point without
+ * one is a malformed plan).
  */
 export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string, number>, file?: string): RefreshPoint[] {
   const points: RefreshPoint[] = [];
-  for (const op of program.ops) {
-    if (op.kind !== 'refresh') continue;
+  for (const i of refreshRounds(program).stages.flatMap((s) => s.refreshes)) {
+    const op = program.ops[i]!;
     const x = op.args[0]!;
     const bound = bounds.get(x.name);
     if (bound === undefined || !(bound > 0) || !Number.isFinite(bound)) {

@@ -377,6 +377,24 @@ class SealEvaluator implements CkksEvaluator {
     return new SealPlaintext(pt);
   }
 
+  encodeSplat(value: number, level: number, scale: number): CkksHandle {
+    checkLevel(this.params, level);
+    // SEAL's own scalar encode: round half away from zero, the same integer in every NTT position.
+    const scaled = value * scale;
+    const c = Math.sign(scaled) * Math.round(Math.abs(scaled));
+    if (!Number.isFinite(c) || (c !== 0 && Math.log2(Math.abs(c)) + 1 >= modulusBitsAt(this.params, level))) {
+      throw new FhecError(`constant ${value} at scale ${scale} does not fit the modulus at level ${level}`);
+    }
+    const n = this.params.ringDegree;
+    const big = BigInt(c);
+    const words = new BigUint64Array((level + 1) * n);
+    for (let i = 0; i <= level; i++) {
+      const q = this.params.primes[i]!;
+      words.fill(((big % q) + q) % q, i * n, (i + 1) * n);
+    }
+    return new SealPlaintext(nttPlaintext(this.seal, this.info, this.shape, level, scale, words));
+  }
+
   add(a: CkksHandle, b: CkksHandle): CkksHandle {
     return this.out('add', (d) => this.evaluator.add(this.ct(a), this.ct(b), d));
   }

@@ -1,0 +1,196 @@
+// One evaluation worker (a node worker thread): its own node-seal instance, evaluation keys (public
+// material only: the secret key never reaches a worker) and plaintext cache. It runs its share of each
+// stage of a program (placement.ts), trades ciphertexts with the other workers over direct message
+// ports (serialized bytes: SEAL objects cannot cross threads), hands refresh inputs and outputs to the
+// main thread, and reports per-op times. The main thread drives it with pool.ts's messages.
+
+import { parentPort, type MessagePort } from 'node:worker_threads';
+import { FhecError } from '../../ir/errors.js';
+import type { FheProgram } from '../../ir/fhe/types.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
+import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
+import { constantEncoder, runOp, withOpContext } from '../ckks/execute.js';
+import { PlaintextCache } from '../ckks/plaintext-cache.js';
+import { sealBackend } from '../seal/backend.js';
+import type { WorkerAction } from './placement.js';
+import type { MainToWorker, PeerMessage, StageDone, WorkerToMain } from './protocol.js';
+import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
+
+const port = parentPort;
+if (!port) throw new Error('runtime/parallel/worker.ts runs as a worker thread');
+
+let ev: CkksEvaluator | undefined;
+let cache: PlaintextCache | undefined;
+let peers: (MessagePort | undefined)[] = [];
+const programs = new Map<number, { program: FheProgram; actions: WorkerAction[][] }>();
+
+/** Values other workers sent, by run and name; a receive waits until its value is there. */
+const mailbox = new Map<string, Uint8Array>();
+const waiting = new Map<string, (b: Uint8Array) => void>();
+const key = (run: number, name: string) => `${run}:${name}`;
+
+function deliver(m: PeerMessage): void {
+  const k = key(m.run, m.value);
+  const w = waiting.get(k);
+  if (w) {
+    waiting.delete(k);
+    w(m.bytes);
+  } else mailbox.set(k, m.bytes);
+}
+
+function receive(run: number, name: string): Promise<Uint8Array> {
+  const k = key(run, name);
+  const b = mailbox.get(k);
+  if (b) {
+    mailbox.delete(k);
+    return Promise.resolve(b);
+  }
+  return new Promise((resolve) => waiting.set(k, resolve));
+}
+
+/** A run in progress: its live values and the encoder of its program. */
+interface Run {
+  id: number;
+  program: FheProgram;
+  actions: WorkerAction[][];
+  live: Map<string, CkksHandle>;
+  encode: ReturnType<typeof constantEncoder>;
+  /** Refresh inputs masked here, by value, until their fresh ciphertexts come back. */
+  pending: Map<string, PendingRefresh>;
+}
+let current: Run | undefined;
+
+function post(m: WorkerToMain): void {
+  port!.postMessage(m);
+}
+
+function freeValue(run: Run, name: string): void {
+  const h = run.live.get(name);
+  if (!h) return;
+  run.live.delete(name);
+  if (!cache?.holds(h)) ev!.free(h);
+}
+
+async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): Promise<StageDone> {
+  const e = ev!;
+  const { stage, fresh, masking } = m;
+  const inputs = new Map(m.inputs);
+  const done: StageDone = { kind: 'stage-done', run: run.id, stage, outputs: [], exports: [], masked: [], opMs: [], moved: { count: 0, bytes: 0, ms: 0 }, waitMs: 0 };
+  for (const [name, bytes] of fresh) run.live.set(name, e.loadCiphertext(bytes));
+  for (const [name, input, bytes] of m.freshMasked) {
+    const p = run.pending.get(input);
+    if (!p) throw new Error(`internal: no mask kept for %${input}`);
+    run.pending.delete(input);
+    run.live.set(name, unmaskRefreshed(e, [p], [bytes])[0]!);
+  }
+  const points = new Map((masking?.points ?? []).map(([value, bound, scale]) => [value, { bound, scale }]));
+  const get = (name: string): CkksHandle => {
+    const h = run.live.get(name);
+    if (!h) throw new Error(`internal: %${name} is not live on this worker`);
+    return h;
+  };
+  const outputs = new Map<string, Uint8Array>();
+  for (const a of run.actions[stage] ?? []) {
+    switch (a.do) {
+      case 'op': {
+        const op = run.program.ops[a.op]!;
+        const t0 = performance.now();
+        const result = withOpContext(op, () => runOp(op, e, inputs, get, run.encode, outputs));
+        done.opMs.push([a.op, performance.now() - t0]);
+        if (op.result && result) run.live.set(op.result.name, result);
+        break;
+      }
+      case 'recv': {
+        const t0 = performance.now();
+        const bytes = await receive(run.id, a.value);
+        const t1 = performance.now();
+        run.live.set(a.value, e.loadCiphertext(bytes));
+        done.waitMs += t1 - t0;
+        done.moved.ms += performance.now() - t1;
+        break;
+      }
+      case 'send': {
+        const t0 = performance.now();
+        const bytes = e.saveCiphertext(get(a.value));
+        for (const w of a.to) peers[w]!.postMessage({ run: run.id, value: a.value, bytes } satisfies PeerMessage);
+        done.moved.count += a.to.length;
+        done.moved.bytes += a.to.length * bytes.length;
+        done.moved.ms += performance.now() - t0;
+        break;
+      }
+      case 'export': {
+        const point = points.get(a.value);
+        if (!masking || !point) {
+          done.exports.push([a.value, e.saveCiphertext(get(a.value))]);
+          break;
+        }
+        // Masked here, in parallel with the other workers; the mask stays here until the reply.
+        let seen: { level: number; hidingBits: number } | undefined;
+        const ct = get(a.value);
+        const item = { ct, scale: point.scale, level: masking.level, bound: point.bound, point: a.value };
+        const { requestItems, pending } = maskForRefresh(e, [item], masking, (_it, level, plan) => (seen = { level, hidingBits: plan.hidingBitsPerCiphertext }));
+        run.pending.set(a.value, pending[0]!);
+        done.masked.push({ value: a.value, request: requestItems[0]!, level: seen!.level, scale: e.scaleOf(ct), hidingBits: seen!.hidingBits });
+        break;
+      }
+      case 'free':
+        freeValue(run, a.value);
+        break;
+    }
+  }
+  done.outputs = [...outputs];
+  return done;
+}
+
+async function handle(m: MainToWorker): Promise<void> {
+  switch (m.kind) {
+    case 'init': {
+      ev = await sealBackend.createEvaluator(m.params as CkksParameters, m.keys as EvaluationKeys);
+      if (m.plaintextBudget > 0) cache = new PlaintextCache(ev, m.plaintextBudget);
+      peers = m.peers;
+      peers.forEach((p) => p?.on('message', deliver));
+      post({ kind: 'ready' });
+      return;
+    }
+    case 'program':
+      programs.set(m.id, { program: m.program, actions: m.actions });
+      // Only the latest few programs are kept (a generation loads one per step).
+      for (const id of programs.keys()) if (programs.size > 4 && id !== m.id) programs.delete(id);
+      return;
+    case 'stage': {
+      if (!current || current.id !== m.run) {
+        const p = programs.get(m.program);
+        if (!p) throw new Error(`internal: program ${m.program} was not sent to this worker`);
+        current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, cache), pending: new Map() };
+      }
+      post(await runStage(current, m));
+      return;
+    }
+    case 'end': {
+      if (current?.id === m.run) {
+        for (const name of [...current.live.keys()]) freeValue(current, name);
+        current = undefined;
+      }
+      for (const k of [...mailbox.keys()]) if (k.startsWith(`${m.run}:`)) mailbox.delete(k);
+      post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined });
+      return;
+    }
+    case 'close':
+      cache?.dispose();
+      ev?.dispose();
+      peers.forEach((p) => p?.close());
+      port!.close();
+      return;
+  }
+}
+
+// Messages are handled one at a time, in order.
+let queue: Promise<void> = Promise.resolve();
+port.on('message', (m: MainToWorker) => {
+  queue = queue.then(() =>
+    handle(m).catch((e: unknown) => {
+      const where = e instanceof FhecError ? e.where : {};
+      post({ kind: 'error', message: e instanceof Error ? e.message : String(e), where, fhec: e instanceof FhecError });
+    }),
+  );
+});
