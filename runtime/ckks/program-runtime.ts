@@ -17,6 +17,7 @@ import { verifyFhe } from '../../ir/fhe/verify.js';
 import { checkProgramChain, type CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
+import { executionOrder } from '../refresh/rounds.js';
 
 export interface OpStats {
   count: number;
@@ -78,6 +79,7 @@ function checkProgramParams(program: FheProgram, params: CkksParameters): void {
 
 export class ProgramRuntime implements PlanRuntime {
   private cursor = 0;
+  private readonly order: number[];
   private readonly lastUse = new Map<string, number>();
   private readonly live = new Map<string, CkksHandle>();
   private readonly outputs = new Map<string, Uint8Array>();
@@ -94,7 +96,10 @@ export class ProgramRuntime implements PlanRuntime {
   ) {
     checkProgramParams(program, ev.params);
     verifyFhe(program, { managed: true });
-    program.ops.forEach((op, i) => op.args.forEach((a) => this.lastUse.set(a.name, i)));
+    // Stage order (rounds.ts): the order the key holder's schedule expects the refreshes in, and the
+    // order the plan-module emitter writes the ops in.
+    this.order = executionOrder(program);
+    this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
     options.plaintexts?.beginRun(program);
     if (options.plaintexts) this.keys = constantKeys(program);
     options.trace?.begin(program);
@@ -183,7 +188,7 @@ export class ProgramRuntime implements PlanRuntime {
 
   /** Runs the program's next op from the program itself (executeProgram). */
   step(): void {
-    const op = this.program.ops[this.cursor]!;
+    const op = this.program.ops[this.order[this.cursor]!]!;
     const arg = (i: number) => this.live.get(op.args[i]!.name)!;
     switch (op.kind) {
       case 'input':
@@ -251,7 +256,7 @@ export class ProgramRuntime implements PlanRuntime {
   /** Checks the op at the cursor is `kind` on `args`, runs it, then frees what died there. */
   private next(kind: FheOp['kind'], args: CkksHandle[], run: (op: FheOp) => CkksHandle | undefined): CkksHandle | undefined {
     const i = this.cursor;
-    const op = this.program.ops[i];
+    const op = this.program.ops[this.order[i] ?? -1];
     if (!op) throw new FhecError(`the code run asked for a ${kind} after the program's last op`);
     if (op.kind !== kind || op.args.length !== args.length || op.args.some((a, k) => this.live.get(a.name) !== args[k])) {
       throw this.drift(op, `${kind} of ${args.length} operand(s) that are not ${op.args.map((a) => `%${a.name}`).join(', ') || 'none'}`);
@@ -270,7 +275,7 @@ export class ProgramRuntime implements PlanRuntime {
     s.count++;
     s.ms += ms;
     this.stats.set(kind, s);
-    this.options.trace?.op(i, kind, ms);
+    this.options.trace?.op(this.order[i]!, kind, ms);
     this.cursor++;
     if (op.result && result) this.live.set(op.result.name, result);
     for (const a of new Set(op.args.map((x) => x.name))) {

@@ -55,3 +55,12 @@ export function refreshRounds(program: FheProgram): RefreshRounds {
   cache.set(program, out);
   return out;
 }
+
+/**
+ * The order every executor runs a program's ops in (executeProgram with a batching refresher, the
+ * emitted modules' ProgramRuntime, the worker pool): stage by stage, each stage's ops then its round of
+ * refreshes. The key holder's schedule expects the refreshes in this order (schedule.ts).
+ */
+export function executionOrder(program: FheProgram): number[] {
+  return refreshRounds(program).stages.flatMap((s) => [...s.ops, ...s.refreshes]);
+}
