@@ -14,6 +14,8 @@ import { registerInspect } from './commands/inspect.js';
 import { registerIr } from './commands/ir.js';
 import { opsetPolicy } from './onnx/opsets.js';
 import { registerReport } from './commands/report.js';
+import { registerServe } from './commands/serve.js';
+import { registerClient } from './commands/client.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -38,6 +40,8 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerAccuracy(program);
   registerReport(program);
+  registerServe(program);
+  registerClient(program);
   return program;
 }
 

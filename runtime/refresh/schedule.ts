@@ -135,6 +135,18 @@ export class RefreshScheduleGuard {
     this.next = 0;
   }
 
+  /**
+   * The evaluator starts over (a restarted server resuming the session from its last completed step,
+   * with a new evaluator whose request ids count from 1): the open step's refresh points start over.
+   * The points are the plan's, so a restart asks for nothing the schedule does not hold; the caller
+   * bounds how often it allows one.
+   */
+  restart(): void {
+    this.checkOpen();
+    this.next = 0;
+    this.lastRequest.clear();
+  }
+
   /** The step's reply arrived: every refresh point of the step must have been requested. */
   endStep(): void {
     this.checkOpen();
