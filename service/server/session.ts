@@ -117,7 +117,10 @@ export class ServerSession {
       case 'reply': {
         this.pendingCall = undefined;
         this.cacheBytes = m.cacheBytes;
-        if (m.step !== undefined) this.stepsDone = m.step;
+        if (m.step !== undefined) {
+          this.stepsDone = m.step;
+          this.log.info({ session: this.id, step: m.step, refreshes: this.traffic.refreshes, heldBytes: this.heldBytes }, 'step done');
+        }
         if (this.heldBytes > this.limits.memoryBytes) return this.end(`the session holds ${mib(this.heldBytes)}, over its limit of ${mib(this.limits.memoryBytes)}`);
         this.socket.send(frame({ kind: 'reply', session: this.id, seq: m.seq } as CallHeader, m.bytes));
         return;
@@ -173,7 +176,8 @@ export class ServerSession {
     if (reason) {
       this.log.warn({ session: this.id, reason }, 'session ended');
       try {
-        this.socket.send(errorFrame(reason));
+        // Going away (shutdown) is no error: the client reconnects and resumes from the saved state.
+        if (code !== 1001) this.socket.send(errorFrame(reason));
         this.socket.close(code, reason.slice(0, 120));
       } catch {
         // the connection is gone already
