@@ -6,7 +6,6 @@
 // with SIGKILL and started again resumes the generation; a server that stays away is a clear error.
 
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import { encodeKeys, encodeMessage } from '../runtime/generate/messages.js';
 import { makeSealContext } from '../runtime/seal/module.js';
 import { frame, readFrame, SERVICE_PATH } from '../service/protocol.js';
 import { ortGreedy } from './helpers/ort-greedy.js';
-import { health, runClient, startServe, type Served } from './helpers/serve.js';
+import { freePort, health, runClient, savedStep, startServe, type Served } from './helpers/serve.js';
 import { FP32_MODEL, servePlan } from './helpers/serve-plan.js';
 
 const PROMPT = 'She ';
@@ -57,16 +56,6 @@ class Raw {
     while (!this.closed) await new Promise<void>((r) => (this.wake = r));
     return this.closed;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 async function hello(url: string): Promise<{ raw: Raw; session: string }> {
@@ -178,7 +167,7 @@ describe('fhec serve protocol (sim backend)', () => {
     // Kill the server once the first step is done (the client is then inside step 2).
     let killed = false;
     const watch = setInterval(() => {
-      if (!killed && fs.existsSync(state) && fs.readdirSync(state).some((d) => fs.existsSync(path.join(state, d, 'state.bin')) && readNext(path.join(state, d, 'state.bin')) >= 1)) {
+      if (!killed && savedStep(state) >= 1) {
         killed = true;
         s1.proc.kill('SIGKILL');
       }
@@ -206,13 +195,3 @@ describe('fhec serve protocol (sim backend)', () => {
   }, 600_000);
 });
 
-/** The `next` step recorded in a state file (its header), or -1 while it is being written. */
-function readNext(file: string): number {
-  try {
-    const b = fs.readFileSync(file);
-    const n = b.readUInt32LE(6);
-    return (JSON.parse(b.subarray(10, 10 + n).toString()) as { next: number }).next;
-  } catch {
-    return -1;
-  }
-}

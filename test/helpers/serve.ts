@@ -3,6 +3,8 @@
 // concurrency, kill -9 and restarts are what a deployment sees.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { ROOT } from './shared.js';
 
@@ -59,4 +61,31 @@ export function runClient(args: string[], onStderr?: (chunk: string, all: string
 
 export async function health(url: string): Promise<{ status: string; sessions: number; maxSessions: number; rssBytes: number }> {
   return (await (await fetch(`${url}/v1/health`)).json()) as { status: string; sessions: number; maxSessions: number; rssBytes: number };
+}
+
+/** A port free on 127.0.0.1 right now (for a server that must come back on the same address). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** The highest `next` step saved by any session under a --state-dir folder, or -1 (none yet). */
+export function savedStep(stateDir: string): number {
+  let best = -1;
+  if (!fs.existsSync(stateDir)) return best;
+  for (const d of fs.readdirSync(stateDir)) {
+    try {
+      const b = fs.readFileSync(path.join(stateDir, d, 'state.bin'));
+      const n = b.readUInt32LE(6);
+      best = Math.max(best, (JSON.parse(b.subarray(10, 10 + n).toString()) as { next: number }).next);
+    } catch {
+      // not written yet, or being replaced
+    }
+  }
+  return best;
 }
