@@ -43,6 +43,8 @@ export interface RemoteGenerationResult {
   session: string;
   plan: PlanInfo;
   traffic: Traffic;
+  /** Traffic during each step (from the step's request to its reply: embeddings, refreshes, logits). */
+  stepTraffic: Traffic[];
   resumes: number;
   totalMs: number;
 }
@@ -143,8 +145,11 @@ export async function generateRemote(o: RemoteGenerateOptions): Promise<RemoteGe
     return undefined;
   };
 
+  let setupTraffic: Traffic | undefined;
   const channel = async (request: Uint8Array): Promise<Uint8Array> => {
-    if (decodeMessage(request, ['open', 'keys', 'step', 'close']).header.kind === 'keys') keysRequest = request;
+    const kind = decodeMessage(request, ['open', 'keys', 'step', 'close']).header.kind;
+    if (kind === 'keys') keysRequest = request;
+    if (kind === 'step') setupTraffic ??= { ...traffic };
     for (;;) {
       try {
         return await conn.call(request);
@@ -158,13 +163,20 @@ export async function generateRemote(o: RemoteGenerateOptions): Promise<RemoteGe
 
   try {
     const generated: number[] = [];
+    const stepTraffic: Traffic[] = [];
+    let mark: Traffic | undefined;
     const result = await client.generate(o.prompt, o.maxNewTokens, channel, {
       onStep: (done, total, rec) => {
+        // Steps follow one another; the first starts after the keys' reply (setup is not a step's traffic).
+        const now = { ...traffic };
+        const from = mark ?? setupTraffic ?? now;
+        stepTraffic.push({ refreshRoundTrips: now.refreshRoundTrips - from.refreshRoundTrips, calls: now.calls - from.calls, bytesSent: now.bytesSent - from.bytesSent, bytesReceived: now.bytesReceived - from.bytesReceived });
+        mark = now;
         if (rec.next !== undefined) generated.push(rec.next);
         o.onStep?.(done, total, rec, tokenizer.decode(generated));
       },
     });
-    return { result, session: session.session, plan: info, traffic, resumes, totalMs: performance.now() - t0 };
+    return { result, session: session.session, plan: info, traffic, stepTraffic, resumes, totalMs: performance.now() - t0 };
   } finally {
     conn.close();
     client.dispose();
@@ -178,12 +190,17 @@ export function formatRemoteSummary(r: RemoteGenerationResult, label: string): s
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   const perStep = steps.map((x) => `${shapeName(x.shape)} ${s(x.ms)}`).join(', ');
+  const traffic = steps.map((x, i) => {
+    const t = r.stepTraffic[i]!;
+    return `${shapeName(x.shape)}: ${t.refreshRoundTrips} refresh round trips, ${mib(t.bytesSent)} sent, ${mib(t.bytesReceived)} received`;
+  });
   return [
     label,
     `session ${r.session.slice(0, 8)}... on plan ${r.plan.name}: setup (keys, upload) ${s(r.result.setupMs)}, ${steps.length} steps (${perStep})`,
     dec.length > 0 ? `latency per generated token (decode steps): mean ${s(dec.reduce((a, x) => a + x.ms, 0) / dec.length)}` : `latency: prefill ${s(steps[0]!.ms)}`,
-    `round trips: ${r.traffic.refreshRoundTrips} refresh (key holder), ${r.traffic.calls} evaluator calls; ${dec.length > 0 ? `${(r.traffic.refreshRoundTrips / steps.length).toFixed(1)} refresh round trips per step` : ''}`,
-    `bytes: ${mib(r.traffic.bytesSent)} sent, ${mib(r.traffic.bytesReceived)} received; key holder work ${s(r.result.keyHolder.ms)} for ${r.result.keyHolder.ciphertexts} ciphertexts`,
+    `round trips: ${r.traffic.refreshRoundTrips} refresh (key holder), ${r.traffic.calls} evaluator calls`,
+    `bytes: ${mib(r.traffic.bytesSent)} sent, ${mib(r.traffic.bytesReceived)} received (evaluation keys included); key holder work ${s(r.result.keyHolder.ms)} for ${r.result.keyHolder.ciphertexts} ciphertexts`,
+    `per step: ${traffic.join('; ')}`,
     ...(r.resumes > 0 ? [`resumed ${r.resumes} time(s) after a lost connection`] : []),
     `total ${s(r.totalMs)}`,
   ];
