@@ -115,9 +115,9 @@ export class GenerationClient {
     return reply;
   };
 
-  /** The evaluator was restarted and resumes the session (see RefreshScheduleGuard.restart). */
-  restartEvaluator(): void {
-    this.guard?.restart();
+  /** The evaluator was replaced and resumes the session; `rerun`: it runs the open step again (RefreshScheduleGuard.restart). */
+  restartEvaluator(rerun: boolean): void {
+    this.guard?.restart(rerun);
   }
 
   async generate(prompt: string | Uint8Array, maxNewTokens: number, evaluator: AsyncChannel, hooks: GenerateHooks = {}): Promise<GenerationResult> {

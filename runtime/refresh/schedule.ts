@@ -136,14 +136,15 @@ export class RefreshScheduleGuard {
   }
 
   /**
-   * The evaluator starts over (a restarted server resuming the session from its last completed step,
-   * with a new evaluator whose request ids count from 1): the open step's refresh points start over.
-   * The points are the plan's, so a restart asks for nothing the schedule does not hold; the caller
-   * bounds how often it allows one.
+   * The evaluator was replaced (a restarted server resuming the session from its last completed step):
+   * the new one's request ids count from 1 again. `rerun`: it runs the open step again from its start,
+   * so the step's refresh points start over (they are the plan's, so a rerun asks for nothing the
+   * schedule does not hold; the caller bounds how often it allows one). Without `rerun` the open step
+   * was completed before the evaluator went away and its reply is delivered from the saved state.
    */
-  restart(): void {
+  restart(rerun: boolean): void {
     this.checkOpen();
-    this.next = 0;
+    if (rerun) this.next = 0;
     this.lastRequest.clear();
   }
 

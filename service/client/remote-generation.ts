@@ -11,7 +11,7 @@ import { FhecError } from '../../ir/errors.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { GenerationClient, type ClientPlans, type GenerationResult, type StepRecord } from '../../runtime/generate/client.js';
 import type { ClientModel } from '../../runtime/generate/manifest.js';
-import { decodeMessage, isGenerationMessage } from '../../runtime/generate/messages.js';
+import { decodeMessage } from '../../runtime/generate/messages.js';
 import { shapeName } from '../../runtime/generate/plan-source.js';
 import { ByteTokenizer } from '../../runtime/generate/tokenizer.js';
 import type { PlanInfo } from '../protocol.js';
@@ -130,19 +130,14 @@ export async function generateRemote(o: RemoteGenerateOptions): Promise<RemoteGe
       }
     }
     const r = await conn.resume(info.name, session.session);
-    client!.restartEvaluator();
     o.onStatus?.(`resumed at step ${r.header.next}`);
-    if (keysRequest && request !== keysRequest) {
-      const ready = await conn.call(keysRequest);
-      decodeMessage(ready, ['ready']);
-    }
-    // A step the server completed (and saved) whose reply was lost with the connection.
-    if (isGenerationMessage(request)) {
-      const h = decodeMessage<{ kind: string; index?: number }>(request, ['open', 'keys', 'step', 'close']).header;
-      if (h.kind === 'step' && h.index === r.header.next - 1 && r.lastReply) return r.lastReply;
-      if (h.kind === 'close') return undefined;
-    }
-    return undefined;
+    // The step in flight may have been completed and saved before the server went away: its reply
+    // comes with the resume. Otherwise the new evaluator runs it again from its start.
+    const h = decodeMessage<{ kind: string; index?: number }>(request, ['open', 'keys', 'step', 'close']).header;
+    const saved = h.kind === 'step' && h.index === r.header.next - 1 && r.lastReply ? r.lastReply : undefined;
+    client!.restartEvaluator(!saved);
+    if (keysRequest && request !== keysRequest) decodeMessage(await conn.call(keysRequest), ['ready']);
+    return saved;
   };
 
   let setupTraffic: Traffic | undefined;

@@ -32,9 +32,14 @@ function sourcesDigest(): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** Where the plan for these sources is kept. */
+export function servePlanDir(): string {
+  return path.join(os.tmpdir(), `fhec-serve-plan-${sourcesDigest()}`);
+}
+
 /** The plan file (compiled now unless an identical compile is on disk). */
 export function servePlan(): string {
-  const dir = path.join(os.tmpdir(), `fhec-serve-plan-${sourcesDigest()}`);
+  const dir = servePlanDir();
   const plan = path.join(dir, 'gen.json');
   if (fs.existsSync(plan)) return plan;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-serve-plan-tmp-'));
