@@ -181,13 +181,12 @@ describe('fhec serve protocol (sim backend)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/resumed at step 1/);
     expect(r.stdout).toBe(`${expected}\n`);
-    // Now a server that goes away for good.
-    let opened = false;
-    const run2 = runClient(['--server', s1.url, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '2'], () => {});
-    for (let i = 0; i < 600 && !opened; i++) {
-      opened = (await health(s1.url)).sessions > 0;
-      if (!opened) await new Promise((r2) => setTimeout(r2, 50));
-    }
+    // Now a server that goes away for good, once the new session has saved its first state.
+    const before = new Set(fs.readdirSync(state));
+    const run2 = runClient(['--server', s1.url, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '2']);
+    const started = () => fs.readdirSync(state).some((d) => !before.has(d) && fs.existsSync(path.join(state, d, 'state.bin')));
+    for (let i = 0; i < 6000 && !started(); i++) await new Promise((r2) => setTimeout(r2, 50));
+    expect(started()).toBe(true);
     s1.proc.kill('SIGKILL');
     const r2 = await run2;
     expect(r2.status).toBe(2);

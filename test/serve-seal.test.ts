@@ -36,7 +36,7 @@ describe('fhec serve on SEAL', () => {
   it('three concurrent clients each get onnxruntime\'s greedy bytes for their prompt', async () => {
     const expected = await Promise.all(PROMPTS.map(async (p) => text(await ortGreedy(FP32_MODEL, p, NEW))));
     expect(new Set(expected).size).toBe(PROMPTS.length);
-    const server = await startServe([plan, '--port', '0', '--no-browser', '--max-sessions', '3']);
+    const server = await startServe([plan, '--port', '0', '--no-browser', '--max-sessions', '3', '--plaintext-cache-mib', '128']);
     servers.push(server);
     const runs = await Promise.all(PROMPTS.map((p) => runClient(['--server', server.url, '--prompt', p, '--max-new-tokens', String(NEW), '--no-progress'])));
     runs.forEach((r, i) => {
@@ -58,7 +58,7 @@ describe('fhec serve on SEAL', () => {
     const expected = text(await ortGreedy(FP32_MODEL, prompt, NEW));
     const port = String(await freePort());
     const state = path.join(tmp, 'state');
-    const args = [plan, '--port', port, '--no-browser', '--state-dir', state];
+    const args = [plan, '--port', port, '--no-browser', '--state-dir', state, '--plaintext-cache-mib', '128'];
     const s1 = await startServe(args);
     servers.push(s1);
     // Kill once the prefill is done and saved: the client is then inside the decode step.

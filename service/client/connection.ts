@@ -15,7 +15,8 @@ export interface Traffic {
   bytesReceived: number;
 }
 
-export class ConnectionLost extends Error {
+/** The connection closed without an error from the server: resumable once a session exists, a clear error otherwise. */
+export class ConnectionLost extends FhecError {
   constructor(readonly why: string) {
     super(why);
   }

@@ -39,7 +39,9 @@ export function loadState(dir: string): SavedSession {
   const file = path.join(dir, FILE);
   let bytes: Uint8Array;
   try {
-    bytes = fs.readFileSync(file);
+    // A plain copy, not a Buffer: decodeMessage's slice of a Buffer is a view into Node's pool, and
+    // ciphertext loaders read their bytes from offset 0 of the buffer they are given.
+    bytes = new Uint8Array(fs.readFileSync(file));
   } catch {
     throw new FhecError('no saved state for this session (it expired, or never completed a step)');
   }
