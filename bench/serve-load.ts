@@ -23,7 +23,7 @@ export interface ServeLoadOptions {
 
 export interface ServeLoadResult extends ServeLoadOptions {
   wallS: number;
-  tokens: number;
+  tokensGenerated: number;
   tokensPerMinute: number;
   generations: number;
   refusals: number;
@@ -96,7 +96,7 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadResult
   return {
     ...o,
     wallS,
-    tokens,
+    tokensGenerated: tokens,
     tokensPerMinute: tokens / (wallS / 60),
     generations: texts.length,
     refusals,
@@ -111,6 +111,6 @@ export function printServeLoad(r: ServeLoadResult): void {
   console.log(`\n## fhec serve load test (${r.backend}, ${r.clients} clients x ${r.rounds} rounds x ${r.tokens} tokens, max ${r.maxSessions} sessions)`);
   console.log('| generations | tokens | wall (s) | tokens/min | sessions held (max / mean) | refused (limit) | peak RSS (MiB) |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|');
-  console.log(`| ${r.generations} | ${r.tokens} | ${r.wallS.toFixed(1)} | ${r.tokensPerMinute.toFixed(2)} | ${r.sessionsMax} / ${r.sessionsMean.toFixed(2)} | ${r.refusals} | ${r.peakRssMiB.toFixed(0)} |`);
+  console.log(`| ${r.generations} | ${r.tokensGenerated} | ${r.wallS.toFixed(1)} | ${r.tokensPerMinute.toFixed(2)} | ${r.sessionsMax} / ${r.sessionsMean.toFixed(2)} | ${r.refusals} | ${r.peakRssMiB.toFixed(0)} |`);
   console.log(`texts: ${[...new Set(r.texts)].map((t) => JSON.stringify(t)).join(', ')}`);
 }
