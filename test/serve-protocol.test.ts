@@ -77,8 +77,9 @@ describe('fhec serve protocol (sim backend)', () => {
     server = await startServe([plan, '--port', '0', '--backend', 'sim', '--no-browser', '--max-sessions', '3', '--max-message-mib', '4']);
     expected = new TextDecoder().decode(Uint8Array.from(await ortGreedy(FP32_MODEL, PROMPT, 2)));
   }, 900_000);
+  const others: Served[] = [];
   afterAll(() => {
-    server?.proc.kill('SIGKILL');
+    for (const s of [server, ...others]) s?.proc.kill('SIGKILL');
   });
 
   it('answers health and lists its plan', async () => {
@@ -164,6 +165,7 @@ describe('fhec serve protocol (sim backend)', () => {
     const state = path.join(tmp, 'state');
     const args = [plan, '--port', port, '--backend', 'sim', '--no-browser', '--state-dir', state];
     let s1 = await startServe(args);
+    others.push(s1);
     // Kill the server once the first step is done (the client is then inside step 2).
     let killed = false;
     const watch = setInterval(() => {
@@ -177,6 +179,7 @@ describe('fhec serve protocol (sim backend)', () => {
     clearInterval(watch);
     expect(killed).toBe(true);
     s1 = await startServe(args);
+    others.push(s1);
     const r = await run;
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/resumed at step 1/);
