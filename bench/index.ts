@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { runCkksOpsBench } from './ckks-ops.js';
 import { generateBenchOptions, printGenerateBench, runGenerateBench } from './generate.js';
 import { runInspectBench } from './llama8b-inspect.js';
+import { printServeLoad, runServeLoad, serveLoadOptions } from './serve-load.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -38,6 +39,13 @@ if (!only || only === 'generate') {
   results.generate = r;
   printGenerateBench(r);
   console.log('wrote bench/out/generate.json');
+}
+
+// Only on request (it needs a generation plan): `node dist/bench/index.js serve --plan PLAN ...`.
+if (only === 'serve') {
+  const r = await runServeLoad(serveLoadOptions(process.argv.slice(3)));
+  results.serve = r;
+  printServeLoad(r);
 }
 
 fs.writeFileSync(resultsFile, JSON.stringify(results, null, 2));

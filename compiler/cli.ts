@@ -15,6 +15,8 @@ import { registerIr } from './commands/ir.js';
 import { registerOpt } from './commands/opt.js';
 import { opsetPolicy } from './onnx/opsets.js';
 import { registerReport } from './commands/report.js';
+import { registerServe } from './commands/serve.js';
+import { registerClient } from './commands/client.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerAccuracy(program);
   registerReport(program);
+  registerServe(program);
+  registerClient(program);
   return program;
 }
 

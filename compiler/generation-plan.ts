@@ -273,3 +273,19 @@ export class GenerationPlanStore implements GenerationPlanSource {
     return sp;
   }
 }
+
+/** A plan source for a generation plan file: what `fhec serve`'s session workers load (by module name). */
+export function createPlanSource(file: string): GenerationPlanSource {
+  return new GenerationPlanStore(file);
+}
+
+/**
+ * Compiles (or finds on disk) every decode plan a generation with this plan can reach from its
+ * shortest prefill, so sessions never compile one while others run (`fhec serve` at start).
+ */
+export function precompileDecodePlans(file: string, onCompile?: PlanStoreOptions['onCompile']): number {
+  const store = new GenerationPlanStore(file, { keep: 1, ...(onCompile ? { onCompile } : {}) });
+  const first = Math.min(...store.prefillLengths());
+  for (let P = first; P < store.maxContext; P++) store.describe({ kind: 'decode', past: P });
+  return store.compiled.length;
+}

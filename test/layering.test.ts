@@ -1,6 +1,8 @@
-// The design card's import direction: compiler/ uses passes/, runtime/ and ir/; passes/ use ir/ (and
-// the reference interpreter, for calibration and folding); runtime/ uses ir/; ir/ imports none of
-// them; nothing imports compiler/. Checked on the sources, import by import.
+// The design card's import direction: compiler/ uses passes/, runtime/, service/ and ir/; passes/ use
+// ir/ (and the reference interpreter, for calibration and folding); runtime/ uses ir/; service/ (the
+// network server, client library and browser page) uses runtime/ and ir/, and only compiler/ (the CLI
+// commands) imports it; ir/ imports none of them; nothing imports compiler/. Checked on the sources,
+// import by import.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,7 +32,8 @@ const allowed: Record<string, (target: string) => boolean> = {
   ir: (t) => layer(t) === 'ir',
   passes: (t) => ['ir', 'passes'].includes(layer(t)) || t.startsWith(path.join('runtime', 'reference') + path.sep),
   runtime: (t) => ['ir', 'runtime'].includes(layer(t)),
-  compiler: (t) => ['ir', 'passes', 'runtime', 'compiler'].includes(layer(t)),
+  service: (t) => ['ir', 'runtime', 'service'].includes(layer(t)),
+  compiler: (t) => ['ir', 'passes', 'runtime', 'service', 'compiler'].includes(layer(t)),
 };
 
 describe('import direction between layers', () => {

@@ -23,7 +23,7 @@ import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidi
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
-interface Bar {
+export interface Bar {
   start(total: number, value: number, payload?: Record<string, string>): void;
   update(value: number, payload?: Record<string, string>): void;
   stop(): void;
@@ -34,6 +34,13 @@ interface CliProgress {
 }
 // cli-progress ships no types: the little we use, typed here.
 const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
+
+/** The steps progress bar on stderr (fhec generate, fhec client generate). */
+export function stepsBar(total: number): Bar {
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} steps | {step} | last {ms}', hideCursor: false }, cliProgress.Presets['shades_classic']);
+  bar.start(total, 0, { step: '', ms: '' });
+  return bar;
+}
 
 export interface GenerateFlags {
   prompt?: string;
@@ -94,10 +101,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     workers: flags.workers ?? defaultWorkers(),
     onStep: (done, total, rec) => {
       if (!show) return;
-      if (!bar) {
-        bar = new cliProgress.SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} steps | {step} | last {ms}', hideCursor: false }, cliProgress.Presets['shades_classic']);
-        bar.start(total, 0, { step: '', ms: '' });
-      }
+      bar ??= stepsBar(total);
       bar.update(done, { step: shapeName(rec.shape), ms: `${(rec.ms / 1000).toFixed(2)} s` });
       if (done === total) bar.stop();
     },

@@ -22,6 +22,7 @@ import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage } from '.
 import { generationSteps, shapeName, type GenerationPlanSource, type StepShape } from './plan-source.js';
 import { tokenizerFor, type TextTokenizer } from './tokenizer.js';
 import type { HfTokenizer } from './hf-tokenizer.js';
+import type { RefreshPoint } from '../refresh/schedule.js';
 import type { AsyncChannel, SyncChannel } from './transport.js';
 
 export interface StepRecord {
@@ -54,6 +55,25 @@ export interface GenerateHooks {
   onStep?: (done: number, total: number, record: StepRecord) => void;
 }
 
+/**
+ * What the client needs of the (public) plans: the prefill lengths (to know the steps) and each step's
+ * refresh schedule, which its key holder checks every request against. In one process it comes from
+ * the plans themselves (scheduleFromPlans); a remote client gets it from the service.
+ */
+export interface ClientPlans {
+  prefillLengths(): number[];
+  /** The refresh points of step `index` of `steps`, in the order the evaluator must request them. */
+  refreshPoints(steps: readonly StepShape[], index: number): readonly RefreshPoint[];
+}
+
+/** The client's schedule from the step plans (compiled or loaded by the source). */
+export function scheduleFromPlans(plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'>): ClientPlans {
+  return {
+    prefillLengths: () => plans.prefillLengths(),
+    refreshPoints: (steps, i) => stepRefreshPoints(i > 0 ? plans.load(steps[i - 1]!) : undefined, plans.load(steps[i]!)),
+  };
+}
+
 export function argmax(v: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
@@ -78,16 +98,18 @@ export class GenerationClient {
   private refreshHolder?: RefreshKeyHolder;
   private readonly holderStats = { requests: 0, ciphertexts: 0, ms: 0 };
 
-  /** `plans`: the generation plan's step plans (public): the refresh schedule comes from them. */
+  /** `plans`: the generation plan's step plans (public), or the schedule they make (ClientPlans). */
   constructor(
     private readonly backend: CkksBackend,
     private readonly model: ClientModel,
-    private readonly plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'>,
+    plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'> | ClientPlans,
     /** The key holder's minimum hiding per refreshed ciphertext (default 40 bits, runtime/refresh/mask.ts). */
     private readonly minHidingBits?: number,
   ) {
     this.tokenizer = clientTokenizer(model);
+    this.plans = 'refreshPoints' in plans ? plans : scheduleFromPlans(plans);
   }
+  private readonly plans: ClientPlans;
 
   /** The key holder's channel: masked ciphertexts in, fresh ciphertexts out. */
   readonly keyHolder: SyncChannel = (request) => {
@@ -108,6 +130,11 @@ export class GenerationClient {
     return reply;
   };
 
+  /** The evaluator was replaced and resumes the session; `rerun`: it runs the open step again (RefreshScheduleGuard.restart). */
+  restartEvaluator(rerun: boolean): void {
+    this.guard?.restart(rerun);
+  }
+
   async generate(prompt: string | Uint8Array, maxNewTokens: number, evaluator: AsyncChannel, hooks: GenerateHooks = {}): Promise<GenerationResult> {
     const t0 = performance.now();
     const ids = this.tokenizer.encode(prompt);
@@ -127,7 +154,7 @@ export class GenerationClient {
     }
     this.ckks = await this.backend.createClient(params, plan.keys);
     const { plans } = this;
-    this.guard = new RefreshScheduleGuard((i) => stepRefreshPoints(i > 0 ? plans.load(shapes[i - 1]!) : undefined, plans.load(shapes[i]!)));
+    this.guard = new RefreshScheduleGuard((i) => plans.refreshPoints(shapes, i));
     this.refreshHolder = new RefreshKeyHolder(this.ckks, this.guard, this.minHidingBits);
     decodeMessage(await evaluator(encodeKeys(this.ckks.evaluationKeys())), ['ready']);
     const setupMs = performance.now() - t0;

@@ -102,6 +102,20 @@ function subtractTraffic(a: StepStats['keyHolder'], b: StepStats['keyHolder']): 
   return { rounds: a.rounds - b.rounds, bytesToKeyHolder: a.bytesToKeyHolder - b.bytesToKeyHolder, bytesToEvaluator: a.bytesToEvaluator - b.bytesToEvaluator };
 }
 
+/**
+ * What the evaluator carries from one step to the next, as plain data: enough to go on in another
+ * process (fhec serve keeps it on disk after every step, so a restarted server resumes the session
+ * once the client re-sends its evaluation keys). Nothing secret: the cache is ciphertexts.
+ */
+export interface EvaluatorState {
+  steps: StepShape[];
+  /** The next step to run. */
+  next: number;
+  /** The shape of the last step run (its plan's outputs are the cache). */
+  prev?: StepShape;
+  cache: { name: string; tokenStart: number; bytes: Uint8Array }[];
+}
+
 export class GenerationEvaluator {
   readonly stats: StepStats[] = [];
   private ev?: CkksEvaluator;
@@ -142,6 +156,32 @@ export class GenerationEvaluator {
       if (e instanceof FhecError) return errorMessage(e.format());
       throw e;
     }
+  }
+
+  snapshot(): EvaluatorState {
+    const cache = [...this.cache].flatMap(([name, vs]) => vs.map((v) => ({ name, tokenStart: v.tokenStart, bytes: v.bytes })));
+    return { steps: [...this.steps], next: this.next, ...(this.prev ? { prev: this.prev.shape } : {}), cache };
+  }
+
+  /** Continues a session from a snapshot (keys come after, as at the start). */
+  restore(state: EvaluatorState): void {
+    if (state.next > state.steps.length || (state.next > 0) !== (state.prev !== undefined)) throw new FhecError('the saved session state is inconsistent');
+    this.steps = [...state.steps];
+    this.next = state.next;
+    this.prev = state.prev ? this.source.load(state.prev) : undefined;
+    this.cache.clear();
+    for (const c of state.cache) {
+      const list = this.cache.get(c.name) ?? [];
+      list.push({ bytes: c.bytes, tokenStart: c.tokenStart });
+      this.cache.set(c.name, list);
+    }
+  }
+
+  /** Bytes of ciphertext state held between steps (the KV cache). */
+  get cacheBytes(): number {
+    let n = 0;
+    for (const vs of this.cache.values()) for (const v of vs) n += v.bytes.length;
+    return n;
   }
 
   /** Traffic with the key holder so far: refresh ops, and cache carries. */

@@ -138,6 +138,19 @@ export class RefreshScheduleGuard {
     this.next = 0;
   }
 
+  /**
+   * The evaluator was replaced (a restarted server resuming the session from its last completed step):
+   * the new one's request ids count from 1 again. `rerun`: it runs the open step again from its start,
+   * so the step's refresh points start over (they are the plan's, so a rerun asks for nothing the
+   * schedule does not hold; the caller bounds how often it allows one). Without `rerun` the open step
+   * was completed before the evaluator went away and its reply is delivered from the saved state.
+   */
+  restart(rerun: boolean): void {
+    this.checkOpen();
+    if (rerun) this.next = 0;
+    this.lastRequest.clear();
+  }
+
   /** The step's reply arrived: every refresh point of the step must have been requested. */
   endStep(): void {
     this.checkOpen();

@@ -1,0 +1,85 @@
+// `fhec serve` and `fhec client generate` on SEAL (really encrypted, 128-bit): three clients at once
+// against one server on 127.0.0.1 each print exactly onnxruntime's greedy bytes for their own prompt
+// (prompts chosen with different answers, so a mix-up between sessions shows); then a server killed
+// with SIGKILL in the middle of a generation and started again on the same state folder: the client
+// reconnects, re-sends its evaluation keys, resumes from the last completed step, and prints the bytes
+// of an uninterrupted run. Model A's generation plan, 2 new bytes per client (a prefill and one decode
+// step). Slow: key generation and three generations share 2 cores (several minutes).
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ortGreedy } from './helpers/ort-greedy.js';
+import { freePort, health, runClient, savedStep, startServe, type Served } from './helpers/serve.js';
+import { FP32_MODEL, servePlan } from './helpers/serve-plan.js';
+
+const PROMPTS = ['She ', 'The ', 'It w'];
+const NEW = 2;
+
+function text(bytes: number[]): string {
+  return new TextDecoder().decode(Uint8Array.from(bytes));
+}
+
+describe('fhec serve on SEAL', () => {
+  let plan: string;
+  const servers: Served[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-serve-seal-'));
+
+  beforeAll(() => {
+    plan = servePlan();
+  }, 900_000);
+  afterAll(() => {
+    for (const s of servers) s.proc.kill('SIGKILL');
+  });
+
+  it('three concurrent clients each get onnxruntime\'s greedy bytes for their prompt', async () => {
+    const expected = await Promise.all(PROMPTS.map(async (p) => text(await ortGreedy(FP32_MODEL, p, NEW))));
+    expect(new Set(expected).size).toBe(PROMPTS.length);
+    const server = await startServe([plan, '--port', '0', '--no-browser', '--max-sessions', '3', '--plaintext-cache-mib', '128']);
+    servers.push(server);
+    const runs = await Promise.all(PROMPTS.map((p) => runClient(['--server', server.url, '--prompt', p, '--max-new-tokens', String(NEW), '--no-progress'])));
+    runs.forEach((r, i) => {
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`${expected[i]}\n`);
+      expect(r.stderr).toMatch(/^SEAL, encrypted:/m);
+      expect(r.stderr).not.toMatch(/SIMULATION/);
+      expect(r.stderr).toMatch(/round trips: [1-9]\d* refresh \(key holder\)/);
+      expect(r.stderr).toMatch(/latency per generated token \(decode steps\): mean [\d.]+ s/);
+    });
+    for (const r of runs) process.stderr.write(`${r.stderr}\n`);
+    expect((await health(server.url)).sessions).toBe(0);
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  }, 3_600_000);
+
+  it('resumes after the server is killed with SIGKILL mid-generation and started again', async () => {
+    const prompt = 'was ';
+    const expected = text(await ortGreedy(FP32_MODEL, prompt, NEW));
+    const port = String(await freePort());
+    const state = path.join(tmp, 'state');
+    const args = [plan, '--port', port, '--no-browser', '--state-dir', state, '--plaintext-cache-mib', '128'];
+    const s1 = await startServe(args);
+    servers.push(s1);
+    // Kill once the prefill is done and saved: the client is then inside the decode step.
+    const run = runClient(['--server', s1.url, '--prompt', prompt, '--max-new-tokens', String(NEW), '--no-progress', '--reconnect-timeout', '600']);
+    let killed = false;
+    const watch = setInterval(() => {
+      if (!killed && savedStep(state) >= 1) {
+        killed = true;
+        s1.proc.kill('SIGKILL');
+      }
+    }, 20);
+    await s1.exited;
+    clearInterval(watch);
+    expect(killed).toBe(true);
+    const s2 = await startServe(args);
+    servers.push(s2);
+    const r = await run;
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/resumed at step 1/);
+    expect(r.stdout).toBe(`${expected}\n`);
+    process.stderr.write(`${r.stderr}\n`);
+  }, 3_600_000);
+});
+
