@@ -144,6 +144,6 @@ describe('byte tokenizer', () => {
     const t = new ByteTokenizer(256);
     expect(t.encode('é!')).toEqual([0xc3, 0xa9, 0x21]);
     expect(t.decode([0xc3, 0xa9, 0x21])).toBe('é!');
-    expect(() => new ByteTokenizer(32000)).toThrow(/UTF-8 bytes, which needs a vocabulary of 256; this model has 32000/);
+    expect(() => new ByteTokenizer(32000)).toThrow(/UTF-8 bytes needs a vocabulary of 256; this model has 32000: pass its Hugging Face tokenizer folder with --tokenizer DIR/);
   });
 });
