@@ -1,7 +1,6 @@
 // Helpers shared by CLI verbs: --bind parsing, reading tensor JSON files, writing output.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { FhecError } from '../../ir/errors.js';
 import { parseJsonText } from '../../ir/tensor-json.js';
 import { DEFAULT_HIDING_BITS } from '../../runtime/refresh/mask.js';
@@ -63,13 +62,17 @@ export function maskFromFlags(minHidingBits: number | undefined): { mask?: { min
   return minHidingBits === undefined ? {} : { mask: { minHidingBits } };
 }
 
-/** `--workers`: evaluation worker threads on seal (runtime/parallel/); default the machine's cores. */
-export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread)';
+/**
+ * `--workers`: evaluation worker threads on seal (runtime/parallel/). Default 1: the placement still moves
+ * ~800 ciphertexts between workers per decode token of model A and 2 workers were not measured faster
+ * (README, Benchmarks); the default becomes the core count once they are.
+ */
+export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are not faster yet)';
 
 export function workersOption(): (v: string) => number {
   return intOption('--workers', 1);
 }
 
 export function defaultWorkers(): number {
-  return os.availableParallelism();
+  return 1;
 }
