@@ -425,7 +425,7 @@ describe('calibration data', () => {
   });
 
   it('a model whose vocabulary is not bytes refuses a .txt file and asks for a tokenizer or tensor JSON', () => {
-    expect(() => calibrateModel(ORTGENAI.model, TEXT)).toThrow(/vocabulary is 32000: a tokenizer for this model is needed; pass a tensor-JSON/);
+    expect(() => calibrateModel(ORTGENAI.model, TEXT)).toThrow(/model's vocabulary is 32000: pass the model's Hugging Face tokenizer folder with --tokenizer DIR, or a tensor-JSON/);
   });
 
   it('tensor-JSON sets of different lengths calibrate together; logits match ONNX Runtime', () => {
@@ -492,7 +492,7 @@ describe('fhec calibrate', () => {
     const r = await fhec('calibrate', ORTGENAI.model, '--calibration', TEXT);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('a tokenizer for this model is needed');
+    expect(r.stderr).toContain('pass the model\'s Hugging Face tokenizer folder with --tokenizer DIR');
     const r2 = await fhec('calibrate', A, '--calibration', path.join(tmp, 'missing.txt'));
     expect(r2.status).toBe(2);
     expect(r2.stderr).toContain('file not found');
