@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
+import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
 import type { CostTable } from '../ir/ckks/cost-table.js';
 import { makeParameters, parametersId, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
@@ -134,7 +135,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     fs.writeFileSync(path.join(outDir, stepsDir, PARAMETER_SEARCH_FILE), JSON.stringify(record, null, 1));
     lines.push(
       `parameter search on the decode plan for past ${C - 1} (${probe.search?.candidates.length ?? 0} candidates, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes, predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
+        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes in ${refreshRounds(probe.managed).count + 1} rounds (the cache carry's included), predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
     );
   }
   const files: string[] = [];
@@ -150,7 +151,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     embedding = { vocab: t.dims[0]!, dim: t.dims[1]!, file: `${base}.embedding.bin`, sha256: sha256Hex(tableBytes) };
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
-    lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count} rounds (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   const manifest: GenerationManifest = {
     kind: GENERATION_PLAN_KIND,

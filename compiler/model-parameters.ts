@@ -13,13 +13,14 @@
 // noise, far below the approximation error) and the levels ops run at, not the scale.
 //
 // Refreshes happen at a level whose modulus fits the key holder's 40-bit mask (runtime/refresh/mask.ts:
-// log2 Q_l >= log2(2 Delta B) + 40 + log2 N + 2, B the largest bound a refresh could be placed on;
-// level 0, the first prime alone, never does): with that lowest level r, a chain of L levels gives
-// L - r levels between refreshes (one fewer when KV caches are carried: the evaluator moves their slots,
-// one level, before masking), and inputs are encrypted at the top. A chain where no level fits is out.
+// log2 Q_l >= log2(2 Delta B) + 40 + log2 N + 2, B the bound of the refreshed value; level 0, the first
+// prime alone, never does). The floor is per value (modelFloors): a value that may be refreshed keeps
+// to the lowest level r(B) its own bound fits, a KV-cache output one more (the evaluator moves its slots,
+// one level, before masking), and a value nothing reads (the logits) may go down to level 0; inputs
+// are encrypted at the top. A chain where some product cannot sit above its floor is out.
 
 import { FhecError } from '../ir/errors.js';
-import type { FheProgram } from '../ir/fhe/types.js';
+import { isMultiplication, type FheProgram } from '../ir/fhe/types.js';
 import { hasRingDegree, type CostTable } from '../ir/ckks/cost-table.js';
 import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import type { LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
@@ -50,24 +51,24 @@ export interface Placed {
 }
 
 /**
- * Refreshes for `levels` chain levels, every value kept at level >= `minLevel` (L = levels - minLevel
- * between refreshes): greedy, or the optimal DP when it needs fewer. Undefined when some op needs more
- * than L levels by itself.
+ * Refreshes for a chain whose top level is `levels`, every value v kept at level >= floor(v) (a number:
+ * the same floor for all): greedy, or the optimal DP when it needs fewer. Undefined when some op needs
+ * more levels than its floor leaves.
  */
-export function placeModelRefreshes(program: FheProgram, levels: number, placement: Placement = 'optimal', minLevel = 1): Placed | undefined {
-  const L = levels - minLevel;
-  if (L < 1) return undefined;
+export function placeModelRefreshes(program: FheProgram, levels: number, placement: Placement = 'optimal', floor: number | ((name: string) => number) = 1): Placed | undefined {
+  const floorOf = typeof floor === 'number' ? () => floor : floor;
+  if (typeof floor === 'number' && levels - floor < 1) return undefined;
   let greedy;
   try {
-    greedy = placeRefreshesGreedy(program, L);
+    greedy = placeRefreshesGreedy(program, levels, floorOf);
   } catch (e) {
-    // An op that multiplies more than L levels at once: this chain is too short for it.
+    // An op that multiplies more levels at once than its floor leaves: this chain is too short for it.
     if (e instanceof FhecError) return undefined;
     throw e;
   }
   const out: Placed = { placed: greedy.program, refreshes: greedy.refreshed.length, greedyRefreshes: greedy.refreshed.length };
   if (placement === 'optimal') {
-    const best = placeRefreshes(program, { levels: L, maxStates: OPTIMAL_MAX_STATES });
+    const best = placeRefreshes(program, { levels, maxStates: OPTIMAL_MAX_STATES, floor: floorOf });
     if (best.count <= out.refreshes) {
       out.placed = best.program;
       out.refreshes = best.count;
@@ -95,32 +96,76 @@ export function fixedModelParameters(ringDegree: number, scaleBits = MODEL_SCALE
 }
 
 /**
- * The lowest level values may sit at in a model plan: the lowest whose modulus fits a 40-bit mask for
- * `bound` (the largest bound a refresh or cache carry could be placed on), plus one when caches are
- * carried (their slot move takes a level before the mask). A refusal when the chain has no such level.
+ * What the masks need of a lowered model before placement (a value's bound does not depend on where it
+ * is refreshed): a bound on |x| of each ciphertext value, and the values carried to the next step (the
+ * KV-cache outputs, masked one level below where they sit).
  */
-export function modelMinLevel(params: CkksParameters, bound: number, carriesCache: boolean): { level: number } | { refused: string } {
-  const r = minRefreshLevel(params, params.scale, bound, DEFAULT_HIDING_BITS);
+export interface MaskNeeds {
+  bounds: ReadonlyMap<string, number>;
+  carried: ReadonlySet<string>;
+}
+
+export interface ValueFloors {
+  /** Lowest level each value may sit at. */
+  floor: (name: string) => number;
+  /** The lowest and highest floor of a value something reads (one that may be refreshed). */
+  lowest: number;
+  highest: number;
+}
+
+function maskRefusal(params: CkksParameters, bound: number, carried: boolean): string {
   const need = Math.log2(Number(coefficientBound(params.scale, bound))) + DEFAULT_HIDING_BITS + Math.log2(params.ringDegree) + 2;
   const top = topLevel(params);
-  const level = r < 0 ? Infinity : r + (carriesCache ? 1 : 0);
-  if (level >= top) {
-    return {
-      refused:
-        `${DEFAULT_HIDING_BITS}-bit refresh masks for bound ${bound.toPrecision(3)} need ${need.toFixed(0)} bits at the refresh level` +
-        `${carriesCache ? ' (one level above it for the cache carries)' : ''}; this chain has ${modulusBitsAt(params, top - 1).toFixed(0)} bits below the top`,
-    };
+  return (
+    `${DEFAULT_HIDING_BITS}-bit refresh masks for bound ${bound.toPrecision(3)} need ${need.toFixed(0)} bits at the refresh level` +
+    `${carried ? ' (one level above it for the cache carries)' : ''}; this chain has ${modulusBitsAt(params, top - 1).toFixed(0)} bits below the top`
+  );
+}
+
+/**
+ * The lowest level each value of an unmanaged model program may sit at: r(B) for a value something
+ * reads (it may be refreshed: the lowest level whose modulus fits a 40-bit mask for its bound B), r(B)
+ * + 1 for a carried KV-cache output (its slot move takes a level before the mask), 0 for the rest (the
+ * logits). A refusal when a product (or a carried value) cannot sit at or above its floor on this chain.
+ */
+export function modelFloors(program: FheProgram, params: CkksParameters, needs: MaskNeeds): ValueFloors | { refused: string } {
+  const top = topLevel(params);
+  const read = new Set<string>();
+  for (const op of program.ops) if (op.kind !== 'output') for (const a of op.args) read.add(a.name);
+  const byBound = new Map<number, number>();
+  const refreshLevel = (b: number): number => {
+    if (!byBound.has(b)) byBound.set(b, minRefreshLevel(params, params.scale, b, DEFAULT_HIDING_BITS));
+    return byBound.get(b)!;
+  };
+  const floors = new Map<string, number>();
+  let lowest = Infinity;
+  let highest = 0;
+  for (const op of program.ops) {
+    const v = op.result;
+    if (!v || v.type.kind !== 'ct') continue;
+    const carried = needs.carried.has(v.name);
+    if (!carried && !read.has(v.name)) continue;
+    const bound = needs.bounds.get(v.name);
+    if (bound === undefined) throw new Error(`internal: no mask bound for %${v.name}`);
+    const r = refreshLevel(bound);
+    // A product sits at most at top - 1; an input, rotation or sum of inputs may sit at the top.
+    const highestPossible = isMultiplication(op.kind) ? top - 1 : top;
+    const f = r < 0 ? Infinity : r + (carried ? 1 : 0);
+    if (f > highestPossible && (carried || isMultiplication(op.kind))) return { refused: maskRefusal(params, bound, carried) };
+    const floor = Math.min(f, top);
+    floors.set(v.name, floor);
+    if (read.has(v.name)) {
+      lowest = Math.min(lowest, floor);
+      highest = Math.max(highest, floor);
+    }
   }
-  return { level };
+  return { floor: (name) => floors.get(name) ?? 0, lowest: lowest === Infinity ? 0 : lowest, highest };
 }
 
 export interface ModelParameterOptions<T = LoweredModel> {
   costs: CostTable;
-  /**
-   * Bound on |x| of anything a refresh or carry could mask in a lowered model (before placement: a
-   * value's bound does not depend on where it is refreshed), and whether caches are carried.
-   */
-  maskBound?: (lowered: T) => { bound: number; carriesCache: boolean };
+  /** What the refresh and carry masks need of a lowered model (per-value floors); default: floor 1 for all. */
+  maskNeeds?: (lowered: T) => MaskNeeds;
   /** Default: every ring degree the cost table has. */
   ringDegrees?: number[];
   /** Default: [40]. */
@@ -135,8 +180,8 @@ export interface ModelParameterChoice<T extends { program: FheProgram } = Lowere
   managed: FheProgram;
   refreshes: number;
   greedyRefreshes: number;
-  /** The lowest level values sit at (modelMinLevel): the placement keeps top - minLevel levels between refreshes. */
-  minLevel: number;
+  /** The lowest level each value may sit at (modelFloors). */
+  floors: ValueFloors;
   candidate: Candidate;
   search: ParameterSearchResult;
   /** Lowering (all slot counts), refresh placement (all candidates), and the rest of the search. */
@@ -166,21 +211,20 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   };
   // The placement of each (program, levels), for the chosen candidate's record.
   const placements = new Map<FheProgram, Map<number, Placed>>();
-  const minLevels = new Map<string, number>();
+  const floorsByChain = new Map<string, ValueFloors>();
   const chainKey = (p: CkksParameters, levels: number) => `${p.ringDegree}:${p.scale}:${levels}`;
-  const bounds = new Map<FheProgram, { bound: number; carriesCache: boolean }>();
-  const boundOf = (program: FheProgram) => {
-    if (!bounds.has(program)) bounds.set(program, options.maskBound!([...lowered.values()].find((l) => l.program === program)!));
-    return bounds.get(program)!;
+  const needs = new Map<FheProgram, MaskNeeds>();
+  const needsOf = (program: FheProgram) => {
+    if (!needs.has(program)) needs.set(program, options.maskNeeds!([...lowered.values()].find((l) => l.program === program)!));
+    return needs.get(program)!;
   };
   const planner: RefreshPlanner = (program, levels, { params }) => {
-    const mb = options.maskBound ? boundOf(program) : undefined;
-    const floor = mb ? modelMinLevel(params, mb.bound, mb.carriesCache) : { level: 1 };
-    if ('refused' in floor) return floor;
-    minLevels.set(chainKey(params, levels), floor.level);
+    const floors: ValueFloors | { refused: string } = options.maskNeeds ? modelFloors(program, params, needsOf(program)) : { floor: () => 1, lowest: 1, highest: 1 };
+    if ('refused' in floors) return floors;
+    floorsByChain.set(chainKey(params, levels), floors);
     const t = performance.now();
     // Candidates are priced with the greedy placement (fast); the chosen one is re-placed below.
-    const p = placeModelRefreshes(program, levels, 'greedy', floor.level);
+    const p = placeModelRefreshes(program, levels, 'greedy', floors.floor);
     ms.place += performance.now() - t;
     if (!p) return undefined;
     if (!placements.has(program)) placements.set(program, new Map());
@@ -212,7 +256,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
     managed: best.program,
     refreshes: p.refreshes,
     greedyRefreshes: p.greedyRefreshes,
-    minLevel: minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1,
+    floors: floorsByChain.get(chainKey(best.params, best.candidate.levels))!,
     candidate: best.candidate,
     search,
     ms,
@@ -220,7 +264,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   if ((options.placement ?? 'optimal') === 'optimal') {
     // The chosen chain gets the optimal placement when it needs fewer refreshes and is not predicted slower.
     const t = performance.now();
-    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal', choice.minLevel);
+    const o = placeModelRefreshes(l.program, best.candidate.levels, 'optimal', choice.floors.floor);
     ms.place += performance.now() - t;
     if (o && o.refreshes < p.refreshes) {
       const managed = manageModel(o.placed, best.params);

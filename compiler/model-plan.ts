@@ -20,12 +20,12 @@ import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.j
 import type { ParameterSearchResult } from '../passes/fhe/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { fixedModelParameters, manageModel, modelMinLevel, placeModelRefreshes, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
+import { fixedModelParameters, manageModel, modelFloors, placeModelRefreshes, type MaskNeeds, type ValueFloors, predictModelLatency, searchModelParameters, type Placement } from './model-parameters.js';
 import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
 import { embeddingInputs, embedTokens, expandCache, MODEL_PLAN_KIND, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -86,8 +86,8 @@ export interface CompiledModel {
   placement: Placement;
   /** Bounds on |x| of every refreshed value (program order) and of every KV-cache output (by the model's name). */
   bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
-  /** The lowest level values sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelMinLevel). */
-  minLevel: number;
+  /** The lowest level each value may sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelFloors). */
+  floors: ValueFloors;
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
   ms: { calibrate: number; lower: number; place: number; manage: number; search?: number; bounds?: number };
 }
@@ -215,23 +215,18 @@ function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets:
 }
 
 /**
- * Calibration windows the pre-placement bound is measured on (evenly spread): it only picks the lowest
- * refresh level (a few bits of log2 B), the per-point bounds after placement use BOUND_CALIBRATION_WINDOWS,
- * and the compile checks each of those against its level (checkMaskLevels).
+ * What the masks need of a lowered model, before placement: each ciphertext value's bound as maskBounds
+ * will choose it after placement at most (calibrated max |x| with the margin, on the same windows; a
+ * proved bound is only taken when it is no larger), and the values carried as KV-cache outputs. The
+ * placement keeps each value at or above the lowest level its bound fits (model-parameters.ts).
  */
-const PLACEMENT_BOUND_WINDOWS = 8;
-
-/**
- * The largest bound a refresh or cache carry could be placed on, before placement: the calibrated max
- * |x| over every ciphertext value of the lowered program, with the mask bound's margin (chooseBounds
- * never picks more). A value's bound does not depend on where it is refreshed.
- */
-function largestMaskBound(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { bound: number; carriesCache: boolean } {
-  const { runs } = boundRuns(lowered, spreadSample(calibrationSets, PLACEMENT_BOUND_WINDOWS));
+function valueMaskNeeds(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): MaskNeeds {
+  const { runs } = boundRuns(lowered, spreadSample(calibrationSets));
   const names = lowered.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.name);
-  let max = 0;
-  for (const v of calibratedMaxima(lowered.program, runs, names).values()) max = Math.max(max, v);
-  return { bound: Math.max(max, 2 ** -20) * (1 + REFRESH_BOUND_MARGIN), carriesCache: lowered.outputs.some((o) => o.kv) };
+  const bounds = new Map(chooseBounds(names, new Map(), calibratedMaxima(lowered.program, runs, names)).map((b) => [b.value, b.bound]));
+  const outputArg = new Map(lowered.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
+  const carried = new Set(lowered.outputs.filter((o) => o.kv).flatMap((o) => o.blocks.map((b) => outputArg.get(b.fhe)!)));
+  return { bounds, carried };
 }
 
 /**
@@ -293,8 +288,8 @@ function finishPlacement(
   const lower = (slots: number) => lowerCanonicalModel(graph, { slots, targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax });
   const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement: opts.placement ?? 'optimal' };
   if (opts.ringDegree === undefined) {
-    const maskBound = (l: LoweredModel) => largestMaskBound(l, calibrationSets);
-    const s = searchModelParameters(lower, { costs, placement: opts.placement, maskBound, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
+    const maskNeeds = (l: LoweredModel) => valueMaskNeeds(l, calibrationSets);
+    const s = searchModelParameters(lower, { costs, placement: opts.placement, maskNeeds, ...(opts.scaleBits !== undefined ? { scaleBits: [opts.scaleBits] } : {}) });
     return {
       ...common,
       lowered: s.lowered,
@@ -303,7 +298,7 @@ function finishPlacement(
       managed: s.managed,
       refreshes: s.refreshes,
       greedyRefreshes: s.greedyRefreshes,
-      minLevel: s.minLevel,
+      floors: s.floors,
       search: s.search,
       predictedMs: s.candidate.latencyMs,
       ms: { calibrate: calibrateMs, lower: s.ms.lower, place: s.ms.place, manage: 0, search: s.ms.search },
@@ -313,11 +308,10 @@ function finishPlacement(
   const params = fixedModelParameters(opts.ringDegree, opts.scaleBits, opts.levels);
   const lowered = lower(params.ringDegree / 2);
   const t2 = performance.now();
-  const mb = largestMaskBound(lowered, calibrationSets);
-  const floor = modelMinLevel(params, mb.bound, mb.carriesCache);
-  if ('refused' in floor) throw new FhecError(`N=${params.ringDegree}: ${floor.refused}`, { field: 'ringDegree' });
-  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement, floor.level);
-  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floor.level} levels between refreshes (masks fit from level ${floor.level} up), fewer than one op of the model needs`, { field: 'ringDegree' });
+  const floors = modelFloors(lowered.program, params, valueMaskNeeds(lowered, calibrationSets));
+  if ('refused' in floors) throw new FhecError(`N=${params.ringDegree}: ${floors.refused}`, { field: 'ringDegree' });
+  const p = placeModelRefreshes(lowered.program, topLevel(params), opts.placement, floors.floor);
+  if (!p) throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floors.highest} to ${topLevel(params) - floors.lowest} levels between refreshes (masks fit from level ${floors.lowest} up), fewer than one op of the model needs`, { field: 'ringDegree' });
   const t3 = performance.now();
   const managed = manageModel(p.placed, params);
   const t4 = performance.now();
@@ -330,7 +324,7 @@ function finishPlacement(
     managed,
     refreshes: p.refreshes,
     greedyRefreshes: p.greedyRefreshes,
-    minLevel: floor.level,
+    floors,
     predictedMs: predicted.ms,
     ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
     ms: { calibrate: calibrateMs, lower: t2 - t1, place: t3 - t2, manage: t4 - t3 },
@@ -397,7 +391,8 @@ function modelAnalysis(c: CompiledModel): PlanAnalysis {
     managed: c.managed,
     params: c.params,
     inputLevel: topLevel(c.params),
-    refreshLevels: topLevel(c.params) - c.minLevel,
+    refreshLevels: topLevel(c.params),
+    refreshFloor: c.floors.floor,
     placement: c.placement,
     ...(c.search ? { candidates: c.search.candidates } : {}),
     costs: c.costs,

@@ -6,7 +6,7 @@
 // exchanged with the key holder, peak memory, and whether this was SEAL or a simulation.
 // Also `compileGenerationCommand`, the `--max-context` branch of `fhec compile`.
 
-import { loadCostTable } from '../../ir/ckks/cost-table.js';
+import { tableWithLink } from '../model-commands.js';
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
@@ -182,6 +182,8 @@ export interface GenerationCompileFlags {
   ringDegree?: number;
   /** A cost table from `fhec calibrate-costs` for the parameter search. */
   costs?: string;
+  /** --link: the link to the key holder the search prices refreshes for. */
+  link?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -194,7 +196,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     maxWindows: flags.maxWindows,
     placement: flags.placement,
     ringDegree: flags.ringDegree,
-    ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
+    ...(flags.costs !== undefined || flags.link !== undefined ? { costs: tableWithLink(flags.costs, flags.link)! } : {}),
   });
   return [...c.lines, `wrote ${c.files.join(', ')}`];
 }
