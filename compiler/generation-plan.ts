@@ -106,6 +106,8 @@ export interface CompiledGenerationPlan {
   manifest: GenerationManifest;
   files: string[];
   lines: string[];
+  /** The decode plan the parameter search chose on (past C - 1), when it searched: what one decode token costs. */
+  searchStep?: { past: number; managed: CompiledModel['managed']; refreshes: number; predictedMs?: number };
 }
 
 export function compileGenerationPlan(modelFile: string, out: string, opts: GenerationPlanOptions): CompiledGenerationPlan {
@@ -118,6 +120,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const base = path.basename(out).replace(/\.json$/, '');
   const stepsDir = `${base}.steps`;
   const lines: string[] = [];
+  let searchStep: CompiledGenerationPlan['searchStep'];
   const compile: GenerationManifest['compile'] = { ringDegree: opts.ringDegree ?? 0, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
   if (opts.ringDegree === undefined) {
     // One parameter set serves every step (one key set per generation): search it on the decode plan
@@ -126,6 +129,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     const probe = compileModel(modelFile, { calibration: opts.calibration, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
+    searchStep = { past: C - 1, managed: probe.managed, refreshes: probe.refreshes, ...(probe.predictedMs !== undefined ? { predictedMs: probe.predictedMs } : {}) };
     fs.mkdirSync(path.join(outDir, stepsDir), { recursive: true });
     const record: ParameterSearchRecord = {
       step: shapeName({ kind: 'decode', past: C - 1 }),
@@ -176,7 +180,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
       `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
   );
-  return { manifest, files, lines };
+  return { manifest, files, lines, ...(searchStep ? { searchStep } : {}) };
 }
 
 export interface PlanStoreOptions {
