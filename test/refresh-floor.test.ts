@@ -15,6 +15,7 @@ import { depthsWith, isFeasible, levelGraph } from '../passes/fhe/refresh-graph.
 import { placeRefreshes } from '../passes/fhe/refresh-placement.js';
 import { modelFloors, placeModelRefreshes } from '../compiler/model-parameters.js';
 import { minRefreshLevel } from '../runtime/refresh/mask.js';
+import { bruteForceRefreshes } from './helpers/refresh-brute-force.js';
 
 const SLOTS = 8;
 /** Real primes of a [60, 40 x 4] chain; the types only need their values. */
@@ -43,19 +44,7 @@ function randomProgram(steps: Step[]): FheProgram {
   return b.build();
 }
 
-function bruteForce(program: FheProgram, levels: number, floor: (name: string) => number): number | undefined {
-  const g = levelGraph(program, levels, floor);
-  const n = g.names.length;
-  for (let size = 0; size <= n; size++) {
-    const found = (function search(start: number, chosen: number[]): boolean {
-      if (chosen.length === size) return isFeasible(g, new Set(chosen));
-      for (let i = start; i < n; i++) if (search(i + 1, [...chosen, i])) return true;
-      return false;
-    })(0, []);
-    if (found) return size;
-  }
-  return undefined;
-}
+const bruteForce = bruteForceRefreshes;
 
 /** x^(2^k) by repeated squaring: one level per square. */
 function squarings(k: number): FheProgram {
