@@ -20,8 +20,22 @@ export interface FheSource<T extends { program: FheProgram } = { program: FhePro
   defaultSlots: number;
 }
 
-/** The lowest level refreshes may leave values at for a chain, or why the chain is out (see select-parameters). */
-export type RefreshFloor = (lowered: { program: FheProgram }, params: CkksParameters) => { level: number } | { refused: string };
+/** The lowest level each value may sit at on a chain (a refresh mask needs room for the value's own bound). */
+export interface ValueFloors {
+  /** Lowest level of each value, by name. */
+  floor: (name: string) => number;
+  /** The lowest and highest floor of a value something reads (one that may be refreshed). */
+  lowest: number;
+  highest: number;
+}
+
+/** One floor for every value. */
+export function uniformFloors(level: number): ValueFloors {
+  return { floor: () => level, lowest: level, highest: level };
+}
+
+/** The floors refreshes keep each value of a lowering at on a chain, or why the chain is out (see select-parameters). */
+export type RefreshFloor = (lowered: { program: FheProgram }, params: CkksParameters) => ValueFloors | { refused: string };
 
 export interface FheUnit<T extends { program: FheProgram } = { program: FheProgram }> {
   program: FheProgram;
@@ -35,6 +49,8 @@ export interface FheUnit<T extends { program: FheProgram } = { program: FheProgr
   placed?: FheProgram;
   /** Default: every value stays at level >= 1. */
   refreshFloor?: RefreshFloor;
+  /** The floors select-parameters chose the chain with (place-refresh keeps to them). */
+  floors?: ValueFloors;
   /** Cost tables by the name select-parameters' `costs` option gives ('default' or a file). */
   costTables: Map<string, CostTable>;
   /** The candidates select-parameters priced. */
