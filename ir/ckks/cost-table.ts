@@ -258,11 +258,18 @@ export const IN_PROCESS_LINK: Link = { rttMs: 0, bytesPerMs: 1e7, note: 'in-proc
 const BITS_PER_SECOND: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 };
 
 /**
- * The link of `--link`: `in-process`, or `rtt=50ms,bandwidth=100Mbit` (rtt in ms, s or us; bandwidth
- * in bit, kbit, Mbit or Gbit per second). Errors name the flag and what is wrong.
+ * The link of `--link`: `in-process`, `rtt=50ms,bandwidth=100Mbit` (rtt in ms, s or us; bandwidth
+ * in bit, kbit, Mbit or Gbit per second), or RTT_MS/BYTES_PER_MS (e.g. 20/12500: the passes' `link`
+ * option, which cannot hold commas). Errors name the flag and what is wrong.
  */
 export function parseLink(spec: string): Link {
   if (spec === 'in-process') return IN_PROCESS_LINK;
+  const raw = /^([0-9.e+-]+)\/([0-9.e+-]+)$/.exec(spec);
+  if (raw) {
+    const [rttMs, bytesPerMs] = [Number(raw[1]), Number(raw[2])];
+    if (!(rttMs >= 0) || !(bytesPerMs > 0)) throw new FhecError(`link '${spec}' needs RTT_MS >= 0 and BYTES_PER_MS > 0`, { field: 'link' });
+    return { rttMs, bytesPerMs, note: `given: ${rttMs} ms round trip, ${bytesPerMs} bytes/ms` };
+  }
   const fields = new Map<string, string>();
   for (const part of spec.split(',')) {
     const m = part.trim().match(/^(\w+)=(.+)$/);

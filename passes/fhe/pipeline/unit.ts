@@ -6,7 +6,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheAttribute, FheProgram } from '../../../ir/fhe/types.js';
 import { makeParameters, type CkksParameters } from '../../../ir/ckks/params.js';
-import { defaultCostTable, loadCostTable, type CostTable } from '../../../ir/ckks/cost-table.js';
+import { defaultCostTable, loadCostTable, parseLink, withLink, type CostTable } from '../../../ir/ckks/cost-table.js';
 import type { ParameterSearchResult } from '../parameters/parameter-search.js';
 
 /** Lowers the model for a slot count (the packing depends on N): what lower-canonical and select-parameters call. */
@@ -158,12 +158,7 @@ export function costTableOf(unit: FheUnit<any>, name: string, link?: string): Co
   if (!t) {
     t = unit.costTables.get(name) ?? (name === 'default' ? defaultCostTable() : loadCostTable(name));
     unit.costTables.set(name, t);
-    if (link !== undefined) {
-      const m = /^([0-9.e+-]+)\/([0-9.e+-]+)$/.exec(link);
-      const [rttMs, bytesPerMs] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-      if (!(rttMs >= 0) || !(bytesPerMs > 0)) throw new FhecError(`link must be RTT_MS/BYTES_PER_MS (e.g. 20/12500), got '${link}'`);
-      t = { ...t, link: { rttMs, bytesPerMs, note: `given: ${rttMs} ms round trip, ${bytesPerMs} bytes/ms` } };
-    }
+    if (link !== undefined) t = withLink(t, parseLink(link));
     unit.costTables.set(key, t);
   }
   return t;
