@@ -16,6 +16,8 @@ import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import { modelFloors } from '../compiler/model-parameters.js';
 import { minRefreshLevel } from '../runtime/refresh/mask.js';
 import { bruteForceRefreshes } from './helpers/refresh-brute-force.js';
+import { runFhePipeline } from '../passes/fhe/pipeline/run.js';
+import { uniformFloors, unitOf, type ValueFloors } from '../passes/fhe/pipeline/unit.js';
 
 const SLOTS = 8;
 /** Real primes of a [60, 40 x 4] chain; the types only need their values. */
@@ -47,11 +49,12 @@ function randomProgram(steps: Step[]): FheProgram {
 const bruteForce = bruteForceRefreshes;
 
 /** x^(2^k) by repeated squaring: one level per square. */
-function squarings(k: number): FheProgram {
-  const b = new FheBuilder('sq', SLOTS);
-  let x: FheValue = b.input('x', layout);
+function squarings(k: number, slots = SLOTS): FheProgram {
+  const b = new FheBuilder('sq', slots);
+  const l = { ...layout, length: slots, stride: slots, period: slots };
+  let x: FheValue = b.input('x', l);
   for (let i = 0; i < k; i++) x = b.mul(x, x);
-  b.output('y', x, layout);
+  b.output('y', x, l);
   return b.build();
 }
 
@@ -157,5 +160,26 @@ describe('per-value refresh floors', () => {
     expect(depthsWith(levelGraph(program, 4, f.floor), new Set())).toEqual([0, 1, 2, 2, 3]);
     const placed = placeRefreshes(program, { levels: 4, floor: f.floor });
     expect(placed.refreshed).toEqual([large.name]);
+  });
+});
+
+describe('per-value floors through the FHE passes', () => {
+  // The driver's RefreshFloor gives each value its own floor; select-parameters records the lowest as
+  // mgmt.min_level and place-refresh keeps every value at its own floor under the chain's top level.
+  const placedWith = (floors: ValueFloors): FheProgram => {
+    // Textual IR runs at N = 2 x slots: 4096 slots for a secure N=8192 chain of 4 levels at a 25-bit scale.
+    const unit = unitOf(squarings(7, 4096), { refreshFloor: () => floors });
+    runFhePipeline(unit, 'select-parameters{ring-degree=8192,levels=4,scale-bits=25},place-refresh,manage-scales');
+    return unit.program;
+  };
+  it('x^(2^7) on 4 levels: floor 2 for read values and 0 for the output takes 2 refreshes, a uniform floor of 2 takes 3', () => {
+    const output = levelGraph(squarings(7, 4096), 4).names.at(-1)!;
+    const perValue = placedWith({ floor: (n) => (n === output ? 0 : 2), lowest: 2, highest: 2 });
+    expect(perValue.attributes?.['mgmt.refreshes']).toBe(2);
+    expect(perValue.attributes?.['mgmt.min_level']).toBe(2);
+    expect(perValue.attributes?.['mgmt.refresh_levels']).toBe(2);
+    const refreshLevels = perValue.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.type.level!);
+    expect(Math.min(...refreshLevels)).toBeGreaterThanOrEqual(2);
+    expect(placedWith(uniformFloors(2)).attributes?.['mgmt.refreshes']).toBe(3);
   });
 });
