@@ -7,12 +7,13 @@ import { runCkksOpsBench } from './ckks-ops.js';
 import { generateBenchOptions, printGenerateBench, runGenerateBench } from './generate.js';
 import { runInspectBench } from './llama8b-inspect.js';
 import { printServeLoad, runServeLoad, serveLoadOptions } from './serve-load.js';
+import { planBenchOptions, printPlanBench, runPlanBench } from './generation-plan.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 }
 
-// `node dist/bench/index.js [inspect|ckks|generate] [--decode-steps N ...]`: one bench, or all of them.
+// `node dist/bench/index.js [inspect|ckks|plan|generate] [--decode-steps N ...]`: one bench, or all of them.
 const only = process.argv[2]?.startsWith('-') ? undefined : process.argv[2];
 fs.mkdirSync('bench/out', { recursive: true });
 const resultsFile = path.join('bench/out', 'results.json');
@@ -31,6 +32,13 @@ if (!only || only === 'inspect') {
 
 if (!only || only === 'ckks') {
   results.ckks = await runCkksOpsBench(); // prints its own table
+}
+
+if (!only || only === 'plan') {
+  // Compile time of a generation plan and what one decode token asks of the key holder (no SEAL run).
+  const r = runPlanBench(planBenchOptions(process.argv.slice(2)));
+  results.plan = r;
+  printPlanBench(r);
 }
 
 if (!only || only === 'generate') {

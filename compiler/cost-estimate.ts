@@ -9,6 +9,7 @@
 // mask bound sizes the refresh masks (the lowest refresh level). Real models vary: the estimate says
 // which it assumed, so a calibrated compile can be compared with it.
 
+import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
 import { FhecError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph/types.js';
 import type { ValueRange } from '../ir/graph/range.js';
@@ -22,7 +23,7 @@ import { formatCandidates, programKeys, type ParameterSearchResult } from '../pa
 import { predictLatency } from '../passes/fhe/analysis/predict-latency.js';
 import { runFhePipeline } from '../passes/fhe/pipeline/run.js';
 import { numberAttr, requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
-import { modelRefreshFloor, searchModelParameters } from './model-parameters.js';
+import { modelRefreshFloor, searchModelParameters, type MaskNeeds } from './model-parameters.js';
 import { loadModel } from './driver.js';
 import { importOnnx } from './onnx/import.js';
 
@@ -123,19 +124,6 @@ function assumeRanges(graph: Graph, iv: AssumedIntervals): Map<string, Attention
   return attention;
 }
 
-/** Refresh round trips: maximal runs of refresh ops (consecutive in program order). */
-function refreshRounds(p: FheProgram): number {
-  let rounds = 0;
-  let inRun = false;
-  for (const op of p.ops) {
-    if (op.kind === 'refresh') {
-      if (!inRun) rounds++;
-      inRun = true;
-    } else if (op.kind !== 'encode') inRun = false;
-  }
-  return rounds;
-}
-
 export function estimateModelCost(modelFile: string, opts: CostEstimateOptions = {}): CostEstimate {
   if (opts.decode !== undefined && opts.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
   const iv: AssumedIntervals = { ...DEFAULT_INTERVALS, ...opts.intervals };
@@ -156,7 +144,7 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
   let lowerMs: number;
   let placeMs: number;
   if (opts.ringDegree === undefined) {
-    const s = searchModelParameters(lower, { costs, placement: 'greedy', maskBound: (l) => ({ bound, carriesCache: l.outputs.some((o) => o.kv) }) });
+    const s = searchModelParameters(lower, { costs, placement: 'greedy', maskNeeds: (l) => uniformMaskNeeds(l, bound) });
     ({ params, managed, refreshes, search, lowered } = s);
     lowerMs = s.ms.lower;
     placeMs = s.ms.place + s.ms.search;
@@ -164,7 +152,7 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
     // Fixed N: the same passes without the search (select-parameters takes the longest chain N holds).
     const unit = unitOf<LoweredModel>({ name: 'model', slots: 0, constants: new Map(), ops: [] }, {
       source: { kind: 'canonical', name: 'model', lower, defaultSlots: opts.ringDegree / 2 },
-      refreshFloor: modelRefreshFloor<LoweredModel>((l) => ({ bound, carriesCache: l.outputs.some((o) => o.kv) })),
+      refreshFloor: modelRefreshFloor<LoweredModel>((l) => uniformMaskNeeds(l, bound)),
     });
     runFhePipeline(unit, `select-parameters{ring-degree=${opts.ringDegree}},place-refresh{strategy=greedy},manage-scales`);
     if (!unit.lowered) throw new Error('internal: the cost pipeline lowered nothing');
@@ -197,7 +185,7 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
     ops,
     rotations: ops['rotate'] ?? 0,
     refreshes,
-    rounds: refreshRounds(managed),
+    rounds: refreshRounds(managed).count,
     keyBytes: keys.keyBytes,
     plaintextBytes,
     bytesPerToken: (ioBytes + pred.refreshBytes) / tokens,
@@ -249,4 +237,12 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
       `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
   );
   return lines;
+}
+
+/** The masks' needs when one interval bound covers every value: that bound for each, the KV-cache outputs carried. */
+function uniformMaskNeeds(l: LoweredModel, bound: number): MaskNeeds {
+  const bounds = new Map<string, number>();
+  for (const op of l.program.ops) if (op.result?.type.kind === 'ct') bounds.set(op.result.name, bound);
+  const outputArg = new Map(l.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
+  return { bounds, carried: new Set(l.outputs.filter((o) => o.kv).flatMap((o) => o.blocks.map((b) => outputArg.get(b.fhe)!))) };
 }

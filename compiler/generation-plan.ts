@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
+import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
 import type { CostTable } from '../ir/ckks/cost-table.js';
 import { makeParameters, parametersId, topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import { GENERATION_PLAN_KIND, GENERATION_PLAN_VERSION, readGenerationManifest, type GenerationManifest } from '../runtime/generate/manifest.js';
@@ -118,6 +119,8 @@ export interface CompiledGenerationPlan {
   /** The step plans compiled now (the prefill plans). */
   stepPlans: string[];
   lines: string[];
+  /** The decode plan the parameter search chose on (past C - 1), when it searched: what one decode token costs. */
+  searchStep?: { past: number; managed: CompiledModel['managed']; refreshes: number; predictedMs?: number };
 }
 
 export function compileGenerationPlan(modelFile: string, out: string, opts: GenerationPlanOptions): CompiledGenerationPlan {
@@ -130,6 +133,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const base = path.basename(out).replace(/\.json$/, '');
   const stepsDir = `${base}.steps`;
   const lines: string[] = [];
+  let searchStep: CompiledGenerationPlan['searchStep'];
   const compile: GenerationManifest['compile'] = { ringDegree: opts.ringDegree ?? 0, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
   if (opts.ringDegree === undefined) {
     // One parameter set serves every step (one key set per generation): search it on the decode plan
@@ -138,6 +142,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
+    searchStep = { past: C - 1, managed: probe.managed, refreshes: probe.refreshes, ...(probe.predictedMs !== undefined ? { predictedMs: probe.predictedMs } : {}) };
     fs.mkdirSync(path.join(outDir, stepsDir), { recursive: true });
     const record: ParameterSearchRecord = {
       step: shapeName({ kind: 'decode', past: C - 1 }),
@@ -147,7 +152,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     fs.writeFileSync(path.join(outDir, stepsDir, PARAMETER_SEARCH_FILE), JSON.stringify(record, null, 1));
     lines.push(
       `parameter search on the decode plan for past ${C - 1} (${probe.search?.candidates.length ?? 0} candidates, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes, predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
+        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes in ${refreshRounds(probe.managed).count + 1} rounds (the cache carry's included), predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
     );
   }
   const files: string[] = [];
@@ -165,7 +170,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
     stepPlans.push(f.plan);
-    lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count} rounds (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   const manifest: GenerationManifest = {
     kind: GENERATION_PLAN_KIND,
@@ -190,7 +195,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
       `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
   );
-  return { manifest, files, stepPlans, lines };
+  return { manifest, files, stepPlans, lines, ...(searchStep ? { searchStep } : {}) };
 }
 
 export interface PlanStoreOptions {

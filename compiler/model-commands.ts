@@ -11,7 +11,8 @@ import type { Tensor } from '../ir/tensor.js';
 import { tensorsToJson } from '../ir/tensor-json.js';
 import type { CkksBackend } from '../runtime/backend.js';
 import { describeParameters, topLevel } from '../ir/ckks/params.js';
-import { loadCostTable } from '../ir/ckks/cost-table.js';
+import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
+import { defaultCostTable, loadCostTable, parseLink, withLink, type CostTable } from '../ir/ckks/cost-table.js';
 import { RING_DEGREES } from '../ir/ckks/security.js';
 import { formatCandidates } from '../passes/fhe/parameters/parameter-search.js';
 import { formatPassRuns } from '../passes/pass-manager.js';
@@ -39,6 +40,8 @@ export interface ModelCompileFlags {
   ringDegree?: number;
   /** Cost table file for the search (default: the shipped table). */
   costs?: string;
+  /** --link: the link to the key holder the search prices refreshes for (default: the table's). */
+  link?: string;
   /** Softmax method (squaring or shifted). */
   softmax?: string;
   /** The FHE pipeline instead of the default (passes/fhe/registry.ts, modelFhePipeline). */
@@ -51,6 +54,13 @@ export interface ModelCompileFlags {
   emitFheIr?: string;
 }
 
+/** The cost table for --costs (default: the shipped one) with --link's link, if given; undefined for neither. */
+export function tableWithLink(costsFile: string | undefined, link: string | undefined): CostTable | undefined {
+  if (costsFile === undefined && link === undefined) return undefined;
+  const table = costsFile !== undefined ? loadCostTable(costsFile) : defaultCostTable();
+  return link !== undefined ? withLink(table, parseLink(link)) : table;
+}
+
 /**
  * Compiles and writes the plan; returns the lines to print. With --report, also runs the plan on the
  * simulator over one calibration window (prefill plans on a .txt calibration) and reports its logit error.
@@ -60,7 +70,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   if (flags.ringDegree !== undefined && !(RING_DEGREES as readonly number[]).includes(flags.ringDegree)) {
     throw new FhecError(`--ring-degree must be one of ${RING_DEGREES.join(', ')}, got ${flags.ringDegree}`, { field: '--ring-degree' });
   }
-  const costs = flags.costs !== undefined ? loadCostTable(flags.costs) : undefined;
+  const costs = tableWithLink(flags.costs, flags.link);
   if (flags.softmax !== undefined && !(SOFTMAX_METHODS as readonly string[]).includes(flags.softmax)) {
     throw new FhecError(`--softmax must be one of ${SOFTMAX_METHODS.join(', ')}, got ${flags.softmax}`, { field: '--softmax' });
   }
@@ -85,7 +95,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   const lines = [
     `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
   ];
-  const table = flags.costs ?? 'the shipped cost table';
+  const table = `${flags.costs ?? 'the shipped cost table'}${flags.link ? `, --link ${flags.link}` : ''}`;
   const predicted = c.predictedMs !== undefined ? `predicted ${(c.predictedMs / 1000).toFixed(2)} s` : `no latency prediction (${c.predictionNote})`;
   if (c.search) {
     const considered = c.search.candidates.filter((x) => x.bitSizes.length > 0).length;
@@ -98,7 +108,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   } else lines.push(`ring degree fixed at N=${c.params.ringDegree}: the longest chain it holds, ${c.refreshes} refreshes, ${predicted} (${table})`);
   lines.push(
     `parameters ${describeParameters(c.params)}`,
-    `${c.lowered.program.ops.length} ops lowered, ${c.refreshes} refreshes, ${c.managed.ops.length} ops managed; ` +
+    `${c.lowered.program.ops.length} ops lowered, ${c.refreshes} refreshes in ${refreshRounds(c.managed).count} rounds${c.lowered.past > 0 ? ' (one more per decode token for the cache carry)' : ''}, ${c.managed.ops.length} ops managed; ` +
       `the client embeds tokens (table in ${files[2]}), logits come back encrypted`,
   );
   if (report) {

@@ -15,19 +15,20 @@
 // noise, far below the approximation error) and the levels ops run at, not the scale.
 //
 // Refreshes happen at a level whose modulus fits the key holder's 40-bit mask (runtime/refresh/mask.ts:
-// log2 Q_l >= log2(2 Delta B) + 40 + log2 N + 2, B the largest bound a refresh could be placed on;
-// level 0, the first prime alone, never does): with that lowest level r, a chain of L levels gives
-// L - r levels between refreshes (one fewer when KV caches are carried: the evaluator moves their slots,
-// one level, before masking), and inputs are encrypted at the top. A chain where no level fits is out.
+// log2 Q_l >= log2(2 Delta B) + 40 + log2 N + 2, B the bound of the refreshed value; level 0, the first
+// prime alone, never does). The floor is per value (modelFloors): a value that may be refreshed keeps
+// to the lowest level r(B) its own bound fits, a KV-cache output one more (the evaluator moves its slots,
+// one level, before masking), and a value nothing reads (the logits) may go down to level 0; inputs
+// are encrypted at the top. A chain where some product cannot sit above its floor is out.
 
-import type { FheProgram } from '../ir/fhe/types.js';
+import { isMultiplication, type FheProgram } from '../ir/fhe/types.js';
 import type { CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
 import type { LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import type { Candidate, ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
 import { predictProgramLatency } from '../passes/fhe/parameters/program-latency.js';
 import { runFhePipeline } from '../passes/fhe/pipeline/run.js';
-import { numberAttr, requireParameters, unitOf, withoutAttributes, type RefreshFloor } from '../passes/fhe/pipeline/unit.js';
+import { numberAttr, requireParameters, uniformFloors, unitOf, withoutAttributes, type RefreshFloor, type ValueFloors } from '../passes/fhe/pipeline/unit.js';
 import { coefficientBound, DEFAULT_HIDING_BITS, minRefreshLevel, modulusBitsAt } from '../runtime/refresh/mask.js';
 
 export type Placement = 'optimal' | 'greedy';
@@ -38,42 +39,77 @@ const MODEL_SCALE_BITS = 40;
 export const MODEL_INTEGER_BITS = 20;
 
 /**
- * The lowest level values may sit at in a model plan: the lowest whose modulus fits a 40-bit mask for
- * `bound` (the largest bound a refresh or cache carry could be placed on), plus one when caches are
- * carried (their slot move takes a level before the mask). A refusal when the chain has no such level.
+ * What the masks need of a lowered model before placement (a value's bound does not depend on where it
+ * is refreshed): a bound on |x| of each ciphertext value, and the values carried to the next step (the
+ * KV-cache outputs, masked one level below where they sit).
  */
-export function modelMinLevel(params: CkksParameters, bound: number, carriesCache: boolean): { level: number } | { refused: string } {
-  const r = minRefreshLevel(params, params.scale, bound, DEFAULT_HIDING_BITS);
-  const need = Math.log2(Number(coefficientBound(params.scale, bound))) + DEFAULT_HIDING_BITS + Math.log2(params.ringDegree) + 2;
-  const top = topLevel(params);
-  const level = r < 0 ? Infinity : r + (carriesCache ? 1 : 0);
-  if (level >= top) {
-    return {
-      refused:
-        `${DEFAULT_HIDING_BITS}-bit refresh masks for bound ${bound.toPrecision(3)} need ${need.toFixed(0)} bits at the refresh level` +
-        `${carriesCache ? ' (one level above it for the cache carries)' : ''}; this chain has ${modulusBitsAt(params, top - 1).toFixed(0)} bits below the top`,
-    };
-  }
-  return { level };
+export interface MaskNeeds {
+  bounds: ReadonlyMap<string, number>;
+  carried: ReadonlySet<string>;
 }
 
-/** The unit's refresh floor for model plans: where 40-bit masks fit each lowering's largest mask bound. */
-export function modelRefreshFloor<T extends { program: FheProgram }>(maskBound: (lowered: T) => { bound: number; carriesCache: boolean }): RefreshFloor {
-  const bounds = new Map<FheProgram, { bound: number; carriesCache: boolean }>();
+function maskRefusal(params: CkksParameters, bound: number, carried: boolean): string {
+  const need = Math.log2(Number(coefficientBound(params.scale, bound))) + DEFAULT_HIDING_BITS + Math.log2(params.ringDegree) + 2;
+  const top = topLevel(params);
+  return (
+    `${DEFAULT_HIDING_BITS}-bit refresh masks for bound ${bound.toPrecision(3)} need ${need.toFixed(0)} bits at the refresh level` +
+    `${carried ? ' (one level above it for the cache carries)' : ''}; this chain has ${modulusBitsAt(params, top - 1).toFixed(0)} bits below the top`
+  );
+}
+
+/**
+ * The lowest level each value of an unmanaged model program may sit at: r(B) for a value something
+ * reads (it may be refreshed: the lowest level whose modulus fits a 40-bit mask for its bound B), r(B)
+ * + 1 for a carried KV-cache output (its slot move takes a level before the mask), 0 for the rest (the
+ * logits). A refusal when a product (or a carried value) cannot sit at or above its floor on this chain.
+ */
+export function modelFloors(program: FheProgram, params: CkksParameters, needs: MaskNeeds): ValueFloors | { refused: string } {
+  const top = topLevel(params);
+  const read = new Set<string>();
+  for (const op of program.ops) if (op.kind !== 'output') for (const a of op.args) read.add(a.name);
+  const byBound = new Map<number, number>();
+  const refreshLevel = (b: number): number => {
+    if (!byBound.has(b)) byBound.set(b, minRefreshLevel(params, params.scale, b, DEFAULT_HIDING_BITS));
+    return byBound.get(b)!;
+  };
+  const floors = new Map<string, number>();
+  let lowest = Infinity;
+  let highest = 0;
+  for (const op of program.ops) {
+    const v = op.result;
+    if (!v || v.type.kind !== 'ct') continue;
+    const carried = needs.carried.has(v.name);
+    if (!carried && !read.has(v.name)) continue;
+    const bound = needs.bounds.get(v.name);
+    if (bound === undefined) throw new Error(`internal: no mask bound for %${v.name}`);
+    const r = refreshLevel(bound);
+    // A product sits at most at top - 1; an input, rotation or sum of inputs may sit at the top.
+    const highestPossible = isMultiplication(op.kind) ? top - 1 : top;
+    const f = r < 0 ? Infinity : r + (carried ? 1 : 0);
+    if (f > highestPossible && (carried || isMultiplication(op.kind))) return { refused: maskRefusal(params, bound, carried) };
+    const floor = Math.min(f, top);
+    floors.set(v.name, floor);
+    if (read.has(v.name)) {
+      lowest = Math.min(lowest, floor);
+      highest = Math.max(highest, floor);
+    }
+  }
+  return { floor: (name) => floors.get(name) ?? 0, lowest: lowest === Infinity ? 0 : lowest, highest };
+}
+
+/** The unit's refresh floor rule for model plans: each value where a 40-bit mask fits its own bound (modelFloors). */
+export function modelRefreshFloor<T extends { program: FheProgram }>(maskNeeds: (lowered: T) => MaskNeeds): RefreshFloor {
+  const needs = new Map<FheProgram, MaskNeeds>();
   return (lowered, params) => {
-    if (!bounds.has(lowered.program)) bounds.set(lowered.program, maskBound(lowered as T));
-    const mb = bounds.get(lowered.program)!;
-    return modelMinLevel(params, mb.bound, mb.carriesCache);
+    if (!needs.has(lowered.program)) needs.set(lowered.program, maskNeeds(lowered as T));
+    return modelFloors(lowered.program, params, needs.get(lowered.program)!);
   };
 }
 
 export interface ModelParameterOptions<T = LoweredModel> {
   costs: CostTable;
-  /**
-   * Bound on |x| of anything a refresh or carry could mask in a lowered model (before placement: a
-   * value's bound does not depend on where it is refreshed), and whether caches are carried.
-   */
-  maskBound?: (lowered: T) => { bound: number; carriesCache: boolean };
+  /** What the refresh and carry masks need of a lowered model (per-value floors); default: floor 1 for all. */
+  maskNeeds?: (lowered: T) => MaskNeeds;
   /** Default: 40. */
   scaleBits?: number;
   placement?: Placement;
@@ -86,8 +122,8 @@ export interface ModelParameterChoice<T extends { program: FheProgram } = Lowere
   managed: FheProgram;
   refreshes: number;
   greedyRefreshes: number;
-  /** The lowest level values sit at (modelMinLevel): the placement keeps top - minLevel levels between refreshes. */
-  minLevel: number;
+  /** The lowest level each value may sit at (modelFloors). */
+  floors: ValueFloors;
   candidate: Candidate;
   search: ParameterSearchResult;
   /** Lowering (all slot counts), refresh placement (all candidates), and the rest of the search. */
@@ -108,7 +144,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
 ): ModelParameterChoice<T> {
   const unit = unitOf<T>({ name: 'model', slots: 0, constants: new Map(), ops: [] }, {
     source: { kind: 'canonical', name: 'model', lower, defaultSlots: 0 },
-    ...(options.maskBound ? { refreshFloor: modelRefreshFloor(options.maskBound) } : {}),
+    ...(options.maskNeeds ? { refreshFloor: modelRefreshFloor(options.maskNeeds) } : {}),
   });
   unit.costTables.set(GIVEN_COSTS, options.costs);
   const scale = options.scaleBits !== undefined ? `,scale-bits=${options.scaleBits}` : '';
@@ -129,7 +165,7 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
     managed,
     refreshes,
     greedyRefreshes,
-    minLevel: numberAttr(unit.program, 'mgmt.min_level', 'search') ?? 1,
+    floors: unit.floors ?? uniformFloors(1),
     candidate,
     search: unit.search!,
     ms: { lower: unit.ms.lower, place: unit.ms.place, search: selectMs + runs.filter((r) => r.pass !== 'select-parameters').reduce((a, r) => a + r.ms, 0) - unit.ms.lower - unit.ms.place },

@@ -18,14 +18,14 @@ import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-
 import type { ErrorTargets, LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { canonicalSource } from '../passes/fhe/lower-canonical/lower-canonical-pass.js';
 import { modelFhePipeline } from '../passes/fhe/registry.js';
-import { numberAttr, requireParameters, unitOf, withoutAttributes } from '../passes/fhe/pipeline/unit.js';
+import { numberAttr, requireParameters, uniformFloors, unitOf, withoutAttributes, type ValueFloors } from '../passes/fhe/pipeline/unit.js';
 import { predictProgramLatency } from '../passes/fhe/parameters/program-latency.js';
 import type { PassRun } from '../passes/pass-manager.js';
 import type { SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
 import type { ParameterSearchResult } from '../passes/fhe/parameters/parameter-search.js';
 import { defaultCostTable, type CostTable } from '../ir/ckks/cost-table.js';
 import { topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { modelRefreshFloor, type Placement } from './model-parameters.js';
+import { modelRefreshFloor, type MaskNeeds, type Placement } from './model-parameters.js';
 import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/mask.js';
 import { embedTokens, MODEL_PLAN_KIND, modelProgramInputs, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
@@ -100,8 +100,8 @@ export interface CompiledModel {
   placement: Placement;
   /** Bounds on |x| of every refreshed value (program order) and of every KV-cache output (by the model's name). */
   bounds: { refresh: ValueBound[]; cache: Record<string, ValueBound> };
-  /** The lowest level values sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelMinLevel). */
-  minLevel: number;
+  /** The lowest level each value may sit at: where the 40-bit masks fit (compiler/model-parameters.ts, modelFloors). */
+  floors: ValueFloors;
   /** Every pass run, graph and canonical then FHE: name, options, time, counters (--timing). */
   passRuns?: PassRun[];
   /** search: the search's own work beyond lowering and placement (scale management, keys, pricing). */
@@ -237,23 +237,18 @@ function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets:
 }
 
 /**
- * Calibration windows the pre-placement bound is measured on (evenly spread): it only picks the lowest
- * refresh level (a few bits of log2 B), the per-point bounds after placement use BOUND_CALIBRATION_WINDOWS,
- * and the compile checks each of those against its level (checkMaskLevels).
+ * What the masks need of a lowered model, before placement: each ciphertext value's bound as maskBounds
+ * will choose it after placement at most (calibrated max |x| with the margin, on the same windows; a
+ * proved bound is only taken when it is no larger), and the values carried as KV-cache outputs. The
+ * placement keeps each value at or above the lowest level its bound fits (model-parameters.ts).
  */
-const PLACEMENT_BOUND_WINDOWS = 8;
-
-/**
- * The largest bound a refresh or cache carry could be placed on, before placement: the calibrated max
- * |x| over every ciphertext value of the lowered program, with the mask bound's margin (chooseBounds
- * never picks more). A value's bound does not depend on where it is refreshed.
- */
-function largestMaskBound(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): { bound: number; carriesCache: boolean } {
-  const { runs } = boundRuns(lowered, spreadSample(calibrationSets, PLACEMENT_BOUND_WINDOWS));
+function valueMaskNeeds(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): MaskNeeds {
+  const { runs } = boundRuns(lowered, spreadSample(calibrationSets));
   const names = lowered.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.name);
-  let max = 0;
-  for (const v of calibratedMaxima(lowered.program, runs, names).values()) max = Math.max(max, v);
-  return { bound: Math.max(max, 2 ** -20) * (1 + REFRESH_BOUND_MARGIN), carriesCache: lowered.outputs.some((o) => o.kv) };
+  const bounds = new Map(chooseBounds(names, new Map(), calibratedMaxima(lowered.program, runs, names)).map((b) => [b.value, b.bound]));
+  const outputArg = new Map(lowered.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
+  const carried = new Set(lowered.outputs.filter((o) => o.kv).flatMap((o) => o.blocks.map((b) => outputArg.get(b.fhe)!)));
+  return { bounds, carried };
 }
 
 /**
@@ -313,8 +308,8 @@ function finishPlacement(
   // Unfixed N: lower first at the smallest ring degree the cost table prices (the search lowers the rest).
   const firstSlots = opts.ringDegree !== undefined ? opts.ringDegree / 2 : Math.min(...costs.ringDegrees.map((r) => r.ringDegree)) / 2;
   const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax }, firstSlots, modelFile);
-  // The lowest refresh level: where 40-bit masks fit the largest bound a refresh could be placed on.
-  const refreshFloor = modelRefreshFloor((l: LoweredModel) => largestMaskBound(l, calibrationSets));
+  // Each value's lowest level: where a 40-bit mask fits its own bound (modelFloors).
+  const refreshFloor = modelRefreshFloor((l: LoweredModel) => valueMaskNeeds(l, calibrationSets));
   const unit = unitOf<LoweredModel>({ name: graph.name || 'model', slots: firstSlots, constants: new Map(), ops: [] }, { source, refreshFloor });
   unit.costTables.set(costsName, costs);
   const pipeline = opts.fhePipeline ?? modelFhePipeline({ parameters: modelParameterOptions(opts, costsName), placement });
@@ -332,7 +327,7 @@ function finishPlacement(
     managed: withoutAttributes(managed),
     refreshes: numberAttr(managed, 'mgmt.refreshes', 'compile')!,
     greedyRefreshes: numberAttr(managed, 'mgmt.greedy_refreshes', 'compile')!,
-    minLevel: numberAttr(managed, 'mgmt.min_level', 'compile') ?? 1,
+    floors: unit.floors ?? uniformFloors(numberAttr(managed, 'mgmt.min_level', 'compile') ?? 1),
     ...(unit.search ? { search: unit.search } : {}),
     predictedMs: predicted.ms,
     ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
@@ -417,7 +412,8 @@ function modelAnalysis(c: CompiledModel): PlanAnalysis {
     managed: c.managed,
     params: c.params,
     inputLevel: topLevel(c.params),
-    refreshLevels: topLevel(c.params) - c.minLevel,
+    refreshLevels: topLevel(c.params),
+    refreshFloor: c.floors.floor,
     placement: c.placement,
     ...(c.search ? { candidates: c.search.candidates } : {}),
     costs: c.costs,

@@ -31,6 +31,7 @@ interface Row {
   levels: number;
   bitSizes: number[];
   refreshes?: number;
+  rounds?: number;
   ms?: number;
   status: string;
 }
@@ -40,15 +41,16 @@ function candidateRows(stdout: string): Row[] {
   const rows: Row[] = [];
   for (const line of stdout.split('\n')) {
     const cells = line.split('|').map((c) => c.trim());
-    if (cells.length < 12 || !/^\d+$/.test(cells[2]!) || !cells[5]!.startsWith('[')) continue;
+    if (cells.length < 14 || !/^\d+$/.test(cells[2]!) || !cells[5]!.startsWith('[')) continue;
     rows.push({
       chosen: cells[1] === '*',
       ringDegree: Number(cells[2]),
       levels: Number(cells[4]),
       bitSizes: JSON.parse(cells[5]!.replace(/\s*\(.*$/, '')),
       refreshes: cells[6] ? Number(cells[6]) : undefined,
-      ms: cells[9] ? Number(cells[9]) : undefined,
-      status: cells[10]!,
+      rounds: cells[7] ? Number(cells[7]) : undefined,
+      ms: cells[11] ? Number(cells[11]) : undefined,
+      status: cells[12]!,
     });
   }
   return rows;

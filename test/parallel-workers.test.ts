@@ -11,7 +11,7 @@ import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import type { CkksClient, CkksEvaluator, CkksHandle, CkksRefresher } from '../runtime/backend.js';
 import { decryptOutputs, encryptInputs, executeProgram, keyRequestFor, planRefresher } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
-import { refreshRounds } from '../runtime/refresh/rounds.js';
+import { refreshStages } from '../runtime/refresh/rounds.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../runtime/refresh/schedule.js';
@@ -141,7 +141,7 @@ describe('evaluation workers on seal', () => {
   });
 
   it('runs a refreshed program by rounds, same bytes as one evaluator, checked by the key holder', async () => {
-    const rounds = refreshRounds(deep);
+    const rounds = refreshStages(deep);
     const refreshes = deep.ops.filter((op) => op.kind === 'refresh').length;
     expect(rounds.count).toBeLessThan(refreshes);
     const inputs = encryptInputs(deep, client, { x: xs });
@@ -183,7 +183,7 @@ describe('evaluation workers on seal', () => {
     const later = async (request: Uint8Array) => elsewhere.handle(request);
     expect(() => executeProgram(deep, ev, inputs, { refresher: new MaskedRefresher(ev, later, { mask: { bounds } }) })).toThrow(/answers asynchronously/);
     const run = await pool.run(deep, ev, encryptInputs(deep, client, { x: xs }), { refresher });
-    expect(refresher.traffic.roundTrips).toBe(refreshRounds(deep).count);
+    expect(refresher.traffic.roundTrips).toBe(refreshStages(deep).count);
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
     const y = decryptOutputs(deep, client, run.outputs).get('y')!.values;
     expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);

@@ -15,6 +15,7 @@ import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import { depthsWith, isFeasible, levelGraph, type LevelGraph } from '../passes/fhe/refresh/refresh-graph.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
+import { bruteForceRefreshes } from './helpers/refresh-brute-force.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters } from '../ir/ckks/params.js';
 import { coeffModulusPrimes } from '../ir/ckks/primes.js';
@@ -53,19 +54,11 @@ function randomProgram(steps: Step[], inputs: number): FheProgram {
   return b.build();
 }
 
-/** The fewest refreshes by exhaustive search over every subset of every value, smallest first. */
+/** The fewest refreshes by exhaustive search (test/helpers/refresh-brute-force.ts). */
 function bruteForceMinimum(program: FheProgram, levels: number): number {
-  const g = levelGraph(program, levels);
-  const n = g.names.length;
-  for (let size = 0; size <= n; size++) {
-    const found = (function search(start: number, chosen: number[]): boolean {
-      if (chosen.length === size) return isFeasible(g, new Set(chosen));
-      for (let i = start; i < n; i++) if (search(i + 1, [...chosen, i])) return true;
-      return false;
-    })(0, []);
-    if (found) return size;
-  }
-  throw new Error('no feasible placement');
+  const n = bruteForceRefreshes(program, levels);
+  if (n === undefined) throw new Error('no feasible placement');
+  return n;
 }
 
 /**

@@ -15,7 +15,7 @@ import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '..
 import { refreshAddedVariance } from '../runtime/refresh/precision.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { predictRefreshBytes } from '../runtime/refresh/traffic.js';
-import { refreshRounds } from '../runtime/refresh/rounds.js';
+import { refreshStages } from '../runtime/refresh/rounds.js';
 
 /** A refresh without a value name is sent as point 'value'. */
 const UNNAMED_BYTES = 5;
@@ -137,7 +137,7 @@ describe('client-aided refresh', () => {
     expect(predicted / measured).toBeGreaterThan(1 / 4);
     expect(predicted / measured).toBeLessThan(4);
     // All refreshes of one dependency level share a message: 9 rounds for the 14 refreshes.
-    const rounds = refreshRounds(managed).count;
+    const rounds = refreshStages(managed).count;
     expect(rounds).toBe(9);
     for (const r of [onSeal.refresh!, onSim.refresh!]) {
       expect(r.roundTrips).toBe(rounds);

@@ -40,6 +40,8 @@ interface CompileFlags {
   ringDegree?: number;
   /** Cost table the parameter search prices candidates with. */
   costs?: string;
+  /** Link between evaluator and key holder the search prices refreshes for (ir/ckks/cost-table.ts parseLink). */
+  link?: string;
   softmax?: string;
   /** A generation plan for `fhec generate` (compiler/generation-plan.ts). */
   maxContext?: number;
@@ -96,6 +98,7 @@ export function registerCompile(program: Command): void {
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
+    .option('--link <spec>', "with --calibration: price refresh round trips over this link to the key holder: 'in-process' (the shipped table's) or rtt=50ms,bandwidth=100Mbit (one round-trip time per refresh round, bytes at the bandwidth)")
     .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')

@@ -6,7 +6,7 @@
 // exchanged with the key holder, peak memory, and whether this was SEAL or a simulation.
 // Also `compileGenerationCommand`, the `--max-context` branch of `fhec compile`.
 
-import { loadCostTable } from '../../ir/ckks/cost-table.js';
+import { tableWithLink } from '../model-commands.js';
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
@@ -208,6 +208,8 @@ export interface GenerationCompileFlags {
   emit?: string;
   /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
   tokenizer?: string;
+  /** --link: the link to the key holder the search prices refreshes for. */
+  link?: string;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -221,7 +223,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     placement: flags.placement,
     ringDegree: flags.ringDegree,
     ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
-    ...(flags.costs !== undefined ? { costs: loadCostTable(flags.costs) } : {}),
+    ...(flags.costs !== undefined || flags.link !== undefined ? { costs: tableWithLink(flags.costs, flags.link)! } : {}),
   });
   const modules = flags.emit === 'ts' ? c.stepPlans.map(writePlanModule) : [];
   return [...c.lines, `wrote ${[...c.files, ...modules].join(', ')}`];

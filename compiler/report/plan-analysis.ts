@@ -37,6 +37,8 @@ export interface AnalysisInput {
   inputLevel?: number;
   /** Levels between refreshes the placement worked with (absent: no refresh placement). */
   refreshLevels?: number;
+  /** Lowest level each value may sit at (default 0). */
+  refreshFloor?: (name: string) => number;
   placement: 'optimal' | 'greedy' | 'none';
   candidates?: Candidate[];
   costs?: { table: CostTable; name: string };
@@ -87,7 +89,7 @@ export function buildPlanAnalysis(a: AnalysisInput): PlanAnalysis {
 
   let greedyKernels: number[] = [];
   if (a.refreshLevels !== undefined) {
-    const greedy = placeRefreshesGreedy(a.lowered, a.refreshLevels);
+    const greedy = placeRefreshesGreedy(a.lowered, a.refreshLevels, a.refreshFloor);
     greedyKernels = greedy.refreshed.map((n) => kernelOfValue.get(n) ?? -1);
   }
 
@@ -161,6 +163,8 @@ export function candidateRows(candidates: Candidate[]): CandidateRow[] {
     securityLimit: c.securityLimit,
     feasible: c.feasible,
     ...(c.refreshes !== undefined ? { refreshes: c.refreshes } : {}),
+    ...(c.rounds !== undefined ? { rounds: c.rounds } : {}),
+    ...(finite(c.refreshBytes) !== undefined ? { refreshBytes: c.refreshBytes } : {}),
     ...(finite(c.outputBits) !== undefined ? { outputBits: c.outputBits } : {}),
     ...(finite(c.keyBytes) !== undefined ? { keyBytes: c.keyBytes } : {}),
     ...(finite(c.latencyMs) !== undefined ? { latencyMs: c.latencyMs } : {}),

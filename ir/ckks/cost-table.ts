@@ -225,7 +225,10 @@ export interface RoundTrip {
   evaluatorMs: number;
   /** Key holder: load + decrypt + decode, then encode + encrypt + serialize at the new level. */
   clientMs: number;
-  /** Link: one round trip plus both ciphertexts' bytes. */
+  /**
+   * Link: both ciphertexts' bytes. The round-trip time is paid once per refresh round (all refreshes
+   * of a round travel in one message: ir/fhe/refresh-rounds.ts), see predict-latency.ts.
+   */
   linkMs: number;
   /** Evaluator: load the fresh ciphertext, encode the mask at the new level and subtract it. */
   unmaskMs: number;
@@ -233,13 +236,60 @@ export interface RoundTrip {
   totalMs: number;
 }
 
-/** Cost of one client-aided refresh of a ciphertext from level `from` to level `to` (chain top `top`). */
+/** Cost of one client-aided refresh of a ciphertext from level `from` to level `to` (chain top `top`), round-trip time not included. */
 export function refreshRoundTrip(table: CostTable, ringDegree: number, from: number, to: number, top = to): RoundTrip {
   const c = (op: TimedOp, l: number) => opCost(table, op, ringDegree, l, top);
   const evaluatorMs = c('encode', from) + c('add_plain', from) + c('save', from);
   const clientMs = c('decrypt', from) + c('encrypt', to);
   const bytes = ciphertextBytes(table, ringDegree, from) + ciphertextBytes(table, ringDegree, to);
-  const linkMs = table.link.rttMs + bytes / table.link.bytesPerMs;
+  const linkMs = bytes / table.link.bytesPerMs;
   const unmaskMs = c('load', to) + c('encode', to) + c('add_plain', to);
   return { evaluatorMs, clientMs, linkMs, unmaskMs, bytes, totalMs: evaluatorMs + clientMs + linkMs + unmaskMs };
+}
+
+export type Link = CostTable['link'];
+
+/**
+ * Evaluator and key holder in one process (what `fhec generate` runs): no round-trip time, bytes at
+ * memory-copy speed (~10 GB/s); serialization itself is priced by the table's save and load.
+ */
+export const IN_PROCESS_LINK: Link = { rttMs: 0, bytesPerMs: 1e7, note: 'in-process: evaluator and key holder in one process (no round-trip time, bytes at ~10 GB/s)' };
+
+const BITS_PER_SECOND: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 };
+
+/**
+ * The link of `--link`: `in-process`, `rtt=50ms,bandwidth=100Mbit` (rtt in ms, s or us; bandwidth
+ * in bit, kbit, Mbit or Gbit per second), or RTT_MS/BYTES_PER_MS (e.g. 20/12500: the passes' `link`
+ * option, which cannot hold commas). Errors name the flag and what is wrong.
+ */
+export function parseLink(spec: string): Link {
+  if (spec === 'in-process') return IN_PROCESS_LINK;
+  const raw = /^([0-9.e+-]+)\/([0-9.e+-]+)$/.exec(spec);
+  if (raw) {
+    const [rttMs, bytesPerMs] = [Number(raw[1]), Number(raw[2])];
+    if (!(rttMs >= 0) || !(bytesPerMs > 0)) throw new FhecError(`link '${spec}' needs RTT_MS >= 0 and BYTES_PER_MS > 0`, { field: 'link' });
+    return { rttMs, bytesPerMs, note: `given: ${rttMs} ms round trip, ${bytesPerMs} bytes/ms` };
+  }
+  const fields = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const m = part.trim().match(/^(\w+)=(.+)$/);
+    if (!m) throw new FhecError(`'${part}' is not key=value (expected in-process or rtt=50ms,bandwidth=100Mbit)`, { field: '--link' });
+    if (m[1] !== 'rtt' && m[1] !== 'bandwidth') throw new FhecError(`unknown link field '${m[1]}' (rtt, bandwidth)`, { field: '--link' });
+    fields.set(m[1]!, m[2]!.trim());
+  }
+  const rtt = fields.get('rtt');
+  const bw = fields.get('bandwidth');
+  if (rtt === undefined || bw === undefined) throw new FhecError(`needs both rtt and bandwidth, e.g. rtt=50ms,bandwidth=100Mbit`, { field: '--link' });
+  const r = rtt.match(/^(\d+(?:\.\d+)?)\s*(us|ms|s)$/);
+  if (!r) throw new FhecError(`rtt '${rtt}' is not a duration such as 50ms, 0.2s or 300us`, { field: '--link' });
+  const rttMs = Number(r[1]) * (r[2] === 's' ? 1000 : r[2] === 'us' ? 1e-3 : 1);
+  const b = bw.match(/^(\d+(?:\.\d+)?)\s*(bit|kbit|Mbit|Gbit)(?:\/s)?$/i);
+  if (!b || !(Number(b[1]) > 0)) throw new FhecError(`bandwidth '${bw}' is not a positive rate such as 100Mbit or 1Gbit`, { field: '--link' });
+  const bytesPerMs = (Number(b[1]) * BITS_PER_SECOND[b[2]!.toLowerCase()]!) / 8 / 1000;
+  return { rttMs, bytesPerMs, note: `--link ${spec}` };
+}
+
+/** The table with another link (the ops' timings unchanged). */
+export function withLink(table: CostTable, link: Link): CostTable {
+  return { ...table, link };
 }

@@ -8,3 +8,4 @@ export * from './parse.js';
 export * from './layout.js';
 export * from './scales.js';
 export * from './plain-eval.js';
+export * from './refresh-rounds.js';

@@ -13,7 +13,7 @@ import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
-import { refreshRounds, type ExecutionStage } from '../refresh/rounds.js';
+import { refreshStages, type ExecutionStage } from '../refresh/rounds.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 import type { ExecuteOptions, ExecuteResult, ExecutionTrace, OpStats } from './program-runtime.js';
@@ -51,7 +51,7 @@ export function executeProgram(
   // Stage order (runtime/refresh/rounds.ts): everything that does not wait for a refresh round runs
   // first, then the whole round goes to the key holder in one message. A refresher that cannot batch
   // gets the refreshes one by one in program order (the order emitted code uses).
-  const stages: ExecutionStage[] = options.refresher?.refreshMany ? refreshRounds(program).stages : programOrderStages(program);
+  const stages: ExecutionStage[] = options.refresher?.refreshMany ? refreshStages(program).stages : programOrderStages(program);
   const order = stages.flatMap((s) => [...s.ops, ...s.refreshes]);
   const lastUse = new Map<string, number>();
   order.forEach((i, at) => program.ops[i]!.args.forEach((a) => lastUse.set(a.name, at)));

@@ -4,7 +4,7 @@
 // (ir/ckks/cost-table.ts); `npm run bench` prints them for the standard chain.
 
 import type { CkksBackend, CkksHandle } from '../backend.js';
-import type { CostTable, RingCosts, TimedOp } from '../../ir/ckks/cost-table.js';
+import { IN_PROCESS_LINK, type CostTable, type RingCosts, type TimedOp } from '../../ir/ckks/cost-table.js';
 import { makeParameters, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 
 /**
@@ -183,12 +183,8 @@ export interface CalibrateOptions {
   link?: CostTable['link'];
 }
 
-/** An in-process link would cost nothing; assume a LAN between evaluator and key holder instead. */
-export const DEFAULT_LINK: CostTable['link'] = {
-  rttMs: 1,
-  bytesPerMs: 125_000,
-  note: 'assumed, not measured: 1 Gbit/s with a 1 ms round trip between evaluator and key holder',
-};
+/** What `fhec generate` runs: evaluator and key holder in one process (fhec compile --link prices another link). */
+export const DEFAULT_LINK: CostTable['link'] = IN_PROCESS_LINK;
 
 /** Measures each ring degree on its measurement chain and assembles a cost table. */
 export async function calibrateCosts(backend: CkksBackend, options: CalibrateOptions): Promise<CostTable> {

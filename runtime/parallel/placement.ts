@@ -9,7 +9,7 @@
 // the same bits as on one worker.
 
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import { refreshRounds } from '../refresh/rounds.js';
+import { refreshStages } from '../refresh/rounds.js';
 
 /**
  * Relative cost of each op kind at one level (a rotation ~ a key switch; what matters is the ratio of
@@ -76,7 +76,7 @@ function opCost(op: FheOp): number {
 
 export function placeProgram(program: FheProgram, workers: number, options: PlacementOptions = {}): Placement {
   const transfer = options.transferCost ?? DEFAULT_TRANSFER_COST;
-  const rounds = refreshRounds(program);
+  const rounds = refreshStages(program);
   const ops = program.ops;
   const producer = new Map<string, number>();
   ops.forEach((op, i) => op.result && producer.set(op.result.name, i));
@@ -148,7 +148,7 @@ export function placeProgram(program: FheProgram, workers: number, options: Plac
 /** Each worker's actions per stage: its ops in stage order, with receives, sends, exports and frees. */
 function writeActions(program: FheProgram, workers: number, assigned: Map<number, number>, refreshHome: Map<number, number>): WorkerAction[][][] {
   const ops = program.ops;
-  const stages = refreshRounds(program).stages;
+  const stages = refreshStages(program).stages;
   const producer = new Map<string, number>();
   ops.forEach((op, i) => op.result && producer.set(op.result.name, i));
   const actions: WorkerAction[][][] = Array.from({ length: workers }, () => stages.map(() => []));

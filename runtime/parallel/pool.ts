@@ -17,7 +17,7 @@ import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
 import { checkProgramParams, refreshRoundAsync, type ExecuteOptions, type ExecuteResult, type OpStats } from '../ckks/execute.js';
 import type { PlaintextCacheStats } from '../ckks/plaintext-cache.js';
-import { refreshRounds } from '../refresh/rounds.js';
+import { refreshStages } from '../refresh/rounds.js';
 import { MaskedRefresher } from '../refresh/refresher.js';
 import { topLevel } from '../../ir/ckks/params.js';
 import { placeProgram, type Placement, type PlacementOptions } from './placement.js';
@@ -198,7 +198,7 @@ export class WorkerPool {
     verifyFhe(program, { managed: true });
     const { id, placement } = this.placementOf(program);
     const run = this.nextRun++;
-    const rounds = refreshRounds(program);
+    const rounds = refreshStages(program);
     const stats = new Map<string, OpStats>();
     const parallel: ParallelStats = { workers: this.size, moved: { count: 0, bytes: 0, ms: 0 }, waitMs: 0, busyMs: new Array<number>(this.size).fill(0) };
     const outputs = new Map<string, Uint8Array>();

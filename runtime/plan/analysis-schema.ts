@@ -31,6 +31,9 @@ const candidateSchema = z.strictObject({
   modulusBits: nonNegInt(),
   securityLimit: nonNegInt(),
   refreshes: nonNegInt().optional(),
+  /** Refresh rounds (messages to the key holder) and the bytes their refreshes carry both ways. */
+  rounds: nonNegInt().optional(),
+  refreshBytes: nonNegNumber().optional(),
   outputBits: z.number().nullable().optional(),
   keyBytes: nonNegNumber().optional(),
   latencyMs: nonNegNumber().optional(),

@@ -5,7 +5,9 @@
 // generate, the program against them, and the listed keys against the program. Other readers add
 // their sections' schemas on top: model-schema.ts (`model`), interface-schema.ts (`interface`).
 // A program with refresh ops must list, for each (in program order), the bound on |x| its mask is
-// sized from and where the bound came from (`refreshPoints`); a plan without them is refused.
+// sized from and where the bound came from (`refreshPoints`); a plan without them is refused. Each point
+// also records its `round` (ir/fhe/refresh-rounds.ts): the refreshes of one round can travel to the key
+// holder together; the loader checks the rounds against the program.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +17,7 @@ import { parseFhe } from '../../ir/fhe/parse.js';
 import { printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
+import { refreshRounds, type RefreshRounds } from '../../ir/fhe/refresh-rounds.js';
 import { fileName, int, malformed, nonNegInt, nonNegNumber, parseWith, posInt, posNumber, ringDegree, sha256 } from './validate.js';
 import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 import { keyRequestFor } from '../ckks/execute.js';
@@ -55,6 +58,8 @@ const planSchema = z.object({
         calibratedMax: nonNegNumber().optional(),
         /** The proved bound, when interval arithmetic gives a finite one. */
         proved: posNumber().optional(),
+        /** Dependency level among the refreshes (ir/fhe/refresh-rounds.ts); written by writePlan, checked on load. */
+        round: nonNegInt().optional(),
       }),
     )
     .optional(),
@@ -77,6 +82,8 @@ export interface Plan {
   relin: boolean;
   /** Bound on |x| of each refreshed value, by its name (every refresh op of the program has one). */
   refreshBounds: Map<string, number>;
+  /** Round of each refresh op in program order, and the number of rounds (ir/fhe/refresh-rounds.ts). */
+  refreshRounds?: RefreshRounds;
   /** Printed loudly by whoever runs the plan when the parameters are insecure. */
   warning?: string;
   /** sha256 of the program text and of the weights (what code emitted from the plan was made for). */
@@ -91,6 +98,8 @@ export type RefreshPointRecord = NonNullable<PlanJson['refreshPoints']>[number];
  */
 export function writePlan(file: string, program: FheProgram, params: CkksParameters, refreshPoints?: RefreshPointRecord[]): string {
   verifyFhe(program, { managed: true });
+  const rounds = refreshRounds(program).rounds;
+  refreshPoints = refreshPoints?.map((p, i) => ({ ...p, round: rounds[i]! }));
   checkRefreshPoints(program, refreshPoints, file);
   const chunks: Float64Array[] = [];
   let offset = 0;
@@ -139,8 +148,10 @@ function checkRefreshPoints(program: FheProgram, points: RefreshPointRecord[] | 
     throw new FhecError(`the program has ${refreshed.length} refreshes and the plan gives no bound on |x| for them (no refreshPoints): recompile the plan; a default bound would size the masks wrongly`, { file, field: 'refreshPoints' });
   }
   if (points.length !== refreshed.length) throw malformed(file, 'plan', ['refreshPoints'], `lists ${points.length} refresh points, the program has ${refreshed.length} refreshes`);
+  const rounds = refreshRounds(program).rounds;
   points.forEach((p, i) => {
     if (p.value !== refreshed[i]) throw malformed(file, 'plan', ['refreshPoints', i, 'value'], `is '${p.value}', the program's refresh ${i + 1} refreshes %${refreshed[i]}`);
+    if (p.round !== undefined && p.round !== rounds[i]) throw malformed(file, 'plan', ['refreshPoints', i, 'round'], `is ${p.round}, the program puts refresh ${i + 1} (of %${refreshed[i]}) in round ${rounds[i]}`);
     const prev = bounds.get(p.value);
     bounds.set(p.value, prev === undefined ? p.bound : Math.max(prev, p.bound));
   });
@@ -229,7 +240,7 @@ export function planFromJson(doc: unknown, file: string, readWeights: (entry: We
   if (json.keys.relin !== need.relin) throw malformed(file, 'plan', ['keys', 'relin'], `is ${json.keys.relin} but the program ${need.relin ? 'relinearizes' : 'never relinearizes'}`);
   const refreshBounds = checkRefreshPoints(program, json.refreshPoints, file);
   const digests = { program: sha256Hex(new TextEncoder().encode(json.program)), ...(json.weights ? { weights: json.weights.sha256 } : {}) };
-  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds, digests };
+  const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds, refreshRounds: refreshRounds(program), digests };
   const warning = securityBanner(params);
   if (warning) plan.warning = warning;
   return plan;

@@ -12,7 +12,7 @@
 import { FhecError } from '../../ir/errors.js';
 import { layoutsEqual } from '../../ir/fhe/layout.js';
 import { scalesClose, type FheProgram, type SlotLayout } from '../../ir/fhe/types.js';
-import { refreshRounds } from './rounds.js';
+import { refreshStages } from './rounds.js';
 
 /** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
 export interface RelayoutPiece {
@@ -66,7 +66,7 @@ export interface RequestedItem {
  */
 export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string, number>, file?: string): RefreshPoint[] {
   const points: RefreshPoint[] = [];
-  for (const i of refreshRounds(program).stages.flatMap((s) => s.refreshes)) {
+  for (const i of refreshStages(program).stages.flatMap((s) => s.refreshes)) {
     const op = program.ops[i]!;
     const x = op.args[0]!;
     const bound = bounds.get(x.name);

@@ -1,10 +1,13 @@
 // Predicted latency of a managed FHE program under a cost table: the sum over its ops of the measured
 // cost of that op kind at that level (ir/ckks/cost-table.ts), counting a rotation once per key
 // switch it takes, inputs as ciphertext loads and outputs as saves, and every refresh as a client round
-// trip (mask, send, decrypt, encrypt afresh, send back, unmask).
+// trip (mask, send, decrypt, encrypt afresh, send back, unmask) whose bytes cross the table's link; the
+// link's round-trip time is paid once per refresh round (ir/fhe/refresh-rounds.ts: the refreshes of one
+// round travel in one message).
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
+import { refreshRounds } from '../../../ir/fhe/refresh-rounds.js';
 import { opCost, refreshRoundTrip, type CostTable, type TimedOp } from '../../../ir/ckks/cost-table.js';
 
 export interface LatencyOptions {
@@ -34,6 +37,8 @@ export interface LatencyPrediction {
   refreshMs: number;
   /** Bytes exchanged with the key holder for refreshes. */
   refreshBytes: number;
+  /** Messages to the key holder: refresh rounds (one per counted-only refresh). */
+  refreshRounds: number;
 }
 
 function levelOf(op: FheOp): number {
@@ -88,7 +93,17 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
     }
   }
   index = -1;
+  // One round-trip time per round of refreshes (a counted-only refresh is a round of its own).
   const extra = options.extraRefreshes ?? 0;
+  const rounds = refreshRounds(program).count + extra;
+  if (rounds > 0 && table.link.rttMs > 0) {
+    const e = byKind.get('round trip') ?? { count: 0, ms: 0 };
+    e.count += rounds;
+    e.ms += rounds * table.link.rttMs;
+    byKind.set('round trip', e);
+    total += rounds * table.link.rttMs;
+    refreshMs += rounds * table.link.rttMs;
+  }
   if (extra > 0) {
     const rt = refreshRoundTrip(table, n, 0, options.extraRefreshLevel ?? top, top);
     for (let i = 0; i < extra; i++) add('refresh', rt.totalMs);
@@ -96,7 +111,7 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
     refreshMs += extra * rt.totalMs;
     refreshBytes += extra * rt.bytes;
   }
-  return { ringDegree: n, totalMs: total, byKind, refreshes, refreshMs, refreshBytes };
+  return { ringDegree: n, totalMs: total, byKind, refreshes, refreshMs, refreshBytes, refreshRounds: rounds };
 }
 
 /** One table row per op kind, most expensive first. */
@@ -105,6 +120,6 @@ export function formatLatency(p: LatencyPrediction): string {
   for (const [kind, e] of [...p.byKind].sort((a, b) => b[1].ms - a[1].ms)) {
     lines.push(`| ${kind} | ${e.count} | ${e.ms.toFixed(2)} | ${((100 * e.ms) / (p.totalMs || 1)).toFixed(1)}% |`);
   }
-  if (p.refreshes) lines.push(`${p.refreshes} refreshes: ${p.refreshMs.toFixed(1)} ms, ${(p.refreshBytes / 2 ** 20).toFixed(1)} MiB exchanged`);
+  if (p.refreshes) lines.push(`${p.refreshes} refreshes in ${p.refreshRounds} rounds: ${p.refreshMs.toFixed(1)} ms, ${(p.refreshBytes / 2 ** 20).toFixed(1)} MiB exchanged`);
   return lines.join('\n');
 }

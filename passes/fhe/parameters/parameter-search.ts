@@ -103,6 +103,9 @@ export interface Candidate {
   modulusBits: number;
   securityLimit: number;
   refreshes?: number;
+  /** Refresh rounds (messages to the key holder) and the bytes they carry, both ways. */
+  rounds?: number;
+  refreshBytes?: number;
   /** Fewest bits of precision any output keeps (predicted). */
   outputBits?: number;
   /** Bytes of the Galois and relinearization keys. */
@@ -258,6 +261,8 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
     const hasRefreshOps = managed.ops.some((op) => op.kind === 'refresh');
     const latency = predictLatency(managed, options.costs, { rotationKeySteps, extraRefreshes: hasRefreshOps ? 0 : plan.refreshes });
     c.latencyMs = latency.totalMs;
+    c.rounds = latency.refreshRounds;
+    c.refreshBytes = latency.refreshBytes;
     c.feasible = true;
     // Ties (the table prices by level, so scales that give the same levels cost the same): the
     // smaller N, then the more precise.
@@ -316,15 +321,16 @@ export function programKeys(managed: FheProgram, params: CkksParameters, keyBudg
 /** The candidates as a table; the chosen one is marked with *. */
 export function formatCandidates(result: ParameterSearchResult): string {
   const lines = [
-    '|   | N | scale bits | levels | chain (bits / tc128 limit) | refreshes | output bits | keys MiB | predicted ms | status |',
-    '|---|---:|---:|---:|---|---:|---:|---:|---:|---|',
+    '|   | N | scale bits | levels | chain (bits / tc128 limit) | refreshes | rounds | refresh MiB | output bits | keys MiB | predicted ms | status |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '' : x.toFixed(d));
   for (const c of result.candidates) {
     const chosen = result.best?.candidate === c ? '*' : '';
     const chain = c.bitSizes.length ? `[${c.bitSizes.join(', ')}] (${c.modulusBits} / ${c.securityLimit})` : '';
     lines.push(
-      `| ${chosen} | ${c.ringDegree} | ${c.scaleBits || ''} | ${c.levels || ''} | ${chain} | ${c.refreshes ?? ''} | ${f(c.outputBits)} | ` +
+      `| ${chosen} | ${c.ringDegree} | ${c.scaleBits || ''} | ${c.levels || ''} | ${chain} | ${c.refreshes ?? ''} | ${c.rounds ?? ''} | ` +
+        `${c.refreshBytes === undefined ? '' : (c.refreshBytes / 2 ** 20).toFixed(1)} | ${f(c.outputBits)} | ` +
         `${c.keyBytes === undefined ? '' : (c.keyBytes / 2 ** 20).toFixed(0)} | ${f(c.latencyMs, 2)} | ${c.feasible ? 'ok' : c.reason ?? ''} |`,
     );
   }

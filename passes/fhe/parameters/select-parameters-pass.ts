@@ -9,8 +9,9 @@
 // select.predicted_ms, the chosen candidate's price. With a canonical source (lower-canonical) each
 // ring degree gets its own lowering (the packing depends on N/2 slots); textual IR fits only N = 2 x slots.
 // With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
-// Refreshes keep values at or above the unit's refresh floor (level 1 unless the driver sets a rule,
-// e.g. where refresh masks fit); a chain with no such level is refused.
+// Refreshes keep each value at or above its floor from the unit's refresh floor rule (level 1 for all
+// unless the driver sets a rule, e.g. where each value's refresh mask fits); mgmt.min_level is the
+// lowest floor. A chain where some op cannot sit above its floor is refused.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheProgram } from '../../../ir/fhe/types.js';
@@ -18,7 +19,7 @@ import { selectParameters, topLevel, type CkksParameters } from '../../../ir/ckk
 import type { Pass } from '../../pass.js';
 import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
 import { multiplicativeDepth } from '../analysis/depth.js';
-import { costTableOf, loweringAt, parameterAttributes, setAttrs, type FheUnit } from '../pipeline/unit.js';
+import { costTableOf, loweringAt, parameterAttributes, setAttrs, uniformFloors, type FheUnit, type ValueFloors } from '../pipeline/unit.js';
 import { searchParameters, type PrecisionCheck, type RefreshPlanner } from './parameter-search.js';
 
 export interface SelectParametersOptions {
@@ -61,16 +62,17 @@ export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
     program.attributes = { ...(unit.program.attributes ?? {}) };
     setAttrs(program, {
       ...parameterAttributes(choice.params),
-      'mgmt.min_level': choice.minLevel,
-      'mgmt.refresh_levels': top - choice.minLevel,
+      'mgmt.min_level': choice.floors.lowest,
+      'mgmt.refresh_levels': top - choice.floors.lowest,
       'mgmt.input_level': top,
       ...(choice.predictedMs !== undefined ? { 'select.costs': o.costs, 'select.link': o.link, 'select.predicted_ms': choice.predictedMs } : {}),
     });
     unit.program = program;
+    unit.floors = choice.floors;
     const own = performance.now() - t0 - (unit.ms.lower - spent.lower) - (unit.ms.place - spent.place);
     return {
       changed: true,
-      stats: { ring_degree: choice.params.ringDegree, levels: top, min_level: choice.minLevel, ...(unit.search ? { candidates: unit.search.candidates.length, search_ms: Math.round(own) } : {}) },
+      stats: { ring_degree: choice.params.ringDegree, levels: top, min_level: choice.floors.lowest, ...(unit.search ? { candidates: unit.search.candidates.length, search_ms: Math.round(own) } : {}) },
       notes: [],
       error: { maxAbs: 0, how: 'chooses parameters only; candidates run at the tuned scale' },
     };
@@ -80,7 +82,7 @@ export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
 interface Choice {
   params: CkksParameters;
   program: FheProgram;
-  minLevel: number;
+  floors: ValueFloors;
   predictedMs?: number;
 }
 
@@ -105,13 +107,13 @@ function byDepth(unit: FheUnit, o: SelectParametersOptions): Choice {
       continue;
     }
     unit.lowered = lowered;
-    return { params, program: lowered.program, minLevel: 0 };
+    return { params, program: lowered.program, floors: uniformFloors(0) };
   }
   throw new Error('internal: parameter selection does not settle on a ring degree');
 }
 
-function floorOf(unit: FheUnit, lowered: { program: FheProgram }, params: CkksParameters): { level: number } | { refused: string } {
-  return unit.refreshFloor ? unit.refreshFloor(lowered, params) : { level: 1 };
+function floorOf(unit: FheUnit, lowered: { program: FheProgram }, params: CkksParameters): ValueFloors | { refused: string } {
+  return unit.refreshFloor ? unit.refreshFloor(lowered, params) : uniformFloors(1);
 }
 
 function fixed(unit: FheUnit, o: SelectParametersOptions): Choice {
@@ -121,10 +123,23 @@ function fixed(unit: FheUnit, o: SelectParametersOptions): Choice {
   unit.lowered = lowered;
   const floor = floorOf(unit, lowered, params);
   if ('refused' in floor) throw new FhecError(`N=${params.ringDegree}: ${floor.refused}`, { field: 'ringDegree' });
-  if (topLevel(params) - floor.level < 1) {
-    throw new FhecError(`N=${params.ringDegree} leaves ${topLevel(params) - floor.level} levels between refreshes (masks fit from level ${floor.level} up), fewer than one op of the model needs`, { field: 'ringDegree' });
+  if (!placeable(lowered.program, topLevel(params), floor)) {
+    const top = topLevel(params);
+    throw new FhecError(`N=${params.ringDegree} leaves ${top - floor.highest} to ${top - floor.lowest} levels between refreshes (masks fit from level ${floor.lowest} up), fewer than one op of the model needs`, { field: 'ringDegree' });
   }
-  return { params, program: lowered.program, minLevel: floor.level };
+  return { params, program: lowered.program, floors: floor };
+}
+
+/** Some placement keeps every value at or above its floor on a chain whose top level is `top`. */
+function placeable(program: FheProgram, top: number, floors: ValueFloors): boolean {
+  if (top - floors.lowest < 1) return false;
+  try {
+    placeRefreshesGreedy(program, top, floors.floor);
+    return true;
+  } catch (e) {
+    if (e instanceof FhecError) return false;
+    throw e;
+  }
 }
 
 /** The most levels `ringDegree` holds at 128-bit security. */
@@ -142,20 +157,19 @@ function longestChain(ringDegree: number, o: SelectParametersOptions): CkksParam
 function search(unit: FheUnit, o: SelectParametersOptions): Choice {
   const costs = costTableOf(unit, o.costs, o.link);
   const lowered = new Map<FheProgram, { program: FheProgram }>();
-  const minLevels = new Map<string, number>();
+  const floorsByChain = new Map<string, ValueFloors>();
   const chainKey = (p: CkksParameters, levels: number) => `${p.ringDegree}:${p.scale}:${levels}`;
   const planner: RefreshPlanner = (program, levels, { params }) => {
     const floor = floorOf(unit, lowered.get(program)!, params);
     if ('refused' in floor) return floor;
-    minLevels.set(chainKey(params, levels), floor.level);
-    const L = levels - floor.level;
-    if (L < 1) return undefined;
+    floorsByChain.set(chainKey(params, levels), floor);
+    if (levels - floor.lowest < 1) return undefined;
     const t = performance.now();
     try {
-      const greedy = placeRefreshesGreedy(program, L);
+      const greedy = placeRefreshesGreedy(program, levels, floor.floor);
       return { refreshes: greedy.refreshed.length, program: greedy.program, inputLevel: levels };
     } catch (e) {
-      // An op that multiplies more than L levels at once: this chain is too short for it.
+      // An op that multiplies more levels at once than its floor leaves: this chain is too short for it.
       if (e instanceof FhecError) return undefined;
       throw e;
     } finally {
@@ -182,5 +196,5 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
   }
   const chosen = unit.lowerings.get(best.params.ringDegree / 2) ?? loweringAt(unit, best.params.ringDegree / 2);
   unit.lowered = chosen;
-  return { params: best.params, program: chosen.program, minLevel: minLevels.get(chainKey(best.params, best.candidate.levels)) ?? 1, predictedMs: best.candidate.latencyMs };
+  return { params: best.params, program: chosen.program, floors: floorsByChain.get(chainKey(best.params, best.candidate.levels)) ?? uniformFloors(1), predictedMs: best.candidate.latencyMs };
 }

@@ -6,7 +6,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheAttribute, FheProgram } from '../../../ir/fhe/types.js';
 import { makeParameters, type CkksParameters } from '../../../ir/ckks/params.js';
-import { defaultCostTable, loadCostTable, type CostTable } from '../../../ir/ckks/cost-table.js';
+import { defaultCostTable, loadCostTable, parseLink, withLink, type CostTable } from '../../../ir/ckks/cost-table.js';
 import type { ParameterSearchResult } from '../parameters/parameter-search.js';
 
 /** Lowers the model for a slot count (the packing depends on N): what lower-canonical and select-parameters call. */
@@ -20,8 +20,22 @@ export interface FheSource<T extends { program: FheProgram } = { program: FhePro
   defaultSlots: number;
 }
 
-/** The lowest level refreshes may leave values at for a chain, or why the chain is out (see select-parameters). */
-export type RefreshFloor = (lowered: { program: FheProgram }, params: CkksParameters) => { level: number } | { refused: string };
+/** The lowest level each value may sit at on a chain (a refresh mask needs room for the value's own bound). */
+export interface ValueFloors {
+  /** Lowest level of each value, by name. */
+  floor: (name: string) => number;
+  /** The lowest and highest floor of a value something reads (one that may be refreshed). */
+  lowest: number;
+  highest: number;
+}
+
+/** One floor for every value. */
+export function uniformFloors(level: number): ValueFloors {
+  return { floor: () => level, lowest: level, highest: level };
+}
+
+/** The floors refreshes keep each value of a lowering at on a chain, or why the chain is out (see select-parameters). */
+export type RefreshFloor = (lowered: { program: FheProgram }, params: CkksParameters) => ValueFloors | { refused: string };
 
 export interface FheUnit<T extends { program: FheProgram } = { program: FheProgram }> {
   program: FheProgram;
@@ -35,6 +49,8 @@ export interface FheUnit<T extends { program: FheProgram } = { program: FheProgr
   placed?: FheProgram;
   /** Default: every value stays at level >= 1. */
   refreshFloor?: RefreshFloor;
+  /** The floors select-parameters chose the chain with (place-refresh keeps to them). */
+  floors?: ValueFloors;
   /** Cost tables by the name select-parameters' `costs` option gives ('default' or a file). */
   costTables: Map<string, CostTable>;
   /** The candidates select-parameters priced. */
@@ -142,12 +158,7 @@ export function costTableOf(unit: FheUnit<any>, name: string, link?: string): Co
   if (!t) {
     t = unit.costTables.get(name) ?? (name === 'default' ? defaultCostTable() : loadCostTable(name));
     unit.costTables.set(name, t);
-    if (link !== undefined) {
-      const m = /^([0-9.e+-]+)\/([0-9.e+-]+)$/.exec(link);
-      const [rttMs, bytesPerMs] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-      if (!(rttMs >= 0) || !(bytesPerMs > 0)) throw new FhecError(`link must be RTT_MS/BYTES_PER_MS (e.g. 20/12500), got '${link}'`);
-      t = { ...t, link: { rttMs, bytesPerMs, note: `given: ${rttMs} ms round trip, ${bytesPerMs} bytes/ms` } };
-    }
+    if (link !== undefined) t = withLink(t, parseLink(link));
     unit.costTables.set(key, t);
   }
   return t;

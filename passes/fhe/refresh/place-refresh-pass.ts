@@ -1,13 +1,13 @@
 // place-refresh{strategy=optimal|greedy,levels=L}: inserts refresh ops into an unmanaged program so
-// no stretch between refreshes needs more than L levels. L defaults to the program's
-// mgmt.refresh_levels annotation (select-parameters writes it: the chain's top minus the lowest level
-// refresh masks fit at). 'optimal' runs the beam DP (refresh-placement.ts) and keeps it when it
+// no stretch between refreshes needs more than L levels. Without levels: the floors select-parameters
+// chose on this unit (each value kept at or above its own floor under the chain's top level), else the
+// program's mgmt.refresh_levels annotation (the chain's top minus the lowest floor). 'optimal' runs the beam DP (refresh-placement.ts) and keeps it when it
 // needs no more refreshes than greedy; when select-parameters priced the greedy placement of this
 // chain (select.predicted_ms), it keeps it only when it needs strictly fewer and is not predicted slower.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheProgram } from '../../../ir/fhe/types.js';
-import { fheChain } from '../../../ir/ckks/params.js';
+import { fheChain, topLevel } from '../../../ir/ckks/params.js';
 import type { Pass } from '../../pass.js';
 import { manageScales } from '../manage/manage-scales.js';
 import { predictProgramLatency } from '../parameters/program-latency.js';
@@ -38,13 +38,16 @@ export const placeRefreshPass: Pass<FheUnit, PlaceRefreshOptions> = {
   run(unit, o) {
     if (o.strategy !== 'optimal' && o.strategy !== 'greedy') throw new FhecError(`place-refresh: strategy must be optimal or greedy, got '${String(o.strategy)}'`);
     const program = unit.program;
-    const levels = o.levels ?? numberAttr(program, 'mgmt.refresh_levels', 'place-refresh');
+    // Per-value floors when select-parameters chose them on this program: the budget is the chain's top level.
+    const params = o.levels === undefined && unit.floors ? annotatedParameters(program, 'place-refresh') : undefined;
+    const floor = params ? unit.floors!.floor : undefined;
+    const levels = params ? topLevel(params) : o.levels ?? numberAttr(program, 'mgmt.refresh_levels', 'place-refresh');
     if (levels === undefined) throw new FhecError('place-refresh needs levels=L, or a program annotated with mgmt.refresh_levels (run select-parameters first)');
     if (!Number.isInteger(levels) || levels < 1) throw new FhecError(`place-refresh: levels must be at least 1, got ${levels}`);
     const t0 = performance.now();
     let greedy: RefreshPlacement;
     try {
-      greedy = placeRefreshesGreedy(program, levels);
+      greedy = placeRefreshesGreedy(program, levels, floor);
     } catch (e) {
       if (e instanceof FhecError && !program.chain) throw new FhecError(`the program needs more than the ${levels} levels between refreshes: ${e.message}`);
       throw e;
@@ -52,7 +55,7 @@ export const placeRefreshPass: Pass<FheUnit, PlaceRefreshOptions> = {
     let chosen: { program: FheProgram; count: number } = { program: greedy.program, count: greedy.refreshed.length };
     const notes: string[] = [];
     if (o.strategy === 'optimal') {
-      const best = placeRefreshes(program, { levels, maxStates: o['max-states'] });
+      const best = placeRefreshes(program, { levels, maxStates: o['max-states'], ...(floor ? { floor } : {}) });
       const priced = numberAttr(program, 'select.predicted_ms', 'place-refresh');
       if (priced === undefined) {
         if (best.count <= chosen.count) chosen = { program: best.program, count: best.count };
@@ -62,11 +65,12 @@ export const placeRefreshPass: Pass<FheUnit, PlaceRefreshOptions> = {
       if (!best.exact) notes.push(`optimal search was a beam of ${o['max-states']} states (not proved optimal)`);
     }
     chosen.program.attributes = { ...(program.attributes ?? {}) };
-    setAttrs(chosen.program, { 'mgmt.refresh_levels': levels, 'mgmt.refreshes': chosen.count, 'mgmt.greedy_refreshes': greedy.refreshed.length });
+    const budget = floor ? levels - unit.floors!.lowest : levels;
+    setAttrs(chosen.program, { 'mgmt.refresh_levels': budget, 'mgmt.refreshes': chosen.count, 'mgmt.greedy_refreshes': greedy.refreshed.length });
     unit.program = chosen.program;
     unit.placed = chosen.program;
     unit.ms.place += performance.now() - t0;
-    return { changed: chosen.count > 0, stats: { refreshes: chosen.count, greedy: greedy.refreshed.length, levels }, notes, error: { maxAbs: 0, how: 'refreshes re-encrypt values exactly up to fresh encryption noise' } };
+    return { changed: chosen.count > 0, stats: { refreshes: chosen.count, greedy: greedy.refreshed.length, levels: budget }, notes, error: { maxAbs: 0, how: 'refreshes re-encrypt values exactly up to fresh encryption noise' } };
   },
 };
 

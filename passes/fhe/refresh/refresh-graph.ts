@@ -9,6 +9,11 @@
 // D = max d <= L and every value v at a level >= D - d(v) (by induction: a product sits one level
 // below its lower operand, an addition at the lower of its operands, a refresh at L >= D).
 // A refreshed value is refreshed once for all its consumers, so the cost of S is |S|.
+//
+// Per-value floors: a value may have to sit higher than level 0 (a refresh mask needs a modulus wide
+// enough for the value's bound, a KV-cache carry one level more: compiler/model-parameters.ts). The
+// floor f(v) tightens v's own constraint to d(v) <= limit(v) = L - f(v), whether or not v is refreshed
+// (so the dominance arguments below and the placements' lookahead stay exact for this model).
 
 import { FhecError } from '../../../ir/errors.js';
 import { isMultiplication, type FheOp, type FheOpKind, type FheProgram, type FheValue } from '../../../ir/fhe/types.js';
@@ -28,17 +33,22 @@ export interface LevelGraph {
   initial: number[];
   /** L: levels between refreshes (the top level of the chain). */
   levels: number;
+  /** Largest depth each node may have: L minus its floor (L when the caller gives no floors). */
+  limit: number[];
 }
 
 const ZERO_WEIGHT_UNARY = new Set<FheOpKind>(['negate', 'rotate', 'add_plain']);
 
-/** The level model of an unmanaged program (an input declared at level l starts at depth levels - l). */
-export function levelGraph(program: FheProgram, levels: number): LevelGraph {
+/**
+ * The level model of an unmanaged program (an input declared at level l starts at depth levels - l);
+ * `floor` gives the lowest level a value may sit at (default 0).
+ */
+export function levelGraph(program: FheProgram, levels: number, floor?: (name: string) => number): LevelGraph {
   if (program.chain) throw new FhecError('refresh placement works on unmanaged programs: place refreshes before scale management');
   if (!Number.isInteger(levels) || levels < 0) throw new FhecError(`level budget ${levels} is not a non-negative integer`);
   verifyFhe(program);
   const index = new Map<string, number>();
-  const g: LevelGraph = { names: [], kinds: [], weight: [], args: [], consumers: [], initial: [], levels };
+  const g: LevelGraph = { names: [], kinds: [], weight: [], args: [], consumers: [], initial: [], levels, limit: [] };
   for (const op of program.ops) {
     if (!op.result || op.result.type.kind !== 'ct') continue;
     if (op.kind === 'rescale' || op.kind === 'mod_switch' || op.kind === 'relinearize') {
@@ -47,6 +57,9 @@ export function levelGraph(program: FheProgram, levels: number): LevelGraph {
     const i = g.names.length;
     index.set(op.result.name, i);
     g.names.push(op.result.name);
+    const f = floor ? floor(op.result.name) : 0;
+    if (!(f >= 0)) throw new FhecError(`floor ${f} of %${op.result.name} is not a level`);
+    g.limit.push(levels - f);
     g.kinds.push(op.kind);
     g.weight.push(isMultiplication(op.kind) ? 1 : 0);
     const args = [...new Set(op.args.filter((a) => a.type.kind === 'ct').map((a) => index.get(a.name)!))];
@@ -101,7 +114,7 @@ export function depthsWith(g: LevelGraph, refreshed: ReadonlySet<number>): numbe
 }
 
 export function isFeasible(g: LevelGraph, refreshed: ReadonlySet<number>): boolean {
-  return depthsWith(g, refreshed).every((x) => x <= g.levels);
+  return depthsWith(g, refreshed).every((x, v) => x <= g.limit[v]!);
 }
 
 /** The program with `refresh` inserted after each named value, every later use reading the refreshed one. */
@@ -143,7 +156,8 @@ export interface RefreshPlacement {
 export function placementResult(program: FheProgram, g: LevelGraph, refreshed: ReadonlySet<number>): RefreshPlacement {
   const d = depthsWith(g, refreshed);
   const depth = d.reduce((m, x) => Math.max(m, x), 0);
-  if (depth > g.levels) throw new Error(`internal: placement leaves depth ${depth} above ${g.levels}`);
+  const over = d.findIndex((x, v) => x > g.limit[v]!);
+  if (over >= 0) throw new Error(`internal: placement leaves %${g.names[over]} at depth ${d[over]} above its limit ${g.limit[over]}`);
   const names = [...refreshed].sort((a, b) => a - b).map((i) => g.names[i]!);
   return { program: insertRefreshes(program, names), refreshed: names, depth };
 }

@@ -14,20 +14,21 @@ export function greedyRefreshSet(g: LevelGraph): Set<number> {
   const seen = (a: number): number => (refreshed.has(a) ? 0 : d[a]!);
   for (let v = 0; v < g.names.length; v++) {
     if (g.initial[v]! >= 0) {
-      if (g.initial[v]! > g.levels) throw new FhecError(`%${g.names[v]} starts ${g.initial[v]} levels down, below level 0`);
+      if (g.initial[v]! > g.limit[v]!) throw new FhecError(`%${g.names[v]} starts ${g.initial[v]} levels down, below its lowest level`);
       d.push(g.initial[v]!);
       continue;
     }
     const w = g.weight[v]!;
-    if (w > g.levels) throw new FhecError(`%${g.names[v]} multiplies, and the chain has no level to spend`);
-    for (const a of g.args[v]!) if (seen(a) + w > g.levels) refreshed.add(a);
+    if (w > g.limit[v]!) throw new FhecError(`%${g.names[v]} multiplies, and the chain has no level to spend above its lowest level`);
+    // Each operand was within its own limit when defined, so refreshing it is always allowed.
+    for (const a of g.args[v]!) if (seen(a) + w > g.limit[v]!) refreshed.add(a);
     d.push(w + Math.max(0, ...g.args[v]!.map(seen)));
   }
   return refreshed;
 }
 
 /** Inserts refreshes by the greedy rule into an unmanaged program for a chain with `levels` levels. */
-export function placeRefreshesGreedy(program: FheProgram, levels: number): RefreshPlacement {
-  const g = levelGraph(program, levels);
+export function placeRefreshesGreedy(program: FheProgram, levels: number, floor?: (name: string) => number): RefreshPlacement {
+  const g = levelGraph(program, levels, floor);
   return placementResult(program, g, greedyRefreshSet(g));
 }

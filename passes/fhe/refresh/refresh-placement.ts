@@ -40,6 +40,8 @@ export interface PlacementOptions {
    * worse than greedy); default 200000, which keeps small programs exact. Whole models: 500.
    */
   maxStates?: number;
+  /** Lowest level each value may sit at (refresh-graph.ts); default 0 for all. */
+  floor?: (name: string) => number;
 }
 
 export interface OptimalSearch {
@@ -72,7 +74,7 @@ function optimalRefreshSet(g: LevelGraph, maxStates = DEFAULT_MAX_STATES, greedy
 
 /** Inserts the fewest refreshes into an unmanaged program so it fits a chain with `levels` levels. */
 export function placeRefreshes(program: FheProgram, options: PlacementOptions): OptimalPlacement {
-  const g = levelGraph(program, options.levels);
+  const g = levelGraph(program, options.levels, options.floor);
   const greedy = greedyRefreshSet(g);
   const search = optimalRefreshSet(g, options.maxStates ?? DEFAULT_MAX_STATES, greedy);
   return {

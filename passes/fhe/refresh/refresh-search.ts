@@ -6,8 +6,9 @@
 // cheapest way on from a state depends on nothing but the state. Reductions that keep the optimum:
 // - only candidate values branch (refresh-graph.ts refreshCandidates);
 // - lookahead: from a value v that is not refreshed, some path through values that are never
-//   refreshed (non-candidates) adds `ahead[v]` more levels, so depth(v) + ahead[v] <= L is needed
-//   and a state breaking it is dropped (or v refreshed) at v rather than ops later;
+//   refreshed (non-candidates) adds levels, so depth(v) <= cap[v] (the tightest limit on those paths
+//   minus the levels on the way) is needed and a state breaking it is dropped (or v refreshed) at v
+//   rather than ops later;
 // - equal states merge, the cheaper kept (rows of bytes keyed by a Zobrist hash updated per byte);
 // - covering: a path from a live value f first reaches a candidate (or an end) z through
 //   non-candidates, with weight omega_f(z), and d(z) is the largest delta_f + omega_f(z) over the
@@ -44,20 +45,23 @@ export interface SearchResult {
   frontier: number;
 }
 
-/** Levels every candidate-only placement still adds after v, on v's way to its nearest candidates. */
-function forcedAhead(g: LevelGraph, candidate: readonly boolean[]): Int32Array {
+/**
+ * The largest depth v may have if it is not refreshed: its own limit, and each consumer's (a candidate
+ * consumer may be refreshed, but its own limit holds either way) minus the levels on the way to it.
+ */
+export function forcedCap(g: LevelGraph, candidate: readonly boolean[]): Int32Array {
   const n = g.names.length;
-  const h = new Int32Array(n);
+  const cap = new Int32Array(n);
   for (let v = n - 1; v >= 0; v--) {
-    let m = 0;
+    let m = g.limit[v]!;
     for (const c of g.consumers[v]!) {
       if (g.initial[c]! >= 0) continue;
-      const x = g.weight[c]! + (candidate[c] ? 0 : h[c]!);
-      if (x > m) m = x;
+      const x = (candidate[c] ? g.limit[c]! : cap[c]!) - g.weight[c]!;
+      if (x < m) m = x;
     }
-    h[v] = m;
+    cap[v] = m;
   }
-  return h;
+  return cap;
 }
 
 /**
@@ -182,7 +186,7 @@ export function searchRefreshes(g: LevelGraph, options: SearchOptions): SearchRe
   const dominanceLimit = options.dominanceLimit ?? 4000;
   const n = g.names.length;
   const candidate = refreshCandidates(g);
-  const ahead = forcedAhead(g, candidate);
+  const cap = forcedCap(g, candidate);
   const first = firstCandidates(g, candidate);
 
   // Slots: a live value holds one byte of every row from its definition to its last reader.
@@ -318,7 +322,7 @@ export function searchRefreshes(g: LevelGraph, options: SearchOptions): SearchRe
 
   /** A value that is never refreshed: each state moves on in place (or is dropped). */
   function advance(v: number, argSlots: number[], sv: number, dead: number[]): void {
-    const limit = sv >= 0 ? L - ahead[v]! : L;
+    const limit = sv >= 0 ? cap[v]! : g.limit[v]!;
     const rows = cur.rows;
     let k = 0;
     for (let i = 0; i < cur.size; i++) {
@@ -346,7 +350,8 @@ export function searchRefreshes(g: LevelGraph, options: SearchOptions): SearchRe
 
   /** A candidate: each state branches into keeping v and refreshing it (one more refresh). */
   function expand(v: number, argSlots: number[], sv: number, dead: number[]): void {
-    const limit = L - ahead[v]!;
+    const limit = cap[v]!;
+    const own = g.limit[v]!;
     const expected = cur.size * 2 + 2;
     table.reset(expected);
     nxt.reserve(expected);
@@ -355,7 +360,7 @@ export function searchRefreshes(g: LevelGraph, options: SearchOptions): SearchRe
     for (let i = 0; i < cur.size; i++) {
       const base = i * W;
       const raw = rawDepth(v, argSlots, i);
-      if (raw > L) continue;
+      if (raw > own) continue;
       const cost = cur.cost[i]!;
       const stay = raw <= limit && cost < upper;
       const refresh = raw > 0 && cost + 1 < upper;
