@@ -22,7 +22,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
 import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
-import { constantValueAt } from '../../../ir/fhe/types.js';
+import { constantSlots, packSlots } from '../../../ir/fhe/layout.js';
 import type { Approximation } from '../../approx/approximation.js';
 
 /**
@@ -80,6 +80,17 @@ const MAX_APPROX_SAMPLES = 2 ** 15;
  * interval only (the range monitor's check).
  */
 export function approximationOutputBound(approx: Pick<Approximation, 'interval' | 'depth' | 'evaluate'>): number {
+  // One fit serves many sites (every row block of every head): sample it once.
+  const known = outputBounds.get(approx);
+  if (known !== undefined) return known;
+  const bound = sampledOutputBound(approx);
+  outputBounds.set(approx, bound);
+  return bound;
+}
+
+const outputBounds = new WeakMap<object, number>();
+
+function sampledOutputBound(approx: Pick<Approximation, 'interval' | 'depth' | 'evaluate'>): number {
   const [lo, hi] = approx.interval;
   const n = Math.min(8 * 2 ** Math.max(1, approx.depth), MAX_APPROX_SAMPLES);
   let max = Math.max(Math.abs(approx.evaluate(lo)), Math.abs(approx.evaluate(hi)));
@@ -91,46 +102,61 @@ export function approximationOutputBound(approx: Pick<Approximation, 'interval' 
 }
 
 /**
- * Magnitude bounds of every value by interval arithmetic; inputs without a bound are unbounded
- * (Infinity). `seeds` bound named values directly (an approximation's output: approximationOutputBound);
- * a value gets the smaller of its seed and what interval arithmetic gives.
+ * Magnitude bounds of every value (the max over its slots) by interval arithmetic slot by slot, so that
+ * masks and rotations are exact (a rotate-and-sum of a value nonzero in one slot of each segment keeps
+ * its bound); inputs without a bound are unbounded (Infinity). `seeds` bound named values in every slot
+ * (an approximation's output: approximationOutputBound); a slot gets the smaller of its seed and what
+ * interval arithmetic gives.
  */
 export function provedMagnitudes(program: FheProgram, inputBounds: Record<string, number>, seeds: ReadonlyMap<string, number> = new Map()): Map<string, number> {
-  const m = new Map<string, number>();
-  const get = (name: string): number => m.get(name)!;
+  const n = program.slots;
+  const lastUse = new Map<string, number>();
+  program.ops.forEach((op, i) => op.args.forEach((x) => lastUse.set(x.name, i)));
+  const live = new Map<string, Float64Array>();
+  const out = new Map<string, number>();
   const times = (a: number, b: number): number => (a === 0 || b === 0 ? 0 : a * b);
-  for (const op of program.ops) {
+  for (const [index, op] of program.ops.entries()) {
     if (!op.result) continue;
-    const [a, b] = op.args.map((x) => get(x.name));
-    let r: number;
+    const [a, b] = op.args.map((x) => live.get(x.name)!);
+    let r: Float64Array;
     switch (op.kind) {
-      case 'input':
-        r = inputBounds[op.tensor!] ?? Infinity;
+      case 'input': {
+        const layout = op.layout!;
+        r = packSlots(layout, n, new Float64Array(layout.tokens * layout.length).fill(inputBounds[op.tensor!] ?? Infinity));
         break;
+      }
       case 'encode': {
         const c = program.constants.get(op.constant!);
         if (!c) throw new FhecError(`unknown constant @${op.constant}`);
-        r = 0;
-        if (c.data.kind === 'splat') r = Math.abs(c.data.value);
-        else for (let i = 0; i < program.slots; i++) r = Math.max(r, Math.abs(constantValueAt(c.data, i)));
+        r = constantSlots(c.data, n, c.name).map(Math.abs);
         break;
       }
       case 'add':
       case 'sub':
       case 'add_plain':
-        r = a! + b!;
+        r = a!.map((x, i) => x + b![i]!);
         break;
       case 'mul':
       case 'mul_plain':
-        r = times(a!, b!);
+        r = a!.map((x, i) => times(x, b![i]!));
         break;
+      case 'rotate': {
+        const s = ((op.step! % n) + n) % n;
+        r = new Float64Array(n);
+        r.set(a!.subarray(s), 0);
+        r.set(a!.subarray(0, s), n - s);
+        break;
+      }
       default:
         r = a!;
     }
     const seed = seeds.get(op.result.name);
-    m.set(op.result.name, seed !== undefined ? Math.min(r, seed) : r);
+    if (seed !== undefined) r = r.map((x) => Math.min(x, seed));
+    out.set(op.result.name, maxAbs(r));
+    for (const x of op.args) if (lastUse.get(x.name) === index) live.delete(x.name);
+    if (lastUse.has(op.result.name)) live.set(op.result.name, r);
   }
-  return m;
+  return out;
 }
 
 /**
