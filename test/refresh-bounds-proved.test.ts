@@ -82,6 +82,17 @@ describe('approximation-aware proved refresh bounds', () => {
     expect(without[1]!.bound).toBeLessThan(observed);
   });
 
+  it('keeps a masked rotate-and-sum exact (slot by slot): one nonzero slot per segment is not summed n times', () => {
+    const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
+    const b = new FheBuilder('broadcast', slots);
+    let s: FheValue = b.mulConst(b.input('x', l), { kind: 'dense', values: Array.from({ length: slots }, (_, u) => (u % n === 0 ? 1 : 0)) });
+    for (let k = 1; k < n; k *= 2) s = b.add(s, b.rotate(s, -k));
+    b.output('s', s, l);
+    const program = b.build();
+    const proved = provedMagnitudes(program, { x: 3 });
+    expect(proved.get(s.name)).toBe(3);
+  });
+
   it("takes the calibrated bound ('both') when it already covers the proof, and ignores proofs past the plan's largest bound", () => {
     const names = ['a', 'b', 'c'];
     const calibrated = new Map([['a', 1], ['b', 0.01], ['c', 0.01]]);

@@ -1,14 +1,16 @@
 // Bounds on |x| at the points where a ciphertext leaves the evaluator masked (refresh ops, and the
 // KV-cache outputs a generation carries into the next step): the mask is sized from them, so a value
 // past its bound is hidden less than the README says. Two sources, per value:
-// - proved: interval arithmetic on magnitudes over the refresh-placed program from bounds on its
-//   inputs (|a + b| <= |a| + |b|, |a b| <= |a| |b|, a constant by its largest slot; rotations,
-//   rescales and refreshes keep the bound), seeded at every approximation's output with the largest
+// - proved: interval arithmetic on magnitudes, slot by slot, over the refresh-placed program from
+//   bounds on its inputs (|a + b| <= |a| + |b|, |a b| <= |a| |b| per slot, rotations move the slots'
+//   bounds, rescales and refreshes keep them: a mask then a rotate-and-sum stays exact), seeded at every approximation's output with the largest
 //   |p| over its fitted interval (approximationOutputBound), plus a slack for the CKKS error the
 //   ideal values do not have. Without the seeds it explodes through polynomial evaluations; with them,
 //   what is computed from an approximation's output (a row sum of exp, a normalized row, the sum of
 //   its squares) gets a bound that holds for any data, as long as each approximation's input stays in
-//   its interval on the slots that carry data (what the run-time range monitor checks);
+//   its interval (the run-time range monitor checks the slots that carry data; the lowering fills the
+//   others with values inside the interval, and the chosen bound is never below the calibrated one,
+//   which covers every slot);
 // - calibrated: the largest |x| over every slot on the calibration windows (a float64 run of the
 //   managed program, ir/fhe/plain-eval.ts), times 1 + margin.
 // The choice (chooseBounds): when the proved bound is finite and no larger than the largest calibrated
