@@ -85,7 +85,7 @@ describe('approximation-aware proved refresh bounds', () => {
   it('keeps a masked rotate-and-sum exact (slot by slot): one nonzero slot per segment is not summed n times', () => {
     const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
     const b = new FheBuilder('broadcast', slots);
-    let s: FheValue = b.mulConst(b.input('x', l), { kind: 'dense', values: Array.from({ length: slots }, (_, u) => (u % n === 0 ? 1 : 0)) });
+    let s: FheValue = b.mulConst(b.input('x', l), { kind: 'dense', values: Float64Array.from({ length: slots }, (_, u) => (u % n === 0 ? 1 : 0)) });
     for (let k = 1; k < n; k *= 2) s = b.add(s, b.rotate(s, -k));
     b.output('s', s, l);
     const program = b.build();
