@@ -30,7 +30,7 @@ import { achievableHidingBits, DEFAULT_HIDING_BITS } from '../runtime/refresh/ma
 import { embedTokens, MODEL_PLAN_KIND, modelProgramInputs, type ModelPlanMeta } from '../runtime/model-session.js';
 import { writePlan, type RefreshPointRecord } from '../runtime/plan/plan.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
-import { calibratedMaxima, chooseBounds, provedMagnitudes, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh/refresh-bounds.js';
+import { calibratedMaxima, chooseBounds, provedMagnitudes, provedOnManaged, REFRESH_BOUND_MARGIN, refreshedValues, spreadSample, type ValueBound } from '../passes/fhe/refresh/refresh-bounds.js';
 import { inputsForTokens, loadCalibrationSets, tokenizeText, windowStarts } from './calibration-data.js';
 import { Calibrator, DEFAULT_MARGIN } from '../passes/calibrate/calibrate.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -209,18 +209,21 @@ function finishCompile(
   const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
   c.passRuns = [...graphRuns, ...(c.passRuns ?? [])];
   const t0 = performance.now();
-  const bounds = maskBounds(c.managed, c.lowered, calibrationSets);
+  const bounds = maskBounds(c.placed, c.managed, c.lowered, calibrationSets);
   checkMaskLevels(c, bounds);
   return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
 }
 
 /**
  * Bounds on |x| where ciphertexts leave the evaluator masked: each refresh op's input, and each
- * KV-cache output (carried into the next step). Proved from the embedding table's largest entry where
- * interval arithmetic stays finite (the encrypted cache inputs have no proved bound), else calibrated
- * on up to BOUND_CALIBRATION_WINDOWS of the calibration windows (passes/fhe/refresh-bounds.ts).
+ * KV-cache output (carried into the next step). Proved from the embedding table's largest entry and
+ * the approximations' output bounds (the probes) where interval arithmetic stays finite (the encrypted
+ * cache inputs have no proved bound), calibrated on up to BOUND_CALIBRATION_WINDOWS of the calibration
+ * windows, and chosen between (passes/fhe/refresh/refresh-bounds.ts). The proof runs on the placed
+ * program, whose value names are the lowering's (the probes name them), then goes to the managed one
+ * (provedOnManaged).
  */
-function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
+function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
   const emb = lowered.embedding;
   const { runs, tableMax } = boundRuns(lowered, spreadSample(calibrationSets));
   const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
@@ -228,7 +231,8 @@ function maskBounds(managed: FheProgram, lowered: LoweredModel, calibrationSets:
   const kv = lowered.outputs.filter((o) => o.kv).map((o) => ({ name: o.name, values: o.blocks.map((b) => outputArg.get(b.fhe)!) }));
   const names = [...new Set([...refreshedValues(managed), ...kv.flatMap((k) => k.values)])];
   const embBounds = Object.fromEntries((emb.groups?.map((g) => g.fhe) ?? [emb.fhe]).map((n) => [n, tableMax]));
-  const chosen = new Map(chooseBounds(names, provedMagnitudes(managed, embBounds), calibratedMaxima(managed, runs, names)).map((b) => [b.value, b]));
+  const seeds = new Map(lowered.probes.filter((p) => p.outputBound !== undefined).map((p) => [p.output, p.outputBound!]));
+  const chosen = new Map(chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), calibratedMaxima(managed, runs, names)).map((b) => [b.value, b]));
   const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
   return {
     refresh: refreshedValues(managed).map((v) => chosen.get(v)!),

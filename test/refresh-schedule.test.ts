@@ -165,14 +165,17 @@ describe('refresh bounds in plans, and the audit', () => {
     const proved = provedMagnitudes(managed, { x: 1 });
     const calibrated = calibratedMaxima(managed, [{ x: xs }], names);
     const chosen = chooseBounds(names, proved, calibrated);
-    // Interval arithmetic bounds one round of p on [-1, 1] by 1.5 + 0.5 = 2, then 2*1.5 + 0.5*8 = 7, ...: the
-    // first refresh point is proved (below 16x calibrated), the later ones are calibrated.
-    expect(chosen[0]!.source).toBe('proved');
-    expect(chosen[0]!.bound).toBeGreaterThanOrEqual(chosen[0]!.calibratedMax);
+    // Interval arithmetic bounds x by 1, one round of p on [-1, 1] by 1.5 + 0.5 = 2, then 2*1.5 + 0.5*8 = 7, ...: the
+    // first refresh point has a proof the calibrated bound (16x) covers ('both'), the later ones' proofs
+    // exceed the plan's largest calibrated bound and are not taken ('calibrated').
+    expect(chosen[0]!.source).toBe('both');
+    expect(chosen[0]!.proved).toBeGreaterThanOrEqual(chosen[0]!.calibratedMax);
+    expect(chosen[0]!.proved).toBeLessThanOrEqual(chosen[0]!.bound);
     expect(chosen.at(-1)!.source).toBe('calibrated');
     for (const b of chosen) {
       expect(b.calibratedMax).toBeLessThanOrEqual(1);
-      if (b.source === 'calibrated') expect(b.bound).toBeCloseTo(16 * b.calibratedMax, 12);
+      expect(b.source).not.toBe('proved');
+      expect(b.bound).toBeCloseTo(16 * b.calibratedMax, 12);
     }
     // No input bound: nothing is proved.
     expect(chooseBounds(names, provedMagnitudes(managed, {}), calibrated).every((b) => b.source === 'calibrated')).toBe(true);

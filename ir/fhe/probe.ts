@@ -20,4 +20,6 @@ export interface ApproxProbeRecord {
   predictedMaxError: number;
   predictedMaxRelError: number;
   depth: number;
+  /** Largest |output| for inputs inside the interval (max |p| over it, with a slack): seeds the proved mask bounds. */
+  outputBound?: number;
 }

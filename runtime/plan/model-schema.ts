@@ -37,6 +37,8 @@ const probeSchema = z.strictObject({
     .nullable()
     .transform((v) => v ?? Infinity),
   depth: nonNegInt(),
+  /** Largest |output| for inputs inside the interval (seeds the proved refresh bounds). */
+  outputBound: nonNegNumber().optional(),
   describe: z.string().optional(),
 });
 

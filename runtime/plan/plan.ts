@@ -52,8 +52,12 @@ const planSchema = z.object({
       z.strictObject({
         value: z.string().min(1),
         bound: posNumber(),
-        /** 'proved': interval arithmetic from the input bounds; 'calibrated': max over the calibration windows times the margin. */
-        source: z.enum(['proved', 'calibrated', 'declared']),
+        /**
+         * 'proved': interval arithmetic from the input bounds and the approximations' output bounds, larger than
+         * the calibrated one; 'both': a proof the calibrated bound covers; 'calibrated': max over the calibration
+         * windows times the margin (no usable proof).
+         */
+        source: z.enum(['proved', 'both', 'calibrated', 'declared']),
         /** Largest |x| on the calibration windows (absent when nothing was calibrated). */
         calibratedMax: nonNegNumber().optional(),
         /** The proved bound, when interval arithmetic gives a finite one. */

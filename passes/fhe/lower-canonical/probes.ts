@@ -6,6 +6,7 @@
 import type { ApproxProbeRecord } from '../../../ir/fhe/probe.js';
 import type { FheValue } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
+import { approximationOutputBound } from '../refresh/refresh-bounds.js';
 
 /** The plan's probe record plus a human-readable description of the approximation. */
 export interface ApproxProbe extends ApproxProbeRecord {
@@ -42,6 +43,7 @@ export function makeProbe(
   margin: number,
   slots: number[],
 ): ApproxProbe {
+  const outputBound = approximationOutputBound(approx);
   return {
     op,
     role,
@@ -56,5 +58,6 @@ export function makeProbe(
     predictedMaxRelError: approx.maxRelError,
     depth: approx.depth,
     describe: approx.describe(),
+    ...(Number.isFinite(outputBound) ? { outputBound } : {}),
   };
 }

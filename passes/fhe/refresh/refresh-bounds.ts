@@ -1,22 +1,31 @@
 // Bounds on |x| at the points where a ciphertext leaves the evaluator masked (refresh ops, and the
 // KV-cache outputs a generation carries into the next step): the mask is sized from them, so a value
 // past its bound is hidden less than the README says. Two sources, per value:
-// - proved: interval arithmetic on magnitudes over the managed program from bounds on its inputs
-//   (|a + b| <= |a| + |b|, |a b| <= |a| |b|, a constant by its largest slot; rotations, rescales and
-//   refreshes keep the bound), plus a slack for the CKKS error the ideal values do not have. It is a
-//   proof for every input within its bound, but explodes through polynomial evaluations and is
-//   infinite for anything computed from an unbounded input (the encrypted KV cache);
+// - proved: interval arithmetic on magnitudes, slot by slot, over the refresh-placed program from
+//   bounds on its inputs (|a + b| <= |a| + |b|, |a b| <= |a| |b| per slot, rotations move the slots'
+//   bounds, rescales and refreshes keep them: a mask then a rotate-and-sum stays exact), seeded at every approximation's output with the largest
+//   |p| over its fitted interval (approximationOutputBound), plus a slack for the CKKS error the
+//   ideal values do not have. Without the seeds it explodes through polynomial evaluations; with them,
+//   what is computed from an approximation's output (a row sum of exp, a normalized row, the sum of
+//   its squares) gets a bound that holds for any data, as long as each approximation's input stays in
+//   its interval (the run-time range monitor checks the slots that carry data; the lowering fills the
+//   others with values inside the interval, and the chosen bound is never below the calibrated one,
+//   which covers every slot);
 // - calibrated: the largest |x| over every slot on the calibration windows (a float64 run of the
 //   managed program, ir/fhe/plain-eval.ts), times 1 + margin.
-// The proved bound is taken when it is finite and no looser than the calibrated one (already 16 times
-// the calibrated max: a looser proof would cost the mask headroom and, with the float64 slot-domain
-// mask, precision, for values that never come near it); otherwise the calibrated one. Which one, and
-// both figures, go into the plan.
+// The choice (chooseBounds): when the proved bound is finite and no larger than the largest calibrated
+// bound among the plan's points (so it raises no refresh level: the lowest level is set by the largest
+// bound, compiler/model-parameters.ts), the bound is max(calibrated, proved): source 'proved' when the
+// proof is the larger (held-out data can go past the calibrated max there, e.g. a peaked softmax row
+// whose sum of squares nears 1 where calibration rows were flat, 1/n), 'both' when the calibrated one
+// already covers the proof. Otherwise the calibrated one ('calibrated'). Which one, and both figures,
+// go into the plan.
 
 import { FhecError } from '../../../ir/errors.js';
 import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
-import type { FheProgram } from '../../../ir/fhe/types.js';
-import { constantValueAt } from '../../../ir/fhe/types.js';
+import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
+import { constantSlots, packSlots } from '../../../ir/fhe/layout.js';
+import type { Approximation } from '../../approx/approximation.js';
 
 /**
  * Calibration margin of a mask bound: 16 times the calibrated max (4 bits). Measured on model A with
@@ -27,9 +36,6 @@ import { constantValueAt } from '../../../ir/fhe/types.js';
  * what the key holder's overflow check exists for.
  */
 export const REFRESH_BOUND_MARGIN = 15;
-
-/** A proved bound this many times the calibrated one is still taken (beyond, the calibrated one is). */
-const PROVED_SLACK_FACTOR = 1;
 
 /**
  * Calibration windows the bounds are measured on, at most (evenly spread over the calibration set): a
@@ -47,7 +53,7 @@ export function spreadSample<T>(items: readonly T[], k = BOUND_CALIBRATION_WINDO
 /** Covers the CKKS error on top of the ideal values (far below 2^-10 absolute at scale 2^30 and above). */
 const CKKS_ERROR_SLACK = 2 ** -10;
 
-export type BoundSource = 'proved' | 'calibrated';
+export type BoundSource = 'proved' | 'both' | 'calibrated';
 
 export interface ValueBound {
   value: string;
@@ -59,42 +65,122 @@ export interface ValueBound {
   proved?: number;
 }
 
-/** Magnitude bounds of every value by interval arithmetic; inputs without a bound are unbounded (Infinity). */
-export function provedMagnitudes(program: FheProgram, inputBounds: Record<string, number>): Map<string, number> {
-  const m = new Map<string, number>();
-  const get = (name: string): number => m.get(name)!;
+/**
+ * Relative slack on a sampled max |p|: a polynomial of degree d is at most 1/cos(pi d / 2n) times its
+ * max over the n + 1 Chebyshev extrema of the interval (Ehlich and Zeller, 1964); with n = 8 d that is
+ * under 2%, taken with margin.
+ */
+const APPROX_SAMPLE_SLACK = 1 / 16;
+/** Sample count cap: a composite's degree (2^depth) can be large; 2^15 points keep this ~ms per site. */
+const MAX_APPROX_SAMPLES = 2 ** 15;
+
+/**
+ * Largest |p| over an approximation's fitted interval, for p its float64 model of the encrypted
+ * evaluation (Approximation.evaluate): the max over 8 d + 1 Chebyshev-spaced points of the interval
+ * (d <= 2^depth the degree: each level at most doubles it) and the ends, times 1 + APPROX_SAMPLE_SLACK:
+ * a bound for depth <= 12, a dense sample beyond (MAX_APPROX_SAMPLES). Valid for inputs inside the
+ * interval only (the range monitor's check).
+ */
+export function approximationOutputBound(approx: Pick<Approximation, 'interval' | 'depth' | 'evaluate'>): number {
+  // One fit serves many sites (every row block of every head): sample it once.
+  const known = outputBounds.get(approx);
+  if (known !== undefined) return known;
+  const bound = sampledOutputBound(approx);
+  outputBounds.set(approx, bound);
+  return bound;
+}
+
+const outputBounds = new WeakMap<object, number>();
+
+function sampledOutputBound(approx: Pick<Approximation, 'interval' | 'depth' | 'evaluate'>): number {
+  const [lo, hi] = approx.interval;
+  const n = Math.min(8 * 2 ** Math.max(1, approx.depth), MAX_APPROX_SAMPLES);
+  let max = Math.max(Math.abs(approx.evaluate(lo)), Math.abs(approx.evaluate(hi)));
+  for (let k = 0; k <= n; k++) {
+    const x = (lo + hi) / 2 + ((hi - lo) / 2) * Math.cos((Math.PI * k) / n);
+    max = Math.max(max, Math.abs(approx.evaluate(x)));
+  }
+  return Number.isFinite(max) ? max * (1 + APPROX_SAMPLE_SLACK) : Infinity;
+}
+
+/**
+ * Magnitude bounds of every value (the max over its slots) by interval arithmetic slot by slot, so that
+ * masks and rotations are exact (a rotate-and-sum of a value nonzero in one slot of each segment keeps
+ * its bound); inputs without a bound are unbounded (Infinity). `seeds` bound named values in every slot
+ * (an approximation's output: approximationOutputBound); a slot gets the smaller of its seed and what
+ * interval arithmetic gives.
+ */
+export function provedMagnitudes(program: FheProgram, inputBounds: Record<string, number>, seeds: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+  const n = program.slots;
+  const lastUse = new Map<string, number>();
+  program.ops.forEach((op, i) => op.args.forEach((x) => lastUse.set(x.name, i)));
+  const live = new Map<string, Float64Array>();
+  const out = new Map<string, number>();
   const times = (a: number, b: number): number => (a === 0 || b === 0 ? 0 : a * b);
-  for (const op of program.ops) {
+  for (const [index, op] of program.ops.entries()) {
     if (!op.result) continue;
-    const [a, b] = op.args.map((x) => get(x.name));
-    let r: number;
+    const [a, b] = op.args.map((x) => live.get(x.name)!);
+    let r: Float64Array;
     switch (op.kind) {
-      case 'input':
-        r = inputBounds[op.tensor!] ?? Infinity;
+      case 'input': {
+        const layout = op.layout!;
+        r = packSlots(layout, n, new Float64Array(layout.tokens * layout.length).fill(inputBounds[op.tensor!] ?? Infinity));
         break;
+      }
       case 'encode': {
         const c = program.constants.get(op.constant!);
         if (!c) throw new FhecError(`unknown constant @${op.constant}`);
-        r = 0;
-        if (c.data.kind === 'splat') r = Math.abs(c.data.value);
-        else for (let i = 0; i < program.slots; i++) r = Math.max(r, Math.abs(constantValueAt(c.data, i)));
+        r = constantSlots(c.data, n, c.name).map(Math.abs);
         break;
       }
       case 'add':
       case 'sub':
       case 'add_plain':
-        r = a! + b!;
+        r = a!.map((x, i) => x + b![i]!);
         break;
       case 'mul':
       case 'mul_plain':
-        r = times(a!, b!);
+        r = a!.map((x, i) => times(x, b![i]!));
         break;
+      case 'rotate': {
+        const s = ((op.step! % n) + n) % n;
+        r = new Float64Array(n);
+        r.set(a!.subarray(s), 0);
+        r.set(a!.subarray(0, s), n - s);
+        break;
+      }
       default:
         r = a!;
     }
-    m.set(op.result.name, r);
+    const seed = seeds.get(op.result.name);
+    if (seed !== undefined) r = r.map((x) => Math.min(x, seed));
+    out.set(op.result.name, maxAbs(r));
+    for (const x of op.args) if (lastUse.get(x.name) === index) live.delete(x.name);
+    if (lastUse.has(op.result.name)) live.set(op.result.name, r);
   }
-  return m;
+  return out;
+}
+
+/**
+ * Bounds proved on a refresh-placed (unmanaged) program, carried to the managed program's refreshed
+ * values and outputs: refreshes map in order, outputs by tensor and order (scale management adds only
+ * rescales, relinearizations, level drops and products by 1, which keep every magnitude).
+ */
+export function provedOnManaged(placed: FheProgram, managed: FheProgram, provedPlaced: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  const carry = (kind: 'refresh' | 'output', key: (op: FheOp) => string): void => {
+    const from = new Map(placed.ops.filter((op) => op.kind === kind).map((op, i) => [`${key(op)}#${i}`, op.args[0]!.name]));
+    managed.ops
+      .filter((op) => op.kind === kind)
+      .forEach((op, i) => {
+        const src = from.get(`${key(op)}#${i}`);
+        if (src === undefined) throw new FhecError(`internal: the managed program's ${kind} ${i} has no counterpart in the placed program`);
+        out.set(op.args[0]!.name, Math.max(out.get(op.args[0]!.name) ?? 0, provedPlaced.get(src) ?? Infinity));
+      });
+  };
+  carry('refresh', () => '');
+  carry('output', (op) => op.tensor!);
+  return out;
 }
 
 /** max |x| over the slots of each named value, over all the runs (row-major tensors per input). */
@@ -119,14 +205,18 @@ export function calibratedMaxima(program: FheProgram, runs: Record<string, Array
 
 /** Chooses each value's bound (see the file comment). */
 export function chooseBounds(names: readonly string[], proved: ReadonlyMap<string, number>, calibrated: ReadonlyMap<string, number>, margin = REFRESH_BOUND_MARGIN): ValueBound[] {
+  // An identically zero value still gets a positive bound (the mask needs a radius).
+  const cal = (c: number): number => Math.max(c * (1 + margin), CKKS_ERROR_SLACK);
+  // The plan's largest bound without proofs: a proved bound up to it raises no refresh level.
+  const largest = names.reduce((m, v) => Math.max(m, cal(calibrated.get(v)!)), 0);
   return names.map((value) => {
     const c = calibrated.get(value)!;
-    // An identically zero value still gets a positive bound (the mask needs a radius).
-    const cal = Math.max(c * (1 + margin), CKKS_ERROR_SLACK);
+    const cb = cal(c);
     const p0 = proved.get(value);
     const p = p0 !== undefined && Number.isFinite(p0) ? p0 * (1 + CKKS_ERROR_SLACK) + CKKS_ERROR_SLACK : undefined;
-    const useProved = p !== undefined && p <= cal * PROVED_SLACK_FACTOR;
-    return { value, bound: useProved ? p : cal, source: useProved ? 'proved' : 'calibrated', calibratedMax: c, ...(p !== undefined ? { proved: p } : {}) };
+    const withProof = p !== undefined && p <= largest;
+    const source: BoundSource = !withProof ? 'calibrated' : p > cb ? 'proved' : 'both';
+    return { value, bound: withProof ? Math.max(p, cb) : cb, source, calibratedMax: c, ...(p !== undefined ? { proved: p } : {}) };
   });
 }
 
