@@ -209,7 +209,7 @@ function finishCompile(
   const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
   c.passRuns = [...graphRuns, ...(c.passRuns ?? [])];
   const t0 = performance.now();
-  const bounds = maskBounds(c.placed, c.managed, c.lowered, calibrationSets);
+  const bounds = maskBounds(c.placed, c.managed, c.lowered, c.params, calibrationSets);
   checkMaskLevels(c, bounds);
   return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
 }
@@ -223,7 +223,7 @@ function finishCompile(
  * program, whose value names are the lowering's (the probes name them), then goes to the managed one
  * (provedOnManaged).
  */
-function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
+function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, params: CkksParameters, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
   const emb = lowered.embedding;
   const { runs, tableMax } = boundRuns(lowered, spreadSample(calibrationSets));
   const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
@@ -232,7 +232,27 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
   const names = [...new Set([...refreshedValues(managed), ...kv.flatMap((k) => k.values)])];
   const embBounds = Object.fromEntries((emb.groups?.map((g) => g.fhe) ?? [emb.fhe]).map((n) => [n, tableMax]));
   const seeds = new Map(lowered.probes.filter((p) => p.outputBound !== undefined).map((p) => [p.output, p.outputBound!]));
-  const chosen = new Map(chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), calibratedMaxima(managed, runs, names)).map((b) => [b.value, b]));
+  // Where each value is masked: a refresh at its input's level, a carry one level below its output's.
+  const maskedAt = new Map<string, { level: number; scale: number }>();
+  for (const op of managed.ops) {
+    const v = op.args[0];
+    if (op.kind === 'refresh' && v) maskedAt.set(v.name, { level: v.type.level!, scale: v.type.scale! });
+  }
+  for (const op of managed.ops) {
+    const v = op.args[0];
+    if (op.kind === 'output' && v && kv.some((k) => k.values.includes(v.name))) {
+      const at = { level: v.type.level! - 1, scale: v.type.scale! };
+      const prev = maskedAt.get(v.name);
+      if (!prev || at.level < prev.level) maskedAt.set(v.name, at);
+    }
+  }
+  const fits = (value: string, bound: number): boolean => {
+    const at = maskedAt.get(value);
+    return at !== undefined && at.level >= 0 && achievableHidingBits(params, at.level, at.scale, bound) >= DEFAULT_HIDING_BITS;
+  };
+  const chosen = new Map(
+    chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), calibratedMaxima(managed, runs, names), REFRESH_BOUND_MARGIN, fits).map((b) => [b.value, b]),
+  );
   const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
   return {
     refresh: refreshedValues(managed).map((v) => chosen.get(v)!),

@@ -204,17 +204,25 @@ export function calibratedMaxima(program: FheProgram, runs: Record<string, Array
 }
 
 /** Chooses each value's bound (see the file comment). */
-export function chooseBounds(names: readonly string[], proved: ReadonlyMap<string, number>, calibrated: ReadonlyMap<string, number>, margin = REFRESH_BOUND_MARGIN): ValueBound[] {
+export function chooseBounds(
+  names: readonly string[],
+  proved: ReadonlyMap<string, number>,
+  calibrated: ReadonlyMap<string, number>,
+  margin = REFRESH_BOUND_MARGIN,
+  fits?: (value: string, bound: number) => boolean,
+): ValueBound[] {
   // An identically zero value still gets a positive bound (the mask needs a radius).
   const cal = (c: number): number => Math.max(c * (1 + margin), CKKS_ERROR_SLACK);
-  // The plan's largest bound without proofs: a proved bound up to it raises no refresh level.
+  // The plan's largest bound without proofs: a proved bound up to it raises no refresh level when
+  // every refresh sits at one floor; with per-value floors `fits` says whether the mask for it still
+  // fits where the value is masked (else the calibrated bound is kept: placement already happened).
   const largest = names.reduce((m, v) => Math.max(m, cal(calibrated.get(v)!)), 0);
   return names.map((value) => {
     const c = calibrated.get(value)!;
     const cb = cal(c);
     const p0 = proved.get(value);
     const p = p0 !== undefined && Number.isFinite(p0) ? p0 * (1 + CKKS_ERROR_SLACK) + CKKS_ERROR_SLACK : undefined;
-    const withProof = p !== undefined && p <= largest;
+    const withProof = p !== undefined && p <= largest && (!fits || fits(value, Math.max(p, cb)));
     const source: BoundSource = !withProof ? 'calibrated' : p > cb ? 'proved' : 'both';
     return { value, bound: withProof ? Math.max(p, cb) : cb, source, calibratedMax: c, ...(p !== undefined ? { proved: p } : {}) };
   });
