@@ -74,7 +74,7 @@ describe('fhec serve protocol (sim backend)', () => {
 
   beforeAll(async () => {
     plan = servePlan();
-    server = await startServe([plan, '--port', '0', '--backend', 'sim', '--no-browser', '--max-sessions', '3', '--max-message-mib', '4']);
+    server = await startServe([plan, '--port', '0', '--backend', 'sim', '--no-browser', '--max-sessions', '3', '--max-message-mib', '64']);
     expected = new TextDecoder().decode(Uint8Array.from(await ortGreedy(FP32_MODEL, PROMPT, 2)));
   }, 900_000);
   const others: Served[] = [];
@@ -113,7 +113,8 @@ describe('fhec serve protocol (sim backend)', () => {
     // Larger than --max-message-mib: the connection closes with "message too big".
     const d = new Raw(server.url);
     await d.opened();
-    d.send(new Uint8Array(5 * 1048576));
+    // (The limit sits above the largest honest message: a whole refresh round travels in one frame.)
+    d.send(new Uint8Array(65 * 1048576));
     expect((await d.closedWith()).code).toBe(1009);
     // An unknown plan, and a context the plan does not have.
     const e = new Raw(server.url);
