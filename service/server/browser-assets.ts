@@ -36,13 +36,14 @@ export async function browserAssets(): Promise<{ staticDir: string; bundle: stri
     write: false,
     minify: true,
     logLevel: 'silent',
-    // Node's modules are imported by code the page never runs (plan files, node-seal's Node path):
+    // Node's modules (and esbuild, which the worker pool loads lazily) are imported by code the page never
+    // runs (plan files, node-seal's Node path, runtime/parallel/pool.ts):
     // they become empty CommonJS modules, so a call into one would fail loudly, not silently.
     plugins: [
       {
         name: 'node-builtins-empty',
         setup(b) {
-          b.onResolve({ filter: /^(node:.*|module|fs|path|url|crypto|worker_threads)$/ }, (a) => ({ path: a.path, namespace: 'node-empty' }));
+          b.onResolve({ filter: /^(node:.*|module|fs|path|url|crypto|worker_threads|os|child_process|tty|esbuild)$/ }, (a) => ({ path: a.path, namespace: 'node-empty' }));
           b.onLoad({ filter: /.*/, namespace: 'node-empty' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
         },
       },
