@@ -53,6 +53,6 @@ describe(`model zoo on sim: prefill of ${S} tokens at N=${RING}, one window of e
       expect(fig.agreement).toBeGreaterThanOrEqual(0.99);
       expect(fig.maxAbsError).toBeLessThan(0.25);
       expect(fig.warnings.map((w) => w.message)).toEqual([]);
-    }, 180000);
+    }, 420_000); // Z4 (4 layers) takes ~3 min with another test file on the second core
   }
 });
