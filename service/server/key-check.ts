@@ -1,6 +1,6 @@
 // The server accepts evaluation keys only. SEAL's serialized objects carry no type tag, so the shape
 // tells: every key blob must be a SEAL object (header: magic, header size, version, no compression,
-// size), and one laid out as a Plaintext holding N x (all primes) coefficients at the key level is a
+// size), and one laid out as a Plaintext holding N x k coefficients (at the key level: k = all primes) is a
 // SecretKey (SEAL serializes a secret key as exactly that plaintext), refused before anything loads it.
 // The evaluator's backend then checks each key's full structure against the context (public key: a
 // ciphertext at the key level; relinearization and Galois keys: key-switching keys with their steps).
@@ -27,7 +27,12 @@ export function secretKeyRefusal(bytes: Uint8Array, n: number, primes: number, w
   const coeffs = u64(dv, HEADER + PARMS_ID);
   const dyn = HEADER + PARMS_ID + 16;
   const plaintextSize = dyn + HEADER + 8 + 8 * coeffs;
-  if (coeffs === n * primes && size === plaintextSize) return `the ${what} is a SEAL SecretKey (a plaintext of ${n} x ${primes} coefficients at the key level): the secret key never leaves the client`;
+  // Any plaintext layout of whole polynomials is refused, whatever its prime count: a secret key made for
+  // other parameters than this plan's is still a secret key (and no evaluation key is a plaintext).
+  if (coeffs > 0 && coeffs % n === 0 && size === plaintextSize) {
+    const k = coeffs / n;
+    return `the ${what} is a SEAL SecretKey (a plaintext of ${n} x ${k} coefficients${k === primes ? ' at the key level' : `, a key level of ${k} primes where this plan has ${primes}`}): the secret key never leaves the client`;
+  }
   return undefined;
 }
 
