@@ -73,13 +73,9 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
       case 'negate':
         r = a!.map((x) => -x);
         break;
-      case 'rotate': {
-        const s = ((op.step! % n) + n) % n;
-        r = new Float64Array(n);
-        r.set(a!.subarray(s), 0);
-        r.set(a!.subarray(0, s), n - s);
+      case 'rotate':
+        r = rotateSlots(a!, op.step!);
         break;
-      }
       case 'relinearize':
       case 'rescale':
       case 'mod_switch':
@@ -98,4 +94,14 @@ export function maxAbs(v: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
   return m;
+}
+
+/** The slots of `a` rotated left by `step` (CKKS rotation: slot i takes slot i + step, cyclically). */
+export function rotateSlots(a: Float64Array, step: number): Float64Array {
+  const n = a.length;
+  const s = ((step % n) + n) % n;
+  const r = new Float64Array(n);
+  r.set(a.subarray(s), 0);
+  r.set(a.subarray(0, s), n - s);
+  return r;
 }

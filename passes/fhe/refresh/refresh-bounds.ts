@@ -22,7 +22,7 @@
 // go into the plan.
 
 import { FhecError } from '../../../ir/errors.js';
-import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
+import { evaluatePlain, maxAbs, rotateSlots } from '../../../ir/fhe/plain-eval.js';
 import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
 import { constantSlots, packSlots } from '../../../ir/fhe/layout.js';
 import type { Approximation } from '../../approx/approximation.js';
@@ -142,13 +142,9 @@ export function provedMagnitudes(program: FheProgram, inputBounds: Record<string
       case 'mul_plain':
         r = a!.map((x, i) => times(x, b![i]!));
         break;
-      case 'rotate': {
-        const s = ((op.step! % n) + n) % n;
-        r = new Float64Array(n);
-        r.set(a!.subarray(s), 0);
-        r.set(a!.subarray(0, s), n - s);
+      case 'rotate':
+        r = rotateSlots(a!, op.step!);
         break;
-      }
       default:
         r = a!;
     }
