@@ -1,11 +1,16 @@
 // Float64 evaluation of an FHE program with no CKKS error at all: every op on plain slot vectors
 // (rescale, mod_switch, relinearize and refresh leave the values as they are). It is the reference the
 // debug measurement (runtime/debug/measure.ts) compares SEAL's decrypted intermediates against, and the
-// source of per-value magnitude bounds for the precision pass.
+// source of per-value magnitude bounds for the precision pass and the refresh bounds.
+//
+// One core evaluates a batch of runs (input sets) op by op: a plaintext constant is built once per op
+// for all runs, and in streaming mode (keep: false) slot vectors freed at their last use are reused,
+// which keeps a model's evaluation free of large-object garbage (the compile's refresh bounds evaluate
+// each lowering on dozens of calibration windows).
 
 import { FhecError } from '../errors.js';
 import { packSlots, constantSlots } from './layout.js';
-import type { FheProgram } from './types.js';
+import type { FheOp, FheProgram } from './types.js';
 
 /** Slot vectors of every value (ciphertexts and plaintexts) by SSA name, plus the outputs' slots by tensor. */
 export interface PlainEvaluation {
@@ -14,7 +19,10 @@ export interface PlainEvaluation {
 }
 
 export interface PlainEvaluationOptions {
-  /** Called with every value as it is computed (its slots are not to be modified). */
+  /**
+   * Called with every value as it is computed (its slots are not to be modified; with keep: false they
+   * are only valid during the call, as their storage is reused after the value's last use).
+   */
   onValue?: (name: string, slots: Float64Array) => void;
   /**
    * Keep every value in the result (default true). With false, each value is dropped after its last use
@@ -25,68 +33,156 @@ export interface PlainEvaluationOptions {
 
 /** `tensors`: row-major [tokens, length] values per input tensor, packed with each input's layout. */
 export function evaluatePlain(program: FheProgram, tensors: Record<string, ArrayLike<number>>, options: PlainEvaluationOptions = {}): PlainEvaluation {
+  const { onValue } = options;
+  const batch = evaluatePlainRuns(program, [tensors], { keep: options.keep, ...(onValue ? { onValue: (name, runs) => onValue(name, runs[0]!) } : {}) });
+  return { values: new Map([...batch.values].map(([k, v]) => [k, v[0]!])), outputs: new Map([...batch.outputs].map(([k, v]) => [k, v[0]!])) };
+}
+
+export interface PlainRunsOptions {
+  /** Every value as it is computed, one slot vector per run (same validity as PlainEvaluationOptions.onValue). */
+  onValue?: (name: string, slots: readonly Float64Array[]) => void;
+  keep?: boolean;
+}
+
+/** evaluatePlain over several input sets at once: values and outputs hold one slot vector per run. */
+export function evaluatePlainRuns(
+  program: FheProgram,
+  runs: readonly Record<string, ArrayLike<number>>[],
+  options: PlainRunsOptions = {},
+): { values: Map<string, Float64Array[]>; outputs: Map<string, Float64Array[]> } {
   const n = program.slots;
   const keep = options.keep ?? true;
   const lastUse = new Map<string, number>();
   if (!keep) program.ops.forEach((op, i) => op.args.forEach((a) => lastUse.set(a.name, i)));
-  const values = new Map<string, Float64Array>();
-  const outputs = new Map<string, Float64Array>();
-  const get = (name: string): Float64Array => {
+  const values = new Map<string, Float64Array[]>();
+  const outputs = new Map<string, Float64Array[]>();
+  const store = keep ? undefined : new SlotStore(n);
+  const get = (name: string): Float64Array[] => {
     const v = values.get(name);
     if (!v) throw new FhecError(`%${name} is used before it is defined`);
     return v;
   };
+  const fresh = (): Float64Array => store?.take() ?? new Float64Array(n);
   for (const [index, op] of program.ops.entries()) {
     const [a, b] = op.args.map((x) => get(x.name));
-    if (!keep) for (const x of op.args) if (lastUse.get(x.name) === index) values.delete(x.name);
-    let r: Float64Array;
-    switch (op.kind) {
-      case 'input': {
-        const data = tensors[op.tensor!];
-        if (!data) throw new FhecError(`missing input "${op.tensor}"`, { field: op.tensor });
-        r = packSlots(op.layout!, n, data);
-        break;
-      }
-      case 'output':
-        outputs.set(op.tensor!, a!);
-        continue;
-      case 'encode': {
-        const c = program.constants.get(op.constant!);
-        if (!c) throw new FhecError(`unknown constant @${op.constant}`);
-        r = constantSlots(c.data, n, c.name);
-        break;
-      }
-      case 'add':
-      case 'add_plain':
-        r = new Float64Array(n);
-        for (let i = 0; i < n; i++) r[i] = a![i]! + b![i]!;
-        break;
-      case 'sub':
-        r = new Float64Array(n);
-        for (let i = 0; i < n; i++) r[i] = a![i]! - b![i]!;
-        break;
-      case 'mul':
-      case 'mul_plain':
-        r = new Float64Array(n);
-        for (let i = 0; i < n; i++) r[i] = a![i]! * b![i]!;
-        break;
-      case 'negate':
-        r = a!.map((x) => -x);
-        break;
-      case 'rotate':
-        r = rotateSlots(a!, op.step!);
-        break;
-      case 'relinearize':
-      case 'rescale':
-      case 'mod_switch':
-      case 'refresh':
-        r = a!;
-        break;
+    if (op.kind === 'output') {
+      outputs.set(op.tensor!, a!);
+      store?.pin(a!);
+    } else {
+      const r = evaluateOp(op, a, b, runs, program, n, fresh);
+      options.onValue?.(op.result!.name, r);
+      if (keep || lastUse.has(op.result!.name)) {
+        values.set(op.result!.name, r);
+        store?.hold(r);
+      } else store?.hold(r, 0);
     }
-    options.onValue?.(op.result!.name, r);
-    if (keep || lastUse.has(op.result!.name)) values.set(op.result!.name, r);
+    // Arguments go after the result is computed: a freed vector may be the next op's result.
+    if (!keep) {
+      for (const x of op.args) {
+        if (lastUse.get(x.name) !== index || !values.has(x.name)) continue;
+        store!.release(values.get(x.name)!);
+        values.delete(x.name);
+      }
+    }
   }
   return { values, outputs };
+}
+
+function evaluateOp(
+  op: FheOp,
+  a: Float64Array[] | undefined,
+  b: Float64Array[] | undefined,
+  runs: readonly Record<string, ArrayLike<number>>[],
+  program: FheProgram,
+  n: number,
+  fresh: () => Float64Array,
+): Float64Array[] {
+  switch (op.kind) {
+    case 'input':
+      return runs.map((tensors) => {
+        const data = tensors[op.tensor!];
+        if (!data) throw new FhecError(`missing input "${op.tensor}"`, { field: op.tensor });
+        return packSlots(op.layout!, n, data);
+      });
+    case 'encode': {
+      const c = program.constants.get(op.constant!);
+      if (!c) throw new FhecError(`unknown constant @${op.constant}`);
+      const slots = constantSlots(c.data, n, c.name);
+      return runs.map(() => slots);
+    }
+    case 'add':
+    case 'add_plain':
+      return a!.map((x, k) => add(fresh(), x, b![k]!));
+    case 'sub':
+      return a!.map((x, k) => sub(fresh(), x, b![k]!));
+    case 'mul':
+    case 'mul_plain':
+      return a!.map((x, k) => mul(fresh(), x, b![k]!));
+    case 'negate':
+      return a!.map((x) => negate(fresh(), x));
+    case 'rotate':
+      return a!.map((x) => rotateSlots(x, op.step!, fresh()));
+    case 'relinearize':
+    case 'rescale':
+    case 'mod_switch':
+    case 'refresh':
+      return a!;
+    default:
+      throw new FhecError(`plain evaluation: unknown op kind '${op.kind}'`);
+  }
+}
+
+// One loop per kind (a shared loop taking the arithmetic as a callback is several times slower).
+function add(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
+  for (let i = 0; i < r.length; i++) r[i] = a[i]! + b[i]!;
+  return r;
+}
+function sub(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
+  for (let i = 0; i < r.length; i++) r[i] = a[i]! - b[i]!;
+  return r;
+}
+function mul(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
+  for (let i = 0; i < r.length; i++) r[i] = a[i]! * b[i]!;
+  return r;
+}
+function negate(r: Float64Array, a: Float64Array): Float64Array {
+  for (let i = 0; i < r.length; i++) r[i] = -a[i]!;
+  return r;
+}
+
+/**
+ * Slot vectors of a streaming evaluation, counted by how many live values (or outputs) hold them: ops
+ * that leave values as they are (rescale, refresh, ...) share their argument's vector, and an encoded
+ * constant is one vector for all runs. A vector nobody holds is reused.
+ */
+class SlotStore {
+  private readonly holders = new Map<Float64Array, number>();
+  private readonly free: Float64Array[] = [];
+  constructor(private readonly n: number) {}
+  take(): Float64Array | undefined {
+    return this.free.pop();
+  }
+  /** `count`: 1 for a value kept until its last use, 0 for one nobody reads again. */
+  hold(vs: readonly Float64Array[], count = 1): void {
+    for (const v of vs) this.holders.set(v, (this.holders.get(v) ?? 0) + count);
+    if (count === 0) this.release(vs, 0);
+  }
+  /** Outputs are returned to the caller: never reused. */
+  pin(vs: readonly Float64Array[]): void {
+    for (const v of vs) this.holders.set(v, Infinity);
+  }
+  release(vs: readonly Float64Array[], count = 1): void {
+    for (const v of vs) {
+      const left = (this.holders.get(v) ?? 0) - count;
+      if (left > 0) {
+        this.holders.set(v, left);
+        continue;
+      }
+      if (!this.holders.has(v)) continue; // already freed (the same vector twice in one list)
+      this.holders.delete(v);
+      if (v.length === this.n) this.free.push(v);
+    }
+  }
 }
 
 /** max |v| over the slots. */
@@ -97,10 +193,10 @@ export function maxAbs(v: ArrayLike<number>): number {
 }
 
 /** The slots of `a` rotated left by `step` (CKKS rotation: slot i takes slot i + step, cyclically). */
-export function rotateSlots(a: Float64Array, step: number): Float64Array {
+export function rotateSlots(a: Float64Array, step: number, into?: Float64Array): Float64Array {
   const n = a.length;
   const s = ((step % n) + n) % n;
-  const r = new Float64Array(n);
+  const r = into ?? new Float64Array(n);
   r.set(a.subarray(s), 0);
   r.set(a.subarray(0, s), n - s);
   return r;

@@ -22,7 +22,7 @@
 // go into the plan.
 
 import { FhecError } from '../../../ir/errors.js';
-import { evaluatePlain, maxAbs, rotateSlots } from '../../../ir/fhe/plain-eval.js';
+import { evaluatePlainRuns, maxAbs, rotateSlots } from '../../../ir/fhe/plain-eval.js';
 import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
 import { constantSlots, packSlots } from '../../../ir/fhe/layout.js';
 import type { Approximation } from '../../approx/approximation.js';
@@ -179,19 +179,24 @@ export function provedOnManaged(placed: FheProgram, managed: FheProgram, provedP
   return out;
 }
 
+const MAXIMA_BATCH = 8;
+
 /** max |x| over the slots of each named value, over all the runs (row-major tensors per input). */
 export function calibratedMaxima(program: FheProgram, runs: Record<string, ArrayLike<number>>[], names: readonly string[]): Map<string, number> {
   if (runs.length === 0) throw new FhecError('refresh bounds need at least one calibration run');
   const out = new Map<string, number>(names.map((n) => [n, 0]));
   const seen = new Set<string>();
-  for (const tensors of runs) {
-    // Streaming: each value is dropped after its last use, only the maxima of the named ones are kept.
-    evaluatePlain(program, tensors, {
+  // Streaming, a few runs at a time (each value is dropped after its last use; only the maxima of the
+  // named ones are kept): constants are built once per batch, live values stay a bounded memory.
+  for (let i = 0; i < runs.length; i += MAXIMA_BATCH) {
+    evaluatePlainRuns(program, runs.slice(i, i + MAXIMA_BATCH), {
       keep: false,
-      onValue: (name, v) => {
+      onValue: (name, vs) => {
         if (!out.has(name)) return;
         seen.add(name);
-        out.set(name, Math.max(out.get(name)!, maxAbs(v)));
+        let m = out.get(name)!;
+        for (const v of vs) m = Math.max(m, maxAbs(v));
+        out.set(name, m);
       },
     });
   }
