@@ -251,13 +251,35 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
     return at !== undefined && at.level >= 0 && achievableHidingBits(params, at.level, at.scale, bound) >= DEFAULT_HIDING_BITS;
   };
   const chosen = new Map(
-    chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), calibratedMaxima(managed, runs, names), REFRESH_BOUND_MARGIN, fits).map((b) => [b.value, b]),
+    chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), maximaOnManaged(placed, managed, lowered, names) ?? calibratedMaxima(managed, runs, names), REFRESH_BOUND_MARGIN, fits).map((b) => [b.value, b]),
   );
   const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
   return {
     refresh: refreshedValues(managed).map((v) => chosen.get(v)!),
     cache: Object.fromEntries(kv.map((k) => [k.name, widest(k.values)])),
   };
+}
+
+/**
+ * Calibrated max |x| of every ciphertext value of a lowering, as valueMaskNeeds measured them on the bound
+ * windows: maskBounds reads the refreshed and carried values' maxima from here instead of evaluating the
+ * managed program again (placement adds refreshes and management adds rescales, relinearizations, level
+ * drops and products by 1, none of which changes a value).
+ */
+const loweredMaxima = new WeakMap<FheProgram, Map<string, number>>();
+
+/** The managed program's `names` with their lowered values' maxima, or undefined where one is not known. */
+function maximaOnManaged(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, names: readonly string[]): Map<string, number> | undefined {
+  const maxima = loweredMaxima.get(lowered.program);
+  if (!maxima) return undefined;
+  const onPlaced = new Map<string, number>();
+  for (const op of placed.ops) {
+    if (!op.result) continue;
+    const m = maxima.get(op.result.name) ?? (op.kind === 'refresh' ? onPlaced.get(op.args[0]!.name) : undefined);
+    if (m !== undefined) onPlaced.set(op.result.name, m);
+  }
+  const onManaged = provedOnManaged(placed, managed, onPlaced);
+  return names.every((n) => Number.isFinite(onManaged.get(n))) ? new Map(names.map((n) => [n, onManaged.get(n)!])) : undefined;
 }
 
 /**
@@ -269,7 +291,9 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
 function valueMaskNeeds(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): MaskNeeds {
   const { runs } = boundRuns(lowered, spreadSample(calibrationSets));
   const names = lowered.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.name);
-  const bounds = new Map(chooseBounds(names, new Map(), calibratedMaxima(lowered.program, runs, names)).map((b) => [b.value, b.bound]));
+  const maxima = calibratedMaxima(lowered.program, runs, names);
+  loweredMaxima.set(lowered.program, maxima);
+  const bounds = new Map(chooseBounds(names, new Map(), maxima).map((b) => [b.value, b.bound]));
   const outputArg = new Map(lowered.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
   const carried = new Set(lowered.outputs.filter((o) => o.kv).flatMap((o) => o.blocks.map((b) => outputArg.get(b.fhe)!)));
   return { bounds, carried };

@@ -63,7 +63,7 @@ describe('fhec compile --calibration / fhec run', () => {
 
   it('compiles a decode plan (one token, encrypted KV cache of P tokens) with --decode', async () => {
     const plan = path.join(dir, 'd.json');
-    const r = await fhec('compile', path.join(MODELS, 'A_kvcache_opset14.onnx'), '-o', plan, '--calibration', path.join(MODELS, 'calibration.txt'), '--decode', '3', '--max-windows', '32');
+    const r = await fhec('compile', path.join(MODELS, 'A_kvcache_opset14.onnx'), '-o', plan, '--calibration', path.join(MODELS, 'calibration.txt'), '--decode', '3', '--max-windows', '32', '--ring-degree', '16384');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/decode of one token after 3, encrypted KV cache/);
     const mp = loadModelPlan(plan);
@@ -85,7 +85,8 @@ describe('a plan from every shared model', () => {
   for (const m of [...REF_MODELS.filter((x) => x.name !== 'A_nocache_opset14'), { name: ORTGENAI.name, model: ORTGENAI.model }]) {
     it(m.name, () => {
       const isGenai = m.name === ORTGENAI.name;
-      const c = compileModel(m.model, isGenai ? { calibration: ORTGENAI.ref } : { calibration: path.join(MODELS, 'calibration.txt'), prefill: 4, maxWindows: 16 });
+      // At a fixed ring degree: the parameter search has its own tests (model-parameters.test.ts).
+      const c = compileModel(m.model, { ringDegree: 16384, ...(isGenai ? { calibration: ORTGENAI.ref } : { calibration: path.join(MODELS, 'calibration.txt'), prefill: 4, maxWindows: 16 }) });
       const file = path.join(dir, `${m.name}.json`);
       writeModelPlan(file, c);
       const mp = loadModelPlan(file);

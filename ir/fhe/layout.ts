@@ -43,11 +43,12 @@ export function layoutsEqual(a: SlotLayout, b: SlotLayout): boolean {
 }
 
 /** The slot vector of a plaintext constant (splat or dense); weight references must be resolved first. */
-export function constantSlots(data: FheConstantData, slots: number, name: string): Float64Array {
-  if (data.kind === 'splat') return new Float64Array(slots).fill(data.value);
+export function constantSlots(data: FheConstantData, slots: number, name: string, into?: Float64Array): Float64Array {
+  if (data.kind === 'splat') return (into ?? new Float64Array(slots)).fill(data.value);
   if (data.kind === 'dense') {
-    const v = new Float64Array(slots);
+    const v = into ?? new Float64Array(slots);
     v.set(data.values);
+    if (into) v.fill(0, data.values.length);
     return v;
   }
   if (data.kind === 'elided') throw new FhecError(`constant @${name} was elided when the program was printed: its values are not here`);

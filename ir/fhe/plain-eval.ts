@@ -107,7 +107,7 @@ function evaluateOp(
     case 'encode': {
       const c = program.constants.get(op.constant!);
       if (!c) throw new FhecError(`unknown constant @${op.constant}`);
-      const slots = constantSlots(c.data, n, c.name);
+      const slots = constantSlots(c.data, n, c.name, fresh());
       return runs.map(() => slots);
     }
     case 'add':
