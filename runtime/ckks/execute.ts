@@ -14,7 +14,7 @@ import { refreshPointsOf, RefreshScheduleGuard } from '../refresh/schedule.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import { ProgramRuntime, type ExecuteOptions, type ExecuteResult, type ExecutionTrace } from './program-runtime.js';
 
-export type { OpStats, ExecuteResult, ExecuteOptions, ExecutionTrace } from './program-runtime.js';
+export type { OpStats, ExecuteResult, ExecutionTrace } from './program-runtime.js';
 
 /** Galois steps and relinearization the program needs. */
 export function keyRequestFor(program: FheProgram): KeyRequest {

@@ -46,6 +46,8 @@ export interface ExecuteOptions {
   plaintexts?: PlaintextCache;
   /** Told when the program starts and the time of each op (runtime/trace/run-trace.ts records them). */
   trace?: ExecutionTrace;
+  /** Shown each value an op produces before it can be freed (runtime/debug/measure.ts decrypts them). */
+  observe?(op: FheOp, value: CkksHandle): void;
 }
 
 declare const CT: unique symbol;
@@ -256,7 +258,10 @@ export class ProgramRuntime implements PlanRuntime {
 
   /** Keeps the op's result and frees the operands whose last use it was. */
   private retire(at: number, op: FheOp, result: CkksHandle | undefined): void {
-    if (op.result && result) this.live.set(op.result.name, result);
+    if (op.result && result) {
+      this.options.observe?.(op, result);
+      this.live.set(op.result.name, result);
+    }
     for (const a of new Set(op.args.map((x) => x.name))) {
       if (this.lastUse.get(a) === at) {
         this.free(this.get(a));
