@@ -1,6 +1,7 @@
 // `fhec compile --emit ts` for model plans and the step plans of a generation plan: a plan file as a
 // TypeScript module that runs its program through the runtime's PlanRuntime (runtime/ckks/program-runtime.ts),
-// one call per FHE op in program order. The runtime checks every call against the plan it loaded and
+// one call per FHE op in execution order (refresh round by round), the order executeProgram runs. The
+// runtime (the engine executeProgram runs on too) checks every call against the plan it loaded and
 // owns the values' lifetimes, so the module holds no freeing logic and no data: constants are encoded
 // by name from the plan (whose weights the plan loader checks against their sha256; the module records
 // the program's and the weights' sha256 and the runner refuses a module of another plan). Ops are grouped

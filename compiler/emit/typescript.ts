@@ -1,7 +1,7 @@
 // `fhec compile --emit ts`: a managed FHE program as a TypeScript module, generated with ts-morph. The
 // module runs the same computation through the runtime's CkksEvaluator interface as straight-line code,
-// one statement per FHE op in program order (so on the simulator it draws the same noise as
-// executeProgram and its results are bit for bit the same), with a comment giving each op's IR text,
+// one statement per FHE op in execution order (runtime/refresh/rounds.ts; so on the simulator it draws
+// the same noise as executeProgram and its results are bit for bit the same), with a comment giving each op's IR text,
 // level and scale. It frees every value after its last use, as executeProgram does, so SEAL's wasm heap
 // holds only live ciphertexts; `refresh` ops go to a CkksRefresher the caller passes in. Big programs
 // are split into functions of a bounded number of ops so tsc stays fast. The module imports only types
@@ -15,6 +15,7 @@ import { FhecError } from '../../ir/errors.js';
 import { formatNumber, layoutText, opHead, printFhe } from '../../ir/fhe/print.js';
 import type { FheConstant, FheOp, FheProgram, FheType, FheValue, SlotLayout } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
+import { executionOrder } from '../../runtime/refresh/rounds.js';
 
 export interface EmitTypeScriptOptions {
   /**
@@ -430,7 +431,9 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
   verifyFhe(program, { managed: true });
   const perFunction = opts.opsPerFunction ?? DEFAULT_OPS_PER_FUNCTION;
   if (!Number.isInteger(perFunction) || perFunction < 1) throw new FhecError(`ops per function must be a positive integer, got ${perFunction}`);
-  const model = new ModuleModel(program);
+  // Execution order (refresh round by round), the order executeProgram runs and the key holder expects.
+  const inOrder: FheProgram = { ...program, ops: executionOrder(program).map((i) => program.ops[i]!) };
+  const model = new ModuleModel(inOrder);
   const weightsSha256 = opts.planFile ? checkAgainstPlan(opts.planFile, program, model.ranges) : undefined;
   const runtime = opts.runtimeModule ?? 'fhec/runtime';
   const chain = program.chain!;
@@ -524,7 +527,7 @@ export function emitTypeScript(program: FheProgram, opts: EmitTypeScriptOptions 
     ],
   });
 
-  const ops = program.ops;
+  const ops = inOrder.ops;
   const checks = [
     'const params = evaluator.params;',
     "if (params.ringDegree !== PROGRAM.ringDegree || params.primes.slice(0, -1).join(',') !== PROGRAM.primes.join(',')) {",

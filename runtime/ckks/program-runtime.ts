@@ -1,23 +1,22 @@
-// The one engine that runs a managed FHE program's ops on an evaluator, op by op in program order.
-// executeProgram (execute.ts) drives it from the program itself; code emitted by `fhec compile --emit ts`
-// for model and step plans drives it through PlanRuntime, the narrow API below (one call per op, values
-// as opaque handles). Either way every op is checked against the program at the cursor (kind, operands,
-// constant, step, tensor), so emitted code that drifted from its plan fails at the first differing op
-// instead of computing something else; and both make the very same evaluator calls in the same order
-// (bit-identical results on sim with the same seed). The engine owns the values' lifetimes: each value
-// is freed after its last use and an unused result at once, so SEAL's wasm heap holds only live
-// ciphertexts; encoded dense constants may come from (and stay in) a plaintext cache shared across runs.
-// Refresh ops go to the CkksRefresher of the run, so how refreshes are carried out (round trips,
-// batching, bootstraps) can change without touching emitted code.
+// The one engine that runs a managed FHE program on an evaluator: executeProgram (execute.ts) steps it
+// through the program itself, and the modules `fhec compile --emit ts` writes for model and step plans
+// drive it through PlanRuntime, the narrow API below (one call per op, values as opaque names). Both
+// run the ops in execution order (runtime/refresh/rounds.ts: stage by stage, each stage's refreshes as
+// one round) and each op through op-semantics.ts, so the two paths make the very same evaluator and
+// refresher calls in the same order (bit-identical results). Emitted code is checked call by call
+// against the program at the cursor (kind, operands, constant, step, tensor): code that drifted from
+// its plan fails at the first differing op instead of computing something else. The engine owns the
+// values' lifetimes: each value is freed after its last use and an unused result at once, so SEAL's
+// wasm heap holds only live ciphertexts. A round's refreshes go to the run's CkksRefresher together
+// once its last refresh is called (one message when the refresher batches), so how refreshes are
+// carried out can change without touching emitted code.
 
 import { FhecError } from '../../ir/errors.js';
-import { constantSlots } from '../../ir/fhe/layout.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import { verifyFhe } from '../../ir/fhe/verify.js';
-import { checkProgramChain, type CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
-import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
-import { executionOrder } from '../refresh/rounds.js';
+import type { PlaintextCache } from './plaintext-cache.js';
+import { checkRunnable, constantEncoder, refreshRound, runOp, withOpContext } from './op-semantics.js';
+import { refreshStages } from '../refresh/rounds.js';
 
 export interface OpStats {
   count: number;
@@ -47,13 +46,21 @@ export interface ExecuteOptions {
   plaintexts?: PlaintextCache;
   /** Told when the program starts and the time of each op (runtime/trace/run-trace.ts records them). */
   trace?: ExecutionTrace;
+  /** Shown each value an op produces before it can be freed (runtime/debug/measure.ts decrypts them). */
+  observe?(op: FheOp, value: CkksHandle): void;
 }
 
-/** An encrypted value (or encoded constant) of a running program, as emitted code holds it. */
-export type Ct = CkksHandle;
+declare const CT: unique symbol;
 
 /**
- * What code emitted for a plan calls: one method per FHE op kind, in program order. Names are the
+ * A value of a running program as emitted code holds it: the value's name in the program, branded.
+ * The runtime keeps the ciphertext (or encoded constant), so a value can be handed out before a
+ * batched refresh round has produced it.
+ */
+export type Ct = string & { readonly [CT]: true };
+
+/**
+ * What code emitted for a plan calls: one method per FHE op kind, in execution order. Names are the
  * plan's (tensor names, constant names without @); levels and scales are the plan's, checked by the engine.
  */
 export interface PlanRuntime {
@@ -73,18 +80,25 @@ export interface PlanRuntime {
   output(tensor: string, a: Ct): void;
 }
 
-function checkProgramParams(program: FheProgram, params: CkksParameters): void {
-  checkProgramChain(program, params, 'program is not managed (no modulus chain); run the scale management pass first');
+/** A call's own operand beside the op's kind and operands: the op must carry the same, or the code drifted. */
+interface Asked {
+  matches(op: FheOp): boolean;
+  text: string;
 }
 
 export class ProgramRuntime implements PlanRuntime {
   private cursor = 0;
+  /** Op indices in execution order; positions in it are what lastUse and roundEnds hold. */
   private readonly order: number[];
   private readonly lastUse = new Map<string, number>();
+  /** Positions of the last refresh of each round: the round goes to the refresher there. */
+  private readonly roundEnds = new Set<number>();
+  /** Positions of the refreshes called in the round under way. */
+  private round: number[] = [];
   private readonly live = new Map<string, CkksHandle>();
   private readonly outputs = new Map<string, Uint8Array>();
   private readonly stats = new Map<string, OpStats>();
-  private readonly keys?: Map<string, string>;
+  private readonly encoder: (op: FheOp) => CkksHandle;
   private readonly t0: number;
   private finished = false;
 
@@ -94,132 +108,66 @@ export class ProgramRuntime implements PlanRuntime {
     private readonly inputs: Map<string, Uint8Array>,
     private readonly options: ExecuteOptions = {},
   ) {
-    checkProgramParams(program, ev.params);
-    verifyFhe(program, { managed: true });
+    checkRunnable(program, ev);
     // Stage order (rounds.ts): the order the key holder's schedule expects the refreshes in, and the
     // order the plan-module emitter writes the ops in.
-    this.order = executionOrder(program);
+    this.order = [];
+    for (const stage of refreshStages(program).stages) {
+      this.order.push(...stage.ops, ...stage.refreshes);
+      if (stage.refreshes.length > 0) this.roundEnds.add(this.order.length - 1);
+    }
     this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
-    options.plaintexts?.beginRun(program);
-    if (options.plaintexts) this.keys = constantKeys(program);
+    this.encoder = constantEncoder(program, ev, options.plaintexts);
     options.trace?.begin(program);
     this.t0 = performance.now();
   }
 
   input(tensor: string): Ct {
-    return this.next('input', [], (op) => {
-      if (op.tensor !== tensor) throw this.drift(op, `input "${tensor}"`);
-      const bytes = this.inputs.get(tensor);
-      if (!bytes) throw new FhecError(`no ciphertext given for input "${tensor}"`);
-      const ct = this.ev.loadCiphertext(bytes);
-      const t = op.result!.type;
-      if (this.ev.levelOf(ct) !== t.level) throw new FhecError(`input "${tensor}" is at level ${this.ev.levelOf(ct)}, the program expects ${t.level}`);
-      if (this.ev.scaleOf(ct) !== t.scale) throw new FhecError(`input "${tensor}" has scale ${this.ev.scaleOf(ct)}, the program expects ${t.scale}`);
-      return ct;
-    })!;
+    return this.call('input', [], { matches: (op) => op.tensor === tensor, text: `input "${tensor}"` })!;
   }
-
   encode(constant: string): Ct {
-    return this.next('encode', [], (op) => {
-      if (op.constant !== constant) throw this.drift(op, `encode @${constant}`);
-      const c = this.program.constants.get(constant)!;
-      const t = op.result!.type;
-      const values = () => constantSlots(c.data, this.program.slots, c.name);
-      const key = this.keys?.get(constant);
-      return key ? this.options.plaintexts!.encode(key, t.level!, t.scale!, values) : this.ev.encode(values(), t.level!, t.scale!);
-    })!;
+    return this.call('encode', [], { matches: (op) => op.constant === constant, text: `encode @${constant}` })!;
   }
-
   add(a: Ct, b: Ct): Ct {
-    return this.next('add', [a, b], () => this.ev.add(a, b))!;
+    return this.call('add', [a, b])!;
   }
   sub(a: Ct, b: Ct): Ct {
-    return this.next('sub', [a, b], () => this.ev.sub(a, b))!;
+    return this.call('sub', [a, b])!;
   }
   negate(a: Ct): Ct {
-    return this.next('negate', [a], () => this.ev.negate(a))!;
+    return this.call('negate', [a])!;
   }
   addPlain(a: Ct, p: Ct): Ct {
-    return this.next('add_plain', [a, p], () => this.ev.addPlain(a, p))!;
+    return this.call('add_plain', [a, p])!;
   }
   mulPlain(a: Ct, p: Ct): Ct {
-    return this.next('mul_plain', [a, p], () => this.ev.mulPlain(a, p))!;
+    return this.call('mul_plain', [a, p])!;
   }
   mul(a: Ct, b: Ct): Ct {
-    return this.next('mul', [a, b], () => this.ev.mul(a, b))!;
+    return this.call('mul', [a, b])!;
   }
   relinearize(a: Ct): Ct {
-    return this.next('relinearize', [a], () => this.ev.relinearize(a))!;
+    return this.call('relinearize', [a])!;
   }
   rescale(a: Ct): Ct {
-    return this.next('rescale', [a], () => this.ev.rescale(a))!;
+    return this.call('rescale', [a])!;
   }
   modSwitch(a: Ct): Ct {
-    return this.next('mod_switch', [a], () => this.ev.modSwitch(a))!;
+    return this.call('mod_switch', [a])!;
   }
   rotate(a: Ct, step: number): Ct {
-    return this.next('rotate', [a], (op) => {
-      if (op.step !== step) throw this.drift(op, `rotate by ${step}`);
-      return this.ev.rotate(a, step);
-    })!;
+    return this.call('rotate', [a], { matches: (op) => op.step === step, text: `rotate by ${step}` })!;
   }
-
   refresh(a: Ct): Ct {
-    return this.next('refresh', [a], (op) => {
-      const refresher = this.options.refresher;
-      if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given');
-      const t = op.result!.type;
-      const fresh = refresher.refresh(a, t.scale!, op.args[0]!.name);
-      if (this.ev.levelOf(fresh) !== t.level || this.ev.scaleOf(fresh) !== t.scale) {
-        this.ev.free(fresh);
-        throw new FhecError(`refresh gave level ${this.ev.levelOf(fresh)} and scale ${this.ev.scaleOf(fresh)}, the program expects ${t.level} and ${t.scale}`);
-      }
-      return fresh;
-    })!;
+    return this.call('refresh', [a])!;
   }
-
   output(tensor: string, a: Ct): void {
-    this.next('output', [a], (op) => {
-      if (op.tensor !== tensor) throw this.drift(op, `output "${tensor}"`);
-      this.outputs.set(tensor, this.ev.saveCiphertext(a));
-      return undefined;
-    });
+    this.call('output', [a], { matches: (op) => op.tensor === tensor, text: `output "${tensor}"` });
   }
 
   /** Runs the program's next op from the program itself (executeProgram). */
   step(): void {
-    const op = this.program.ops[this.order[this.cursor]!]!;
-    const arg = (i: number) => this.live.get(op.args[i]!.name)!;
-    switch (op.kind) {
-      case 'input':
-        return void this.input(op.tensor!);
-      case 'output':
-        return this.output(op.tensor!, arg(0));
-      case 'encode':
-        return void this.encode(op.constant!);
-      case 'add':
-        return void this.add(arg(0), arg(1));
-      case 'sub':
-        return void this.sub(arg(0), arg(1));
-      case 'negate':
-        return void this.negate(arg(0));
-      case 'add_plain':
-        return void this.addPlain(arg(0), arg(1));
-      case 'mul_plain':
-        return void this.mulPlain(arg(0), arg(1));
-      case 'mul':
-        return void this.mul(arg(0), arg(1));
-      case 'relinearize':
-        return void this.relinearize(arg(0));
-      case 'rescale':
-        return void this.rescale(arg(0));
-      case 'mod_switch':
-        return void this.modSwitch(arg(0));
-      case 'rotate':
-        return void this.rotate(arg(0), op.step!);
-      case 'refresh':
-        return void this.refresh(arg(0));
-    }
+    this.advance();
   }
 
   get done(): boolean {
@@ -231,18 +179,23 @@ export class ProgramRuntime implements PlanRuntime {
     if (!this.done) throw new FhecError(`the run stopped after ${this.cursor} of the program's ${this.program.ops.length} ops`);
     if (!this.finished) {
       this.finished = true;
-      for (const h of this.live.values()) this.free(h);
-      this.live.clear();
+      this.abort();
       this.options.trace?.end();
     }
     return { outputs: this.outputs, ops: this.stats, totalMs: performance.now() - this.t0, simulated: this.ev.simulated };
   }
 
-  /** Frees everything still live after a failed run. */
+  /** Frees everything still live (after a failed run too). */
   abort(): void {
     for (const h of this.live.values()) this.free(h);
     this.live.clear();
   }
+
+  private readonly get = (name: string): CkksHandle => {
+    const h = this.live.get(name);
+    if (!h) throw new Error(`internal: %${name} is not live`);
+    return h;
+  };
 
   private free(h: CkksHandle): void {
     if (!this.options.plaintexts?.holds(h)) this.ev.free(h);
@@ -253,34 +206,65 @@ export class ProgramRuntime implements PlanRuntime {
     return new FhecError(`the code run is out of step with the program at op ${this.cursor} (${at}${op.constant ? ` @${op.constant}` : ''}${op.tensor ? ` "${op.tensor}"` : ''}${op.step !== undefined ? ` by ${op.step}` : ''}): it asked for ${got}`);
   }
 
-  /** Checks the op at the cursor is `kind` on `args`, runs it, then frees what died there. */
-  private next(kind: FheOp['kind'], args: CkksHandle[], run: (op: FheOp) => CkksHandle | undefined): CkksHandle | undefined {
-    const i = this.cursor;
-    const op = this.program.ops[this.order[i] ?? -1];
+  /** Checks that the op at the cursor is `kind` on `args` (and what `asked` names), then runs it. */
+  private call(kind: FheOp['kind'], args: Ct[], asked?: Asked): Ct | undefined {
+    const op = this.program.ops[this.order[this.cursor] ?? -1];
     if (!op) throw new FhecError(`the code run asked for a ${kind} after the program's last op`);
-    if (op.kind !== kind || op.args.length !== args.length || op.args.some((a, k) => this.live.get(a.name) !== args[k])) {
+    if (op.kind !== kind || op.args.length !== args.length || op.args.some((a, k) => a.name !== args[k])) {
       throw this.drift(op, `${kind} of ${args.length} operand(s) that are not ${op.args.map((a) => `%${a.name}`).join(', ') || 'none'}`);
     }
-    const start = performance.now();
-    let result: CkksHandle | undefined;
-    try {
-      result = run(op);
-    } catch (e) {
-      const where = { node: op.result ? `%${op.result.name} = ${op.kind}` : op.kind };
-      if (e instanceof FhecError && !e.where.node) throw new FhecError(e.message, { ...e.where, ...where });
-      throw e;
+    if (asked && !asked.matches(op)) throw this.drift(op, asked.text);
+    return this.advance();
+  }
+
+  /** Runs the op at the cursor (a refresh when its round is complete), then frees what died there. */
+  private advance(): Ct | undefined {
+    const at = this.cursor++;
+    const i = this.order[at]!;
+    const op = this.program.ops[i]!;
+    if (op.kind === 'refresh') {
+      this.round.push(at);
+      if (this.roundEnds.has(at)) this.refreshRound();
+    } else {
+      const start = performance.now();
+      const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
+      this.count(i, op.kind, performance.now() - start);
+      this.retire(at, op, result);
     }
-    const ms = performance.now() - start;
+    return op.result?.name as Ct | undefined;
+  }
+
+  /** The round under way, in one call to the refresher; its time is shared out evenly among its refreshes. */
+  private refreshRound(): void {
+    const positions = this.round;
+    this.round = [];
+    const indices = positions.map((at) => this.order[at]!);
+    const start = performance.now();
+    const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher);
+    const ms = (performance.now() - start) / positions.length;
+    positions.forEach((at, k) => {
+      this.count(indices[k]!, 'refresh', ms);
+      this.retire(at, this.program.ops[indices[k]!]!, fresh[k]);
+    });
+  }
+
+  private count(index: number, kind: string, ms: number): void {
     const s = this.stats.get(kind) ?? { count: 0, ms: 0 };
     s.count++;
     s.ms += ms;
     this.stats.set(kind, s);
-    this.options.trace?.op(this.order[i]!, kind, ms);
-    this.cursor++;
-    if (op.result && result) this.live.set(op.result.name, result);
+    this.options.trace?.op(index, kind, ms);
+  }
+
+  /** Keeps the op's result and frees the operands whose last use it was. */
+  private retire(at: number, op: FheOp, result: CkksHandle | undefined): void {
+    if (op.result && result) {
+      this.options.observe?.(op, result);
+      this.live.set(op.result.name, result);
+    }
     for (const a of new Set(op.args.map((x) => x.name))) {
-      if (this.lastUse.get(a) === i) {
-        this.free(this.live.get(a)!);
+      if (this.lastUse.get(a) === at) {
+        this.free(this.get(a));
         this.live.delete(a);
       }
     }
@@ -289,7 +273,6 @@ export class ProgramRuntime implements PlanRuntime {
       this.free(result);
       this.live.delete(op.result.name);
     }
-    return result;
   }
 }
 

@@ -12,10 +12,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type TransferListItem } from 'node:worker_threads';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
-import { verifyFhe } from '../../ir/fhe/verify.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
-import { checkProgramParams, refreshRoundAsync, type ExecuteOptions, type ExecuteResult, type OpStats } from '../ckks/execute.js';
+import type { ExecuteOptions, ExecuteResult, OpStats } from '../ckks/program-runtime.js';
+import { checkRunnable, refreshRoundAsync } from '../ckks/op-semantics.js';
 import type { PlaintextCacheStats } from '../ckks/plaintext-cache.js';
 import { refreshStages } from '../refresh/rounds.js';
 import { MaskedRefresher } from '../refresh/refresher.js';
@@ -194,8 +194,7 @@ export class WorkerPool {
    * refresh inputs for the refresher and saves the fresh ciphertexts for the workers.
    */
   async run(program: FheProgram, ev: CkksEvaluator, inputs: Map<string, Uint8Array>, options: Pick<ExecuteOptions, 'refresher' | 'trace'> = {}): Promise<ParallelResult> {
-    checkProgramParams(program, ev.params);
-    verifyFhe(program, { managed: true });
+    checkRunnable(program, ev);
     const { id, placement } = this.placementOf(program);
     const run = this.nextRun++;
     const rounds = refreshStages(program);

@@ -9,7 +9,7 @@ import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
-import { constantEncoder, runOp, withOpContext } from '../ckks/execute.js';
+import { constantEncoder, runOp, withOpContext } from '../ckks/op-semantics.js';
 import { PlaintextCache } from '../ckks/plaintext-cache.js';
 import { sealBackend } from '../seal/backend.js';
 import type { WorkerAction } from './placement.js';

@@ -7,7 +7,7 @@
 import type { FheProgram } from '../../ir/fhe/types.js';
 import { refreshRounds } from '../../ir/fhe/refresh-rounds.js';
 
-export interface ExecutionStage {
+interface ExecutionStage {
   /** Non-refresh ops whose inputs are all available once the previous stage's refreshes came back, in program order. */
   ops: number[];
   /** Refresh ops sent together after `ops` (round = stage index + 1), in program order. */
@@ -17,8 +17,6 @@ export interface ExecutionStage {
 export interface RefreshStages {
   /** Stage s runs its ops, then sends its refreshes as round s + 1. The last stage has no refreshes. */
   stages: ExecutionStage[];
-  /** Refresh op index -> its round (1-based). */
-  roundOf: Map<number, number>;
   /** Rounds with at least one refresh. */
   count: number;
 }
@@ -31,23 +29,20 @@ export function refreshStages(program: FheProgram): RefreshStages {
   if (hit) return hit;
   const { waits, count } = refreshRounds(program);
   const stages: ExecutionStage[] = Array.from({ length: count + 1 }, () => ({ ops: [], refreshes: [] }));
-  const roundOf = new Map<number, number>();
   program.ops.forEach((op, i) => {
     const s = stages[waits[i]!]!;
-    if (op.kind === 'refresh') {
-      roundOf.set(i, waits[i]! + 1);
-      s.refreshes.push(i);
-    } else s.ops.push(i);
+    if (op.kind === 'refresh') s.refreshes.push(i);
+    else s.ops.push(i);
   });
-  const out: RefreshStages = { stages, roundOf, count };
+  const out: RefreshStages = { stages, count };
   cache.set(program, out);
   return out;
 }
 
 /**
- * The order every executor runs a program's ops in (executeProgram with a batching refresher, the
- * emitted modules' ProgramRuntime, the worker pool): stage by stage, each stage's ops then its round of
- * refreshes. The key holder's schedule expects the refreshes in this order (schedule.ts).
+ * The order every executor runs a program's ops in (ProgramRuntime, which runs executeProgram and the
+ * emitted plan modules; the emitted arithmetic modules; the worker pool): stage by stage, each stage's
+ * ops then its round of refreshes. The key holder's schedule expects the refreshes in this order (schedule.ts).
  */
 export function executionOrder(program: FheProgram): number[] {
   return refreshStages(program).stages.flatMap((s) => [...s.ops, ...s.refreshes]);
