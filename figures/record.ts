@@ -21,13 +21,13 @@ export function machine(): SectionFile['machine'] {
   };
 }
 
-/** HEAD, with `+changes` when the work tree differs from it (the figures then describe uncommitted code). */
+/** HEAD, with `+changes` when the product code (compiler, passes, runtime, ir, models) differs from it (the figures then describe uncommitted code). */
 export function commit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'compiler', 'passes', 'runtime', 'ir', 'bench', 'figures', 'models'], { cwd: ROOT, encoding: 'utf8' })
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'compiler', 'passes', 'runtime', 'ir', 'models'], { cwd: ROOT, encoding: 'utf8' })
       .split('\n')
-      .filter((l) => l.trim() && !/figures\/[^/]+\.json$/.test(l)).length;
+      .filter((l) => l.trim()).length;
     return dirty ? `${head}+changes` : head;
   } catch {
     return 'unknown';

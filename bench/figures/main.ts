@@ -41,14 +41,15 @@ function args(argv: string[]): { only?: string[]; quick: boolean; list: boolean;
   return out;
 }
 
-/** Why a section file is stale: measured at another commit, with changes since in the code it runs. */
+/** Why a section file is stale: measured at another commit, with changes since in the product code (compiler, passes, runtime, ir, models). */
 function staleness(f: SectionFile): string | null {
   const commit = f.commit.replace(/\+changes$/, '');
   const dirty = f.commit.endsWith('+changes') ? ' (with uncommitted changes)' : '';
+  const paths = ['compiler', 'passes', 'runtime', 'ir', 'models'];
   try {
-    const changed = execFileSync('git', ['diff', '--name-only', commit, 'HEAD', '--', 'compiler', 'passes', 'runtime', 'ir', 'models', 'bench', 'figures'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const changed = execFileSync('git', ['diff', '--name-only', commit, 'HEAD', '--', ...paths], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
       .split('\n')
-      .filter((l) => l && !/^figures\/[^/]+\.json$/.test(l));
+      .filter(Boolean);
     return changed.length ? `measured at ${commit.slice(0, 10)}${dirty}; ${changed.length} files it may depend on changed since (${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ', ...' : ''})` : null;
   } catch {
     return `measured at ${commit.slice(0, 10)}${dirty}, which this clone does not have`;

@@ -48,6 +48,20 @@ const rounds = (row: string, key: string): StatedFigure[] => [
   { row, col: 'predicted', text: '{}', key: `${key}.predictedSeconds`, kind: 'exact' },
 ];
 
+const generateStep = (row: string, key: string, exact: boolean): StatedFigure[] => [
+  { row, col: 'SEAL (s)', text: exact ? '{}' : '**{}**', key: `${key}.sealSeconds`, kind: 'timing' },
+  ...(exact
+    ? ([
+        { row, col: 'ops', text: '{}', key: `${key}.ops`, kind: 'exact' },
+        { row, col: 'rotations', text: '{}', key: `${key}.rotations`, kind: 'exact' },
+      ] as StatedFigure[])
+    : []),
+  { row, col: 'ORT fp32 (ms)', text: exact ? '{}' : '**{}**', key: `${key}.ortMs`, kind: 'timing' },
+  { row, col: 'reference f64 (ms)', text: exact ? '{}' : '**{}**', key: `${key}.referenceMs`, kind: 'timing' },
+  { row, col: 'SEAL / ORT', text: exact ? '{}x' : '**{}x**', key: `${key}.slowdownVsOrt`, kind: 'timing' },
+  { row, col: 'SEAL / reference', text: exact ? '{}x' : '**{}x**', key: `${key}.slowdownVsReference`, kind: 'timing' },
+];
+
 export const STATED: Record<string, StatedFigure[]> = {
   conformance: [
     { row: CONFORMANCE, col: 'result', text: '**{} passed,', key: 'passed', kind: 'exact' },
@@ -145,6 +159,13 @@ export const STATED: Record<string, StatedFigure[]> = {
     { row: 0, col: '.onnx', text: '{} KiB', key: 'modelKiB', kind: 'exact' },
     { row: 0, col: 'inspect wall time', text: '{} s', key: 'inspectSeconds', kind: 'timing' },
     { row: 0, col: 'inspect peak RSS', text: '{} MB', key: 'inspectPeakRssMB', kind: 'timing' },
+  ],
+  'generate-bench': [
+    ...generateStep('prefill of 8', 'prefill', true),
+    ...generateStep('decode, P=8', 'decodeP8', true),
+    ...generateStep('decode, P=9', 'decodeP9', true),
+    ...generateStep('decode, P=10', 'decodeP10', true),
+    ...generateStep('**decode mean**', 'decodeMean', false),
   ],
   'refresh-rounds': [...rounds('shipped table', 'inProcess'), ...rounds('`--link rtt=50ms,bandwidth=100Mbit`', 'link50ms')],
   'ckks-ops': [
