@@ -10,7 +10,7 @@ import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
 import { loadModelPlan } from '../runtime/model-session.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 import { MODELS } from '../test/helpers/shared.js';
-import { writeSection } from './record.js';
+import { accuracyFigures, writeSection } from './record.js';
 
 export async function modelASimAccuracy(section: string, S: number, N: number, windows: number): Promise<void> {
   const t0 = performance.now();
@@ -25,15 +25,7 @@ export async function modelASimAccuracy(section: string, S: number, N: number, w
   for (const [name, text] of [['dev', 'eval-dev.txt'], ['cal', 'calibration.txt']] as const) {
     // A simulator of its own per text, seeded: the noise drawn does not depend on what ran before.
     const f = await measureAccuracy(model, plan, makeSimBackend(1), path.join(MODELS, text), { windows });
-    Object.assign(figures, {
-      [`${name}.positions`]: f.positions,
-      [`${name}.agree`]: f.agree,
-      [`${name}.agreement`]: f.agreement,
-      [`${name}.maxAbsError`]: f.maxAbsError,
-      [`${name}.meanAbsError`]: f.meanAbsError,
-      [`${name}.rangeWarnings`]: f.warnings.length,
-      [`${name}.seconds`]: f.ms / 1000,
-    });
+    Object.assign(figures, accuracyFigures(name, f));
   }
   const rel = (f: string) => path.relative(process.cwd(), f);
   writeSection(section, t0, [

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { SectionFile } from '../bench/figures/check.js';
+import type { AccuracyFigures } from '../compiler/accuracy.js';
 import { ROOT } from '../test/helpers/shared.js';
 
 export const FIGURES_DIR = path.join(ROOT, 'figures');
@@ -51,4 +52,17 @@ export function writeSection(section: string, t0: number, ran: string[], figures
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`${section}:\n${Object.entries(figures).map(([k, v]) => `  ${k} = ${JSON.stringify(v)}`).join('\n')}\n  wrote ${path.relative(ROOT, file)}`);
   return file;
+}
+
+/** What `fhec accuracy` measures, under `<prefix>.<figure>` keys. */
+export function accuracyFigures(prefix: string, f: AccuracyFigures): Record<string, number> {
+  return {
+    [`${prefix}.positions`]: f.positions,
+    [`${prefix}.agree`]: f.agree,
+    [`${prefix}.agreement`]: f.agreement,
+    [`${prefix}.maxAbsError`]: f.maxAbsError,
+    [`${prefix}.meanAbsError`]: f.meanAbsError,
+    [`${prefix}.rangeWarnings`]: f.warnings.length,
+    [`${prefix}.seconds`]: f.ms / 1000,
+  };
 }

@@ -19,7 +19,7 @@ import { loadModelPlan } from '../runtime/model-session.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 import type { SectionFile } from '../bench/figures/check.js';
 import { MODELS, ROOT } from '../test/helpers/shared.js';
-import { FIGURES_DIR, writeSection } from './record.js';
+import { accuracyFigures, FIGURES_DIR, writeSection } from './record.js';
 
 const ZOO = path.join(ROOT, 'models', 'zoo');
 const CAL = path.join(MODELS, 'calibration.txt');
@@ -82,17 +82,7 @@ for (const name of models) {
     }
     const f = await measureAccuracy(model, loadModelPlan(planFile), makeSimBackend(1), DEV, { windows: WINDOWS });
     const sim = { positions: f.positions, agree: f.agree, agreement: f.agreement, maxAbsError: f.maxAbsError, meanAbsError: f.meanAbsError, rangeWarnings: f.warnings.map((w) => w.message), seconds: f.ms / 1000 };
-    Object.assign(figures, {
-      [`${name}.ringDegree`]: prefill.ringDegree,
-      [`${name}.refreshes`]: prefill.refreshes,
-      [`${name}.positions`]: f.positions,
-      [`${name}.agree`]: f.agree,
-      [`${name}.agreement`]: f.agreement,
-      [`${name}.maxAbsError`]: f.maxAbsError,
-      [`${name}.meanAbsError`]: f.meanAbsError,
-      [`${name}.rangeWarnings`]: f.warnings.length,
-      [`${name}.seconds`]: (performance.now() - t0) / 1000,
-    });
+    Object.assign(figures, { [`${name}.ringDegree`]: prefill.ringDegree, [`${name}.refreshes`]: prefill.refreshes }, accuracyFigures(name, f));
     details[name] = { prefill, generation, sim };
   });
 }
