@@ -100,10 +100,10 @@ export const STATED: Record<string, StatedFigure[]> = {
   ],
   'refresh-placement': [
     { row: PLACEMENT, col: 'result', text: 'N=16384, {} levels', key: 'decode8.levels', kind: 'exact' },
-    { row: PLACEMENT, col: 'result', text: 'decode (P = 8 or 20) **{}**', key: 'decode8.refreshes', kind: 'exact' },
-    { row: PLACEMENT, col: 'result', text: 'decode (P = 8 or 20) **{}**', key: 'decode20.refreshes', kind: 'exact' },
-    { row: PLACEMENT, col: 'result', text: '** vs {}–', key: 'decode8.greedyRefreshes', kind: 'exact' },
-    { row: PLACEMENT, col: 'result', text: '–{};', key: 'decode20.greedyRefreshes', kind: 'exact' },
+    { row: PLACEMENT, col: 'result', text: 'decode P = 8 **{}**', key: 'decode8.refreshes', kind: 'exact' },
+    { row: PLACEMENT, col: 'result', text: '** vs greedy {}, P = 20', key: 'decode8.greedyRefreshes', kind: 'exact' },
+    { row: PLACEMENT, col: 'result', text: 'P = 20 **{}**', key: 'decode20.refreshes', kind: 'exact' },
+    { row: PLACEMENT, col: 'result', text: '** vs {}; N=32768', key: 'decode20.greedyRefreshes', kind: 'exact' },
   ],
   'sim-accuracy-s8': [
     { row: PLACEMENT, col: 'result', text: 'prefill of 8 tokens **{}**', key: 'refreshes', kind: 'exact' },
