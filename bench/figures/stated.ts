@@ -122,7 +122,7 @@ export const STATED: Record<string, StatedFigure[]> = {
   'prefill16-n32768': [
     { row: PLACEMENT, col: 'result', text: 'N=32768, {} levels', key: 'levels', kind: 'exact' },
     { row: PLACEMENT, col: 'result', text: 'prefill of 16 **{}**', key: 'refreshes', kind: 'exact' },
-    { row: PLACEMENT, col: 'result', text: 'prefill of 16 **8** vs {}.', key: 'greedyRefreshes', kind: 'exact' },
+    { row: PLACEMENT, col: 'result', text: '** vs {}.', key: 'greedyRefreshes', kind: 'exact' },
     { row: REPORT_32768, col: 'result', text: 'depth {} (layer 0)', key: 'layer0.depth', kind: 'exact' },
     { row: REPORT_32768, col: 'result', text: 'and {} (layer 1)', key: 'layer1.depth', kind: 'exact' },
     { row: REPORT_32768, col: 'result', text: ', {} rotations each', key: 'layer0.rotations', kind: 'exact' },
