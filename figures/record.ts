@@ -1,54 +1,68 @@
-// Writes one figure file: figures/out/<name>.json, with what the README states and what was measured.
+// Writes one section's figures: figures/<section>.json (bench/figures/check.ts SectionFile), the measured
+// figures under stable keys (bench/figures/stated.ts pairs them with the README's numbers), the commands
+// or library calls that measured them, the machine and the commit. Comparing with the README is
+// `npm run figures -- --check`'s job, not this file's.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { SectionFile } from '../bench/figures/check.js';
+import type { AccuracyFigures } from '../compiler/accuracy.js';
 import { ROOT } from '../test/helpers/shared.js';
 
-export const OUT = path.join(ROOT, 'figures', 'out');
+export const FIGURES_DIR = path.join(ROOT, 'figures');
 
-/** One stated figure: the README's words, the measured value, and whether it still holds. */
-export interface Figure {
-  /** What the figure is (as the README row names it). */
-  what: string;
-  /** The README's figure, as written there. */
-  readme: string;
-  measured: unknown;
-  /** The README's claim checked against the measurement. */
-  holds: boolean;
+export function machine(): SectionFile['machine'] {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverage: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
 }
 
-export interface FigureFile {
-  name: string;
-  /** The README row (its first cell) these figures come from. */
-  readmeRow: string;
-  /** How to reproduce this file alone. */
-  command: string;
-  date: string;
-  machine: string;
-  seconds: number;
-  figures: Figure[];
-  /** Everything measured, for tables that need more than the stated figures. */
-  details: unknown;
+/** HEAD, with `+changes` when the product code (compiler, passes, runtime, ir, models) differs from it (the figures then describe uncommitted code). */
+export function commit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'compiler', 'passes', 'runtime', 'ir', 'models'], { cwd: ROOT, encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.trim()).length;
+    return dirty ? `${head}+changes` : head;
+  } catch {
+    return 'unknown';
+  }
 }
 
-export function machine(): string {
-  return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
-}
-
-/** The command that reruns one test of a figures file (`npm run figures` runs them all). */
-export const commandFor = (script: string, test: string, env = ''): string => `${env ? `${env} ` : ''}npx vitest run --config figures/vitest.config.ts figures/${script}.figures.ts -t '${test}'`;
-
-/** Writes figures/out/NAME.json; `script` and `test` name the figures file and test that measured it. */
-export function writeFigures(f: Omit<FigureFile, 'date' | 'machine' | 'command'> & { script: string; test: string; env?: string }): string {
-  fs.mkdirSync(OUT, { recursive: true });
-  const file = path.join(OUT, `${f.name}.json`);
-  const full: FigureFile = { name: f.name, readmeRow: f.readmeRow, command: commandFor(f.script, f.test, f.env), date: new Date().toISOString(), machine: machine(), seconds: f.seconds, figures: f.figures, details: f.details };
-  fs.writeFileSync(file, JSON.stringify(full, null, 2) + '\n');
-  console.log(
-    `${f.readmeRow}\n` + f.figures.map((x) => `  ${x.holds ? 'holds' : 'STALE'}  ${x.what}: README ${x.readme}; measured ${JSON.stringify(x.measured)}`).join('\n') + `\n  wrote ${path.relative(ROOT, file)}`,
-  );
+/** Writes figures/<section>.json and prints its figures. */
+export function writeSection(section: string, t0: number, ran: string[], figures: SectionFile['figures'], details?: unknown): string {
+  const file = path.join(FIGURES_DIR, `${section}.json`);
+  const out: SectionFile = {
+    section,
+    command: `npm run figures -- --only ${section}`,
+    ran,
+    machine: machine(),
+    date: new Date().toISOString(),
+    commit: commit(),
+    seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+    figures,
+    details,
+  };
+  fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  console.log(`${section}:\n${Object.entries(figures).map(([k, v]) => `  ${k} = ${JSON.stringify(v)}`).join('\n')}\n  wrote ${path.relative(ROOT, file)}`);
   return file;
 }
 
-/** "within X" figures: the measured maximum, rounded as the README rounds it (2 digits), is at most X. */
-export const within = (measured: number, stated: number): boolean => Number(measured.toPrecision(2)) <= stated;
+/** What `fhec accuracy` measures, under `<prefix>.<figure>` keys. */
+export function accuracyFigures(prefix: string, f: AccuracyFigures): Record<string, number> {
+  return {
+    [`${prefix}.positions`]: f.positions,
+    [`${prefix}.agree`]: f.agree,
+    [`${prefix}.agreement`]: f.agreement,
+    [`${prefix}.maxAbsError`]: f.maxAbsError,
+    [`${prefix}.meanAbsError`]: f.meanAbsError,
+    [`${prefix}.rangeWarnings`]: f.warnings.length,
+    [`${prefix}.seconds`]: f.ms / 1000,
+  };
+}

@@ -1,4 +1,5 @@
-// README row "the onnxruntime-genai fp16 model compiled from its reference inputs, on sim": the model
+// Section `sim-genai` (README "Conformance and accuracy", row "the onnxruntime-genai fp16 model compiled
+// from its reference inputs, on sim"): the model
 // compiled with --calibration ref.json (its reference inputs) and run on the CKKS simulator on those
 // inputs; the last position's logits against onnxruntime's (ref.json) and the reference interpreter's.
 import * as fs from 'node:fs';
@@ -12,9 +13,8 @@ import { loadModelPlan, ModelSession } from '../runtime/model-session.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 import { maxAbsDiff } from '../test/helpers/compare.js';
 import { ORTGENAI, readJson } from '../test/helpers/shared.js';
-import { within, writeFigures } from './record.js';
+import { writeSection } from './record.js';
 
-const TEST = 'onnxruntime-genai fp16 model on sim';
 
 const argmax = (v: ArrayLike<number>): number => {
   let best = 0;
@@ -22,7 +22,7 @@ const argmax = (v: ArrayLike<number>): number => {
   return best;
 };
 
-it(TEST, async () => {
+it('sim-genai: the onnxruntime-genai fp16 model on sim', async () => {
   const t0 = performance.now();
   const c = compileModel(ORTGENAI.model, { calibration: ORTGENAI.ref });
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-figures-')), 'genai.json');
@@ -42,19 +42,16 @@ it(TEST, async () => {
   const reference = lastOf(evalModel(ORTGENAI.model, inputs)['logits']!);
   const vsOrt = maxAbsDiff(got, ort);
   const vsReference = maxAbsDiff(got, reference);
-  const figures = [
-    { what: 'argmax of the last position', readme: 'same argmax as onnxruntime (25190)', measured: argmax(got), holds: argmax(got) === ref.argmax_last && argmax(got) === 25190 },
-    // The README said 1.7e-4 (measured when the row was written, commit 5451abd); reproduced here: 3.6e-4.
-    { what: 'max last-position logit error vs onnxruntime', readme: 'max logit error 3.6e-4', measured: vsOrt, holds: within(vsOrt, 3.6e-4) },
-  ];
-  writeFigures({
-    name: 'sim-genai',
-    script: 'sim-genai',
-    test: TEST,
-    readmeRow: 'the onnxruntime-genai fp16 model compiled from its reference inputs, on `sim`',
-    seconds: (performance.now() - t0) / 1000,
-    figures,
-    details: { vsOrt, vsReference, refreshes: c.refreshes, ringDegree: plan.plan.params.ringDegree, compileSeconds, label: res.run.label },
-  });
-  for (const f of figures) expect(f.holds, f.what).toBe(true);
+  writeSection('sim-genai', t0, [
+    'fhec compile ../shared/models/ortgenai-tiny-llama-fp16/model.onnx -o genai.json --calibration ../shared/models/ortgenai-tiny-llama-fp16/ref.json (compileModel)',
+    'fhec run genai.json --inputs ref.json --backend sim (ModelSession, sim seed 1)',
+  ], {
+    argmax: argmax(got),
+    ortArgmax: ref.argmax_last as number,
+    vsOrt,
+    vsReference,
+    refreshes: c.refreshes,
+    ringDegree: plan.plan.params.ringDegree,
+    compileSeconds,
+  }, { label: res.run.label });
 });
