@@ -32,6 +32,9 @@ import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { PARAMETER_SEARCH_FILE, type ParameterSearchRecord } from '../runtime/plan/analysis-schema.js';
 import { candidateRows } from './report/plan-analysis.js';
+import { decodeBuckets } from '../passes/fhe/lower-canonical/attention-decode.js';
+import { pastInstance } from '../passes/fhe/lower-canonical/past-constants.js';
+import { modelPlanAtPast, readPastInstance, writePastInstance } from '../runtime/generate/past-plan.js';
 
 export interface GenerationPlanOptions {
   calibration: string;
@@ -67,8 +70,27 @@ interface StepFiles {
   iface: string;
 }
 
-function stepFiles(dir: string, shape: StepShape): StepFiles {
-  const name = shapeName(shape);
+/** A bucket's decode plan is named by its pasts (decode-FROM-TO); older per-past plans by their past. */
+type PlanShape = StepShape | { kind: 'decode'; past: number; from: number };
+
+function planName(shape: PlanShape): string {
+  return 'from' in shape ? `decode-${shape.from}-${shape.past}` : shapeName(shape);
+}
+
+/** Where a bucket plan's instance for past P lives (runtime/generate/past-plan.ts). */
+function instanceFile(plan: string, past: number): string {
+  return plan.replace(/\.json$/, `.past-${past}.json.gz`);
+}
+
+/** Channels per token of the KV cache as held (GQA-expanded, heads padded): the prefill's present outputs. */
+function stepKvWidth(c: CompiledModel): number {
+  const kv = c.lowered.outputs.find((o) => o.kv);
+  if (!kv) throw new FhecError('the model has no KV-cache outputs (present.*): generation needs a model exported with a KV cache');
+  return kv.blocks[0]!.layout.length;
+}
+
+function stepFiles(dir: string, shape: PlanShape): StepFiles {
+  const name = planName(shape);
   return { plan: path.join(dir, `${name}.json`), bounds: path.join(dir, `${name}.bounds.json`), iface: path.join(dir, `${name}.iface.json`) };
 }
 
@@ -81,12 +103,12 @@ function compileStep(
   calibration: string,
   tokenizer: string | undefined,
   dir: string,
-  shape: StepShape,
+  shape: PlanShape,
 ): { compiled: CompiledModel; files: StepFiles } {
   const compiled = compileModel(modelFile, {
     calibration,
     ...(tokenizer !== undefined ? { tokenizer } : {}),
-    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past }),
+    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past, ...('from' in shape ? { decodeFrom: shape.from } : {}) }),
     ringDegree: m.compile.ringDegree,
     ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
     maxWindows: m.compile.maxWindows,
@@ -110,14 +132,27 @@ function compileStep(
   writeModelPlan(files.plan, compiled);
   moveWeightsToStore(files.plan, path.join(dir, WEIGHT_STORE));
   writeFileAtomic(files.bounds, JSON.stringify(cacheBounds(compiled)));
+  if ('from' in shape) {
+    // The plan's program must hold the past-dependent constants as the lowering made them.
+    for (const [name, rule] of compiled.lowered.pastConstants) {
+      const c = compiled.managed.constants.get(name);
+      const v = rule(shape.past);
+      if (!c || c.data.kind !== 'dense' || v.kind !== 'dense' || c.data.values.some((x, i) => x !== v.values[i])) {
+        throw new Error(`internal: the managed program does not hold past-dependent constant @${name} as lowered`);
+      }
+    }
+    for (let P = shape.from; P <= shape.past; P++) writePastInstance(instanceFile(files.plan, P), pastInstance(compiled.lowered, P));
+  }
   return { compiled, files };
 }
 
 export interface CompiledGenerationPlan {
   manifest: GenerationManifest;
   files: string[];
-  /** The step plans compiled now (the prefill plans). */
+  /** The step plans compiled now: the prefill plans, then the decode plans. */
   stepPlans: string[];
+  /** Each decode plan: the pasts it serves, its compile time, refreshes, rounds and predicted ms per token. */
+  decodePlans: { from: number; to: number; ms: number; refreshes: number; rounds: number; predictedMs?: number }[];
   lines: string[];
   /** The decode plan the parameter search chose on (past C - 1), when it searched: what one decode token costs. */
   searchStep?: { past: number; managed: CompiledModel['managed']; refreshes: number; predictedMs?: number };
@@ -159,6 +194,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const stepPlans: string[] = [];
   let params: CkksParameters | undefined;
   let embedding: { vocab: number; dim: number; file: string; sha256: string } | undefined;
+  let lastPrefill: CompiledModel | undefined;
   for (const S of prefill) {
     const t0 = performance.now();
     const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
@@ -170,7 +206,28 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
     stepPlans.push(f.plan);
+    lastPrefill = compiled;
     lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count} rounds (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  // Decode plans by buckets of past length, all compiled now: from the shortest prefill to the last
+  // past the context reaches. The buckets follow the cache layout (decodeBuckets), which the prefill's
+  // present K/V width and the slot count fix.
+  const kv = stepKvWidth(lastPrefill!);
+  const buckets = decodeBuckets(kv, params!.ringDegree / 2, prefill[0]!, C - 1);
+  const decodePlans: CompiledGenerationPlan['decodePlans'] = [];
+  for (const bk of buckets) {
+    const t0 = performance.now();
+    const shape = { kind: 'decode' as const, past: bk.to, from: bk.from };
+    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), shape);
+    if (parametersId(params!) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
+    if (compiled.lowered.cacheInputs.some((c) => c.layout.length !== kv)) throw new Error(`internal: the decode cache is not ${kv} channels wide, as the prefill's`);
+    const ms = performance.now() - t0;
+    files.push(f.plan);
+    stepPlans.push(f.plan);
+    decodePlans.push({ from: bk.from, to: bk.to, ms, refreshes: compiled.refreshes, rounds: refreshRounds(compiled.managed).count + 1, ...(compiled.predictedMs !== undefined ? { predictedMs: compiled.predictedMs } : {}) });
+    lines.push(
+      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), predicted ${((compiled.predictedMs ?? NaN) / 1000).toFixed(1)} s per token (${(ms / 1000).toFixed(1)} s)`,
+    );
   }
   const manifest: GenerationManifest = {
     kind: GENERATION_PLAN_KIND,
@@ -188,14 +245,15 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     params: { ringDegree: params!.ringDegree, bitSizes: params!.bitSizes, scale: params!.scale },
     steps: stepsDir,
     prefill,
+    decodeBuckets: buckets,
   };
   writeFileAtomic(out, JSON.stringify(manifest, null, 1));
   files.unshift(out, path.join(outDir, embedding!.file));
   lines.unshift(
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
-      `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
+      `${buckets.length} decode plan(s) by buckets of past length in ${stepsDir}/`,
   );
-  return { manifest, files, stepPlans, lines, ...(searchStep ? { searchStep } : {}) };
+  return { manifest, files, stepPlans, decodePlans, lines, ...(searchStep ? { searchStep } : {}) };
 }
 
 export interface PlanStoreOptions {
@@ -213,7 +271,9 @@ export class GenerationPlanStore implements GenerationPlanSource {
   /** Step plans compiled by this store, with their compile time. */
   readonly compiled: { shape: StepShape; ms: number }[] = [];
   private readonly dir: string;
+  /** Step plans handed out (a bucket's instantiated at their past), and the plan files loaded. */
   private readonly loaded: StepPlan[] = [];
+  private readonly plans: StepPlan[] = [];
   private modelChecked = false;
 
   constructor(
@@ -227,13 +287,27 @@ export class GenerationPlanStore implements GenerationPlanSource {
     this.dir = path.join(path.dirname(file), this.manifest.steps);
   }
 
+  /** The plan a step runs: its bucket's decode plan (plans with buckets), else its own. */
+  private planShape(shape: StepShape): PlanShape {
+    const buckets = this.manifest.decodeBuckets;
+    if (shape.kind !== 'decode' || !buckets) return shape;
+    const b = buckets.find((x) => x.from <= shape.past && shape.past <= x.to);
+    if (!b) throw new FhecError(`no decode plan serves past ${shape.past}: the plan's decode plans cover pasts ${buckets[0]!.from}..${buckets[buckets.length - 1]!.to}`, { file: this.file });
+    return { kind: 'decode', past: b.to, from: b.from };
+  }
+
   describe(shape: StepShape): StepInterface {
+    // A bucket's steps share its plan's keys and embedding input.
+    return this.describePlan(this.planShape(shape));
+  }
+
+  private describePlan(shape: PlanShape): StepInterface {
     const files = stepFiles(this.dir, shape);
     if (fs.existsSync(files.plan)) {
       const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
       if (cached) return cached;
     }
-    const d = describeStep(this.load(shape));
+    const d = describeStep(this.loadPlan(shape));
     writeFileAtomic(files.iface, JSON.stringify(d));
     return d;
   }
@@ -246,12 +320,30 @@ export class GenerationPlanStore implements GenerationPlanSource {
     return path.resolve(path.dirname(this.file), rel);
   }
 
+  /** The step's plan: for a bucket, its decode plan instantiated at the step's past. */
   load(shape: StepShape): StepPlan {
+    const ps = this.planShape(shape);
+    if (!('from' in ps)) return this.loadPlan(ps);
     const name = shapeName(shape);
     const hit = this.loaded.find((s) => shapeName(s.shape) === name);
     if (hit) return hit;
+    const base = this.loadPlan(ps);
+    const inst = readPastInstance(instanceFile(base.plan.file, shape.kind === 'decode' ? shape.past : 0), this.params.ringDegree / 2);
+    if (shape.kind !== 'decode' || inst.past !== shape.past) throw new FhecError(`the instance file is for past ${inst.past}, not ${shapeName(shape)}`, { file: instanceFile(base.plan.file, inst.past) });
+    const sp: StepPlan = { shape, plan: modelPlanAtPast(base.plan, inst, instanceFile(base.plan.file, inst.past)), cacheBounds: base.cacheBounds };
+    this.loaded.push(sp);
+    while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
+    return sp;
+  }
+
+  /** A plan file (compiled first when an older plan without buckets has not compiled it yet), kept loaded. */
+  private loadPlan(shape: PlanShape): StepPlan {
+    const name = planName(shape);
+    const hit = this.plans.find((s) => planName(s.shape) === name);
+    if (hit) return hit;
     const files = stepFiles(this.dir, shape);
     if (!fs.existsSync(files.plan) || !fs.existsSync(files.bounds)) {
+      if ('from' in shape) throw new FhecError(`decode plan ${name} is missing (recompile the generation plan)`, { file: files.plan });
       const model = this.resolve(this.manifest.model);
       if (!this.modelChecked) {
         if (!fs.existsSync(model)) throw new FhecError(`step plan ${name} is not compiled yet, and the model it compiles from is missing`, { file: model });
@@ -269,12 +361,12 @@ export class GenerationPlanStore implements GenerationPlanSource {
     }
     const plan = loadModelPlan(files.plan);
     const cacheBounds = readCacheBounds(files.bounds, plan.meta.outputs.filter((o) => o.kv).map((o) => o.name));
-    const sp: StepPlan = { shape, plan, cacheBounds };
+    const sp: StepPlan = { shape: 'from' in shape ? { kind: 'decode', past: shape.past } : shape, plan, cacheBounds };
     // The client may have encrypted by the interface file: it must be this plan's.
     const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
     if (cached) checkStepInterface(cached, describeStep(sp), files.iface);
-    this.loaded.push(sp);
-    while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
+    this.plans.push(sp);
+    while (this.plans.length > (this.options.keep ?? 2)) this.plans.shift();
     return sp;
   }
 }
