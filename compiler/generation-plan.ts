@@ -6,9 +6,14 @@
 // - prefill plans for the lengths given at compile time (default 8); a longer prompt prefills the
 //   longest one that fits and feeds its remaining tokens through decode steps, a shorter one gets a
 //   prefill plan of its own length;
-// - decode plans for P = S .. C - 1, compiled the first time a generation reaches P and kept on disk
-//   (7-10 s each for model A on 2 cores). Compiling all of them up front would cost C times that
-//   on every compile, for contexts most runs never reach.
+// - decode plans by buckets of past length, all compiled here: the pasts from the shortest prefill to
+//   C - 1 split into runs whose caches share a layout (attention-decode.ts, decodeBuckets: the block
+//   stride halves at each power of two of P + 1, so the buckets double: 8..15, 16..31, 32..63, 64..127).
+//   A bucket's plan is compiled for its longest past, calibrated and bounded at its shortest, middle
+//   and longest, and serves every past in it with that past's instance (runtime/generate/past-plan.ts:
+//   the RoPE tables and cache masks at P; blocks past P masked). Within a bucket the program's ops are
+//   the same at every past, so a shorter past pays only its plan's longer softmax row bound. Older
+//   plans without buckets compile one decode plan per past on first use.
 // The step plans keep their weights (~90 MB each for model A, nearly all the same from one P to the
 // next) in one content-addressed store, STEPS/weights/ (runtime/plan/weight-store.ts): a new decode
 // plan adds only the chunks no earlier step plan had.
@@ -292,7 +297,11 @@ export class GenerationPlanStore implements GenerationPlanSource {
     const buckets = this.manifest.decodeBuckets;
     if (shape.kind !== 'decode' || !buckets) return shape;
     const b = buckets.find((x) => x.from <= shape.past && shape.past <= x.to);
-    if (!b) throw new FhecError(`no decode plan serves past ${shape.past}: the plan's decode plans cover pasts ${buckets[0]!.from}..${buckets[buckets.length - 1]!.to}`, { file: this.file });
+    if (!b) {
+      const [lo, hi] = [buckets[0]!.from, buckets[buckets.length - 1]!.to];
+      const fix = shape.past < lo ? `: a prompt of at least ${lo} tokens, or a plan compiled with --prefill ${shape.past}` : '';
+      throw new FhecError(`no decode plan serves past ${shape.past}: the plan's decode plans cover pasts ${lo}..${hi} (from its shortest prefill)${fix}`, { file: this.file });
+    }
     return { kind: 'decode', past: b.to, from: b.from };
   }
 
