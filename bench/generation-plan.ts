@@ -1,8 +1,9 @@
 // `node dist/bench/index.js plan [--max-context C] [--max-windows W]`: what compiling a generation plan
 // for model A costs, and what one decode token of it asks of the key holder. It compiles a
 // `--max-context C` plan (the parameter search runs on the decode plan at past C - 1, then the prefill
-// plan), counts the step plans it holds (decode plans are compiled on first use: one per past length
-// a run reaches), and from the searched decode plan counts per decode token: refreshes, refresh rounds
+// plan, then one decode plan per bucket of past length, all ahead), counts the step plans it holds and
+// prints each decode plan's pasts, compile time and predicted seconds per token (a bucket's plan serves
+// its shorter pasts at the cost of its longest), and from the searched decode plan counts per decode token: refreshes, refresh rounds
 // (one more for the KV-cache carry), relinearizations (and those whose result only feeds a refresh:
 // what a refresh that absorbs relinearize and rescale would save), and the bytes refreshes exchange;
 // predicted seconds in-process and over a 50 ms / 100 Mbit link.
@@ -28,8 +29,8 @@ export interface PlanBench {
   compileSeconds: number;
   /** Step plans in the plan directory after the compile. */
   stepPlans: number;
-  /** Decode plans a run to the full context compiles on first use. */
-  decodePlansOnDemand: number;
+  /** Decode plans (one per bucket of past length, compiled ahead). */
+  decodePlans: { from: number; to: number; seconds: number; refreshes: number; rounds: number; predictedSeconds?: number }[];
   ringDegree: number;
   bitSizes: number[];
   decode: {
@@ -80,7 +81,7 @@ export function runPlanBench(options: { maxContext?: number; maxWindows?: number
   const c = compileGenerationPlan(MODEL, out, { calibration: CALIBRATION, maxContext: C, ...(options.maxWindows ? { maxWindows: options.maxWindows } : {}) });
   const compileSeconds = (performance.now() - t0) / 1000;
   const stepsDir = path.join(dir, c.manifest.steps);
-  const stepPlans = fs.readdirSync(stepsDir).filter((f) => /^(prefill|decode)-\d+\.json$/.test(f)).length;
+  const stepPlans = fs.readdirSync(stepsDir).filter((f) => /^(prefill-\d+|decode-\d+(-\d+)?)\.json$/.test(f)).length;
   const step = c.searchStep!;
   const p = c.manifest.params;
   const params = makeParameters({ ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale });
@@ -94,7 +95,7 @@ export function runPlanBench(options: { maxContext?: number; maxWindows?: number
     ...(options.maxWindows ? { maxWindows: options.maxWindows } : {}),
     compileSeconds,
     stepPlans,
-    decodePlansOnDemand: C - Math.max(...c.manifest.prefill),
+    decodePlans: c.decodePlans.map((d) => ({ from: d.from, to: d.to, seconds: d.ms / 1000, refreshes: d.refreshes, rounds: d.rounds, ...(d.predictedMs !== undefined ? { predictedSeconds: d.predictedMs / 1000 } : {}) })),
     ringDegree: p.ringDegree,
     bitSizes: p.bitSizes,
     decode: {
@@ -112,9 +113,12 @@ export function runPlanBench(options: { maxContext?: number; maxWindows?: number
 
 export function printPlanBench(r: PlanBench): void {
   console.log(`\n## generation plan for model A, --max-context ${r.maxContext}${r.maxWindows ? ` --max-windows ${r.maxWindows}` : ''}`);
-  console.log(`| compile (s) | step plans held | decode plans compiled on first use | N | chain |`);
+  console.log(`| compile (s) | step plans held | of them decode plans (by buckets of past length) | N | chain |`);
   console.log(`|---:|---:|---:|---:|---|`);
-  console.log(`| ${r.compileSeconds.toFixed(1)} | ${r.stepPlans} | ${r.decodePlansOnDemand} | ${r.ringDegree} | [${r.bitSizes.join(', ')}] |`);
+  console.log(`| ${r.compileSeconds.toFixed(1)} | ${r.stepPlans} | ${r.decodePlans.length} | ${r.ringDegree} | [${r.bitSizes.join(', ')}] |`);
+  console.log(`\n| decode plan for pasts | compile (s) | refreshes | rounds (carry included) | predicted s per token |`);
+  console.log(`|---|---:|---:|---:|---:|`);
+  for (const d of r.decodePlans) console.log(`| ${d.from}..${d.to} | ${d.seconds.toFixed(1)} | ${d.refreshes} | ${d.rounds} | ${d.predictedSeconds?.toFixed(2) ?? '-'} |`);
   const d = r.decode;
   console.log(`\nper decode token (decode plan at past ${d.past}, predicted with the shipped cost table):`);
   console.log(`| refreshes | rounds (carry included) | relinearizations | of them only refreshed | refresh MiB | predicted s in-process | predicted s, ${WAN} |`);

@@ -8,6 +8,7 @@ import { generateBenchOptions, printGenerateBench, runGenerateBench } from './ge
 import { runInspectBench } from './llama8b-inspect.js';
 import { printServeLoad, runServeLoad, serveLoadOptions } from './serve-load.js';
 import { planBenchOptions, printPlanBench, runPlanBench } from './generation-plan.js';
+import { bucketBenchOptions, printBucketBench, runBucketBench } from './decode-buckets.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -54,6 +55,13 @@ if (only === 'serve') {
   const r = await runServeLoad(serveLoadOptions(process.argv.slice(3)));
   results.serve = r;
   printServeLoad(r);
+}
+
+// Only on request (it needs a generation plan): `node dist/bench/index.js buckets --plan GEN.json --past P ...`.
+if (only === 'buckets') {
+  const r = await runBucketBench(bucketBenchOptions(process.argv.slice(3)));
+  results.buckets = r;
+  printBucketBench(r);
 }
 
 fs.writeFileSync(resultsFile, JSON.stringify(results, null, 2));

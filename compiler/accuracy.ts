@@ -29,6 +29,8 @@ export interface AccuracyFigures {
   meanAbsError: number;
   warnings: RangeWarning[];
   ms: number;
+  /** Decode plans: time in the plan's runs alone (encrypt, evaluate, decrypt), without the plaintext reference. */
+  runMs?: number;
 }
 
 export interface AccuracyOptions {
@@ -153,7 +155,9 @@ export async function measureDecodeAccuracy(
       else inputs[v.name] = cache[v.name.replace('past_key_values', 'present')]!;
     }
     const ref = runGraph(dec, inputs)['logits']!;
+    const tr = performance.now();
     const res = await session.run(inputs);
+    fig.runMs = (fig.runMs ?? 0) + performance.now() - tr;
     const got = res.outputs['logits']!;
     fig.warnings.push(...res.warnings);
     const V = ref.data.length;

@@ -6,9 +6,14 @@
 // - prefill plans for the lengths given at compile time (default 8); a longer prompt prefills the
 //   longest one that fits and feeds its remaining tokens through decode steps, a shorter one gets a
 //   prefill plan of its own length;
-// - decode plans for P = S .. C - 1, compiled the first time a generation reaches P and kept on disk
-//   (7-10 s each for model A on 2 cores). Compiling all of them up front would cost C times that
-//   on every compile, for contexts most runs never reach.
+// - decode plans by buckets of past length, all compiled here: the pasts from the shortest prefill to
+//   C - 1 split into runs whose caches share a layout (attention-decode.ts, decodeBuckets: the block
+//   stride halves at each power of two of P + 1, so the buckets double: 8..15, 16..31, 32..63, 64..127).
+//   A bucket's plan is compiled for its longest past, calibrated and bounded at its shortest, middle
+//   and longest, and serves every past in it with that past's instance (runtime/generate/past-plan.ts:
+//   the RoPE tables and cache masks at P; blocks past P masked). Within a bucket the program's ops are
+//   the same at every past, so a shorter past pays only its plan's longer softmax row bound. Older
+//   plans without buckets compile one decode plan per past on first use.
 // The step plans keep their weights (~90 MB each for model A, nearly all the same from one P to the
 // next) in one content-addressed store, STEPS/weights/ (runtime/plan/weight-store.ts): a new decode
 // plan adds only the chunks no earlier step plan had.
@@ -32,6 +37,9 @@ import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { PARAMETER_SEARCH_FILE, type ParameterSearchRecord } from '../runtime/plan/analysis-schema.js';
 import { candidateRows } from './report/plan-analysis.js';
+import { decodeBuckets } from '../passes/fhe/lower-canonical/attention-decode.js';
+import { pastInstance } from '../passes/fhe/lower-canonical/past-constants.js';
+import { modelPlanAtPast, readPastInstance, writePastInstance } from '../runtime/generate/past-plan.js';
 
 export interface GenerationPlanOptions {
   calibration: string;
@@ -67,8 +75,27 @@ interface StepFiles {
   iface: string;
 }
 
-function stepFiles(dir: string, shape: StepShape): StepFiles {
-  const name = shapeName(shape);
+/** A bucket's decode plan is named by its pasts (decode-FROM-TO); older per-past plans by their past. */
+type PlanShape = StepShape | { kind: 'decode'; past: number; from: number };
+
+function planName(shape: PlanShape): string {
+  return 'from' in shape ? `decode-${shape.from}-${shape.past}` : shapeName(shape);
+}
+
+/** Where a bucket plan's instance for past P lives (runtime/generate/past-plan.ts). */
+function instanceFile(plan: string, past: number): string {
+  return plan.replace(/\.json$/, `.past-${past}.json.gz`);
+}
+
+/** Channels per token of the KV cache as held (GQA-expanded, heads padded): the prefill's present outputs. */
+function stepKvWidth(c: CompiledModel): number {
+  const kv = c.lowered.outputs.find((o) => o.kv);
+  if (!kv) throw new FhecError('the model has no KV-cache outputs (present.*): generation needs a model exported with a KV cache');
+  return kv.blocks[0]!.layout.length;
+}
+
+function stepFiles(dir: string, shape: PlanShape): StepFiles {
+  const name = planName(shape);
   return { plan: path.join(dir, `${name}.json`), bounds: path.join(dir, `${name}.bounds.json`), iface: path.join(dir, `${name}.iface.json`) };
 }
 
@@ -81,12 +108,12 @@ function compileStep(
   calibration: string,
   tokenizer: string | undefined,
   dir: string,
-  shape: StepShape,
+  shape: PlanShape,
 ): { compiled: CompiledModel; files: StepFiles } {
   const compiled = compileModel(modelFile, {
     calibration,
     ...(tokenizer !== undefined ? { tokenizer } : {}),
-    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past }),
+    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past, ...('from' in shape ? { decodeFrom: shape.from } : {}) }),
     ringDegree: m.compile.ringDegree,
     ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
     maxWindows: m.compile.maxWindows,
@@ -110,14 +137,27 @@ function compileStep(
   writeModelPlan(files.plan, compiled);
   moveWeightsToStore(files.plan, path.join(dir, WEIGHT_STORE));
   writeFileAtomic(files.bounds, JSON.stringify(cacheBounds(compiled)));
+  if ('from' in shape) {
+    // The plan's program must hold the past-dependent constants as the lowering made them.
+    for (const [name, rule] of compiled.lowered.pastConstants) {
+      const c = compiled.managed.constants.get(name);
+      const v = rule(shape.past);
+      if (!c || c.data.kind !== 'dense' || v.kind !== 'dense' || c.data.values.some((x, i) => x !== v.values[i])) {
+        throw new Error(`internal: the managed program does not hold past-dependent constant @${name} as lowered`);
+      }
+    }
+    for (let P = shape.from; P <= shape.past; P++) writePastInstance(instanceFile(files.plan, P), pastInstance(compiled.lowered, P));
+  }
   return { compiled, files };
 }
 
 export interface CompiledGenerationPlan {
   manifest: GenerationManifest;
   files: string[];
-  /** The step plans compiled now (the prefill plans). */
+  /** The step plans compiled now: the prefill plans, then the decode plans. */
   stepPlans: string[];
+  /** Each decode plan: the pasts it serves, its compile time, refreshes, rounds and predicted ms per token. */
+  decodePlans: { from: number; to: number; ms: number; refreshes: number; rounds: number; predictedMs?: number }[];
   lines: string[];
   /** The decode plan the parameter search chose on (past C - 1), when it searched: what one decode token costs. */
   searchStep?: { past: number; managed: CompiledModel['managed']; refreshes: number; predictedMs?: number };
@@ -159,6 +199,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const stepPlans: string[] = [];
   let params: CkksParameters | undefined;
   let embedding: { vocab: number; dim: number; file: string; sha256: string } | undefined;
+  let lastPrefill: CompiledModel | undefined;
   for (const S of prefill) {
     const t0 = performance.now();
     const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), { kind: 'prefill', tokens: S });
@@ -170,7 +211,28 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     writeFileAtomic(path.join(outDir, embedding.file), tableBytes);
     files.push(f.plan);
     stepPlans.push(f.plan);
+    lastPrefill = compiled;
     lines.push(`prefill of ${S} tokens: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count} rounds (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  // Decode plans by buckets of past length, all compiled now: from the shortest prefill to the last
+  // past the context reaches. The buckets follow the cache layout (decodeBuckets), which the prefill's
+  // present K/V width and the slot count fix.
+  const kv = stepKvWidth(lastPrefill!);
+  const buckets = decodeBuckets(kv, params!.ringDegree / 2, prefill[0]!, C - 1);
+  const decodePlans: CompiledGenerationPlan['decodePlans'] = [];
+  for (const bk of buckets) {
+    const t0 = performance.now();
+    const shape = { kind: 'decode' as const, past: bk.to, from: bk.from };
+    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), shape);
+    if (parametersId(params!) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
+    if (compiled.lowered.cacheInputs.some((c) => c.layout.length !== kv)) throw new Error(`internal: the decode cache is not ${kv} channels wide, as the prefill's`);
+    const ms = performance.now() - t0;
+    files.push(f.plan);
+    stepPlans.push(f.plan);
+    decodePlans.push({ from: bk.from, to: bk.to, ms, refreshes: compiled.refreshes, rounds: refreshRounds(compiled.managed).count + 1, ...(compiled.predictedMs !== undefined ? { predictedMs: compiled.predictedMs } : {}) });
+    lines.push(
+      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), predicted ${((compiled.predictedMs ?? NaN) / 1000).toFixed(1)} s per token (${(ms / 1000).toFixed(1)} s)`,
+    );
   }
   const manifest: GenerationManifest = {
     kind: GENERATION_PLAN_KIND,
@@ -188,14 +250,15 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     params: { ringDegree: params!.ringDegree, bitSizes: params!.bitSizes, scale: params!.scale },
     steps: stepsDir,
     prefill,
+    decodeBuckets: buckets,
   };
   writeFileAtomic(out, JSON.stringify(manifest, null, 1));
   files.unshift(out, path.join(outDir, embedding!.file));
   lines.unshift(
     `generation plan for ${path.basename(modelFile)}: context up to ${C} positions, ring degree ${params!.ringDegree}; ` +
-      `decode plans (one per past length) are compiled on first use into ${stepsDir}/`,
+      `${buckets.length} decode plan(s) by buckets of past length in ${stepsDir}/`,
   );
-  return { manifest, files, stepPlans, lines, ...(searchStep ? { searchStep } : {}) };
+  return { manifest, files, stepPlans, decodePlans, lines, ...(searchStep ? { searchStep } : {}) };
 }
 
 export interface PlanStoreOptions {
@@ -213,7 +276,9 @@ export class GenerationPlanStore implements GenerationPlanSource {
   /** Step plans compiled by this store, with their compile time. */
   readonly compiled: { shape: StepShape; ms: number }[] = [];
   private readonly dir: string;
+  /** Step plans handed out (a bucket's instantiated at their past), and the plan files loaded. */
   private readonly loaded: StepPlan[] = [];
+  private readonly plans: StepPlan[] = [];
   private modelChecked = false;
 
   constructor(
@@ -227,13 +292,31 @@ export class GenerationPlanStore implements GenerationPlanSource {
     this.dir = path.join(path.dirname(file), this.manifest.steps);
   }
 
+  /** The plan a step runs: its bucket's decode plan (plans with buckets), else its own. */
+  private planShape(shape: StepShape): PlanShape {
+    const buckets = this.manifest.decodeBuckets;
+    if (shape.kind !== 'decode' || !buckets) return shape;
+    const b = buckets.find((x) => x.from <= shape.past && shape.past <= x.to);
+    if (!b) {
+      const [lo, hi] = [buckets[0]!.from, buckets[buckets.length - 1]!.to];
+      const fix = shape.past < lo ? `: a prompt of at least ${lo} tokens, or a plan compiled with --prefill ${shape.past}` : '';
+      throw new FhecError(`no decode plan serves past ${shape.past}: the plan's decode plans cover pasts ${lo}..${hi} (from its shortest prefill)${fix}`, { file: this.file });
+    }
+    return { kind: 'decode', past: b.to, from: b.from };
+  }
+
   describe(shape: StepShape): StepInterface {
+    // A bucket's steps share its plan's keys and embedding input.
+    return this.describePlan(this.planShape(shape));
+  }
+
+  private describePlan(shape: PlanShape): StepInterface {
     const files = stepFiles(this.dir, shape);
     if (fs.existsSync(files.plan)) {
       const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
       if (cached) return cached;
     }
-    const d = describeStep(this.load(shape));
+    const d = describeStep(this.loadPlan(shape));
     writeFileAtomic(files.iface, JSON.stringify(d));
     return d;
   }
@@ -246,12 +329,30 @@ export class GenerationPlanStore implements GenerationPlanSource {
     return path.resolve(path.dirname(this.file), rel);
   }
 
+  /** The step's plan: for a bucket, its decode plan instantiated at the step's past. */
   load(shape: StepShape): StepPlan {
+    const ps = this.planShape(shape);
+    if (!('from' in ps)) return this.loadPlan(ps);
     const name = shapeName(shape);
     const hit = this.loaded.find((s) => shapeName(s.shape) === name);
     if (hit) return hit;
+    const base = this.loadPlan(ps);
+    const inst = readPastInstance(instanceFile(base.plan.file, shape.kind === 'decode' ? shape.past : 0), this.params.ringDegree / 2);
+    if (shape.kind !== 'decode' || inst.past !== shape.past) throw new FhecError(`the instance file is for past ${inst.past}, not ${shapeName(shape)}`, { file: instanceFile(base.plan.file, inst.past) });
+    const sp: StepPlan = { shape, plan: modelPlanAtPast(base.plan, inst, instanceFile(base.plan.file, inst.past)), cacheBounds: base.cacheBounds };
+    this.loaded.push(sp);
+    while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
+    return sp;
+  }
+
+  /** A plan file (compiled first when an older plan without buckets has not compiled it yet), kept loaded. */
+  private loadPlan(shape: PlanShape): StepPlan {
+    const name = planName(shape);
+    const hit = this.plans.find((s) => planName(s.shape) === name);
+    if (hit) return hit;
     const files = stepFiles(this.dir, shape);
     if (!fs.existsSync(files.plan) || !fs.existsSync(files.bounds)) {
+      if ('from' in shape) throw new FhecError(`decode plan ${name} is missing (recompile the generation plan)`, { file: files.plan });
       const model = this.resolve(this.manifest.model);
       if (!this.modelChecked) {
         if (!fs.existsSync(model)) throw new FhecError(`step plan ${name} is not compiled yet, and the model it compiles from is missing`, { file: model });
@@ -269,12 +370,12 @@ export class GenerationPlanStore implements GenerationPlanSource {
     }
     const plan = loadModelPlan(files.plan);
     const cacheBounds = readCacheBounds(files.bounds, plan.meta.outputs.filter((o) => o.kv).map((o) => o.name));
-    const sp: StepPlan = { shape, plan, cacheBounds };
+    const sp: StepPlan = { shape: 'from' in shape ? { kind: 'decode', past: shape.past } : shape, plan, cacheBounds };
     // The client may have encrypted by the interface file: it must be this plan's.
     const cached = readStepInterface(files.iface, this.params.ringDegree / 2);
     if (cached) checkStepInterface(cached, describeStep(sp), files.iface);
-    this.loaded.push(sp);
-    while (this.loaded.length > (this.options.keep ?? 2)) this.loaded.shift();
+    this.plans.push(sp);
+    while (this.plans.length > (this.options.keep ?? 2)) this.plans.shift();
     return sp;
   }
 }

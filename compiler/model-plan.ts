@@ -14,7 +14,9 @@ import { printFhe } from '../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../ir/fhe/types.js';
 import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
-import { collectAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
+import { collectAttentionStats, mergeAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
+import { pastInstance } from '../passes/fhe/lower-canonical/past-constants.js';
+import { programAtPast } from '../ir/fhe/past-instance.js';
 import type { ErrorTargets, LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { canonicalSource } from '../passes/fhe/lower-canonical/lower-canonical-pass.js';
 import { modelFhePipeline } from '../passes/fhe/registry.js';
@@ -47,6 +49,12 @@ export interface ModelPlanOptions {
   prefill?: number;
   /** Decode of one token after P cached ones (text calibration: windows of P+1 tokens, the first P prefilled). */
   decode?: number;
+  /**
+   * Decode plans by buckets: the plan for past `decode` also serves every past from this one up (the
+   * same cache layout; blocks past P masked, past-dependent constants recomputed at run time). Its
+   * calibration windows and refresh bounds then cover pasts across the bucket (decodePastSample).
+   */
+  decodeFrom?: number;
   /** Text calibration: at most this many windows (default: all). */
   maxWindows?: number;
   /** Text calibration: the model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
@@ -182,19 +190,46 @@ export function compileModel(modelFile: string, opts: ModelPlanOptions): Compile
   return finishCompile(modelFile, opts, graph, attention, calibrationSets, performance.now() - t0, graphRuns);
 }
 
+/**
+ * The pasts a bucket plan is calibrated and bounded at: both ends and the middle. Score ranges and row
+ * sums change with the context, and the ends of a bucket are its shortest and longest rows.
+ */
+export function decodePastSample(from: number, to: number): number[] {
+  return [...new Set([from, Math.round((from + to) / 2), to])].sort((a, b) => a - b);
+}
+
+/** Calibration windows of one past of a bucket plan, other than the plan's own. */
+interface PastSets {
+  past: number;
+  sets: Record<string, Tensor>[];
+}
+
 function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): CompiledModel {
   const t0 = performance.now();
   const imported = importOnnx(modelFile).graph;
   if (!Number.isInteger(P) || P < 1) throw new FhecError(`--decode expects a past length >= 1, got ${P}`, { field: '--decode' });
-  const loaded = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: P }), verifyEach: false, printAfter: opts.printAfter });
+  const from = opts.decodeFrom ?? P;
+  if (!Number.isInteger(from) || from < 1 || from > P) throw new FhecError(`a decode bucket starts at a past in 1..${P}, got ${from}`, { field: 'decodeFrom' });
+  const load = (Q: number) => loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, { kind: 'decode', past: Q }), verifyEach: false, printAfter: Q === P ? opts.printAfter : undefined });
+  const loaded = load(P);
   const graph = loaded.graph;
-  const sets = decodeCalibrationSets(modelFile, imported, opts.calibration, P, opts.maxWindows, opts.tokenizer);
-  if (sets.length === 0) throw new FhecError(`the calibration text has no window of ${P + 1} tokens`, { file: opts.calibration });
   const calibrator = new Calibrator({ margin: opts.margin ?? DEFAULT_MARGIN });
-  for (const s of sets) calibrator.observe(graph, s);
+  const attention = new Map<string, AttentionStats>();
+  let sets: Record<string, Tensor>[] = [];
+  const others: PastSets[] = [];
+  // Value ranges by name (the same names at every past) and softmax statistics merged over the sampled
+  // pasts: the approximations are fitted for the whole bucket.
+  for (const Q of decodePastSample(from, P)) {
+    const g = Q === P ? graph : load(Q).graph;
+    const qs = decodeCalibrationSets(modelFile, imported, opts.calibration, Q, opts.maxWindows, opts.tokenizer);
+    if (qs.length === 0) throw new FhecError(`the calibration text has no window of ${Q + 1} tokens`, { file: opts.calibration });
+    for (const s of qs) calibrator.observe(g, s);
+    for (const [name, st] of collectAttentionStats(g, qs)) attention.set(name, attention.has(name) ? mergeAttentionStats(attention.get(name)!, st) : st);
+    if (Q === P) sets = qs;
+    else others.push({ past: Q, sets: qs });
+  }
   calibrator.annotate(graph);
-  const attention = collectAttentionStats(graph, sets);
-  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0, loaded.passRuns);
+  return finishCompile(modelFile, opts, graph, attention, sets, performance.now() - t0, loaded.passRuns, others);
 }
 
 function finishCompile(
@@ -205,11 +240,12 @@ function finishCompile(
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
   graphRuns: PassRun[],
+  otherPasts: PastSets[] = [],
 ): CompiledModel {
-  const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs);
+  const c = finishPlacement(modelFile, opts, graph, attention, calibrationSets, calibrateMs, otherPasts);
   c.passRuns = [...graphRuns, ...(c.passRuns ?? [])];
   const t0 = performance.now();
-  const bounds = maskBounds(c.placed, c.managed, c.lowered, c.params, calibrationSets);
+  const bounds = maskBounds(c.placed, c.managed, c.lowered, c.params, calibrationSets, otherPasts);
   checkMaskLevels(c, bounds);
   return { ...c, bounds, ms: { ...c.ms, bounds: performance.now() - t0 } };
 }
@@ -223,9 +259,11 @@ function finishCompile(
  * program, whose value names are the lowering's (the probes name them), then goes to the managed one
  * (provedOnManaged).
  */
-function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, params: CkksParameters, calibrationSets: Record<string, Tensor>[]): CompiledModel['bounds'] {
+function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredModel, params: CkksParameters, calibrationSets: Record<string, Tensor>[], otherPasts: PastSets[] = []): CompiledModel['bounds'] {
   const emb = lowered.embedding;
-  const { runs, tableMax } = boundRuns(lowered, spreadSample(calibrationSets));
+  const { tableMax } = boundRuns(lowered, []);
+  // A bucket plan's bounds hold at each sampled past of its bucket: the largest over them.
+  const atPasts = pastRuns(lowered, calibrationSets, otherPasts);
   const outputArg = new Map(managed.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
   // A cache split over several ciphertexts (blocks) is carried by pieces: one bound covers them all.
   const kv = lowered.outputs.filter((o) => o.kv).map((o) => ({ name: o.name, values: o.blocks.map((b) => outputArg.get(b.fhe)!) }));
@@ -251,7 +289,13 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
     return at !== undefined && at.level >= 0 && achievableHidingBits(params, at.level, at.scale, bound) >= DEFAULT_HIDING_BITS;
   };
   const chosen = new Map(
-    chooseBounds(names, provedOnManaged(placed, managed, provedMagnitudes(placed, embBounds, seeds)), maximaOnManaged(placed, managed, lowered, names) ?? calibratedMaxima(managed, runs, names), REFRESH_BOUND_MARGIN, fits).map((b) => [b.value, b]),
+    chooseBounds(
+      names,
+      maxOver(atPasts.map((r) => provedOnManaged(placed, managed, provedMagnitudes(r.at(placed), embBounds, seeds)))),
+      maximaOnManaged(placed, managed, lowered, names) ?? maxOver(atPasts.map((r) => calibratedMaxima(r.at(managed), r.runs, names))),
+      REFRESH_BOUND_MARGIN,
+      fits,
+    ).map((b) => [b.value, b]),
   );
   const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
   return {
@@ -262,7 +306,7 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
 
 /**
  * Calibrated max |x| of every ciphertext value of a lowering, as valueMaskNeeds measured them on the bound
- * windows: maskBounds reads the refreshed and carried values' maxima from here instead of evaluating the
+ * windows (at every sampled past of a bucket plan): maskBounds reads the refreshed and carried values' maxima from here instead of evaluating the
  * managed program again (placement adds refreshes and management adds rescales, relinearizations, level
  * drops and products by 1, none of which changes a value).
  */
@@ -288,15 +332,38 @@ function maximaOnManaged(placed: FheProgram, managed: FheProgram, lowered: Lower
  * proved bound is only taken when it is no larger), and the values carried as KV-cache outputs. The
  * placement keeps each value at or above the lowest level its bound fits (model-parameters.ts).
  */
-function valueMaskNeeds(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[]): MaskNeeds {
-  const { runs } = boundRuns(lowered, spreadSample(calibrationSets));
+function valueMaskNeeds(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[], otherPasts: PastSets[] = []): MaskNeeds {
   const names = lowered.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.name);
-  const maxima = calibratedMaxima(lowered.program, runs, names);
-  loweredMaxima.set(lowered.program, maxima);
-  const bounds = new Map(chooseBounds(names, new Map(), maxima).map((b) => [b.value, b.bound]));
+  const calibrated = maxOver(pastRuns(lowered, calibrationSets, otherPasts).map((r) => calibratedMaxima(r.at(lowered.program), r.runs, names)));
+  loweredMaxima.set(lowered.program, calibrated);
+  const bounds = new Map(chooseBounds(names, new Map(), calibrated).map((b) => [b.value, b.bound]));
   const outputArg = new Map(lowered.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));
   const carried = new Set(lowered.outputs.filter((o) => o.kv).flatMap((o) => o.blocks.map((b) => outputArg.get(b.fhe)!)));
   return { bounds, carried };
+}
+
+/** Per value, the largest of the maps' values. */
+function maxOver(maps: Map<string, number>[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of maps) for (const [k, v] of m) out.set(k, Math.max(out.get(k) ?? -Infinity, v));
+  return out;
+}
+
+/**
+ * The lowered model's plain runs at every past a plan serves: its own calibration windows, and each
+ * other sampled past's windows with the past-dependent constants and cache layouts there (`at` gives
+ * a program of the plan, lowered, placed or managed, at that past).
+ */
+function pastRuns(lowered: LoweredModel, calibrationSets: Record<string, Tensor>[], otherPasts: PastSets[]): { at: (p: FheProgram) => FheProgram; runs: Record<string, Float64Array>[] }[] {
+  const own = { at: (p: FheProgram) => p, runs: boundRuns(lowered, spreadSample(calibrationSets)).runs };
+  return [
+    own,
+    ...otherPasts.map(({ past, sets }) => {
+      const inst = pastInstance(lowered, past);
+      const cacheInputs = lowered.cacheInputs.map((c) => ({ ...c, layout: inst.layouts.get(c.fhe)! }));
+      return { at: (p: FheProgram) => programAtPast(p, inst), runs: boundRuns({ ...lowered, cacheInputs, past }, spreadSample(sets)).runs };
+    }),
+  ];
 }
 
 /**
@@ -348,6 +415,7 @@ function finishPlacement(
   attention: Map<string, AttentionStats>,
   calibrationSets: Record<string, Tensor>[],
   calibrateMs: number,
+  otherPasts: PastSets[] = [],
 ): Omit<CompiledModel, 'bounds'> {
   const costs = opts.costs ?? defaultCostTable();
   const costsName = opts.costsFile ?? 'default';
@@ -357,7 +425,7 @@ function finishPlacement(
   const firstSlots = opts.ringDegree !== undefined ? opts.ringDegree / 2 : Math.min(...costs.ringDegrees.map((r) => r.ringDegree)) / 2;
   const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax }, firstSlots, modelFile);
   // Each value's lowest level: where a 40-bit mask fits its own bound (modelFloors).
-  const refreshFloor = modelRefreshFloor((l: LoweredModel) => valueMaskNeeds(l, calibrationSets));
+  const refreshFloor = modelRefreshFloor((l: LoweredModel) => valueMaskNeeds(l, calibrationSets, otherPasts));
   const unit = unitOf<LoweredModel>({ name: graph.name || 'model', slots: firstSlots, constants: new Map(), ops: [] }, { source, refreshFloor });
   unit.costTables.set(costsName, costs);
   const pipeline = opts.fhePipeline ?? modelFhePipeline({ parameters: modelParameterOptions(opts, costsName), placement });

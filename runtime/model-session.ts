@@ -17,6 +17,7 @@ import { runProgram, type ExecutionTrace, type RunResult } from './ckks/execute.
 import type { RefreshAudit } from './refresh/audit.js';
 import type { MaskPolicy } from './refresh/mask.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
+import { programAtPast } from '../ir/fhe/past-instance.js';
 import { checkPlanVersion, planFromDocument, readPlanJson, type Plan } from './plan/plan.js';
 import { checkModelSection, checkMonitorProgram, MODEL_PLAN_KIND, modelSectionSchema, type ModelCacheInput, type ModelOutputMeta, type ModelPlanMeta } from './plan/model-schema.js';
 import { parseWith } from './plan/validate.js';
@@ -155,7 +156,11 @@ function assembleOutput(o: ModelOutputMeta, slotsOf: (fhe: string) => ArrayLike<
 
 /** Parses the monitor program and resolves its constants from the loaded (managed) program. */
 export function monitorProgram(mp: ModelPlan): FheProgram {
-  const p = parseFhe(mp.meta.monitorProgram, mp.file);
+  const parsed = parseFhe(mp.meta.monitorProgram, mp.file);
+  // Inputs and outputs laid out as the plan's program has them (a decode bucket's plan at a shorter past
+  // holds fewer cache tokens: runtime/generate/past-plan.ts).
+  const io = new Map(mp.plan.program.ops.filter((o) => (o.kind === 'input' || o.kind === 'output') && o.tensor !== undefined && o.layout).map((o) => [o.tensor!, o.layout!]));
+  const p = programAtPast(parsed, { constants: new Map(), layouts: io });
   // Checked here, not at load: only the sim monitor parses it (SEAL runs never do).
   checkMonitorProgram(mp.meta, p, mp.plan.program.slots, mp.file);
   for (const c of p.constants.values()) {

@@ -14,7 +14,9 @@ import type { Node } from '../ir/graph/types.js';
 import type { Tensor } from '../ir/tensor.js';
 import { fheCost, type FheCost } from '../passes/fhe/analysis/cost.js';
 import { lowerPrefillAttention } from '../passes/fhe/lower-canonical/attention.js';
-import { cacheLayout, lowerDecodeAttention } from '../passes/fhe/lower-canonical/attention-decode.js';
+import { cacheLayout, decodeBuckets, lowerDecodeAttention, lowerGroupedDecodeAttention } from '../passes/fhe/lower-canonical/attention-decode.js';
+import { PastConstants } from '../passes/fhe/lower-canonical/past-constants.js';
+import { programAtPast } from '../ir/fhe/past-instance.js';
 import { collectAttentionStats, observeAttention, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { nextPow2, replicatedLayout } from '../passes/fhe/layout/packing.js';
@@ -178,6 +180,50 @@ describe('attention decode with an encrypted KV cache (lowerDecodeAttention)', (
     console.log(`SEAL decode P=${P} (N=${sealParams.ringDegree}, ${sealParams.bitSizes.join('/')} bits): ${costText(built.cost)}; ${run.refreshes} refreshes, ${run.ms.toFixed(0)} ms; max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)} (|y| <= ${maxAbs(want).toFixed(2)})`);
     expect(err).toBeLessThan(bound);
     expect(cacheErr).toBeLessThan(1e-3);
+  });
+});
+
+describe('decode plans by buckets of past length', () => {
+  it('buckets follow the cache layout: doubling within one ciphertext, then one group of blocks at a time', () => {
+    // 64-channel rows: 64 blocks per ciphertext at 4096 slots.
+    expect(decodeBuckets(64, 4096, 8, 127)).toEqual([{ from: 8, to: 15 }, { from: 16, to: 31 }, { from: 32, to: 63 }, { from: 64, to: 64 }, { from: 65, to: 127 }]);
+    expect(decodeBuckets(64, 8192, 8, 127)).toEqual([{ from: 8, to: 15 }, { from: 16, to: 31 }, { from: 32, to: 63 }, { from: 64, to: 127 }]);
+  });
+
+  it('a decode step lowered for past 7 runs past 4 with its past constants: blocks past 4 masked, the output as the reference (sim)', async () => {
+    const r = rng(23);
+    const [Pmax, Q] = [7, 4];
+    const q = randoms(W, r, 3);
+    const k = randoms((Q + 1) * D, r, 1);
+    const v = randoms((Q + 1) * D, r, 1);
+    const fit = attentionFor(statsOf(q, k, Q), Pmax + 1);
+    const b = new FheBuilder('decode', SLOTS);
+    const qLayout = replicatedLayout(W, SLOTS, 1);
+    const past = cacheLayout(W, SLOTS, Pmax, Pmax + 1);
+    const pc = new PastConstants(Pmax);
+    const pk = b.input('past_k', past);
+    const pv = b.input('past_v', past);
+    const res = lowerGroupedDecodeAttention(b, b.input('q', qLayout), b.input('k', qLayout), b.input('v', qLayout), [{ k: pk, v: pv }], Pmax, past.stride, W, A.N, A.scale, fit, pc);
+    b.output('y', res.value, fullLayout(qLayout));
+    const program = b.build();
+    expect([...pc.rules.keys()].length).toBeGreaterThanOrEqual(5);
+    const atQ = programAtPast(program, { constants: new Map([...pc.rules].map(([n, rule]) => [n, rule(Q)])), layouts: new Map() });
+    const kx = expandHeads(k, Q + 1, A.Nkv, A.H, G);
+    const vx = expandHeads(v, Q + 1, A.Nkv, A.H, G);
+    // Blocks Q + 1 .. Pmax - 1 hold values of up to 40 (scores of ~1e3: counted, they would swamp the row);
+    // block Q, where the new token goes, is empty (the cache carry leaves slots of no token at zero).
+    const padded = (x: Float64Array) => {
+      const out = randoms(Pmax * W, r, 40);
+      out.set(x.subarray(0, Q * W));
+      out.fill(0, Q * W, (Q + 1) * W);
+      return out;
+    };
+    const run = await execute(atQ, { q, k: kx.subarray(Q * W), v: vx.subarray(Q * W), past_k: padded(kx), past_v: padded(vx) }, simBackend);
+    const want = referenceAttention(f64([1, 1, W], q), f64([1, 1, D], Array.from(k).slice(Q * D)), f64([1, 1, D], Array.from(v).slice(Q * D)), pastOf(k, Q), pastOf(v, Q));
+    const err = maxDiff(run.outputs.get('y')!.values, replicated(qLayout, want));
+    const bound = attentionBound(fit, Pmax + 1, maxAbs(v)) + 1e-4;
+    console.log(`decode lowered for past ${Pmax}, run at past ${Q}: max error ${err.toExponential(2)} vs bound ${bound.toExponential(2)}`);
+    expect(err).toBeLessThan(bound);
   });
 });
 

@@ -99,7 +99,7 @@ export function registerCompile(program: Command): void {
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))
     .option('--costs <file>', 'with --calibration: price the parameter search with this cost table (from fhec calibrate-costs; default: the shipped one)')
     .option('--link <spec>', "with --calibration: price refresh round trips over this link to the key holder: 'in-process' (the shipped table's) or rtt=50ms,bandwidth=100Mbit (one round-trip time per refresh round, bytes at the bandwidth)")
-    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions)', intOption('--max-context', 2))
+    .option('--max-context <C>', 'with --calibration: a generation plan for `fhec generate` (prefill, then decode steps up to C positions; decode plans by buckets of past length, all compiled now)', intOption('--max-context', 2))
     .option('--softmax <method>', "with --calibration: softmax approximation, 'squaring' (normalize-and-square, default) or 'shifted' (one exp and one 1/x of the row sum)")
     .option('--report', 'with --calibration: print depth, rotations and predicted vs observed approximation errors per op')
     .option('--fhe-pipeline <passes>', "the FHE passes to run (default with --calibration 'lower-canonical,select-parameters,place-refresh{strategy=optimal},manage-scales,verify', without 'lower-graph,select-parameters{fit=depth},manage-scales,verify'; fhec opt --list shows them)")

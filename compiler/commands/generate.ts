@@ -214,7 +214,7 @@ export interface GenerationCompileFlags {
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
 export function compileGenerationCommand(model: string, flags: GenerationCompileFlags): string[] {
-  if (flags.decode !== undefined) throw new FhecError('--max-context makes the decode plans itself (one per past length): drop --decode', { field: '--decode' });
+  if (flags.decode !== undefined) throw new FhecError('--max-context makes the decode plans itself (one per bucket of past length): drop --decode', { field: '--decode' });
   const c = compileGenerationPlan(model, flags.output, {
     calibration: flags.calibration,
     maxContext: flags.maxContext,

@@ -117,7 +117,8 @@ function countOf(kind: string): Counted | undefined {
 /** The step plans of a generation plan present on disk, prefill first. */
 function stepPlans(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  const names = fs.readdirSync(dir).filter((f) => /^(prefill|decode)-\d+\.json$/.test(f));
+  // decode-FROM-TO: a bucket's decode plan (compiler/generation-plan.ts); decode-P: older per-past plans.
+  const names = fs.readdirSync(dir).filter((f) => /^(prefill-\d+|decode-\d+(-\d+)?)\.json$/.test(f));
   const key = (f: string) => [f.startsWith('prefill') ? 0 : 1, Number(/\d+/.exec(f)![0])] as const;
   return names.sort((a, b) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1]).map((f) => path.join(dir, f));
 }
@@ -157,7 +158,13 @@ export function loadReportData(planFile: string, runFile?: string): ReportData {
     const a = f === focus ? analysis : d.analysis !== undefined ? parseAnalysis(d.analysis, f) : undefined;
     const p = f === focus ? program : parseFhe(d.program, f);
     const name = kind === 'generation' ? path.basename(f, '.json') : 'program';
-    const measured = trace?.steps.filter((s) => s.name === name);
+    // A bucket's plan ran every step whose past it serves.
+    const bucket = /^decode-(\d+)-(\d+)$/.exec(name);
+    const serves = (step: string) => {
+      const past = /^decode-(\d+)$/.exec(step);
+      return bucket && past ? Number(bucket[1]) <= Number(past[1]) && Number(past[1]) <= Number(bucket[2]) : step === name;
+    };
+    const measured = trace?.steps.filter((s) => serves(s.name));
     return {
       name,
       ops: p.ops.length,

@@ -46,6 +46,12 @@ const manifestSchema = z.strictObject({
   steps: fileName(),
   /** Prefill lengths compiled at compile time (others are compiled on demand). */
   prefill: z.array(posInt()).min(1),
+  /**
+   * Decode plans by buckets of past length, all compiled at compile time: the plan for a bucket decodes
+   * after its `to` and serves every past from..to (runtime/generate/past-plan.ts). Absent (older plans):
+   * one decode plan per past, compiled on first use.
+   */
+  decodeBuckets: z.array(z.strictObject({ from: posInt(), to: posInt() })).min(1).optional(),
 });
 
 export type GenerationManifest = z.infer<typeof manifestSchema>;
@@ -76,6 +82,11 @@ export function readGenerationManifest(file: string): GenerationManifest {
   m.prefill.forEach((S, i) => {
     if (S > m.maxContext) throw malformed(file, WHAT, ['prefill', i], `${S} is past the context of ${m.maxContext}`);
     if (m.prefill.indexOf(S) !== i) throw malformed(file, WHAT, ['prefill', i], `${S} is listed twice`);
+  });
+  m.decodeBuckets?.forEach((b, i) => {
+    if (b.from > b.to || b.to >= m.maxContext || (i > 0 && b.from !== m.decodeBuckets![i - 1]!.to + 1)) {
+      throw malformed(file, WHAT, ['decodeBuckets', i], `[${b.from}, ${b.to}] is not the next run of pasts below the context of ${m.maxContext}`);
+    }
   });
   return m;
 }

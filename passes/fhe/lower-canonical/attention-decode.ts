@@ -19,6 +19,7 @@ import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { nextPow2, rotateAndSum } from '../layout/packing.js';
 import type { AttentionProbeSite } from './attention.js';
+import { PastConstants, type PastConstant } from './past-constants.js';
 import { normalizeRow, type RowTerm } from './softmax-normalize.js';
 import type { SoftmaxPlan } from './softmax-plan.js';
 
@@ -107,6 +108,7 @@ export function lowerGroupedDecodeAttention(
   heads: number,
   scale: number,
   plan: SoftmaxPlan,
+  pastConstants: PastConstants = new PastConstants(P),
 ): GroupedDecodeAttentionLowering {
   const H = width / heads;
   // Within-head sums and broadcasts rotate by 1, 2, 4, ..: another head size would mix in the next head.
@@ -114,7 +116,6 @@ export function lowerGroupedDecodeAttention(
   const period = nextPow2(width);
   const blocks = b.slots / s;
   const gNew = Math.floor(P / blocks);
-  const bNew = P - gNew * blocks;
   if (past.length !== gNew + 1) throw new Error(`internal: ${past.length} cache groups for past ${P} in groups of ${blocks}`);
   let rotations = 0;
   const count = (n: number) => (rotations += n);
@@ -127,15 +128,25 @@ export function lowerGroupedDecodeAttention(
     return v;
   };
   const dense = (f: (t: number, j: number) => number) => ({ kind: 'dense' as const, values: vec(f) });
-  const inNew = (t: number, j: number) => (t === bNew && j < width ? 1 : 0);
+  // The masks that depend on the past (the new token's block, the blocks that hold a token) are rules
+  // of the past Q: a plan for the longest past of a bucket recomputes them for every shorter past whose
+  // new token falls in the same group (past-constants.ts). Blocks past Q are masked like empty blocks.
+  if (pastConstants.past !== P) throw new Error(`internal: past constants for ${pastConstants.past}, lowering past ${P}`);
+  const atPast = (f: (Q: number) => (t: number, j: number) => number): PastConstant => (Q) => {
+    if (Math.floor(Q / blocks) !== gNew) throw new Error(`internal: past ${Q} puts the new token in another cache group than past ${P}`);
+    return dense(f(Q));
+  };
+  const newBlock = (Q: number) => Q - gNew * blocks;
+  const inNew = (Q: number) => (t: number, j: number) => (t === newBlock(Q) && j < width ? 1 : 0);
   const put = (x: FheValue | undefined, nu: FheValue) => {
-    const m = b.mulConst(nu, dense(inNew), 'kv_new');
+    const m = pastConstants.mul(b, nu, atPast(inNew), 'kv_new');
     return x ? b.add(x, m) : m;
   };
   const Ks = past.map((p, g) => (g === gNew ? put(p.k, kNew) : p.k!));
   const Vs = past.map((p, g) => (g === gNew ? put(p.v, vNew) : p.v!));
-  /** Head starts of the blocks of group g that hold a token. */
-  const headStart = (g: number) => (t: number, j: number) => t < Math.min(blocks, P + 1 - g * blocks) && j < width && j % H === 0;
+  /** Head starts of the blocks of group g that hold a token, at past Q. */
+  const headStartAt = (g: number, Q: number) => (t: number, j: number) => t < Math.min(blocks, Q + 1 - g * blocks) && j < width && j % H === 0;
+  const headStart = (g: number) => headStartAt(g, P);
   const hc = { rotations: 0, galoisSteps: [] as number[] };
   const whs = (x: FheValue, sign: number) => {
     let acc = x;
@@ -147,20 +158,20 @@ export function lowerGroupedDecodeAttention(
   };
   const sk = scale / 2 ** plan.squarings;
   const scores = Ks.map((K) => whs(b.mul(q, K), 1));
-  const sm = scores.map((sc, g) => b.mulConst(sc, dense((t, j) => (headStart(g)(t, j) ? sk : 0)), 'att_mask'));
-  const own = b.mulConst(scores[gNew]!, dense((t, j) => (t === bNew && headStart(gNew)(t, j) ? sk : 0)), 'att_own');
+  const sm = scores.map((sc, g) => pastConstants.mul(b, sc, atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? sk : 0)), 'att_mask'));
+  const own = pastConstants.mul(b, scores[gNew]!, atPast((Q) => (t, j) => (t === newBlock(Q) && headStartAt(gNew, Q)(t, j) ? sk : 0)), 'att_own');
   const ownAll = rotateAndSum(b, own, blocks, s, hc);
   const sites: AttentionProbeSite[] = [];
   const spread = sm.map((x, g) => {
     const hs = headStart(g);
-    const arg = b.addConst(b.sub(x, ownAll), dense((t, j) => (hs(t, j) ? 0 : plan.fill)), 'att_fill');
+    const arg = pastConstants.add(b, b.sub(x, ownAll), atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? 0 : plan.fill)), 'att_fill');
     const e = applyApproximation(b, arg, plan.exp).value;
     const keep = (u: number) => {
       const t = Math.floor(u / s);
       return hs(t, (u - t * s) % period);
     };
     sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep });
-    return whs(b.mulConst(e, dense((t, j) => (hs(t, j) ? 1 : 0)), 'att_keep'), -1);
+    return whs(pastConstants.mul(b, e, atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? 1 : 0)), 'att_keep'), -1);
   });
   // Slots outside the head channels hold no row: their sum gets 1, inside every 1/x interval.
   const outside = dense((_t, j) => (j < width ? 0 : 1));
@@ -180,4 +191,26 @@ export function lowerGroupedDecodeAttention(
   const num = rotateAndSum(b, weighted!, blocks, s, hc);
   count(hc.rotations);
   return { value: b.mul(num, row.reciprocal), presentKeys: Ks, presentValues: Vs, sites, rotations };
+}
+
+/**
+ * Past lengths from..to in buckets that one decode plan serves each (compiled for the bucket's longest
+ * past; shorter ones masked, past-dependent constants recomputed): maximal runs of pasts whose caches
+ * take the same layout (block stride, token groups, which groups hold past tokens). The decode program's
+ * ops are the same across such a run, so the plan for its longest past costs a shorter past only the
+ * longer row bound of its softmax fits; the stride halves at each power of two of P + 1, so the buckets
+ * double (then grow by one ciphertext of blocks once the cache spans several).
+ */
+export function decodeBuckets(width: number, slots: number, from: number, to: number): { from: number; to: number }[] {
+  const key = (P: number) => {
+    const cg = cacheGroups(width, slots, P);
+    return `${cg.stride}:${cg.groups.map((g) => (g.past > 0 ? 1 : 0)).join('')}`;
+  };
+  const out: { from: number; to: number }[] = [];
+  for (let P = from; P <= to; P++) {
+    const last = out[out.length - 1];
+    if (last && key(last.to) === key(P)) last.to = P;
+    else out.push({ from: P, to: P });
+  }
+  return out;
 }

@@ -89,3 +89,18 @@ export function collectAttentionStats(graph: Graph, sets: Iterable<Record<string
   }
   return stats;
 }
+
+/** Statistics of two sets of rows together (a decode bucket's pasts, each run on its own specialization). */
+export function mergeAttentionStats(a: AttentionStats, b: AttentionStats): AttentionStats {
+  return {
+    relMin: Math.min(a.relMin, b.relMin),
+    relMax: Math.max(a.relMax, b.relMax),
+    sumMin: Math.min(a.sumMin, b.sumMin),
+    sumMax: Math.max(a.sumMax, b.sumMax),
+    diagMin: Math.min(a.diagMin, b.diagMin),
+    diagMax: Math.max(a.diagMax, b.diagMax),
+    scoreMin: Math.min(a.scoreMin, b.scoreMin),
+    scoreMax: Math.max(a.scoreMax, b.scoreMax),
+    rows: a.rows + b.rows,
+  };
+}

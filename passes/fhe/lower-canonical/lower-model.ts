@@ -16,6 +16,7 @@ import { lowerAttention } from './model-attention.js';
 import { newModelLowering, type ModelLowering, type NodeLowering } from './model-context.js';
 import { checkSplit, lowerAddMul, lowerEmbedding, lowerLinear, lowerRmsNorm, lowerRope, lowerSwiglu } from './model-ops.js';
 import type { ApproxProbe } from './probes.js';
+import type { PastConstant } from './past-constants.js';
 import type { SoftmaxMethod } from './softmax-plan.js';
 
 /** Error targets of the approximations (the stated accuracy each nonlinearity is fitted to). */
@@ -112,6 +113,8 @@ export interface LoweredModel {
   cacheInputs: CacheInput[];
   /** Decode plans: the past length P (the new token's position); 0 for prefill. */
   past: number;
+  /** Decode plans: the constants that depend on the past, with the rule giving them at any past of the plan's bucket. */
+  pastConstants: Map<string, PastConstant>;
   probes: ApproxProbe[];
   ops: OpRecord[];
   targets: ErrorTargets;
@@ -131,7 +134,7 @@ export function lowerCanonicalModel(graph: Graph, opts: LowerModelOptions): Lowe
     const vals = m.resultOf.get(node) ?? [];
     m.ops[i]!.depth = Math.max(0, ...vals.map((x) => depths.get(x.name) ?? 0));
   }
-  return { program, tokens: m.tokens, slots: m.slots, embedding: m.embedding, outputs, cacheInputs: m.cacheInputs, past: m.pastLength, probes: m.probes, ops: m.ops, targets };
+  return { program, tokens: m.tokens, slots: m.slots, embedding: m.embedding, outputs, cacheInputs: m.cacheInputs, past: m.pastLength, pastConstants: m.pastConstants.rules, probes: m.probes, ops: m.ops, targets };
 }
 
 /** Lowers one canonical node and records what it emitted (ops, rotations, approximations, result values). */

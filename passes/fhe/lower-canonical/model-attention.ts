@@ -101,7 +101,7 @@ function lowerDecode(m: ModelLowering, n: NodeLowering, a: AttentionShape): void
     });
   });
   const [qb, kb, vb] = [qg![0], kg![0], vg![0]];
-  const dec = lowerGroupedDecodeAttention(m.b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), a.sm);
+  const dec = lowerGroupedDecodeAttention(m.b, qb!.value, kb!.value, vb!.value, cg.groups.map((_, gi) => ({ k: pv[0]![gi], v: pv[1]![gi] })), P, cg.stride, width, N, attrFloat(node, 'scale'), a.sm, m.pastConstants);
   probeSites(m, n, a.sm, dec.sites, 's_new');
   m.acts.set(node.outputs[0]!, withColumns(rowBlocks([dec.value], width, m.grouping, m.slots), a.q));
   const present = (values: FheValue[]): Activation => ({

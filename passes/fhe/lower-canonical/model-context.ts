@@ -15,6 +15,7 @@ import { approximate } from '../../approx/select.js';
 import { nextPow2 } from '../layout/packing.js';
 import { paddedHeadColumns, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
 import type { CacheInput, ErrorTargets, LoweredModel, LowerModelOptions, OpRecord } from './lower-model.js';
+import { PastConstants } from './past-constants.js';
 import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
 
 /** Where a fit's interval came from, for an error that says what to change when no fit exists. */
@@ -49,6 +50,8 @@ export interface ModelLowering {
   tokens: number;
   cacheInputs: CacheInput[];
   pastLength: number;
+  /** Decode: the constants that depend on the past length, with their rules (past-constants.ts). */
+  pastConstants: PastConstants;
   grouping: TokenGrouping;
 }
 
@@ -75,6 +78,7 @@ export function newModelLowering(graph: Graph, opts: LowerModelOptions, targets:
     tokens: 0,
     cacheInputs: [],
     pastLength: pastLengthOf(graph),
+    pastConstants: new PastConstants(pastLengthOf(graph)),
     grouping: modelTokenGrouping(graph, opts.slots),
   };
 }

@@ -111,7 +111,8 @@ export function lowerRope(m: ModelLowering, node: Node): void {
   const held = x.length / (heads * (m.expanded.get(xv) ?? 1));
   // Positions from a model input (position_ids): a prefill plan fixes them to 0..S-1 (the session checks).
   const posv = node.inputs[1];
-  const positions = posv && m.graph.inputs.includes(posv) ? Array.from({ length: x.tokens }, (_, i) => m.pastLength + i) : constTensor(posv, node, 'rope positions').data;
+  const fromInput = posv !== null && posv !== undefined && m.graph.inputs.includes(posv);
+  const positions = fromInput ? Array.from({ length: x.tokens }, (_, i) => m.pastLength + i) : constTensor(posv, node, 'rope positions').data;
   const ys = rowsOf(x, 'rope').map((blk) =>
     lowerRopeBlock(m.b, blk.value, blk.layout, {
       headSize: held,
@@ -120,7 +121,7 @@ export function lowerRope(m: ModelLowering, node: Node): void {
       positions: Array.from(positions).slice(blk.tokenStart, blk.tokenStart + blk.layout.tokens),
       cos: constTensor(node.inputs[2], node, 'rope cos table'),
       sin: constTensor(node.inputs[3], node, 'rope sin table'),
-    }),
+    }, fromInput && m.pastLength > 0 ? m.pastConstants : undefined),
   );
   m.acts.set(out, withColumns(rowBlocks(ys, x.length, m.grouping, m.slots), x));
   if (m.expanded.has(xv)) m.expanded.set(out, m.expanded.get(xv)!);

@@ -8,6 +8,7 @@ import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import type { Tensor } from '../../../ir/tensor.js';
+import type { PastConstants } from './past-constants.js';
 import { isReal, slotVector } from './slots.js';
 
 export interface RopeParams {
@@ -20,7 +21,11 @@ export interface RopeParams {
   sin: Tensor;
 }
 
-export function lowerRopeBlock(b: FheBuilder, x: FheValue, layout: SlotLayout, p: RopeParams): FheValue {
+/**
+ * `past`: a decode step's positions follow the past length (position P + i of token i): the tables are
+ * registered as past-dependent constants (past-constants.ts), `p.positions` being their values at its past.
+ */
+export function lowerRopeBlock(b: FheBuilder, x: FheValue, layout: SlotLayout, p: RopeParams, past?: PastConstants): FheValue {
   const { headSize: H, rotaryDim: rd, interleaved } = p;
   const half = rd / 2;
   const width = p.cos.dims[1]!;
@@ -29,30 +34,39 @@ export function lowerRopeBlock(b: FheBuilder, x: FheValue, layout: SlotLayout, p
     if (pos < 0 || pos >= t.dims[0]!) throw new FhecError(`rope position ${pos} is outside the table (${t.dims[0]} rows)`);
     return t.data[pos * width + i]!;
   };
-  const C = slotVector(b.slots, layout, (s) => {
-    if (!isReal(layout, s)) return 0;
-    const c = s.j % H;
-    if (c >= rd) return 1;
-    const i = interleaved ? c >> 1 : c % half;
-    return table(p.cos, p.positions[s.t]!, i);
-  });
-  const A = slotVector(b.slots, layout, (s) => {
-    if (!isReal(layout, s)) return 0;
-    const c = s.j % H;
-    if (c >= rd) return 0;
-    if (interleaved) return c % 2 === 0 ? -table(p.sin, p.positions[s.t]!, c >> 1) : 0;
-    return c < half ? -table(p.sin, p.positions[s.t]!, c) : 0;
-  });
-  const B = slotVector(b.slots, layout, (s) => {
-    if (!isReal(layout, s)) return 0;
-    const c = s.j % H;
-    if (c >= rd) return 0;
-    if (interleaved) return c % 2 === 1 ? table(p.sin, p.positions[s.t]!, c >> 1) : 0;
-    return c >= half ? table(p.sin, p.positions[s.t]!, c - half) : 0;
-  });
+  const tables = (positions: ArrayLike<number>) => {
+    const C = slotVector(b.slots, layout, (s) => {
+      if (!isReal(layout, s)) return 0;
+      const c = s.j % H;
+      if (c >= rd) return 1;
+      const i = interleaved ? c >> 1 : c % half;
+      return table(p.cos, positions[s.t]!, i);
+    });
+    const A = slotVector(b.slots, layout, (s) => {
+      if (!isReal(layout, s)) return 0;
+      const c = s.j % H;
+      if (c >= rd) return 0;
+      if (interleaved) return c % 2 === 0 ? -table(p.sin, positions[s.t]!, c >> 1) : 0;
+      return c < half ? -table(p.sin, positions[s.t]!, c) : 0;
+    });
+    const B = slotVector(b.slots, layout, (s) => {
+      if (!isReal(layout, s)) return 0;
+      const c = s.j % H;
+      if (c >= rd) return 0;
+      if (interleaved) return c % 2 === 1 ? table(p.sin, positions[s.t]!, c >> 1) : 0;
+      return c >= half ? table(p.sin, positions[s.t]!, c - half) : 0;
+    });
+    return { C, A, B };
+  };
   const step = interleaved ? 1 : half;
-  const y = b.mulConst(x, { kind: 'dense', values: C }, 'rope_cos');
-  const up = b.mulConst(b.rotate(x, step), { kind: 'dense', values: A }, 'rope_sin');
-  const down = b.mulConst(b.rotate(x, -step), { kind: 'dense', values: B }, 'rope_sin');
+  let here: ReturnType<typeof tables> | undefined;
+  const at = (Q: number) => (past && Q !== past.past ? tables(Array.from(p.positions, (pos) => pos - past.past + Q)) : (here ??= tables(p.positions)));
+  const mul = (v: FheValue, pick: (t: ReturnType<typeof tables>) => Float64Array, hint: string): FheValue => {
+    if (!past) return b.mulConst(v, { kind: 'dense', values: pick(at(0)) }, hint);
+    return past.mul(b, v, (Q) => ({ kind: 'dense', values: pick(at(Q)) }), hint);
+  };
+  const y = mul(x, (t) => t.C, 'rope_cos');
+  const up = mul(b.rotate(x, step), (t) => t.A, 'rope_sin');
+  const down = mul(b.rotate(x, -step), (t) => t.B, 'rope_sin');
   return b.add(b.add(y, up), down);
 }
