@@ -50,9 +50,10 @@ describe('the remote key holder enforces its own copy of the plan (sim backend)'
 
   beforeAll(async () => {
     plan = servePlan();
-    const other = planWithLargerBounds(plan, tmp);
     const flags = ['--port', '0', '--backend', 'sim', '--no-browser', '--log-level', 'warn'];
-    [honest, lying] = await Promise.all([startServe([plan, ...flags]), startServe([other, ...flags])]);
+    // The honest server compiles the decode plans at start; the copy takes them along.
+    honest = await startServe([plan, ...flags]);
+    lying = await startServe([planWithLargerBounds(plan, tmp), ...flags]);
     mine = await ownSchedule(plan);
   }, 900_000);
   afterAll(() => {

@@ -129,6 +129,8 @@ export async function generateRemote(o: RemoteGenerateOptions): Promise<RemoteGe
   const tokenizer = new ByteTokenizer(model.vocab);
   const promptTokens = tokenizer.encode(o.prompt).length;
   // Refuse before any key is made if the generation needs a step the schedule lacks.
+  const context = promptTokens + o.maxNewTokens - 1;
+  if (context > own.schedule.maxContext) throw new FhecError(`a prompt of ${promptTokens} tokens and ${o.maxNewTokens} new tokens needs a context of ${context}, your plan has ${own.schedule.maxContext}`, { field: '--max-new-tokens' });
   checkScheduleCovers(own.schedule, generationSteps(plans, promptTokens, o.maxNewTokens));
   const traffic: Traffic = { refreshRoundTrips: 0, calls: 0, bytesSent: 0, bytesReceived: 0 };
   let client: GenerationClient | undefined;
