@@ -7,6 +7,7 @@ import { runCkksOpsBench } from './ckks-ops.js';
 import { generateBenchOptions, printGenerateBench, runGenerateBench } from './generate.js';
 import { runInspectBench } from './llama8b-inspect.js';
 import { printServeLoad, runServeLoad, serveLoadOptions } from './serve-load.js';
+import { printProtocolBench, protocolBenchOptions, runProtocolBench } from './protocol.js';
 import { planBenchOptions, printPlanBench, runPlanBench } from './generation-plan.js';
 import { bucketBenchOptions, printBucketBench, runBucketBench } from './decode-buckets.js';
 
@@ -62,6 +63,13 @@ if (only === 'buckets') {
   const r = await runBucketBench(bucketBenchOptions(process.argv.slice(3)));
   results.buckets = r;
   printBucketBench(r);
+}
+
+// Only on request: `node dist/bench/index.js protocol --plan PLAN [--backend sim|seal]`, round trips and bytes per token, batched vs not.
+if (only === 'protocol') {
+  const r = await runProtocolBench(protocolBenchOptions(process.argv.slice(3)));
+  results.protocol = r;
+  printProtocolBench(r);
 }
 
 fs.writeFileSync(resultsFile, JSON.stringify(results, null, 2));

@@ -9,6 +9,7 @@
 import { FhecError } from '../ir/errors.js';
 import { backendByName } from '../compiler/fhe-run.js';
 import { serveCommand } from '../compiler/commands/serve.js';
+import { ownSchedule } from '../compiler/commands/client.js';
 import { generateRemote } from '../service/client/remote-generation.js';
 
 export interface ServeLoadOptions {
@@ -65,6 +66,7 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadResult
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 500);
   const backend = backendByName(o.backend);
+  const schedule = await ownSchedule(o.plan);
   let refusals = 0;
   let tokens = 0;
   const texts: string[] = [];
@@ -75,7 +77,7 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadResult
         for (let r = 0; r < o.rounds; r++) {
           for (;;) {
             try {
-              const g = await generateRemote({ server: server.url, prompt: o.prompt, maxNewTokens: o.tokens, backend });
+              const g = await generateRemote({ server: server.url, schedule, prompt: o.prompt, maxNewTokens: o.tokens, backend });
               tokens += g.result.generated.length;
               texts.push(g.result.text);
               break;

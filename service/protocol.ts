@@ -10,7 +10,10 @@
 //                     resume  {session, plan}                               re-attach after a lost connection
 //                     call    {session, seq}         blob: evaluator request (open, keys, step, close)
 //                     refreshed {session, seq}       blob: key holder reply
-//   server -> client  session {session, plan, steps, schedules}         the steps and their refresh schedules
+//   server -> client  session {session, plan, steps, scheduleSha256}    the steps, and the digest of the plan's
+//                                                                        refresh schedule (the client checks it
+//                                                                        against its own copy and never takes a
+//                                                                        schedule from the server)
 //                     resumed {session, next}                            the step to continue from
 //                     reply   {session, seq}         blob: evaluator reply
 //                     refresh {session, seq}         blob: refresh request (one batch of ciphertexts)
@@ -21,7 +24,6 @@
 import { FhecError } from '../ir/errors.js';
 import { decodeMessage, encodeMessage } from '../runtime/generate/messages.js';
 import type { StepShape } from '../runtime/generate/plan-source.js';
-import type { RefreshPoint } from '../runtime/refresh/schedule.js';
 
 export const SERVICE_PATH = '/v1/session';
 
@@ -46,8 +48,8 @@ export interface SessionHeader {
   session: string;
   plan: string;
   steps: StepShape[];
-  /** Per step, the refresh points the key holder will be asked for, in order. */
-  schedules: RefreshPoint[][];
+  /** sha256 of the served plan's refresh schedule (runtime/generate/client-schedule.ts). */
+  scheduleSha256: string;
 }
 export interface ResumedHeader {
   kind: 'resumed';
@@ -65,6 +67,8 @@ export interface PlanInfo {
   maxContext: number;
   prefill: number[];
   embeddingSha256: string;
+  /** sha256 of the plan's refresh schedule document (GET /v1/plans/NAME/schedule serves its bytes). */
+  scheduleSha256: string;
 }
 
 export const CLIENT_KINDS = ['hello', 'resume', 'call', 'refreshed'] as const;

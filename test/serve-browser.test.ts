@@ -15,6 +15,7 @@ import { secretKeyRefusal } from '../service/server/key-check.js';
 import { ortGreedy } from './helpers/ort-greedy.js';
 import { startServe, type Served } from './helpers/serve.js';
 import { FP32_MODEL, servePlan } from './helpers/serve-plan.js';
+import { ownSchedule } from '../compiler/commands/client.js';
 import { ROOT } from './helpers/shared.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -24,10 +25,13 @@ const PROMPT = 'The ';
 describe('fhec serve browser page on SEAL', () => {
   let server: Served;
   let browser: Browser;
+  let digest: string;
 
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install chromium)`);
     server = await startServe([servePlan(), '--port', '0']);
+    // The digest the user types comes from their own copy of the plan, never from the server.
+    digest = (await ownSchedule(servePlan())).sha256;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   }, 900_000);
   afterAll(async () => {
@@ -49,6 +53,15 @@ describe('fhec serve browser page on SEAL', () => {
     await page.waitForFunction("document.body.dataset.state === 'ready'");
     await page.fill('#prompt', PROMPT);
     await page.fill('#tokens', '2');
+    // Without a schedule the user vouches for, or with a digest the server's schedule does not have, the page refuses.
+    await page.click('#go');
+    await page.waitForFunction("document.body.dataset.state === 'error'");
+    expect(await page.textContent('#status')).toMatch(/sha256 of your plan's refresh schedule/);
+    await page.fill('#schedule-sha256', digest.replace(/^./, (c) => (c === '0' ? '1' : '0')));
+    await page.click('#go');
+    await page.waitForFunction("document.body.dataset.state === 'error'");
+    expect(await page.textContent('#status')).toMatch(/serves no plan whose refresh schedule has sha256/);
+    await page.fill('#schedule-sha256', digest);
     await page.click('#go');
     await page.waitForFunction("['done', 'error'].includes(document.body.dataset.state)", undefined, { timeout: 3_000_000, polling: 1000 });
     const status = await page.textContent('#status');

@@ -90,7 +90,7 @@ describe('fhec serve protocol (sim backend)', () => {
   });
 
   it('refuses bad frames on their own connection while another generation goes on', async () => {
-    const good = runClient(['--server', server.url, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress']);
+    const good = runClient(['--server', server.url, '--plan', plan, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress']);
     // Not a frame at all; a truncated frame; a text frame.
     for (const bad of [new Uint8Array([1, 2, 3]), frame({ kind: 'hello', plan: 'gen', promptTokens: 4, maxNewTokens: 2 } as { kind: string }).subarray(0, 20), 'hello']) {
       const raw = new Raw(server.url);
@@ -175,7 +175,7 @@ describe('fhec serve protocol (sim backend)', () => {
         s1.proc.kill('SIGKILL');
       }
     }, 20);
-    const run = runClient(['--server', s1.url, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '120']);
+    const run = runClient(['--server', s1.url, '--plan', plan, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '120']);
     await s1.exited;
     clearInterval(watch);
     expect(killed).toBe(true);
@@ -187,7 +187,7 @@ describe('fhec serve protocol (sim backend)', () => {
     expect(r.stdout).toBe(`${expected}\n`);
     // Now a server that goes away for good, once the new session has saved its first state.
     const before = new Set(fs.readdirSync(state));
-    const run2 = runClient(['--server', s1.url, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '2']);
+    const run2 = runClient(['--server', s1.url, '--plan', plan, '--prompt', PROMPT, '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--reconnect-timeout', '2']);
     const started = () => fs.readdirSync(state).some((d) => !before.has(d) && fs.existsSync(path.join(state, d, 'state.bin')));
     for (let i = 0; i < 6000 && !started(); i++) await new Promise((r2) => setTimeout(r2, 50));
     expect(started()).toBe(true);

@@ -38,7 +38,7 @@ describe('fhec serve on SEAL', () => {
     expect(new Set(expected).size).toBe(PROMPTS.length);
     const server = await startServe([plan, '--port', '0', '--no-browser', '--max-sessions', '3', '--plaintext-cache-mib', '128']);
     servers.push(server);
-    const runs = await Promise.all(PROMPTS.map((p) => runClient(['--server', server.url, '--prompt', p, '--max-new-tokens', String(NEW), '--no-progress'])));
+    const runs = await Promise.all(PROMPTS.map((p) => runClient(['--server', server.url, '--plan', plan, '--prompt', p, '--max-new-tokens', String(NEW), '--no-progress'])));
     runs.forEach((r, i) => {
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe(`${expected[i]}\n`);
@@ -62,7 +62,7 @@ describe('fhec serve on SEAL', () => {
     const s1 = await startServe(args);
     servers.push(s1);
     // Kill once the prefill is done and saved: the client is then inside the decode step.
-    const run = runClient(['--server', s1.url, '--prompt', prompt, '--max-new-tokens', String(NEW), '--no-progress', '--reconnect-timeout', '600']);
+    const run = runClient(['--server', s1.url, '--plan', plan, '--prompt', prompt, '--max-new-tokens', String(NEW), '--no-progress', '--reconnect-timeout', '600']);
     let killed = false;
     const watch = setInterval(() => {
       if (!killed && savedStep(state) >= 1) {

@@ -19,6 +19,7 @@ interface ServeFlags {
   idleTimeout: number;
   refreshTimeout: number;
   maxMessageMib: number;
+  ciphertextsPerMessage?: number;
   stateDir?: string;
   browser: boolean;
   logLevel: string;
@@ -46,6 +47,7 @@ export async function serveCommand(plans: string[], f: ServeFlags): Promise<Awai
       plaintextCacheBytes: f.plaintextCacheMib * MIB,
       idleMs: f.idleTimeout * 1000,
       refreshTimeoutMs: f.refreshTimeout * 1000,
+      ...(f.ciphertextsPerMessage ? { ciphertextsPerMessage: f.ciphertextsPerMessage } : {}),
     },
     maxMessageBytes: f.maxMessageMib * MIB,
     ...(f.stateDir ? { stateDir: f.stateDir } : {}),
@@ -70,6 +72,7 @@ export function registerServe(program: Command): void {
     .option('--idle-timeout <s>', 'a session whose client sends nothing for this long ends', intOption('--idle-timeout', 1), 600)
     .option('--refresh-timeout <s>', 'how long a refresh waits for the client', intOption('--refresh-timeout', 1), 300)
     .option('--max-message-mib <n>', 'largest WebSocket message (the evaluation keys are the largest)', intOption('--max-message-mib', 1), 2048)
+    .option('--ciphertexts-per-message <n>', 'at most this many ciphertexts per refresh message (default: a whole refresh round; 1: one message per ciphertext, to measure what batching saves)', intOption('--ciphertexts-per-message', 1))
     .option('--state-dir <dir>', 'keep session state here after every step, so a restarted server resumes sessions')
     .option('--no-browser', 'do not serve the browser page')
     .option('--log-level <level>', 'pino log level', 'info')

@@ -20,7 +20,7 @@ import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { slotsOf } from '../../ir/ckks/params.js';
 import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
-import { auditMasks, exactRefreshRoundTrip, exactRefreshRoundTripAsync, type SizedRefreshItem } from '../refresh/refresher.js';
+import { auditMasks, exactRefreshRoundTrip, exactRefreshRoundTripAsync, inMessages, inMessagesAsync, type SizedRefreshItem } from '../refresh/refresher.js';
 import type { RefreshRequestItem } from '../refresh/messages.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import { scheduledBound } from '../refresh/key-holder.js';
@@ -130,6 +130,8 @@ export class CacheRefresher {
     private readonly channel: KeyHolderChannel,
     mask: Partial<MaskPolicy> = {},
     private readonly audit?: RefreshAudit,
+    /** At most this many ciphertexts per message (default: the whole carry in one; refresher.ts inMessages). */
+    private readonly ciphertextsPerMessage?: number,
   ) {
     this.policy = { ...DEFAULT_MASK_POLICY, ...mask };
   }
@@ -140,12 +142,12 @@ export class CacheRefresher {
     const t0 = performance.now();
     const moved = this.move(items);
     try {
-      const fresh = exactRefreshRoundTrip(this.ev, moved, this.policy, (req) => {
-        const { id, request } = this.request(items, req);
+      const fresh = exactRefreshRoundTrip(this.ev, moved, this.policy, (all) => inMessages(all, this.ciphertextsPerMessage, (req, at) => {
+        const { id, request } = this.request(items.slice(at, at + req.length), req);
         const reply = this.channel(request);
         if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run on evaluation workers (--workers), whose cache carries can wait');
         return this.reply(id, request, reply);
-      }, auditMasks(this.ev, this.audit, this.step, 'carry'));
+      }), auditMasks(this.ev, this.audit, this.step, 'carry'));
       return this.finish(items, fresh, t0);
     } finally {
       for (const m of moved) if (m.owned) this.ev.free(m.ct);
@@ -158,10 +160,10 @@ export class CacheRefresher {
     const t0 = performance.now();
     const moved = this.move(items);
     try {
-      const fresh = await exactRefreshRoundTripAsync(this.ev, moved, this.policy, async (req) => {
-        const { id, request } = this.request(items, req);
+      const fresh = await exactRefreshRoundTripAsync(this.ev, moved, this.policy, (all) => inMessagesAsync(all, this.ciphertextsPerMessage, async (req, at) => {
+        const { id, request } = this.request(items.slice(at, at + req.length), req);
         return this.reply(id, request, await this.channel(request));
-      }, auditMasks(this.ev, this.audit, this.step, 'carry'));
+      }), auditMasks(this.ev, this.audit, this.step, 'carry'));
       return this.finish(items, fresh, t0);
     } finally {
       for (const m of moved) if (m.owned) this.ev.free(m.ct);

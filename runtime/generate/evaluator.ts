@@ -74,6 +74,11 @@ export interface EvaluatorOptions {
    * thread. The simulator always runs on this thread.
    */
   workers?: number;
+  /**
+   * At most this many ciphertexts per message to the key holder (default: each refresh round and each
+   * cache carry in one message). 1 is the unbatched protocol, kept to measure what batching saves.
+   */
+  ciphertextsPerMessage?: number;
 }
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
@@ -225,9 +230,9 @@ export class GenerationEvaluator {
     const keys = decodeKeys(request);
     await this.close();
     this.ev = await this.backend.createEvaluator(this.source.params, keys);
-    const { mask, audit } = this.options;
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit });
-    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit);
+    const { mask, audit, ciphertextsPerMessage } = this.options;
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit, ciphertextsPerMessage });
+    this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit, ciphertextsPerMessage);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
     const workers = this.options.workers ?? 1;

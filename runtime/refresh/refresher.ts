@@ -151,6 +151,32 @@ export interface RefresherOptions {
   mask?: Partial<MaskPolicy>;
   /** Records every refreshed ciphertext (--audit-refresh). */
   audit?: RefreshAudit;
+  /** At most this many ciphertexts per message (default: a whole refresh round in one); see inMessages. */
+  ciphertextsPerMessage?: number;
+}
+
+/**
+ * Sends `items` in messages of at most `perMessage` items each, one after another, and joins the
+ * replies in order. The default sends them all in one message (one round trip per refresh round);
+ * 1 is the unbatched protocol, one message per ciphertext, which the key holder accepts too (its
+ * schedule checks the items' order and the request ids, not how requests group them): it exists to
+ * measure what batching saves (bench/protocol.ts).
+ */
+export function inMessages<T>(items: T[], perMessage: number | undefined, send: (chunk: T[], offset: number) => Uint8Array[]): Uint8Array[] {
+  const n = perMessage ?? items.length;
+  if (!(n >= 1) || !Number.isInteger(n)) throw new FhecError(`ciphertexts per message must be a positive integer, got ${n}`);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < items.length; i += n) out.push(...send(items.slice(i, i + n), i));
+  return out;
+}
+
+/** inMessages with a key holder that answers asynchronously. */
+export async function inMessagesAsync<T>(items: T[], perMessage: number | undefined, send: (chunk: T[], offset: number) => Promise<Uint8Array[]>): Promise<Uint8Array[]> {
+  const n = perMessage ?? items.length;
+  if (!(n >= 1) || !Number.isInteger(n)) throw new FhecError(`ciphertexts per message must be a positive integer, got ${n}`);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < items.length; i += n) out.push(...(await send(items.slice(i, i + n), i)));
+  return out;
 }
 
 /** Point name of a refresh made outside a plan (a hand-made call with no value name). */
@@ -193,12 +219,12 @@ export class MaskedRefresher implements CkksRefresher {
   refreshMany(items: RefreshItem[]): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const out = exactRefreshRoundTrip(this.ev, this.sized(items), this.policy, (requestItems) => {
+    const out = exactRefreshRoundTrip(this.ev, this.sized(items), this.policy, (all) => inMessages(all, this.options.ciphertextsPerMessage, (requestItems) => {
       const { id, request } = this.request(requestItems);
       const reply = this.transport(request);
       if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run the program on evaluation workers (--workers), whose refresh rounds can wait');
       return this.reply(id, request, reply);
-    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
@@ -208,10 +234,10 @@ export class MaskedRefresher implements CkksRefresher {
   async refreshManyAsync(items: RefreshItem[]): Promise<CkksHandle[]> {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, async (requestItems) => {
+    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, (all) => inMessagesAsync(all, this.options.ciphertextsPerMessage, async (requestItems) => {
       const { id, request } = this.request(requestItems);
       return this.reply(id, request, await this.transport(request));
-    }, auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
@@ -233,8 +259,10 @@ export class MaskedRefresher implements CkksRefresher {
       const r = it.request;
       this.options.audit?.record({ step: this.step, kind: 'refresh', point: r.point, level: it.level, scale: it.scale, bound: r.bound, observedMax: null, hidingBits: it.hidingBits });
     }
-    const { id, request } = this.request(items.map((it) => it.request));
-    const out = this.reply(id, request, await this.transport(request));
+    const out = await inMessagesAsync(items, this.options.ciphertextsPerMessage, async (chunk) => {
+      const { id, request } = this.request(chunk.map((it) => it.request));
+      return this.reply(id, request, await this.transport(request));
+    });
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;

@@ -22,6 +22,9 @@ export class ConnectionLost extends FhecError {
   }
 }
 
+/** Close code of a connection whose key holder refused a refresh request (an application code: browsers allow no 1008 from a client). */
+export const REFRESH_REFUSED = 4008;
+
 type Waiter = { kinds: readonly string[]; resolve: (f: { header: { kind: string }; blob?: Uint8Array }) => void; reject: (e: Error) => void };
 
 export class SessionConnection {
@@ -108,7 +111,8 @@ export class SessionConnection {
         }
         this.lost = err;
         this.fail(err);
-        this.ws.close(1008, 'refresh refused');
+        // A client may close with 1000 or an application code (3000-4999) only: 4008, policy (1008) refused.
+        this.ws.close(REFRESH_REFUSED, 'refresh refused');
       }
       return;
     }

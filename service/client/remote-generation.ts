@@ -1,8 +1,11 @@
 // Encrypted generation against `fhec serve`, as a library (Node 22+ and browsers): the client makes
 // its keys, encrypts the prompt, answers the server's refresh requests as the key holder, decrypts and
-// detokenizes; the secret key never leaves this process (or page). The server's plan facts and the
-// embedding table come over HTTP (the table is checked against the plan's sha256); the refresh
-// schedule of every step comes with the session, and the key holder refuses any request outside it.
+// detokenizes; the secret key never leaves this process (or page). The refresh schedule the key holder
+// enforces is the client's own (runtime/generate/client-schedule.ts: derived from its copy of the plan,
+// or a schedule file whose sha256 it trusts), never the server's: the client picks the served plan
+// whose announced schedule digest equals its own, checks the session's digest again, and refuses any
+// refresh request outside its schedule (wrong value, level, scale, bound, order, or one too many). The
+// embedding table comes over HTTP and is checked against the digest in the client's own schedule.
 // A lost connection (the server killed, or restarted) is resumed: the client reconnects, re-sends its
 // evaluation keys, and the server continues from the last completed step it kept on disk; a server
 // that does not come back within `reconnectMs` is a clear error.
@@ -12,7 +15,8 @@ import type { CkksBackend } from '../../runtime/backend.js';
 import { GenerationClient, type ClientPlans, type GenerationResult, type StepRecord } from '../../runtime/generate/client.js';
 import type { ClientModel } from '../../runtime/generate/manifest.js';
 import { decodeMessage } from '../../runtime/generate/messages.js';
-import { shapeName } from '../../runtime/generate/plan-source.js';
+import { generationSteps, shapeName } from '../../runtime/generate/plan-source.js';
+import { checkScheduleCovers, readClientSchedule, schedulePlans, sha256Hex, type LoadedSchedule } from '../../runtime/generate/client-schedule.js';
 import { ByteTokenizer } from '../../runtime/generate/tokenizer.js';
 import type { PlanInfo } from '../protocol.js';
 import { ConnectionLost, SessionConnection, type Traffic } from './connection.js';
@@ -20,8 +24,12 @@ import { ConnectionLost, SessionConnection, type Traffic } from './connection.js
 export interface RemoteGenerateOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080 */
   server: string;
-  /** Plan name (default: the server's only plan). */
-  plan?: string;
+  /**
+   * The refresh schedule the key holder enforces, from the client's own copy of the plan (the CLI's
+   * --plan), or fetchClientSchedule with a digest the user trusts. The served plan is the one whose
+   * announced schedule digest equals this one's.
+   */
+  schedule: LoadedSchedule;
   prompt: string | Uint8Array;
   maxNewTokens: number;
   /** The CKKS backend of the client (the server's plan says which: seal, or sim for tests). */
@@ -65,22 +73,48 @@ async function fetchOrFail(url: string): Promise<Response> {
   return r;
 }
 
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
-}
+const short = (h: string) => `${h.slice(0, 12)}...`;
 
-/** The plan facts and the embedding table a client needs, from the server. */
-export async function fetchClientModel(server: string, plan?: string): Promise<{ info: PlanInfo; model: ClientModel }> {
+/** The served plan whose refresh schedule is `schedule` (by its announced digest). */
+async function servedPlan(server: string, schedule: LoadedSchedule): Promise<PlanInfo> {
   const plans = await getJson<PlanInfo[]>(new URL('/v1/plans', server).href);
   if (plans.length === 0) throw new FhecError(`the server at ${server} serves no plans`);
-  const info = plan ? plans.find((p) => p.name === plan) : plans[0];
-  if (!info) throw new FhecError(`the server has no plan '${plan}' (it has ${plans.map((p) => p.name).join(', ')})`);
-  if (!plan && plans.length > 1) throw new FhecError(`the server has ${plans.length} plans (${plans.map((p) => p.name).join(', ')}): name one`);
+  const info = plans.find((p) => p.scheduleSha256 === schedule.sha256);
+  if (!info) {
+    throw new FhecError(
+      `the server at ${new URL(server).origin} serves no plan with your plan's refresh schedule (sha256 ${short(schedule.sha256)}); it serves ${plans.map((p) => `${p.name} (schedule sha256 ${short(String(p.scheduleSha256))})`).join(', ')}: ` +
+        'it runs another plan than your copy, and its refresh requests would not be the ones your key holder accepts',
+    );
+  }
+  return info;
+}
+
+/**
+ * The refresh schedule the server serves for a plan, accepted only if its sha256 is `sha256`, a digest
+ * the user got from a copy of the plan they trust (`fhec client schedule PLAN.json` prints it): the
+ * server's own word on the digest is not evidence.
+ */
+export async function fetchClientSchedule(server: string, sha256: string): Promise<LoadedSchedule> {
+  const want = sha256.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(want)) throw new FhecError(`'${sha256}' is not a sha256 (64 hex digits): give the digest \`fhec client schedule PLAN.json\` prints for your copy of the plan`, { field: 'schedule sha256' });
+  const plans = await getJson<PlanInfo[]>(new URL('/v1/plans', server).href);
+  const info = plans.find((p) => p.scheduleSha256 === want);
+  if (!info) throw new FhecError(`the server at ${new URL(server).origin} serves no plan whose refresh schedule has sha256 ${short(want)} (it announces ${plans.map((p) => `${p.name}: ${short(String(p.scheduleSha256))}`).join(', ') || 'no plans'})`);
+  const bytes = new Uint8Array(await (await fetchOrFail(new URL(`/v1/plans/${encodeURIComponent(info.name)}/schedule`, server).href)).arrayBuffer());
+  const got = await readClientSchedule(bytes, `the refresh schedule of ${info.name} from ${new URL(server).origin}`);
+  if (got.sha256 !== want) throw new FhecError(`the refresh schedule the server sent has sha256 ${short(got.sha256)}, not the ${short(want)} you gave: refused (the server is not serving the plan you trust)`);
+  return got;
+}
+
+/** The served plan matching the client's schedule, and the embedding table (checked against the schedule's digest, not the server's). */
+export async function fetchClientModel(server: string, schedule: LoadedSchedule): Promise<{ info: PlanInfo; model: ClientModel }> {
+  const info = await servedPlan(server, schedule);
+  const s = schedule.schedule;
   const bytes = new Uint8Array(await (await fetchOrFail(new URL(`/v1/plans/${encodeURIComponent(info.name)}/embedding`, server).href)).arrayBuffer());
-  if (bytes.length !== info.vocab * info.dim * 4) throw new FhecError(`the embedding table has ${bytes.length} bytes, the plan says ${info.vocab} x ${info.dim} float32`);
-  if ((await sha256Hex(bytes)) !== info.embeddingSha256) throw new FhecError('the embedding table does not match the plan\'s sha256');
-  return { info, model: { vocab: info.vocab, dim: info.dim, table: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), params: info.params } };
+  if (bytes.length !== s.vocab * s.dim * 4) throw new FhecError(`the embedding table has ${bytes.length} bytes, your plan says ${s.vocab} x ${s.dim} float32`);
+  if ((await sha256Hex(bytes)) !== s.embeddingSha256) throw new FhecError('the embedding table the server sent does not match your plan\'s sha256');
+  if (s.tokenizer !== 'bytes') throw new FhecError('this plan uses a Hugging Face tokenizer: the remote client encodes UTF-8 bytes only (use fhec generate)');
+  return { info, model: { vocab: s.vocab, dim: s.dim, table: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), params: s.params } };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -89,25 +123,25 @@ function sleep(ms: number): Promise<void> {
 
 export async function generateRemote(o: RemoteGenerateOptions): Promise<RemoteGenerationResult> {
   const t0 = performance.now();
-  const { info, model } = await fetchClientModel(o.server, o.plan);
+  const own = o.schedule;
+  const plans: ClientPlans = schedulePlans(own.schedule);
+  const { info, model } = await fetchClientModel(o.server, own);
   const tokenizer = new ByteTokenizer(model.vocab);
   const promptTokens = tokenizer.encode(o.prompt).length;
+  // Refuse before any key is made if the generation needs a step the schedule lacks.
+  const context = promptTokens + o.maxNewTokens - 1;
+  if (context > own.schedule.maxContext) throw new FhecError(`a prompt of ${promptTokens} tokens and ${o.maxNewTokens} new tokens needs a context of ${context}, your plan has ${own.schedule.maxContext}`, { field: '--max-new-tokens' });
+  checkScheduleCovers(own.schedule, generationSteps(plans, promptTokens, o.maxNewTokens));
   const traffic: Traffic = { refreshRoundTrips: 0, calls: 0, bytesSent: 0, bytesReceived: 0 };
   let client: GenerationClient | undefined;
   const conn = new SessionConnection(o.server, (req) => client!.keyHolder(req), traffic);
   o.onStatus?.('connecting');
   await conn.connect();
   const session = await conn.hello(info.name, promptTokens, o.maxNewTokens);
-  const stepNames = session.steps.map(shapeName).join();
-  const plans: ClientPlans = {
-    prefillLengths: () => info.prefill,
-    refreshPoints: (steps, i) => {
-      if (steps.map(shapeName).join() !== stepNames) throw new FhecError('the generation\'s steps are not the session\'s');
-      const points = session.schedules[i];
-      if (!Array.isArray(points)) throw new FhecError(`the server sent no refresh schedule for step ${i}`);
-      return points;
-    },
-  };
+  if (session.scheduleSha256 !== own.sha256) {
+    conn.close();
+    throw new FhecError(`the server's session runs a plan whose refresh schedule has sha256 ${short(String(session.scheduleSha256))}, yours has ${short(own.sha256)}: refused`);
+  }
   client = new GenerationClient(o.backend, model, plans, o.minHidingBits);
   let keysRequest: Uint8Array | undefined;
   let resumes = 0;

@@ -1,6 +1,9 @@
 // `fhec serve`: the evaluator as a network service. fastify serves the health endpoint, the list of
 // plans (public facts and the embedding table the client looks tokens up in), the browser page, and
-// one WebSocket per generation (protocol.ts). Each session runs in a worker thread (session.ts) with
+// one WebSocket per generation (protocol.ts). Each served plan's refresh schedule (the public document a
+// client's key holder checks requests against, runtime/generate/client-schedule.ts) is derived at start;
+// its sha256 is announced with the plan and with every session, and its bytes are served for clients
+// that check them against a digest they trust (the browser page). Each session runs in a worker thread (session.ts) with
 // limits: sessions at once, memory per session, idle expiry, message size. Logs are fastify's pino
 // JSON lines. SIGTERM closes the listener, tells every client, stops the workers and exits; session
 // state on disk (--state-dir) stays, so a server started again resumes those sessions.
@@ -15,6 +18,8 @@ import type { WebSocket } from 'ws';
 import { FhecError } from '../../ir/errors.js';
 import { makeParameters } from '../../ir/ckks/params.js';
 import { readGenerationManifest } from '../../runtime/generate/manifest.js';
+import { buildClientSchedule, checkScheduleCovers, encodeClientSchedule, sha256Hex, type ClientSchedule } from '../../runtime/generate/client-schedule.js';
+import type { GenerationPlanSource } from '../../runtime/generate/plan-source.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { CLIENT_KINDS, errorFrame, frame, readFrame, SERVICE_PATH, SESSION_ID, type CallHeader, type HelloHeader, type PlanInfo, type ResumeHeader } from '../protocol.js';
 import { ServerSession, type SessionLimits, type SessionPlan } from './session.js';
@@ -44,10 +49,14 @@ export interface ServeOptions {
 interface ServedPlan extends SessionPlan {
   info: PlanInfo;
   embedding: Uint8Array;
+  schedule: ClientSchedule;
+  scheduleBytes: Uint8Array;
 }
 
-function loadPlan(file: string): ServedPlan {
+async function loadPlan(file: string, createPlanSource: (file: string) => GenerationPlanSource): Promise<ServedPlan> {
   const m = readGenerationManifest(file);
+  const schedule = buildClientSchedule(m, createPlanSource(file));
+  const scheduleBytes = encodeClientSchedule(schedule);
   const params = makeParameters(m.params);
   const embedding = readCheckedFile(path.join(path.dirname(file), m.embedding), `embedding table ${m.embedding}`, { bytes: m.vocab * m.dim * 4, sha256: m.embeddingSha256 }, { owner: file, field: 'embedding' });
   const name = path.basename(file).replace(/\.json$/, '');
@@ -57,7 +66,18 @@ function loadPlan(file: string): ServedPlan {
     ringDegree: params.ringDegree,
     primes: params.primes.length,
     embedding,
-    info: { name, params: m.params, vocab: m.vocab, dim: m.dim, maxContext: m.maxContext, prefill: [...m.prefill].sort((a, b) => a - b), embeddingSha256: m.embeddingSha256 },
+    schedule,
+    scheduleBytes,
+    info: {
+      name,
+      params: m.params,
+      vocab: m.vocab,
+      dim: m.dim,
+      maxContext: m.maxContext,
+      prefill: [...m.prefill].sort((a, b) => a - b),
+      embeddingSha256: m.embeddingSha256,
+      scheduleSha256: await sha256Hex(scheduleBytes),
+    },
   };
 }
 
@@ -70,8 +90,9 @@ export interface RunningServer {
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const plans = new Map<string, ServedPlan>();
+  const { createPlanSource } = (await import(o.sourceModule)) as { createPlanSource: (file: string) => GenerationPlanSource };
   for (const f of o.plans) {
-    const p = loadPlan(f);
+    const p = await loadPlan(f, createPlanSource);
     if (plans.has(p.name)) throw new FhecError(`two plans are named ${p.name}`, { file: f });
     plans.set(p.name, p);
   }
@@ -108,6 +129,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const p = plans.get(req.params.name);
     if (!p) return reply.code(404).send({ error: `no plan named ${req.params.name}` });
     return reply.type('application/octet-stream').send(Buffer.from(p.embedding.buffer, p.embedding.byteOffset, p.embedding.byteLength));
+  });
+  app.get<{ Params: { name: string } }>('/v1/plans/:name/schedule', (req, reply) => {
+    const p = plans.get(req.params.name);
+    if (!p) return reply.code(404).send({ error: `no plan named ${req.params.name}` });
+    return reply.type('application/json').send(Buffer.from(p.scheduleBytes.buffer, p.scheduleBytes.byteOffset, p.scheduleBytes.byteLength));
   });
 
   app.get(SERVICE_PATH, { websocket: true }, (socket: WebSocket, req) => {
@@ -150,7 +176,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
               const s = session;
               const m = await s.ask({ type: 'schedule', promptTokens: h.promptTokens, maxNewTokens: h.maxNewTokens });
               if (m.type !== 'schedule') throw new FhecError(m.type === 'failed' ? m.message : 'internal: no schedule');
-              socket.send(frame({ kind: 'session', session: s.id, plan: plan.name, steps: m.steps, schedules: m.schedules } as { kind: string }));
+              // Only steps the announced schedule holds: a client checks every refresh against it.
+              checkScheduleCovers(plan.schedule, m.steps);
+              socket.send(frame({ kind: 'session', session: s.id, plan: plan.name, steps: m.steps, scheduleSha256: plan.info.scheduleSha256 } as { kind: string }));
               log.info({ session: s.id, plan: plan.name, promptTokens: h.promptTokens, maxNewTokens: h.maxNewTokens, sessions: sessions.size }, 'session opened');
             } else {
               const h = header as ResumeHeader;

@@ -8,8 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { FhecError } from '../../ir/errors.js';
 import { GenerationEvaluator } from '../../runtime/generate/evaluator.js';
 import { decodeMessage } from '../../runtime/generate/messages.js';
-import { generationSteps, type GenerationPlanSource } from '../../runtime/generate/plan-source.js';
-import { stepRefreshPoints } from '../../runtime/generate/step-schedule.js';
+import { generationSteps, type GenerationPlanSource, type StepShape } from '../../runtime/generate/plan-source.js';
 import { sealBackend } from '../../runtime/seal/backend.js';
 import { simBackend } from '../../runtime/sim/backend.js';
 import { blockingKeyHolder, type WorkerLinkData } from './worker-link.js';
@@ -22,6 +21,8 @@ export interface SessionWorkerData extends WorkerLinkData {
   /** Where this session's state is kept between steps (absent: memory only). */
   stateDir?: string;
   plaintextCacheBytes: number;
+  /** At most this many ciphertexts per refresh message (absent: a whole round; 1 measures the unbatched protocol). */
+  ciphertextsPerMessage?: number;
 }
 
 export type ToWorker =
@@ -30,7 +31,7 @@ export type ToWorker =
   | { type: 'call'; seq: number; bytes: Uint8Array };
 
 export type FromWorker =
-  | { type: 'schedule'; steps: unknown[]; schedules: unknown[] }
+  | { type: 'schedule'; steps: StepShape[] }
   | { type: 'restored'; next: number; lastReply?: Uint8Array }
   | { type: 'reply'; seq: number; bytes: Uint8Array; cacheBytes: number; step?: number }
   | { type: 'refresh'; bytes: Uint8Array }
@@ -43,16 +44,14 @@ async function main(): Promise<void> {
   const { createPlanSource } = (await import(data.sourceModule)) as { createPlanSource: (file: string) => GenerationPlanSource };
   const source = createPlanSource(data.planFile);
   const keyHolder = blockingKeyHolder(data, (bytes) => post({ type: 'refresh', bytes }));
-  const evaluator = new GenerationEvaluator(source, data.backend === 'seal' ? sealBackend : simBackend, keyHolder, { plaintextCacheBytes: data.plaintextCacheBytes });
+  const evaluator = new GenerationEvaluator(source, data.backend === 'seal' ? sealBackend : simBackend, keyHolder, { plaintextCacheBytes: data.plaintextCacheBytes, ...(data.ciphertextsPerMessage ? { ciphertextsPerMessage: data.ciphertextsPerMessage } : {}) });
   // One message at a time, in order (a step is synchronous; the next message waits in the queue).
   let chain = Promise.resolve();
   port.on('message', (m: ToWorker) => {
     chain = chain.then(async () => {
       try {
         if (m.type === 'schedule') {
-          const steps = generationSteps(source, m.promptTokens, m.maxNewTokens);
-          const schedules = steps.map((s, i) => stepRefreshPoints(i > 0 ? source.load(steps[i - 1]!) : undefined, source.load(s)));
-          post({ type: 'schedule', steps, schedules });
+          post({ type: 'schedule', steps: generationSteps(source, m.promptTokens, m.maxNewTokens) });
         } else if (m.type === 'restore') {
           if (!data.stateDir) throw new FhecError('this server keeps no session state');
           const saved = loadState(data.stateDir);

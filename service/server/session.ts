@@ -21,6 +21,8 @@ export interface SessionLimits {
   idleMs: number;
   /** How long a refresh may wait for the client (ms). */
   refreshTimeoutMs: number;
+  /** At most this many ciphertexts per refresh message (absent: a whole refresh round or cache carry). */
+  ciphertextsPerMessage?: number;
 }
 
 export interface SessionPlan {
@@ -75,6 +77,7 @@ export class ServerSession {
       backend: opts.backend,
       ...(opts.stateRoot ? { stateDir: path.join(opts.stateRoot, id) } : {}),
       plaintextCacheBytes: limits.plaintextCacheBytes,
+      ...(limits.ciphertextsPerMessage ? { ciphertextsPerMessage: limits.ciphertextsPerMessage } : {}),
     };
     this.worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
     this.worker.on('message', (m: FromWorker) => this.fromWorker(m));
