@@ -51,7 +51,7 @@ def cmd_export(args):
     import onnx
     torch.set_num_threads(args.threads)
     model = LlamaForCausalLM(CONFIG)
-    model.load_state_dict(torch.load(os.path.join(args.out, f'{NAME}.pt')))
+    model.load_state_dict(torch.load(os.path.join(args.work, f'{NAME}.pt')))
     model.eval()
     L, nkv = CONFIG['num_hidden_layers'], CONFIG['num_key_value_heads']
     hd = CONFIG['hidden_size'] // CONFIG['num_attention_heads']

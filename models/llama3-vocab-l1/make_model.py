@@ -7,7 +7,7 @@ split and the export wrappers are imported from ../zoo/make_zoo.py (one implemen
 
     /usr/bin/python3 models/zoo/make_zoo.py corpus --work W            # train.txt / validation.txt (the shared split)
     node models/llama3-vocab-l1/tokenize.mjs W                          # W/{train,validation}.ids (Llama 3 tokenizer)
-    /usr/bin/python3 models/llama3-vocab-l1/make_model.py train --work W --out models/llama3-vocab-l1
+    /usr/bin/python3 models/llama3-vocab-l1/make_model.py train --work W --out models/llama3-vocab-l1   # W/L1.pt + L1.training.json
     /usr/bin/python3 models/llama3-vocab-l1/make_model.py export --work W --out models/llama3-vocab-l1
     node models/llama3-vocab-l1/make_refs.mjs W models/llama3-vocab-l1
 """
@@ -148,7 +148,7 @@ def cmd_train(args):
                    corpus='Debian fortunes, the split of ../shared/models (make_zoo.py corpus), tokenized by tokenize.mjs (Llama 3 tokenizer)',
                    eval_note='full softmax over 128,256 tokens; weights rounded to fp16 (as shipped); non-overlapping 128-token windows from the start of the validation split (%s windows); train row: as many windows of the training split' % (args.eval_windows or 'all'),
                    train=ev_train, validation=ev_val, unigram_baseline_ppl=math.exp(unigram_loss), log=log, torch=torch.__version__)
-    torch.save(model.state_dict(), os.path.join(args.out, f'{NAME}.pt'))
+    torch.save(model.state_dict(), os.path.join(args.work, f'{NAME}.pt'))  # not shipped: the ONNX files hold the weights
     json.dump(metrics, open(os.path.join(args.out, f'{NAME}.training.json'), 'w'), indent=1)
     print(json.dumps({k: metrics[k] for k in ('train', 'validation', 'unigram_baseline_ppl', 'steps', 'train_time_s')}, indent=1))
 

@@ -32,16 +32,15 @@ for (const split of ['train', 'validation']) {
 fs.writeFileSync(path.join(work, 'tokens.json'), JSON.stringify(info, null, 1) + '\n');
 
 // The generation prompt of the references: the first line of the first fortune at or after byte 20,000 of the
-// validation split (outside calibration.txt and eval-dev.txt, bytes 0..9,999), its first three words; encoded as
-// fhec encodes a prompt. Short, because a generation plan's prefill computes the logits of every prompt position
-// and a 128,256-row lm_head per position is costly (see the README): prompt tokens after the first go through
-// decode steps.
+// validation split (outside calibration.txt and eval-dev.txt, bytes 0..9,999), its first word; encoded as fhec
+// encodes a prompt. One token, because a generation plan's prefill computes the logits of every prompt position
+// and a 128,256-row lm_head per position is costly (see the README).
 {
   const val = fs.readFileSync(path.join(work, 'validation.txt'), 'utf8');
   let i = val.indexOf('\n\n', 20000) + 2;
   while (/\s/.test(val[i])) i++;
   let line = val.slice(i, val.indexOf('\n', i));
-  line = line.split(' ').slice(0, 3).join(' ');
+  line = line.split(' ')[0];
   const prompt = { text: line, ids: tk.encode(line).ids };
   fs.writeFileSync(path.join(work, 'prompt.json'), JSON.stringify(prompt) + '\n');
   console.log('prompt', JSON.stringify(prompt));
