@@ -7,7 +7,8 @@ split and the export wrappers are imported from ../zoo/make_zoo.py (one implemen
 
     /usr/bin/python3 models/zoo/make_zoo.py corpus --work W            # train.txt / validation.txt (the shared split)
     node models/llama3-vocab-l1/tokenize.mjs W                          # W/{train,validation}.ids (Llama 3 tokenizer)
-    /usr/bin/python3 models/llama3-vocab-l1/make_model.py train --work W --out models/llama3-vocab-l1   # W/L1.pt + L1.training.json
+    /usr/bin/python3 models/llama3-vocab-l1/make_model.py train --work W --out models/llama3-vocab-l1 \
+        --minutes 13 --threads 1 --batch 32 --lr 1e-2 --eval-windows 32        # W/L1.pt + L1.training.json (as shipped)
     /usr/bin/python3 models/llama3-vocab-l1/make_model.py export --work W --out models/llama3-vocab-l1
     node models/llama3-vocab-l1/make_refs.mjs W models/llama3-vocab-l1
 """
