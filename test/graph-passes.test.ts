@@ -86,6 +86,26 @@ describe('fold-constants and dce', () => {
     expect(g.nodes.map((n) => n.op)).toEqual(['Mul', 'ConstantOfShape', 'ReduceSum', 'Add']);
   });
 
+  it('folds a weight\'s dtype and layout changes past max-elements, but nothing that grows it', () => {
+    // An fp16 weight read through Cast to float and Transpose (a tied embedding's lm_head): 6 elements in,
+    // 6 out, over a limit of 3. The Tile that doubles it (12 elements) stays a node.
+    const b = new GraphBuilder('g', { '': 17 });
+    const x = b.input('x', 'float32', [1, 2]);
+    const w16 = b.constant('w16', Tensor.from('float16', [3, 2], [1, 2, 3, 4, 5, 0.5]));
+    const w = b.op1('Cast', [w16], 'float32', undefined, { to: attr.int(1) });
+    const wt = b.op1('Transpose', [w], 'float32', undefined, { perm: attr.ints([1, 0]) });
+    b.output(b.op1('MatMul', [x, wt], 'float32', undefined, {}, { outName: 'y' }));
+    b.output(b.op1('Tile', [w, b.constant('reps', Tensor.from('int64', [2], [2, 1]))], 'float32', undefined, {}, { outName: 'big' }));
+    const g = b.graph;
+    const before = runGraph(g, { x: Tensor.from('float32', [1, 2], [1, -1]) });
+    const runs = new PassManager(graphPasses, { verify: verifyGraph, verifyEach: true }).addPipeline('fold-constants{max-elements=3}').run(g);
+    expect(runs[0]!.result.stats.folded).toBe(2); // Cast, Transpose
+    expect(g.nodes.map((n) => n.op)).toEqual(['MatMul', 'Tile']);
+    const after = runGraph(g, { x: Tensor.from('float32', [1, 2], [1, -1]) });
+    expect(Array.from(after.y!.data)).toEqual(Array.from(before.y!.data));
+    expect(Array.from(after.y!.data)).toEqual([-1, -1, 4.5]);
+  });
+
   it('rejects unknown passes and options with the list of what exists', () => {
     expect(() => new PassManager(graphPasses).addPipeline('fold')).toThrowError(/unknown pass 'fold'.*fold-constants/);
     expect(() => new PassManager(graphPasses).addPipeline('dce{x=1}')).toThrowError(/has no option 'x'/);

@@ -20,6 +20,20 @@ export interface FoldOptions {
 
 const NON_DETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
 
+/**
+ * Ops that only change how one weight is stored (its dtype or layout), in linear time. Folded whatever
+ * their size when the result holds no more elements than the weight: the size limit is there to keep
+ * folding from materializing large tensors the model does not hold, and these hold the same values
+ * (e.g. an fp16 tied embedding read through Cast to float and Transpose for the lm_head).
+ */
+const STORAGE_OPS = new Set(['Cast', 'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
+
+function changesStorageOnly(node: Node, sizes: readonly (number | undefined)[]): boolean {
+  if (node.domain !== '' || !STORAGE_OPS.has(node.op) || node.outputs.length !== 1) return false;
+  const [input, output] = [sizes[0], sizes.at(-1)];
+  return input !== undefined && output !== undefined && output <= input;
+}
+
 function elements(v: Value): number | undefined {
   if (!v.shape) return undefined;
   let n = 1;
@@ -68,7 +82,7 @@ export function foldConstants(graph: Graph, maxElements: number): number {
     ) {
       const sizes = [...node.inputs.filter((v): v is Value => v !== null), ...node.outputs].map(elements);
       const total = sizes.reduce<number>((a, n) => a + (n ?? 0), 0);
-      if (total <= maxElements) {
+      if (total <= maxElements || changesStorageOnly(node, sizes)) {
         outs = evalNode(node, node.inputs.map((v) => (v ? v.constant!.load() : null)), opset);
       }
     }

@@ -18,7 +18,7 @@ import { handleCacheRefresh } from './cache-refresh.js';
 import { stepRefreshPoints } from './step-schedule.js';
 import type { OpenReply, StepStats } from './evaluator.js';
 import type { ClientModel } from './manifest.js';
-import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage } from './messages.js';
+import { decodeMessage, encodeKeys, encodeMessage, isGenerationMessage, type LogitsBlock } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepShape } from './plan-source.js';
 import { tokenizerFor, type TextTokenizer } from './tokenizer.js';
 import type { HfTokenizer } from './hf-tokenizer.js';
@@ -174,7 +174,7 @@ export class GenerationClient {
       const wantLogits = last >= n - 1;
       const ct = this.encryptEmbeddings(tokens, step.input.layout, step.input.level, step.input.scale);
       const c1 = performance.now();
-      const reply = decodeMessage<{ kind: 'logits'; layout: SlotLayout; stats: StepStats }>(
+      const reply = decodeMessage<{ kind: 'logits'; width: number; blocks: LogitsBlock[]; stats: StepStats }>(
         await evaluator(encodeMessage({ kind: 'step', index, logits: wantLogits } as { kind: string }, [ct])),
         ['logits'],
       );
@@ -182,10 +182,7 @@ export class GenerationClient {
       this.guard.endStep();
       const record: StepRecord = { shape: step.kind === 'prefill' ? { kind: 'prefill', tokens: step.tokens } : { kind: 'decode', past: step.past }, tokens, ms: 0, clientMs: 0, evaluator: reply.header.stats };
       if (wantLogits) {
-        if (reply.blobs.length !== 1) throw new FhecError('the evaluator sent no logits');
-        const rows = unpackSlots(reply.header.layout, this.ckks.decrypt(reply.blobs[0]!));
-        const V = reply.header.layout.length;
-        record.next = argmax(rows.subarray((reply.header.layout.tokens - 1) * V, reply.header.layout.tokens * V));
+        record.next = argmax(this.lastLogits(reply.header, reply.blobs));
         generated.push(record.next);
       }
       const stop = record.next !== undefined && this.tokenizer.stopIds.has(record.next);
@@ -201,6 +198,25 @@ export class GenerationClient {
     if (generated.length !== maxNewTokens && stoppedAt === undefined) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
     const text = this.tokenizer.decode(stoppedAt === undefined ? generated : generated.slice(0, -1));
     return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats } };
+  }
+
+  /** The last token's logits, assembled from the evaluator's column blocks (one per ciphertext). */
+  private lastLogits(header: { width: number; blocks: LogitsBlock[] }, blobs: readonly Uint8Array[]): Float64Array {
+    const { width, blocks } = header;
+    if (blobs.length === 0) throw new FhecError('the evaluator sent no logits');
+    if (blobs.length !== blocks.length) throw new FhecError(`the evaluator sent ${blobs.length} logits ciphertexts for ${blocks.length} blocks`);
+    const row = new Float64Array(width);
+    const filled = new Uint8Array(width);
+    blocks.forEach((blk, i) => {
+      const { tokens, length } = blk.layout;
+      const rows = unpackSlots(blk.layout, this.ckks!.decrypt(blobs[i]!));
+      const n = Math.min(length, width - blk.colStart);
+      if (blk.colStart < 0 || n <= 0) throw new FhecError(`logits block ${i} starts at column ${blk.colStart}, outside the ${width} logits`);
+      row.set(rows.subarray((tokens - 1) * length, (tokens - 1) * length + n), blk.colStart);
+      filled.fill(1, blk.colStart, blk.colStart + n);
+    });
+    if (filled.includes(0)) throw new FhecError(`the evaluator's logits blocks do not cover all ${width} logits`);
+    return row;
   }
 
   private encryptEmbeddings(tokens: number[], layout: SlotLayout, level: number, scale: number): Uint8Array {

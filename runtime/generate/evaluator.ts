@@ -22,7 +22,7 @@ import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
 import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
-import { decodeKeys, decodeMessage, encodeMessage, errorMessage } from './messages.js';
+import { decodeKeys, decodeMessage, encodeMessage, errorMessage, type LogitsBlock } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
 import type { KeyHolderChannel } from './transport.js';
 import { WorkerPool, type ParallelStats } from '../parallel/pool.js';
@@ -314,7 +314,7 @@ export class GenerationEvaluator {
     }
     this.prev = sp;
     const logitsMeta = meta.outputs.find((o) => !o.kv);
-    if (!logitsMeta || logitsMeta.blocks.length !== 1) throw new FhecError('the plan must output the logits in one ciphertext', { file: sp.plan.file });
+    if (!logitsMeta || logitsMeta.blocks.length === 0) throw new FhecError('the plan outputs no logits', { file: sp.plan.file });
     const stats: StepStats = {
       shape,
       ms: performance.now() - t0,
@@ -340,8 +340,11 @@ export class GenerationEvaluator {
     }
     this.stats.push(stats);
     this.next++;
-    const logits = exec.outputs.get(logitsMeta.blocks[0]!.fhe)!;
-    return encodeMessage({ kind: 'logits', layout: logitsMeta.blocks[0]!.layout, stats } as { kind: string }, header.logits ? [logits] : []);
+    // A wide vocabulary's logits are several ciphertexts (column blocks, e.g. 16 of 8,192 for 128,256 tokens):
+    // all are sent, with each block's layout and first column, and the client assembles the row.
+    const blocks: LogitsBlock[] = logitsMeta.blocks.map((blk) => ({ layout: blk.layout, colStart: blk.colStart }));
+    const logits = logitsMeta.blocks.map((blk) => exec.outputs.get(blk.fhe)!);
+    return encodeMessage({ kind: 'logits', width: logitsMeta.width, blocks, stats } as { kind: string }, header.logits ? logits : []);
   }
 
   private workerCacheTotals = { hits: 0, misses: 0, evictions: 0 };

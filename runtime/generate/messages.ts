@@ -7,6 +7,13 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { EvaluationKeys } from '../backend.js';
+import type { SlotLayout } from '../../ir/fhe/types.js';
+
+/** One ciphertext of a step's logits: the columns colStart .. colStart + layout.length of every token's row. */
+export interface LogitsBlock {
+  layout: SlotLayout;
+  colStart: number;
+}
 
 export const GENERATION_PROTOCOL_VERSION = 1;
 const MAGIC = [0x46, 0x48, 0x47, 0x4d]; // "FHGM"
