@@ -99,6 +99,8 @@ export interface CostEstimate {
   /** The repeated blocks (e.g. decoder layers), priced as `priced` copies and extrapolated to `blocks`. */
   repeated?: { blocks: number; nodesPerBlock: number; priced: [number, number] };
   ms: { load: number; lower: number; place: number };
+  /** CPU time of the process so far (user + system), ms: on a shared machine wall time says little. */
+  cpuMs: number;
   peakRss: number;
 }
 
@@ -269,6 +271,7 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
     ...(priced.search ? { search: priced.search } : {}),
     ...(extrapolated ? { repeated: { blocks: run.count, nodesPerBlock: run.period, priced: [BASE_COPIES, BASE_COPIES + 1] } } : {}),
     ms: { load: loadMs, lower: priced.lowerMs, place: priced.placeMs },
+    cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
     peakRss: process.resourceUsage().maxRSS * 1024,
   };
 }
@@ -312,7 +315,7 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
     `| predicted per token, ${e.cores} cores (ops divided over cores, round trips not) | ${perToken(scaledMs(e, e.cores))} |`,
     '',
     `estimated in ${((e.ms.load + e.ms.lower + e.ms.place) / 1000).toFixed(1)} s (graph ${(e.ms.load / 1000).toFixed(1)} s, lowering ${(e.ms.lower / 1000).toFixed(1)} s, ` +
-      `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
+      `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s; ${(e.cpuMs / 1000).toFixed(1)} CPU-s in this process), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
   );
   return lines;
 }
