@@ -5,8 +5,9 @@
 // to 2,048 positions. A decode step after 16 cached tokens: compiled with N fixed at 16384, run
 // encrypted on SEAL, and the same step on the CKKS simulator (the precision the plan predicts, noise
 // and approximations included) and the float64 reference. Every step runs as the CLI, in its own
-// process under /usr/bin/time -v (nice), and is skipped when its output exists, so a run resumes.
-// Writes bench/out/layer-1b.json.
+// process under /usr/bin/time -v (nice), one after another (the SEAL and sim runs peak at ~6 GB each:
+// run together beside other jobs, the SEAL one was killed by the kernel's OOM killer), and is skipped
+// when its output exists, so a run resumes. Writes bench/out/layer-1b.json.
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
