@@ -63,7 +63,8 @@ function step(dir: string, done: string, log: string, args: string[]): Timed {
     fs.closeSync(fd);
     if (r.status !== 0) throw new Error(`fhec ${args[0]} failed (exit ${r.status}): see ${path.join(dir, log)}`);
   }
-  return timedFrom(path.join(dir, log));
+  // An output made by hand (no log): no figures.
+  return fs.existsSync(path.join(dir, log)) ? timedFrom(path.join(dir, log)) : { wallS: NaN, cpuS: NaN, peakRssMB: NaN, cpuShare: NaN };
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
