@@ -10,6 +10,7 @@ import { printServeLoad, runServeLoad, serveLoadOptions } from './serve-load.js'
 import { printProtocolBench, protocolBenchOptions, runProtocolBench } from './protocol.js';
 import { planBenchOptions, printPlanBench, runPlanBench } from './generation-plan.js';
 import { bucketBenchOptions, printBucketBench, runBucketBench } from './decode-buckets.js';
+import { layerBenchOptions, printLayerBench, runLayerBench } from './layer-1b.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -49,6 +50,14 @@ if (!only || only === 'generate') {
   results.generate = r;
   printGenerateBench(r);
   console.log('wrote bench/out/generate.json');
+}
+
+// Only on request (tens of minutes, 1.5 GB of plan weights): one Llama-3.2-1B-shaped layer on SEAL.
+if (only === 'layer-1b') {
+  const r = await runLayerBench(layerBenchOptions(process.argv.slice(3)));
+  results.layer1b = r;
+  printLayerBench(r);
+  console.log('wrote bench/out/layer-1b.json');
 }
 
 // Only on request (it needs a generation plan): `node dist/bench/index.js serve --plan PLAN ...`.

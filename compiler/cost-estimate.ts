@@ -10,6 +10,7 @@
 // which it assumed, so a calibrated compile can be compared with it.
 
 import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
+import { findRepeatedRun, keepRepeats } from '../ir/graph/repeated-blocks.js';
 import { FhecError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph/types.js';
 import type { ValueRange } from '../ir/graph/range.js';
@@ -69,6 +70,8 @@ export interface CostEstimateOptions {
   intervals?: Partial<AssumedIntervals>;
   /** The larger machine to scale the prediction to (cores). */
   cores?: number;
+  /** Lower every repeated block instead of pricing 1 and 2 copies and extrapolating (checks the extrapolation). */
+  wholeGraph?: boolean;
 }
 
 export interface CostEstimate {
@@ -93,7 +96,11 @@ export interface CostEstimate {
   refreshMs: number;
   cores: number;
   search?: ParameterSearchResult;
+  /** The repeated blocks (e.g. decoder layers), priced as `priced` copies and extrapolated to `blocks`. */
+  repeated?: { blocks: number; nodesPerBlock: number; priced: [number, number] };
   ms: { load: number; lower: number; place: number };
+  /** CPU time of the process so far (user + system), ms: on a shared machine wall time says little. */
+  cpuMs: number;
   peakRss: number;
 }
 
@@ -107,7 +114,7 @@ function assumedRange(lo: number, hi: number, inner?: Record<string, ValueRange>
 }
 
 /** Annotates the canonical graph with the assumed intervals where the lowering reads calibrated ones. */
-function assumeRanges(graph: Graph, iv: AssumedIntervals): Map<string, AttentionStats> {
+export function assumeRanges(graph: Graph, iv: AssumedIntervals): Map<string, AttentionStats> {
   const attention = new Map<string, AttentionStats>();
   for (const n of graph.nodes) {
     if (n.op === 'rms_norm') n.outputs[0]!.range = assumedRange(-Infinity, Infinity, { norm_arg: assumedRange(iv.rms[0], iv.rms[1]) });
@@ -124,42 +131,54 @@ function assumeRanges(graph: Graph, iv: AssumedIntervals): Map<string, Attention
   return attention;
 }
 
-export function estimateModelCost(modelFile: string, opts: CostEstimateOptions = {}): CostEstimate {
-  if (opts.decode !== undefined && opts.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
-  const iv: AssumedIntervals = { ...DEFAULT_INTERVALS, ...opts.intervals };
-  const t0 = performance.now();
-  const imported = importOnnx(modelFile).graph;
-  const shape = opts.decode !== undefined ? ({ kind: 'decode', past: opts.decode } as const) : ({ kind: 'prefill', sequence: opts.prefill ?? 1 } as const);
-  const graph = loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, shape), verifyEach: false }).graph;
+/** What pricing one (possibly cut) graph gives: the additive quantities, and what the chain choice found. */
+interface Priced {
+  params: CkksParameters;
+  ops: Record<string, number>;
+  refreshes: number;
+  rounds: number;
+  keyBytes: number;
+  plaintextBytes: number;
+  ioBytes: number;
+  refreshBytes: number;
+  predictedMs: number;
+  refreshMs: number;
+  search?: ParameterSearchResult;
+  lowerMs: number;
+  placeMs: number;
+}
+
+/** Lowers, places refreshes, chooses parameters (searched, or N fixed with the longest chain or `levels`) and prices. */
+function priceGraph(graph: Graph, iv: AssumedIntervals, costs: CostTable, fixed?: { ringDegree: number; levels?: number }): Priced {
   const attention = assumeRanges(graph, iv);
-  const t1 = performance.now();
-  const costs = opts.costs ?? defaultCostTable();
   const lower = (slots: number): LoweredModel => lowerCanonicalModel(graph, { slots, attention, weights: 'shapes' });
   const bound = Math.max(Math.abs(iv.mask[0]), Math.abs(iv.mask[1]));
   let params: CkksParameters;
   let managed: FheProgram;
   let refreshes: number;
   let search: ParameterSearchResult | undefined;
-  let lowered: LoweredModel;
   let lowerMs: number;
   let placeMs: number;
-  if (opts.ringDegree === undefined) {
+  if (fixed === undefined) {
     const s = searchModelParameters(lower, { costs, placement: 'greedy', maskNeeds: (l) => uniformMaskNeeds(l, bound) });
-    ({ params, managed, refreshes, search, lowered } = s);
+    ({ params, managed, refreshes, search } = s);
     lowerMs = s.ms.lower;
     placeMs = s.ms.place + s.ms.search;
   } else {
     // Fixed N: the same passes without the search (select-parameters takes the longest chain N holds).
     const unit = unitOf<LoweredModel>({ name: 'model', slots: 0, constants: new Map(), ops: [] }, {
-      source: { kind: 'canonical', name: 'model', lower, defaultSlots: opts.ringDegree / 2 },
+      source: { kind: 'canonical', name: 'model', lower, defaultSlots: fixed.ringDegree / 2 },
       refreshFloor: modelRefreshFloor<LoweredModel>((l) => uniformMaskNeeds(l, bound)),
     });
-    runFhePipeline(unit, `select-parameters{ring-degree=${opts.ringDegree}},place-refresh{strategy=greedy},manage-scales`);
-    if (!unit.lowered) throw new Error('internal: the cost pipeline lowered nothing');
+    const levels = fixed.levels !== undefined ? `,levels=${fixed.levels}` : '';
+    runFhePipeline(unit, `select-parameters{ring-degree=${fixed.ringDegree}${levels}},place-refresh{strategy=greedy}`);
+    // Scale management builds a new program: the lowering (and its copy) is no longer needed.
+    unit.lowerings.clear();
+    unit.lowered = undefined;
+    runFhePipeline(unit, 'manage-scales');
     params = requireParameters(unit.program, 'cost-only');
     managed = withoutAttributes(unit.program);
     refreshes = numberAttr(unit.program, 'mgmt.refreshes', 'cost-only')!;
-    lowered = unit.lowered;
     lowerMs = unit.ms.lower;
     placeMs = unit.ms.place;
   }
@@ -175,25 +194,84 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
     if (op.kind === 'encode') plaintextBytes += word * (level + 1);
     if (op.kind === 'input' || op.kind === 'output') ioBytes += 2 * word * (level + 1);
   }
+  return {
+    params, ops, refreshes, rounds: refreshRounds(managed).count, keyBytes: keys.keyBytes, plaintextBytes, ioBytes,
+    refreshBytes: pred.refreshBytes, predictedMs: pred.totalMs, refreshMs: pred.refreshMs, ...(search ? { search } : {}), lowerMs, placeMs,
+  };
+}
+
+/**
+ * Copies of the repeated blocks a cost estimate lowers: BASE and BASE + 1, so that what follows the
+ * run (an LM head) already sits at the levels a long run leaves it at (with 1 copy it sits higher:
+ * on Llama shapes 1 copy's head encodes its weights at a higher level than 2 or more copies' do).
+ */
+const BASE_COPIES = 2;
+
+/**
+ * The price of `count` copies of the repeated blocks from the prices with BASE_COPIES (`one`) and one
+ * more (`two`): each further copy adds what the last added. Keys are a set of rotation steps (the
+ * same for every copy): the larger of the two.
+ */
+function extrapolate(one: Priced, two: Priced, count: number): Priced {
+  const at = (a: number, b: number) => a + (count - BASE_COPIES) * (b - a);
+  const ops: Record<string, number> = {};
+  for (const k of new Set([...Object.keys(one.ops), ...Object.keys(two.ops)])) ops[k] = at(one.ops[k] ?? 0, two.ops[k] ?? 0);
+  return {
+    ...two, ops, refreshes: at(one.refreshes, two.refreshes), rounds: at(one.rounds, two.rounds), keyBytes: Math.max(one.keyBytes, two.keyBytes),
+    plaintextBytes: at(one.plaintextBytes, two.plaintextBytes), ioBytes: at(one.ioBytes, two.ioBytes), refreshBytes: at(one.refreshBytes, two.refreshBytes),
+    predictedMs: at(one.predictedMs, two.predictedMs), refreshMs: at(one.refreshMs, two.refreshMs),
+    lowerMs: one.lowerMs + two.lowerMs, placeMs: one.placeMs + two.placeMs,
+  };
+}
+
+export function estimateModelCost(modelFile: string, opts: CostEstimateOptions = {}): CostEstimate {
+  if (opts.decode !== undefined && opts.prefill !== undefined) throw new FhecError('give --prefill S or --decode P, not both', { field: '--decode' });
+  const iv: AssumedIntervals = { ...DEFAULT_INTERVALS, ...opts.intervals };
+  const t0 = performance.now();
+  const imported = importOnnx(modelFile).graph;
+  const shape = opts.decode !== undefined ? ({ kind: 'decode', past: opts.decode } as const) : ({ kind: 'prefill', sequence: opts.prefill ?? 1 } as const);
+  const load = () => loadModel(modelFile, { canonical: true, bindings: generatorBindings(imported, shape), verifyEach: false }).graph;
+  const graph = load();
+  const run = opts.wholeGraph ? undefined : findRepeatedRun(graph);
+  const t1 = performance.now();
+  const costs = opts.costs ?? defaultCostTable();
+  const fixed = opts.ringDegree !== undefined ? { ringDegree: opts.ringDegree } : undefined;
+  let priced: Priced;
+  let loadMs = t1 - t0;
+  const extrapolated = run !== undefined && run.count > BASE_COPIES + 1;
+  if (!extrapolated) priced = priceGraph(graph, iv, costs, fixed);
+  else {
+    // The repeated blocks (decoder layers) priced as BASE_COPIES + 1 copies, then BASE_COPIES on the chain that chose.
+    keepRepeats(graph, run, BASE_COPIES + 1);
+    const two = priceGraph(graph, iv, costs, fixed);
+    const t2 = performance.now();
+    const g1 = load();
+    keepRepeats(g1, run, BASE_COPIES);
+    loadMs += performance.now() - t2;
+    const one = priceGraph(g1, iv, costs, { ringDegree: two.params.ringDegree, levels: topLevel(two.params) });
+    priced = extrapolate(one, two, run.count);
+  }
   const tokens = shape.kind === 'prefill' ? shape.sequence : 1;
   return {
     model: modelFile,
     step: shape.kind === 'prefill' ? `prefill of ${shape.sequence} token(s)` : `decode of one token after ${shape.past}`,
     tokens,
-    params,
+    params: priced.params,
     intervals: iv,
-    ops,
-    rotations: ops['rotate'] ?? 0,
-    refreshes,
-    rounds: refreshRounds(managed).count,
-    keyBytes: keys.keyBytes,
-    plaintextBytes,
-    bytesPerToken: (ioBytes + pred.refreshBytes) / tokens,
-    predictedMs: pred.totalMs,
-    refreshMs: pred.refreshMs,
+    ops: priced.ops,
+    rotations: priced.ops['rotate'] ?? 0,
+    refreshes: priced.refreshes,
+    rounds: priced.rounds,
+    keyBytes: priced.keyBytes,
+    plaintextBytes: priced.plaintextBytes,
+    bytesPerToken: (priced.ioBytes + priced.refreshBytes) / tokens,
+    predictedMs: priced.predictedMs,
+    refreshMs: priced.refreshMs,
     cores: opts.cores ?? 64,
-    ...(search ? { search } : {}),
-    ms: { load: t1 - t0, lower: lowerMs, place: placeMs },
+    ...(priced.search ? { search: priced.search } : {}),
+    ...(extrapolated ? { repeated: { blocks: run.count, nodesPerBlock: run.period, priced: [BASE_COPIES, BASE_COPIES + 1] } } : {}),
+    ms: { load: loadMs, lower: priced.lowerMs, place: priced.placeMs },
+    cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
     peakRss: process.resourceUsage().maxRSS * 1024,
   };
 }
@@ -218,6 +296,9 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
     `cost estimate for ${e.model}, ${e.step} (weights not read; assumed intervals, not calibrated: ` +
       `rms_norm mean square ${e.intervals.rms.join('..')}, silu input ${e.intervals.silu.join('..')}, relative scores ${e.intervals.scores.join('..')}, mask bound ${Math.max(...e.intervals.mask.map(Math.abs))})`,
   ];
+  if (e.repeated) {
+    lines.push(`${e.repeated.blocks} repeated blocks of ${e.repeated.nodesPerBlock} canonical ops: priced as ${e.repeated.priced.join(' and ')} copies, extrapolated (each further copy adds what the last added); --whole-graph lowers them all`);
+  }
   if (e.search) lines.push(formatCandidates(e.search));
   lines.push(
     `parameters ${describeParameters(e.params)}`,
@@ -234,7 +315,7 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
     `| predicted per token, ${e.cores} cores (ops divided over cores, round trips not) | ${perToken(scaledMs(e, e.cores))} |`,
     '',
     `estimated in ${((e.ms.load + e.ms.lower + e.ms.place) / 1000).toFixed(1)} s (graph ${(e.ms.load / 1000).toFixed(1)} s, lowering ${(e.ms.lower / 1000).toFixed(1)} s, ` +
-      `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
+      `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s; ${(e.cpuMs / 1000).toFixed(1)} CPU-s in this process), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,
   );
   return lines;
 }

@@ -15,6 +15,8 @@ import { importOnnx } from '../compiler/onnx/import.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
 import { lowerCanonicalModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { fhecInProcess as fhec } from './helpers/in-process.js';
+import { fhec as fhecChild } from './helpers/cli.js';
+import { findRepeatedRun, keepRepeats } from '../ir/graph/repeated-blocks.js';
 import type { ValueRange } from '../ir/graph/range.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-cost-'));
@@ -81,4 +83,63 @@ describe('cost-only lowering', () => {
     expect(both.status).toBe(2);
     expect(both.stderr).toMatch(/--cost-only writes nothing/);
   }, 60000);
+});
+
+describe('cost-only pricing of repeated blocks', () => {
+  it('finds the decoder layers by structure and cuts them to a graph like the one built with fewer layers', () => {
+    const load = (layers: number) => {
+      const file = path.join(tmp, `rep-${layers}.onnx`);
+      exportOnnx(buildLlamaGraph({ ...SMALL, layers }), file, { externalData: { location: `rep-${layers}.onnx.data`, sparse: true } });
+      return loadModel(file, { canonical: true, bindings: generatorBindings(importOnnx(file).graph, { kind: 'decode', past: 4 }), verifyEach: false }).graph;
+    };
+    const five = load(5);
+    const run = findRepeatedRun(five)!;
+    expect(run.count).toBe(5);
+    const two = load(2);
+    expect(five.nodes.length - two.nodes.length).toBe(3 * run.period);
+    keepRepeats(five, run, 2);
+    // Same ops in the same order, the same inputs (KV caches of 2 layers) and outputs (logits, 2 layers' presents).
+    expect(five.nodes.map((n) => n.op)).toEqual(two.nodes.map((n) => n.op));
+    expect(five.inputs.length).toBe(two.inputs.length);
+    expect(five.outputs.length).toBe(two.outputs.length);
+    // The head reads the last kept layer's residual stream.
+    const head = five.nodes[five.nodes.length - 1]!;
+    expect(five.nodes.indexOf(head.inputs[0]!.producer!)).toBeLessThan(run.start + 2 * run.period + 2);
+  }, 60000);
+
+  it('extrapolates 2 and 3 copies: rotations as lowering every layer, ops within 1%, and linear in the layer count', async () => {
+    const est = async (layers: number, ...extra: string[]) => {
+      const file = path.join(tmp, `ext-${layers}.onnx`);
+      if (!fs.existsSync(file)) exportOnnx(buildLlamaGraph({ ...SMALL, layers }), file, { externalData: { location: `ext-${layers}.onnx.data`, sparse: true } });
+      const r = await fhec('compile', file, '--cost-only', '--decode', '4', '--ring-degree', '16384', ...extra);
+      expect(r.status, r.stderr).toBe(0);
+      const total = Number(/\| ops \| ([\d,]+) /.exec(r.stdout)![1]!.replace(/,/g, ''));
+      const rotations = Number(/\| rotations \| ([\d,]+) /.exec(r.stdout)![1]!.replace(/,/g, ''));
+      return { total, rotations, stdout: r.stdout };
+    };
+    const [six, eight, whole] = [await est(6), await est(8), await est(6, '--whole-graph')];
+    expect(six.stdout).toMatch(/6 repeated blocks of \d+ canonical ops: priced as 2 and 3 copies/);
+    expect(whole.stdout).not.toMatch(/repeated blocks/);
+    expect(six.rotations).toBe(whole.rotations);
+    expect(Math.abs(six.total - whole.total) / whole.total).toBeLessThan(0.01);
+    const perLayer = (eight.total - six.total) / 2;
+    expect(perLayer).toBeGreaterThan(0);
+    expect(six.total - 6 * perLayer).toBeGreaterThan(0); // what is not a layer: the head (and embedding inputs)
+  }, 120000);
+});
+
+describe('cost-only bounds on Llama-3.2-1B layer shapes', () => {
+  it('prices 6 layers of hidden 2048, 32/8 heads of 64, FFN 8192 in a child process within 2 GiB and 60 CPU-seconds', () => {
+    const dir = path.join(tmp, 'l1b');
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'm.onnx');
+    // The 1B layer shapes; the vocabulary cut to 2,048 so that the 128k-row head does not dominate the time.
+    exportOnnx(buildLlamaGraph({ ...LLAMA32_1B, layers: 6, vocab: 2048, maxPositions: 2048, kvCache: true }), file, { externalData: { location: 'm.onnx.data', sparse: true } });
+    const r = fhecChild('compile', file, '--cost-only', '--decode', '16', '--ring-degree', '16384');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/6 repeated blocks of 14 canonical ops/);
+    const [, cpu, peak] = /; ([\d.]+) CPU-s in this process\), peak memory ([\d.]+) GiB/.exec(r.stdout)!;
+    expect(Number(peak)).toBeLessThan(2);
+    expect(Number(cpu)).toBeLessThan(60);
+  }, 300000);
 });

@@ -28,6 +28,7 @@ interface CompileFlags {
   costOnly?: boolean;
   interval: Partial<AssumedIntervals>;
   cores?: number;
+  wholeGraph?: boolean;
   /** Canonical transformer models (compiler/model-commands.ts). */
   calibration?: string;
   prefill?: number;
@@ -85,6 +86,7 @@ export function registerCompile(program: Command): void {
     .option('--cost-only', 'transformer models: estimate one step\'s CKKS cost without reading weights (ops, rotations, refreshes, keys, bytes, predicted time); writes nothing')
     .option('--interval <kind=lo,hi>', `with --cost-only: an assumed interval (kinds ${INTERVAL_KINDS.join(', ')}; defaults ${INTERVAL_KINDS.map((k) => `${k}=${DEFAULT_INTERVALS[k].join(',')}`).join(' ')})`, collectInterval, {})
     .option('--cores <n>', 'with --cost-only: the larger machine to scale the prediction to (default 64)', intOption('--cores', 1))
+    .option('--whole-graph', 'with --cost-only: lower every repeated block (decoder layer) instead of pricing 1 and 2 copies and extrapolating')
     .option('--bind <name=value>', 'bind a symbolic dim (repeatable)', collectBinding, {})
     .option('--input-range <[name=]lo,hi>', 'arithmetic plans: the interval an encrypted input (or every input) lies in; the compiler proves the modulus holds it and the client refuses values outside (default: the widest [-2^k, 2^k] the modulus holds)', collectInputRange, {})
     .option('--insecure', 'allow CKKS parameters below 128-bit security (smaller, faster; NOT SECURE)')
@@ -116,6 +118,7 @@ export function registerCompile(program: Command): void {
           ...(opts.costs !== undefined ? { costs: loadCostTable(opts.costs) } : {}),
           intervals: opts.interval,
           ...(opts.cores !== undefined ? { cores: opts.cores } : {}),
+          ...(opts.wholeGraph ? { wholeGraph: true } : {}),
         });
         for (const l of formatCostEstimate(e, opts.costs ?? 'the shipped cost table')) console.log(l);
         return;
