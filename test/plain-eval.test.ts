@@ -30,7 +30,7 @@ function build(steps: Step[]) {
       case 4: xs.push(b.negate(a)); break;
       case 5: xs.push(b.refresh(a)); break;
       case 6: xs.push(b.mulConst(a, { kind: 'splat', value: s.value })); break;
-      default: xs.push(b.addConst(a, { kind: 'dense', values: Array.from({ length: SLOTS }, (_, i) => s.value * Math.sin(i)) })); break;
+      default: xs.push(b.addConst(a, { kind: 'dense', values: Float64Array.from({ length: SLOTS }, (_, i) => s.value * Math.sin(i)) })); break;
     }
   }
   // Outputs: the last value and one from the middle (read while later values are computed).
