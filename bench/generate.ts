@@ -25,7 +25,13 @@ import { generateInProcess } from '../runtime/generate/session.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The project root: the nearest folder above this file with a package.json (this file runs compiled from
+// dist/bench/ and, for `npm run figures`, as source from bench/).
+const ROOT = ((): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 const MODEL = path.join(ROOT, 'models/llama-byte-a/model.onnx');
 const CALIBRATION = path.join(ROOT, 'models/llama-byte-a/calibration.txt');
 
