@@ -107,7 +107,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     setInterval(sweep, Math.min(o.limits.idleMs, 60_000)).unref();
   }
 
-  await app.register(websocket, { options: { maxPayload: o.maxMessageBytes } });
+  // @fastify/websocket's default error handler terminates the socket at once, which races the close
+  // frame ws has just queued (an oversized message then reached the client as 1006, not 1009). Log,
+  // let ws finish its closing handshake, and cut the socket only if the peer never answers.
+  await app.register(websocket, {
+    options: { maxPayload: o.maxMessageBytes },
+    errorHandler: (err, socket, req) => {
+      req.log.warn({ err: err.message }, 'socket error');
+      setTimeout(() => socket.terminate(), 2_000).unref();
+    },
+  });
   if (o.browser) {
     const assets = await browserAssets();
     await app.register(fastifyStatic, { root: assets.staticDir, prefix: '/' });
@@ -204,7 +213,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       });
     });
     socket.on('close', () => session?.end());
-    socket.on('error', (e) => log.warn({ err: e.message }, 'socket error'));
   });
 
   await app.listen({ host: o.host, port: o.port });
