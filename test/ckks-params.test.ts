@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { coeffModulusPrimes, isPrime } from '../ir/ckks/primes.js';
 import { keySetBytes, keySwitchKeyBytes, makeParameters, securityBanner, selectParameters, totalModulusBits } from '../ir/ckks/params.js';
-import { normalizeStep, planRotationKeys } from '../ir/ckks/rotation-keys.js';
+import type { FheProgram } from '../ir/fhe/types.js';
+import { keyRequestFor } from '../runtime/ckks/execute.js';
+import { DEFAULT_KEY_BUDGET_BYTES, decomposeRotation, leftPowerParts, normalizeStep, planRotationKeys, signedPowerParts } from '../ir/ckks/rotation-keys.js';
 import { TC128_MAX_BITS } from '../ir/ckks/security.js';
 
 describe('CKKS parameters', () => {
@@ -60,11 +62,51 @@ describe('CKKS parameters', () => {
     expect(wide.keySteps.length).toBe(40);
     const tight = planRotationKeys(p, steps, 20 * keySwitchKeyBytes(p));
     expect(tight.composed).toBe(true);
-    expect(tight.keySteps.length).toBeLessThanOrEqual(12);
+    // Signed powers of two (14 of the 24 there are), each rotation in at most as many key switches as
+    // its binary form takes.
+    expect(tight.keySteps.length).toBe(14);
+    expect(tight.keySteps.every((k) => (Math.abs(k) & (Math.abs(k) - 1)) === 0)).toBe(true);
     for (const s of steps) {
       const parts = tight.compose.get(normalizeStep(s, 4096))!;
-      expect(parts.reduce((a, b) => a + b, 0) % 4096).toBe(((s % 4096) + 4096) % 4096);
+      expect((((parts.reduce((a, b) => a + b, 0) - s) % 4096) + 4096) % 4096).toBe(0);
+      expect(parts.length).toBeLessThanOrEqual(s.toString(2).replace(/0/g, '').length);
     }
+    // Fewer keys than the signed set needs: left powers of two only (7 here), longer rotations.
+    const tighter = planRotationKeys(p, steps, 10 * keySwitchKeyBytes(p));
+    expect(tighter.keySteps).toEqual([1, 2, 4, 8, 16, 32, 64]);
     expect(() => planRotationKeys(p, steps, 2 * keySwitchKeyBytes(p))).toThrow(/budget/);
+  });
+
+  it('composes a rotation from signed powers of two: a right rotation by 1 is one key switch', () => {
+    expect(signedPowerParts(-1, 4096)).toEqual([-1]);
+    expect(signedPowerParts(4095, 4096)).toEqual([-1]);
+    expect(signedPowerParts(7, 4096)).toEqual([-1, 8]);
+    expect(signedPowerParts(2048, 4096)).toEqual([2048]);
+    expect(leftPowerParts(-1, 4096)).toHaveLength(12);
+    // Every step of a small ring: the parts sum to the step and are no more than half the bits + 1.
+    for (let s = -64; s < 64; s++) {
+      const parts = signedPowerParts(s, 64);
+      expect((((parts.reduce((a, b) => a + b, 0) - s) % 64) + 64) % 64).toBe(0);
+      expect(parts.length).toBeLessThanOrEqual(4);
+    }
+    // The backends decompose with what the key set holds: signed parts, else left powers, else an error.
+    expect(decomposeRotation(-1, 4096, new Set([-1, 1, 2]))).toEqual([-1]);
+    expect(decomposeRotation(-1, 4096, new Set(leftPowerParts(4095, 4096)))).toHaveLength(12);
+    expect(() => decomposeRotation(-1, 4096, new Set([1, 2]))).toThrow(/no Galois key for rotation step -1/);
+  });
+
+  it("a program's key request stays within the key budget, composed as the parameter search priced it", () => {
+    // 200 distinct rotation steps: at N=16384 with 9 primes a key is 18.9 MB, 200 keys 3.8 GB, more than the
+    // 3 GiB budget beside SEAL's 4 GiB wasm heap; with 4 primes (4.7 MB a key) they fit.
+    const ops = Array.from({ length: 200 }, (_, i) => ({ kind: 'rotate' as const, args: [], step: -(i + 1) }));
+    const chainOf = (bits: number[]) => makeParameters({ ringDegree: 16384, bitSizes: bits });
+    const big = chainOf([60, 40, 40, 40, 40, 40, 40, 40, 60]);
+    const request = keyRequestFor({ name: 'p', slots: 8192, chain: { ringDegree: 16384, primes: big.primes.slice(0, -1) }, ops, constants: new Map() } as unknown as FheProgram);
+    expect(request.galoisSteps).toEqual(planRotationKeys(big, ops.map((o) => o.step)).keySteps);
+    expect(request.galoisSteps.length).toBeLessThanOrEqual(16);
+    expect(keySetBytes(big, request.galoisSteps.length)).toBeLessThanOrEqual(DEFAULT_KEY_BUDGET_BYTES);
+    const small = chainOf([60, 40, 40, 60]);
+    const all = keyRequestFor({ name: 'p', slots: 8192, chain: { ringDegree: 16384, primes: small.primes.slice(0, -1) }, ops, constants: new Map() } as unknown as FheProgram);
+    expect(all.galoisSteps).toHaveLength(200);
   });
 });

@@ -124,8 +124,12 @@ export function selectParameters(req: ParameterRequest): CkksParameters {
  * (data primes) x 2 x (all primes) x N x 8.
  */
 export function keySwitchKeyBytes(p: CkksParameters): number {
-  const all = p.primes.length;
-  return (all - 1) * 2 * all * p.ringDegree * 8;
+  return keySwitchKeyBytesFor(p.ringDegree, p.primes.length);
+}
+
+/** The same from the ring degree and the number of primes, the special prime included. */
+export function keySwitchKeyBytesFor(ringDegree: number, primeCount: number): number {
+  return (primeCount - 1) * 2 * primeCount * ringDegree * 8;
 }
 
 /** Bytes of a Galois key set with `keyCount` keys, plus the relinearization key if asked for. */

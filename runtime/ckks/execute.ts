@@ -5,6 +5,7 @@
 import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
+import { planChainRotationKeys } from '../../ir/ckks/rotation-keys.js';
 import type { CkksBackend, CkksClient, CkksEvaluator, KeyRequest } from '../backend.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
 import type { RefreshAudit } from '../refresh/audit.js';
@@ -16,7 +17,11 @@ import { ProgramRuntime, type ExecuteOptions, type ExecuteResult, type Execution
 
 export type { OpStats, ExecuteResult, ExecutionTrace } from './program-runtime.js';
 
-/** Galois steps and relinearization the program needs. */
+/**
+ * Galois steps and relinearization the program needs: a key per rotation step, or, when those keys
+ * would not fit the key budget (rotation-keys.ts; SEAL's wasm heap is 4 GiB), the signed power-of-two
+ * keys its rotations are composed from, as the parameter search priced them.
+ */
 export function keyRequestFor(program: FheProgram): KeyRequest {
   const steps = new Set<number>();
   let relin = false;
@@ -24,7 +29,8 @@ export function keyRequestFor(program: FheProgram): KeyRequest {
     if (op.kind === 'rotate') steps.add(op.step!);
     if (op.kind === 'relinearize') relin = true;
   }
-  return { galoisSteps: [...steps].sort((a, b) => a - b), relin };
+  const keys = program.chain ? planChainRotationKeys(program.chain, steps) : undefined;
+  return { galoisSteps: keys?.composed ? keys.keySteps : [...steps].sort((a, b) => a - b), relin };
 }
 
 /** Runs the program on the evaluator: the engine (program-runtime.ts) stepped through the program itself. */

@@ -16,7 +16,8 @@ import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
 import { runEmittedPlan, type EmittedPlanModule } from '../ckks/program-runtime.js';
-import { parametersId, slotsOf } from '../../ir/ckks/params.js';
+import { parametersId, slotsOf, type CkksParameters } from '../../ir/ckks/params.js';
+import { planRotationKeys } from '../../ir/ckks/rotation-keys.js';
 import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
@@ -89,6 +90,12 @@ function inputOp(sp: StepPlan, tensor: string): FheOp {
 
 function specOf(op: FheOp): StepInputSpec {
   return { layout: op.layout!, level: op.result!.type.level!, scale: op.result!.type.scale! };
+}
+
+/** The Galois keys of several steps together: every step's own, or signed powers of two past the key budget. */
+function unionKeySteps(p: CkksParameters, steps: Set<number>): number[] {
+  const keys = planRotationKeys(p, steps);
+  return keys.composed ? keys.keySteps : [...steps].sort((a, b) => a - b);
 }
 
 /** The keys a step plan needs and the embedding input it takes. */
@@ -220,7 +227,8 @@ export class GenerationEvaluator {
     const reply: OpenReply = {
       kind: 'plan',
       params: { ringDegree: p.ringDegree, bitSizes: p.bitSizes, scale: p.scale, id: parametersId(p) },
-      keys: { galoisSteps: [...galois].sort((a, b) => a - b), relin },
+      // Each step's keys fit the budget; their union may not (then composed, as in keyRequestFor).
+      keys: { galoisSteps: unionKeySteps(p, galois), relin },
       steps,
     };
     return encodeMessage(reply);
