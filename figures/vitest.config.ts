@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('..', import.meta.url)),
     include: ['figures/**/*.figures.ts'],
+    // Scratch plans under one folder per run, removed at the end (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     // SEAL accuracy over 4 windows of 64 takes an hour on 2 shared cores.
     testTimeout: 6 * 3600_000,
     hookTimeout: 900_000,

@@ -169,8 +169,8 @@ export const STATED: Record<string, StatedFigure[]> = {
   ],
   'refresh-rounds': [...rounds('shipped table', 'inProcess'), ...rounds('`--link rtt=50ms,bandwidth=100Mbit`', 'link50ms')],
   'ckks-ops': [
-    ...ckksOp('encode', 'encode', [2, 1, 0]),
-    ...ckksOp('encrypt', 'encrypt', [2, 1, 0]),
+    ...ckksOp('encode', 'encode', [2, 1]),
+    ...ckksOp('encrypt', 'encrypt', [2, 1]),
     ...ckksOp('decrypt', 'decrypt', [2, 1, 0]),
     ...ckksOp('add', 'add', [2, 1, 0]),
     ...ckksOp('rotate', 'rotate', [2, 1, 0]),
