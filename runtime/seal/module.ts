@@ -9,13 +9,37 @@ import { parmsIdHex, type SealShape } from './serialized.js';
 
 let modulePromise: Promise<MainModule> | undefined;
 
+/**
+ * Instances that ran out of wasm memory. SEAL's memory pool takes a spin lock around an allocation; a
+ * std::bad_alloc thrown inside leaves it locked, and in single-threaded wasm the next allocation or free
+ * in that pool spins forever (measured: a delete after the failure never returns). Such an instance is
+ * never called again: its object deletes become no-ops (the process is about to report and stop) and
+ * sealCall refuses at once.
+ */
+const outOfMemory = new WeakSet<MainModule>();
+
 export function loadSeal(): Promise<MainModule> {
-  modulePromise ??= SEAL();
+  modulePromise ??= SEAL().then((seal) => {
+    guardDeletes(seal);
+    return seal;
+  });
   return modulePromise;
+}
+
+/** Wraps embind's shared `delete` (on the root of every SEAL class's prototype chain) with the guard. */
+function guardDeletes(seal: MainModule): void {
+  let proto: { delete?: () => void } | null = (seal.Ciphertext as unknown as { prototype: object }).prototype;
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, 'delete')) proto = Object.getPrototypeOf(proto) as typeof proto;
+  if (!proto?.delete) return;
+  const del = proto.delete;
+  proto.delete = function (this: unknown) {
+    if (!outOfMemory.has(seal)) del.call(this);
+  };
 }
 
 /** Runs a SEAL call; a C++ exception becomes an FhecError naming the operation. */
 export function sealCall<T>(seal: MainModule, what: string, f: () => T): T {
+  if (outOfMemory.has(seal)) throw new FhecError(`SEAL ${what} refused: this SEAL instance ran out of memory earlier and cannot be used again`);
   try {
     return f();
   } catch (e) {
@@ -30,6 +54,15 @@ export function sealCall<T>(seal: MainModule, what: string, f: () => T): T {
       } catch {
         message = 'unknown SEAL exception';
       }
+    }
+    if (/bad_alloc/.test(message)) {
+      outOfMemory.add(seal);
+      throw new FhecError(
+        `SEAL ${what} ran out of memory: node-seal's wasm heap (4 GiB) is full. It holds the evaluation keys, the ` +
+          'cached weight plaintexts and the live ciphertexts of the run; this SEAL instance cannot be used again ' +
+          '(its memory pool stays locked), so the run stops here. A plan with fewer levels or a smaller ring ' +
+          'degree needs less.',
+      );
     }
     throw new FhecError(`SEAL ${what} failed: ${message}`);
   }
