@@ -96,6 +96,15 @@ export class ProgramRuntime implements PlanRuntime {
   /** Positions of the refreshes called in the round under way. */
   private round: number[] = [];
   private readonly live = new Map<string, CkksHandle>();
+  /**
+   * Encodes not carried out yet (SEAL only): an encode runs when its first consumer needs it. The stage
+   * order puts every encode in the first stage (they wait on nothing), so run eagerly a large layer held
+   * all its weight plaintexts at once (a Llama-3.2-1B-shaped layer: 22,805 of them, 15.7 GiB, where
+   * SEAL's heap is 4 GiB). SEAL's encode is deterministic, so deferring it changes no bit; the
+   * simulator draws encoding noise in execution order, so it keeps the order (and has no such heap).
+   */
+  private readonly pending = new Map<string, { index: number; op: FheOp }>();
+  private readonly deferEncodes: boolean;
   private readonly outputs = new Map<string, Uint8Array>();
   private readonly stats = new Map<string, OpStats>();
   private readonly encoder: (op: FheOp) => CkksHandle;
@@ -118,6 +127,7 @@ export class ProgramRuntime implements PlanRuntime {
     }
     this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
     this.encoder = constantEncoder(program, ev, options.plaintexts);
+    this.deferEncodes = !ev.simulated && !options.observe;
     options.trace?.begin(program);
     this.t0 = performance.now();
   }
@@ -189,13 +199,26 @@ export class ProgramRuntime implements PlanRuntime {
   abort(): void {
     for (const h of this.live.values()) this.free(h);
     this.live.clear();
+    this.pending.clear();
   }
 
   private readonly get = (name: string): CkksHandle => {
-    const h = this.live.get(name);
+    const h = this.live.get(name) ?? this.encodePending(name);
     if (!h) throw new Error(`internal: %${name} is not live`);
     return h;
   };
+
+  /** Carries out a deferred encode now that a consumer needs it. */
+  private encodePending(name: string): CkksHandle | undefined {
+    const p = this.pending.get(name);
+    if (!p) return undefined;
+    this.pending.delete(name);
+    const start = performance.now();
+    const h = withOpContext(p.op, () => runOp(p.op, this.ev, this.inputs, this.get, this.encoder, this.outputs))!;
+    this.count(p.index, 'encode', performance.now() - start);
+    this.live.set(name, h);
+    return h;
+  }
 
   private free(h: CkksHandle): void {
     if (!this.options.plaintexts?.holds(h)) this.ev.free(h);
@@ -225,6 +248,9 @@ export class ProgramRuntime implements PlanRuntime {
     if (op.kind === 'refresh') {
       this.round.push(at);
       if (this.roundEnds.has(at)) this.refreshRound();
+    } else if (op.kind === 'encode' && this.deferEncodes) {
+      // Run by the first consumer (get); a constant nobody uses is never encoded.
+      if (this.lastUse.has(op.result!.name)) this.pending.set(op.result!.name, { index: i, op });
     } else {
       const start = performance.now();
       const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
