@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../compiler/driver.js';
 import { attr, GraphBuilder } from '../ir/graph/builder.js';
-import type { Graph } from '../ir/graph/types.js';
+import type { Graph, LazyTensor } from '../ir/graph/types.js';
 import { printGraph } from '../ir/text/print.js';
 import { Tensor } from '../ir/tensor.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
@@ -91,16 +91,24 @@ describe('fold-constants and dce', () => {
     // 6 out, over a limit of 3. The Tile that doubles it (12 elements) stays a node.
     const b = new GraphBuilder('g', { '': 17 });
     const x = b.input('x', 'float32', [1, 2]);
-    const w16 = b.constant('w16', Tensor.from('float16', [3, 2], [1, 2, 3, 4, 5, 0.5]));
+    // The weight counts its reads: folding must not read it (a graph priced by shape only, `--cost-only`,
+    // never loads its weights); running the folded graph reads it.
+    const stored = Tensor.from('float16', [3, 2], [1, 2, 3, 4, 5, 0.5]);
+    let reads = 0;
+    const lazy: LazyTensor = { dtype: 'float16', dims: [3, 2], location: 'external:w@0+12', byteLength: 12, load: () => (reads++, stored) };
+    const w16 = b.constant('w16', lazy);
     const w = b.op1('Cast', [w16], 'float32', undefined, { to: attr.int(1) });
     const wt = b.op1('Transpose', [w], 'float32', undefined, { perm: attr.ints([1, 0]) });
     b.output(b.op1('MatMul', [x, wt], 'float32', undefined, {}, { outName: 'y' }));
     b.output(b.op1('Tile', [w, b.constant('reps', Tensor.from('int64', [2], [2, 1]))], 'float32', undefined, {}, { outName: 'big' }));
     const g = b.graph;
     const before = runGraph(g, { x: Tensor.from('float32', [1, 2], [1, -1]) });
+    reads = 0;
     const runs = new PassManager(graphPasses, { verify: verifyGraph, verifyEach: true }).addPipeline('fold-constants{max-elements=3}').run(g);
     expect(runs[0]!.result.stats.folded).toBe(2); // Cast, Transpose
     expect(g.nodes.map((n) => n.op)).toEqual(['MatMul', 'Tile']);
+    expect(reads).toBe(0);
+    expect(g.constants.find((c) => c.name === wt.name)!.constant!.location).toBe('transpose(cast(external:w@0+12))');
     const after = runGraph(g, { x: Tensor.from('float32', [1, 2], [1, -1]) });
     expect(Array.from(after.y!.data)).toEqual(Array.from(before.y!.data));
     expect(Array.from(after.y!.data)).toEqual([-1, -1, 4.5]);

@@ -25,6 +25,16 @@ const zooRows = (model: string): StatedFigure[] => [
   { row: model, col: 'max / mean logit error', text: '/ {}', key: `${model}.meanAbsError`, kind: 'approx' },
 ];
 
+const zooSealRows = (model: string): StatedFigure[] => [
+  { row: model, col: 'plan', text: 'N={},', key: `${model}.ringDegree`, kind: 'exact' },
+  { row: model, col: 'plan', text: ', {} levels', key: `${model}.levels`, kind: 'exact' },
+  { row: model, col: 'equal to onnxruntime', text: '{} of', key: `${model}.equalBytes`, kind: 'exact' },
+  { row: model, col: 'equal to onnxruntime', text: 'of {} bytes', key: `${model}.bytes`, kind: 'exact' },
+  { row: model, col: 'prefill', text: '{}', key: `${model}.prefillSeconds`, kind: 'timing' },
+  { row: model, col: 'decode', text: '{}', key: `${model}.decodeSecondsPerToken`, kind: 'timing' },
+  { row: model, col: 'key-holder round trips', text: '{}', key: `${model}.roundTripsPerDecodeToken`, kind: 'exact' },
+];
+
 const softmaxRows = (step: string, method: 'squaring' | 'shifted'): StatedFigure[] => {
   const row = [step, method];
   const key = `${step.split(' ')[0]}.${method}`;
@@ -143,6 +153,7 @@ export const STATED: Record<string, StatedFigure[]> = {
     { row: SIM_GENAI, col: 'result', text: ', {} refreshes)', key: 'refreshes', kind: 'exact' },
   ],
   zoo: ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6'].flatMap(zooRows),
+  'zoo-seal': ['Z1', 'Z2'].flatMap(zooSealRows),
   softmax: [...softmaxRows('decode P=40', 'squaring'), ...softmaxRows('decode P=40', 'shifted'), ...softmaxRows('prefill S=16', 'squaring'), ...softmaxRows('prefill S=16', 'shifted')],
   'cost-only-1b': [
     { row: 'Llama-3.2-1B shape', col: 'ops', text: '{} M', key: 'millionOps', kind: 'exact' },
