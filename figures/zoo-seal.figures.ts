@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { compileGenerationPlan } from '../compiler/generation-plan.js';
 import type { SectionFile } from '../bench/figures/check.js';
 import { ortGreedy } from '../test/helpers/ort-greedy.js';
@@ -31,12 +31,12 @@ const previous = ONLY && fs.existsSync(previousFile) ? (JSON.parse(fs.readFileSy
 const figures: SectionFile['figures'] = { ...previous?.figures };
 const details: Record<string, unknown> = { ...(previous?.details as Record<string, unknown> | undefined) };
 
-afterAll(() => {
+// Written after every model, so a run that dies part way keeps the models it finished.
+const save = () =>
   writeSection('zoo-seal', t0, [
     `fhec compile models/zoo/<model>_kvcache_opset14.onnx -o gen.json --calibration ../shared/models/calibration.txt --max-context ${PROMPT.length + BYTES} --prefill ${PROMPT.length} (compileGenerationPlan)`,
     `fhec generate gen.json --prompt "${PROMPT}" --max-new-tokens ${BYTES} --backend seal --no-progress (its own process); onnxruntime greedy on models/zoo/<model>_nocache_opset17.onnx`,
   ], figures, details);
-});
 
 for (const c of CASES.filter((x) => !ONLY || ONLY.includes(x.model))) {
   it(`${c.model}: ${BYTES} bytes generated on SEAL from "${PROMPT}" equal onnxruntime's greedy fp32 bytes`, async () => {
@@ -64,6 +64,7 @@ for (const c of CASES.filter((x) => !ONLY || ONLY.includes(x.model))) {
       [`${c.model}.roundTripsPerDecodeToken`]: num(/^key holder per decode token: ([\d.]+) round trips/m),
     });
     details[c.model] = { prompt: PROMPT, generated: text, onnxruntime: expected, chain: m.bitSizes, compileSeconds, compileLines: compiled.lines, summary: r.stderr.split('\n').filter(Boolean) };
+    save();
     expect(text).toBe(expected);
   });
 }

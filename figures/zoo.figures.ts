@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, it } from 'vitest';
+import { it } from 'vitest';
 import { measureAccuracy } from '../compiler/accuracy.js';
 import { compileGenerationPlan } from '../compiler/generation-plan.js';
 import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
@@ -49,13 +49,14 @@ const previous = ONLY && fs.existsSync(previousFile) ? (JSON.parse(fs.readFileSy
 const figures: SectionFile['figures'] = { ...previous?.figures };
 const details: Record<string, unknown> = { ...(previous?.details as Record<string, unknown> | undefined) };
 
-afterAll(() => {
+// Written after every model, so a run that dies part way (a 2-core machine shared with other jobs once
+// had this worker killed by the kernel's OOM killer after three models) keeps the models it finished.
+const save = () =>
   writeSection('zoo', t0, [
     'fhec compile models/zoo/<model>_nocache_opset17.onnx -o prefill.json --calibration ../shared/models/calibration.txt --prefill 64 (compileModel)',
     'fhec compile models/zoo/<model>_kvcache_opset14.onnx -o gen.json --calibration ../shared/models/calibration.txt --max-context 64 (compileGenerationPlan)',
     `fhec accuracy models/zoo/<model>_nocache_opset17.onnx prefill.json --text ../shared/models/eval-dev.txt --windows ${WINDOWS} --backend sim (measureAccuracy, sim seed 1); models ${models.join(', ')}${previous ? ' (the others from the previous run)' : ''}`,
   ], figures, details);
-});
 
 for (const name of models) {
   const TEST = `${name}: prefill ${S} and max-context ${C} compile, sim agreement over ${S * WINDOWS} positions of eval-dev.txt`;
@@ -84,5 +85,6 @@ for (const name of models) {
     const sim = { positions: f.positions, agree: f.agree, agreement: f.agreement, maxAbsError: f.maxAbsError, meanAbsError: f.meanAbsError, rangeWarnings: f.warnings.map((w) => w.message), seconds: f.ms / 1000 };
     Object.assign(figures, { [`${name}.ringDegree`]: prefill.ringDegree, [`${name}.refreshes`]: prefill.refreshes }, accuracyFigures(name, f));
     details[name] = { prefill, generation, sim };
+    save();
   });
 }
