@@ -108,5 +108,10 @@ describe('CKKS parameters', () => {
     const small = chainOf([60, 40, 40, 60]);
     const all = keyRequestFor({ name: 'p', slots: 8192, chain: { ringDegree: 16384, primes: small.primes.slice(0, -1) }, ops, constants: new Map() } as unknown as FheProgram);
     expect(all.galoisSteps).toHaveLength(200);
+    // A chain so long that not even the power-of-two keys fit (N=32768, 21 primes: 210 MiB a key): the
+    // program's own steps, as before budgets (the simulator runs it; SEAL would stop out of memory).
+    const huge = makeParameters({ ringDegree: 32768, bitSizes: [60, ...Array(19).fill(40), 60] });
+    const unfit = keyRequestFor({ name: 'p', slots: 16384, chain: { ringDegree: 32768, primes: huge.primes.slice(0, -1) }, ops, constants: new Map() } as unknown as FheProgram);
+    expect(unfit.galoisSteps).toHaveLength(200);
   });
 });

@@ -29,8 +29,23 @@ export function keyRequestFor(program: FheProgram): KeyRequest {
     if (op.kind === 'rotate') steps.add(op.step!);
     if (op.kind === 'relinearize') relin = true;
   }
-  const keys = program.chain ? planChainRotationKeys(program.chain, steps) : undefined;
-  return { galoisSteps: keys?.composed ? keys.keySteps : [...steps].sort((a, b) => a - b), relin };
+  return { galoisSteps: budgetedKeySteps(program, steps) ?? [...steps].sort((a, b) => a - b), relin };
+}
+
+/**
+ * The composed key set when a key per step would not fit the budget; undefined when they fit, and also
+ * when not even the power-of-two keys fit (a plan for a very long chain, e.g. N=32768 with 21 primes at
+ * 210 MiB a key): such a plan runs on the simulator, and on SEAL stops with its out-of-memory error.
+ */
+function budgetedKeySteps(program: FheProgram, steps: Set<number>): number[] | undefined {
+  if (!program.chain) return undefined;
+  try {
+    const keys = planChainRotationKeys(program.chain, steps);
+    return keys.composed ? keys.keySteps : undefined;
+  } catch (e) {
+    if (e instanceof FhecError) return undefined;
+    throw e;
+  }
 }
 
 /** Runs the program on the evaluator: the engine (program-runtime.ts) stepped through the program itself. */

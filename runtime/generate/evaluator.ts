@@ -94,8 +94,14 @@ function specOf(op: FheOp): StepInputSpec {
 
 /** The Galois keys of several steps together: every step's own, or signed powers of two past the key budget. */
 function unionKeySteps(p: CkksParameters, steps: Set<number>): number[] {
-  const keys = planRotationKeys(p, steps);
-  return keys.composed ? keys.keySteps : [...steps].sort((a, b) => a - b);
+  const all = [...steps].sort((a, b) => a - b);
+  try {
+    const keys = planRotationKeys(p, steps);
+    return keys.composed ? keys.keySteps : all;
+  } catch (e) {
+    if (e instanceof FhecError) return all; // not even power-of-two keys fit: as keyRequestFor
+    throw e;
+  }
 }
 
 /** The keys a step plan needs and the embedding input it takes. */
