@@ -23,9 +23,6 @@ const zooRows = (model: string): StatedFigure[] => [
   { row: model, col: 'sim agreement', text: '/{})', key: `${model}.positions`, kind: 'exact' },
   { row: model, col: 'max / mean logit error', text: '{} /', key: `${model}.maxAbsError`, kind: 'approx' },
   { row: model, col: 'max / mean logit error', text: '/ {}', key: `${model}.meanAbsError`, kind: 'approx' },
-  { row: model, col: 'prefill-64 plan', text: 'N={},', key: `${model}.ringDegree`, kind: 'exact' },
-  { row: model, col: 'prefill-64 plan', text: ', {} refreshes', key: `${model}.refreshes`, kind: 'exact' },
-  { row: model, col: 'range warnings', text: '{}', key: `${model}.rangeWarnings`, kind: 'exact' },
 ];
 
 const zooSealRows = (model: string): StatedFigure[] => [
