@@ -66,3 +66,13 @@ export function accuracyFigures(prefix: string, f: AccuracyFigures): Record<stri
     [`${prefix}.seconds`]: f.ms / 1000,
   };
 }
+
+/**
+ * Where a per-model section starts: when only some models run (`only`), the other models' figures and
+ * details from the section's previous file, so one file keeps every model's latest measurement.
+ */
+export function previousModels(section: string, only: string[] | undefined): { previous?: SectionFile; figures: SectionFile['figures']; details: Record<string, unknown> } {
+  const file = path.join(FIGURES_DIR, `${section}.json`);
+  const previous = only && fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as SectionFile) : undefined;
+  return { previous, figures: { ...previous?.figures }, details: { ...(previous?.details as Record<string, unknown> | undefined) } };
+}

@@ -11,10 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect, it } from 'vitest';
 import { compileGenerationPlan } from '../compiler/generation-plan.js';
-import type { SectionFile } from '../bench/figures/check.js';
 import { ortGreedy } from '../test/helpers/ort-greedy.js';
 import { MODELS, ROOT } from '../test/helpers/shared.js';
-import { FIGURES_DIR, writeSection } from './record.js';
+import { previousModels, writeSection } from './record.js';
 
 const ZOO = path.join(ROOT, 'models', 'zoo');
 const PROMPT = "Let's re";
@@ -26,10 +25,7 @@ const CASES = [
 const ONLY = process.env.FHEC_ZOO_SEAL_MODELS?.split(',');
 
 const t0 = performance.now();
-const previousFile = path.join(FIGURES_DIR, 'zoo-seal.json');
-const previous = ONLY && fs.existsSync(previousFile) ? (JSON.parse(fs.readFileSync(previousFile, 'utf8')) as SectionFile) : undefined;
-const figures: SectionFile['figures'] = { ...previous?.figures };
-const details: Record<string, unknown> = { ...(previous?.details as Record<string, unknown> | undefined) };
+const { previous, figures, details } = previousModels('zoo-seal', ONLY);
 
 // Written after every model, so a run that dies part way keeps the models it finished.
 const save = () =>

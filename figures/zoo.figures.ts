@@ -17,9 +17,8 @@ import { compileGenerationPlan } from '../compiler/generation-plan.js';
 import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
 import { loadModelPlan } from '../runtime/model-session.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
-import type { SectionFile } from '../bench/figures/check.js';
 import { MODELS, ROOT } from '../test/helpers/shared.js';
-import { accuracyFigures, FIGURES_DIR, writeSection } from './record.js';
+import { accuracyFigures, previousModels, writeSection } from './record.js';
 
 const ZOO = path.join(ROOT, 'models', 'zoo');
 const CAL = path.join(MODELS, 'calibration.txt');
@@ -44,10 +43,7 @@ const kvcache = exportsOf('kvcache');
 const models = [...nocache.keys()].sort().filter((m) => !ONLY || ONLY.includes(m));
 
 const t0 = performance.now();
-const previousFile = path.join(FIGURES_DIR, 'zoo.json');
-const previous = ONLY && fs.existsSync(previousFile) ? (JSON.parse(fs.readFileSync(previousFile, 'utf8')) as SectionFile) : undefined;
-const figures: SectionFile['figures'] = { ...previous?.figures };
-const details: Record<string, unknown> = { ...(previous?.details as Record<string, unknown> | undefined) };
+const { previous, figures, details } = previousModels('zoo', ONLY);
 
 // Written after every model, so a run that dies part way (a 2-core machine shared with other jobs once
 // had this worker killed by the kernel's OOM killer after three models) keeps the models it finished.
