@@ -2,6 +2,7 @@
 // `tsc -p tsconfig.json`): ONNX node tests compiled, run encrypted on SEAL within the acceptance tolerance,
 // the same plan simulated (close results, labelled as simulation); bad input exits 2 with one clear line.
 
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -113,13 +114,17 @@ describe('fhec compile / fhec run', () => {
     const r = fhec('compile', path.join(NODE_TESTS, 'test_gemm_default_no_bias', 'model.onnx'), '-o', plan, '--emit', 'ts');
     expect(r.status, r.stderr).toBe(0);
     const text = fs.readFileSync(plan.replace(/\.json$/, '.ts'), 'utf8');
-    expect(text).toContain("from 'fhec/runtime'");
-    expect(text).toMatch(/export async function run\(evaluator: CkksEvaluator, inputs: Inputs, weights: PlanWeights\)/);
-    // One statement per FHE op: a comment naming each value-defining op, and one per output.
-    const program = parseFhe(JSON.parse(fs.readFileSync(plan, 'utf8')).program);
+    // The module model plans get: types from the runtime, one PlanRuntime call per op, the plan's digest.
+    expect(text).toContain("import type { Ct, PlanRuntime } from 'fhec/runtime'");
+    expect(text).toMatch(/export function run\(rt: PlanRuntime\): void/);
+    const doc = JSON.parse(fs.readFileSync(plan, 'utf8'));
+    expect(text).toContain(`programSha256: '${createHash('sha256').update(doc.program).digest('hex')}'`);
+    // A comment naming each value-defining op, and one per output; one runtime call per op.
+    const program = parseFhe(doc.program);
     const outputs = program.ops.filter((o) => o.kind === 'output').length;
     expect(text.match(/^\s*\/\/ %/gm)?.length).toBe(program.ops.length - outputs);
     expect(text.match(/^\s*\/\/ output "/gm)?.length).toBe(outputs);
+    expect(text.match(/\brt\.\w+\(/g)?.length).toBe(program.ops.length);
     const bad = fhec('compile', path.join(NODE_TESTS, 'test_gemm_default_no_bias', 'model.onnx'), '-o', plan, '--emit', 'py');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--emit supports 'ts'");

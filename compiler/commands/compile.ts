@@ -6,7 +6,6 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { compileOnnxToFhe, summarizeFhe, writeFhePlan } from '../fhe-compile.js';
 import { collectBinding, collectList, intOption } from './common.js';
-import { emitTypeScript } from '../emit/typescript.js';
 import { writePlanModule } from '../emit/load-module.js';
 import { FhecError } from '../../ir/errors.js';
 import { compileModelCommand } from '../model-commands.js';
@@ -147,12 +146,8 @@ export function registerCompile(program: Command): void {
       if (compiled.warning) console.log(compiled.warning);
       for (const line of summarizeFhe(compiled)) console.log(line);
       if (opts.emitFheIr) writeFileAtomic(opts.emitFheIr, programText);
-      if (opts.emit === 'ts') {
-        // After the plan is written: the emitter checks the plan holds this very program.
-        const tsFile = opts.output.replace(/\.json$/, '') + '.ts';
-        writeFileAtomic(tsFile, emitTypeScript(compiled.program, { planFile: opts.output }));
-        console.log(`wrote ${tsFile}`);
-      }
+      // The same module as for model plans: one PlanRuntime call per op, read from the written plan.
+      if (opts.emit === 'ts') console.log(`wrote ${writePlanModule(opts.output)}`);
       if (opts.printFhe) process.stdout.write(programText);
     });
 }

@@ -1,16 +1,18 @@
-// `fhec compile --emit ts`: the generated module type-checks under strict settings, and running it on
-// an evaluator gives exactly what executeProgram gives on the same evaluator, keys and ciphertexts
-// (bit for bit on the simulator with the same seed, byte-identical ciphertexts on SEAL), and what
-// plain arithmetic gives within the CKKS error.
+// `fhec compile --emit ts` on plans of arithmetic programs (what `fhec compile` writes for an arithmetic ONNX
+// graph): the module is the one model and step plans get (compiler/emit/plan-module.ts, one PlanRuntime call
+// per op), so op semantics live in runtime/ckks/op-semantics.ts alone. On hand-built programs with every op
+// kind, sidecar weights, inline and splat constants and refreshes, the module type-checks under strict
+// settings, and run through runEmittedPlan it gives exactly what executeProgram gives on the same
+// evaluator, keys and ciphertexts (bit for bit on the simulator with the same seed, byte-identical
+// ciphertexts on SEAL), and what plain arithmetic gives within the CKKS error.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { emitTypeScript, weightsLayout } from '../compiler/emit/typescript.js';
-import { FhecError } from '../ir/errors.js';
-import { FheBuilder, parseFhe, type FheProgram, type SlotLayout } from '../ir/fhe/index.js';
+import { loadEmittedModule } from '../compiler/emit/load-module.js';
+import { emitPlanModule } from '../compiler/emit/plan-module.js';
+import { FheBuilder, type FheProgram, type SlotLayout } from '../ir/fhe/index.js';
 import type { CkksClient, CkksEvaluator, CkksHandle, CkksRefresher } from '../runtime/backend.js';
 import { chebyshevValue, evalChebyshev, type ChebyshevPolynomial } from '../passes/fhe/approximate/chebyshev.js';
 import { multiplicativeDepth } from '../passes/fhe/analysis/depth.js';
@@ -19,8 +21,10 @@ import { columnBlocks, lowerMatVec, type MatrixView } from '../passes/fhe/layout
 import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import { decryptOutputs, encryptInputs, executeProgram, keyRequestFor } from '../runtime/ckks/execute.js';
+import { runEmittedPlan, type EmittedPlanModule, type ExecuteOptions } from '../runtime/ckks/program-runtime.js';
 import { fheChain, selectParameters, topLevel, type CkksParameters } from '../ir/ckks/params.js';
-import { writePlan } from '../runtime/plan/plan.js';
+import { loadPlan, writePlan, type Plan } from '../runtime/plan/plan.js';
+import { executionOrder } from '../runtime/refresh/rounds.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { sealBackend } from '../runtime/seal/backend.js';
@@ -28,7 +32,6 @@ import { SimClient, SimEvaluator } from '../runtime/sim/backend.js';
 import { typeCheck } from './helpers/type-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const GOLDEN = path.join(ROOT, 'test/golden/ts/small.ts.golden');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-emit-ts-'));
 // The generated modules are ES modules.
 fs.writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n');
@@ -210,75 +213,30 @@ class ReplayingRefresher implements CkksRefresher {
   }
 }
 
-/** The golden module: every kind of constant (sidecar weights, inline, splat), rotation, negate, add_plain. */
-function smallModule(): string {
-  const params = selectParameters({ depth: 1 });
-  const slots = params.ringDegree / 2;
-  const L = fullLayout(slots);
-  const b = new FheBuilder('small', slots);
-  const x = b.input('x', L);
-  const w = Float64Array.from({ length: 20 }, (_, i) => (i - 10) / 8);
-  const y = b.mulConst(x, { kind: 'dense', values: w }, 'w');
-  const s = b.add(y, b.rotate(y, 1));
-  const t = b.addConst(b.negate(s), { kind: 'dense', values: Float64Array.from([1, -2, 0.5]) }, 'bias');
-  b.output('y', b.addConst(t, { kind: 'splat', value: 0.125 }, 'shift'), L);
-  const program = manage(b, params);
-  const planFile = path.join(dir, 'small.json');
-  writePlan(planFile, program, params);
-  return emitTypeScript(program, { planFile, moduleName: 'small example' });
-}
-
-/** What a generated module exports, as seen from this (untyped) import. */
-interface GeneratedModule {
-  PROGRAM: { name: string; weightCount: number; weightsFile?: string; inputs: Record<string, { level: number; scale: number }> };
-  decodeWeights(bytes: Uint8Array): Float64Array;
-  run(ev: CkksEvaluator, inputs: Record<string, CkksHandle>, weights: Float64Array, refresher?: CkksRefresher): Promise<Record<string, CkksHandle>>;
-}
-
 interface Emitted {
   c: Case;
   /** Module variant: 'whole' (one function) or 'parts' (split into functions of a few ops). */
   variant: string;
+  planFile: string;
   tsFile: string;
   source: string;
-  weights: Uint8Array;
+  plan: Plan;
 }
 
-function emitCase(c: Case, variant: 'whole' | 'parts', opsPerFunction?: number): Emitted {
+function emitCase(c: Case, variant: 'whole' | 'parts', opsPerFunction: number): Emitted {
   const planFile = path.join(dir, `${c.name}.json`);
   // Refresh points with the bound the tests' refresher declares (values of these programs stay within 1).
   const points = c.program.ops.filter((op) => op.kind === 'refresh').map((op) => ({ value: op.args[0]!.name, bound: 1, source: 'declared' as const }));
-  const sidecar = writePlan(planFile, c.program, c.params, points);
-  const source = emitTypeScript(c.program, { planFile, ...(opsPerFunction ? { opsPerFunction } : {}) });
+  writePlan(planFile, c.program, c.params, points);
+  const source = emitPlanModule(planFile, { opsPerFunction });
   const tsFile = path.join(dir, `${c.name}.${variant}.ts`);
   fs.writeFileSync(tsFile, source);
-  return { c, variant, tsFile, source, weights: new Uint8Array(fs.readFileSync(sidecar)) };
+  return { c, variant, planFile, tsFile, source, plan: loadPlan(planFile) };
 }
 
-/**
- * Strict type-check of the files; diagnostics of each file. `fhec/runtime` is the runtime's source, or
- * with `viaPackage` what a user who installed fhec gets: the package's exports map and built types.
- */
-
-async function importModule(e: Emitted): Promise<GeneratedModule> {
-  const js = ts.transpileModule(e.source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 } }).outputText;
-  const file = e.tsFile.replace(/\.ts$/, '.mjs');
-  fs.writeFileSync(file, js);
-  return (await import(pathToFileURL(file).href)) as GeneratedModule;
-}
-
-/** Runs the generated module on `ev` with the given serialized inputs; serialized outputs. */
-async function runGenerated(
-  mod: GeneratedModule,
-  ev: CkksEvaluator,
-  inputs: Map<string, Uint8Array>,
-  weights: Uint8Array,
-  refresher?: CkksRefresher,
-): Promise<Map<string, Uint8Array>> {
-  const handles: Record<string, CkksHandle> = {};
-  for (const [name, bytes] of inputs) handles[name] = ev.loadCiphertext(bytes);
-  const out = await mod.run(ev, handles, mod.decodeWeights(weights), refresher);
-  return new Map(Object.entries(out).map(([name, h]) => [name, ev.saveCiphertext(h)]));
+/** Runs the plan's program through its emitted module (or through executeProgram); serialized outputs. */
+function runPlan(e: Emitted, mod: EmittedPlanModule | undefined, ev: CkksEvaluator, inputs: Map<string, Uint8Array>, options: ExecuteOptions = {}): Map<string, Uint8Array> {
+  return (mod ? runEmittedPlan(mod, e.plan, e.planFile, ev, inputs, options) : executeProgram(e.plan.program, ev, inputs, options)).outputs;
 }
 
 function expectSameBytes(got: Map<string, Uint8Array>, want: Map<string, Uint8Array>): void {
@@ -298,7 +256,7 @@ function maxErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-describe('TypeScript emission of FHE programs', () => {
+describe('TypeScript emission of arithmetic plans', () => {
   const cases = [linearCase(), wideLinearCase(), chebyshevCase(), mixedCase(), refreshCase()];
   const emitted: Emitted[] = [];
   for (const c of cases) {
@@ -306,48 +264,54 @@ describe('TypeScript emission of FHE programs', () => {
     // Split into functions of a few ops each, so values cross function boundaries.
     emitted.push(emitCase(c, 'parts', c.name === 'wide' ? 40 : 5));
   }
-  const modules = new Map<Emitted, GeneratedModule>();
-  beforeAll(async () => {
-    for (const e of emitted) modules.set(e, await importModule(e));
+  const modules = new Map<Emitted, EmittedPlanModule>();
+  beforeAll(() => {
+    for (const e of emitted) modules.set(e, loadEmittedModule(e.tsFile));
   });
 
-  it('writes one statement per op with its level and scale, and splits long programs into functions', () => {
+  it('writes one runtime call per op with its level and scale, and splits long programs into functions', () => {
     for (const e of emitted) {
-      const { program } = e.c;
+      const { program } = e.plan;
       const comments = e.source.split('\n').filter((l) => /^\s*\/\/ (%\S+ = |output )/.test(l));
       expect(comments.length, e.tsFile).toBe(program.ops.length);
+      expect(e.source.match(/\brt\.\w+\(/g)?.length, e.tsFile).toBe(program.ops.length);
       for (const op of program.ops.filter((o) => o.result)) {
         const t = op.result!.type;
-        expect(e.source).toContain(`// %${op.result!.name} = ${op.kind === 'rotate' ? 'rotate' : op.kind}`);
+        expect(e.source).toContain(`// %${op.result!.name} = ${op.kind}`);
         expect(e.source).toContain(`${t.kind} at level ${t.level}, scale `);
       }
-      const parts = e.source.match(/^function part\d+\(/gm)?.length ?? 0;
+      const fns = e.source.match(/^function ops(_\d+)?\(/gm)?.length ?? 0;
       const per = e.variant === 'whole' ? 1e6 : e.c.name === 'wide' ? 40 : 5;
-      const body = program.ops.filter((o) => o.kind !== 'output').length;
-      expect(parts, e.tsFile).toBe(program.ops.length <= per ? 0 : Math.ceil(body / per));
-      // Weight vectors are referenced by sidecar offset, never inlined.
-      expect(e.source.length).toBeLessThan(400 * program.ops.length + 6000);
+      // Runs of ops between inputs and outputs (in execution order), each cut every `per` ops.
+      const runs = executionOrder(program)
+        .map((i) => program.ops[i]!.kind)
+        .join(' ')
+        .split(/\b(?:input|output)\b/)
+        .map((run) => run.trim().split(/\s+/).filter(Boolean).length)
+        .filter((n) => n > 0);
+      expect(fns, e.tsFile).toBe(runs.reduce((sum, n) => sum + Math.ceil(n / per), 0));
+      // No data in the module: constants are encoded by name from the plan.
+      expect(e.source.length).toBeLessThan(300 * program.ops.length + 3000);
     }
     expect(cases.find((c) => c.name === 'wide')!.program.ops.length).toBeGreaterThan(200);
+    const mixed = emitted.find((x) => x.c.name === 'mixed')!;
+    expect(mixed.source).toMatch(/rt\.encode\('bias'\)/);
+    expect(mixed.source).not.toContain('0.75');
   });
 
-  it('type-checks under strict settings with zero diagnostics (the golden module too)', () => {
-    const t0 = performance.now();
+  it('type-checks under strict settings with zero diagnostics', () => {
     // The check is real: a wrong call in a generated module is reported.
     const broken = path.join(dir, 'broken.ts');
-    fs.writeFileSync(broken, emitted[0]!.source.replace(/ev\.rotate\((v\d+), \d+\)/, 'ev.rotate($1)'));
-    const golden = path.join(dir, 'small.ts');
-    fs.writeFileSync(golden, smallModule());
-    const files = [...emitted.map((e) => e.tsFile), golden];
+    fs.writeFileSync(broken, emitted.find((e) => /rt\.rotate\(/.test(e.source))!.source.replace(/rt\.rotate\((\w+), -?\d+\)/, 'rt.rotate($1)'));
+    const files = emitted.map((e) => e.tsFile);
     const diagnostics = typeCheck([...files, broken]);
     for (const f of files) expect(diagnostics.get(f), f).toEqual([]);
     expect(diagnostics.get(broken)!.join('\n')).toMatch(/Expected 2 arguments, but got 1/);
-    console.log(`type-checked ${files.length + 1} generated modules in ${(performance.now() - t0).toFixed(0)} ms`);
   });
 
   // dist/ is built by `npm test` (tsc -p tsconfig.json) before vitest runs; a stale build is skipped.
   const builtTypes = path.join(ROOT, 'dist/runtime/index.d.ts');
-  const built = fs.existsSync(builtTypes) && fs.readFileSync(builtTypes, 'utf8').includes('CkksRefresher');
+  const built = fs.existsSync(builtTypes) && fs.readFileSync(builtTypes, 'utf8').includes('PlanRuntime');
   it.skipIf(!built)('type-checks against the installed package (exports map, built types)', () => {
     const pkgDir = path.join(dir, 'installed');
     fs.mkdirSync(path.join(pkgDir, 'node_modules'), { recursive: true });
@@ -362,9 +326,10 @@ describe('TypeScript emission of FHE programs', () => {
     for (const f of files) expect(diagnostics.get(f), f).toEqual([]);
   });
 
-  it('gives bit-for-bit the results of executeProgram on the simulator with the same seed', async () => {
+  it('gives bit-for-bit the results of executeProgram on the simulator with the same seed', () => {
     for (const e of emitted) {
-      const { program, params, inputs } = e.c;
+      const { params, inputs } = e.c;
+      const program = e.plan.program;
       // Two clients and two evaluators with the same seeds draw the same noise, refreshes included.
       const clientA = new SimClient(params, keyRequestFor(program), 101);
       const clientB = new SimClient(params, keyRequestFor(program), 101);
@@ -374,8 +339,8 @@ describe('TypeScript emission of FHE programs', () => {
       const evA = new SimEvaluator(params, keys, 202);
       const evB = new SimEvaluator(params, keys, 202);
       const refresh = hasRefresh(program);
-      const want = executeProgram(program, evA, encrypted, refresh ? { refresher: new ClientRefresher(evA, clientA) } : {}).outputs;
-      const got = await runGenerated(modules.get(e)!, evB, encrypted, e.weights, refresh ? new ClientRefresher(evB, clientB) : undefined);
+      const want = runPlan(e, undefined, evA, encrypted, refresh ? { refresher: new ClientRefresher(evA, clientA) } : {});
+      const got = runPlan(e, modules.get(e)!, evB, encrypted, refresh ? { refresher: new ClientRefresher(evB, clientB) } : {});
       expectSameBytes(got, want);
       // And the simulated values agree with plain arithmetic.
       for (const [name, out] of decryptOutputs(program, clientA, got)) {
@@ -385,34 +350,37 @@ describe('TypeScript emission of FHE programs', () => {
     }
   });
 
-  it('runs refreshes through the client-aided protocol on the simulator', async () => {
-    const c = cases.find((x) => hasRefresh(x.program))!;
-    const client = new SimClient(c.params, keyRequestFor(c.program), 5);
-    const ev = new SimEvaluator(c.params, client.evaluationKeys(), 6);
-    for (const e of emitted.filter((x) => x.c === c)) {
-      const got = await runGenerated(modules.get(e)!, ev, encryptInputs(c.program, client, c.inputs), e.weights, maskedRefresher(ev, client));
-      const y = decryptOutputs(c.program, client, got).get('y')!.values;
-      expect(maxErr(y, c.expected['y']!)).toBeLessThanOrEqual(c.tolerance);
+  it('runs refreshes through the client-aided protocol on the simulator', () => {
+    const refreshed = emitted.filter((x) => hasRefresh(x.plan.program));
+    expect(refreshed.length).toBe(2);
+    for (const e of refreshed) {
+      const client = new SimClient(e.c.params, keyRequestFor(e.plan.program), 5);
+      const ev = new SimEvaluator(e.c.params, client.evaluationKeys(), 6);
+      const got = runPlan(e, modules.get(e)!, ev, encryptInputs(e.plan.program, client, e.c.inputs), { refresher: maskedRefresher(ev, client) });
+      const y = decryptOutputs(e.plan.program, client, got).get('y')!.values;
+      expect(maxErr(y, e.c.expected['y']!)).toBeLessThanOrEqual(e.c.tolerance);
     }
   });
 
   it('gives byte-identical ciphertexts to executeProgram on SEAL (same keys and encrypted inputs)', async () => {
     for (const c of cases) {
-      const client = await sealBackend.createClient(c.params, keyRequestFor(c.program));
+      const mine = emitted.filter((x) => x.c === c);
+      const program = mine[0]!.plan.program;
+      const client = await sealBackend.createClient(c.params, keyRequestFor(program));
       const ev = await sealBackend.createEvaluator(c.params, client.evaluationKeys());
       try {
-        const encrypted = encryptInputs(c.program, client, c.inputs);
+        const encrypted = encryptInputs(program, client, c.inputs);
         // Refreshes draw fresh masks and encryption randomness: the reference run records them (real
-        // protocol); the generated module must ask for the same refreshes, and then gets the same answers.
+        // protocol); the emitted module must ask for the same refreshes, and then gets the same answers.
         const recording = new RecordingRefresher(ev, maskedRefresher(ev, client));
-        const want = executeProgram(c.program, ev, encrypted, hasRefresh(c.program) ? { refresher: recording } : {}).outputs;
-        expect(recording.calls.length).toBe(c.program.ops.filter((op) => op.kind === 'refresh').length);
-        for (const e of emitted.filter((x) => x.c === c)) {
+        const want = runPlan(mine[0]!, undefined, ev, encrypted, hasRefresh(program) ? { refresher: recording } : {});
+        expect(recording.calls.length).toBe(program.ops.filter((op) => op.kind === 'refresh').length);
+        for (const e of mine) {
           const replay = new ReplayingRefresher(ev, recording);
-          const got = await runGenerated(modules.get(e)!, ev, encrypted, e.weights, hasRefresh(c.program) ? replay : undefined);
+          const got = runPlan(e, modules.get(e)!, ev, encrypted, hasRefresh(program) ? { refresher: replay } : {});
           expect(replay.used).toBe(recording.calls.length);
           expectSameBytes(got, want);
-          for (const [name, out] of decryptOutputs(c.program, client, got)) {
+          for (const [name, out] of decryptOutputs(program, client, got)) {
             const exp = c.expected[name]!;
             expect(maxErr(out.values, exp), `${e.tsFile} ${name}`).toBeLessThanOrEqual(c.tolerance * Math.max(1, maxAbs(exp)));
           }
@@ -424,74 +392,23 @@ describe('TypeScript emission of FHE programs', () => {
     }
   });
 
-  it('rejects an evaluator, inputs or weights that do not belong to the program', async () => {
-    const e = emitted.find((x) => x.c.name === 'linear' && x.variant === 'whole')!;
-    const mod = modules.get(e)!;
-    const { program, params, inputs } = e.c;
-    const client = new SimClient(params, keyRequestFor(program), 1);
+  it('refuses a module of another plan, and inputs or refreshes that do not fit the program', () => {
+    const lin = emitted.find((x) => x.c.name === 'linear' && x.variant === 'whole')!;
+    const wide = emitted.find((x) => x.c.name === 'wide' && x.variant === 'whole')!;
+    const { params, inputs } = lin.c;
+    const client = new SimClient(params, keyRequestFor(lin.plan.program), 1);
     const ev = new SimEvaluator(params, client.evaluationKeys(), 2);
-    const x = ev.loadCiphertext(encryptInputs(program, client, inputs).get('x')!);
-    const weights = mod.decodeWeights(e.weights);
-    expect(() => mod.decodeWeights(e.weights.subarray(8))).toThrow(/weights sidecar has \d+ bytes, this module expects/);
-    // One flipped bit: same size, other bytes; the module checks the sha256 its plan records.
-    const flipped = Uint8Array.from(e.weights);
-    flipped[flipped.length >> 1]! ^= 1;
-    expect(() => mod.decodeWeights(flipped)).toThrow(/does not match the sha256 its plan records/);
-    await expect(mod.run(ev, { x }, weights.subarray(1))).rejects.toThrow(/weights have \d+ values/);
-    await expect(mod.run(ev, {}, weights)).rejects.toThrow(/no ciphertext given for input "x"/);
-    const low = ev.modSwitch(x);
-    await expect(mod.run(ev, { x: low }, weights)).rejects.toThrow(/input "x" is at level 0, the program expects 1/);
-    const other = selectParameters({ depth: 2 });
-    const otherClient = new SimClient(other, keyRequestFor(program), 1);
-    const otherEv = new SimEvaluator(other, otherClient.evaluationKeys(), 2);
-    await expect(mod.run(otherEv, { x }, weights)).rejects.toThrow(/other CKKS parameters/);
+    const encrypted = encryptInputs(lin.plan.program, client, inputs);
+    expect(() => runEmittedPlan(modules.get(wide)!, lin.plan, lin.planFile, ev, encrypted)).toThrow(/generated from another program/);
+    expect(() => runPlan(lin, modules.get(lin)!, ev, new Map())).toThrow(/no ciphertext given for input "x"/);
+    const low = ev.saveCiphertext(ev.modSwitch(ev.loadCiphertext(encrypted.get('x')!)));
+    expect(() => runPlan(lin, modules.get(lin)!, ev, new Map([['x', low]]))).toThrow(/input "x" is at level 0, the program expects 1/);
 
-    // A refresher that does not bring the ciphertext back to the top level is caught.
-    const r = emitted.find((y) => hasRefresh(y.c.program) && y.variant === 'whole')!;
-    const rc = new SimClient(r.c.params, keyRequestFor(r.c.program), 1);
+    // A refresher that does not bring the ciphertext back to the level the program expects is caught.
+    const r = emitted.find((y) => hasRefresh(y.plan.program) && y.variant === 'whole')!;
+    const rc = new SimClient(r.c.params, keyRequestFor(r.plan.program), 1);
     const rev = new SimEvaluator(r.c.params, rc.evaluationKeys(), 2);
-    const rx = rev.loadCiphertext(encryptInputs(r.c.program, rc, r.c.inputs).get('x')!);
     const stale: CkksRefresher = { refresh: (ct) => rev.negate(ct) };
-    const rmod = modules.get(r)!;
-    await expect(rmod.run(rev, { x: rx }, rmod.decodeWeights(r.weights), stale)).rejects.toThrow(
-      /refresh of %\S+ gave level \d+ and scale \S+, the program expects level 2/,
-    );
-  });
-
-  it('assigns sidecar offsets exactly as writePlan does', () => {
-    for (const c of cases) {
-      const plan = JSON.parse(fs.readFileSync(path.join(dir, `${c.name}.json`), 'utf8')) as { program: string; weights: { byteLength: number } };
-      const written = parseFhe(plan.program);
-      const { ranges, count } = weightsLayout(c.program);
-      const refs = [...written.constants.values()].filter((k) => k.data.kind === 'weights');
-      expect(refs.length).toBe(ranges.size);
-      for (const k of refs) expect(ranges.get(k.name)).toEqual({ offset: (k.data as { offset: number }).offset, length: (k.data as { length: number }).length });
-      expect(count * 8).toBe(plan.weights.byteLength);
-    }
-    const mixed = emitted.find((x) => x.c.name === 'mixed')!;
-    expect(mixed.source).toMatch(/const c_bias: readonly number\[\] = \[0\.25, -0\.5, 0\.75, 1\];/);
-    expect(modules.get(mixed)!.PROGRAM.weightCount).toBe(0);
-  });
-
-  it('refuses unmanaged programs and a plan that holds another program', () => {
-    const slots = 4096;
-    const b = new FheBuilder('raw', slots);
-    b.output('y', b.negate(b.input('x', fullLayout(slots))), fullLayout(slots));
-    expect(() => emitTypeScript(b.build())).toThrow(FhecError);
-
-    const lin = cases[0]!;
-    expect(() => emitTypeScript(cases[1]!.program, { planFile: path.join(dir, `${lin.name}.json`) })).toThrow(/another program/);
-    expect(() => emitTypeScript(lin.program, { planFile: path.join(dir, 'missing.json') })).toThrow(/cannot read the plan/);
-  });
-});
-
-describe('golden TypeScript module', () => {
-  it('pins the emitted text of a small program (UPDATE_GOLDEN=1 regenerates)', () => {
-    const text = smallModule();
-    if (process.env.UPDATE_GOLDEN) {
-      fs.mkdirSync(path.dirname(GOLDEN), { recursive: true });
-      fs.writeFileSync(GOLDEN, text);
-    }
-    expect(text).toBe(fs.readFileSync(GOLDEN, 'utf8'));
+    expect(() => runPlan(r, modules.get(r)!, rev, encryptInputs(r.plan.program, rc, r.c.inputs), { refresher: stale })).toThrow(/refresh/);
   });
 });
