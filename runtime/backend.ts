@@ -42,14 +42,30 @@ export interface CkksClient {
    * request's mask against `target` (refusing one that hides too little), decrypts the masked
    * ciphertext to its exact integer polynomial y = m + r, stops with an error naming the refresh point
    * if |y| exceeds what an in-bound value allows, changes the scale (exact rounding), lifts y to the
-   * target level's modulus and encrypts it there with the secret key.
+   * target level's modulus and encrypts it there with the secret key. A whole round at once, so a
+   * backend can share work between its items.
    */
-  refreshExact(ciphertext: Uint8Array, target: ExactRefreshTarget): Uint8Array;
+  refreshExact(items: ExactRefreshItem[]): Uint8Array[];
   /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */
   inspect(ciphertext: Uint8Array): { level: number; scale: number; size: number };
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
   predictedError?(ciphertext: Uint8Array): Float64Array;
   dispose(): void;
+}
+
+/** One masked ciphertext of a refresh round and what it must come back as. */
+export interface ExactRefreshItem {
+  ciphertext: Uint8Array;
+  target: ExactRefreshTarget;
+}
+
+/** An integer polynomial to add to a ciphertext's message (addIntegerPolynomials). */
+export interface IntegerPolynomialItem {
+  ct: CkksHandle;
+  /** N coefficients, any size below the modulus. */
+  coeffs: readonly bigint[];
+  /** Also add a fresh public-key encryption of zero, so the result's randomness is new (what the refresh mask sends out). */
+  rerandomize?: boolean;
 }
 
 export interface ExactRefreshTarget {
@@ -91,11 +107,11 @@ export interface CkksEvaluator {
   /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
   rotate(a: CkksHandle, step: number): CkksHandle;
   /**
-   * Adds the integer polynomial `coeffs` (N coefficients, any size below the modulus) to the message,
-   * exactly, at the ciphertext's level and scale. With `rerandomize`, also adds a fresh public-key
-   * encryption of zero, so the result's randomness is new (what the refresh mask sends out).
+   * Adds each item's integer polynomial to its ciphertext's message, exactly, at the ciphertext's level
+   * and scale (new ciphertexts; the inputs stay the caller's). Batched so a backend can transform
+   * several polynomials together.
    */
-  addIntegerPolynomial(ct: CkksHandle, coeffs: readonly bigint[], rerandomize?: boolean): CkksHandle;
+  addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[];
   levelOf(ct: CkksHandle): number;
   scaleOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */

@@ -111,6 +111,26 @@ describe('exact refresh on SEAL', () => {
     expect(seen).toEqual(['x@1 B=1 k=53 hiding=40', 'x@2 B=1 k=53 hiding=40']);
   });
 
+  it('refreshes a whole round at once: several ciphertexts at mixed levels, each back to its own values', () => {
+    // Three at level 2 and two at level 1, interleaved: the backend transforms polynomials two at a time
+    // within a level (and a lone one by itself), so each pairing and each order must come back intact.
+    const holder = new RefreshKeyHolder(client, 'unchecked');
+    const levels = [2, 1, 2, 1, 2];
+    const values = levels.map((_, j) => xs.map((v, i) => (j % 2 === 0 ? v : -v) * (0.3 + 0.15 * j) + 0.01 * Math.cos(i * (j + 1))));
+    const cts = levels.map((l, j) => atLevel(l, values[j]));
+    const refresher = new MaskedRefresher(ev, holder.transport(), { mask: { valueBound: 1 } });
+    const out = refresher.refreshMany(cts.map((ct, j) => ({ ct, scale: params.scale, name: `v${j}` })));
+    expect(holder.stats).toMatchObject({ requests: 1, ciphertexts: 5 });
+    out.forEach((h, j) => {
+      expect(ev.levelOf(h)).toBe(top);
+      const got = client.decrypt(ev.saveCiphertext(h));
+      expect(maxErr(got, values[j]!), `v${j}`).toBeLessThan(1e-6);
+      // Not some other item's values.
+      expect(maxErr(got, values[(j + 1) % 5]!)).toBeGreaterThan(0.1);
+    });
+    for (const h of [...cts, ...out]) ev.free(h);
+  });
+
   it('re-randomizes before masking: the key holder never sees the c1 the circuit computed', async () => {
     const seal = await loadSeal();
     const shape = sealShape(makeSealContext(seal, params), params);

@@ -248,9 +248,11 @@ export function handleCacheRefresh(
     return guard.acceptItem({ id: it.point, kind: 'carry', level: ct.level, scale: ct.scale, size: ct.size, toLevel: it.level, toScale: it.scale, slots, from: it.from, to: it.to, ...(it.piece ? { piece: it.piece } : {}) });
   });
   // Level and bound come from the plan's schedule, not from the request (the scale was checked close to the plan's).
-  const fresh = header.items.map((it, i) => {
-    const p = points[i]!;
-    return client.refreshExact(blobs[i]!, { level: p.toLevel, scale: it.scale, point: it.point, bound: scheduledBound(p, it.bound), maskBits: it.maskBits, minHidingBits });
-  });
+  const fresh = client.refreshExact(
+    header.items.map((it, i) => {
+      const p = points[i]!;
+      return { ciphertext: blobs[i]!, target: { level: p.toLevel, scale: it.scale, point: it.point, bound: scheduledBound(p, it.bound), maskBits: it.maskBits, minHidingBits } };
+    }),
+  );
   return { reply: encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), ciphertexts: fresh.length };
 }

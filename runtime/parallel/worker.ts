@@ -77,12 +77,15 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
   const inputs = new Map(m.inputs);
   const done: StageDone = { kind: 'stage-done', run: run.id, stage, outputs: [], exports: [], masked: [], opMs: [], moved: { count: 0, bytes: 0, ms: 0 }, waitMs: 0 };
   for (const [name, bytes] of fresh) run.live.set(name, e.loadCiphertext(bytes));
-  for (const [name, input, bytes] of m.freshMasked) {
+  // The stage's fresh ciphertexts unmasked together (the backend pairs their transforms).
+  const kept = m.freshMasked.map(([, input]) => {
     const p = run.pending.get(input);
     if (!p) throw new Error(`internal: no mask kept for %${input}`);
     run.pending.delete(input);
-    run.live.set(name, unmaskRefreshed(e, [p], [bytes])[0]!);
-  }
+    return p;
+  });
+  const unmasked = unmaskRefreshed(e, kept, m.freshMasked.map(([, , bytes]) => bytes));
+  m.freshMasked.forEach(([name], i) => run.live.set(name, unmasked[i]!));
   const points = new Map((masking?.points ?? []).map(([value, bound, scale]) => [value, { bound, scale }]));
   const get = (name: string): CkksHandle => {
     const h = run.live.get(name);
@@ -90,7 +93,9 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
     return h;
   };
   const outputs = new Map<string, Uint8Array>();
-  for (const a of run.actions[stage] ?? []) {
+  const actions = run.actions[stage] ?? [];
+  for (let at = 0; at < actions.length; at++) {
+    const a = actions[at]!;
     switch (a.do) {
       case 'op': {
         const op = run.program.ops[a.op]!;
@@ -119,18 +124,26 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
         break;
       }
       case 'export': {
-        const point = points.get(a.value);
-        if (!masking || !point) {
+        if (!masking) {
           done.exports.push([a.value, e.saveCiphertext(get(a.value))]);
           break;
         }
-        // Masked here, in parallel with the other workers; the mask stays here until the reply.
-        let seen: { level: number; hidingBits: number } | undefined;
-        const ct = get(a.value);
-        const item = { ct, scale: point.scale, level: masking.level, bound: point.bound, point: a.value };
-        const { requestItems, pending } = maskForRefresh(e, [item], masking, (_it, level, plan) => (seen = { level, hidingBits: plan.hidingBitsPerCiphertext }));
-        run.pending.set(a.value, pending[0]!);
-        done.masked.push({ value: a.value, request: requestItems[0]!, level: seen!.level, scale: e.scaleOf(ct), hidingBits: seen!.hidingBits });
+        // This and the exports right after it, masked together here, in parallel with the other
+        // workers; each mask stays here until the reply.
+        const values: string[] = [a.value];
+        while (actions[at + 1]?.do === 'export') values.push((actions[++at] as { value: string }).value);
+        const seen = new Map<string, { level: number; hidingBits: number }>();
+        const items = values.map((value) => {
+          const point = points.get(value);
+          if (!point) throw new Error(`internal: no refresh point for exported %${value}`);
+          return { ct: get(value), scale: point.scale, level: masking.level, bound: point.bound, point: value };
+        });
+        const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }));
+        items.forEach((it, i) => {
+          run.pending.set(it.point, pending[i]!);
+          const s = seen.get(it.point)!;
+          done.masked.push({ value: it.point, request: requestItems[i]!, level: s.level, scale: e.scaleOf(it.ct), hidingBits: s.hidingBits });
+        });
         break;
       }
       case 'free':

@@ -71,8 +71,8 @@ export class RefreshKeyHolder {
         return { level: p.toLevel, scale: it.scale, bound: scheduledBound(p, it.bound) };
       });
     }
-    const fresh = req.items.map((it, i) =>
-      this.client.refreshExact(it.ciphertext, { ...targets[i]!, point: it.point, maskBits: it.maskBits, minHidingBits: this.minHidingBits }),
+    const fresh = this.client.refreshExact(
+      req.items.map((it, i) => ({ ciphertext: it.ciphertext, target: { ...targets[i]!, point: it.point, maskBits: it.maskBits, minHidingBits: this.minHidingBits } })),
     );
     this.stats.requests++;
     this.stats.ciphertexts += req.items.length;

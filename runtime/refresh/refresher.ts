@@ -95,17 +95,19 @@ export function maskForRefresh(
   const params = ev.params;
   const n = params.ringDegree;
   const pending: PendingRefresh[] = [];
-  const requestItems: RefreshRequestItem[] = items.map((it) => {
+  const plans = items.map((it) => {
     const level = ev.levelOf(it.ct);
     const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
     policy.observe?.(it.point, level, it.bound, plan);
     onMask?.(it, level, plan);
-    const r = sampleIntegerMask(n, plan.width, policy.random);
-    pending.push({ mask: r, level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
-    const masked = ev.addIntegerPolynomial(it.ct, r, true);
-    const bytes = ev.saveCiphertext(masked);
-    ev.free(masked);
-    return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plan.maskBits };
+    pending.push({ mask: sampleIntegerMask(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
+    return plan;
+  });
+  const masked = ev.addIntegerPolynomials(items.map((it, i) => ({ ct: it.ct, coeffs: pending[i]!.mask, rerandomize: true })));
+  const requestItems: RefreshRequestItem[] = items.map((it, i) => {
+    const bytes = ev.saveCiphertext(masked[i]!);
+    ev.free(masked[i]!);
+    return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plans[i]!.maskBits };
   });
   return { requestItems, pending };
 }
@@ -115,20 +117,24 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
   if (reply.length !== items.length) {
     throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
   }
-  return reply.map((bytes, i) => {
-    const it = items[i]!;
-    const fresh = ev.loadCiphertext(bytes);
-    try {
-      if (ev.levelOf(fresh) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(fresh)}, requested ${it.level}`);
-      if (ev.scaleOf(fresh) !== it.scale) {
-        throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(fresh)}, requested ${it.scale}`);
-      }
-      const ratio = scaleRatio(it.scale, it.sourceScale);
-      return ev.addIntegerPolynomial(fresh, it.mask.map((v) => -roundScaled(v, ratio)));
-    } finally {
-      ev.free(fresh);
-    }
-  });
+  const fresh: CkksHandle[] = [];
+  try {
+    reply.forEach((bytes, i) => {
+      const it = items[i]!;
+      const ct = ev.loadCiphertext(bytes);
+      fresh.push(ct);
+      if (ev.levelOf(ct) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(ct)}, requested ${it.level}`);
+      if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
+    });
+    return ev.addIntegerPolynomials(
+      items.map((it, i) => {
+        const ratio = scaleRatio(it.scale, it.sourceScale);
+        return { ct: fresh[i]!, coeffs: it.mask.map((v) => -roundScaled(v, ratio)) };
+      }),
+    );
+  } finally {
+    for (const ct of fresh) ev.free(ct);
+  }
 }
 
 /** An audit hook for exactRefreshRoundTrip: one record per masked ciphertext. */

@@ -3,13 +3,13 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshTarget, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
-import { checkRequestedMask, modulusBitsAt, roundScaled, scaleRatio } from '../refresh/mask.js';
+import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
-import { fromResidues, toResidues } from './rns.js';
+import { liftResidues, toResidues } from './rns.js';
 import {
   buildCiphertextBytes,
   buildPlaintextBytes,
@@ -47,28 +47,54 @@ function checkLevel(p: CkksParameters, level: number): void {
 }
 
 /**
- * SEAL's forward or inverse NTT of one polynomial (residues prime-major at `level`): it goes through a
- * ciphertext holding the polynomial twice (SEAL refuses to transform a "transparent" one, c1 = 0).
+ * SEAL's forward or inverse NTT of polynomials (residues prime-major at `level`), two at a time: each pair
+ * goes through one ciphertext holding them as c0 and c1 (SEAL transforms a ciphertext, not a bare
+ * polynomial, and refuses a "transparent" one with c1 = 0; a lone polynomial is held twice). Pairing
+ * halves the work when a refresh round holds several ciphertexts at one level.
  */
-function sealNtt(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, level: number, scale: number, words: BigUint64Array, toNtt: boolean): BigUint64Array {
+function sealNtt(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, level: number, scale: number, polys: BigUint64Array[], toNtt: boolean): BigUint64Array[] {
   const n = shape.n;
   const k = level + 1;
-  const both = new BigUint64Array(2 * k * n);
-  both.set(words);
-  both.set(words, k * n);
-  const ct = new seal.Ciphertext();
-  try {
-    sealCall(seal, 'ciphertext load', () => ct.loadFromArray(info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: !toNtt, n, k, scale, words: both })));
-    sealCall(seal, 'NTT', () => (toNtt ? ev.cipherTransformToNttInplace(ct) : ev.cipherTransformFromNttInplace(ct)));
-    const saved = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
-    if (toNtt) {
-      const c = checkCiphertextBytes(saved, shape, 'transformed polynomial');
-      return new BigUint64Array(saved.slice(c.dataOffset, c.dataOffset + 8 * k * n).buffer);
+  const out: BigUint64Array[] = [];
+  for (let p = 0; p < polys.length; p += 2) {
+    const both = new BigUint64Array(2 * k * n);
+    both.set(polys[p]!);
+    both.set(polys[p + 1] ?? polys[p]!, k * n);
+    const ct = new seal.Ciphertext();
+    try {
+      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: !toNtt, n, k, scale, words: both })));
+      sealCall(seal, 'NTT', () => (toNtt ? ev.cipherTransformToNttInplace(ct) : ev.cipherTransformFromNttInplace(ct)));
+      const saved = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
+      const words = toNtt
+        ? (() => {
+            const c = checkCiphertextBytes(saved, shape, 'transformed polynomial');
+            return new BigUint64Array(saved.slice(c.dataOffset, c.dataOffset + 16 * k * n).buffer);
+          })()
+        : coefficientFormWords(saved, shape).words;
+      out.push(words.slice(0, k * n));
+      if (p + 1 < polys.length) out.push(words.slice(k * n, 2 * k * n));
+    } finally {
+      ct.delete();
     }
-    return coefficientFormWords(saved, shape).words.slice(0, k * n);
-  } finally {
-    ct.delete();
   }
+  return out;
+}
+
+/** sealNtt of every polynomial, each at its own level, paired within a level; results in input order. */
+function sealNttByLevel(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, polys: { level: number; scale: number; words: BigUint64Array }[], toNtt: boolean): BigUint64Array[] {
+  const out = new Array<BigUint64Array>(polys.length);
+  const groups = new Map<number, number[]>();
+  polys.forEach((p, i) => {
+    const g = groups.get(p.level);
+    if (g) g.push(i);
+    else groups.set(p.level, [i]);
+  });
+  for (const idx of groups.values()) {
+    const first = polys[idx[0]!]!;
+    const done = sealNtt(seal, info, shape, ev, first.level, first.scale, idx.map((i) => polys[i]!.words), toNtt);
+    idx.forEach((i, j) => (out[i] = done[j]!));
+  }
+  return out;
 }
 
 /** An NTT-form plaintext at `level` holding the given NTT words. */
@@ -180,59 +206,62 @@ class SealClient implements CkksClient {
     return { level: info.level, scale: info.scale, size: info.size };
   }
 
-  refreshExact(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
+  refreshExact(items: ExactRefreshItem[]): Uint8Array[] {
     const seal = this.seal;
     const n = this.params.ringDegree;
-    const payload = unwrapCiphertext(bytes, BACKEND, this.id);
-    const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
-    const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
-    checkLevel(this.params, t.level);
-    if (!(t.scale >= 1) || Math.log2(t.scale) + 1 >= modulusBitsAt(this.params, t.level)) {
-      throw new FhecError(`refresh of ${t.point} asks for scale ${t.scale}, outside what level ${t.level} can carry`, { node: `%${t.point}` });
-    }
-    const k = info.level + 1;
-    // y = m + r as residues in coefficient form: decrypt (NTT form), then SEAL's inverse NTT on (y, 0).
-    const ct = new seal.Ciphertext();
-    const pt = new seal.Plaintext();
-    let ptBytes: Uint8Array;
-    try {
-      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
-      sealCall(seal, 'decrypt', () => this.decryptor.decrypt(ct, pt));
-      ptBytes = pt.saveToArray(seal.ComprModeType.none) as Uint8Array;
-    } finally {
-      ct.delete();
-      pt.delete();
-    }
-    const coeffs = sealNtt(seal, this.info, this.shape, this.modSwitcher, info.level, info.scale, plaintextWords(ptBytes), false);
-    const y = fromResidues(coeffs, this.params.primes.slice(0, k), n);
-    let peak = 0n;
-    for (const v of y) {
-      const a = v < 0n ? -v : v;
-      if (a > peak) peak = a;
-    }
-    if (peak > plan.limit) {
-      throw new FhecError(
-        `refresh of ${t.point}: a masked coefficient reached 2^${Math.log2(Number(peak)).toFixed(1)}, beyond the 2^${Math.log2(Number(plan.limit)).toFixed(1)} ` +
-          `a value within its bound ${t.bound} allows: the value exceeds its bound (input unlike the calibration data); the key holder stops the run`,
-        { node: `%${t.point}` },
-      );
-    }
-    // Lift to the target modulus at the target scale, back to NTT form, and encrypt as a plaintext.
-    const ratio = scaleRatio(t.scale, info.scale);
-    const kt = t.level + 1;
-    const lifted = toResidues(y.map((v) => roundScaled(v, ratio)), this.params.primes.slice(0, kt), n);
-    const out = nttPlaintext(seal, this.info, this.shape, t.level, t.scale, sealNtt(seal, this.info, this.shape, this.modSwitcher, t.level, t.scale, lifted, true));
-    try {
-      const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
-      const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(out));
-      try {
-        return wrapCiphertext(BACKEND, this.id, seeded.saveToArray(seal.ComprModeType.none) as Uint8Array);
-      } finally {
-        seeded.delete();
+    // Every item checked before anything is decrypted.
+    const checked = items.map(({ ciphertext, target: t }) => {
+      const payload = unwrapCiphertext(ciphertext, BACKEND, this.id);
+      const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
+      const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
+      checkLevel(this.params, t.level);
+      if (!(t.scale >= 1) || Math.log2(t.scale) + 1 >= modulusBitsAt(this.params, t.level)) {
+        throw new FhecError(`refresh of ${t.point} asks for scale ${t.scale}, outside what level ${t.level} can carry`, { node: `%${t.point}` });
       }
-    } finally {
-      out.delete();
-    }
+      return { payload, info, plan, t };
+    });
+    // y = m + r as residues in coefficient form: decrypt (NTT form), then SEAL's inverse NTT.
+    const decrypted = checked.map(({ payload, info }) => {
+      const ct = new seal.Ciphertext();
+      const pt = new seal.Plaintext();
+      try {
+        sealCall(seal, 'ciphertext load', () => ct.loadFromArray(this.info.context, payload));
+        sealCall(seal, 'decrypt', () => this.decryptor.decrypt(ct, pt));
+        return { level: info.level, scale: info.scale, words: plaintextWords(pt.saveToArray(seal.ComprModeType.none) as Uint8Array) };
+      } finally {
+        ct.delete();
+        pt.delete();
+      }
+    });
+    const coeffs = sealNttByLevel(seal, this.info, this.shape, this.modSwitcher, decrypted, false);
+    // The exact integers, checked against the mask's limit, at the target scale, as residues of the target modulus.
+    const lifted = checked.map(({ info, plan, t }, i) => {
+      const lift = liftResidues(coeffs[i]!, this.params.primes.slice(0, info.level + 1), this.params.primes.slice(0, t.level + 1), n, scaleRatio(t.scale, info.scale));
+      if (lift.peak > plan.limit) {
+        throw new FhecError(
+          `refresh of ${t.point}: a masked coefficient reached 2^${Math.log2(Number(lift.peak)).toFixed(1)}, beyond the 2^${Math.log2(Number(plan.limit)).toFixed(1)} ` +
+            `a value within its bound ${t.bound} allows: the value exceeds its bound (input unlike the calibration data); the key holder stops the run`,
+          { node: `%${t.point}` },
+        );
+      }
+      return { level: t.level, scale: t.scale, words: lift.residues };
+    });
+    const ntt = sealNttByLevel(seal, this.info, this.shape, this.modSwitcher, lifted, true);
+    // Each encrypted as a plaintext with the secret key (seeded: c1 travels as its seed).
+    return checked.map(({ t }, i) => {
+      const out = nttPlaintext(seal, this.info, this.shape, t.level, t.scale, ntt[i]!);
+      try {
+        const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
+        const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(out));
+        try {
+          return wrapCiphertext(BACKEND, this.id, seeded.saveToArray(seal.ComprModeType.none) as Uint8Array);
+        } finally {
+          seeded.delete();
+        }
+      } finally {
+        out.delete();
+      }
+    });
   }
 
   private makeSymmetricEncryptor(): Encryptor {
@@ -334,28 +363,42 @@ class SealEvaluator implements CkksEvaluator {
     return new SealCiphertext(ct);
   }
 
-  addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
-    const x = this.ct(h);
-    const level = this.levelOf(h);
-    const residues = toResidues(coeffs, this.params.primes.slice(0, level + 1), this.params.ringDegree);
-    const pt = nttPlaintext(this.seal, this.info, this.shape, level, x.scale(), sealNtt(this.seal, this.info, this.shape, this.evaluator, level, x.scale(), residues, true));
+  addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
+    const polys = items.map(({ ct, coeffs }) => {
+      const level = this.levelOf(ct);
+      return { level, scale: this.ct(ct).scale(), words: toResidues(coeffs, this.params.primes.slice(0, level + 1), this.params.ringDegree) };
+    });
+    const ntt = sealNttByLevel(this.seal, this.info, this.shape, this.evaluator, polys, true);
+    const out: CkksHandle[] = [];
     try {
-      const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pt, d));
-      if (!rerandomize) return sum;
-      // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
-      try {
-        return this.out('re-randomize', (d) => {
-          this.zeroEncryptor.encryptZero(d);
-          if (level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[level]!);
-          d.setScale(x.scale());
-          this.evaluator.addInplace(d, sum.ct);
-        });
-      } finally {
-        sum.ct.delete();
-      }
-    } finally {
-      pt.delete();
+      items.forEach(({ ct, rerandomize }, i) => {
+        const x = this.ct(ct);
+        const pt = nttPlaintext(this.seal, this.info, this.shape, polys[i]!.level, x.scale(), ntt[i]!);
+        try {
+          const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pt, d));
+          if (!rerandomize) return void out.push(sum);
+          // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
+          try {
+            out.push(
+              this.out('re-randomize', (d) => {
+                this.zeroEncryptor.encryptZero(d);
+                if (polys[i]!.level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[polys[i]!.level]!);
+                d.setScale(x.scale());
+                this.evaluator.addInplace(d, sum.ct);
+              }),
+            );
+          } finally {
+            sum.ct.delete();
+          }
+        } finally {
+          pt.delete();
+        }
+      });
+    } catch (e) {
+      for (const h of out) this.free(h);
+      throw e;
     }
+    return out;
   }
 
   saveCiphertext(h: CkksHandle): Uint8Array {

@@ -1,6 +1,8 @@
 // Exact integer polynomials in and out of SEAL's residue (RNS) representation: what the coefficient-
 // domain refresh needs to see a decrypted message as integers and to lift it to another modulus.
 
+import { roundScaled, type Ratio } from '../refresh/mask.js';
+
 /** Residues of signed integer coefficients modulo each prime, prime-major (SEAL's layout). */
 export function toResidues(coeffs: readonly bigint[], primes: readonly bigint[], n: number): BigUint64Array {
   const out = new BigUint64Array(primes.length * n);
@@ -14,25 +16,37 @@ export function toResidues(coeffs: readonly bigint[], primes: readonly bigint[],
   return out;
 }
 
-/** The CRT lift of prime-major residues to integers in (-Q/2, Q/2]. */
-export function fromResidues(words: BigUint64Array, primes: readonly bigint[], n: number): bigint[] {
-  const Q = primes.reduce((a, q) => a * q, 1n);
+/**
+ * The key holder's lift in one pass over the coefficients: the CRT of prime-major residues (primes
+ * `from`) to integers y in (-Q/2, Q/2], the largest |y| (the overflow check), then round(y * ratio)
+ * as residues of the primes `to`. CRT as one sum, y = sum_j w_j c_j mod Q with c_j = (Q/q_j)
+ * ((Q/q_j)^-1 mod q_j): fewer big-integer operations than reducing each term mod q_j first.
+ */
+export function liftResidues(words: BigUint64Array, from: readonly bigint[], to: readonly bigint[], n: number, ratio: Ratio): { residues: BigUint64Array; peak: bigint } {
+  const Q = from.reduce((a, q) => a * q, 1n);
   const half = Q / 2n;
-  const parts = primes.map((q) => {
+  const c = from.map((q) => {
     const rest = Q / q;
-    return { q, rest, inv: modInverse(rest % q, q) };
+    return (modInverse(rest % q, q) * rest) % Q;
   });
-  const out: bigint[] = new Array(n);
+  const k = from.length;
+  const residues = new BigUint64Array(to.length * n);
+  let peak = 0n;
   for (let i = 0; i < n; i++) {
     let x = 0n;
-    for (let j = 0; j < parts.length; j++) {
-      const p = parts[j]!;
-      x += ((words[j * n + i]! * p.inv) % p.q) * p.rest;
-    }
+    for (let j = 0; j < k; j++) x += words[j * n + i]! * c[j]!;
     x %= Q;
-    out[i] = x > half ? x - Q : x;
+    if (x > half) x -= Q;
+    const a = x < 0n ? -x : x;
+    if (a > peak) peak = a;
+    const v = roundScaled(x, ratio);
+    for (let j = 0; j < to.length; j++) {
+      const q = to[j]!;
+      const r = v % q;
+      residues[j * n + i] = r < 0n ? r + q : r;
+    }
   }
-  return out;
+  return { residues, peak };
 }
 
 function modInverse(a: bigint, m: bigint): bigint {

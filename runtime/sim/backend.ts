@@ -7,7 +7,7 @@
 import { SeededGaussian } from '../../ir/random.js';
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshTarget, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, ExactRefreshTarget, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
@@ -205,7 +205,11 @@ export class SimClient implements CkksClient {
    * sees only masked coefficients, catches gross overflow only).
    * The last refresh's observation is kept for audits (`lastRefresh`).
    */
-  refreshExact(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
+  refreshExact(items: ExactRefreshItem[]): Uint8Array[] {
+    return items.map((it) => this.refreshOne(it.ciphertext, it.target));
+  }
+
+  private refreshOne(bytes: Uint8Array, t: ExactRefreshTarget): Uint8Array {
     const m = this.model;
     const ct = m.deserialize(bytes);
     if (!ct.offset) throw new FhecError(`refresh request ciphertext (${t.point}) carries no mask`);
@@ -302,8 +306,12 @@ export class SimEvaluator implements CkksEvaluator {
     return this.model.serialize(this.anyCt(h));
   }
 
+  addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
+    return items.map((it) => this.addIntegerPolynomial(it.ct, it.coeffs, it.rerandomize));
+  }
+
   /** The polynomial joins the ciphertext's pending offset; a zero offset is dropped (the mask came off). */
-  addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
+  private addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
     const a = this.anyCt(h);
     if (coeffs.length !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${coeffs.length} coefficients, the ring has ${this.params.ringDegree}`);
     const sum = a.offset ? a.offset.map((v, i) => v + coeffs[i]!) : coeffs.slice();
