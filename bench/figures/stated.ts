@@ -18,6 +18,8 @@ const SIM_GENAI = 'the onnxruntime-genai fp16 model compiled from its reference 
 const SIM_S8 = 'model A, prefill S=8';
 
 const zooRows = (model: string): StatedFigure[] => [
+  { row: model, col: 'prefill-64 plan', text: 'N={},', key: `${model}.ringDegree`, kind: 'exact' },
+  { row: model, col: 'prefill-64 plan', text: '{} refreshes', key: `${model}.refreshes`, kind: 'exact' },
   { row: model, col: 'sim agreement', text: '{}%', key: `${model}.agreement`, kind: 'exact', scale: pct },
   { row: model, col: 'sim agreement', text: '({}/', key: `${model}.agree`, kind: 'exact' },
   { row: model, col: 'sim agreement', text: '/{})', key: `${model}.positions`, kind: 'exact' },
