@@ -104,12 +104,18 @@ export function maskForRefresh(
     return plan;
   });
   const masked = ev.addIntegerPolynomials(items.map((it, i) => ({ ct: it.ct, coeffs: pending[i]!.mask, rerandomize: true })));
-  const requestItems: RefreshRequestItem[] = items.map((it, i) => {
-    const bytes = ev.saveCiphertext(masked[i]!);
-    ev.free(masked[i]!);
-    return { ciphertext: bytes, scale: it.scale, point: it.point, bound: it.bound, maskBits: plans[i]!.maskBits };
-  });
-  return { requestItems, pending };
+  try {
+    const requestItems: RefreshRequestItem[] = items.map((it, i) => ({
+      ciphertext: ev.saveCiphertext(masked[i]!),
+      scale: it.scale,
+      point: it.point,
+      bound: it.bound,
+      maskBits: plans[i]!.maskBits,
+    }));
+    return { requestItems, pending };
+  } finally {
+    for (const h of masked) ev.free(h);
+  }
 }
 
 /** The second half: the reply's fresh ciphertexts checked against the request, the masks taken off. */
