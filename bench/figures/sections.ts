@@ -27,10 +27,10 @@ export const SECTIONS: Section[] = [
   { name: 'refresh-rounds', table: 'Benchmarks: refresh rounds and the link (model A decode after 8)', file: 'refresh-rounds', minutes: 3.5, quick: true },
   { name: 'ckks-ops', table: 'Benchmarks: CKKS ops on node-seal (timings)', file: 'bench-ckks-ops', minutes: 2, quick: false },
   { name: 'generate-bench', table: 'Benchmarks: encrypted generation vs plaintext (SEAL, prefill of 8, 3 decode steps)', file: 'bench-generate', minutes: 4, quick: false },
-  { name: 'sim-accuracy-s64', table: 'Conformance and accuracy: model A prefill S=64 at N=32768 on sim, 512 positions of each text', file: 'sim-accuracy-s64', minutes: 40, quick: false },
+  { name: 'sim-accuracy-s64', table: 'Conformance and accuracy: model A prefill S=64 at N=32768 on sim, 512 positions of each text', file: 'sim-accuracy-s64', minutes: 10, quick: false },
   { name: 'zoo', table: 'Model zoo: sim agreement and logit errors per model (512 positions each)', file: 'zoo', minutes: 150, quick: false },
   { name: 'zoo-seal', table: 'Model zoo: encrypted generation of 8 bytes on SEAL (Z1 MHA tied, Z2 GQA 3)', file: 'zoo-seal', minutes: 40, quick: false },
-  { name: 'seal-accuracy', table: 'Conformance and accuracy: model A prefill 64 on SEAL, 256 positions', file: 'seal-accuracy', minutes: 75, quick: false },
+  { name: 'seal-accuracy', table: 'Conformance and accuracy: model A prefill 64 on SEAL, 256 positions', file: 'seal-accuracy', minutes: 30, quick: false },
 ];
 
 export const sectionNamed = (name: string): Section | undefined => SECTIONS.find((s) => s.name === name);
