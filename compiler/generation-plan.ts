@@ -113,7 +113,8 @@ function compileStep(
   const compiled = compileModel(modelFile, {
     calibration,
     ...(tokenizer !== undefined ? { tokenizer } : {}),
-    ...(shape.kind === 'prefill' ? { prefill: shape.tokens } : { decode: shape.past, ...('from' in shape ? { decodeFrom: shape.from } : {}) }),
+    // A prefill's logits: the last position's only (the next token), whatever the prompt length.
+    ...(shape.kind === 'prefill' ? { prefill: shape.tokens, logits: 'last' as const } : { decode: shape.past, ...('from' in shape ? { decodeFrom: shape.from } : {}) }),
     ringDegree: m.compile.ringDegree,
     ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
     maxWindows: m.compile.maxWindows,

@@ -1,8 +1,9 @@
 // The 128k-vocabulary model (models/llama3-vocab-l1: the real Llama 3 tokenizer and vocabulary, tied embeddings
 // stored once as fp16 external data read through Cast and Transpose): the shipped files give onnxruntime's
-// references; fhec's plaintext model of them gives onnxruntime's top tokens; and a one-token generation plan on
-// sim, whose lm_head is 128,256 rows blocked over many ciphertexts and whose embedding is the client's sidecar,
-// gives onnxruntime's greedy token through the Llama 3 tokenizer. (SEAL generation of 4 tokens: see the
+// references; fhec's plaintext model of them gives onnxruntime's top tokens; and a generation plan on sim
+// (a 3-token prompt: the prefill's lm_head runs on the last position only, 128,256 rows blocked over 16
+// ciphertexts; the embedding is the client's sidecar) gives onnxruntime's greedy token through the Llama 3
+// tokenizer. (SEAL generation of 4 tokens: see the
 // model's README; too slow for the suite.)
 
 import * as fs from 'node:fs';
@@ -64,23 +65,25 @@ describe('L1: Llama 3 vocabulary (128,256 tokens), tied fp16 embedding', () => {
 
   describe('generation on sim through the Llama 3 tokenizer', () => {
     const plan = path.join(tmp, 'gen.json');
-    const PROMPT = 'Maybe';
+    const PROMPT = 'The cat sat';
     beforeAll(() => {
-      compileGenerationPlan(KVCACHE, plan, { calibration: path.join(MODELS, 'calibration.txt'), maxContext: 2, prefill: [1], maxWindows: 4, ringDegree: 16384, tokenizer: LLAMA3 });
+      compileGenerationPlan(KVCACHE, plan, { calibration: path.join(MODELS, 'calibration.txt'), maxContext: 4, prefill: [3], maxWindows: 4, ringDegree: 16384, tokenizer: LLAMA3 });
     }, 300000);
 
-    it("gives onnxruntime's greedy token; the lm_head is blocked over 16 ciphertexts", async () => {
+    it("gives onnxruntime's greedy token; the prefill's lm_head runs on the last position, blocked over 16 ciphertexts", async () => {
       const tk = HfTokenizer.load(LLAMA3);
       const prompt = tk.encode(PROMPT);
-      expect(prompt.length).toBe(1);
+      expect(prompt.length).toBe(3);
       const lg = await ortLogits(NOCACHE, prompt);
-      const expected = argmax(lg, 0);
+      const expected = argmax(lg, 2 * V);
       const s = await fhec('generate', plan, '--prompt', PROMPT, '--max-new-tokens', '1', '--backend', 'sim', '--no-progress');
       expect(s.status, s.stderr).toBe(0);
       expect(s.stdout).toBe(tk.decode([expected]) + '\n');
-      // The step plan's logits: 128,256 values in 16 ciphertexts of 8,192 slots (N = 16384), columns in order.
-      const blocks = readJson(path.join(tmp, 'gen.steps', 'prefill-1.json')).model.outputs[0].blocks;
-      expect(blocks.map((b: any) => b.colStart)).toEqual(Array.from({ length: 16 }, (_, i) => i * 8192));
+      // The prefill's logits: the last position's 128,256 values in 16 ciphertexts of 8,192 slots (N = 16384),
+      // columns in order (all 3 positions in 2,048-slot token blocks: 1,024-row blocks, 126 ciphertexts).
+      const logits = readJson(path.join(tmp, 'gen.steps', 'prefill-3.json')).model.outputs.find((o: any) => !o.kv);
+      expect({ tokens: logits.tokens, fromToken: logits.fromToken, dims: logits.dims }).toEqual({ tokens: 1, fromToken: 2, dims: [1, 1, V] });
+      expect(logits.blocks.map((b: any) => b.colStart)).toEqual(Array.from({ length: 16 }, (_, i) => i * 8192));
     }, 300000);
   });
 });

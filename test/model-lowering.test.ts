@@ -19,6 +19,9 @@ import { lowerRopeBlock } from '../passes/fhe/lower-canonical/rope.js';
 import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { embedTokens } from '../runtime/model-session.js';
 import { compileModel } from '../compiler/model-plan.js';
+import { lowerCanonicalModel } from '../passes/fhe/lower-canonical/lower-model.js';
+import { lastTokenRow } from '../passes/fhe/lower-canonical/last-token.js';
+import { multiplicativeDepth } from '../passes/fhe/analysis/depth.js';
 import { referenceLogits } from '../compiler/accuracy.js';
 import { MODELS } from './helpers/shared.js';
 
@@ -91,6 +94,31 @@ describe('linear', () => {
       }
     }
     expect(stats.rotations).toBeGreaterThan(0);
+  });
+});
+
+describe('last token row (logits of the last position only)', () => {
+  it('masks the other tokens and replicates the last one over the whole ciphertext', () => {
+    const r = rng(5);
+    const [T, K] = [3, 48];
+    const b = new FheBuilder('t', SLOTS);
+    const layout = replicatedLayout(K, SLOTS, T);
+    // Every slot holds something, the unused 4th token block too: only the last real token may survive.
+    const xs = randoms(SLOTS, r);
+    const stats = { rotations: 0 };
+    const whole = b.input('x', { length: SLOTS, tokens: 1, stride: SLOTS, period: SLOTS, copies: 1 });
+    const row = lastTokenRow(b, { tokens: T, length: K, blocks: [{ value: whole, layout, colStart: 0, tokenStart: 0 }] }, false, stats);
+    const blk = row.blocks[0]!;
+    expect(blk.layout).toEqual({ length: K, tokens: 1, stride: SLOTS, period: 64, copies: SLOTS / 64 });
+    expect(stats.rotations).toBe(2);
+    const slots = run(b, { x: xs }, blk.value);
+    const want = Float64Array.from({ length: K }, (_, j) => xs[(T - 1) * layout.stride + j]!);
+    for (let copy = 0; copy < blk.layout.copies; copy++) {
+      // Copy k of the result sums copy (k mod 4) of every token block: the others were masked to 0.
+      const src = Float64Array.from({ length: K }, (_, j) => xs[(T - 1) * layout.stride + (copy % layout.copies) * 64 + j]!);
+      expect(maxDiff(read(slots, blk.layout, copy), src)).toBeLessThan(1e-12);
+    }
+    expect(maxDiff(read(slots, blk.layout, 0), want)).toBeLessThan(1e-12);
   });
 });
 
@@ -230,6 +258,22 @@ describe('model A lowered whole', () => {
       for (let t = 0; t < 8; t++) for (let j = 0; j < blk.layout.length; j++) worst = Math.max(worst, Math.abs(slots[t * blk.layout.stride + j]! - ref.data[t * V + blk.colStart + j]!));
     }
     expect(worst).toBeLessThan(0.1);
+    // A generation prefill's logits: the last position only, on one token (the same calibrated graph).
+    const last = lowerCanonicalModel(c.graph, { slots: c.lowered.slots, attention: c.attention, logits: 'last' });
+    const lo = last.outputs.find((o) => o.name === 'logits')!;
+    expect({ tokens: lo.tokens, fromToken: lo.fromToken, dims: lo.dims }).toEqual({ tokens: 1, fromToken: 7, dims: [1, 1, V] });
+    const kv = last.outputs.filter((o) => o.kv);
+    expect(kv.map((o) => o.tokens)).toEqual(c.lowered.outputs.filter((o) => o.kv).map((o) => o.tokens));
+    const lastOut = evaluatePlain(last.program, { embeddings: emb }).outputs;
+    let worstLast = 0;
+    for (const blk of lo.blocks) {
+      expect(blk.layout).toMatchObject({ tokens: 1, stride: c.lowered.slots });
+      const slots = lastOut.get(blk.fhe)!;
+      for (let j = 0; j < blk.layout.length; j++) worstLast = Math.max(worstLast, Math.abs(slots[j]! - ref.data[7 * V + blk.colStart + j]!));
+    }
+    expect(worstLast).toBeLessThan(0.1);
+    // No extra level: the final norm's gain zeroes the other tokens.
+    expect(multiplicativeDepth(last.program)).toBe(multiplicativeDepth(c.lowered.program));
     // Per decoder layer: a fixed op set, and every approximation recorded with its interval.
     expect(c.lowered.ops.filter((o) => o.op === 'attention')).toHaveLength(2);
     expect(c.lowered.probes.some((p) => p.fn === 'invsqrt') && c.lowered.probes.some((p) => p.fn === 'exp') && c.lowered.probes.some((p) => p.fn === 'reciprocal') && c.lowered.probes.some((p) => p.fn === 'silu')).toBe(true);

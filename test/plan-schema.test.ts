@@ -137,6 +137,7 @@ describe('model plan section (prefill of 4, model A at N = 16384)', () => {
     ['a token count the mode disagrees with', (d) => (d.model.tokens = 5), 'model.mode.prefill', /^is 4 but the plan takes 5 tokens$/],
     ['an embedding width that is not the layout', (d) => (d.model.embedding.dim = 32), 'model.embedding.layout', /holds 4 tokens of 64 values, the plan embeds 4 tokens of 32/],
     ['dims that are not tokens x width', (d) => (d.model.outputs[0].dims = [1, 4, 255]), 'model.outputs[0].dims', /has 1020 elements, but tokens \* width is 1024/],
+    ['a last-position output that does not end at the last token', (d) => (d.model.outputs[0].fromToken = 2), 'model.outputs[0].fromToken', /^is 2: with 4 token\(s\) held the output ends at token 5, but the plan takes 4$/],
     ['a gap before the first column block', (d) => (d.model.outputs[0].blocks[0].colStart = 1), 'model.outputs[0].blocks[0].colStart', /blocks before it end at column 0/],
     ['a width the dims disagree with', (d) => (d.model.outputs[0].width = 300), 'model.outputs[0].dims', /tokens \* width is 1200/],
     ['a width the blocks do not cover', (d) => ((d.model.outputs[0].width = 300), (d.model.outputs[0].dims = [1, 4, 300])), 'model.outputs[0].blocks', /^cover columns 0\.\.255, but the output is 300 wide$/],

@@ -56,6 +56,8 @@ const outputSchema = z.strictObject({
   blocks: z.array(z.strictObject({ fhe: name(), colStart: nonNegInt(), tokenStart: nonNegInt().optional(), layout: slotLayoutSchema })).min(1),
   /** KV-cache outputs [1, heads, T, headSize] held expanded: kv head h is at columns h*group*headStride.. */
   kv: kvSchema.optional(),
+  /** First position held, when not 0: a generation prefill's logits hold the last position only. */
+  fromToken: posInt().optional(),
 });
 
 const cacheInputSchema = z.strictObject({
@@ -213,6 +215,9 @@ export function checkModelSection(meta: ModelPlanMeta, program: FheProgram, file
         if (b.colStart !== 0 || b.layout.length !== o.width) throw fail([...at, 'blocks', j], `must hold columns 0..${o.width - 1}`);
       });
       return;
+    }
+    if (o.fromToken !== undefined && o.fromToken + o.tokens !== meta.tokens) {
+      throw fail([...at, 'fromToken'], `is ${o.fromToken}: with ${o.tokens} token(s) held the output ends at token ${o.fromToken + o.tokens - 1}, but the plan takes ${meta.tokens}`);
     }
     if (numel(o.dims) !== o.tokens * o.width) throw fail([...at, 'dims'], `[${o.dims.join(', ')}] has ${numel(o.dims)} elements, but tokens * width is ${o.tokens * o.width}`);
     // Column blocks of each token group must tile 0..width-1: a gap would decrypt as zeros, an overlap overwrites.

@@ -51,6 +51,12 @@ export interface LowerModelOptions {
    * its values would come from), so a model larger than memory lowers in bounded memory.
    */
   weights?: 'values' | 'shapes';
+  /**
+   * 'all' (default): the logits output holds every position. 'last': only the last position's row (a
+   * generation prefill needs the next token's logits only): the lm_head runs on one token, so a wide
+   * vocabulary costs the same output blocks as in a decode step (last-token.ts).
+   */
+  logits?: 'all' | 'last';
 }
 
 /** An encrypted KV-cache input: the client packs [1, Nkv, P, H] GQA-expanded into token blocks. */
@@ -86,6 +92,8 @@ export interface TensorBlocks {
   blocks: { fhe: string; colStart: number; tokenStart?: number; layout: SlotLayout }[];
   /** KV-cache outputs [1, Nkv, T, H] held expanded: kv head h is at columns h*group*headStride.. */
   kv?: { heads: number; headSize: number; headStride?: number; group: number };
+  /** First position held when not 0: logits of the last position only (`logits: 'last'`); dims say [1, tokens, width]. */
+  fromToken?: number;
 }
 
 export interface OpRecord {
@@ -190,8 +198,11 @@ function modelOutputs(m: ModelLowering): TensorBlocks[] {
     const a = m.acts.get(v);
     if (!a) throw new FhecError(`model output ${v.name} is not computed under encryption`);
     const g = m.expanded.get(v);
-    const dims = v.shape as number[];
-    const tb: TensorBlocks = { name: v.name, dims, tokens: a.tokens, width: a.length, blocks: [] };
+    const shape = v.shape as number[];
+    // Fewer rows than the tensor (the last position's logits only): the held rows are its last ones.
+    const fromToken = shape.length === 3 && a.tokens < shape[1]! ? shape[1]! - a.tokens : 0;
+    const dims = fromToken ? [shape[0]!, a.tokens, shape[2]!] : shape;
+    const tb: TensorBlocks = { name: v.name, dims, tokens: a.tokens, width: a.length, blocks: [], ...(fromToken ? { fromToken } : {}) };
     if (g && dims.length === 4) {
       const stride = a.length / (dims[1]! * g);
       tb.kv = { heads: dims[1]!, headSize: dims[3]!, ...(stride !== dims[3] ? { headStride: stride } : {}), group: g };

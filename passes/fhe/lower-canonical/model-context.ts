@@ -53,6 +53,8 @@ export interface ModelLowering {
   /** Decode: the constants that depend on the past length, with their rules (past-constants.ts). */
   pastConstants: PastConstants;
   grouping: TokenGrouping;
+  /** Values whose every token but the last is held as 0 (the final rms_norm before a last-token lm_head). */
+  lastTokenZeroed: Set<Value>;
 }
 
 /** What the lowering of one node records: the approximations it fitted (OpRecord.approximations). */
@@ -80,6 +82,7 @@ export function newModelLowering(graph: Graph, opts: LowerModelOptions, targets:
     pastLength: pastLengthOf(graph),
     pastConstants: new PastConstants(pastLengthOf(graph)),
     grouping: modelTokenGrouping(graph, opts.slots),
+    lastTokenZeroed: new Set(),
   };
 }
 

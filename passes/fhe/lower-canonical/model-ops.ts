@@ -8,6 +8,7 @@ import type { Node, Value } from '../../../ir/graph/types.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { groupLayouts, rowBlocks, rowsOf, sameCuts, type Activation } from './activation.js';
 import { invsqrtInterval, siluInterval } from './fit-intervals.js';
+import { feedsLastTokenLinear, lastTokenOnly, lastTokenRow } from './last-token.js';
 import { lowerLinearColumns, type LinearStats, type WeightShape } from './linear.js';
 import type { EmbeddingGroup } from './lower-model.js';
 import { act, constTensor, fit, headSizeFor, kvGroup, partColumns, probe, rangeOf, TARGET_FIX, withColumns, type ModelLowering, type NodeLowering } from './model-context.js';
@@ -51,8 +52,13 @@ export function lowerRmsNorm(m: ModelLowering, n: NodeLowering): void {
     fix: TARGET_FIX,
   });
   const gamma = node.inputs[1] ? constTensor(node.inputs[1], node, 'rms_norm gain').data : undefined;
+  // Before an lm_head held for the last position only, the gain zeroes every other token (no level).
+  const lastOnly = feedsLastTokenLinear(m.graph, m.opts.logits, m.uses.get(out) ?? []);
+  if (lastOnly) m.lastTokenZeroed.add(out);
+  const lastToken = x.tokens - 1;
   const ys = rowsOf(x, 'rms_norm').map((blk) => {
-    const res = lowerRmsNormBlock(m.b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt);
+    const keep = lastOnly ? (t: number) => blk.tokenStart + t === lastToken : undefined;
+    const res = lowerRmsNormBlock(m.b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt, keep);
     probe(m, n, '1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
     return res.value;
   });
@@ -62,10 +68,13 @@ export function lowerRmsNorm(m: ModelLowering, n: NodeLowering): void {
 /** A linear whose only consumer is a split or a one-input swiglu is lowered per part, for that consumer. */
 export function lowerLinear(m: ModelLowering, node: Node): void {
   const out = node.outputs[0]!;
-  const x = act(m, node.inputs[0]!, node);
+  const stats: LinearStats = { rotations: 0, plainMultiplications: 0 };
+  // Logits of the last position only (a generation prefill): the product runs on that row alone.
+  const x = lastTokenOnly(m.graph, m.opts.logits, out)
+    ? lastTokenRow(m.b, act(m, node.inputs[0]!, node), m.lastTokenZeroed.has(node.inputs[0]!), stats)
+    : act(m, node.inputs[0]!, node);
   const w = m.opts.weights === 'shapes' ? weightShape(node.inputs[1], node) : constTensor(node.inputs[1], node, 'linear weight');
   const bias = node.inputs[2] ? constTensor(node.inputs[2], node, 'linear bias') : undefined;
-  const stats: LinearStats = { rotations: 0, plainMultiplications: 0 };
   const consumers = m.uses.get(out) ?? [];
   const N = w.dims[1]!;
   const isGraphOutput = m.graph.outputs.includes(out);

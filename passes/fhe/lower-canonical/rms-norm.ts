@@ -30,6 +30,8 @@ export function lowerRmsNormBlock(
   epsilon: number,
   gamma: ArrayLike<number> | undefined,
   invsqrt: Approximation,
+  /** Tokens of the block whose result is kept (default all): the others' gain is 0, so they come out 0 at no cost. */
+  keepToken: (t: number) => boolean = () => true,
 ): RmsNormLowering {
   const { period: P, copies: C, length: d } = layout;
   // A layout limit of this ring degree (too many tokens for its slots), not a bug: the parameter
@@ -52,7 +54,7 @@ export function lowerRmsNormBlock(
   const sum = b.add(b.mulConst(fwd, { kind: 'dense', values: mF }, 'rms_fwd'), b.mulConst(bwd, { kind: 'dense', values: mB }, 'rms_bwd'));
   const arg = b.addConst(sum, { kind: 'dense', values: fill }, 'rms_eps');
   const inv = applyApproximation(b, arg, invsqrt).value;
-  const g = slotVector(b.slots, layout, (p) => (isReal(layout, p) ? Math.sqrt(d) * (gamma ? gamma[p.j]! : 1) : 0));
+  const g = slotVector(b.slots, layout, (p) => (isReal(layout, p) && keepToken(p.t) ? Math.sqrt(d) * (gamma ? gamma[p.j]! : 1) : 0));
   const xs = b.mulConst(x, { kind: 'dense', values: g }, 'rms_gain');
   const value = b.mul(xs, inv);
   return { value, arg, inv, realSlots: (u) => Math.floor(u / layout.stride) < layout.tokens, rotations };
