@@ -8,12 +8,12 @@ import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.j
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { minRefreshLevel, planMask, roundScaled, sampleIntegerMask, scaleRatio, DEFAULT_MASK_POLICY } from '../runtime/refresh/mask.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
-import { sealBackend } from '../runtime/seal/backend.js';
 import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
 import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
 import { unwrapCiphertext } from '../runtime/ckks/wire.js';
 import { decodeRefreshRequest } from '../runtime/refresh/messages.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
+import { sealPair, type SealPair } from './helpers/seal-pair.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
 const slots = params.ringDegree / 2;
@@ -71,23 +71,13 @@ describe('exact refresh on SEAL', () => {
   let ev: CkksEvaluator;
   let atLevel: (level: number, values?: Float64Array) => CkksHandle;
 
+  let pair: SealPair;
   beforeAll(async () => {
-    client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
-    ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
-    atLevel = (level, values = xs) => {
-      let ct = ev.loadCiphertext(client.encrypt(values, top, params.scale));
-      for (let l = top; l > level; l--) {
-        const next = ev.modSwitch(ct);
-        ev.free(ct);
-        ct = next;
-      }
-      return ct;
-    };
+    pair = await sealPair(params);
+    ({ client, ev } = pair);
+    atLevel = (level, values = xs) => pair.atLevel(level, values);
   });
-  afterAll(() => {
-    ev.dispose();
-    client.dispose();
-  });
+  afterAll(() => pair.dispose());
 
   it('gives back the same values at the top level within fresh-encryption noise', () => {
     const holder = new RefreshKeyHolder(client, 'unchecked');

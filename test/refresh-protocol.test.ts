@@ -1,6 +1,7 @@
 // Client-aided refresh on SEAL and the simulator: a circuit far deeper than the chain runs correctly;
 // the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
 // holds no secret key and the key holder sees only masked values; tampering is caught.
+import { sealPair, type SealPair } from './helpers/seal-pair.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
 import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
@@ -99,24 +100,14 @@ describe('client-aided refresh', () => {
   let keyHolder: RefreshKeyHolder;
   let atLevel: (level: number) => CkksHandle;
 
+  let pair: SealPair;
   beforeAll(async () => {
-    client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
-    ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
+    pair = await sealPair(params);
+    ({ client, ev } = pair);
     keyHolder = new RefreshKeyHolder(client, 'unchecked');
-    atLevel = (level) => {
-      let ct = ev.loadCiphertext(client.encrypt(xs, top, params.scale));
-      for (let l = top; l > level; l--) {
-        const next = ev.modSwitch(ct);
-        ev.free(ct);
-        ct = next;
-      }
-      return ct;
-    };
+    atLevel = (level) => pair.atLevel(level, xs);
   });
-  afterAll(() => {
-    ev.dispose();
-    client.dispose();
-  });
+  afterAll(() => pair.dispose());
 
   it('runs a degree-243 composition (depth 10) on a 2-level chain, on seal and sim', async () => {
     // Refreshes stay at level 1 and above: level 0 (q_0, 60 bits) cannot carry a 40-bit mask.

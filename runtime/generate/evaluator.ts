@@ -50,6 +50,8 @@ export interface StepStats {
   parallel?: ParallelStats;
   /** The step's encodes answered by the plaintext cache, and what it holds after the step. */
   plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
+  /** With the zero supply: re-randomizing zeros of this step taken ready from it, and made inline. */
+  zeros?: { served: number; missed: number };
 }
 
 export interface EvaluatorOptions {
@@ -75,6 +77,12 @@ export interface EvaluatorOptions {
    * thread. The simulator always runs on this thread.
    */
   workers?: number;
+  /**
+   * Make the refreshes' re-randomizing encryptions of zero ahead on a helper thread (SEAL, one
+   * evaluator thread; runtime/seal/zero-supply.ts). Default off here; `fhec generate` turns it on when
+   * a second core is there. Same results, a faster refresh.
+   */
+  zeroSupply?: boolean;
   /**
    * At most this many ciphertexts per message to the key holder (default: each refresh round and each
    * cache carry in one message). 1 is the unbatched protocol, kept to measure what batching saves.
@@ -243,13 +251,13 @@ export class GenerationEvaluator {
   private async acceptKeys(request: Uint8Array): Promise<Uint8Array> {
     const keys = decodeKeys(request);
     await this.close();
-    this.ev = await this.backend.createEvaluator(this.source.params, keys);
+    const workers = this.options.workers ?? 1;
+    this.ev = await this.backend.createEvaluator(this.source.params, keys, { zeroSupply: workers <= 1 && (this.options.zeroSupply ?? false) });
     const { mask, audit, ciphertextsPerMessage } = this.options;
     this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit, ciphertextsPerMessage });
     this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit, ciphertextsPerMessage);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);
-    const workers = this.options.workers ?? 1;
     // The budget is shared: each worker encodes about its share of the constants (those of its ops), and
     // the machine's memory, not one wasm heap, is what several workers fill.
     if (workers > 1 && !this.backend.simulated) this.pool = await WorkerPool.create(workers, this.source.params, keys, { plaintextBudget: Math.floor(budget / workers) });
@@ -275,6 +283,7 @@ export class GenerationEvaluator {
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
     const traffic0 = this.keyHolderTotals();
+    const zeros0 = this.ev?.zeroSupply;
     // This step's refresh points, as the key holder derives them from the plans (step-schedule.ts).
     const points = stepRefreshPoints(this.prev, sp);
     this.refresher.step = this.cacheRefresher.step = header.index;
@@ -338,6 +347,8 @@ export class GenerationEvaluator {
       cacheRefreshes: this.cacheRefresher.traffic.ciphertexts - cache0,
       keyHolder: subtractTraffic(this.keyHolderTotals(), traffic0),
     };
+    const zeros1 = this.ev?.zeroSupply;
+    if (zeros0 && zeros1) stats.zeros = { served: zeros1.served - zeros0.served, missed: zeros1.missed - zeros0.missed };
     if ('parallel' in exec) stats.parallel = exec.parallel as ParallelStats;
     const workerCaches = this.pool?.plaintexts.filter((p) => p !== undefined);
     if (shape.kind === 'decode' && workerCaches && workerCaches.length > 0) {

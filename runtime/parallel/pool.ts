@@ -5,10 +5,6 @@
 // the key holder, and no secret key is in any of them). Results are the same bits as executeProgram's
 // on one evaluator: every op is deterministic and ciphertexts move as lossless bytes.
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type TransferListItem } from 'node:worker_threads';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
@@ -20,6 +16,7 @@ import type { PlaintextCacheStats } from '../ckks/plaintext-cache.js';
 import { refreshStages } from '../refresh/rounds.js';
 import { MaskedRefresher } from '../refresh/refresher.js';
 import { topLevel } from '../../ir/ckks/params.js';
+import { workerScript } from '../worker-script.js';
 import { placeProgram, type Placement, type PlacementOptions } from './placement.js';
 import type { MainToWorker, MaskedExport, StageDone, StageMasking, WorkerToMain } from './protocol.js';
 
@@ -49,45 +46,6 @@ export interface ParallelStats {
 
 export interface ParallelResult extends ExecuteResult {
   parallel: ParallelStats;
-}
-
-let entryPromise: Promise<URL> | undefined;
-
-/**
- * The worker's script: the compiled worker.js beside this file, or (when running from the TypeScript
- * sources, as the tests do) worker.ts bundled once per process with esbuild; node-seal stays an
- * external import so it finds its wasm file.
- */
-function workerEntry(): Promise<URL> {
-  entryPromise ??= (async () => {
-    const compiled = new URL('./worker.js', import.meta.url);
-    if (compiled.protocol === 'file:' && fs.existsSync(fileURLToPath(compiled))) return compiled;
-    const source = fileURLToPath(new URL('./worker.ts', import.meta.url));
-    const esbuild = await import('esbuild');
-    const out = path.join(os.tmpdir(), `fhec-worker-${process.pid}-${Date.now()}.mjs`);
-    await esbuild.build({
-      entryPoints: [source],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      outfile: out,
-      logLevel: 'silent',
-      plugins: [
-        {
-          name: 'node-seal-external',
-          setup(build) {
-            build.onResolve({ filter: /^node-seal$/ }, async (args) => {
-              if (args.pluginData === 'inner') return undefined;
-              const r = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'inner' });
-              return { path: pathToFileURL(r.path).href, external: true };
-            });
-          },
-        },
-      ],
-    });
-    return pathToFileURL(out);
-  })();
-  return entryPromise;
 }
 
 interface Pending {
@@ -136,7 +94,7 @@ export class WorkerPool {
   static async create(size: number, params: CkksParameters, keys: EvaluationKeys, options: WorkerPoolOptions = {}): Promise<WorkerPool> {
     if (!Number.isInteger(size) || size < 1) throw new FhecError(`--workers must be a positive integer, got ${size}`);
     if (keys.backend !== 'seal') throw new FhecError(`evaluation workers run the seal backend; ${keys.backend} runs on one thread`);
-    const entry = await workerEntry();
+    const entry = await workerScript(import.meta.url, 'worker');
     const workers = Array.from({ length: size }, () => new Worker(entry));
     const pool = new WorkerPool(workers, options);
     const peers = workers.map(() => new Array<MessageChannel['port1'] | undefined>(size).fill(undefined));

@@ -3,13 +3,14 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, EvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
 import { liftResidues, toResidues } from './rns.js';
+import type { ZeroSupply } from './zero-supply.js';
 import {
   buildCiphertextBytes,
   buildPlaintextBytes,
@@ -299,6 +300,8 @@ class SealEvaluator implements CkksEvaluator {
   private readonly shape: SealShape;
   /** Encrypts zeros with the public key: SEAL refuses the all-zero ("transparent") result of x * 0. */
   private readonly zeroEncryptor;
+  /** Re-randomizing zeros made ahead on a helper thread (zero-supply.ts), when asked for. */
+  private zeros?: ZeroSupply;
 
   constructor(
     private readonly seal: MainModule,
@@ -377,12 +380,18 @@ class SealEvaluator implements CkksEvaluator {
         try {
           const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pt, d));
           if (!rerandomize) return void out.push(sum);
-          // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
+          // A fresh public-key encryption of zero: the masked ciphertext's randomness is new. Made ahead
+          // by the zero supply when one is ready at this level (each used once), else here.
+          const level = polys[i]!.level;
+          const ready = this.zeros?.take(level);
           try {
             out.push(
               this.out('re-randomize', (d) => {
-                this.zeroEncryptor.encryptZero(d);
-                if (polys[i]!.level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[polys[i]!.level]!);
+                if (ready) d.loadFromArray(this.info.context, ready);
+                else {
+                  this.zeroEncryptor.encryptZero(d);
+                  if (level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[level]!);
+                }
                 d.setScale(x.scale());
                 this.evaluator.addInplace(d, sum.ct);
               }),
@@ -513,7 +522,16 @@ class SealEvaluator implements CkksEvaluator {
     else if (h instanceof SealPlaintext) h.pt.delete();
   }
 
+  useZeroSupply(zeros: ZeroSupply): void {
+    this.zeros = zeros;
+  }
+
+  get zeroSupply(): { served: number; missed: number } | undefined {
+    return this.zeros ? { ...this.zeros.stats } : undefined;
+  }
+
   dispose(): void {
+    this.zeros?.close();
     this.relinKeys?.delete();
     this.galoisKeys?.delete();
     this.zeroEncryptor.delete();
@@ -530,7 +548,13 @@ export const sealBackend: CkksBackend = {
   async createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient> {
     return new SealClient(await loadSeal(), params, keys);
   },
-  async createEvaluator(params: CkksParameters, keys: EvaluationKeys): Promise<CkksEvaluator> {
-    return new SealEvaluator(await loadSeal(), params, keys);
+  async createEvaluator(params: CkksParameters, keys: EvaluationKeys, options: EvaluatorOptions = {}): Promise<CkksEvaluator> {
+    const ev = new SealEvaluator(await loadSeal(), params, keys);
+    if (options.zeroSupply) {
+      // Loaded on demand: Node's worker_threads, which a browser bundle of the client never reaches.
+      const { ZeroSupply } = await import('./zero-supply.js');
+      ev.useZeroSupply(await ZeroSupply.start(params, keys.publicKey));
+    }
+    return ev;
   },
 };

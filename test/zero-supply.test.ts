@@ -1,0 +1,71 @@
+// Re-randomizing zeros made ahead on a helper thread (runtime/seal/zero-supply.ts): refreshes that take
+// them give back the same values, every zero is used once (the key holder never sees one c1 twice), and
+// a level with none ready falls back to encrypting inline.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeParameters, parametersId, topLevel } from '../ir/ckks/params.js';
+import type { CkksClient, CkksEvaluator } from '../runtime/backend.js';
+import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
+import { decodeRefreshRequest } from '../runtime/refresh/messages.js';
+import { MaskedRefresher } from '../runtime/refresh/refresher.js';
+import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
+import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
+import { unwrapCiphertext } from '../runtime/ckks/wire.js';
+import { sealPair, type SealPair } from './helpers/seal-pair.js';
+
+const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
+const slots = params.ringDegree / 2;
+
+const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+describe('zero supply (SEAL, helper thread)', () => {
+  let pair: SealPair;
+  let client: CkksClient;
+  let ev: CkksEvaluator;
+  beforeAll(async () => {
+    pair = await sealPair(params, { zeroSupply: true });
+    ({ client, ev } = pair);
+  });
+  afterAll(() => pair.dispose());
+
+  it('refreshes with zeros from the supply: same values, a fresh c1 for every ciphertext', async () => {
+    const shape = sealShape(makeSealContext(await loadSeal(), params), params);
+    const c1 = (wrapped: Uint8Array) => {
+      const bytes = unwrapCiphertext(wrapped, 'seal', parametersId(params));
+      const info = checkCiphertextBytes(bytes, shape, 'ciphertext', { seeded: true });
+      const half = (info.words / 2) * 8;
+      return Buffer.from(bytes.subarray(info.dataOffset + half, info.dataOffset + 2 * half)).toString('base64');
+    };
+    const seen: string[] = [];
+    const holder = new RefreshKeyHolder(client, 'unchecked');
+    const refresher = new MaskedRefresher(
+      ev,
+      (b) => {
+        for (const it of decodeRefreshRequest(b).items) seen.push(c1(it.ciphertext));
+        return holder.handle(b);
+      },
+      { mask: { valueBound: 1 } },
+    );
+    const levels = [1, 2, 1, 2, 1, 1];
+    const values = levels.map((_, j) => Float64Array.from({ length: slots }, (_, i) => 0.8 * Math.sin(0.1 * i + j)));
+    // The first round finds nothing ready (the supply learns a level when it is first asked for); the
+    // thread then makes zeros while this one waits, as it does while an evaluator computes.
+    const first = refresher.refreshMany(levels.map((l, j) => ({ ct: pair.atLevel(l, values[j]!), scale: params.scale, name: `a${j}` })));
+    expect(ev.zeroSupply!.missed).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = ev.zeroSupply!.served;
+    const second = refresher.refreshMany(levels.map((l, j) => ({ ct: pair.atLevel(l, values[j]!), scale: params.scale, name: `b${j}` })));
+    expect(ev.zeroSupply!.served - before).toBe(levels.length);
+    for (const [j, h] of [...first, ...second].entries()) {
+      expect(ev.levelOf(h)).toBe(topLevel(params));
+      expect(maxErr(client.decrypt(ev.saveCiphertext(h)), values[j % levels.length]!), `item ${j}`).toBeLessThan(1e-6);
+      ev.free(h);
+    }
+    // Twelve masked ciphertexts, twelve different c1s: no zero was used twice.
+    expect(seen).toHaveLength(12);
+    expect(new Set(seen).size).toBe(12);
+  });
+});
