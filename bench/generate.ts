@@ -46,6 +46,11 @@ export interface GenerateBenchOptions {
   machine?: string;
   /** Worker counts of the SEAL runs (one generation each, same plans and prompt). Default 1 and 2. */
   workers?: number[];
+  /**
+   * One worker with the zero-supply thread (fhec generate's default with 2+ cores), without, or both
+   * (default: both, with first; the other worker counts run without).
+   */
+  zeroSupply?: 'on' | 'off' | 'both';
 }
 
 /** Options from argv (`--decode-steps N`, `--prompt TEXT`, `--ort-reps N`, `--ref-reps N`) and env. */
@@ -69,7 +74,13 @@ export function generateBenchOptions(argv: readonly string[], env: NodeJS.Proces
     ortReps: int(flag('ort-reps'), '--ort-reps'),
     refReps: int(flag('ref-reps'), '--ref-reps'),
     ...(flag('workers') ? { workers: flag('workers')!.split(',').map((w) => int(w, '--workers')!) } : {}),
+    ...(flag('zero-supply') ? { zeroSupply: zeroSupplyFlag(flag('zero-supply')!) } : {}),
   };
+}
+
+function zeroSupplyFlag(v: string): 'on' | 'off' | 'both' {
+  if (v !== 'on' && v !== 'off' && v !== 'both') throw new Error(`--zero-supply is on, off or both, got ${v}`);
+  return v;
 }
 
 export interface StepBench {
@@ -139,6 +150,8 @@ export interface GenerateBench {
 
 export interface WorkersRun {
   workers: number;
+  /** Re-randomizing zeros made ahead on a helper thread (runtime/seal/zero-supply.ts). */
+  zeroSupply: boolean;
   prefillMs: number;
   /** Mean decode seconds per token, and in rotations of rotationMs. */
   decodeMs?: number;
@@ -261,21 +274,25 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     process.stderr.write(`generate bench: SEAL generation, prefill ${promptIds.length} + ${D} decode steps (about ${Math.round(50 + 43 * D)} s on 2 cores)...\n`);
     const store = new GenerationPlanStore(planFile);
     const workerCounts = opts.workers ?? [1, 2];
+    const zs = opts.zeroSupply ?? 'both';
+    // One worker: with the zero supply (the CLI's default) first, then without; more workers: without.
+    const configs = workerCounts.flatMap((workers) => (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).map((zeroSupply) => ({ workers, zeroSupply })));
     const byWorkers: WorkersRun[] = [];
     let first: { run: Awaited<ReturnType<typeof generateInProcess>>; loadAverage: number; cpuPerWallSecond: number } | undefined;
-    for (const workers of workerCounts) {
-      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
+    for (const { workers, zeroSupply } of configs) {
+      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''}${zeroSupply ? ' and the zero supply' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
       const loadAverage = os.loadavg()[0]!;
       const cpu0 = process.cpuUsage();
       const wall0 = performance.now();
       const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
         workers,
+        zeroSupply,
         onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
       });
       const cpu = process.cpuUsage(cpu0);
       if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
       first ??= { run, loadAverage, cpuPerWallSecond: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0) };
-      byWorkers.push(workersRun(workers, run, loadAverage));
+      byWorkers.push(workersRun(workers, zeroSupply, run, loadAverage));
     }
     const { run, loadAverage, cpuPerWallSecond } = first!;
     const rotationMs = await timeRotation(store.params);
@@ -358,10 +375,10 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
 }
 
 /** What one SEAL generation shows per decode token. */
-function workersRun(workers: number, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
+function workersRun(workers: number, zeroSupply: boolean, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
   const steps = run.result.steps;
   const dec = steps.slice(1);
-  const out: WorkersRun = { workers, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
+  const out: WorkersRun = { workers, zeroSupply, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
   if (dec.length === 0) return out;
   const mean = (f: (e: (typeof dec)[number]['evaluator']) => number) => dec.reduce((a, d) => a + f(d.evaluator), 0) / dec.length;
   out.decodeMs = dec.reduce((a, d) => a + d.ms, 0) / dec.length;
@@ -429,19 +446,23 @@ export function printGenerateBench(r: GenerateBench): void {
       `client -> evaluator ${mib(t.evaluatorChannel.bytesSent)}; peak RSS ${mib(t.peakRssBytes)}`,
   );
   console.log(`\none rotation at N=${r.parameters.match(/N\s*=\s*(\d+)/)?.[1] ?? '?'}, top level: ${msf(r.rotationMs)} ms (median, this run)`);
-  console.log(`| workers | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
-  console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
+  console.log(`| workers | zero supply | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
+  console.log(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
   for (const w of r.byWorkers) {
     const k = w.keyHolderPerToken;
     console.log(
-      `| ${w.workers} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
+      `| ${w.workers} | ${w.zeroSupply ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
         `${k ? k.rounds.toFixed(1) : '-'} | ${k ? k.ciphertexts.toFixed(1) : '-'} | ${k ? mib(k.bytesToKeyHolder) : '-'} | ${k ? mib(k.bytesToEvaluator) : '-'} | ` +
         `${w.movedPerToken ? `${w.movedPerToken.count.toFixed(0)} (${mib(w.movedPerToken.bytes)})` : '-'} | ${w.loadAverage.toFixed(1)} | ${w.generated.join(',') === r.generated.ort.join(',') ? 'yes' : 'NO'} |`,
     );
   }
-  const one = r.byWorkers.find((w) => w.workers === 1);
+  const one = r.byWorkers.find((w) => w.workers === 1 && !w.zeroSupply);
   for (const w of r.byWorkers) {
     if (w === one || !one?.decodeMs || !w.decodeMs) continue;
+    if (w.workers === 1) {
+      console.log(`zero supply (1 worker): decode ${(one.decodeMs / w.decodeMs).toFixed(2)}x as fast (${sec(one.decodeMs)} s without, ${sec(w.decodeMs)} s with, per token), prefill ${(one.prefillMs / w.prefillMs).toFixed(2)}x`);
+      continue;
+    }
     console.log(`decode speed-up with ${w.workers} workers: ${(one.decodeMs / w.decodeMs).toFixed(2)}x (1 worker ${sec(one.decodeMs)} s, ${w.workers} workers ${sec(w.decodeMs)} s per token)`);
   }
   const c = r.contention;
