@@ -1,7 +1,6 @@
 // Helpers shared by CLI verbs: --bind parsing, reading tensor JSON files, writing output.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { FhecError } from '../../ir/errors.js';
 import { parseJsonText } from '../../ir/tensor-json.js';
 import { DEFAULT_HIDING_BITS } from '../../runtime/refresh/mask.js';
@@ -79,9 +78,4 @@ export function defaultWorkers(): number {
 }
 
 export const ZERO_SUPPLY_HELP =
-  'do not make the refreshes\' re-randomizing encryptions of zero ahead on a helper thread (seal, one evaluator thread; on by default with 2 or more cores: same results, faster refreshes)';
-
-/** The zero-supply thread pays off when a core is free beside the evaluator's (runtime/seal/zero-supply.ts). */
-export function defaultZeroSupply(): boolean {
-  return os.availableParallelism() >= 2;
-}
+  'make the refreshes\' re-randomizing encryptions of zero ahead on a helper thread (seal, one evaluator thread; needs a free core; same results; off by default: 1.00-1.05x on the 2-core development machine, README Benchmarks)';

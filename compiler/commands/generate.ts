@@ -19,7 +19,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { defaultWorkers, defaultZeroSupply, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, ZERO_SUPPLY_HELP } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, ZERO_SUPPLY_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -63,7 +63,7 @@ export interface GenerateFlags {
   tokenizer?: string;
   /** Evaluation worker threads (default: the core count). */
   workers?: number;
-  /** Commander's --no-zero-supply: false turns the zero-encryption thread off (default: on with 2+ cores). */
+  /** --zero-supply: make the re-randomizing zeros on a helper thread (default off: see ZERO_SUPPLY_HELP). */
   zeroSupply?: boolean;
 }
 
@@ -101,7 +101,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     ...(audit ? { audit } : {}),
     ...maskFromFlags(flags.minHidingBits),
     workers: flags.workers ?? defaultWorkers(),
-    zeroSupply: flags.zeroSupply !== false && defaultZeroSupply(),
+    zeroSupply: flags.zeroSupply === true,
     onStep: (done, total, rec) => {
       if (!show) return;
       bar ??= stepsBar(total);
@@ -188,7 +188,7 @@ export function registerGenerate(program: Command): void {
     .option('--emitted', 'run each step plan\'s emitted TypeScript module (fhec compile --emit ts; emitted on first use if missing) instead of its program')
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
     .option('--workers <n>', WORKERS_HELP, workersOption())
-    .option('--no-zero-supply', ZERO_SUPPLY_HELP)
+    .option('--zero-supply', ZERO_SUPPLY_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

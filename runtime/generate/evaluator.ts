@@ -79,8 +79,8 @@ export interface EvaluatorOptions {
   workers?: number;
   /**
    * Make the refreshes' re-randomizing encryptions of zero ahead on a helper thread (SEAL, one
-   * evaluator thread; runtime/seal/zero-supply.ts). Default off here; `fhec generate` turns it on when
-   * a second core is there. Same results, a faster refresh.
+   * evaluator thread; runtime/seal/zero-supply.ts). Default off (`fhec generate --zero-supply`). Same
+   * results; a refresh's evaluator share is about a fifth cheaper when a core is free.
    */
   zeroSupply?: boolean;
   /**

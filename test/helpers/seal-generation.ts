@@ -20,6 +20,8 @@ export interface SealGenerationCase {
   bytes: number;
   compileTimeoutMs: number;
   runTimeoutMs: number;
+  /** With `fhec generate --zero-supply`: the summary must count zeros the helper thread made. */
+  zeroSupply?: boolean;
 }
 
 export function describeSealGeneration(c: SealGenerationCase): void {
@@ -32,13 +34,16 @@ export function describeSealGeneration(c: SealGenerationCase): void {
 
     it(`generates ${c.bytes} bytes from encrypted input equal to greedy fp32 decoding by onnxruntime`, async () => {
       const expected = await ortGreedy(c.fp32Model, c.prompt, c.bytes);
-      const r = await fhecInProcess('generate', plan, '--prompt', c.prompt, '--max-new-tokens', String(c.bytes), '--backend', 'seal', '--no-progress');
+      const r = await fhecInProcess('generate', plan, '--prompt', c.prompt, '--max-new-tokens', String(c.bytes), '--backend', 'seal', '--no-progress', ...(c.zeroSupply ? ['--zero-supply'] : []));
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe(`${Buffer.from(expected).toString('latin1')}\n`);
       expect(r.stderr).not.toMatch(/SIMULATION/);
       expect(r.stderr).toMatch(/^SEAL, encrypted:/m);
       expect(r.stderr).toMatch(new RegExp(`decode steps: ${c.bytes - 1}, mean [\\d.]+ s per token`));
       expect(r.stderr).toMatch(/key holder: [1-9]\d* round trips/);
+      const zeros = /re-randomizing encryptions of zero: (\d+) of (\d+) made ahead/.exec(r.stderr);
+      if (c.zeroSupply) expect(Number(zeros?.[1]), r.stderr).toBeGreaterThan(0);
+      else expect(zeros).toBeNull();
     }, c.runTimeoutMs);
   });
 }
