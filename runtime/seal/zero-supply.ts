@@ -72,11 +72,6 @@ export class ZeroSupply {
     return z;
   }
 
-  /** Asks for zeros at `level` ahead of their first use. */
-  prepare(level: number): void {
-    this.refill(level);
-  }
-
   close(): void {
     this.port.close();
     void this.worker.terminate();
