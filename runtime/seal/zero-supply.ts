@@ -33,7 +33,8 @@ export class ZeroSupply {
   private readonly ready = new Map<number, Uint8Array[]>();
   /** Zeros asked for and not yet arrived, per level. */
   private readonly coming = new Map<number, number>();
-  private failed?: string;
+  /** Why the supply stopped making zeros, once it has (then every take() is a miss). */
+  failed?: string;
 
   private constructor(
     private readonly worker: Worker,
@@ -58,7 +59,11 @@ export class ZeroSupply {
       void worker.terminate();
       throw new Error(`the zero-encryption supply did not start: ${(e as Error).message}`);
     }
-    return new ZeroSupply(worker, port1);
+    const supply = new ZeroSupply(worker, port1);
+    // A thread that fails later only stops the supply: the evaluator encrypts its own zeros from then on.
+    worker.on('error', (e) => (supply.failed ??= e.message));
+    worker.on('exit', (code) => (supply.failed ??= `the zero-supply thread exited (code ${code})`));
+    return supply;
   }
 
   /** A ready zero at `level` (serialized), or undefined: the caller encrypts its own. Asks for more. */
