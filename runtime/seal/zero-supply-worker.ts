@@ -3,8 +3,7 @@
 // each as bytes. Nothing it makes depends on data: it runs ahead of the evaluator.
 
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import type { CkksParameters } from '../../ir/ckks/params.js';
-import { topLevel } from '../../ir/ckks/params.js';
+import { topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { loadSeal, makeSealContext, sealCall } from './module.js';
 import type { ZeroSupplyRequest, ZeroSupplyMessage } from './zero-supply.js';
 
@@ -19,7 +18,7 @@ let busy = false;
 
 const post = (m: ZeroSupplyMessage, transfer: ArrayBuffer[] = []) => (out ?? port).postMessage(m, transfer);
 
-/** One zero at a time, yielding between them so new requests (and the stop) are seen. */
+/** One zero at a time, yielding between them so new requests are seen. */
 function work(): void {
   if (busy) return;
   const next = queue.shift();
