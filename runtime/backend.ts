@@ -116,7 +116,7 @@ export interface CkksEvaluator {
   scaleOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */
   simulatedValues?(ct: CkksHandle): Float64Array;
-  /** With EvaluatorOptions.zeroSupply: zeros taken from the helper thread, and made inline because none was ready. */
+  /** With CkksEvaluatorOptions.zeroSupply: zeros taken from the helper thread, and made inline because none was ready. */
   readonly zeroSupply?: { served: number; missed: number };
   free(h: CkksHandle): void;
   dispose(): void;
@@ -143,10 +143,10 @@ export interface CkksBackend {
   /** One line to print with every output of this backend. */
   readonly label: string;
   createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient>;
-  createEvaluator(params: CkksParameters, keys: EvaluationKeys, options?: EvaluatorOptions): Promise<CkksEvaluator>;
+  createEvaluator(params: CkksParameters, keys: EvaluationKeys, options?: CkksEvaluatorOptions): Promise<CkksEvaluator>;
 }
 
-export interface EvaluatorOptions {
+export interface CkksEvaluatorOptions {
   /**
    * Make the re-randomizing encryptions of zero ahead on a helper thread (runtime/seal/zero-supply.ts;
    * SEAL in Node only, ignored elsewhere): faster refreshes when a core is free, same results.

@@ -3,7 +3,7 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, EvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
@@ -548,7 +548,7 @@ export const sealBackend: CkksBackend = {
   async createClient(params: CkksParameters, keys: KeyRequest): Promise<CkksClient> {
     return new SealClient(await loadSeal(), params, keys);
   },
-  async createEvaluator(params: CkksParameters, keys: EvaluationKeys, options: EvaluatorOptions = {}): Promise<CkksEvaluator> {
+  async createEvaluator(params: CkksParameters, keys: EvaluationKeys, options: CkksEvaluatorOptions = {}): Promise<CkksEvaluator> {
     const ev = new SealEvaluator(await loadSeal(), params, keys);
     if (options.zeroSupply) {
       // Loaded on demand: Node's worker_threads, which a browser bundle of the client never reaches.

@@ -16,7 +16,8 @@ let out: MessagePort | undefined;
 const queue: ZeroSupplyRequest[] = [];
 let busy = false;
 
-const post = (m: ZeroSupplyMessage, transfer: ArrayBuffer[] = []) => (out ?? port).postMessage(m, transfer);
+// Zeros and their errors go on `out`, set with `make` at init (work() runs only after both).
+const post = (m: ZeroSupplyMessage, transfer: ArrayBuffer[] = []) => out!.postMessage(m, transfer);
 
 /** One zero at a time, yielding between them so new requests are seen. */
 function work(): void {

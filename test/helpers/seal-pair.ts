@@ -1,7 +1,7 @@
 // A SEAL client and evaluator for one parameter set, and ciphertexts of given values brought down to a
 // level (encrypted at the top, mod-switched down): what the refresh tests start from.
 import { topLevel, type CkksParameters } from '../../ir/ckks/params.js';
-import type { CkksClient, CkksEvaluator, CkksHandle, EvaluatorOptions } from '../../runtime/backend.js';
+import type { CkksClient, CkksEvaluator, CkksHandle, CkksEvaluatorOptions } from '../../runtime/backend.js';
 import { sealBackend } from '../../runtime/seal/backend.js';
 
 export interface SealPair {
@@ -12,7 +12,7 @@ export interface SealPair {
   dispose(): void;
 }
 
-export async function sealPair(params: CkksParameters, options: EvaluatorOptions = {}): Promise<SealPair> {
+export async function sealPair(params: CkksParameters, options: CkksEvaluatorOptions = {}): Promise<SealPair> {
   const client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
   const ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()), options);
   const top = topLevel(params);
