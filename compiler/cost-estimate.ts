@@ -321,7 +321,7 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
 }
 
 /** The masks' needs when one interval bound covers every value: that bound for each, the KV-cache outputs carried. */
-function uniformMaskNeeds(l: LoweredModel, bound: number): MaskNeeds {
+export function uniformMaskNeeds(l: LoweredModel, bound: number): MaskNeeds {
   const bounds = new Map<string, number>();
   for (const op of l.program.ops) if (op.result?.type.kind === 'ct') bounds.set(op.result.name, bound);
   const outputArg = new Map(l.program.ops.filter((op) => op.kind === 'output').map((op) => [op.tensor!, op.args[0]!.name]));

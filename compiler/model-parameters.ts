@@ -57,6 +57,43 @@ function maskRefusal(params: CkksParameters, bound: number, carried: boolean): s
   );
 }
 
+/** What modelFloors reads of a program and its mask needs, once per program (a search asks for many chains). */
+interface FloorInputs {
+  /** Values that may need a floor, by name, indexing the arrays below. */
+  index: Map<string, number>;
+  names: string[];
+  bound: Float64Array;
+  carried: Uint8Array;
+  /** Products: they sit at most at top - 1. */
+  product: Uint8Array;
+  /** Read by some op (may be refreshed); otherwise only carried. */
+  read: Uint8Array;
+}
+
+function floorInputs(program: FheProgram, needs: MaskNeeds): FloorInputs {
+  const readBy = new Set<string>();
+  for (const op of program.ops) if (op.kind !== 'output') for (const a of op.args) readBy.add(a.name);
+  const picked: { name: string; bound: number; carried: boolean; product: boolean; read: boolean }[] = [];
+  for (const op of program.ops) {
+    const v = op.result;
+    if (!v || v.type.kind !== 'ct') continue;
+    const carried = needs.carried.has(v.name);
+    const read = readBy.has(v.name);
+    if (!carried && !read) continue;
+    const bound = needs.bounds.get(v.name);
+    if (bound === undefined) throw new Error(`internal: no mask bound for %${v.name}`);
+    picked.push({ name: v.name, bound, carried, product: isMultiplication(op.kind), read });
+  }
+  return {
+    index: new Map(picked.map((p, i) => [p.name, i])),
+    names: picked.map((p) => p.name),
+    bound: Float64Array.from(picked, (p) => p.bound),
+    carried: Uint8Array.from(picked, (p) => (p.carried ? 1 : 0)),
+    product: Uint8Array.from(picked, (p) => (p.product ? 1 : 0)),
+    read: Uint8Array.from(picked, (p) => (p.read ? 1 : 0)),
+  };
+}
+
 /**
  * The lowest level each value of an unmanaged model program may sit at: r(B) for a value something
  * reads (it may be refreshed: the lowest level whose modulus fits a 40-bit mask for its bound B), r(B)
@@ -64,45 +101,48 @@ function maskRefusal(params: CkksParameters, bound: number, carried: boolean): s
  * logits). A refusal when a product (or a carried value) cannot sit at or above its floor on this chain.
  */
 export function modelFloors(program: FheProgram, params: CkksParameters, needs: MaskNeeds): ValueFloors | { refused: string } {
+  return floorsOn(floorInputs(program, needs), params);
+}
+
+function floorsOn(inputs: FloorInputs, params: CkksParameters): ValueFloors | { refused: string } {
   const top = topLevel(params);
-  const read = new Set<string>();
-  for (const op of program.ops) if (op.kind !== 'output') for (const a of op.args) read.add(a.name);
   const byBound = new Map<number, number>();
   const refreshLevel = (b: number): number => {
     if (!byBound.has(b)) byBound.set(b, minRefreshLevel(params, params.scale, b, DEFAULT_HIDING_BITS));
     return byBound.get(b)!;
   };
-  const floors = new Map<string, number>();
+  const floors = new Uint8Array(inputs.names.length);
   let lowest = Infinity;
   let highest = 0;
-  for (const op of program.ops) {
-    const v = op.result;
-    if (!v || v.type.kind !== 'ct') continue;
-    const carried = needs.carried.has(v.name);
-    if (!carried && !read.has(v.name)) continue;
-    const bound = needs.bounds.get(v.name);
-    if (bound === undefined) throw new Error(`internal: no mask bound for %${v.name}`);
+  for (let i = 0; i < floors.length; i++) {
+    const bound = inputs.bound[i]!;
+    const carried = inputs.carried[i] === 1;
     const r = refreshLevel(bound);
     // A product sits at most at top - 1; an input, rotation or sum of inputs may sit at the top.
-    const highestPossible = isMultiplication(op.kind) ? top - 1 : top;
+    const product = inputs.product[i] === 1;
+    const highestPossible = product ? top - 1 : top;
     const f = r < 0 ? Infinity : r + (carried ? 1 : 0);
-    if (f > highestPossible && (carried || isMultiplication(op.kind))) return { refused: maskRefusal(params, bound, carried) };
+    if (f > highestPossible && (carried || product)) return { refused: maskRefusal(params, bound, carried) };
     const floor = Math.min(f, top);
-    floors.set(v.name, floor);
-    if (read.has(v.name)) {
+    floors[i] = floor;
+    if (inputs.read[i] === 1) {
       lowest = Math.min(lowest, floor);
       highest = Math.max(highest, floor);
     }
   }
-  return { floor: (name) => floors.get(name) ?? 0, lowest: lowest === Infinity ? 0 : lowest, highest };
+  const floor = (name: string): number => {
+    const i = inputs.index.get(name);
+    return i === undefined ? 0 : floors[i]!;
+  };
+  return { floor, lowest: lowest === Infinity ? 0 : lowest, highest };
 }
 
 /** The unit's refresh floor rule for model plans: each value where a 40-bit mask fits its own bound (modelFloors). */
 export function modelRefreshFloor<T extends { program: FheProgram }>(maskNeeds: (lowered: T) => MaskNeeds): RefreshFloor {
-  const needs = new Map<FheProgram, MaskNeeds>();
+  const inputs = new Map<FheProgram, FloorInputs>();
   return (lowered, params) => {
-    if (!needs.has(lowered.program)) needs.set(lowered.program, maskNeeds(lowered as T));
-    return modelFloors(lowered.program, params, needs.get(lowered.program)!);
+    if (!inputs.has(lowered.program)) inputs.set(lowered.program, floorInputs(lowered.program, maskNeeds(lowered as T)));
+    return floorsOn(inputs.get(lowered.program)!, params);
   };
 }
 

@@ -198,6 +198,18 @@ export function valueAtLevel(byLevel: Record<string, number>, level: number, qua
  * (only encode and encrypt depend on it; default: `level`).
  */
 export function opCost(table: CostTable, op: TimedOp, ringDegree: number, level: number, chainTop = level): number {
+  // Predictions price every op of a program (millions on a large model): remembered per table.
+  let memo = opCosts.get(table);
+  if (!memo) opCosts.set(table, (memo = new Map()));
+  const key = `${op} ${ringDegree} ${level} ${chainTop}`;
+  let ms = memo.get(key);
+  if (ms === undefined) memo.set(key, (ms = computeOpCost(table, op, ringDegree, level, chainTop)));
+  return ms;
+}
+
+const opCosts = new WeakMap<CostTable, Map<string, number>>();
+
+function computeOpCost(table: CostTable, op: TimedOp, ringDegree: number, level: number, chainTop: number): number {
   const e = ringCosts(table, ringDegree);
   if (TOP_LEVEL_OPS.has(op)) level = Math.max(level, chainTop);
   if (op === 'save' || op === 'load') {

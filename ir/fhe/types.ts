@@ -135,10 +135,23 @@ export function scalesClose(a: number, b: number): boolean {
 }
 
 /** Bit count of the product of the first level+1 data primes (SEAL's total_coeff_modulus_bit_count). */
+/** Bits of the product of the first level + 1 primes, per chain (typing asks once per op). */
+const bitsByChain = new WeakMap<FheChain, number[]>();
+
 export function chainBitsAt(chain: FheChain, level: number): number {
-  let p = 1n;
-  for (let i = 0; i <= level; i++) p *= chain.primes[i]!;
-  return p.toString(2).length;
+  let bits = bitsByChain.get(chain);
+  if (!bits) {
+    bits = [];
+    let p = 1n;
+    for (const q of chain.primes) {
+      p *= q;
+      bits.push(p.toString(2).length);
+    }
+    bitsByChain.set(chain, bits);
+  }
+  if (level < bits.length) return bits[level]!;
+  // Past the chain (a malformed level): the product of the primes that exist.
+  return bits[bits.length - 1] ?? 0;
 }
 
 export function constantValueAt(c: FheConstantData, i: number): number {

@@ -93,6 +93,12 @@ export interface ParameterSearchOptions {
    * makes its bounds diverge, so model compilation judges precision its own way.
    */
   precision?: 'analyze' | PrecisionCheck;
+  /**
+   * A lower bound on what a candidate's latency can be (ms), before its refreshes are placed
+   * (latency-lower-bound.ts); undefined when it has none. A candidate whose bound exceeds the best
+   * latency found so far is skipped (listed as pruned): it cannot be chosen.
+   */
+  lowerBound?: (program: FheProgram, params: CkksParameters) => number | undefined;
 }
 
 export interface Candidate {
@@ -111,6 +117,8 @@ export interface Candidate {
   /** Bytes of the Galois and relinearization keys. */
   keyBytes?: number;
   latencyMs?: number;
+  /** A lower bound on latencyMs that ruled the candidate out before pricing (see ParameterSearchOptions.lowerBound). */
+  lowerBoundMs?: number;
   feasible: boolean;
   /** Why not, when infeasible; what was skipped for a summary row. */
   reason?: string;
@@ -185,6 +193,12 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
         continue;
       }
       let skippedShallow = 0;
+      // One row for the chain lengths below `c`'s that the planner could not fit.
+      const flushShallow = (c: Candidate) => {
+        if (skippedShallow === 0) return;
+        candidates.push({ ...c, levels: c.levels - 1, reason: `levels 1..${c.levels - 1}: the planner cannot fit depth ${depth}`, bitSizes: [], modulusBits: 0 });
+        skippedShallow = 0;
+      };
       for (let levels = 1; levels <= top; levels++) {
         const bitSizes = [first, ...new Array<number>(levels).fill(s), special];
         const modulusBits = totalModulusBits({ bitSizes });
@@ -202,6 +216,13 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
           continue;
         }
         const chain = fheChain(params);
+        const bestMs = best?.candidate.latencyMs;
+        const bound = bestMs !== undefined ? options.lowerBound?.(program, params) : undefined;
+        if (bound !== undefined && bound > bestMs!) {
+          flushShallow(c);
+          candidates.push({ ...c, lowerBoundMs: bound, reason: `pruned: at least ${bound.toFixed(2)} ms before any refresh, above the best ${bestMs!.toFixed(2)} ms` });
+          continue;
+        }
         const plan = planner(program, levels, { params, chain, topScale: params.scale });
         if (!plan) {
           skippedShallow++;
@@ -211,10 +232,7 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
           candidates.push({ ...c, reason: plan.refused });
           continue;
         }
-        if (skippedShallow > 0) {
-          candidates.push({ ...c, levels: levels - 1, reason: `levels 1..${levels - 1}: the planner cannot fit depth ${depth}`, bitSizes: [], modulusBits: 0 });
-          skippedShallow = 0;
-        }
+        flushShallow(c);
         c.refreshes = plan.refreshes;
         evaluate(c, params, chain, plan);
         candidates.push(c);

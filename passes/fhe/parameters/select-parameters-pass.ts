@@ -20,6 +20,7 @@ import type { Pass } from '../../pass.js';
 import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
 import { multiplicativeDepth } from '../analysis/depth.js';
 import { costTableOf, loweringAt, parameterAttributes, setAttrs, uniformFloors, type FheUnit, type ValueFloors } from '../pipeline/unit.js';
+import { latencyLowerBound } from './latency-lower-bound.js';
 import { searchParameters, type PrecisionCheck, type RefreshPlanner } from './parameter-search.js';
 
 export interface SelectParametersOptions {
@@ -154,15 +155,17 @@ function longestChain(ringDegree: number, o: SelectParametersOptions): CkksParam
   throw new FhecError(`ring degree ${ringDegree} holds no level at ${o['scale-bits']}-bit scale`);
 }
 
-function search(unit: FheUnit, o: SelectParametersOptions): Choice {
-  const costs = costTableOf(unit, o.costs, o.link);
-  const lowered = new Map<FheProgram, { program: FheProgram }>();
-  const floorsByChain = new Map<string, ValueFloors>();
-  const chainKey = (p: CkksParameters, levels: number) => `${p.ringDegree}:${p.scale}:${levels}`;
-  const planner: RefreshPlanner = (program, levels, { params }) => {
-    const floor = floorOf(unit, lowered.get(program)!, params);
+/**
+ * The search's refresh planner: the greedy placement, keeping each value at or above its floor on the
+ * candidate's chain (`floorsFor`); `spent` is told the ms each placement took.
+ */
+export function greedyFloorPlanner(
+  floorsFor: (program: FheProgram, params: CkksParameters) => ValueFloors | { refused: string },
+  spent?: (ms: number) => void,
+): RefreshPlanner {
+  return (program, levels, { params }) => {
+    const floor = floorsFor(program, params);
     if ('refused' in floor) return floor;
-    floorsByChain.set(chainKey(params, levels), floor);
     if (levels - floor.lowest < 1) return undefined;
     const t = performance.now();
     try {
@@ -173,9 +176,23 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
       if (e instanceof FhecError) return undefined;
       throw e;
     } finally {
-      unit.ms.place += performance.now() - t;
+      spent?.(performance.now() - t);
     }
   };
+}
+
+function search(unit: FheUnit, o: SelectParametersOptions): Choice {
+  const costs = costTableOf(unit, o.costs, o.link);
+  const lowered = new Map<FheProgram, { program: FheProgram }>();
+  const chainKey = (p: CkksParameters) => `${p.ringDegree}:${p.scale}:${topLevel(p)}`;
+  // Floors per chain: the lower bound and the planner both need them.
+  const floorsByChain = new Map<string, ValueFloors | { refused: string }>();
+  const floorsFor = (program: FheProgram, params: CkksParameters) => {
+    const key = chainKey(params);
+    if (!floorsByChain.has(key)) floorsByChain.set(key, floorOf(unit, lowered.get(program)!, params));
+    return floorsByChain.get(key)!;
+  };
+  const planner = greedyFloorPlanner(floorsFor, (ms) => (unit.ms.place += ms));
   const result = searchParameters({
     build: (slots) => {
       const l = loweringAt(unit, slots);
@@ -187,6 +204,10 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
     scaleBits: [o['scale-bits']],
     integerBits: o['integer-bits'],
     precision: tunedScale,
+    lowerBound: (program, params) => {
+      const floor = floorsFor(program, params);
+      return 'refused' in floor ? undefined : latencyLowerBound(program, costs, params.ringDegree, topLevel(params), floor.floor);
+    },
   });
   unit.search = result;
   const best = result.best;
@@ -196,5 +217,7 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
   }
   const chosen = unit.lowerings.get(best.params.ringDegree / 2) ?? loweringAt(unit, best.params.ringDegree / 2);
   unit.lowered = chosen;
-  return { params: best.params, program: chosen.program, floors: floorsByChain.get(chainKey(best.params, best.candidate.levels)) ?? uniformFloors(1), predictedMs: best.candidate.latencyMs };
+  const chosenFloors = floorsFor(chosen.program, best.params);
+  if ('refused' in chosenFloors) throw new Error('internal: the chosen chain was refused');
+  return { params: best.params, program: chosen.program, floors: chosenFloors, predictedMs: best.candidate.latencyMs };
 }
