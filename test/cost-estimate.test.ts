@@ -129,15 +129,18 @@ describe('cost-only pricing of repeated blocks', () => {
 });
 
 describe('cost-only bounds on Llama-3.2-1B layer shapes', () => {
-  it('prices 6 layers of hidden 2048, 32/8 heads of 64, FFN 8192 in a child process within 2 GiB and 60 CPU-seconds', () => {
+  it('searches the parameters for 6 layers of hidden 2048, 32/8 heads of 64, FFN 8192 in a child process within 2 GiB and 60 CPU-seconds', () => {
     const dir = path.join(tmp, 'l1b');
     fs.mkdirSync(dir);
     const file = path.join(dir, 'm.onnx');
     // The 1B layer shapes; the vocabulary cut to 2,048 so that the 128k-row head does not dominate the time.
     exportOnnx(buildLlamaGraph({ ...LLAMA32_1B, layers: 6, vocab: 2048, maxPositions: 2048, kvCache: true }), file, { externalData: { location: 'm.onnx.data', sparse: true } });
-    const r = fhecChild('compile', file, '--cost-only', '--decode', '16', '--ring-degree', '16384');
+    // No --ring-degree: the cost-driven search, whose candidates that cannot win are skipped before placement.
+    const r = fhecChild('compile', file, '--cost-only', '--decode', '16');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/6 repeated blocks of 14 canonical ops/);
+    expect(r.stdout).toMatch(/\| \* \| 16384 \| 40 \| \d+ \|/);
+    expect(r.stdout).toMatch(/\| 32768 \| 40 \| \d+ \|.*\| pruned: at least [\d.]+ ms before any refresh, above the best [\d.]+ ms \|/);
     const [, cpu, peak] = /; ([\d.]+) CPU-s in this process\), peak memory ([\d.]+) GiB/.exec(r.stdout)!;
     expect(Number(peak)).toBeLessThan(2);
     expect(Number(cpu)).toBeLessThan(60);
