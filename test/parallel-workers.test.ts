@@ -140,6 +140,23 @@ describe('evaluation workers on seal', () => {
     expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);
   });
 
+  it("keeps a run's plaintexts out of the workers' caches when asked (a prefill), same bytes", async () => {
+    // A dense constant no other test encodes.
+    const b = new FheBuilder('prefill-like', slots);
+    const x = b.input('x', layout);
+    const w = Float64Array.from({ length: slots }, (_, i) => Math.sin(0.003 * i + 0.7));
+    b.output('y', b.add(b.rotate(x, 1), b.mulConst(x, { kind: 'dense', values: w })), layout);
+    const program = manageScales(b.build(), { chain: fheChain(params), topScale: params.scale, inputLevel: top });
+    const inputs = encryptInputs(program, client, { x: xs });
+    const held = () => pool.plaintexts.reduce((n, p) => n + (p?.entries ?? 0), 0);
+    const before = held();
+    const uncached = await pool.run(program, ev, inputs, { cachePlaintexts: false });
+    expect(held()).toBe(before);
+    const cached = await pool.run(program, ev, inputs);
+    expect(held()).toBeGreaterThan(before);
+    expect(Buffer.from(cached.outputs.get('y')!).equals(Buffer.from(uncached.outputs.get('y')!))).toBe(true);
+  });
+
   it('runs a refreshed program by rounds, same bytes as one evaluator, checked by the key holder', async () => {
     const rounds = refreshStages(deep);
     const refreshes = deep.ops.filter((op) => op.kind === 'refresh').length;

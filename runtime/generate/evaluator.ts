@@ -321,7 +321,7 @@ export class GenerationEvaluator {
     const exec = emitted
       ? runEmittedPlan(emitted, sp.plan.plan, sp.plan.file, ev, inputs, run)
       : this.pool
-        ? await this.pool.run(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, trace: this.options.trace })
+        ? await this.pool.run(sp.plan.plan.program, ev, inputs, { refresher: this.refresher, trace: this.options.trace, cachePlaintexts: shape.kind === 'decode' })
         : executeProgram(sp.plan.plan.program, ev, inputs, run);
     this.cache.clear();
     for (const o of meta.outputs) {

@@ -53,6 +53,15 @@ interface Pending {
   reject(e: Error): void;
 }
 
+export interface PoolRunOptions {
+  /**
+   * Keep this run's encoded constants in the workers' plaintext caches (default true). A generation's
+   * prefill says false, as the one-thread path does: its constants recur in no later step, and would
+   * push the decode steps' plaintexts out of the budget.
+   */
+  cachePlaintexts?: boolean;
+}
+
 export interface WorkerPoolOptions {
   /** Plaintext cache budget per worker (bytes; 0: none). */
   plaintextBudget?: number;
@@ -151,7 +160,7 @@ export class WorkerPool {
    * executeProgram across the workers. `ev` is the main thread's evaluator: it loads each round's
    * refresh inputs for the refresher and saves the fresh ciphertexts for the workers.
    */
-  async run(program: FheProgram, ev: CkksEvaluator, inputs: Map<string, Uint8Array>, options: Pick<ExecuteOptions, 'refresher' | 'trace'> = {}): Promise<ParallelResult> {
+  async run(program: FheProgram, ev: CkksEvaluator, inputs: Map<string, Uint8Array>, options: Pick<ExecuteOptions, 'refresher' | 'trace'> & PoolRunOptions = {}): Promise<ParallelResult> {
     checkRunnable(program, ev);
     const { id, placement } = this.placementOf(program);
     const run = this.nextRun++;
@@ -196,6 +205,7 @@ export class WorkerPool {
               fresh: fresh[w]!,
               freshMasked: freshMasked[w]!,
               inputs: s === 0 ? inputsOf[w]! : [],
+              ...(s === 0 && options.cachePlaintexts === false ? { cachePlaintexts: false } : {}),
               ...(masked && rounds.stages[s]!.refreshes.length > 0 ? { masking: stageMasking(program, rounds.stages[s]!.refreshes, masked, top) } : {}),
             }),
           ),

@@ -25,6 +25,8 @@ export type MainToWorker =
       /** The same, still masked (the worker masked their inputs): [value, refreshed input, bytes]. */
       freshMasked: [string, string, Uint8Array][];
       inputs: [string, Uint8Array][];
+      /** In the run's first stage: false when the run's encodes must not go into the plaintext cache. */
+      cachePlaintexts?: boolean;
       /** When set, the worker masks this stage's refresh inputs itself (client-aided refresh, runtime/refresh/refresher.ts). */
       masking?: StageMasking;
     }

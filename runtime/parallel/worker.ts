@@ -174,7 +174,7 @@ async function handle(m: MainToWorker): Promise<void> {
       if (!current || current.id !== m.run) {
         const p = programs.get(m.program);
         if (!p) throw new Error(`internal: program ${m.program} was not sent to this worker`);
-        current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, cache), pending: new Map() };
+        current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, m.cachePlaintexts === false ? undefined : cache), pending: new Map() };
       }
       post(await runStage(current, m));
       return;
