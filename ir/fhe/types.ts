@@ -134,10 +134,10 @@ export function scalesClose(a: number, b: number): boolean {
   return Math.abs(a - b) < Number.EPSILON * m;
 }
 
-/** Bit count of the product of the first level+1 data primes (SEAL's total_coeff_modulus_bit_count). */
 /** Bits of the product of the first level + 1 primes, per chain (typing asks once per op). */
 const bitsByChain = new WeakMap<FheChain, number[]>();
 
+/** Bit count of the product of the first level+1 data primes (SEAL's total_coeff_modulus_bit_count). */
 export function chainBitsAt(chain: FheChain, level: number): number {
   let bits = bitsByChain.get(chain);
   if (!bits) {

@@ -184,7 +184,7 @@ export function greedyFloorPlanner(
 function search(unit: FheUnit, o: SelectParametersOptions): Choice {
   const costs = costTableOf(unit, o.costs, o.link);
   const lowered = new Map<FheProgram, { program: FheProgram }>();
-  const chainKey = (p: CkksParameters) => `${p.ringDegree}:${p.scale}:${topLevel(p)}`;
+  const chainKey = (p: CkksParameters) => `${p.ringDegree}:${p.bitSizes.join(',')}:${p.scale}`;
   // Floors per chain: the lower bound and the planner both need them.
   const floorsByChain = new Map<string, ValueFloors | { refused: string }>();
   const floorsFor = (program: FheProgram, params: CkksParameters) => {
