@@ -57,7 +57,7 @@ if (only === 'layer-1b') {
   const r = await runLayerBench(layerBenchOptions(process.argv.slice(3)));
   results.layer1b = r;
   printLayerBench(r);
-  console.log('wrote bench/out/layer-1b.json');
+  console.log(`wrote bench/out/layer-1b${r.streamWeights ? '-stream' : ''}.json`);
 }
 
 // Only on request (it needs a generation plan): `node dist/bench/index.js serve --plan PLAN ...`.

@@ -7,7 +7,9 @@
 // and approximations included) and the float64 reference. Every step runs as the CLI, in its own
 // process under /usr/bin/time -v (nice), one after another (the SEAL and sim runs peak at ~6 GB each:
 // run together beside other jobs, the SEAL one was killed by the kernel's OOM killer), and is skipped
-// when its output exists, so a run resumes. Writes bench/out/layer-1b.json.
+// when its output exists, so a run resumes. Writes bench/out/layer-1b.json. With --stream-weights the plan
+// references the external data (compile --stream-weights) and the runs stream it: the files get a
+// `-stream` suffix (plan-stream.json, out-seal-stream.json, ...; bench/out/layer-1b-stream.json).
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -30,11 +32,12 @@ const TEXT_OFFSET = 3000;
 
 export interface LayerBenchOptions {
   dir: string;
+  streamWeights: boolean;
 }
 
 export function layerBenchOptions(argv: string[]): LayerBenchOptions {
   const i = argv.indexOf('--dir');
-  return { dir: i >= 0 && argv[i + 1] ? argv[i + 1]! : path.join(os.tmpdir(), 'fhec-layer-1b') };
+  return { dir: i >= 0 && argv[i + 1] ? argv[i + 1]! : path.join(os.tmpdir(), 'fhec-layer-1b'), streamWeights: argv.includes('--stream-weights') };
 }
 
 interface Timed {
@@ -101,7 +104,9 @@ export async function runLayerBench(o: LayerBenchOptions) {
   if (!fs.existsSync(path.join(dir, model))) {
     exportOnnx(buildLlamaGraph(cfg, randomLlamaWeights(17, 'float32', cfg.rope)), path.join(dir, model), { externalData: { location: `${model}.data` } });
   }
-  const compile = step(dir, 'plan.json', 'compile.log', ['compile', model, '-o', 'plan.json', '--calibration', path.resolve(CALIBRATION), '--decode', String(PAST), '--ring-degree', '16384', '--max-windows', '4']);
+  const x = o.streamWeights ? '-stream' : '';
+  const planFile = `plan${x}.json`;
+  const compile = step(dir, planFile, `compile${x}.log`, ['compile', model, '-o', planFile, '--calibration', path.resolve(CALIBRATION), '--decode', String(PAST), '--ring-degree', '16384', '--max-windows', '4', ...(o.streamWeights ? ['--stream-weights'] : [])]);
   // The decode step's inputs: 16 tokens prefilled by the reference interpreter make the cache.
   if (!fs.existsSync(path.join(dir, 'in.json'))) {
     const file = path.join(dir, model);
@@ -112,24 +117,28 @@ export async function runLayerBench(o: LayerBenchOptions) {
     for (const [k, v] of Object.entries(out)) if (k.startsWith('present')) inputs[k.replace('present', 'past_key_values')] = v;
     fs.writeFileSync(path.join(dir, 'in.json'), JSON.stringify(tensorsToJson(inputs, 'inputs')));
   }
-  const seal = step(dir, 'out-seal.json', 'run-seal.log', ['run', 'plan.json', '--inputs', 'in.json', '--backend', 'seal', '--trace', 'run-trace.json', '--out', 'out-seal.json']);
-  const sim = step(dir, 'out-sim.json', 'run-sim.log', ['run', 'plan.json', '--inputs', 'in.json', '--backend', 'sim', '--out', 'out-sim.json']);
+  const seal = step(dir, `out-seal${x}.json`, `run-seal${x}.log`, ['run', planFile, '--inputs', 'in.json', '--backend', 'seal', '--trace', `run-trace${x}.json`, '--out', `out-seal${x}.json`]);
+  const sim = step(dir, `out-sim${x}.json`, `run-sim${x}.log`, ['run', planFile, '--inputs', 'in.json', '--backend', 'sim', '--out', `out-sim${x}.json`]);
   step(dir, 'out-f64.json', 'eval.log', ['eval', model, '--inputs', 'in.json', '--out', 'out-f64.json']);
 
   const read = (f: string) => tensorsFromJson(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')), 'outputs', f);
-  const [ref, enc, simulated] = [read('out-f64.json'), read('out-seal.json'), read('out-sim.json')];
+  const [ref, enc, simulated] = [read('out-f64.json'), read(`out-seal${x}.json`), read(`out-sim${x}.json`)];
   const outputs = Object.keys(ref).map((name) => {
     const pick = (t: Tensor) => (t.dims.length === 4 ? newRow(t) : Float64Array.from(t.data));
     const [r, e, s] = [pick(ref[name]!), pick(enc[name]!), pick(simulated[name]!)];
     return { name, values: r.length, maxAbs: maxAbs(r), sealMaxAbsError: maxAbsDiff(e, r), simMaxAbsError: maxAbsDiff(s, r), ...(name === 'logits' ? { argmax: { f64: argmax(r), seal: argmax(e), sim: argmax(s) } } : {}) };
   });
-  const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8')) as { analysis: { predicted: { totalMs: number } }; params: { ringDegree: number; bitSizes: number[] }; refreshPoints: unknown[] };
-  const runLog = fs.readFileSync(path.join(dir, 'run-seal.log'), 'utf8');
+  const plan = JSON.parse(fs.readFileSync(path.join(dir, planFile), 'utf8')) as { analysis: { predicted: { totalMs: number } }; params: { ringDegree: number; bitSizes: number[] }; refreshPoints: unknown[] };
+  const runLog = fs.readFileSync(path.join(dir, `run-seal${x}.log`), 'utf8');
+  const sidecar = path.join(dir, planFile.replace(/\.json$/, '.weights.bin'));
   const m = /(\d+) ops in ([\d.]+) s/.exec(runLog);
   const r = {
     date: new Date().toISOString(),
     shape: { hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ffn: cfg.ffn, layers: 1, vocab: cfg.vocab, past: PAST },
     params: { ringDegree: plan.params.ringDegree, bitSizes: plan.params.bitSizes },
+    streamWeights: o.streamWeights,
+    planBytes: { json: fs.statSync(path.join(dir, planFile)).size, weights: fs.statSync(sidecar).size },
+    streamed: /streamed weights[^\n]*/.exec(runLog)?.[0] ?? null,
     refreshes: plan.refreshPoints.length,
     predictedS: plan.analysis.predicted.totalMs / 1000,
     seal: { ops: m ? Number(m[1]) : NaN, evaluateWallS: m ? Number(m[2]) : NaN, process: seal },
@@ -139,12 +148,13 @@ export async function runLayerBench(o: LayerBenchOptions) {
     loadAverage: os.loadavg(),
   };
   fs.mkdirSync('bench/out', { recursive: true });
-  fs.writeFileSync('bench/out/layer-1b.json', JSON.stringify(r, null, 2));
+  fs.writeFileSync(`bench/out/layer-1b${x}.json`, JSON.stringify(r, null, 2));
   return r;
 }
 
 export function printLayerBench(r: Awaited<ReturnType<typeof runLayerBench>>): void {
   console.log(`\n## One Llama-3.2-1B-shaped decoder layer, decode after ${r.shape.past}, SEAL N=${r.params.ringDegree} [${r.params.bitSizes.join(', ')}]`);
+  console.log(`plan ${(r.planBytes.json / 2 ** 20).toFixed(1)} MiB + weights file ${(r.planBytes.weights / 2 ** 20).toFixed(1)} MiB${r.streamWeights ? ' (weights streamed from the model\'s external data)' : ''}${r.streamed ? `; ${r.streamed}` : ''}`);
   console.log(`predicted ${r.predictedS.toFixed(1)} s (1 core); SEAL evaluation ${r.seal.evaluateWallS.toFixed(1)} s wall (${r.seal.ops} ops), process ${r.seal.process.cpuS.toFixed(1)} CPU-s in ${r.seal.process.wallS.toFixed(0)} s wall (CPU share ${r.seal.process.cpuShare.toFixed(2)}), peak ${r.seal.process.peakRssMB.toFixed(0)} MB`);
   console.log('| output | values | max abs (f64) | SEAL max abs error | sim max abs error (predicted) |');
   console.log('|---|---:|---:|---:|---:|');

@@ -53,6 +53,8 @@ export interface GenerationPlanOptions {
   ringDegree?: number;
   maxWindows?: number;
   placement?: 'optimal' | 'greedy';
+  /** Reference linear weights in the ONNX external data instead of storing them (the runtime streams them). */
+  streamWeights?: boolean;
   /** Cost table the parameter search prices with (default: the shipped one). */
   costs?: CostTable;
   /** The model's Hugging Face tokenizer folder (default: UTF-8 bytes); recorded in the manifest. */
@@ -119,6 +121,7 @@ function compileStep(
     ...(m.compile.levels !== undefined ? { levels: m.compile.levels } : {}),
     maxWindows: m.compile.maxWindows,
     placement: m.compile.placement,
+    ...(m.compile.streamWeights ? { streamWeights: true } : {}),
   });
   if (!compiled.lowered.outputs.some((o) => o.kv)) {
     throw new FhecError('the model has no KV-cache outputs (present.*): generation needs a model exported with a KV cache', { file: modelFile });
@@ -175,12 +178,17 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   const stepsDir = `${base}.steps`;
   const lines: string[] = [];
   let searchStep: CompiledGenerationPlan['searchStep'];
-  const compile: GenerationManifest['compile'] = { ringDegree: opts.ringDegree ?? 0, ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}), ...(opts.placement ? { placement: opts.placement } : {}) };
+  const compile: GenerationManifest['compile'] = {
+    ringDegree: opts.ringDegree ?? 0,
+    ...(opts.maxWindows ? { maxWindows: opts.maxWindows } : {}),
+    ...(opts.placement ? { placement: opts.placement } : {}),
+    ...(opts.streamWeights ? { streamWeights: true } : {}),
+  };
   if (opts.ringDegree === undefined) {
     // One parameter set serves every step (one key set per generation): search it on the decode plan
     // at the longest past (decode steps dominate a generation, and its cache layout is the largest).
     const t0 = performance.now();
-    const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs });
+    const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs, ...(opts.streamWeights ? { streamWeights: true } : {}) });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
     searchStep = { past: C - 1, managed: probe.managed, refreshes: probe.refreshes, ...(probe.predictedMs !== undefined ? { predictedMs: probe.predictedMs } : {}) };

@@ -4,6 +4,9 @@
 //     [--ring-degree N] [--costs FILE]
 //   fhec run PLAN.json --backend sim|seal --inputs IN.json [--out OUT.json]
 
+import type { FheProgram } from '../ir/fhe/types.js';
+import { externalRegions } from '../ir/weights/recipe.js';
+import { weightStreamSummary } from '../ir/weights/cache.js';
 import type { ExecutionTrace, RunResult } from '../runtime/ckks/execute.js';
 import * as fs from 'node:fs';
 import { FhecError } from '../ir/errors.js';
@@ -33,6 +36,8 @@ export interface ModelCompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** Reference linear weights in the ONNX external data instead of storing them (the runtime streams them). */
+  streamWeights?: boolean;
   /** The model's Hugging Face tokenizer folder for text calibration. */
   tokenizer?: string;
   placement?: 'optimal' | 'greedy';
@@ -61,6 +66,25 @@ export function tableWithLink(costsFile: string | undefined, link: string | unde
   return link !== undefined ? withLink(table, parseLink(link)) : table;
 }
 
+/** What a --stream-weights plan references: diagonals, matrices, and the data regions they read. */
+export function streamedWeightsLine(program: FheProgram): string {
+  const diagonals = [...program.constants.values()].filter((c) => c.data.kind === 'diagonal');
+  const stored = [...program.constants.values()].filter((c) => c.data.kind === 'dense' && c.name.startsWith('diag')).length;
+  if (diagonals.length === 0) return 'streamed weights: none (no linear weight is in ONNX external data): the plan holds every weight';
+  const matrices = new Set<number>();
+  const regions = new Map<string, number>();
+  for (const c of diagonals) {
+    if (c.data.kind !== 'diagonal') continue;
+    matrices.add(c.data.matrix.id);
+    for (const r of externalRegions(c.data.matrix.source!.weight)) regions.set(`${r.file}@${r.offset}`, r.length);
+  }
+  const bytes = [...regions.values()].reduce((a, b) => a + b, 0);
+  return (
+    `streamed weights: ${diagonals.length} diagonals of ${matrices.size} matrix blocks reference ${regions.size} regions ` +
+    `(${(bytes / 2 ** 20).toFixed(1)} MiB) of the model's external data; ${stored} diagonals of weights stored inline in the model are in the plan`
+  );
+}
+
 /**
  * Compiles and writes the plan; returns the lines to print. With --report, also runs the plan on the
  * simulator over one calibration window (prefill plans on a .txt calibration) and reports its logit error.
@@ -80,6 +104,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
     prefill: flags.prefill,
     decode: flags.decode,
     maxWindows: flags.maxWindows,
+    ...(flags.streamWeights ? { streamWeights: true } : {}),
     ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
     placement: flags.placement,
     ringDegree: flags.ringDegree,
@@ -95,6 +120,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   const lines = [
     `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
   ];
+  if (flags.streamWeights) lines.push(streamedWeightsLine(c.managed));
   const table = `${flags.costs ?? 'the shipped cost table'}${flags.link ? `, --link ${flags.link}` : ''}`;
   const predicted = c.predictedMs !== undefined ? `predicted ${(c.predictedMs / 1000).toFixed(2)} s` : `no latency prediction (${c.predictionNote})`;
   if (c.search) {
@@ -153,6 +179,7 @@ export async function runModelCommand(planFile: string, inputs: Record<string, T
     r.run.label,
     `${ops} ops in ${(r.run.execution.totalMs / 1000).toFixed(2)} s` + (r.run.refresh ? `, refreshes ${JSON.stringify(r.run.refresh)}` : ''),
     ...r.warnings.map((w) => `range warning: ${w.message}`),
+    ...[weightStreamSummary()].filter((l) => l !== undefined),
   ];
   const json = JSON.stringify({ label: r.run.label, backend: backend.name, ...tensorsToJson(r.outputs, 'outputs'), warnings: r.warnings.map((w) => w.message) });
   return { json, lines, run: r.run };

@@ -78,6 +78,11 @@ export interface ModelPlanOptions {
   softmax?: SoftmaxMethod;
   /** 'last': the logits output holds the last position only (generation prefills); default 'all'. */
   logits?: 'all' | 'last';
+  /**
+   * Reference linear weights that live in ONNX external data instead of storing their diagonals: the
+   * plan records each matrix's recipe and the data regions' sha256, and the runtime streams them.
+   */
+  streamWeights?: boolean;
   /** The file `costs` was read from (select-parameters names the table by it in the IR annotations). */
   costsFile?: string;
   /** The FHE pipeline (passes/fhe/registry.ts; default modelFhePipeline for these options). */
@@ -425,7 +430,7 @@ function finishPlacement(
   const common = { model: modelFile, graph, attention, calibrationSets, costs: { table: costs, name: opts.costs ? 'given (--costs)' : 'default (ir/ckks/default-costs.json)' }, placement };
   // Unfixed N: lower first at the smallest ring degree the cost table prices (the search lowers the rest).
   const firstSlots = opts.ringDegree !== undefined ? opts.ringDegree / 2 : Math.min(...costs.ringDegrees.map((r) => r.ringDegree)) / 2;
-  const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax, logits: opts.logits }, firstSlots, modelFile);
+  const source = canonicalSource(graph, { targets: opts.targets, attention, margin: opts.margin, softmax: opts.softmax, logits: opts.logits, ...(opts.streamWeights ? { weights: 'references' as const } : {}) }, firstSlots, modelFile);
   // Each value's lowest level: where a 40-bit mask fits its own bound (modelFloors).
   const refreshFloor = modelRefreshFloor((l: LoweredModel) => valueMaskNeeds(l, calibrationSets, otherPasts));
   const unit = unitOf<LoweredModel>({ name: graph.name || 'model', slots: firstSlots, constants: new Map(), ops: [] }, { source, refreshFloor });

@@ -166,7 +166,7 @@ export function monitorProgram(mp: ModelPlan): FheProgram {
   for (const c of p.constants.values()) {
     if (c.data.kind !== 'weights') continue;
     const src = [...mp.plan.program.constants.values()].find((x) => x.name === c.name);
-    if (!src || src.data.kind !== 'dense') throw new FhecError(`monitor constant @${c.name} not found in the plan`, { file: mp.file });
+    if (!src || (src.data.kind !== 'dense' && src.data.kind !== 'diagonal')) throw new FhecError(`monitor constant @${c.name} not found in the plan`, { file: mp.file });
     c.data = src.data;
   }
   return p;

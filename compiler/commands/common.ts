@@ -1,5 +1,6 @@
 // Helpers shared by CLI verbs: --bind parsing, reading tensor JSON files, writing output.
 
+import { weightCache } from '../../ir/weights/cache.js';
 import * as fs from 'node:fs';
 import { FhecError } from '../../ir/errors.js';
 import { parseJsonText } from '../../ir/tensor-json.js';
@@ -71,6 +72,18 @@ export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL i
 
 export function workersOption(): (v: string) => number {
   return intOption('--workers', 1);
+}
+
+export const WEIGHT_MEMORY_HELP = 'plans compiled with --stream-weights: MiB of decoded weight blocks each thread keeps (least recently used dropped first; default 1024)';
+
+/** --weight-memory MiB: the budget of this thread's weight cache (workers take it when they start). */
+export function weightMemoryOption(): (v: string) => number {
+  const parse = intOption('--weight-memory', 1);
+  return (v: string) => {
+    const mib = parse(v);
+    weightCache.setBudget(mib * 2 ** 20);
+    return mib;
+  };
 }
 
 export function defaultWorkers(): number {

@@ -34,6 +34,8 @@ interface CompileFlags {
   decode?: number;
   report?: boolean;
   maxWindows?: number;
+  /** Reference linear weights in the ONNX external data instead of storing them (the runtime streams them). */
+  streamWeights?: boolean;
   /** The model's Hugging Face tokenizer folder for text calibration. */
   tokenizer?: string;
   /** Fix N instead of searching for it (canonical models). */
@@ -95,6 +97,7 @@ export function registerCompile(program: Command): void {
     .option('--calibration <file>', 'transformer models: calibration text (.txt) or tensor JSON; lowers the canonical IR with approximations')
     .option('--prefill <S>', 'with --calibration: plan for a prefill of S tokens', intOption('--prefill', 1))
     .option('--decode <P>', 'with --calibration: plan for one token after P cached ones', intOption('--decode', 1))
+    .option('--stream-weights', 'with --calibration: linear weights stored in ONNX external data are referenced (file, offset, length, sha256) instead of written to the plan; run and generate read the rows and columns each matrix block needs, within --weight-memory')
     .option('--max-windows <n>', 'with --calibration: use at most n text windows', intOption('--max-windows', 1))
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json) for text; default: UTF-8 bytes (256-token vocabularies)')
     .option('--ring-degree <N>', 'with --calibration: fix the ring degree N (the longest chain N holds at 128-bit security) instead of searching for the cheapest parameters', intOption('--ring-degree', 1))

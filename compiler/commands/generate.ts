@@ -19,7 +19,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, ZERO_SUPPLY_HELP } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, ZERO_SUPPLY_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -188,6 +188,7 @@ export function registerGenerate(program: Command): void {
     .option('--emitted', 'run each step plan\'s emitted TypeScript module (fhec compile --emit ts; emitted on first use if missing) instead of its program')
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
     .option('--workers <n>', WORKERS_HELP, workersOption())
+    .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--zero-supply', ZERO_SUPPLY_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
@@ -214,6 +215,8 @@ export interface GenerationCompileFlags {
   tokenizer?: string;
   /** --link: the link to the key holder the search prices refreshes for. */
   link?: string;
+  /** Reference linear weights in the ONNX external data instead of storing them (the runtime streams them). */
+  streamWeights?: boolean;
 }
 
 /** `fhec compile MODEL -o PLAN --calibration FILE --max-context C [--prefill S]`: lines to print. */
@@ -227,6 +230,7 @@ export function compileGenerationCommand(model: string, flags: GenerationCompile
     placement: flags.placement,
     ringDegree: flags.ringDegree,
     ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
+    ...(flags.streamWeights ? { streamWeights: true } : {}),
     ...(flags.costs !== undefined || flags.link !== undefined ? { costs: tableWithLink(flags.costs, flags.link)! } : {}),
   });
   const modules = flags.emit === 'ts' ? c.stepPlans.map(writePlanModule) : [];

@@ -136,13 +136,39 @@ export function planFiles(plan: string): string[] {
   add(name((doc.model as { embedding?: { file?: unknown } } | undefined)?.embedding?.file));
   // A generation plan: the embedding table and the folder of step plans (everything in it).
   add(name(doc.embedding));
+  files.push(...streamedDataFiles(doc, dir));
   const steps = name(doc.steps);
   if (steps) {
     try {
-      for (const e of fs.readdirSync(steps, { recursive: true, withFileTypes: true })) if (e.isFile()) files.push(path.join(e.parentPath, e.name));
+      for (const e of fs.readdirSync(steps, { recursive: true, withFileTypes: true })) {
+        if (!e.isFile()) continue;
+        const f = path.join(e.parentPath, e.name);
+        files.push(f);
+        if (f.endsWith('.json')) {
+          try {
+            files.push(...streamedDataFiles(JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>, path.dirname(f)));
+          } catch {
+            // not a plan
+          }
+        }
+      }
     } catch {
       // not compiled yet
     }
   }
-  return files;
+  return [...new Set(files)];
+}
+
+/** The model data files a plan that streams its weights reads (its matrices' recipes), resolved. */
+function streamedDataFiles(doc: Record<string, unknown>, dir: string): string[] {
+  const out: string[] = [];
+  const walk = (r: unknown): void => {
+    if (!r || typeof r !== 'object') return;
+    const o = r as { op?: unknown; file?: unknown; of?: unknown; parts?: unknown };
+    if (o.op === 'external' && typeof o.file === 'string') out.push(path.resolve(dir, o.file));
+    walk(o.of);
+    if (Array.isArray(o.parts)) o.parts.forEach(walk);
+  };
+  if (Array.isArray(doc.matrices)) for (const m of doc.matrices) walk((m as { weight?: unknown }).weight);
+  return out;
 }

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../runtime/plan/files.js';
 import type { Command } from 'commander';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
-import { defaultWorkers, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile, WORKERS_HELP, workersOption } from './common.js';
+import { defaultWorkers, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
@@ -57,6 +57,7 @@ export function registerRun(program: Command): void {
     .option('--audit-refresh <file>', 'write one JSON line per refreshed ciphertext: refresh point, bound, observed max |x| (sim only), hiding bits')
     .option('--min-hiding-bits <bits>', MIN_HIDING_BITS_HELP, minHidingBitsOption())
     .option('--workers <n>', WORKERS_HELP, workersOption())
+    .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .action(async (plan: string, opts: RunFlags) => {
       const backend = backendByName(opts.backend);
       const outs = [

@@ -10,6 +10,7 @@
 // canonical op they come from (`rms_norm_84` is SSA value %84 of an RMSNorm). The module imports only
 // types from the runtime, so changes to how the runtime executes ops or refreshes do not reach it.
 
+import { weightsDigest } from '../../runtime/plan/plan.js';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { IndentationText, Project, QuoteKind, StructureKind, type StatementStructures } from 'ts-morph';
@@ -200,7 +201,7 @@ function kernelDocs(model: PlanModel, seg: Segment): string {
  * PLAN (the plan's file name, and the sha256 of its program text and of its weights) and run(rt).
  */
 export function emitPlanModule(planFile: string, opts: EmitPlanModuleOptions = {}): string {
-  const doc = readPlanJson(planFile) as { program?: unknown; weights?: { sha256?: unknown }; analysis?: unknown };
+  const doc = readPlanJson(planFile) as { program?: unknown; weights?: { sha256?: unknown }; matrices?: unknown; analysis?: unknown };
   if (typeof doc?.program !== 'string') throw new FhecError('malformed plan: no program text', { file: planFile, field: 'program' });
   const program = parseFhe(doc.program, planFile);
   if (!program.chain) throw new FhecError('the plan holds an unmanaged program (no modulus chain)', { file: planFile, field: 'program' });
@@ -211,7 +212,7 @@ export function emitPlanModule(planFile: string, opts: EmitPlanModuleOptions = {
   const segs = model.segments(size);
   const base = path.basename(planFile);
   const programSha = createHash('sha256').update(doc.program).digest('hex');
-  const weightsSha = typeof doc.weights?.sha256 === 'string' ? doc.weights.sha256 : undefined;
+  const weightsSha = weightsDigest(doc);
   const chain = program.chain;
   const kernels = new Set(segs.filter((s) => s.kernel >= 0).map((s) => s.kernel)).size;
 

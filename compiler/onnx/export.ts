@@ -10,7 +10,7 @@ import { numel } from '../../ir/tensor.js';
 import type { AttrValue, Graph, LazyTensor, Shape, Value } from '../../ir/graph/types.js';
 import { onnx, type OnnxTypes } from './proto.js';
 import { DeclaredTensor } from './declared-tensor.js';
-import { encodeRaw } from './raw-bytes.js';
+import { encodeRaw } from '../../ir/raw-bytes.js';
 import { OnnxTensor } from './tensor-proto.js';
 
 export interface ExportOptions {

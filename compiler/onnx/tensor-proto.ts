@@ -11,29 +11,18 @@ import { bfloat16BitsToFloat, halfBitsToFloat } from '../../ir/numeric.js';
 import { numel, Tensor } from '../../ir/tensor.js';
 import type { LazyTensor } from '../../ir/graph/types.js';
 import { int64ToNumber, onnx, type Int64, type OnnxTypes } from './proto.js';
-import { decodeRaw, encodeRaw } from './raw-bytes.js';
+import { decodeRaw, encodeRaw } from '../../ir/raw-bytes.js';
+import { readExternal, type ExternalRef } from '../../ir/external-data.js';
+import type { WeightRecipe } from '../../ir/weights/recipe.js';
+
+export { checkExternalRange, resolveExternal, type ExternalRef } from '../../ir/external-data.js';
 
 /** Decoded tensors up to this size (as float64) stay cached after the first load(). */
 const CACHE_LIMIT_BYTES = 64 * 2 ** 20;
-/** readSync reads at most ~2 GB per call. */
-const READ_CHUNK_BYTES = 2 ** 30;
-
 /** Where a tensor proto was found: the file (for errors) and the folder external paths are relative to. */
 export interface TensorContext {
   file: string;
   dir: string;
-}
-
-/** A tensor's bytes in an external data file. */
-export interface ExternalRef {
-  /** The `location` as written in the model (relative to the model's folder). */
-  location: string;
-  /** Absolute path of the data file. */
-  path: string;
-  /** The model's folder, which the data file must stay inside. */
-  dir: string;
-  offset: number;
-  length: number;
 }
 
 type Storage =
@@ -102,6 +91,13 @@ export class OnnxTensor implements LazyTensor {
     return this.storage.kind === 'external' ? this.storage.ref : undefined;
   }
 
+  /** External bytes are referenced by file, offset and length (inline ones have no recipe). */
+  recipe(): WeightRecipe | undefined {
+    const s = this.storage;
+    if (s.kind !== 'external') return undefined;
+    return { op: 'external', file: s.ref.path, offset: s.ref.offset, length: s.ref.length, dtype: this.dtype, dims: [...this.dims] };
+  }
+
   load(): Tensor {
     if (this.cached) return this.cached;
     const n = numel(this.dims);
@@ -119,7 +115,7 @@ export class OnnxTensor implements LazyTensor {
     switch (s.kind) {
       case 'raw': return s.bytes;
       case 'fields': return encodeRaw(this.load().data, this.dtype);
-      case 'external': return readExternal(s.ref, this.name, this.file);
+      case 'external': return readExternal(s.ref, { file: this.file, field: `tensor '${this.name}'` });
     }
   }
 }
@@ -171,69 +167,6 @@ function externalRef(proto: OnnxTypes.ITensorProto, ctx: TensorContext, name: st
     throw new FhecError(`external data length is ${length}, but the tensor's dtype and dims need ${expected}`, where);
   }
   return { location, path: resolved, dir: ctx.dir, offset, length: expected };
-}
-
-/**
- * The real path of an external data file (symlinks resolved), or undefined when it does not exist.
- * It must stay inside the model's real folder (a symlink pointing out is refused, like `../x`) and be a
- * regular file (a FIFO or device would hang or never end).
- */
-export function resolveExternal(ref: ExternalRef, where: { file: string; field: string }): string | undefined {
-  let real: string;
-  try {
-    real = fs.realpathSync(ref.path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FhecError(`external data file '${ref.location}' cannot be resolved (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, where);
-  }
-  const dir = fs.realpathSync(ref.dir);
-  const rel = path.relative(dir, real);
-  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-    throw new FhecError(`external data location '${ref.location}' resolves to '${real}', outside the model's folder '${dir}'`, where);
-  }
-  if (!fs.statSync(real).isFile()) throw new FhecError(`external data file '${ref.location}' is not a regular file`, where);
-  return real;
-}
-
-/** Throws unless the tensor's bytes lie within a data file of `size` bytes. */
-export function checkExternalRange(ref: ExternalRef, size: number, where: { file: string; field: string }): void {
-  if (ref.offset + ref.length > size) {
-    throw new FhecError(
-      `external data file '${ref.location}' is too short: the tensor needs bytes ${ref.offset}..${ref.offset + ref.length}, ` +
-        `the file has ${size}`,
-      where,
-    );
-  }
-}
-
-function readExternal(ref: ExternalRef, name: string, modelFile: string): Uint8Array {
-  const where = { file: modelFile, field: `tensor '${name}'` };
-  const real = resolveExternal(ref, where);
-  if (real === undefined) throw new FhecError(`external data file '${ref.path}' is missing`, where);
-  let fd: number;
-  try {
-    // Non-blocking and not following a link swapped in since it was resolved.
-    fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FhecError(`external data file '${ref.path}' cannot be opened (${code ?? (e as Error).message})`, where);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new FhecError(`external data file '${ref.location}' is not a regular file`, where);
-    checkExternalRange(ref, st.size, where);
-    const buf = Buffer.allocUnsafe(ref.length);
-    let done = 0;
-    while (done < ref.length) {
-      const want = Math.min(READ_CHUNK_BYTES, ref.length - done);
-      const got = fs.readSync(fd, buf, done, want, ref.offset + done);
-      if (got === 0) throw new FhecError(`unexpected end of external data file '${ref.path}'`, where);
-      done += got;
-    }
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Which typed field holds values of `dtype` (ONNX's onnx.proto3 comments). */

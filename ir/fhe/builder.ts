@@ -3,6 +3,7 @@
 
 import { FhecError } from '../errors.js';
 import { inferResultType } from './typing.js';
+import type { LinearMatrix, MatrixSource } from './diagonal.js';
 import type { CtType, FheChain, FheConstant, FheConstantData, FheOp, FheProgram, FheValue, PtType, SlotLayout } from './types.js';
 
 export class FheBuilder {
@@ -14,6 +15,7 @@ export class FheBuilder {
   /** Splat constants by value (shared), and the next numeric suffix to try per constant name hint. */
   private readonly splats = new Map<string, string>();
   private readonly hintNext = new Map<string, number>();
+  private nextMatrix = 0;
 
   constructor(
     readonly name: string,
@@ -31,7 +33,10 @@ export class FheBuilder {
    */
   static extending(program: FheProgram): FheBuilder {
     const b = new FheBuilder(program.name, program.slots, program.chain);
-    for (const c of program.constants.values()) b.constants.set(c.name, c);
+    for (const c of program.constants.values()) {
+      b.constants.set(c.name, c);
+      if (c.data.kind === 'diagonal') b.nextMatrix = Math.max(b.nextMatrix, c.data.matrix.id + 1);
+    }
     for (const op of program.ops) if (op.result) b.names.add(op.result.name);
     return b;
   }
@@ -71,6 +76,11 @@ export class FheBuilder {
     this.constants.set(name, { name, data });
     if (splatKey !== undefined) this.splats.set(splatKey, name);
     return name;
+  }
+
+  /** A new matrix of the program, referencing its weight (its diagonals are `diagonal` constants). */
+  matrix(source: MatrixSource): LinearMatrix {
+    return { id: this.nextMatrix++, source };
   }
 
   input(tensor: string, layout: SlotLayout, at?: { level: number; scale: number }, hint?: string): FheValue {

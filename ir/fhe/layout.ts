@@ -2,6 +2,7 @@
 
 import { FhecError } from '../errors.js';
 import type { FheConstantData, SlotLayout } from './types.js';
+import { diagonalSlots } from './diagonal.js';
 
 /** Checks that the layout fits in `slots` and its copies do not overlap. */
 export function checkLayout(layout: SlotLayout, slots: number): void {
@@ -50,6 +51,12 @@ export function constantSlots(data: FheConstantData, slots: number, name: string
     v.set(data.values);
     if (into) v.fill(0, data.values.length);
     return v;
+  }
+  if (data.kind === 'diagonal') {
+    const v = diagonalSlots(data.matrix, data.geometry, slots);
+    if (!into) return v;
+    into.set(v);
+    return into;
   }
   if (data.kind === 'elided') throw new FhecError(`constant @${name} was elided when the program was printed: its values are not here`);
   throw new FhecError(`constant @${name} still refers to the weights file; load the plan with its weights`);

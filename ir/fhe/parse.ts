@@ -4,6 +4,7 @@
 import { createToken, EmbeddedActionsParser, Lexer, type IToken, type TokenType } from 'chevrotain';
 import { FhecError } from '../errors.js';
 import { verifyFhe } from './verify.js';
+import { GEOMETRY_FIELDS, type DiagonalGeometry } from './diagonal.js';
 import { FHE_OP_KINDS, type FheChain, type FheAttribute, type FheConstant, type FheConstantData, type FheOp, type FheOpKind, type FheProgram, type FheType, type FheValue, type SlotLayout } from './types.js';
 
 const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_.]*/ });
@@ -22,6 +23,7 @@ const SplatKw = kw('Splat', 'splat');
 const DenseKw = kw('Dense', 'dense');
 const WeightsKw = kw('Weights', 'weights');
 const ElidedKw = kw('Elided', 'elided');
+const DiagonalKw = kw('Diagonal', 'diagonal');
 const InputKw = kw('Input', 'input');
 const OutputKw = kw('Output', 'output');
 const EncodeKw = kw('Encode', 'encode');
@@ -51,7 +53,7 @@ const Colon = punct('Colon', ':');
 const Question = punct('Question', '?');
 
 const allTokens = [
-  WhiteSpace, Comment, ProgramKw, SlotsKw, ChainKw, PrimesKw, ConstKw, AttrKw, SplatKw, DenseKw, WeightsKw, ElidedKw,
+  WhiteSpace, Comment, ProgramKw, SlotsKw, ChainKw, PrimesKw, ConstKw, AttrKw, SplatKw, DenseKw, WeightsKw, ElidedKw, DiagonalKw,
   InputKw, OutputKw, EncodeKw, RotateKw, LayoutKw, ByKw, TypeKw, Identifier, ValueName, GlobalName,
   StringLit, NumberLit, LBrace, RBrace, LParen, RParen, LBracket, RBracket, LAngle, RAngle, Comma,
   Equals, Colon, Question,
@@ -197,6 +199,22 @@ class FheTextParser extends EmbeddedActionsParser {
           this.CONSUME(ElidedKw);
           const len = this.CONSUME5(NumberLit);
           return this.ACTION(() => ({ kind: 'elided' as const, length: int(len, 'length') }));
+        },
+      },
+      {
+        // The matrix is bound to its weights by the plan that holds the program (runtime/plan).
+        ALT: () => {
+          this.CONSUME(DiagonalKw);
+          const id = this.CONSUME6(NumberLit);
+          this.CONSUME2(LBracket);
+          const vals: IToken[] = [];
+          this.MANY_SEP2({ SEP: Comma, DEF: () => vals.push(this.CONSUME7(NumberLit)) });
+          this.CONSUME2(RBracket);
+          return this.ACTION(() => {
+            if (vals.length !== GEOMETRY_FIELDS.length) throw new FhecError(`line ${id.startLine}: diagonal geometry has ${vals.length} numbers, expected ${GEOMETRY_FIELDS.length} (${GEOMETRY_FIELDS.join(', ')})`);
+            const g = Object.fromEntries(GEOMETRY_FIELDS.map((f, i) => [f, int(vals[i]!, f)])) as unknown as DiagonalGeometry;
+            return { kind: 'diagonal' as const, matrix: { id: int(id, 'matrix') }, geometry: g };
+          });
         },
       },
     ]);

@@ -14,6 +14,7 @@
 //     output "y" %3 layout(64, 1, 4096, 4096, 1)
 //   }
 
+import { GEOMETRY_FIELDS } from './diagonal.js';
 import { showType } from './verify.js';
 import type { FheConstantData, FheOp, FheProgram, SlotLayout } from './types.js';
 
@@ -29,6 +30,7 @@ function constantText(d: FheConstantData, elideAbove: number): string {
   if (d.kind === 'splat') return `splat ${formatNumber(d.value)}`;
   if (d.kind === 'weights') return `weights ${d.offset} ${d.length}`;
   if (d.kind === 'elided') return `elided ${d.length}`;
+  if (d.kind === 'diagonal') return `diagonal ${d.matrix.id} [${GEOMETRY_FIELDS.map((f) => d.geometry[f]).join(', ')}]`;
   if (d.values.length > elideAbove) return `elided ${d.values.length}`;
   return `dense [${Array.from(d.values, formatNumber).join(', ')}]`;
 }

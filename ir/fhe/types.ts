@@ -4,6 +4,7 @@
 // A program is "managed" when every type is concrete and every rescale/relinearize is explicit; the
 // lowerings build unmanaged programs (level/scale unknown) and passes/fhe/manage.ts makes them managed.
 
+import type { DiagonalGeometry, LinearMatrix } from './diagonal.js';
 import { FhecError } from '../errors.js';
 
 /** Ciphertext type. level/scale are undefined in an unmanaged program. size is 2, or 3 after ct x ct. */
@@ -45,6 +46,11 @@ export type FheConstantData =
    * computed from; such a program is priced, never written or run.
    */
   | { kind: 'weights'; offset: number; length: number; source?: string }
+  /**
+   * Diagonal of a matrix-vector product whose matrix references a model weight (ir/fhe/diagonal.ts):
+   * built from the weight's bytes where it is used (`fhec compile --stream-weights`).
+   */
+  | { kind: 'diagonal'; matrix: LinearMatrix; geometry: DiagonalGeometry }
   /**
    * Values left out of printed IR (as MLIR elides large elements attributes): structure-only passes
    * (refresh placement, scale management, costs) run on it; evaluating it is an error.
@@ -158,5 +164,6 @@ export function constantValueAt(c: FheConstantData, i: number): number {
   if (c.kind === 'splat') return c.value;
   if (c.kind === 'dense') return i < c.values.length ? c.values[i]! : 0;
   if (c.kind === 'elided') throw new FhecError('a constant of this program was elided when it was printed: its values are not here');
+  if (c.kind === 'diagonal') throw new Error('internal: a diagonal constant is read whole (constantSlots)');
   throw new Error('weights constant not resolved');
 }

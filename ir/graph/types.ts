@@ -1,6 +1,7 @@
 // The graph IR: a typed SSA dataflow graph imported from ONNX (and later raised to canonical ops).
 // Values are defined once (graph input, constant, or node output); nodes are kept in topological order.
 
+import type { WeightRecipe } from '../weights/recipe.js';
 import type { DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import type { ValueRange } from './range.js';
@@ -22,6 +23,11 @@ export interface LazyTensor {
   /** Bytes the values occupy in their storage form. */
   readonly byteLength: number;
   load(): Tensor;
+  /**
+   * How the values are computed from ONNX external data, as data (ir/weights/recipe.ts), when they are:
+   * a plan can then reference the weight instead of holding it (`fhec compile --stream-weights`).
+   */
+  recipe?(): WeightRecipe | undefined;
 }
 
 /** A lazy tensor that is already in memory. */

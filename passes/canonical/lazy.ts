@@ -5,6 +5,7 @@ import type { DType } from '../../ir/dtype.js';
 import type { LazyTensor } from '../../ir/graph/types.js';
 import { castArray } from '../../ir/numeric.js';
 import { Tensor } from '../../ir/tensor.js';
+import type { WeightRecipe } from '../../ir/weights/recipe.js';
 
 /** A 2-D constant, transposed. */
 export class TransposedTensor implements LazyTensor {
@@ -20,6 +21,10 @@ export class TransposedTensor implements LazyTensor {
   }
   get byteLength(): number {
     return this.base.byteLength;
+  }
+  recipe(): WeightRecipe | undefined {
+    const of = this.base.recipe?.();
+    return of && { op: 'transpose', of };
   }
   load(): Tensor {
     const t = this.base.load();
@@ -44,6 +49,10 @@ export class RowScaledTensor implements LazyTensor {
   }
   get byteLength(): number {
     return this.base.byteLength;
+  }
+  recipe(): WeightRecipe | undefined {
+    const of = this.base.recipe?.();
+    return of && { op: 'scale_rows', of, scale: Array.from(this.scale) };
   }
   /** The exact products, before rounding to the dtype. */
   exact(): Float64Array {
@@ -72,6 +81,10 @@ export class ColumnConcatTensor implements LazyTensor {
   }
   get byteLength(): number {
     return this.parts.reduce((a, p) => a + p.byteLength, 0);
+  }
+  recipe(): WeightRecipe | undefined {
+    const parts = this.parts.map((p) => p.recipe?.());
+    return parts.every((p) => p !== undefined) ? { op: 'concat_columns', parts: parts as WeightRecipe[] } : undefined;
   }
   load(): Tensor {
     const [K, total] = this.dims as [number, number];
@@ -104,6 +117,10 @@ export class ColumnSelectTensor implements LazyTensor {
   }
   get byteLength(): number {
     return Math.round((this.base.byteLength * this.columns.length) / this.base.dims[this.base.dims.length - 1]!);
+  }
+  recipe(): WeightRecipe | undefined {
+    const of = this.base.recipe?.();
+    return of && { op: 'select_columns', of, columns: [...this.columns] };
   }
   load(): Tensor {
     const t = this.base.load();

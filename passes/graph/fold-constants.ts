@@ -9,6 +9,7 @@ import type { Graph, LazyTensor, Node, Value } from '../../ir/graph/types.js';
 import { MaterializedTensor } from '../../ir/graph/types.js';
 import { inferGraph } from '../../ir/ops/infer-graph.js';
 import { Tensor } from '../../ir/tensor.js';
+import type { WeightRecipe } from '../../ir/weights/recipe.js';
 import { evalNode } from '../../runtime/reference/interpreter.js';
 import { isOpSupported } from '../../runtime/reference/registry.js';
 import { result, type Pass } from '../pass.js';
@@ -18,6 +19,9 @@ export interface FoldOptions {
   /** Do not fold a node whose inputs and outputs together exceed this many elements. */
   'max-elements': number;
 }
+
+/** Lazy folds up to this size (as float64) keep their values after the first load(). */
+const CACHE_LIMIT_BYTES = 64 * 2 ** 20;
 
 const NON_DETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
 
@@ -42,6 +46,7 @@ function changesStorageOnly(node: Node, sizes: readonly (number | undefined)[]):
  * 20 s and 6 GiB before anything was priced.)
  */
 class StorageFoldTensor implements LazyTensor {
+  private cached: Tensor | undefined;
   constructor(
     private readonly node: Node,
     private readonly input: LazyTensor,
@@ -55,9 +60,26 @@ class StorageFoldTensor implements LazyTensor {
   get byteLength(): number {
     return this.dims.reduce((a, d) => a * d, 1) * 8;
   }
+  /** Cast, a 2-D transpose and the reshapes have recipes; other storage ops do not. */
+  recipe(): WeightRecipe | undefined {
+    const of = this.input.recipe?.();
+    if (!of) return undefined;
+    const op = this.node.op;
+    if (op === 'Cast') return { op: 'cast', of, dtype: this.dtype };
+    if (op === 'Transpose') {
+      const perm = this.node.attrs['perm'];
+      const ok = this.input.dims.length === 2 && (!perm || (perm.kind === 'ints' && perm.value[0] === 1 && perm.value[1] === 0));
+      return ok ? { op: 'transpose', of } : undefined;
+    }
+    return { op: 'reshape', of, dims: [...this.dims] };
+  }
   load(): Tensor {
+    if (this.cached) return this.cached;
     const args = this.node.inputs.map((v, k) => (k === 0 ? this.input.load() : v ? v.constant!.load() : null));
-    return evalNode(this.node, args, this.opset)[0]!;
+    const t = evalNode(this.node, args, this.opset)[0]!;
+    // Small results are kept (the calibration runs load them once per window); large ones are recomputed.
+    if (t.size * 8 < CACHE_LIMIT_BYTES) this.cached = t;
+    return t;
   }
 }
 
@@ -109,7 +131,10 @@ export function foldConstants(graph: Graph, maxElements: number): number {
     ) {
       const sizes = [...node.inputs.filter((v): v is Value => v !== null), ...node.outputs].map(elements);
       const total = sizes.reduce<number>((a, n) => a + (n ?? 0), 0);
-      if (total <= maxElements) {
+      // A weight in external data read through a storage op stays lazy at any size: its recipe lets a
+      // plan reference it (`--stream-weights`) instead of holding the values.
+      const external = node.inputs[0]?.constant?.recipe?.() !== undefined;
+      if (total <= maxElements && !(external && changesStorageOnly(node, sizes))) {
         outs = evalNode(node, node.inputs.map((v) => (v ? v.constant!.load() : null)), opset);
       } else if (changesStorageOnly(node, sizes)) {
         const out = node.outputs[0]!;

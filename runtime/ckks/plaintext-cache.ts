@@ -10,6 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import type { FheProgram } from '../../ir/fhe/types.js';
+import { diagonalKey } from '../../ir/fhe/diagonal.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle } from '../backend.js';
 
@@ -48,12 +49,16 @@ function contentKey(values: Float64Array): string {
   return `${values.length}:${createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('base64')}`;
 }
 
-/** Content key of every dense constant of `program` (the ones cached), hashed once per program object. */
+/** Content key of every dense or diagonal constant of `program` (the ones cached), once per program object. */
 export function constantKeys(program: FheProgram): Map<string, string> {
   let keys = keysByProgram.get(program);
   if (!keys) {
     keys = new Map();
-    for (const c of program.constants.values()) if (c.data.kind === 'dense') keys.set(c.name, contentKey(c.data.values));
+    for (const c of program.constants.values()) {
+      if (c.data.kind === 'dense') keys.set(c.name, contentKey(c.data.values));
+      // A streamed diagonal is keyed by what it is built from (its weight's region digests, maps, geometry).
+      else if (c.data.kind === 'diagonal' && c.data.matrix.source) keys.set(c.name, diagonalKey(c.data.matrix, c.data.geometry));
+    }
     keysByProgram.set(program, keys);
   }
   return keys;

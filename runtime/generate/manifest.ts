@@ -31,6 +31,8 @@ const manifestSchema = z.strictObject({
     levels: posInt().optional(),
     maxWindows: posInt().optional(),
     placement: z.enum(['optimal', 'greedy']).optional(),
+    /** Step plans reference the model's external data instead of storing weights (compile --stream-weights). */
+    streamWeights: z.boolean().optional(),
   }),
   maxContext: posInt().min(2, { error: 'expected a context of at least 2 positions' }),
   /** UTF-8 bytes, or the model's Hugging Face tokenizer folder (relative to the manifest) and its tokenizer.json's sha256. */

@@ -1,6 +1,7 @@
 // One generation in one process: a client and an evaluator joined by counting byte channels (the
 // network split would carry the same bytes), and the summary `fhec generate` prints.
 
+import { weightStreamSummary } from '../../ir/weights/cache.js';
 import type { CkksBackend } from '../backend.js';
 import { GenerationClient, type GenerateHooks, type GenerationResult } from './client.js';
 import { GenerationEvaluator, type EvaluatorOptions } from './evaluator.js';
@@ -154,6 +155,8 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   }
   const e = g.evaluatorChannel;
   lines.push(`client <-> evaluator: ${e.roundTrips} messages, ${mb(e.bytesSent)} to the evaluator (keys, embeddings), ${mb(e.bytesReceived)} back (logits)`);
+  const streamed = weightStreamSummary();
+  if (streamed) lines.push(streamed);
   lines.push(`peak memory: ${mb(g.peakRss)} resident (maxRSS)`);
   if (g.audit) lines.push(g.audit);
   return lines;

@@ -5,6 +5,7 @@
 // the key holder, and no secret key is in any of them). Results are the same bits as executeProgram's
 // on one evaluator: every op is deterministic and ciphertexts move as lossless bytes.
 
+import { weightCache } from '../../ir/weights/cache.js';
 import { MessageChannel, Worker, type TransferListItem } from 'node:worker_threads';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
@@ -104,7 +105,8 @@ export class WorkerPool {
     if (!Number.isInteger(size) || size < 1) throw new FhecError(`--workers must be a positive integer, got ${size}`);
     if (keys.backend !== 'seal') throw new FhecError(`evaluation workers run the seal backend; ${keys.backend} runs on one thread`);
     const entry = await workerScript(import.meta.url, 'worker');
-    const workers = Array.from({ length: size }, () => new Worker(entry));
+    // Each worker streams referenced weights through its own cache, with this thread's budget.
+    const workers = Array.from({ length: size }, () => new Worker(entry, { workerData: { weightCacheBytes: weightCache.stats.budgetBytes } }));
     const pool = new WorkerPool(workers, options);
     const peers = workers.map(() => new Array<MessageChannel['port1'] | undefined>(size).fill(undefined));
     for (let i = 0; i < size; i++) {

@@ -4,7 +4,8 @@
 // ports (serialized bytes: SEAL objects cannot cross threads), hands refresh inputs and outputs to the
 // main thread, and reports per-op times. The main thread drives it with pool.ts's messages.
 
-import { parentPort, type MessagePort } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { weightCache } from '../../ir/weights/cache.js';
 import { FhecError } from '../../ir/errors.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
@@ -17,6 +18,8 @@ import type { MainToWorker, PeerMessage, StageDone, WorkerToMain } from './proto
 import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
 
 const port = parentPort;
+const budget = (workerData as { weightCacheBytes?: number } | undefined)?.weightCacheBytes;
+if (budget !== undefined) weightCache.setBudget(budget);
 if (!port) throw new Error('runtime/parallel/worker.ts runs as a worker thread');
 
 let ev: CkksEvaluator | undefined;

@@ -22,6 +22,7 @@ import { fileName, int, malformed, nonNegInt, nonNegNumber, parseWith, posInt, p
 import { readCheckedFile, sha256Hex, writeFileAtomic } from './files.js';
 import { keyRequestFor } from '../ckks/execute.js';
 import { isWeightRefs, readWeightRefs } from './weight-store.js';
+import { bindMatrices, matricesForPlan, matricesSchema } from './matrices.js';
 import { coeffModulusPrimes } from '../../ir/ckks/primes.js';
 import { checkSecurity, keySetBytes, makeParameters, securityBanner, type CkksParameters } from '../../ir/ckks/params.js';
 
@@ -67,6 +68,8 @@ const planSchema = z.object({
       }),
     )
     .optional(),
+  /** Matrices of `diagonal` constants, by reference to the model's external data (matrices.ts). */
+  matrices: matricesSchema.optional(),
   weights: z
     .strictObject({
       file: fileName(),
@@ -122,6 +125,7 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
   let at = 0;
   for (const ch of chunks) for (const v of ch) dv.setFloat64(8 * at++, v, true);
   const keys = keyRequestFor(program);
+  const matrices = matricesForPlan(program, file);
   const json: PlanJson = {
     format: PLAN_FORMAT,
     version: PLAN_VERSION,
@@ -135,6 +139,7 @@ export function writePlan(file: string, program: FheProgram, params: CkksParamet
     keys: { galoisSteps: keys.galoisSteps, relin: keys.relin, bytes: keySetBytes(params, keys.galoisSteps.length, keys.relin) },
     program: printFhe({ ...program, constants }),
     ...(refreshPoints && refreshPoints.length > 0 ? { refreshPoints } : {}),
+    ...(matrices.length > 0 ? { matrices } : {}),
     weights: { file: path.basename(sidecar), byteLength: bytes.length, sha256: sha256Hex(bytes) },
   };
   // The sidecar first: a plan on disk never names a sidecar that is not there yet.
@@ -225,6 +230,7 @@ export function planFromJson(doc: unknown, file: string, readWeights: (entry: We
       c.data = { kind: 'dense', values };
     }
   }
+  bindMatrices(program, json.matrices, file);
   const chain = program.chain;
   const data = params.primes.slice(0, -1);
   if (!chain || chain.ringDegree !== params.ringDegree || chain.primes.length !== data.length || chain.primes.some((q, i) => q !== data[i])) {
@@ -243,11 +249,22 @@ export function planFromJson(doc: unknown, file: string, readWeights: (entry: We
   }
   if (json.keys.relin !== need.relin) throw malformed(file, 'plan', ['keys', 'relin'], `is ${json.keys.relin} but the program ${need.relin ? 'relinearizes' : 'never relinearizes'}`);
   const refreshBounds = checkRefreshPoints(program, json.refreshPoints, file);
-  const digests = { program: sha256Hex(new TextEncoder().encode(json.program)), ...(json.weights ? { weights: json.weights.sha256 } : {}) };
+  const weights = weightsDigest(json);
+  const digests = { program: sha256Hex(new TextEncoder().encode(json.program)), ...(weights ? { weights } : {}) };
   const plan: Plan = { params, program, galoisSteps: json.keys.galoisSteps, relin: json.keys.relin, refreshBounds, refreshRounds: refreshRounds(program), digests };
   const warning = securityBanner(params);
   if (warning) plan.warning = warning;
   return plan;
+}
+
+/**
+ * The digest of what a plan computes with besides its program: the sidecar's sha256, and for a plan that
+ * streams its weights, its matrices table too (which regions, read how).
+ */
+export function weightsDigest(doc: { weights?: { sha256?: unknown }; matrices?: unknown }): string | undefined {
+  const sidecar = typeof doc.weights?.sha256 === 'string' ? doc.weights.sha256 : undefined;
+  if (doc.matrices === undefined) return sidecar;
+  return sha256Hex(new TextEncoder().encode(`${sidecar ?? ''}:${JSON.stringify(doc.matrices)}`));
 }
 
 /** Builds the plan of an already parsed document, reading the sidecar beside `file`. */

@@ -56,12 +56,21 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheOp, FheOpKind, FheProgram } from '../../../ir/fhe/types.js';
 import { constantValueAt } from '../../../ir/fhe/types.js';
+import { constantSlots } from '../../../ir/fhe/layout.js';
+
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
 import { checkProgramChain, type CkksParameters } from '../../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../../ir/fhe/plain-eval.js';
 import { sampleErrors } from './noise-sample.js';
 import { normalizeStep } from '../../../ir/ckks/rotation-keys.js';
 import { SPIKE_PEAKS, spikePeakSd, spikeProfile, type SpikeProfile } from './keyswitch-spike.js';
+
+/**
+ * Slot values of diagonals built from referenced weights, kept for the mul_plain that uses them (an
+ * encode's only user follows it closely); an older one is dropped, and its product's error spikes are
+ * then not scaled down by the weights (a looser bound, never a tighter one).
+ */
+const BUILT_DIAGONALS_KEPT = 256;
 
 export { spikeProfile, type SpikeProfile };
 
@@ -420,6 +429,7 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
   const plainMax = new Map<string, number>();
   /** Slot values of dense plaintexts (by value), to scale spikes slot by slot. */
   const plainSlots = new Map<string, Float64Array>();
+  const builtSlots: string[] = [];
   // After x * w: each spike term of x (scaled by max |w| in combine) is rescaled at its peaks by
   // |w[peak slot]| / max |w| (a dense plaintext that is zero where the spike sits removes it).
   const maskSpikes = (s: ErrorState, x: string, w: string, values: Float64Array | undefined): void => {
@@ -566,13 +576,21 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
           addInto(s.det, source(op, 'encode'), 0.5 / t.scale! + m * 2 ** -45);
         } else {
           let w = plainMax.get(c.name);
+          // A diagonal that references a weight is built from it here; only the latest few are kept.
+          const built = c.data.kind === 'diagonal' ? constantSlots(c.data, slots, c.name) : undefined;
           if (w === undefined) {
             w = 0;
-            for (let i = 0; i < slots; i++) w = Math.max(w, Math.abs(constantValueAt(c.data, i)));
+            if (built) for (const v of built) w = Math.max(w, Math.abs(v));
+            else for (let i = 0; i < slots; i++) w = Math.max(w, Math.abs(constantValueAt(c.data, i)));
             plainMax.set(c.name, w);
           }
           m = w;
           if (c.data.kind === 'dense') plainSlots.set(res.name, c.data.values);
+          if (built) {
+            plainSlots.set(res.name, built);
+            builtSlots.push(res.name);
+            if (builtSlots.length > BUILT_DIAGONALS_KEPT) plainSlots.delete(builtSlots.shift()!);
+          }
           addFlat(s, source(op, 'encode'), Math.sqrt(encodeVariance(n, t.scale!)));
         }
         break;

@@ -15,7 +15,8 @@
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
-import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import type { FheConstantData, FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import { fillDiagonal, type DiagonalGeometry, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
 import { nextPow2, plainLayout, rotateAndSum, type HelperCost } from './packing.js';
 
 /** A dense matrix with `rows` outputs and `cols` inputs, read through a function (no copy needed). */
@@ -28,6 +29,12 @@ export interface MatrixView {
    * (at() is not called) and its constant only records this source (a weight's location).
    */
   source?: string;
+  /**
+   * The matrix by reference to its weight (`fhec compile --stream-weights`): at() then says only which
+   * entries are held (nonzero structure) and each diagonal's constant records the geometry to build it
+   * from the weight where it is used (ir/fhe/diagonal.ts).
+   */
+  matrix?: LinearMatrix;
 }
 
 /** The matrix of ONNX MatMul x[.., k] @ W[k, m]: M[r][c] = W[c][r], W row-major. */
@@ -149,22 +156,12 @@ export function lowerMatVec(b: FheBuilder, m: MatrixView, inputs: MatVecInput[],
               inner = inner ? b.add(inner, term) : term;
               continue;
             }
-            const diag = new Float64Array(slots);
-            let nonzero = false;
-            for (let t = 0; t < tokens; t++) {
-              for (let u = 0; u < k.extent; u++) {
-                const row = k.rowPeriod ? u % k.rowPeriod : u;
-                const col = (u + i) % P;
-                if (row >= rows || col >= inp.layout.length) continue;
-                const v = m.at(r0 + row, inp.colStart + col);
-                if (v === 0) continue;
-                // Pre-rotated right by g*B so the giant rotation puts it back in place.
-                diag[(((t * stride + u + g * B) % slots) + slots) % slots] = v;
-                nonzero = true;
-              }
-            }
-            if (!nonzero) continue;
-            const term = b.mulConst(baby(j, bb), { kind: 'dense', values: diag }, 'diag');
+            // Pre-rotated right by g*B so the giant rotation puts it back in place.
+            const geometry: DiagonalGeometry = { r0, rows, colStart: inp.colStart, length: inp.layout.length, period: P, extent: k.extent, rowPeriod: k.rowPeriod, index: i, shift: g * B, tokens, stride };
+            const diag = fillDiagonal(m.at, geometry, slots);
+            if (!diag) continue;
+            const data: FheConstantData = m.matrix ? { kind: 'diagonal', matrix: m.matrix, geometry } : { kind: 'dense', values: diag };
+            const term = b.mulConst(baby(j, bb), data, 'diag');
             cost.plainMultiplications++;
             inner = inner ? b.add(inner, term) : term;
           }

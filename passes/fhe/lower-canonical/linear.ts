@@ -7,6 +7,8 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { Tensor } from '../../../ir/tensor.js';
+import { runsOf, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
+import type { WeightRecipe } from '../../../ir/weights/recipe.js';
 import { lowerMatVec, type MatrixView } from '../layout/matvec.js';
 import { nextPow2, plainLayout } from '../layout/packing.js';
 import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
@@ -16,6 +18,12 @@ export interface WeightShape {
   dims: readonly number[];
   /** Where its values live (e.g. `external:model.onnx.data@1024+4096`), recorded on the constants. */
   location: string;
+}
+
+/** A weight by reference to its bytes (`fhec compile --stream-weights`): diagonals are built where used. */
+export interface WeightReference {
+  dims: readonly number[];
+  recipe: WeightRecipe;
 }
 
 export interface LinearStats {
@@ -53,7 +61,7 @@ export function maxOutputBlock(slots: number, stride: number, inputPeriod: numbe
 export function lowerLinearColumns(
   b: FheBuilder,
   x: Activation,
-  weight: Tensor | WeightShape,
+  weight: Tensor | WeightShape | WeightReference,
   bias: Tensor | undefined,
   columns: readonly number[],
   opts: LinearOptions,
@@ -64,7 +72,21 @@ export function lowerLinearColumns(
   if (weight.dims.length !== 2 || K !== tensorWidth(x)) throw new FhecError(`linear weight ${JSON.stringify(weight.dims)} does not match input width ${tensorWidth(x)}`);
   const rowOf = Int32Array.from({ length: x.length }, (_, i) => tensorColumn(x, i));
   const w = 'data' in weight ? weight.data : undefined;
-  const source = 'data' in weight ? undefined : weight.location;
+  const source = 'location' in weight ? weight.location : undefined;
+  const recipe = 'recipe' in weight ? weight.recipe : undefined;
+  // One matrix per output block, shared by the token groups (same rows, same input columns).
+  const matrices = new Map<string, LinearMatrix>();
+  const matrixFor = (r0: number, rows: number, padded: number): LinearMatrix | undefined => {
+    if (!recipe) return undefined;
+    const key = `${r0}:${rows}:${padded}`;
+    let mx = matrices.get(key);
+    if (!mx) {
+      const cols = Int32Array.from({ length: padded }, (_, r) => (r < rows ? columns[r0 + r]! : -1));
+      mx = b.matrix({ weight: recipe, rowOf: runsOf(rowOf), columns: runsOf(cols), rows: padded, cols: x.length });
+      matrices.set(key, mx);
+    }
+    return mx;
+  };
   const inPeriod = Math.max(...x.blocks.map((blk) => blk.layout.period));
   const blocks: ActBlock[] = [];
   // Token groups are independent products with the same diagonals.
@@ -83,6 +105,7 @@ export function lowerLinearColumns(
           return k >= 0 && n >= 0 ? (w ? w[k * N + n]! : 1) : 0;
         },
         ...(source !== undefined ? { source } : {}),
+        ...(recipe ? { matrix: matrixFor(r0, rows, padded)! } : {}),
       };
       const res = lowerMatVec(b, view, xb.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })), padded);
       if (res.outputs.length !== 1 || res.outputs[0]!.garbage) throw new Error('internal: padded product must be one tall block');

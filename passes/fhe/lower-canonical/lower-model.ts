@@ -49,8 +49,12 @@ export interface LowerModelOptions {
    * 'values' (default): weights are read and encoded. 'shapes': the program for cost estimates only:
    * linear weights are never read (every diagonal is taken as nonzero, its constant records only where
    * its values would come from), so a model larger than memory lowers in bounded memory.
+   * 'references': a linear weight that lives in ONNX external data (through views with a recipe) is
+   * referenced, not read: its diagonals are `diagonal` constants built from the file where they are
+   * used (passes reading them, and the runtime, stream them through a bounded cache); other weights
+   * are read as with 'values'.
    */
-  weights?: 'values' | 'shapes';
+  weights?: 'values' | 'shapes' | 'references';
   /**
    * 'all' (default): the logits output holds every position. 'last': only the last position's row (a
    * generation prefill needs the next token's logits only): the lm_head runs on one token, so a wide

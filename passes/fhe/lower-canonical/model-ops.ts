@@ -9,7 +9,7 @@ import { applyApproximation } from '../approximate/approximation.js';
 import { groupLayouts, rowBlocks, rowsOf, sameCuts, type Activation } from './activation.js';
 import { invsqrtInterval, siluInterval } from './fit-intervals.js';
 import { feedsLastTokenLinear, lastTokenOnly, lastTokenRow } from './last-token.js';
-import { lowerLinearColumns, type LinearStats, type WeightShape } from './linear.js';
+import { lowerLinearColumns, type LinearStats, type WeightReference, type WeightShape } from './linear.js';
 import type { EmbeddingGroup } from './lower-model.js';
 import { act, constTensor, fit, headSizeFor, kvGroup, partColumns, probe, rangeOf, TARGET_FIX, withColumns, type ModelLowering, type NodeLowering } from './model-context.js';
 import { lowerRmsNormBlock } from './rms-norm.js';
@@ -19,6 +19,12 @@ import { lowerRopeBlock } from './rope.js';
 function weightShape(v: Value | null | undefined, node: Node): WeightShape {
   if (!v?.constant) throw new FhecError('linear weight must be a constant', { node: nodeLabel(node) });
   return { dims: v.constant.dims, location: v.constant.location };
+}
+
+/** A linear weight by reference to its external data, when it has a recipe (else undefined: read it). */
+function weightReference(v: Value | null | undefined): WeightReference | undefined {
+  const recipe = v?.constant?.recipe?.();
+  return recipe && v?.constant ? { dims: v.constant.dims, recipe } : undefined;
 }
 
 export function lowerEmbedding(m: ModelLowering, node: Node): void {
@@ -73,7 +79,7 @@ export function lowerLinear(m: ModelLowering, node: Node): void {
   const x = lastTokenOnly(m.graph, m.opts.logits, out)
     ? lastTokenRow(m.b, act(m, node.inputs[0]!, node), m.lastTokenZeroed.has(node.inputs[0]!), stats)
     : act(m, node.inputs[0]!, node);
-  const w = m.opts.weights === 'shapes' ? weightShape(node.inputs[1], node) : constTensor(node.inputs[1], node, 'linear weight');
+  const w = m.opts.weights === 'shapes' ? weightShape(node.inputs[1], node) : (m.opts.weights === 'references' && weightReference(node.inputs[1])) || constTensor(node.inputs[1], node, 'linear weight');
   const bias = node.inputs[2] ? constTensor(node.inputs[2], node, 'linear bias') : undefined;
   const consumers = m.uses.get(out) ?? [];
   const N = w.dims[1]!;

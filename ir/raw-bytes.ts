@@ -1,12 +1,11 @@
 // Conversion between ONNX raw_data (little-endian, row-major) and the IR's float64 tensor data.
 // float16/bfloat16 are IEEE/brain-float bit patterns; bool is one byte per element.
 
-import { endianness } from 'node:os';
-import { byteSize, type DType } from '../../ir/dtype.js';
-import { bfloat16BitsToFloat, floatToBfloat16Bits, floatToHalfBits, halfBitsToFloat } from '../../ir/numeric.js';
+import { byteSize, type DType } from './dtype.js';
+import { bfloat16BitsToFloat, floatToBfloat16Bits, floatToHalfBits, halfBitsToFloat } from './numeric.js';
 
 // Typed-array views below read the host's byte order, which must then be ONNX's (little-endian).
-if (endianness() !== 'LE') throw new Error('fhec needs a little-endian host to read ONNX raw_data');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('fhec needs a little-endian host to read ONNX raw_data');
 
 /** A view of `bytes` as elements of `size` bytes, copying only when the bytes are not aligned for it. */
 function view<T>(bytes: Uint8Array, size: number, make: (buf: ArrayBufferLike, off: number, n: number) => T): T {
