@@ -38,8 +38,8 @@ function writeModel(dir: string): string {
 /** Largest |a - b|. */
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
-async function logits(plan: string, backend = simBackend): Promise<Float64Array> {
-  const out = await new ModelSession(loadModelPlan(plan), backend, { monitor: false }).run({ input_ids: tokens });
+async function logits(plan: string, backend = simBackend, workers?: number): Promise<Float64Array> {
+  const out = await new ModelSession(loadModelPlan(plan), backend, { monitor: false, ...(workers ? { workers } : {}) }).run({ input_ids: tokens });
   return Float64Array.from(out.outputs['logits']!.data);
 }
 
@@ -111,9 +111,12 @@ describe('plans that stream their weights from the external data', () => {
     }
   }, 120000);
 
-  it('on SEAL (encrypted), the streamed plan gives the reference logits', async () => {
+  it('on SEAL (encrypted) with 2 workers, each streaming through its own cache, the plan gives the reference logits', async () => {
     const ref = referenceLogits(model, tokens).data;
-    const got = await logits(streamPlan, sealBackend);
+    const loads = weightCache.stats.loads;
+    const got = await logits(streamPlan, sealBackend, 2);
+    // The workers built every diagonal: this thread read no block.
+    expect(weightCache.stats.loads).toBe(loads);
     const spread = Math.max(...ref) - Math.min(...ref);
     let worst = 0;
     for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
