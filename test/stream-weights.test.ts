@@ -145,10 +145,11 @@ describe('plans that stream their weights from the external data', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(data);
     expect(r.stderr).toMatch(/weight bytes \d+\.\.\d+ have sha256/);
-    // A plan whose matrices table lost an entry names the constant and the field.
+    // A diagonal whose geometry leaves the slots, or a table that lost an entry: refused at load, naming the constant.
     const doc = JSON.parse(fs.readFileSync(plan, 'utf8'));
-    doc.matrices = doc.matrices.slice(1);
-    fs.writeFileSync(plan, JSON.stringify(doc));
+    fs.writeFileSync(plan, JSON.stringify({ ...doc, program: doc.program.replace(/(diagonal \d+ \[[^\]]*, )\d+\]/, (_: string, head: string) => `${head}999999]`) }));
+    expect(() => loadModelPlan(plan)).toThrow(/constant @diag\w*: diagonal geometry puts \d+ tokens of 999999 slots in 8192/);
+    fs.writeFileSync(plan, JSON.stringify({ ...doc, matrices: doc.matrices.slice(1) }));
     expect(() => loadModelPlan(plan)).toThrow(/refers to matrix \d+, which the plan's matrices table does not list/);
   }, 120000);
 });

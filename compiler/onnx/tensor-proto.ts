@@ -17,7 +17,7 @@ import type { WeightRecipe } from '../../ir/weights/recipe.js';
 
 export { checkExternalRange, resolveExternal, type ExternalRef } from '../../ir/external-data.js';
 
-/** Decoded tensors up to this size (as float64) stay cached after the first load(). */
+/** Decoded inline tensors up to this size (as float64) stay cached after the first load(). */
 const CACHE_LIMIT_BYTES = 64 * 2 ** 20;
 /** Where a tensor proto was found: the file (for errors) and the folder external paths are relative to. */
 export interface TensorContext {
@@ -105,7 +105,9 @@ export class OnnxTensor implements LazyTensor {
     const data =
       s.kind === 'fields' ? decodeTypedFields(s.proto, this.dtype, n) : decodeRaw(this.rawBytes(), this.dtype, n);
     const t = new Tensor(this.dtype, [...this.dims], data);
-    if (n * 8 < CACHE_LIMIT_BYTES) this.cached = t;
+    // External weights are read again on each load (the OS keeps the file's pages): a compile, which runs
+    // the float model once per calibration window, then holds no weight past its use.
+    if (n * 8 < CACHE_LIMIT_BYTES && s.kind !== 'external') this.cached = t;
     return t;
   }
 

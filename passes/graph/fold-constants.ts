@@ -20,9 +20,6 @@ export interface FoldOptions {
   'max-elements': number;
 }
 
-/** Lazy folds up to this size (as float64) keep their values after the first load(). */
-const CACHE_LIMIT_BYTES = 64 * 2 ** 20;
-
 const NON_DETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
 
 /**
@@ -46,7 +43,6 @@ function changesStorageOnly(node: Node, sizes: readonly (number | undefined)[]):
  * 20 s and 6 GiB before anything was priced.)
  */
 class StorageFoldTensor implements LazyTensor {
-  private cached: Tensor | undefined;
   constructor(
     private readonly node: Node,
     private readonly input: LazyTensor,
@@ -73,13 +69,10 @@ class StorageFoldTensor implements LazyTensor {
     }
     return { op: 'reshape', of, dims: [...this.dims] };
   }
+  /** Recomputed on each load (a storage op is linear time): the process keeps no second copy of a weight. */
   load(): Tensor {
-    if (this.cached) return this.cached;
     const args = this.node.inputs.map((v, k) => (k === 0 ? this.input.load() : v ? v.constant!.load() : null));
-    const t = evalNode(this.node, args, this.opset)[0]!;
-    // Small results are kept (the calibration runs load them once per window); large ones are recomputed.
-    if (t.size * 8 < CACHE_LIMIT_BYTES) this.cached = t;
-    return t;
+    return evalNode(this.node, args, this.opset)[0]!;
   }
 }
 

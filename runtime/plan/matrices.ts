@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { ALL_DTYPES, byteSize } from '../../ir/dtype.js';
 import { FhecError } from '../../ir/errors.js';
-import { expandRuns, type MatrixSource } from '../../ir/fhe/diagonal.js';
+import { expandRuns, type DiagonalGeometry, type MatrixSource } from '../../ir/fhe/diagonal.js';
 import type { FheProgram } from '../../ir/fhe/types.js';
 import { externalRegions, mapRecipeFiles, recipeDims, regionSha256, type WeightRecipe } from '../../ir/weights/recipe.js';
 import { malformed, nonNegInt, posInt, sha256 } from './validate.js';
@@ -83,6 +83,15 @@ export function matricesForPlan(program: FheProgram, planFile: string): Matrices
   }));
 }
 
+/** Why a diagonal's geometry cannot be one of `s`'s in `slots` slots (undefined when it can). */
+function geometryProblem(g: DiagonalGeometry, s: MatrixSource, slots: number): string | undefined {
+  if (g.tokens < 1 || g.period < 1 || g.stride < 1) return 'needs tokens, period and stride of at least 1';
+  if (g.tokens * g.stride > slots) return `puts ${g.tokens} tokens of ${g.stride} slots in ${slots}`;
+  if (g.extent > slots || g.shift >= slots || g.index >= g.period || g.length > g.period) return 'lies outside the slots or the period';
+  if (g.r0 + g.rows > s.rows || g.colStart + g.length > s.cols) return `reaches past the matrix's ${s.rows} x ${s.cols}`;
+  return undefined;
+}
+
 /**
  * Binds each diagonal constant of `program` (parsed from the plan) to its matrix in the table, with data
  * files resolved against the plan's folder; checks the table's structure (maps within the matrix and
@@ -114,6 +123,8 @@ export function bindMatrices(program: FheProgram, table: MatricesJson | undefine
     if (c.data.kind !== 'diagonal') continue;
     const s = sources.get(c.data.matrix.id);
     if (!s) throw new FhecError(`constant @${c.name} refers to matrix ${c.data.matrix.id}, which the plan's matrices table does not list`, { file: planFile, field: 'matrices' });
+    const bad = geometryProblem(c.data.geometry, s, program.slots);
+    if (bad) throw new FhecError(`constant @${c.name}: diagonal geometry ${bad}`, { file: planFile, field: 'program' });
     c.data.matrix.source = s;
   }
 }
