@@ -164,9 +164,14 @@ export function monitorProgram(mp: ModelPlan): FheProgram {
   // Checked here, not at load: only the sim monitor parses it (SEAL runs never do).
   checkMonitorProgram(mp.meta, p, mp.plan.program.slots, mp.file);
   for (const c of p.constants.values()) {
-    if (c.data.kind !== 'weights') continue;
-    const src = [...mp.plan.program.constants.values()].find((x) => x.name === c.name);
-    if (!src || (src.data.kind !== 'dense' && src.data.kind !== 'diagonal')) throw new FhecError(`monitor constant @${c.name} not found in the plan`, { file: mp.file });
+    // Weights (and streamed diagonals) are the plan program's constants of the same name.
+    if (c.data.kind !== 'weights' && c.data.kind !== 'diagonal') continue;
+    const src = mp.plan.program.constants.get(c.name);
+    const same =
+      c.data.kind === 'weights'
+        ? src?.data.kind === 'dense'
+        : src?.data.kind === 'diagonal' && src.data.matrix.id === c.data.matrix.id && JSON.stringify(src.data.geometry) === JSON.stringify(c.data.geometry);
+    if (!src || !same) throw new FhecError(`monitor constant @${c.name} not found in the plan`, { file: mp.file });
     c.data = src.data;
   }
   return p;

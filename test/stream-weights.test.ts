@@ -95,6 +95,14 @@ describe('plans that stream their weights from the external data', () => {
     expect(worst).toBeLessThan(0.01 * spread);
     // The same program and constants: only the simulator's noise draw differs between runs (~1e-6 of the spread).
     expect(maxDiff(a, b)).toBeLessThan(1e-4 * spread);
+    // The CLI on sim also runs the range monitor (the unmanaged program, its diagonals bound to the plan's).
+    const inputs = path.join(tmp, 'inputs.json');
+    fs.writeFileSync(inputs, JSON.stringify({ inputs: { input_ids: { dims: [1, S], dtype: 'int64', data: tokens } } }));
+    const r = await fhec('run', streamPlan, '--inputs', inputs, '--backend', 'sim', '--out', path.join(tmp, 'out.json'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/streamed weights \(this thread\): \d+ blocks read/);
+    const cli = JSON.parse(fs.readFileSync(path.join(tmp, 'out.json'), 'utf8')).outputs.logits.data as number[];
+    expect(maxDiff(cli, a)).toBeLessThan(1e-4 * spread);
   }, 120000);
 
   it('within a small weight budget blocks are dropped and read again, with the same logits', async () => {
