@@ -2,6 +2,7 @@
 // out), one cache per thread. Each external region is checked against the sha256 its plan recorded
 // before its first read in this thread: a replaced or damaged data file is an error, not wrong values.
 
+import * as fs from 'node:fs';
 import { FhecError } from '../errors.js';
 import { fileReader, regionSha256, type RegionReader, type WeightBlock, type WeightRecipe } from './recipe.js';
 
@@ -29,7 +30,8 @@ type Region = Extract<WeightRecipe, { op: 'external' }>;
 export class WeightCache {
   private readonly blocks = new Map<string, WeightBlock>();
   private held = 0;
-  private readonly verified = new Set<string>();
+  /** Regions whose digest was checked, with their file's size and mtime then. */
+  private readonly verified = new Map<string, string>();
   readonly stats: WeightCacheStats;
 
   constructor(budgetBytes = DEFAULT_WEIGHT_CACHE_BYTES) {
@@ -88,18 +90,28 @@ export class WeightCache {
     }
   }
 
-  /** Checks a region against its recorded sha256, once per region per cache. */
+  /**
+   * Checks a region against its recorded sha256: once per region per cache, and again when its file's
+   * size or modification time changed since (a file replaced during a run).
+   */
   private verify(region: Region): void {
     if (region.sha256 === undefined) return;
     const key = `${region.file}@${region.offset}+${region.length}:${region.sha256}`;
-    if (this.verified.has(key)) return;
+    let stamp: string;
+    try {
+      const st = fs.statSync(region.file);
+      stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    } catch {
+      stamp = 'missing'; // the read below names the problem
+    }
+    if (this.verified.get(key) === stamp) return;
     const got = regionSha256(region);
     this.stats.bytesVerified += region.length;
     this.stats.regionsVerified++;
     if (got !== region.sha256) {
       throw new FhecError(`weight bytes ${region.offset}..${region.offset + region.length} have sha256 ${got.slice(0, 16)}..., the plan recorded ${region.sha256.slice(0, 16)}... (the data file changed since the plan was compiled)`, { file: region.file });
     }
-    this.verified.add(key);
+    this.verified.set(key, stamp);
   }
 }
 
