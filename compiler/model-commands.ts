@@ -121,6 +121,10 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
     `compiled ${model} (${c.lowered.past > 0 ? `decode of one token after ${c.lowered.past}, encrypted KV cache` : `prefill of ${c.lowered.tokens} tokens`}) -> ${files.join(', ')}`,
   ];
   if (flags.streamWeights) lines.push(streamedWeightsLine(c.managed));
+  else if (c.graph.constants.some((v) => v.constant?.recipe?.() !== undefined)) {
+    const sidecar = fs.statSync(flags.output.replace(/\.json$/, '') + '.weights.bin').size;
+    lines.push(`the plan holds its weights (${(sidecar / 2 ** 20).toFixed(1)} MiB of packed diagonals); the model's weights are in external data: --stream-weights would reference them instead`);
+  }
   const table = `${flags.costs ?? 'the shipped cost table'}${flags.link ? `, --link ${flags.link}` : ''}`;
   const predicted = c.predictedMs !== undefined ? `predicted ${(c.predictedMs / 1000).toFixed(2)} s` : `no latency prediction (${c.predictionNote})`;
   if (c.search) {

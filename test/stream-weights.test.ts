@@ -161,3 +161,17 @@ describe('plans that stream their weights from the external data', () => {
     expect(() => loadModelPlan(plan)).toThrow(/refers to matrix \d+, which the plan's matrices table does not list/);
   }, 120000);
 });
+
+describe('fhec compile --stream-weights (CLI)', () => {
+  it('says what the plan references, and without the flag how much a plan holding its weights carries', async () => {
+    const model = writeModel(path.join(tmp, 'cli-model'));
+    const args = ['compile', model, '--calibration', CALIBRATION, '--prefill', '2', '--max-windows', '2', '--ring-degree', '16384'];
+    const streamed = await fhec(...args, '-o', path.join(tmp, 'cli', 'streamed.json'), '--stream-weights');
+    expect(streamed.status, streamed.stderr).toBe(0);
+    // Every linear weight of the model is in its external data: none is stored in the plan.
+    expect(streamed.stdout).toMatch(/streamed weights: \d+ diagonals of \d+ matrix blocks reference \d+ regions \([\d.]+ MiB\) of the model's external data; 0 diagonals of weights stored inline/);
+    const held = await fhec(...args, '-o', path.join(tmp, 'cli', 'held.json'));
+    expect(held.status, held.stderr).toBe(0);
+    expect(held.stdout).toMatch(/the plan holds its weights \([\d.]+ MiB of packed diagonals\); the model's weights are in external data: --stream-weights would reference them instead/);
+  }, 120000);
+});
