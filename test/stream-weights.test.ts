@@ -175,3 +175,27 @@ describe('fhec compile --stream-weights (CLI)', () => {
     expect(held.stdout).toMatch(/the plan holds its weights \([\d.]+ MiB of packed diagonals\); the model's weights are in external data: --stream-weights would reference them instead/);
   }, 120000);
 });
+
+describe('a generation plan that streams its weights', () => {
+  it('gives the bytes the plan holding its weights gives (sim), its step plans referencing the data file', async () => {
+    const dir = path.join(tmp, 'gen-model');
+    fs.mkdirSync(dir, { recursive: true });
+    const model = path.join(dir, 'kv.onnx');
+    exportOnnx(buildLlamaGraph({ ...CFG, kvCache: true }, randomLlamaWeights(11, 'float16')), model, { externalData: { location: 'kv.onnx.data' } });
+    const args = (out: string) => ['compile', model, '-o', out, '--calibration', CALIBRATION, '--max-context', '4', '--prefill', '2', '--max-windows', '2', '--ring-degree', '16384'];
+    const [held, streamed] = [path.join(tmp, 'gen-held', 'g.json'), path.join(tmp, 'gen-streamed', 'g.json')];
+    for (const [out, extra] of [[held, []], [streamed, ['--stream-weights']]] as const) {
+      const c = await fhec(...args(out), ...extra);
+      expect(c.status, c.stderr).toBe(0);
+    }
+    const steps = fs.readdirSync(path.join(tmp, 'gen-streamed', 'g.steps')).filter((f) => /^(prefill|decode)-[\d-]+\.json$/.test(f));
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    for (const f of steps) expect(JSON.parse(fs.readFileSync(path.join(tmp, 'gen-streamed', 'g.steps', f), 'utf8')).matrices.length).toBeGreaterThan(0);
+    const gen = (plan: string) => fhec('generate', plan, '--prompt', 'Th', '--max-new-tokens', '2', '--backend', 'sim', '--no-progress');
+    const [a, b] = [await gen(held), await gen(streamed)];
+    expect(a.status, a.stderr).toBe(0);
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    expect(b.stderr).toMatch(/streamed weights \(this thread\): \d+ blocks read/);
+  }, 240000);
+});
