@@ -23,3 +23,6 @@ export * from './ckks/security.js';
 export * from './ckks/noise.js';
 export * from './ckks/cost-table.js';
 export * from './ckks/rotation-keys.js';
+// Weights a plan references in ONNX external data (`--stream-weights`): recipes, and the per-thread cache.
+export * from './weights/recipe.js';
+export * from './weights/cache.js';
