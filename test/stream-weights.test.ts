@@ -173,6 +173,13 @@ describe('fhec compile --stream-weights (CLI)', () => {
     const held = await fhec(...args, '-o', path.join(tmp, 'cli', 'held.json'));
     expect(held.status, held.stderr).toBe(0);
     expect(held.stdout).toMatch(/the plan holds its weights \([\d.]+ MiB of packed diagonals\); the model's weights are in external data: --stream-weights would reference them instead/);
+    // Where it cannot apply, or with a budget that is no number of MiB: exit 2 naming the flag.
+    const arithmetic = await fhec('compile', model, '-o', path.join(tmp, 'cli', 'a.json'), '--stream-weights');
+    expect([arithmetic.status, arithmetic.stderr]).toEqual([2, expect.stringContaining('--stream-weights is for transformer models compiled with --calibration')]);
+    const costOnly = await fhec('compile', model, '--cost-only', '--stream-weights');
+    expect([costOnly.status, costOnly.stderr]).toEqual([2, expect.stringContaining('drop --stream-weights')]);
+    const budget = await fhec('run', path.join(tmp, 'cli', 'streamed.json'), '--inputs', path.join(tmp, 'cli', 'none.json'), '--weight-memory', '0');
+    expect([budget.status, budget.stderr]).toEqual([2, expect.stringMatching(/--weight-memory.*expects an integer >= 1, got '0'/)]);
   }, 120000);
 });
 

@@ -113,6 +113,7 @@ export function registerCompile(program: Command): void {
     .action((model: string, opts: CompileFlags) => {
       if (opts.costOnly) {
         if (opts.output !== undefined || opts.calibration !== undefined) throw new FhecError('--cost-only writes nothing and reads no calibration: drop -o and --calibration', { field: '--cost-only' });
+        if (opts.streamWeights) throw new FhecError('--cost-only reads no weights and writes no plan: drop --stream-weights', { field: '--stream-weights' });
         const e = estimateModelCost(model, {
           ...(opts.prefill !== undefined ? { prefill: opts.prefill } : {}),
           ...(opts.decode !== undefined ? { decode: opts.decode } : {}),
@@ -141,6 +142,8 @@ export function registerCompile(program: Command): void {
           if (opts.emit === 'ts') console.log(`wrote ${writePlanModule(opts.output)}`);
         });
       }
+      // Arithmetic plans keep their (small, per-product) weights in the plan.
+      if (opts.streamWeights) throw new FhecError('--stream-weights is for transformer models compiled with --calibration', { field: '--stream-weights' });
       const compiled = compileOnnxToFhe(model, { bindings: opts.bind, insecure: opts.insecure, inputRanges: opts.inputRange, printAfter, ...(opts.fhePipeline !== undefined ? { fhePipeline: opts.fhePipeline } : {}) });
       if (opts.timing) process.stderr.write(`${formatPassRuns(compiled.passRuns)}\n`);
       if (compiled.warning) process.stderr.write(`${compiled.warning}\n`);
