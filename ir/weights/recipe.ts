@@ -71,16 +71,15 @@ export function mapRecipeFiles(r: WeightRecipe, f: (region: Extract<WeightRecipe
   }
 }
 
-/** Reads a region's bytes (ranges relative to its first byte). `verify` runs before the first read of a region. */
+/** Reads a region's bytes (ranges relative to its first byte). */
 export interface RegionReader {
   read(region: Extract<WeightRecipe, { op: 'external' }>, ranges: (readonly [number, number])[]): Uint8Array;
 }
 
-/** Reads regions from their files directly (after `verify`, when given: e.g. a digest check). */
-export function fileReader(where: ErrorPlace, verify?: (region: Extract<WeightRecipe, { op: 'external' }>) => void): RegionReader {
+/** Reads regions from their files directly (the cache adds the digest checks: cache.ts). */
+export function fileReader(where: ErrorPlace): RegionReader {
   return {
     read(region, ranges) {
-      verify?.(region);
       const ref = { location: region.file, path: region.file, dir: path.dirname(region.file), offset: region.offset, length: region.length };
       return readExternal(ref, where, ranges);
     },
