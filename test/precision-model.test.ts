@@ -11,12 +11,12 @@
 // Checked at the outputs (logits and the present K/V), at the residual stream after each decoder layer
 // (and after each attention block), and at every approximation's output:
 // - the typical estimate (passes/fhe/precision.ts given the run's float64 values: the median of draws
-//   of the noise model propagated slot by slot, passes/fhe/noise-sample.ts) is within 2.5 bits of the
-//   measurement at the outputs and the residual stream. The measurement is one draw too: every SEAL
-//   key set has its own key-switching spikes, and the measured precision of one value moves by up to
-//   3 bits between key sets (more where few slots hold the largest error, as after a 1/sqrt or an exp).
-//   Approximation outputs are therefore held to 3 bits each and a median within 1 bit (at 2.5 bits one
-//   CI run in about 40 failed on a key draw: layer 1's 1/sqrt once measured 2.52 bits from its estimate);
+//   of the noise model propagated slot by slot, passes/fhe/noise-sample.ts) is within 3 bits of the
+//   measurement at every row, and the median row within 1 bit (a bias moves the median; a key draw moves
+//   single rows). The measurement is one draw too: every SEAL key set has its own key-switching spikes,
+//   and the measured precision of one value moves by up to 3 bits between key sets (more where few slots
+//   hold the largest error, as after a 1/sqrt or an exp). At 2.5 bits, runs failed on key draws: layer 1's
+//   1/sqrt once measured 2.52 bits from its estimate, and the residual stream after layer 0 once 2.66;
 // - the bound (analytic, failure probability 2^-20) is not below the measured error. On a whole model
 //   that holds trivially for most rows: the bound is finite only up to the first attention's exp and
 //   soon far above the value itself (precision.ts says why). Each row's bound is therefore classed as
@@ -53,7 +53,7 @@ interface Row {
 const bits = (magnitude: number, error: number) => Math.log2(magnitude / error);
 
 describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against SEAL`, () => {
-  it('typical estimate within 2.5 bits of the measured precision at outputs and layer boundaries, 3 at approximations; bound above, its informative rows counted', async () => {
+  it('typical estimate within 3 bits of the measured precision at every row, the median row within 1; bound above, its informative rows counted', async () => {
     const t0 = performance.now();
     const c = compileModel(MODEL, { calibration: CAL, prefill: S, ringDegree: 16384 });
     const emb = c.lowered.embedding;
@@ -102,10 +102,10 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
     const gap = (r: Row) => bits(r.magnitude, r.typical) - bits(r.magnitude, r.measured);
     for (const r of rows) {
       expect(r.measured, r.what).toBeGreaterThan(0);
-      // The typical estimate, either way, within 2.5 bits (3 at an approximation's output, where few slots
-      // hold the largest error): the measured figure itself moves 2-3 bits between SEAL key sets (the keys
-      // are fresh each run), so a tighter gate would test the key draw. The median below catches a bias.
-      expect(Math.abs(gap(r)), r.what).toBeLessThanOrEqual(r.kind === 'approximation' ? 3 : 2.5);
+      // The typical estimate, either way, within 3 bits: the measured figure itself moves 2-3 bits between
+      // SEAL key sets (the keys are fresh each run), so a tighter gate would test the key draw. The medians
+      // below catch a bias.
+      expect(Math.abs(gap(r)), r.what).toBeLessThanOrEqual(3);
       // The bound holds (trivially where it is infinite or vacuous: counted below).
       expect(r.measured, r.what).toBeLessThanOrEqual(r.bound);
     }
@@ -131,8 +131,9 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
     // The loosest is the first exp (measured 20.4 bits, bound 1.1): a relative-error fit whose worst
     // absolute error sits at the top of its widened interval (e^9.5), where no calibrated score goes.
     for (const r of informative) expect(bits(r.magnitude, r.measured) - bits(r.magnitude, r.bound), r.what).toBeLessThanOrEqual(20);
-    const approx = rows.filter((r) => r.kind === 'approximation').map((r) => Math.abs(gap(r))).sort((a, b) => a - b);
-    expect(approx[approx.length >> 1]).toBeLessThanOrEqual(1);
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!;
+    expect(median(rows.map((r) => Math.abs(gap(r))))).toBeLessThanOrEqual(1);
+    expect(median(rows.filter((r) => r.kind === 'approximation').map((r) => Math.abs(gap(r))))).toBeLessThanOrEqual(1);
     expect(rows.filter((r) => r.kind === 'layer').length).toBe(2);
     expect(rows.filter((r) => r.kind === 'approximation').length).toBe(c.lowered.probes.length);
   }, 600_000);
