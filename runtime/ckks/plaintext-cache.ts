@@ -3,7 +3,7 @@
 // and the decode steps for P and P+1 encode mostly the same weights at the same level and scale.
 // Entries are keyed by the constant's content hash (computed once per loaded program, not per use)
 // plus level and scale, and bounded by a byte budget counted at SEAL's size of a plaintext.
-// Only dense constants (weights, masks) are cached. Splats are mostly coefficients calibrated for
+// Only dense constants (weights, masks) and streamed diagonals are cached. Splats are mostly coefficients calibrated for
 // each step: of the distinct plaintexts model A's decode plan for P = 9 encodes, 1350 of its 1360
 // dense ones were also in the plan for P = 8, but only 28 of its 966 splats, which would hold
 // 0.66 GiB of heap for those 28.
