@@ -180,6 +180,12 @@ describe('fhec compile --stream-weights (CLI)', () => {
     expect([costOnly.status, costOnly.stderr]).toEqual([2, expect.stringContaining('drop --stream-weights')]);
     const budget = await fhec('run', path.join(tmp, 'cli', 'streamed.json'), '--inputs', path.join(tmp, 'cli', 'none.json'), '--weight-memory', '0');
     expect([budget.status, budget.stderr]).toEqual([2, expect.stringMatching(/--weight-memory.*expects an integer >= 1, got '0'/)]);
+    // The data file a streamed plan reads is one of its inputs: an output onto it is refused, the file untouched.
+    const data = path.join(tmp, 'cli-model', 'm.onnx.data');
+    const before = fs.readFileSync(data);
+    const onto = await fhec('run', path.join(tmp, 'cli', 'streamed.json'), '--inputs', path.join(tmp, 'cli', 'none.json'), '--out', data);
+    expect([onto.status, onto.stderr]).toEqual([2, expect.stringContaining(`would overwrite the input ${data}`)]);
+    expect(fs.readFileSync(data).equals(before)).toBe(true);
   }, 120000);
 });
 

@@ -6,6 +6,7 @@
 // - The output's folder must be writable (missing folders are created, under a writable ancestor),
 //   so a read-only or mistyped folder fails in a second instead of after a long compile.
 
+import { externalRegions, type WeightRecipe } from '../../ir/weights/recipe.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhecError } from '../../ir/errors.js';
@@ -161,14 +162,10 @@ export function planFiles(plan: string): string[] {
 
 /** The model data files a plan that streams its weights reads (its matrices' recipes), resolved. */
 function streamedDataFiles(doc: Record<string, unknown>, dir: string): string[] {
-  const out: string[] = [];
-  const walk = (r: unknown): void => {
-    if (!r || typeof r !== 'object') return;
-    const o = r as { op?: unknown; file?: unknown; of?: unknown; parts?: unknown };
-    if (o.op === 'external' && typeof o.file === 'string') out.push(path.resolve(dir, o.file));
-    walk(o.of);
-    if (Array.isArray(o.parts)) o.parts.forEach(walk);
-  };
-  if (Array.isArray(doc.matrices)) for (const m of doc.matrices) walk((m as { weight?: unknown }).weight);
-  return out;
+  if (!Array.isArray(doc.matrices)) return [];
+  try {
+    return doc.matrices.flatMap((m) => externalRegions((m as { weight: WeightRecipe }).weight).map((r) => path.resolve(dir, r.file)));
+  } catch {
+    return []; // a malformed table: loading the plan names the problem
+  }
 }

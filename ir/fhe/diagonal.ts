@@ -94,7 +94,9 @@ export function expandRuns(runs: IndexRuns, length: number): Int32Array {
 }
 
 interface Resolved {
+  /** The block's cache key (weight and columns read), and the whole source's (with the index maps). */
   key: string;
+  sourceKey: string;
   rowIdx: Int32Array;
   /** Product row -> column of the loaded block. */
   colIdx: Int32Array;
@@ -115,7 +117,7 @@ function resolve(s: MatrixSource): Resolved {
     const pos = new Map(Array.from(used, (n, i) => [n, i]));
     const colIdx = Int32Array.from(cols, (n) => (n >= 0 ? pos.get(n)! : -1));
     const key = createHash('sha256').update(JSON.stringify([s.weight, Array.from(used)])).digest('base64');
-    r = { key, rowIdx, colIdx, used };
+    r = { key, sourceKey: `${key}:${JSON.stringify([s.rowOf, s.columns, s.rows, s.cols])}`, rowIdx, colIdx, used };
     resolved.set(s, r);
   }
   return r;
@@ -123,8 +125,7 @@ function resolve(s: MatrixSource): Resolved {
 
 /** A key for the diagonal's content: the weight (with its regions' digests), the maps and the geometry. */
 export function diagonalKey(matrix: LinearMatrix, g: DiagonalGeometry): string {
-  const s = boundSource(matrix);
-  return `diag:${resolve(s).key}:${JSON.stringify([s.rowOf, s.columns, s.rows, s.cols])}:${GEOMETRY_FIELDS.map((f) => g[f]).join(',')}`;
+  return `diag:${resolve(boundSource(matrix)).sourceKey}:${GEOMETRY_FIELDS.map((f) => g[f]).join(',')}`;
 }
 
 function boundSource(matrix: LinearMatrix): MatrixSource {
