@@ -59,11 +59,19 @@ export interface ExactRefreshItem {
   target: ExactRefreshTarget;
 }
 
+/** N integer coefficients, any size below the modulus (runtime/refresh/integer-mask.ts makes them). */
+export interface IntegerPolynomial {
+  readonly n: number;
+  /** Residues modulo each prime, prime-major (SEAL's layout). */
+  residues(primes: readonly bigint[]): BigUint64Array;
+  /** The coefficients as integers (one BigInt each: the simulator's exact offset). */
+  coefficients(): bigint[];
+}
+
 /** An integer polynomial to add to a ciphertext's message (addIntegerPolynomials). */
 export interface IntegerPolynomialItem {
   ct: CkksHandle;
-  /** N coefficients, any size below the modulus. */
-  coeffs: readonly bigint[];
+  poly: IntegerPolynomial;
   /** Also add a fresh public-key encryption of zero, so the result's randomness is new (what the refresh mask sends out). */
   rerandomize?: boolean;
 }

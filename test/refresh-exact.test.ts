@@ -6,7 +6,8 @@ import { FhecError } from '../ir/errors.js';
 import { makeParameters, parametersId, topLevel } from '../ir/ckks/params.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
-import { minRefreshLevel, planMask, roundScaled, sampleIntegerMask, scaleRatio, DEFAULT_MASK_POLICY } from '../runtime/refresh/mask.js';
+import { minRefreshLevel, planMask, roundScaled, scaleRatio, DEFAULT_MASK_POLICY } from '../runtime/refresh/mask.js';
+import { IntegerMask } from '../runtime/refresh/integer-mask.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
 import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
@@ -50,12 +51,12 @@ describe('coefficient-domain refresh mask', () => {
   });
 
   it('samples integers uniform over [-W, W] and rounds scale changes the same way on both sides', () => {
-    const r = sampleIntegerMask(20000, 3n);
+    const r = IntegerMask.sample(20000, 3n).coefficients();
     const counts = new Map<bigint, number>();
     for (const v of r) counts.set(v, (counts.get(v) ?? 0) + 1);
     expect([...counts.keys()].sort((a, b) => Number(a - b))).toEqual([-3n, -2n, -1n, 0n, 1n, 2n, 3n]);
     for (const c of counts.values()) expect(Math.abs(c - 20000 / 7)).toBeLessThan(200);
-    const big = sampleIntegerMask(4096, 2n ** 94n);
+    const big = IntegerMask.sample(4096, 2n ** 94n).coefficients();
     expect(big.every((v) => v >= -(2n ** 94n) && v <= 2n ** 94n)).toBe(true);
     expect(big.some((v) => v > 2n ** 93n) && big.some((v) => v < -(2n ** 93n))).toBe(true);
     const ratio = scaleRatio(2 ** 40, 1099511480321);

@@ -11,7 +11,7 @@ import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.j
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { RefreshKeyHolder, type RefreshTransport } from '../runtime/refresh/key-holder.js';
-import { sampleIntegerMask } from '../runtime/refresh/mask.js';
+import { IntegerMask } from '../runtime/refresh/integer-mask.js';
 import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '../runtime/refresh/messages.js';
 import { refreshAddedVariance } from '../runtime/refresh/precision.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
@@ -273,7 +273,7 @@ describe('client-aided refresh', () => {
     expect(ksTwoSample(v1!, v3!)).toBeLessThan(bound(2.5 * Math.SQRT2));
     // The mask itself is uniform over [-W, W] (KS on its coefficients).
     const W = 2n ** 94n;
-    const r = sampleIntegerMask(8192, W);
+    const r = IntegerMask.sample(8192, W).coefficients();
     expect(ksUniform(r.map((v) => Number(v) / 2 ** 94), 1)).toBeLessThan(2 / Math.sqrt(8192));
     [ct, neg].forEach((h) => ev.free(h));
   });

@@ -27,7 +27,6 @@
 // - precision: the key holder rounds once (scale change D -> target, if any) and the evaluator once:
 //   at most 1 unit of the target scale per coefficient; the rest is the fresh encryption's error.
 
-import { randomFillSync } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 
@@ -67,7 +66,7 @@ export interface MaskPlan {
   hidingBitsPerCiphertext: number;
 }
 
-function bitLength(x: bigint): number {
+export function bitLength(x: bigint): number {
   return x <= 0n ? 0 : x.toString(2).length;
 }
 
@@ -174,32 +173,6 @@ export function checkRequestedMask(params: CkksParameters, level: number, scale:
 /** Hiding bits per ciphertext when the largest |x| observed is `observed` against bound `bound`. */
 export function hidingBitsObserved(plan: Pick<MaskPlan, 'hidingBitsPerCiphertext'>, bound: number, observed: number): number {
   return plan.hidingBitsPerCiphertext - Math.max(0, Math.log2(observed / bound));
-}
-
-function secureRandom(out: Uint8Array): void {
-  randomFillSync(out);
-}
-
-/** n integers uniform over [-width, width] (rejection sampling on whole 64-bit words, top word masked). */
-export function sampleIntegerMask(n: number, width: bigint, random: (out: Uint8Array) => void = secureRandom): bigint[] {
-  const range = 2n * width + 1n;
-  const bits = bitLength(range - 1n);
-  const words = Math.ceil(bits / 64);
-  const topMask = (1n << BigInt(bits - 64 * (words - 1))) - 1n;
-  const out: bigint[] = new Array(n);
-  let filled = 0;
-  while (filled < n) {
-    // Each draw is accepted with probability > 1/2; a few spare draws make a second pass rare.
-    const want = n - filled + 64 + ((n - filled) >> 3);
-    const buf = new BigUint64Array(want * words);
-    random(new Uint8Array(buf.buffer));
-    for (let s = 0; s < want && filled < n; s++) {
-      let v = buf[s * words]! & topMask;
-      for (let w = 1; w < words; w++) v = (v << 64n) | buf[s * words + w]!;
-      if (v < range) out[filled++] = v - width;
-    }
-  }
-  return out;
 }
 
 /** The scale change `to / from` as an exact fraction of integers (both are doubles). */

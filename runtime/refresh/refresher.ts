@@ -13,7 +13,8 @@ import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
 import { topLevel } from '../../ir/ckks/params.js';
 import type { RefreshTransport } from './key-holder.js';
 import { maxAbsOf, type RefreshAudit } from './audit.js';
-import { DEFAULT_MASK_POLICY, planMask, roundScaled, sampleIntegerMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
+import { DEFAULT_MASK_POLICY, planMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
+import { IntegerMask } from './integer-mask.js';
 import { decodeRefreshReply, encodeRefreshRequest, type RefreshRequestItem } from './messages.js';
 
 export interface RefreshTraffic {
@@ -74,7 +75,7 @@ export async function exactRefreshRoundTripAsync(
 
 /** What the evaluator keeps of a masked item until the reply: the mask, and the levels and scales to check and unmask with. */
 export interface PendingRefresh {
-  mask: bigint[];
+  mask: IntegerMask;
   /** Level and scale the fresh ciphertext must have. */
   level: number;
   scale: number;
@@ -100,10 +101,10 @@ export function maskForRefresh(
     const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
     policy.observe?.(it.point, level, it.bound, plan);
     onMask?.(it, level, plan);
-    pending.push({ mask: sampleIntegerMask(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
+    pending.push({ mask: IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
     return plan;
   });
-  const masked = ev.addIntegerPolynomials(items.map((it, i) => ({ ct: it.ct, coeffs: pending[i]!.mask, rerandomize: true })));
+  const masked = ev.addIntegerPolynomials(items.map((it, i) => ({ ct: it.ct, poly: pending[i]!.mask, rerandomize: true })));
   try {
     const requestItems: RefreshRequestItem[] = items.map((it, i) => ({
       ciphertext: ev.saveCiphertext(masked[i]!),
@@ -133,10 +134,7 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
       if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
     });
     return ev.addIntegerPolynomials(
-      items.map((it, i) => {
-        const ratio = scaleRatio(it.scale, it.sourceScale);
-        return { ct: fresh[i]!, coeffs: it.mask.map((v) => -roundScaled(v, ratio)) };
-      }),
+      items.map((it, i) => ({ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) })),
     );
   } finally {
     for (const ct of fresh) ev.free(ct);

@@ -9,7 +9,7 @@ import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
-import { liftResidues, toResidues } from './rns.js';
+import { liftResidues } from './rns.js';
 import type { ZeroSupply } from './zero-supply.js';
 import {
   buildCiphertextBytes,
@@ -237,10 +237,10 @@ class SealClient implements CkksClient {
     const coeffs = sealNttByLevel(seal, this.info, this.shape, this.modSwitcher, decrypted, false);
     // The exact integers, checked against the mask's limit, at the target scale, as residues of the target modulus.
     const lifted = checked.map(({ info, plan, t }, i) => {
-      const lift = liftResidues(coeffs[i]!, this.params.primes.slice(0, info.level + 1), this.params.primes.slice(0, t.level + 1), n, scaleRatio(t.scale, info.scale));
-      if (lift.peak > plan.limit) {
+      const lift = liftResidues(coeffs[i]!, this.params.primes.slice(0, info.level + 1), this.params.primes.slice(0, t.level + 1), n, scaleRatio(t.scale, info.scale), plan.limit);
+      if (lift.overflow !== undefined) {
         throw new FhecError(
-          `refresh of ${t.point}: a masked coefficient reached 2^${Math.log2(Number(lift.peak)).toFixed(1)}, beyond the 2^${Math.log2(Number(plan.limit)).toFixed(1)} ` +
+          `refresh of ${t.point}: a masked coefficient reached 2^${Math.log2(Number(lift.overflow)).toFixed(1)}, beyond the 2^${Math.log2(Number(plan.limit)).toFixed(1)} ` +
             `a value within its bound ${t.bound} allows: the value exceeds its bound (input unlike the calibration data); the key holder stops the run`,
           { node: `%${t.point}` },
         );
@@ -367,9 +367,10 @@ class SealEvaluator implements CkksEvaluator {
   }
 
   addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
-    const polys = items.map(({ ct, coeffs }) => {
+    const polys = items.map(({ ct, poly }) => {
       const level = this.levelOf(ct);
-      return { level, scale: this.ct(ct).scale(), words: toResidues(coeffs, this.params.primes.slice(0, level + 1), this.params.ringDegree) };
+      if (poly.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${poly.n} coefficients, the ring has ${this.params.ringDegree}`);
+      return { level, scale: this.ct(ct).scale(), words: poly.residues(this.params.primes.slice(0, level + 1)) };
     });
     const ntt = sealNttByLevel(this.seal, this.info, this.shape, this.evaluator, polys, true);
     const out: CkksHandle[] = [];

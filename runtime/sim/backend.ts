@@ -307,7 +307,7 @@ export class SimEvaluator implements CkksEvaluator {
   }
 
   addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
-    return items.map((it) => this.addIntegerPolynomial(it.ct, it.coeffs, it.rerandomize));
+    return items.map((it) => this.addIntegerPolynomial(it.ct, it.poly.coefficients(), it.rerandomize));
   }
 
   /** The polynomial joins the ciphertext's pending offset; a zero offset is dropped (the mask came off). */
