@@ -11,6 +11,7 @@ import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.j
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
 import { liftResidues } from './rns.js';
 import type { ZeroSupply } from './zero-supply.js';
+import { LevelZeroEncryptor } from './zero-encryptor.js';
 import {
   buildCiphertextBytes,
   buildPlaintextBytes,
@@ -298,8 +299,8 @@ class SealEvaluator implements CkksEvaluator {
   private readonly galoisSteps: Set<number>;
   private readonly id: string;
   private readonly shape: SealShape;
-  /** Encrypts zeros with the public key: SEAL refuses the all-zero ("transparent") result of x * 0. */
-  private readonly zeroEncryptor;
+  /** Encrypts zeros with the public key at the level asked (re-randomization; SEAL refuses the all-zero "transparent" result of x * 0). */
+  private readonly zeroEncryptor: LevelZeroEncryptor;
   /** Re-randomizing zeros made ahead on a helper thread (zero-supply.ts), when asked for. */
   private zeros?: ZeroSupply;
 
@@ -320,10 +321,7 @@ class SealEvaluator implements CkksEvaluator {
     checkPublicKeyBytes(keys.publicKey, this.shape);
     if (keys.relinKeys) checkKSwitchKeysBytes(keys.relinKeys, this.shape, 'relin');
     if (keys.galoisKeys) checkKSwitchKeysBytes(keys.galoisKeys, this.shape, 'galois', keys.galoisSteps);
-    const pk = new seal.PublicKey();
-    sealCall(seal, 'public key load', () => pk.loadFromArray(ctx, keys.publicKey));
-    this.zeroEncryptor = new seal.Encryptor(ctx, pk);
-    pk.delete();
+    this.zeroEncryptor = new LevelZeroEncryptor(seal, params, this.info, this.shape, keys.publicKey);
     if (keys.relinKeys) {
       const rk = new seal.RelinKeys();
       sealCall(seal, 'relinearization key load', () => rk.loadFromArray(ctx, keys.relinKeys));
@@ -389,10 +387,7 @@ class SealEvaluator implements CkksEvaluator {
             out.push(
               this.out('re-randomize', (d) => {
                 if (ready) d.loadFromArray(this.info.context, ready);
-                else {
-                  this.zeroEncryptor.encryptZero(d);
-                  if (level < topLevel(this.params)) this.evaluator.cipherModSwitchToInplace(d, this.info.levels[level]!);
-                }
+                else this.zeroEncryptor.encryptZero(level, d);
                 d.setScale(x.scale());
                 this.evaluator.addInplace(d, sum.ct);
               }),
@@ -469,8 +464,7 @@ class SealEvaluator implements CkksEvaluator {
       if (!xi.every((v, i) => v === pi[i])) {
         throw new FhecError('mul_plain: operands at different levels');
       }
-      this.zeroEncryptor.encryptZero(d);
-      this.evaluator.cipherModSwitchToInplace(d, x.parmsId());
+      this.zeroEncryptor.encryptZero(this.levelOf(a), d);
       d.setScale(x.scale() * pt.scale());
     });
   }
@@ -535,7 +529,7 @@ class SealEvaluator implements CkksEvaluator {
     this.zeros?.close();
     this.relinKeys?.delete();
     this.galoisKeys?.delete();
-    this.zeroEncryptor.delete();
+    this.zeroEncryptor.dispose();
     this.evaluator.delete();
     this.encoder.delete();
     this.info.context.delete();

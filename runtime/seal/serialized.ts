@@ -212,6 +212,18 @@ export function checkPublicKeyBytes(bytes: Uint8Array, shape: SealShape): void {
   if (info.size !== 2 || info.seeded) fail(what, 'a public key is a full 2-polynomial ciphertext');
 }
 
+/** A checked public key's coefficient words (2 polynomials x all primes x N, NTT form) and scale. */
+export function publicKeyWords(bytes: Uint8Array, shape: SealShape): { words: BigUint64Array; scale: number } {
+  checkPublicKeyBytes(bytes, shape);
+  const info = readCiphertext(new Reader(bytes, 0, bytes.length, 'public key'), shape);
+  return { words: new BigUint64Array(bytes.slice(info.dataOffset, info.dataOffset + 8 * info.words).buffer), scale: info.scale };
+}
+
+/** Rewrites a serialized ciphertext's parms_id in place (same words, another context's parms_id for them). */
+export function rewriteParmsId(bytes: Uint8Array, hex: string): void {
+  writeParmsId(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), HEADER, hex);
+}
+
 /** Galois element of a left rotation by `step` (SEAL: generator 3, modulo 2N). */
 function galoisElement(step: number, n: number): number {
   const slots = n / 2;

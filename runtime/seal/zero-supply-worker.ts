@@ -3,8 +3,9 @@
 // each as bytes. Nothing it makes depends on data: it runs ahead of the evaluator.
 
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import { topLevel, type CkksParameters } from '../../ir/ckks/params.js';
-import { loadSeal, makeSealContext, sealCall } from './module.js';
+import type { CkksParameters } from '../../ir/ckks/params.js';
+import { loadSeal, makeSealContext, sealShape } from './module.js';
+import { LevelZeroEncryptor } from './zero-encryptor.js';
 import type { ZeroSupplyRequest, ZeroSupplyMessage } from './zero-supply.js';
 
 const port = parentPort;
@@ -43,19 +44,11 @@ port.on('message', async (m: { kind: 'init'; params: CkksParameters; publicKey: 
     try {
       const seal = await loadSeal();
       const info = makeSealContext(seal, m.params);
-      const pk = new seal.PublicKey();
-      sealCall(seal, 'public key load', () => pk.loadFromArray(info.context, m.publicKey));
-      const enc = new seal.Encryptor(info.context, pk);
-      pk.delete();
-      const ev = new seal.Evaluator(info.context);
-      const top = topLevel(m.params);
+      const zeros = new LevelZeroEncryptor(seal, m.params, info, sealShape(info, m.params), m.publicKey);
       make = (level) => {
         const ct = new seal.Ciphertext();
         try {
-          sealCall(seal, 'encrypt zero', () => {
-            enc.encryptZero(ct);
-            if (level < top) ev.cipherModSwitchToInplace(ct, info.levels[level]!);
-          });
+          zeros.encryptZero(level, ct);
           return new Uint8Array(ct.saveToArray(seal.ComprModeType.none) as Uint8Array);
         } finally {
           ct.delete();
