@@ -184,6 +184,33 @@ describe('evaluation workers on seal', () => {
     expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);
   }, 60_000);
 
+  it('carries ciphertexts outside a program on the workers: slots moved, masked, refreshed, unmasked', async () => {
+    // Destination u takes source u + 1 (even u) or u + 2 (odd u): two rotations; the third item keeps its slots.
+    const map = Int32Array.from({ length: slots }, (_, u) => (u + (u % 2 ? 2 : 1)) % slots);
+    const moved = (v: Float64Array) => Float64Array.from(map, (s) => v[s]!);
+    const values = [xs, xs.map((v) => -0.5 * v), xs.map((v, i) => 0.3 * Math.cos(0.1 * i) + 0.1 * v)];
+    const items = values.map((v, i) => ({ bytes: client.encrypt(v, top, params.scale), ...(i < 2 ? { map } : {}), level: top, scale: params.scale, bound: 1, point: `c${i}` }));
+    const holder = new RefreshKeyHolder(client, 'unchecked');
+    const refresher = new MaskedRefresher(ev, holder.transport(), { mask: { valueBound: 1 } });
+    const seen: string[] = [];
+    const fresh = await pool.carry(items, slots, refresher.hiding, (masked) => {
+      for (const m of masked) seen.push(`${m.value}@${m.level} ${m.hidingBits}`);
+      return refresher.exchangeMasked(masked);
+    });
+    // The moved items were masked one level down (the move costs a level), the other at the top.
+    expect(seen).toEqual([`c0@${top - 1} 40`, `c1@${top - 1} 40`, `c2@${top} 40`]);
+    expect(holder.stats).toMatchObject({ requests: 1, ciphertexts: 3 });
+    fresh.forEach((bytes, i) => {
+      const h = ev.loadCiphertext(bytes);
+      expect(ev.levelOf(h)).toBe(top);
+      expect(ev.scaleOf(h)).toBe(params.scale);
+      ev.free(h);
+      const want = i < 2 ? moved(values[i]!) : values[i]!;
+      const got = client.decrypt(bytes);
+      expect(Math.max(...want.map((v, k) => Math.abs(v - got[k]!))), `c${i}`).toBeLessThan(1e-6);
+    });
+  }, 60_000);
+
   it('waits for a key holder that answers asynchronously (a remote one), one message per round', async () => {
     const bounds = new Map(deep.ops.filter((op) => op.kind === 'refresh').map((op) => [op.args[0]!.name, 1]));
     const guard = new RefreshScheduleGuard(() => refreshPointsOf(deep, bounds));

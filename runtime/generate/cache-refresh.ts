@@ -19,8 +19,10 @@ import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
 import { slotsOf } from '../../ir/ckks/params.js';
+import { applySlotMap, isIdentityMap } from '../ckks/slot-map.js';
 import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
-import { auditMasks, exactRefreshRoundTrip, exactRefreshRoundTripAsync, inMessages, inMessagesAsync, type SizedRefreshItem } from '../refresh/refresher.js';
+import { auditMasks, exactRefreshRoundTrip, inMessages, inMessagesAsync, type SizedRefreshItem } from '../refresh/refresher.js';
+import type { WorkerPool } from '../parallel/pool.js';
 import type { RefreshRequestItem } from '../refresh/messages.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import { scheduledBound } from '../refresh/key-holder.js';
@@ -28,6 +30,9 @@ import type { RefreshScheduleGuard } from '../refresh/schedule.js';
 import { decodeMessage, encodeMessage } from './messages.js';
 import { relayoutMap, type RelayoutPiece } from './relayout.js';
 import type { KeyHolderChannel } from './transport.js';
+
+/** A carry item as evaluation workers take it: the ciphertext's bytes instead of a handle. */
+export type CarrySource = Omit<CacheRefreshItem, 'ct'> & { bytes: Uint8Array };
 
 export interface CacheRefreshItem {
   ct: CkksHandle;
@@ -69,52 +74,9 @@ export interface CacheRefreshTraffic {
   ms: number;
 }
 
-function isIdentity(map: Int32Array): boolean {
-  return map.every((s, u) => s === u);
-}
-
 /** Whether carrying from `from` to `to` (a piece, or the whole cache) moves slots, and so costs the evaluator one level. */
 export function carryMovesSlots(from: SlotLayout, to: SlotLayout, slots: number, piece?: RelayoutPiece): boolean {
-  return !isIdentity(relayoutMap(from, to, slots, piece));
-}
-
-/**
- * Applies a public slot map (destination -> source, -1: zero) to a ciphertext: for each distinct shift
- * d = source - destination, the source slots moving by d are selected by a 0/1 mask and rotated left
- * by d; the terms are summed and rescaled once. Consumes one level.
- */
-export function relayoutHomomorphic(ev: CkksEvaluator, ct: CkksHandle, map: Int32Array): CkksHandle {
-  const level = ev.levelOf(ct);
-  if (level < 1) throw new FhecError('moving cache slots needs a level to spend, and the cache is at level 0');
-  const slots = slotsOf(ev.params);
-  const byShift = new Map<number, Float64Array>();
-  map.forEach((s, u) => {
-    if (s < 0) return;
-    const d = (((s - u) % slots) + slots) % slots;
-    let m = byShift.get(d);
-    if (!m) byShift.set(d, (m = new Float64Array(slots)));
-    m[s] = 1;
-  });
-  const prime = Number(ev.params.primes[level]!);
-  let sum: CkksHandle | undefined;
-  for (const [d, mask] of byShift) {
-    const pt = ev.encode(mask, level, prime);
-    const selected = ev.mulPlain(ct, pt);
-    ev.free(pt);
-    const moved = d === 0 ? selected : ev.rotate(selected, d);
-    if (moved !== selected) ev.free(selected);
-    if (!sum) sum = moved;
-    else {
-      const next = ev.add(sum, moved);
-      ev.free(sum);
-      ev.free(moved);
-      sum = next;
-    }
-  }
-  if (!sum) throw new FhecError('the cache slot map moves no slot');
-  const out = ev.rescale(sum);
-  ev.free(sum);
-  return out;
+  return !isIdentityMap(relayoutMap(from, to, slots, piece));
 }
 
 /** The evaluator's half. */
@@ -154,20 +116,34 @@ export class CacheRefresher {
     }
   }
 
-  /** refresh through a key holder that answers asynchronously (across a network). */
-  async refreshAsync(items: CacheRefreshItem[]): Promise<Uint8Array[]> {
+  /**
+   * The same on evaluation workers (pool.ts carry): they move the slots and mask in parallel, each its
+   * share of the items; this thread only sends the round trip (the key holder may answer asynchronously).
+   */
+  async refreshOnPool(items: CarrySource[], pool: WorkerPool): Promise<Uint8Array[]> {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const moved = this.move(items);
-    try {
-      const fresh = await exactRefreshRoundTripAsync(this.ev, moved, this.policy, (all) => inMessagesAsync(all, this.ciphertextsPerMessage, async (req, at) => {
-        const { id, request } = this.request(items.slice(at, at + req.length), req);
-        return this.reply(id, request, await this.channel(request));
-      }), auditMasks(this.ev, this.audit, this.step, 'carry'));
-      return this.finish(items, fresh, t0);
-    } finally {
-      for (const m of moved) if (m.owned) this.ev.free(m.ct);
-    }
+    const slots = slotsOf(this.ev.params);
+    const fresh = await pool.carry(
+      items.map((it) => {
+        const map = relayoutMap(it.from, it.to, slots, it.piece);
+        return { bytes: it.bytes, ...(isIdentityMap(map) ? {} : { map }), level: it.level, scale: it.scale, bound: it.bound, point: it.name };
+      }),
+      slots,
+      { hidingBits: this.policy.hidingBits, minHidingBits: this.policy.minHidingBits },
+      async (masked) => {
+        for (const m of masked) {
+          this.audit?.record({ step: this.step, kind: 'carry', point: m.value, level: m.level, scale: m.scale, bound: m.request.bound, observedMax: null, hidingBits: m.hidingBits });
+        }
+        return inMessagesAsync(masked.map((m) => m.request), this.ciphertextsPerMessage, async (req, at) => {
+          const { id, request } = this.request(items.slice(at, at + req.length), req);
+          return this.reply(id, request, await this.channel(request));
+        });
+      },
+    );
+    this.traffic.ciphertexts += items.length;
+    this.traffic.ms += performance.now() - t0;
+    return fresh;
   }
 
   /** Each item in its destination layout (the evaluator moves the slots itself, before masking). */
@@ -175,12 +151,12 @@ export class CacheRefresher {
     const slots = slotsOf(this.ev.params);
     return items.map((it) => {
       const map = relayoutMap(it.from, it.to, slots, it.piece);
-      const ct = isIdentity(map) ? it.ct : relayoutHomomorphic(this.ev, it.ct, map);
+      const ct = isIdentityMap(map) ? it.ct : applySlotMap(this.ev, it.ct, map);
       return { ct, owned: ct !== it.ct, scale: it.scale, level: it.level, bound: it.bound, point: it.name };
     });
   }
 
-  private request(items: CacheRefreshItem[], req: RefreshRequestItem[]): { id: number; request: Uint8Array } {
+  private request(items: Pick<CacheRefreshItem, 'from' | 'to' | 'piece' | 'level'>[], req: RefreshRequestItem[]): { id: number; request: Uint8Array } {
     const id = this.nextId++;
     const header: RequestHeader = {
       kind: 'cache-refresh',

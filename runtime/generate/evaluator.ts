@@ -22,7 +22,7 @@ import { MaskedRefresher, type RefreshTraffic } from '../refresh/refresher.js';
 import type { RefreshAudit } from '../refresh/audit.js';
 import type { MaskPolicy } from '../refresh/mask.js';
 import { cacheSourceName, stepRefreshPoints } from './step-schedule.js';
-import { CacheRefresher, type CacheRefreshTraffic } from './cache-refresh.js';
+import { CacheRefresher, type CacheRefreshTraffic, type CarrySource } from './cache-refresh.js';
 import { decodeKeys, decodeMessage, encodeMessage, errorMessage, type LogitsBlock } from './messages.js';
 import { generationSteps, shapeName, type GenerationPlanSource, type StepInputSpec, type StepInterface, type StepPlan, type StepShape } from './plan-source.js';
 import type { KeyHolderChannel } from './transport.js';
@@ -265,6 +265,15 @@ export class GenerationEvaluator {
     return encodeMessage({ kind: 'ready' });
   }
 
+  private carryHere(ev: CkksEvaluator, carry: CarrySource[]): Uint8Array[] {
+    const items = carry.map((c) => ({ ...c, ct: ev.loadCiphertext(c.bytes) }));
+    try {
+      return this.cacheRefresher!.refresh(items);
+    } finally {
+      for (const c of items) ev.free(c.ct);
+    }
+  }
+
   private async step(request: Uint8Array): Promise<Uint8Array> {
     const { header, blobs } = decodeMessage<{ kind: 'step'; index: number; logits: boolean }>(request, ['step']);
     const ev = this.ev;
@@ -292,26 +301,23 @@ export class GenerationEvaluator {
     // A split cache moves by pieces (each source ciphertext into each destination it overlaps), added up.
     const carry = points
       .filter((p) => p.kind === 'carry')
-      .map((p) => {
+      .map((p): CarrySource => {
         const c = meta.cacheInputs.find((x) => x.fhe === p.id)!;
         const srcs = this.cache.get(cacheSourceName(c.name));
         const src = srcs?.find((x) => x.tokenStart === (p.piece?.fromStart ?? 0));
         if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
-        return { name: p.id, ct: ev.loadCiphertext(src.bytes), from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
+        return { name: p.id, bytes: src.bytes, from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
       });
-    try {
-      const fresh = this.pool ? await this.cacheRefresher.refreshAsync(carry) : this.cacheRefresher.refresh(carry);
-      carry.forEach((c, i) => {
-        const prev = inputs.get(c.name);
-        if (!prev) return inputs.set(c.name, fresh[i]!);
-        const [a, b] = [ev.loadCiphertext(prev), ev.loadCiphertext(fresh[i]!)];
-        const sum = ev.add(a, b);
-        inputs.set(c.name, ev.saveCiphertext(sum));
-        for (const h of [a, b, sum]) ev.free(h);
-      });
-    } finally {
-      for (const c of carry) ev.free(c.ct);
-    }
+    // With workers, they move and mask the cache; on one thread, this evaluator.
+    const fresh = this.pool ? await this.cacheRefresher.refreshOnPool(carry, this.pool) : this.carryHere(ev, carry);
+    carry.forEach((c, i) => {
+      const prev = inputs.get(c.name);
+      if (!prev) return inputs.set(c.name, fresh[i]!);
+      const [a, b] = [ev.loadCiphertext(prev), ev.loadCiphertext(fresh[i]!)];
+      const sum = ev.add(a, b);
+      inputs.set(c.name, ev.saveCiphertext(sum));
+      for (const h of [a, b, sum]) ev.free(h);
+    });
     // Decode steps only: the prefill's constants recur in no later step, and would hold SEAL pool memory.
     const plaintexts = shape.kind === 'decode' ? this.plaintexts : undefined;
     const pt0 = plaintexts?.stats;

@@ -19,7 +19,8 @@ import { MaskedRefresher } from '../refresh/refresher.js';
 import { topLevel } from '../../ir/ckks/params.js';
 import { workerScript } from '../worker-script.js';
 import { placeProgram, type Placement, type PlacementOptions } from './placement.js';
-import type { MainToWorker, MaskedExport, StageDone, StageMasking, WorkerToMain } from './protocol.js';
+import type { CarryItem, MainToWorker, MaskedExport, StageDone, StageMasking, WorkerToMain } from './protocol.js';
+import { slotMapRotations } from '../ckks/slot-map.js';
 
 /** What the workers need to mask a stage's refresh inputs: the hiding policy, and each point's bound and target scale. */
 function stageMasking(program: FheProgram, refreshes: number[], refresher: MaskedRefresher, level: number): StageMasking {
@@ -271,6 +272,49 @@ export class WorkerPool {
     }
     trace?.end();
     return { outputs, ops: stats, totalMs: performance.now() - t0, simulated: ev.simulated, parallel };
+  }
+
+  /**
+   * Refreshes ciphertexts outside a program (the KV-cache carry) on the workers: each worker moves its
+   * items' slots (when a map is given) and masks them, in parallel; `exchange` sends all the masked items
+   * to the key holder in one round trip and returns the replies in order; each worker unmasks its own.
+   * Items go to workers by cost (rotations of their slot maps), longest first. Returns the fresh
+   * ciphertexts in order.
+   */
+  async carry(items: CarryItem[], slots: number, hiding: { hidingBits: number; minHidingBits: number }, exchange: (masked: MaskedExport[]) => Promise<Uint8Array[]>): Promise<Uint8Array[]> {
+    if (items.length === 0) return [];
+    const carry = this.nextRun++;
+    const load = new Array<number>(this.size).fill(0);
+    const home = new Array<number>(items.length);
+    const cost = items.map((it) => 1 + (it.map ? slotMapRotations(it.map, slots) : 0));
+    [...cost.keys()].sort((a, b) => cost[b]! - cost[a]!).forEach((i) => {
+      const w = load.indexOf(Math.min(...load));
+      home[i] = w;
+      load[w]! += cost[i]!;
+    });
+    const byWorker = load.map((_, w) => items.flatMap((_, i) => (home[i] === w ? [i] : [])));
+    const used = byWorker.flatMap((idx, w) => (idx.length > 0 ? [w] : []));
+    try {
+      const masked = new Array<MaskedExport>(items.length);
+      const replies = await Promise.all(used.map((w) => this.request(w, { kind: 'carry-mask', carry, items: byWorker[w]!.map((i) => items[i]!), hiding })));
+      replies.forEach((m, k) => {
+        if (m.kind !== 'carry-masked') throw new Error(`internal: worker ${used[k]} answered ${m.kind} to a carry`);
+        byWorker[used[k]!]!.forEach((i, j) => (masked[i] = m.masked[j]!));
+      });
+      const fresh = await exchange(masked);
+      if (fresh.length !== items.length) throw new FhecError(`carry reply holds ${fresh.length} ciphertexts, expected ${items.length}`);
+      const out = new Array<Uint8Array>(items.length);
+      const done = await Promise.all(used.map((w) => this.request(w, { kind: 'carry-unmask', carry, replies: byWorker[w]!.map((i) => fresh[i]!) })));
+      done.forEach((m, k) => {
+        if (m.kind !== 'carry-fresh') throw new Error(`internal: worker ${used[k]} answered ${m.kind} to a carry`);
+        byWorker[used[k]!]!.forEach((i, j) => (out[i] = m.fresh[j]!));
+      });
+      return out;
+    } catch (e) {
+      // A worker may still hold masks for this carry: the pool is done.
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+      throw e;
+    }
   }
 
   async dispose(): Promise<void> {

@@ -31,7 +31,23 @@ export type MainToWorker =
       masking?: StageMasking;
     }
   | { kind: 'end'; run: number }
+  /** Move (when a slot map is given) and mask these ciphertexts for one refresh round trip; keep the masks under `carry`. */
+  | { kind: 'carry-mask'; carry: number; items: CarryItem[]; hiding: { hidingBits: number; minHidingBits: number } }
+  /** The key holder's replies to the masked items of `carry`, in order: unmask, send back the fresh ciphertexts. */
+  | { kind: 'carry-unmask'; carry: number; replies: Uint8Array[] }
   | { kind: 'close' };
+
+/** A ciphertext refreshed outside a program (the KV-cache carry between generation steps). */
+export interface CarryItem {
+  bytes: Uint8Array;
+  /** Public slot map (destination -> source, -1: zero) applied before masking; none: the slots stay. */
+  map?: Int32Array;
+  /** Level and scale it comes back at. */
+  level: number;
+  scale: number;
+  bound: number;
+  point: string;
+}
 
 export interface StageMasking {
   hidingBits: number;
@@ -72,6 +88,8 @@ export type WorkerToMain =
   | { kind: 'ready' }
   | StageDone
   | { kind: 'ended'; run: number; plaintexts?: PlaintextCacheStats }
+  | { kind: 'carry-masked'; carry: number; masked: MaskedExport[] }
+  | { kind: 'carry-fresh'; carry: number; fresh: Uint8Array[] }
   | { kind: 'error'; message: string; where: ErrorWhere; fhec: boolean };
 
 /** Worker to worker: one ciphertext of run `run`. */

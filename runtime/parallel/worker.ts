@@ -16,6 +16,7 @@ import { sealBackend } from '../seal/backend.js';
 import type { WorkerAction } from './placement.js';
 import type { MainToWorker, PeerMessage, StageDone, WorkerToMain } from './protocol.js';
 import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
+import { applySlotMap } from '../ckks/slot-map.js';
 
 const port = parentPort;
 const budget = (workerData as { weightCacheBytes?: number } | undefined)?.weightCacheBytes;
@@ -62,6 +63,8 @@ interface Run {
   pending: Map<string, PendingRefresh>;
 }
 let current: Run | undefined;
+/** Masks of carries (refreshes outside a program) until their replies come, by carry id. */
+const carries = new Map<number, PendingRefresh[]>();
 
 function post(m: WorkerToMain): void {
   port!.postMessage(m);
@@ -189,6 +192,47 @@ async function handle(m: MainToWorker): Promise<void> {
       }
       for (const k of [...mailbox.keys()]) if (k.startsWith(`${m.run}:`)) mailbox.delete(k);
       post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined });
+      return;
+    }
+    case 'carry-mask': {
+      const e = ev!;
+      const loaded: CkksHandle[] = [];
+      try {
+        const items = m.items.map((it) => {
+          const ct = e.loadCiphertext(it.bytes);
+          loaded.push(ct);
+          const moved = it.map ? applySlotMap(e, ct, it.map) : ct;
+          if (moved !== ct) loaded.push(moved);
+          return { ct: moved, scale: it.scale, level: it.level, bound: it.bound, point: it.point };
+        });
+        const seen: { level: number; hidingBits: number }[] = [];
+        const { requestItems, pending } = maskForRefresh(e, items, m.hiding, (_, level, plan) => seen.push({ level, hidingBits: plan.hidingBitsPerCiphertext }));
+        carries.set(m.carry, pending);
+        post({
+          kind: 'carry-masked',
+          carry: m.carry,
+          masked: items.map((it, i) => ({ value: it.point, request: requestItems[i]!, level: seen[i]!.level, scale: e.scaleOf(it.ct), hidingBits: seen[i]!.hidingBits })),
+        });
+      } finally {
+        for (const h of loaded) e.free(h);
+      }
+      return;
+    }
+    case 'carry-unmask': {
+      const e = ev!;
+      const pending = carries.get(m.carry);
+      if (!pending) throw new Error(`internal: no masks kept for carry ${m.carry}`);
+      carries.delete(m.carry);
+      const fresh = unmaskRefreshed(e, pending, m.replies);
+      post({
+        kind: 'carry-fresh',
+        carry: m.carry,
+        fresh: fresh.map((h) => {
+          const bytes = e.saveCiphertext(h);
+          e.free(h);
+          return bytes;
+        }),
+      });
       return;
     }
     case 'close':
