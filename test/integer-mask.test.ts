@@ -44,8 +44,11 @@ describe('modular arithmetic on words (WebAssembly)', () => {
           const s = wordScratch();
           const inAt = s.alloc(8 * xs.length);
           const outAt = s.alloc(8 * xs.length);
+          const zerosAt = s.alloc(8 * xs.length);
           s.words(inAt, xs.length).set(xs);
-          s.fn.scale(inAt, xs.length, f.c, f.shoup, q, outAt);
+          s.words(zerosAt, xs.length).fill(0n);
+          // round(x c / 1) of one-word integers (t = 0, nothing rounded up): x c mod q.
+          s.fn.scaledresidues(inAt, 1, xs.length, q, m.radix, m.radixShoup, m.oneShoup, 0n, f.c, f.shoup, 0n, 0n, zerosAt, zerosAt, 0, outAt);
           expect(Array.from(s.words(outAt, xs.length))).toEqual(xs.map((x) => (x * (c % q)) % q));
           // The same words read as integers of `words` words each, minus 5, mod q.
           const k = Math.floor(xs.length / words);

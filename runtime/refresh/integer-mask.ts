@@ -123,12 +123,10 @@ export class IntegerWords implements IntegerPolynomial {
     }
     primes.forEach((p, j) => {
       const m = new WordModulus(p);
-      const numQ = m.factor(num);
-      // unround gives -(x - rho) den^-1: negating den^-1 gives the value itself.
-      const inv = m.factor(negate ? modInverse(den % p, p) : p - modInverse(den % p, p));
-      s.fn.residues(dataAt, L, n, p, m.radix, m.radixShoup, m.oneShoup, this.offset % p, xAt);
-      s.fn.scale(xAt, n, numQ.c, numQ.shoup, p, xAt);
-      s.fn.unround(xAt, tAt, upAt, n, p, m.oneShoup, den % p, inv.c, inv.shoup, outAt + 8 * n * j);
+      const inv = modInverse(den % p, p);
+      const c1 = m.factor(num * inv);
+      const c2 = m.factor(inv);
+      s.fn.scaledresidues(dataAt, L, n, p, m.radix, m.radixShoup, m.oneShoup, this.offset % p, c1.c, c1.shoup, c2.c, c2.shoup, tAt, upAt, negate ? 1 : 0, outAt + 8 * n * j);
     });
     return s.words(outAt, n * primes.length).slice();
   }

@@ -11,9 +11,11 @@ import { MODULAR_WORDS_WASM } from './modular-words-wasm.js';
 interface Exports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   residues(data: number, words: number, n: number, q: bigint, radix: bigint, radixShoup: bigint, oneShoup: bigint, sub: bigint, out: number): void;
-  scale(input: number, n: number, c: bigint, cShoup: bigint, q: bigint, out: number): void;
   rounding(rD: number, pos: number, n: number, den: bigint, numD: bigint, numDShoup: bigint, t: number, up: number): void;
-  unround(x: number, t: number, up: number, n: number, q: bigint, oneShoup: bigint, denQ: bigint, inv: bigint, invShoup: bigint, out: number): void;
+  scaledresidues(
+    data: number, words: number, n: number, q: bigint, radix: bigint, radixShoup: bigint, oneShoup: bigint, sub: bigint,
+    c1: bigint, c1Shoup: bigint, c2: bigint, c2Shoup: bigint, t: number, up: number, negate: number, out: number,
+  ): void;
   above(data: number, words: number, n: number, w: number, pos: number): void;
   crt(w: number, k: number, n: number, consts: number, cofactors: number, offsets: number, limbs: number, acc: number, out: number): void;
   outside(data: number, words: number, n: number, lo: number, hi: number): number;

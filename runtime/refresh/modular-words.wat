@@ -41,10 +41,12 @@
     (select (i64.sub (local.get $a) (local.get $b)) (i64.sub (i64.add (local.get $a) (local.get $q)) (local.get $b)) (i64.ge_u (local.get $a) (local.get $b))))
 
   ;; The words-word integer at $p modulo q: Horner from the top word (radix = 2^64 mod q, one = floor(2^64 / q)).
+  ;; Shoup's product takes any 64-bit x, so the top word goes into the first product unreduced.
   (func $wordsmod (param $p i32) (param $words i32) (param $q i64) (param $radix i64) (param $radixs i64) (param $ones i64) (result i64)
     (local $x i64) (local $w i32) (local $s i64)
     (local.set $w (i32.sub (local.get $words) (i32.const 1)))
-    (local.set $x (call $mulmod (i64.load (i32.add (local.get $p) (i32.shl (local.get $w) (i32.const 3)))) (i64.const 1) (local.get $ones) (local.get $q)))
+    (local.set $x (i64.load (i32.add (local.get $p) (i32.shl (local.get $w) (i32.const 3)))))
+    (if (i32.eqz (local.get $w)) (then (return (call $mulmod (local.get $x) (i64.const 1) (local.get $ones) (local.get $q)))))
     (block $done
       (loop $next
         (br_if $done (i32.eqz (local.get $w)))
@@ -70,18 +72,6 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next))))
 
-  ;; out[i] = (x_i c) mod q for n words x_i < 2^64 at $in (c < q, cs its Shoup constant).
-  (func (export "scale") (param $in i32) (param $n i32) (param $c i64) (param $cs i64) (param $q i64) (param $out i32)
-    (local $i i32) (local $at i32)
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $at (i32.shl (local.get $i) (i32.const 3)))
-        (i64.store (i32.add (local.get $out) (local.get $at))
-          (call $mulmod (i64.load (i32.add (local.get $in) (local.get $at))) (local.get $c) (local.get $cs) (local.get $q)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $next))))
-
   ;; The remainder round(X / den) leaves, X = r num with r = v - W: t = X mod den (rD: r mod den, given),
   ;; rounded up (rho = t - den) when 2t > den, or on a tie when r > 0 (halves away from zero; $pos: r > 0).
   ;; Writes t to $t and 1 (up) or 0 to the byte at $up.
@@ -100,21 +90,27 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next))))
 
-  ;; out[i] = -((x_i - rho_i) den^-1) mod q, with x_i = (r num) mod q given at $x, rho_i = t_i or t_i - den.
-  (func (export "unround") (param $x i32) (param $t i32) (param $up i32) (param $n i32) (param $q i64) (param $ones i64) (param $denq i64) (param $inv i64) (param $invs i64) (param $out i32)
-    (local $i i32) (local $at i32) (local $rho i64) (local $y i64)
+;; round(r_i num / den) mod q, or its negation ($neg), for r_i = v_i - sub (words at $data): with
+  ;; rho = t_i (rounded down) or t_i - den (up, $up[i] = 1), the value is (r num - rho) / den, so mod q
+  ;; r c1 - t c2 + up with c1 = num den^-1 and c2 = den^-1 (c1s, c2s: Shoup constants).
+  (func (export "scaledresidues") (param $data i32) (param $words i32) (param $n i32) (param $q i64) (param $radix i64) (param $radixs i64) (param $ones i64) (param $sub i64)
+    (param $c1 i64) (param $c1s i64) (param $c2 i64) (param $c2s i64) (param $t i32) (param $up i32) (param $neg i32) (param $out i32)
+    (local $i i32) (local $stride i32) (local $r i64) (local $y i64) (local $s i64)
+    (local.set $stride (i32.shl (local.get $words) (i32.const 3)))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $at (i32.shl (local.get $i) (i32.const 3)))
-        (local.set $rho (call $mulmod (i64.load (i32.add (local.get $t) (local.get $at))) (i64.const 1) (local.get $ones) (local.get $q)))
-        (if (i32.load8_u (i32.add (local.get $up) (local.get $i)))
-          (then (local.set $rho (call $submod (local.get $rho) (local.get $denq) (local.get $q)))))
-        (local.set $y (call $mulmod
-          (call $submod (i64.load (i32.add (local.get $x) (local.get $at))) (local.get $rho) (local.get $q))
-          (local.get $inv) (local.get $invs) (local.get $q)))
-        (i64.store (i32.add (local.get $out) (local.get $at))
-          (select (i64.sub (local.get $q) (local.get $y)) (i64.const 0) (i64.ne (local.get $y) (i64.const 0))))
+        (local.set $r (call $submod
+          (call $wordsmod (i32.add (local.get $data) (i32.mul (local.get $i) (local.get $stride))) (local.get $words) (local.get $q) (local.get $radix) (local.get $radixs) (local.get $ones))
+          (local.get $sub) (local.get $q)))
+        (local.set $y (call $submod
+          (call $mulmod (local.get $r) (local.get $c1) (local.get $c1s) (local.get $q))
+          (call $mulmod (i64.load (i32.add (local.get $t) (i32.shl (local.get $i) (i32.const 3)))) (local.get $c2) (local.get $c2s) (local.get $q))
+          (local.get $q)))
+        (local.set $s (i64.add (local.get $y) (i64.extend_i32_u (i32.load8_u (i32.add (local.get $up) (local.get $i))))))
+        (local.set $y (select (i64.sub (local.get $s) (local.get $q)) (local.get $s) (i64.ge_u (local.get $s) (local.get $q))))
+        (if (local.get $neg) (then (local.set $y (select (i64.sub (local.get $q) (local.get $y)) (i64.const 0) (i64.ne (local.get $y) (i64.const 0))))))
+        (i64.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 3))) (local.get $y))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next))))
 
