@@ -69,7 +69,9 @@ export class LevelZeroEncryptor {
     const moduli = picked.map((j) => new seal.Modulus(params.primes[j]!));
     try {
       parms.setPolyModulusDegree(n);
-      parms.setCoeffModulus(seal.vecFromArrayModulus(moduli));
+      const vector = seal.vecFromArrayModulus(moduli);
+      parms.setCoeffModulus(vector);
+      vector.delete();
       const context = sealCall(seal, 'context', () => new seal.SEALContext(parms, true, params.insecure ? seal.SecLevelType.none : seal.SecLevelType.tc128));
       if (!context.parametersSet()) throw new FhecError(`SEAL rejects the level-${level} encryption parameters`);
       const keyId = parmsIdHex(context.keyParmsId().values() as BigUint64Array);
