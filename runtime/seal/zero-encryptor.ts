@@ -1,8 +1,8 @@
 // Public-key encryptions of zero made at the level they are used (refresh re-randomization, x * 0).
 //
 // SEAL's Encryptor encrypts at the top of the chain: it works modulo all primes and the special prime
-// P, divides by P, and the caller then drops the primes it does not need: at N=16384 with 5 data
-// primes about 30 NTTs, most of a refresh's evaluator work. The same encryption modulo q_0..q_l and P
+// P, divides by P, and the caller then drops the primes it does not need: at N=16384 with 4 data
+// primes about 25 NTTs, about half of a refresh's evaluator work. The same encryption modulo q_0..q_l and P
 // only is an encryption of zero at level l under the same secret key: the public key (-(a s + e), a)
 // restricted to those primes is a public key of that smaller modulus, and SEAL's own encryptor in a
 // context of primes [q_0..q_l, P] samples u and the errors, multiplies and divides by P exactly as it
