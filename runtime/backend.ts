@@ -64,7 +64,7 @@ export interface IntegerPolynomial {
   readonly n: number;
   /** Residues modulo each prime, prime-major (SEAL's layout). */
   residues(primes: readonly bigint[]): BigUint64Array;
-  /** The coefficients as integers (one BigInt each: the simulator's exact offset). */
+  /** The coefficients as integers (one BigInt each: tests, and scale changes outside the word arithmetic). */
   coefficients(): bigint[];
 }
 

@@ -7,7 +7,7 @@ import { makeParameters, parametersId, topLevel } from '../ir/ckks/params.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { minRefreshLevel, planMask, roundScaled, scaleRatio, DEFAULT_MASK_POLICY } from '../runtime/refresh/mask.js';
-import { IntegerMask } from '../runtime/refresh/integer-mask.js';
+import { IntegerMask, integerPolynomial } from '../runtime/refresh/integer-mask.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
 import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
@@ -205,5 +205,29 @@ describe('exact refresh on sim', () => {
     expect(() => new MaskedRefresher(ev, new RefreshKeyHolder(client, 'unchecked').transport(), { mask: { valueBound: 0.5 } }).refresh(ct, params.scale, 'v')).toThrow(
       /refresh of v: \|x\| reached 0\.9.*beyond its bound 0\.5/,
     );
+  });
+
+  it('holds a mask as residues of its level: cancelled only exactly, masked values refused, malformed words refused on load', async () => {
+    const backend = makeSimBackend(4);
+    const client = await backend.createClient(params, { galoisSteps: [], relin: true });
+    const ev = await backend.createEvaluator(params, client.evaluationKeys());
+    const ct = ev.loadCiphertext(client.encrypt(xs, 1, params.scale));
+    const mask = IntegerMask.sample(params.ringDegree, 2n ** 80n);
+    const [masked] = ev.addIntegerPolynomials([{ ct, poly: mask }]);
+    expect(() => ev.add(masked!, masked!)).toThrow(/still carries a refresh mask/);
+    const bytes = ev.saveCiphertext(masked!);
+    const back = ev.loadCiphertext(bytes);
+    const minus = mask.coefficients().map((v) => -v);
+    const [unmasked] = ev.addIntegerPolynomials([{ ct: back, poly: integerPolynomial(minus) }]);
+    expect(maxErr(client.decrypt(ev.saveCiphertext(ev.add(unmasked!, unmasked!))), xs.map((v) => 2 * v))).toBeLessThan(1e-8);
+    // One coefficient off by one: the mask stays on.
+    minus[5]! += 1n;
+    const [still] = ev.addIntegerPolynomials([{ ct: back, poly: integerPolynomial(minus) }]);
+    expect(() => ev.add(still!, still!)).toThrow(/still carries a refresh mask/);
+    // Level 1 holds residues of q_0 and q_1: the last word set to q_1 is no residue; a word short is the wrong size.
+    const bad = bytes.slice();
+    new DataView(bad.buffer).setBigUint64(bad.length - 8, params.primes[1]!, true);
+    expect(() => ev.loadCiphertext(bad)).toThrow(/malformed integer polynomial/);
+    expect(() => ev.loadCiphertext(bytes.slice(0, bytes.length - 8))).toThrow(/integer polynomial of the wrong size/);
   });
 });

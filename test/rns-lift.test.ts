@@ -1,11 +1,11 @@
-// The key holder's lift (runtime/seal/rns.ts liftResidues, on words in modular-words.wat): from the
+// The key holder's lift (runtime/refresh/rns.ts liftResidues, on words in modular-words.wat): from the
 // residues of y modulo q_0..q_l to y centered in (-Q/2, Q/2], checked against its limit, and
 // round(y * ratio) modulo the target primes, compared with the definition computed the plain way
 // (CRT by BigInt, exact rounding).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { roundScaled, scaleRatio } from '../runtime/refresh/mask.js';
-import { crtIntegers, liftResidues } from '../runtime/seal/rns.js';
+import { crtIntegers, liftResidues } from '../runtime/refresh/rns.js';
 import { bigintResidues as toResidues } from '../runtime/refresh/integer-mask.js';
 
 // Model A's chain at N=16384 (data primes) and one more 40-bit prime for the target.

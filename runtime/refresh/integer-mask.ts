@@ -6,7 +6,7 @@
 //   scale change (rounded exactly as roundScaled: halves away from zero), from
 //   round(X / den) = (X - rho) / den with X = r num and rho the remainder round() leaves, so that
 //   mod q it is (X - rho) den^-1 and only X mod den needs the integer, as words.
-// coefficients() gives the same integers as BigInts (the simulator's offset, and the tests).
+// coefficients() gives the same integers as BigInts (tests, and the BigInt fallback of scaled()).
 
 import { randomFillSync } from 'node:crypto';
 import { FhecError } from '../../ir/errors.js';

@@ -19,6 +19,8 @@ interface Exports {
   above(data: number, words: number, n: number, w: number, pos: number): void;
   crt(w: number, k: number, n: number, consts: number, cofactors: number, offsets: number, limbs: number, acc: number, out: number): void;
   outside(data: number, words: number, n: number, lo: number, hi: number): number;
+  addmod(a: number, b: number, n: number, q: bigint, out: number): void;
+  notbelow(data: number, n: number, q: bigint): number;
 }
 
 // The compiler's libraries declare no WebAssembly (no DOM lib); node and browsers both have it.

@@ -217,6 +217,30 @@
         (br $next)))
     (i32.const -1))
 
+  ;; out[i] = a[i] + b[i] mod q for residues a[i], b[i] < q < 2^62 (the sum fits a word).
+  (func (export "addmod") (param $a i32) (param $b i32) (param $n i32) (param $q i64) (param $out i32)
+    (local $i i32) (local $p i32) (local $s i64)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $p (i32.shl (local.get $i) (i32.const 3)))
+        (local.set $s (i64.add (i64.load (i32.add (local.get $a) (local.get $p))) (i64.load (i32.add (local.get $b) (local.get $p)))))
+        (i64.store (i32.add (local.get $out) (local.get $p)) (select (i64.sub (local.get $s) (local.get $q)) (local.get $s) (i64.ge_u (local.get $s) (local.get $q))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+  ;; The first i < n with data[i] >= q (not a residue modulo q), or -1.
+  (func (export "notbelow") (param $data i32) (param $n i32) (param $q i64) (result i32)
+    (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (if (i64.ge_u (i64.load (i32.add (local.get $data) (i32.shl (local.get $i) (i32.const 3)))) (local.get $q))
+          (then (return (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.const -1))
+
   ;; Compares the words-word integers at $a and $b: -1, 0 or 1.
   (func $cmp (param $a i32) (param $b i32) (param $words i32) (result i32)
     (local $k i32) (local $x i64) (local $y i64)

@@ -9,7 +9,7 @@ import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
-import { liftResidues } from './rns.js';
+import { liftResidues } from '../refresh/rns.js';
 import type { ZeroSupply } from './zero-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
 import {

@@ -7,13 +7,14 @@
 import { SeededGaussian } from '../../ir/random.js';
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, ExactRefreshTarget, IntegerPolynomialItem, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, ExactRefreshTarget, IntegerPolynomial, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { symmetricFreshVariance } from '../refresh/precision.js';
-import { checkRequestedMask, hidingBitsObserved, roundScaled, scaleRatio } from '../refresh/mask.js';
+import { checkRequestedMask, hidingBitsObserved, scaleRatio } from '../refresh/mask.js';
+import { addResidues, firstNonResidue, liftResidues } from '../refresh/rns.js';
 
 const BACKEND: BackendName = 'sim';
 export const SIMULATION_LABEL = 'SIMULATION: backend sim models CKKS in float64; nothing is encrypted';
@@ -28,11 +29,18 @@ class SimCiphertext implements CkksHandle {
     readonly scale: number,
     readonly size: number,
     /**
-     * An integer polynomial added in the coefficient domain (a refresh mask) and not yet removed. The
-     * simulator keeps it beside the slot values instead of adding its canonical embedding to them.
+     * An integer polynomial added in the coefficient domain (a refresh mask) and not yet removed, as
+     * SEAL holds it: residues modulo the primes of the ciphertext's level, prime-major. The simulator
+     * keeps it beside the slot values instead of adding its canonical embedding to them.
      */
-    readonly offset?: bigint[],
+    readonly offset?: BigUint64Array,
   ) {}
+}
+
+function isZero(words: BigUint64Array): boolean {
+  const halves = new Uint32Array(words.buffer, words.byteOffset, 2 * words.length);
+  for (let i = 0; i < halves.length; i++) if (halves[i] !== 0) return false;
+  return true;
 }
 
 class SimPlaintext implements CkksHandle {
@@ -99,6 +107,11 @@ class SimModel {
     }
   }
 
+  /** q_0..q_level. */
+  levelPrimes(level: number): bigint[] {
+    return this.params.primes.slice(0, level + 1);
+  }
+
   padded(values: ArrayLike<number>): Float64Array {
     if (values.length > this.slots) throw new FhecError(`${values.length} values do not fit ${this.slots} slots`);
     const out = new Float64Array(this.slots);
@@ -108,7 +121,7 @@ class SimModel {
 
   serialize(ct: SimCiphertext): Uint8Array {
     const n = this.slots;
-    const offset = ct.offset ? new TextEncoder().encode(ct.offset.map((v) => v.toString(16)).join(',')) : new Uint8Array(0);
+    const offset = ct.offset ? new Uint8Array(ct.offset.buffer, ct.offset.byteOffset, ct.offset.byteLength) : new Uint8Array(0);
     const buf = new ArrayBuffer(16 + 16 * n + offset.length);
     const dv = new DataView(buf);
     dv.setUint32(0, ct.level, true);
@@ -128,14 +141,13 @@ class SimModel {
     const dv = new DataView(copy);
     const level = dv.getUint32(0, true);
     this.checkLevel(level);
-    let offset: bigint[] | undefined;
+    let offset: BigUint64Array | undefined;
     if (payload.length > 16 + 16 * n) {
-      const text = new TextDecoder().decode(payload.subarray(16 + 16 * n));
-      offset = text.split(',').map((h) => {
-        if (!/^-?[0-9a-f]+$/.test(h)) throw new FhecError('sim ciphertext carries a malformed integer polynomial');
-        return h.startsWith('-') ? -BigInt('0x' + h.slice(1)) : BigInt('0x' + h);
-      });
-      if (offset.length !== this.params.ringDegree) throw new FhecError('sim ciphertext carries an integer polynomial of the wrong degree');
+      const primes = this.levelPrimes(level);
+      const count = primes.length * this.params.ringDegree;
+      if (payload.length !== 16 + 16 * n + 8 * count) throw new FhecError(`sim ciphertext carries an integer polynomial of the wrong size (${payload.length - 16 - 16 * n} bytes, ${8 * count} at level ${level})`);
+      offset = new BigUint64Array(copy, 16 + 16 * n, count);
+      if (firstNonResidue(offset, primes, this.params.ringDegree)) throw new FhecError('sim ciphertext carries a malformed integer polynomial (a residue not below its prime)');
     }
     const scale = dv.getFloat64(8, true);
     const size = dv.getUint32(4, true);
@@ -235,8 +247,11 @@ export class SimClient implements CkksClient {
     const v = ct.values.slice();
     m.checkRange('encrypt', v, t.level, t.scale);
     m.inject(v, symmetricFreshVariance(this.params.ringDegree, t.scale));
-    const ratio = scaleRatio(t.scale, ct.scale);
-    return m.serialize(new SimCiphertext(v, ct.ideal.slice(), t.level, t.scale, 2, ct.offset.map((r) => roundScaled(r, ratio))));
+    // The mask through the scale change, as SEAL's key holder does it: the integers from their residues,
+    // checked against the mask's limit, rounded at the new scale, as residues of the target level.
+    const lift = liftResidues(ct.offset, m.levelPrimes(ct.level), m.levelPrimes(t.level), this.params.ringDegree, scaleRatio(t.scale, ct.scale), plan.limit);
+    if (lift.overflow !== undefined) throw new FhecError(`refresh of ${t.point}: the mask reached 2^${Math.log2(Number(lift.overflow)).toFixed(1)}, beyond its limit 2^${Math.log2(Number(plan.limit)).toFixed(1)}`, { node: `%${t.point}` });
+    return m.serialize(new SimCiphertext(v, ct.ideal.slice(), t.level, t.scale, 2, lift.residues));
   }
 
   inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
@@ -307,17 +322,20 @@ export class SimEvaluator implements CkksEvaluator {
   }
 
   addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
-    return items.map((it) => this.addIntegerPolynomial(it.ct, it.poly.coefficients(), it.rerandomize));
+    return items.map((it) => this.addIntegerPolynomial(it.ct, it.poly, it.rerandomize));
   }
 
   /** The polynomial joins the ciphertext's pending offset; a zero offset is dropped (the mask came off). */
-  private addIntegerPolynomial(h: CkksHandle, coeffs: readonly bigint[], rerandomize = false): CkksHandle {
+  private addIntegerPolynomial(h: CkksHandle, poly: IntegerPolynomial, rerandomize = false): CkksHandle {
     const a = this.anyCt(h);
-    if (coeffs.length !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${coeffs.length} coefficients, the ring has ${this.params.ringDegree}`);
-    const sum = a.offset ? a.offset.map((v, i) => v + coeffs[i]!) : coeffs.slice();
+    const n = this.params.ringDegree;
+    if (poly.n !== n) throw new FhecError(`integer polynomial of ${poly.n} coefficients, the ring has ${n}`);
+    const primes = this.model.levelPrimes(a.level);
+    const residues = poly.residues(primes);
+    const sum = a.offset ? addResidues(a.offset, residues, primes, n) : residues;
     const v = a.values.slice();
-    if (rerandomize) this.model.inject(v, freshVariance(this.params.ringDegree, a.scale));
-    return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, sum.every((c) => c === 0n) ? undefined : sum);
+    if (rerandomize) this.model.inject(v, freshVariance(n, a.scale));
+    return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, isZero(sum) ? undefined : sum);
   }
 
   encode(values: Float64Array, level: number, scale: number): CkksHandle {

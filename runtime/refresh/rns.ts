@@ -1,9 +1,9 @@
 // Exact integer polynomials in and out of SEAL's residue (RNS) representation: what the coefficient-
 // domain refresh needs to see a decrypted message as integers and to lift it to another modulus.
 
-import { type Ratio } from '../refresh/mask.js';
-import { IntegerWords, modInverse } from '../refresh/integer-mask.js';
-import { toWords, wordScratch, WordModulus } from '../refresh/modular-words.js';
+import { type Ratio } from './mask.js';
+import { IntegerWords, modInverse } from './integer-mask.js';
+import { toWords, wordScratch, WordModulus } from './modular-words.js';
 
 /** What the CRT of one set of primes needs, computed once per set (the key holder sees a few levels). */
 interface CrtBasis {
@@ -88,4 +88,29 @@ export function liftResidues(words: BigUint64Array, from: readonly bigint[], to:
     return { overflow: y.coefficients().reduce((m, v) => (v < 0n ? -v : v) > m ? (v < 0n ? -v : v) : m, 0n) };
   }
   return { residues: y.scaled(ratio, false).residues(to) };
+}
+
+/** a + b for two polynomials as prime-major residues of the primes `primes` (n coefficients). */
+export function addResidues(a: BigUint64Array, b: BigUint64Array, primes: readonly bigint[], n: number): BigUint64Array {
+  if (a.length !== primes.length * n || b.length !== a.length) throw new RangeError(`residues of ${a.length} and ${b.length} words for ${n} coefficients of ${primes.length} primes`);
+  const s = wordScratch();
+  const aAt = s.alloc(8 * a.length);
+  const bAt = s.alloc(8 * b.length);
+  const outAt = s.alloc(8 * a.length);
+  s.words(aAt, a.length).set(a);
+  s.words(bAt, b.length).set(b);
+  primes.forEach((q, j) => s.fn.addmod(aAt + 8 * n * j, bAt + 8 * n * j, n, q, outAt + 8 * n * j));
+  return s.words(outAt, a.length).slice();
+}
+
+/** Where prime-major words stop being residues of `primes` (a word >= its prime): [prime index, coefficient], or undefined. */
+export function firstNonResidue(words: BigUint64Array, primes: readonly bigint[], n: number): [number, number] | undefined {
+  const s = wordScratch();
+  const at = s.alloc(8 * words.length);
+  s.words(at, words.length).set(words);
+  for (let j = 0; j < primes.length; j++) {
+    const i = s.fn.notbelow(at + 8 * n * j, n, primes[j]!);
+    if (i >= 0) return [j, i];
+  }
+  return undefined;
 }
