@@ -2,11 +2,9 @@
 // plan of a KV-cache export, then greedy bytes from a 4-byte prompt through the CLI (`fhec generate
 // --backend seal`), equal to greedy decoding of the fp32 no-cache export by onnxruntime.
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileGenerationPlan } from '../../compiler/generation-plan.js';
+import { cachedGenerationPlan } from './plan-cache.js';
 import { fhecInProcess } from './in-process.js';
 import { ortGreedy } from './ort-greedy.js';
 import { MODELS } from './shared.js';
@@ -25,11 +23,11 @@ export interface SealGenerationCase {
 }
 
 export function describeSealGeneration(c: SealGenerationCase): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-seal-generation-'));
-  const plan = path.join(dir, 'gen.json');
+  let plan: string;
   describe(c.title, () => {
     beforeAll(() => {
-      compileGenerationPlan(c.kvModel, plan, { calibration: path.join(MODELS, 'calibration.txt'), maxContext: c.prompt.length + c.bytes, prefill: [c.prompt.length] });
+      // Shared with the serve tests when the model and context are theirs (plan-cache.ts).
+      plan = cachedGenerationPlan(c.kvModel, { calibration: path.join(MODELS, 'calibration.txt'), maxContext: c.prompt.length + c.bytes, prefill: [c.prompt.length] });
     }, c.compileTimeoutMs);
 
     it(`generates ${c.bytes} bytes from encrypted input equal to greedy fp32 decoding by onnxruntime`, async () => {
