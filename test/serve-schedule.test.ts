@@ -72,7 +72,7 @@ describe('the remote key holder enforces its own copy of the plan (sim backend)'
     expect(run.stdout.trim()).toBe(mine.sha256);
     // The file is accepted by --plan as the plan itself (same digest).
     expect((await ownSchedule(file)).sha256).toBe(mine.sha256);
-    expect(Object.keys(mine.schedule.steps)).toEqual(['prefill-4', 'prefill-4 -> decode-4', 'decode-4 -> decode-5']);
+    expect(Object.keys(mine.schedule.steps)).toEqual(['prefill-4', 'prefill-4 -> decode-4', 'decode-4 -> decode-5', 'decode-5 -> decode-6', 'decode-6 -> decode-7']);
   });
 
   it('refuses a server running another plan (a larger refresh bound) by its digest', async () => {
