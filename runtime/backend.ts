@@ -114,6 +114,8 @@ export interface CkksEvaluator {
   modSwitch(a: CkksHandle): CkksHandle;
   /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
   rotate(a: CkksHandle, step: number): CkksHandle;
+  /** The key switches `rotate(a, step)` makes: one per key step (its own key, or a decomposition over the keys held). */
+  keyStepsFor?(step: number): number[];
   /**
    * Adds each item's integer polynomial to its ciphertext's message, exactly, at the ciphertext's level
    * and scale (new ciphertexts; the inputs stay the caller's). Batched so a backend can transform
