@@ -56,7 +56,12 @@ export function cachedGenerationPlan(model: string, options: CachedPlanOptions):
     try {
       fs.mkdirSync(lock);
     } catch {
-      const holder = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }));
+      let holder = 0;
+      try {
+        holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
+      } catch {
+        // not written yet, or the lock was just released: look again
+      }
       if (holder > 0 && !alive(holder)) fs.rmSync(lock, { recursive: true, force: true });
       else sleep(1000);
       continue;
