@@ -103,11 +103,16 @@ export function addResidues(a: BigUint64Array, b: BigUint64Array, primes: readon
   return s.words(outAt, a.length).slice();
 }
 
-/** Where prime-major words stop being residues of `primes` (a word >= its prime): [prime index, coefficient], or undefined. */
-export function firstNonResidue(words: BigUint64Array, primes: readonly bigint[], n: number): [number, number] | undefined {
+/**
+ * Where little-endian 64-bit words (`bytes`, prime-major, n per prime, any alignment) stop being residues
+ * of `primes` (a word >= its prime): [prime index, coefficient], or undefined. SEAL's ciphertext validation
+ * and the simulator's mask both check with it.
+ */
+export function firstNonResidue(bytes: Uint8Array, primes: readonly bigint[], n: number): [number, number] | undefined {
+  if (bytes.length !== 8 * primes.length * n) throw new RangeError(`${bytes.length} bytes for ${n} words of ${primes.length} primes`);
   const s = wordScratch();
-  const at = s.alloc(8 * words.length);
-  s.words(at, words.length).set(words);
+  const at = s.alloc(bytes.length);
+  s.bytes(at, bytes.length).set(bytes);
   for (let j = 0; j < primes.length; j++) {
     const i = s.fn.notbelow(at + 8 * n * j, n, primes[j]!);
     if (i >= 0) return [j, i];

@@ -17,6 +17,7 @@
 // All little-endian (see SEAL's serialization.h, ciphertext.cpp, plaintext.cpp, kswitchkeys.cpp).
 
 import { FhecError } from '../../ir/errors.js';
+import { firstNonResidue } from '../refresh/rns.js';
 
 const MAGIC = 0xa15e;
 const HEADER = 16;
@@ -118,19 +119,10 @@ class Reader {
 
 /** Every word of `count` at `offset` below its prime; words are grouped in blocks of n per prime. */
 function checkCoefficients(r: Reader, offset: number, polys: number, primes: bigint[], n: number): void {
-  const dv = r.dv;
-  let at = offset;
+  const size = 8 * n * primes.length;
   for (let p = 0; p < polys; p++) {
-    for (const q of primes) {
-      const qhi = Number(q >> 32n);
-      const qlo = Number(q & 0xffffffffn);
-      for (let i = 0; i < n; i++, at += 8) {
-        const hi = dv.getUint32(at + 4, true);
-        if (hi > qhi || (hi === qhi && dv.getUint32(at, true) >= qlo)) {
-          fail(r.what, `coefficient ${i} of polynomial ${p} is not below its prime ${q}`);
-        }
-      }
-    }
+    const bad = firstNonResidue(r.bytes.subarray(offset + p * size, offset + (p + 1) * size), primes, n);
+    if (bad) fail(r.what, `coefficient ${bad[1]} of polynomial ${p} is not below its prime ${primes[bad[0]]}`);
   }
 }
 

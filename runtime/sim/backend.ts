@@ -147,7 +147,7 @@ class SimModel {
       const count = primes.length * this.params.ringDegree;
       if (payload.length !== 16 + 16 * n + 8 * count) throw new FhecError(`sim ciphertext carries an integer polynomial of the wrong size (${payload.length - 16 - 16 * n} bytes, ${8 * count} at level ${level})`);
       offset = new BigUint64Array(copy, 16 + 16 * n, count);
-      if (firstNonResidue(offset, primes, this.params.ringDegree)) throw new FhecError('sim ciphertext carries a malformed integer polynomial (a residue not below its prime)');
+      if (firstNonResidue(payload.subarray(16 + 16 * n), primes, this.params.ringDegree)) throw new FhecError('sim ciphertext carries a malformed integer polynomial (a residue not below its prime)');
     }
     const scale = dv.getFloat64(8, true);
     const size = dv.getUint32(4, true);
