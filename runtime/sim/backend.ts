@@ -7,6 +7,7 @@
 import { SeededGaussian } from '../../ir/random.js';
 import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
+import { rotateSlots } from '../../ir/fhe/plain-eval.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, ExactRefreshTarget, IntegerPolynomial, IntegerPolynomialItem, KeyRequest } from '../backend.js';
 import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
@@ -35,6 +36,20 @@ class SimCiphertext implements CkksHandle {
      */
     readonly offset?: BigUint64Array,
   ) {}
+}
+
+/** a + sign b, slot by slot (one loop per op: a callback per slot was most of an add's time). */
+function addScaled(a: Float64Array, b: Float64Array, sign: 1 | -1): Float64Array {
+  const r = new Float64Array(a.length);
+  if (sign === 1) for (let i = 0; i < r.length; i++) r[i] = a[i]! + b[i]!;
+  else for (let i = 0; i < r.length; i++) r[i] = a[i]! - b[i]!;
+  return r;
+}
+
+function scaled(a: Float64Array, c: number): Float64Array {
+  const r = new Float64Array(a.length);
+  for (let i = 0; i < r.length; i++) r[i] = c * a[i]!;
+  return r;
 }
 
 function isZero(words: BigUint64Array): boolean {
@@ -94,8 +109,7 @@ class SimModel {
 
   /** Adds N(0, v) to each slot. */
   inject(values: Float64Array, v: number): void {
-    const sd = Math.sqrt(v);
-    for (let i = 0; i < values.length; i++) values[i]! += sd * this.noise.next();
+    this.noise.addTo(values, Math.sqrt(v));
   }
 
   /** SEAL would silently decrypt garbage once |value| * scale reaches half the modulus; the simulator says so. */
@@ -348,37 +362,28 @@ export class SimEvaluator implements CkksEvaluator {
     return new SimPlaintext(v, ideal, level, scale);
   }
 
-  private binary(what: string, a: SimCiphertext, b: SimCiphertext, f: (x: number, y: number) => number): SimCiphertext {
+  private binary(what: string, a: SimCiphertext, b: SimCiphertext, sign: 1 | -1): SimCiphertext {
     this.sameParams(what, a, b);
     this.sameScale(what, a, b);
-    const n = this.model.slots;
-    const v = new Float64Array(n);
-    const e = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      v[i] = f(a.values[i]!, b.values[i]!);
-      e[i] = f(a.ideal[i]!, b.ideal[i]!);
-    }
-    return new SimCiphertext(v, e, a.level, a.scale, Math.max(a.size, b.size));
+    return new SimCiphertext(addScaled(a.values, b.values, sign), addScaled(a.ideal, b.ideal, sign), a.level, a.scale, Math.max(a.size, b.size));
   }
 
   add(a: CkksHandle, b: CkksHandle): CkksHandle {
-    return this.binary('add', this.ct(a), this.ct(b), (x, y) => x + y);
+    return this.binary('add', this.ct(a), this.ct(b), 1);
   }
   sub(a: CkksHandle, b: CkksHandle): CkksHandle {
-    return this.binary('sub', this.ct(a), this.ct(b), (x, y) => x - y);
+    return this.binary('sub', this.ct(a), this.ct(b), -1);
   }
   negate(h: CkksHandle): CkksHandle {
     const a = this.ct(h);
-    return new SimCiphertext(a.values.map((x) => -x), a.ideal.map((x) => -x), a.level, a.scale, a.size);
+    return new SimCiphertext(scaled(a.values, -1), scaled(a.ideal, -1), a.level, a.scale, a.size);
   }
   addPlain(h: CkksHandle, ph: CkksHandle): CkksHandle {
     const a = this.ct(h);
     const p = this.pt(ph);
     this.sameParams('add_plain', a, p);
     this.sameScale('add_plain', a, p);
-    const v = a.values.map((x, i) => x + p.values[i]!);
-    const e = a.ideal.map((x, i) => x + p.ideal[i]!);
-    return new SimCiphertext(v, e, a.level, a.scale, a.size);
+    return new SimCiphertext(addScaled(a.values, p.values, 1), addScaled(a.ideal, p.ideal, 1), a.level, a.scale, a.size);
   }
   mulPlain(h: CkksHandle, ph: CkksHandle): CkksHandle {
     const a = this.ct(h);
@@ -442,17 +447,11 @@ export class SimEvaluator implements CkksEvaluator {
   rotate(h: CkksHandle, step: number): CkksHandle {
     const a = this.ct(h);
     if (a.size !== 2) throw new FhecError(`sim rotate failed: ciphertext size ${a.size}, expected 2`);
-    const n = this.model.slots;
     let v = a.values;
     let e = a.ideal;
     for (const k of this.keyStepsFor(step)) {
-      const r = ((k % n) + n) % n;
-      const nv = new Float64Array(n);
-      const ne = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        nv[i] = v[(i + r) % n]!;
-        ne[i] = e[(i + r) % n]!;
-      }
+      const nv = rotateSlots(v, k);
+      const ne = rotateSlots(e, k);
       this.keySwitchNoise(nv, a.level, a.scale);
       v = nv;
       e = ne;
