@@ -117,6 +117,13 @@ export interface CkksEvaluator {
   /** The key switches `rotate(a, step)` makes: one per key step (its own key, or a decomposition over the keys held). */
   keyStepsFor?(step: number): number[];
   /**
+   * Makes ahead the re-randomizing encryptions of zero that refreshes of ciphertexts at these levels
+   * will use (one per entry, each used once), so that a thread with nothing else to do while the key
+   * holder works makes them then instead of on the refresh's critical path. Returns how many it made
+   * (the backend keeps a bounded number per level). Optional: a backend without it encrypts on demand.
+   */
+  prepareZeros?(levels: readonly number[]): number;
+  /**
    * Adds each item's integer polynomial to its ciphertext's message, exactly, at the ciphertext's level
    * and scale (new ciphertexts; the inputs stay the caller's). Batched so a backend can transform
    * several polynomials together.
@@ -128,6 +135,8 @@ export interface CkksEvaluator {
   simulatedValues?(ct: CkksHandle): Float64Array;
   /** With CkksEvaluatorOptions.zeroSupply: zeros taken from the helper thread, and made inline because none was ready. */
   readonly zeroSupply?: { served: number; missed: number };
+  /** With prepareZeros: zeros made ahead, and how many of them refreshes have used. */
+  readonly preparedZerosStats?: { made: number; used: number };
   free(h: CkksHandle): void;
   dispose(): void;
 }
@@ -140,8 +149,12 @@ export interface CkksEvaluator {
 export interface CkksRefresher {
   /** `name`: the refreshed value in the program, for per-value policies (e.g. calibrated bounds). */
   refresh(ct: CkksHandle, scale: number, name?: string): CkksHandle;
-  /** Refreshes several ciphertexts in one round trip (a refresh round, runtime/refresh/rounds.ts); same results as one by one. */
-  refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[]): CkksHandle[];
+  /**
+   * Refreshes several ciphertexts in one round trip (a refresh round, runtime/refresh/rounds.ts); same
+   * results as one by one. `whileWaiting`: work for the evaluator's thread while the key holder answers
+   * (a transport that blocks runs it between sending and blocking; one that answers at once ignores it).
+   */
+  refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[], whileWaiting?: () => void): CkksHandle[];
   /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
   refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
 }

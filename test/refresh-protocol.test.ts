@@ -146,6 +146,33 @@ describe('client-aided refresh', () => {
     expect(onSeal.execution.ops.get('refresh')!.count).toBe(placed.count);
   });
 
+  it('makes the next round\'s zeros while a blocking key holder answers, and only then (same values)', () => {
+    const placed = placeRefreshes(signComposition(5), { levels: top - 1 });
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
+    const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
+    const stats = () => (ev as unknown as { preparedZerosStats: { made: number; used: number } }).preparedZerosStats;
+    const stages = refreshStages(managed).stages.filter((st) => st.refreshes.length > 0);
+    // A transport that answers at once gives no wait to fill: nothing is made ahead.
+    const before = stats();
+    const direct = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } }) });
+    expect(stats()).toEqual(before);
+    expect(rms(client.decrypt(direct.outputs.get('y')!), want)).toBeLessThan(1e-6);
+    // One that blocks (a key holder in another thread or process) runs the work after sending: the
+    // zeros of every round after the first are made there, and each is used once by the next round.
+    const waits: number[] = [];
+    const blocking: RefreshTransport = (request, whileWaiting) => {
+      const made = stats().made;
+      whileWaiting?.();
+      waits.push(stats().made - made);
+      return keyHolder.handle(request);
+    };
+    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, blocking, { mask: { valueBound: 1 } }) });
+    expect(waits).toEqual([...stages.slice(1).map((st) => st.refreshes.length), 0]);
+    expect(stats().made - before.made).toBe(placed.count - stages[0]!.refreshes.length);
+    expect(stats().used - before.used).toBe(stats().made - before.made);
+    expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
+  });
+
   it('restores the top level; the error it adds is what the model says, the mask adding none', async () => {
     const sim = makeSimBackend(9);
     const simClient = await sim.createClient(params, { galoisSteps: [], relin: false });

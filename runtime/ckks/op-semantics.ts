@@ -97,11 +97,11 @@ export function runOp(
 }
 
 /** One refresh round: all its ciphertexts in one message when the refresher batches, each checked against the program's type. */
-export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): CkksHandle[] {
+export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: () => void): CkksHandle[] {
   const ops = refreshes.map((i) => program.ops[i]!);
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
   const items = refreshItems(ops, get);
-  const fresh = refresher.refreshMany ? refresher.refreshMany(items) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
+  const fresh = refresher.refreshMany ? refresher.refreshMany(items, whileWaiting) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
   return checkRefreshed(ops, ev, fresh);
 }
 

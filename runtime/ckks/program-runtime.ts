@@ -95,6 +95,9 @@ export class ProgramRuntime implements PlanRuntime {
   private readonly roundEnds = new Set<number>();
   /** Positions of the refreshes called in the round under way. */
   private round: number[] = [];
+  /** Rounds sent so far, and the levels of each round's refresh inputs (the zeros its masks need). */
+  private roundsDone = 0;
+  private readonly roundLevels: number[][] = [];
   private readonly live = new Map<string, CkksHandle>();
   /**
    * Encodes not carried out yet (SEAL only): an encode runs when its first consumer needs it. The stage
@@ -123,7 +126,10 @@ export class ProgramRuntime implements PlanRuntime {
     this.order = [];
     for (const stage of refreshStages(program).stages) {
       this.order.push(...stage.ops, ...stage.refreshes);
-      if (stage.refreshes.length > 0) this.roundEnds.add(this.order.length - 1);
+      if (stage.refreshes.length > 0) {
+        this.roundEnds.add(this.order.length - 1);
+        this.roundLevels.push(stage.refreshes.map((i) => program.ops[i]!.args[0]!.type.level).filter((l): l is number => l !== undefined));
+      }
     }
     this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
     this.encoder = constantEncoder(program, ev, options.plaintexts);
@@ -266,7 +272,11 @@ export class ProgramRuntime implements PlanRuntime {
     this.round = [];
     const indices = positions.map((at) => this.order[at]!);
     const start = performance.now();
-    const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher);
+    // While the key holder answers, the evaluator can make the zeros the next round's masks need.
+    const next = this.roundLevels[++this.roundsDone];
+    const ev = this.ev;
+    const whileWaiting = next && ev.prepareZeros ? () => void ev.prepareZeros!(next) : undefined;
+    const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting);
     const ms = (performance.now() - start) / positions.length;
     positions.forEach((at, k) => {
       this.count(indices[k]!, 'refresh', ms);

@@ -4,14 +4,14 @@
 /** Client to evaluator: asynchronous request/reply. */
 export type AsyncChannel = (request: Uint8Array) => Promise<Uint8Array>;
 /** Evaluator to key holder, inside an evaluation step: synchronous request/reply. */
-export type SyncChannel = (request: Uint8Array) => Uint8Array;
+export type SyncChannel = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array;
 /**
  * Evaluator to key holder as the evaluator takes it: one message per refresh round or cache carry,
  * each a batch of ciphertexts (runtime/refresh/messages.ts, generate/cache-refresh.ts). An in-process
  * key holder answers at once; a remote one (a browser client) with a promise, which the evaluation
  * workers' path waits for (the one-thread path needs an immediate answer).
  */
-export type KeyHolderChannel = (request: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+export type KeyHolderChannel = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array | Promise<Uint8Array>;
 
 export interface ChannelCounters {
   roundTrips: number;
@@ -38,10 +38,10 @@ export class CountingChannel {
 export class CountingSyncChannel {
   readonly counters: ChannelCounters = { roundTrips: 0, bytesSent: 0, bytesReceived: 0 };
   constructor(private readonly peer: SyncChannel) {}
-  readonly send: SyncChannel = (request) => {
+  readonly send: SyncChannel = (request, whileWaiting) => {
     this.counters.roundTrips++;
     this.counters.bytesSent += request.length;
-    const reply = this.peer(copy(request));
+    const reply = this.peer(copy(request), whileWaiting);
     this.counters.bytesReceived += reply.length;
     return copy(reply);
   };

@@ -78,6 +78,8 @@ export class WorkerPool {
   private broken?: Error;
   /** Each worker's plaintext cache after the last run. */
   readonly plaintexts: (PlaintextCacheStats | undefined)[];
+  /** Each worker's zeros made while it waited for the key holder, and used, so far (prepareZeros). */
+  readonly zeros: ({ made: number; used: number } | undefined)[];
 
   private constructor(
     private readonly workers: Worker[],
@@ -85,6 +87,7 @@ export class WorkerPool {
   ) {
     this.pending = workers.map(() => []);
     this.plaintexts = workers.map(() => undefined);
+    this.zeros = workers.map(() => undefined);
     workers.forEach((w, i) => {
       w.on('message', (m: WorkerToMain) => {
         const p = this.pending[i]!.shift();
@@ -266,7 +269,10 @@ export class WorkerPool {
       if (!this.broken) {
         const ended = await Promise.all(this.workers.map((_, w) => this.request(w, { kind: 'end', run }).catch(() => undefined)));
         ended.forEach((m, w) => {
-          if (m?.kind === 'ended') this.plaintexts[w] = m.plaintexts;
+          if (m?.kind === 'ended') {
+            this.plaintexts[w] = m.plaintexts;
+            this.zeros[w] = m.zeros;
+          }
         });
       }
     }

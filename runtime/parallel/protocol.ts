@@ -87,7 +87,7 @@ export interface StageDone {
 export type WorkerToMain =
   | { kind: 'ready' }
   | StageDone
-  | { kind: 'ended'; run: number; plaintexts?: PlaintextCacheStats }
+  | { kind: 'ended'; run: number; plaintexts?: PlaintextCacheStats; zeros?: { made: number; used: number } }
   | { kind: 'carry-masked'; carry: number; masked: MaskedExport[] }
   | { kind: 'carry-fresh'; carry: number; fresh: Uint8Array[] }
   | { kind: 'error'; message: string; where: ErrorWhere; fhec: boolean };

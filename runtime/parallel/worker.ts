@@ -61,6 +61,8 @@ interface Run {
   encode: ReturnType<typeof constantEncoder>;
   /** Refresh inputs masked here, by value, until their fresh ciphertexts come back. */
   pending: Map<string, PendingRefresh>;
+  /** Each value's level in the program (computed when first needed). */
+  levels?: Map<string, number>;
 }
 let current: Run | undefined;
 /** Masks of carries (refreshes outside a program) until their replies come, by carry id. */
@@ -75,6 +77,15 @@ function freeValue(run: Run, name: string): void {
   if (!h) return;
   run.live.delete(name);
   if (!cache?.holds(h)) ev!.free(h);
+}
+
+/** The levels of the values a stage hands to the key holder, made ahead as zeros (CkksEvaluator.prepareZeros). */
+function prepareNextZeros(run: Run, stage: number): void {
+  const exports = (run.actions[stage] ?? []).filter((a) => a.do === 'export').map((a) => (a as { value: string }).value);
+  if (exports.length === 0 || !ev?.prepareZeros) return;
+  run.levels ??= new Map(run.program.ops.filter((op) => op.result?.type.level !== undefined).map((op) => [op.result!.name, op.result!.type.level!]));
+  const levels = exports.map((v) => run.levels!.get(v)).filter((l): l is number => l !== undefined);
+  ev.prepareZeros(levels);
 }
 
 async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): Promise<StageDone> {
@@ -183,6 +194,9 @@ async function handle(m: MainToWorker): Promise<void> {
         current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, m.cachePlaintexts === false ? undefined : cache), pending: new Map() };
       }
       post(await runStage(current, m));
+      // Idle until the main thread's key holder has answered this round: make the re-randomizing zeros
+      // the next stage's refresh inputs will need (their levels are the program's), off the critical path.
+      if (m.masking) prepareNextZeros(current, m.stage + 1);
       return;
     }
     case 'end': {
@@ -191,7 +205,7 @@ async function handle(m: MainToWorker): Promise<void> {
         current = undefined;
       }
       for (const k of [...mailbox.keys()]) if (k.startsWith(`${m.run}:`)) mailbox.delete(k);
-      post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined });
+      post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined, zeros: ev?.preparedZerosStats });
       return;
     }
     case 'carry-mask': {

@@ -18,8 +18,11 @@ import type { RefreshPoint, RefreshScheduleGuard } from './schedule.js';
  * Bytes in, bytes out: the only channel between evaluator and key holder. One request carries a whole
  * refresh round (messages.ts). An in-process key holder answers at once; one across a network answers
  * with a promise, which only the asynchronous paths (evaluation workers, refreshManyAsync) can wait for.
+ * `whileWaiting` is work the evaluator's thread can do until the answer comes: a transport that blocks
+ * for it (a key holder in another thread or process) runs it after sending; one that answers at once
+ * ignores it (there is no wait to fill).
  */
-export type RefreshTransport = (request: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+export type RefreshTransport = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array | Promise<Uint8Array>;
 
 export interface KeyHolderStats {
   requests: number;

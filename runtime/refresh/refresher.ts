@@ -225,13 +225,16 @@ export class MaskedRefresher implements CkksRefresher {
     return this.refreshMany([{ ct, scale, name }])[0]!;
   }
 
-  /** Refreshes all items in one round trip. The inputs stay owned by the caller. */
-  refreshMany(items: RefreshItem[]): CkksHandle[] {
+  /** Refreshes all items in one round trip (CkksRefresher.refreshMany). The inputs stay owned by the caller. */
+  refreshMany(items: RefreshItem[], whileWaiting?: () => void): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
+    let idle = whileWaiting;
     const out = exactRefreshRoundTrip(this.ev, this.sized(items), this.policy, (all) => inMessages(all, this.options.ciphertextsPerMessage, (requestItems) => {
       const { id, request } = this.request(requestItems);
-      const reply = this.transport(request);
+      // The idle work fills the first wait of the round only.
+      const reply = this.transport(request, idle);
+      idle = undefined;
       if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run the program on evaluation workers (--workers), whose refresh rounds can wait');
       return this.reply(id, request, reply);
     }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'));

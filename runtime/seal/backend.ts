@@ -24,6 +24,8 @@ import {
 } from './serialized.js';
 
 const BACKEND: BackendName = 'seal';
+/** Zeros prepareZeros keeps ready per level (each about 1 MiB at N = 16384). */
+const MAX_PREPARED_ZEROS = 16;
 
 class SealCiphertext implements CkksHandle {
   readonly backend = BACKEND;
@@ -303,6 +305,9 @@ class SealEvaluator implements CkksEvaluator {
   private readonly zeroEncryptor: LevelZeroEncryptor;
   /** Re-randomizing zeros made ahead on a helper thread (zero-supply.ts), when asked for. */
   private zeros?: ZeroSupply;
+  /** Encryptions of zero made ahead by prepareZeros, per level, each used once. */
+  private readonly preparedZeros = new Map<number, Ciphertext[]>();
+  private readonly preparedStats = { made: 0, used: 0 };
 
   constructor(
     private readonly seal: MainModule,
@@ -382,16 +387,33 @@ class SealEvaluator implements CkksEvaluator {
           // A fresh public-key encryption of zero: the masked ciphertext's randomness is new. Made ahead
           // by the zero supply when one is ready at this level (each used once), else here.
           const level = polys[i]!.level;
-          const ready = this.zeros?.take(level);
+          const made = this.preparedZeros.get(level)?.pop();
+          const ready = made ? undefined : this.zeros?.take(level);
           try {
-            out.push(
-              this.out('re-randomize', (d) => {
-                if (ready) d.loadFromArray(this.info.context, ready);
-                else this.zeroEncryptor.encryptZero(level, d);
-                d.setScale(x.scale());
-                this.evaluator.addInplace(d, sum.ct);
-              }),
-            );
+            if (made) {
+              // A zero made ahead (prepareZeros): it becomes the result.
+              this.preparedStats.used++;
+              const z = new SealCiphertext(made);
+              try {
+                sealCall(this.seal, 're-randomize', () => {
+                  made.setScale(x.scale());
+                  this.evaluator.addInplace(made, sum.ct);
+                });
+              } catch (e) {
+                made.delete();
+                throw e;
+              }
+              out.push(z);
+            } else {
+              out.push(
+                this.out('re-randomize', (d) => {
+                  if (ready) d.loadFromArray(this.info.context, ready);
+                  else this.zeroEncryptor.encryptZero(level, d);
+                  d.setScale(x.scale());
+                  this.evaluator.addInplace(d, sum.ct);
+                }),
+              );
+            }
           } finally {
             sum.ct.delete();
           }
@@ -517,6 +539,34 @@ class SealEvaluator implements CkksEvaluator {
     else if (h instanceof SealPlaintext) h.pt.delete();
   }
 
+  prepareZeros(levels: readonly number[]): number {
+    const want = new Map<number, number>();
+    for (const l of levels) want.set(l, (want.get(l) ?? 0) + 1);
+    let made = 0;
+    for (const [level, count] of want) {
+      const list = this.preparedZeros.get(level) ?? [];
+      this.preparedZeros.set(level, list);
+      while (list.length < Math.min(count, MAX_PREPARED_ZEROS)) {
+        const z = new this.seal.Ciphertext();
+        try {
+          this.zeroEncryptor.encryptZero(level, z);
+        } catch (e) {
+          z.delete();
+          throw e;
+        }
+        list.push(z);
+        made++;
+      }
+    }
+    this.preparedStats.made += made;
+    return made;
+  }
+
+  /** Zeros made by prepareZeros, and how many of them refreshes used. */
+  get preparedZerosStats(): { made: number; used: number } {
+    return { ...this.preparedStats };
+  }
+
   useZeroSupply(zeros: ZeroSupply): void {
     this.zeros = zeros;
   }
@@ -527,6 +577,8 @@ class SealEvaluator implements CkksEvaluator {
 
   dispose(): void {
     this.zeros?.close();
+    for (const list of this.preparedZeros.values()) for (const z of list) z.delete();
+    this.preparedZeros.clear();
     this.relinKeys?.delete();
     this.galoisKeys?.delete();
     this.zeroEncryptor.dispose();

@@ -26,9 +26,11 @@ export type RefreshAnswer = { bytes: Uint8Array } | { error: string };
 /** The worker's synchronous channel to the key holder, through the main thread. */
 export function blockingKeyHolder(link: WorkerLinkData, post: (bytes: Uint8Array) => void): SyncChannel {
   const flag = new Int32Array(link.flag);
-  return (request) => {
+  return (request, whileWaiting) => {
     Atomics.store(flag, 0, 0);
     post(request);
+    // The client decrypts and re-encrypts meanwhile: this thread can do the work it was given.
+    whileWaiting?.();
     const r = Atomics.wait(flag, 0, 0, link.refreshTimeoutMs);
     if (r === 'timed-out') throw new FhecError(`the client did not answer a refresh request within ${Math.round(link.refreshTimeoutMs / 1000)} s`);
     const m = receiveMessageOnPort(link.port);
