@@ -5,6 +5,15 @@
 // CKKS simulator's noise, the sampled precision analysis). Not for secrets: masks and keys come from the
 // operating system's CSPRNG.
 
+/** One xorshift32 step. */
+function xorshift(s: number): number {
+  s ^= s << 13;
+  s >>>= 0;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  return s >>> 0;
+}
+
 export class SeededGaussian {
   private s: number;
   private spare: number | undefined;
@@ -15,14 +24,8 @@ export class SeededGaussian {
 
   /** Uniform in (0, 1). */
   uniform(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.s = x;
-    return (x + 0.5) / 4294967296;
+    this.s = xorshift(this.s);
+    return (this.s + 0.5) / 4294967296;
   }
 
   /** Standard normal. */
@@ -39,7 +42,7 @@ export class SeededGaussian {
 
   /**
    * values[i] += sd * (a standard normal), for every i: the same stream as calling next() once per slot,
-   * with the generator inlined (the simulator's hot loop).
+   * with the generator's state in a local (the simulator's hot loop).
    */
   addTo(values: Float64Array, sd: number): void {
     let i = 0;
@@ -53,17 +56,9 @@ export class SeededGaussian {
       let y: number;
       let q: number;
       do {
-        s ^= s << 13;
-        s >>>= 0;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        s >>>= 0;
+        s = xorshift(s);
         x = (2 * (s + 0.5)) / 4294967296 - 1;
-        s ^= s << 13;
-        s >>>= 0;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        s >>>= 0;
+        s = xorshift(s);
         y = (2 * (s + 0.5)) / 4294967296 - 1;
         q = x * x + y * y;
       } while (q >= 1);
