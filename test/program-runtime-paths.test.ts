@@ -125,3 +125,46 @@ describe('executeProgram and emitted plan modules: one engine, one op table', ()
     expect(table).toMatch(KIND_CASE);
   });
 });
+
+describe('per-kind op times', () => {
+  it('count a deferred encode once, as an encode, not also inside the op that needed it', async () => {
+    // SEAL defers each dense encode to its first consumer (program-runtime.ts): an evaluator that says it
+    // is not simulated gets that path. Encodes are made slow (5 ms each), the products fast.
+    const params = selectParameters({ depth: 1 });
+    const slots = params.ringDegree / 2;
+    const L: SlotLayout = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
+    const b = new FheBuilder('encodes', slots);
+    const x = b.input('x', L);
+    let acc = b.mulConst(x, { kind: 'dense', values: Float64Array.from({ length: 16 }, (_, i) => i / 16) }, 'w0');
+    for (let k = 1; k < 8; k++) acc = b.add(acc, b.mulConst(x, { kind: 'dense', values: Float64Array.from({ length: 16 }, (_, i) => (i + k) / 32) }, `w${k}`));
+    b.output('y', acc, L);
+    const program = manageScales(b.build(), { chain: fheChain(params), topScale: params.scale, inputLevel: topLevel(params) });
+    const backend = makeSimBackend(7);
+    const client = await backend.createClient(params, keyRequestFor(program));
+    const sim = await backend.createEvaluator(params, client.evaluationKeys());
+    const slow = new Proxy(sim, {
+      get(target, key, receiver) {
+        if (key === 'simulated') return false;
+        const v = Reflect.get(target, key, receiver) as unknown;
+        if (key !== 'encode' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        return (...args: unknown[]) => {
+          const until = performance.now() + 5;
+          while (performance.now() < until);
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const result = executeProgram(program, slow, encryptInputs(program, client, { x: new Float64Array(slots).fill(0.5) }));
+    const encode = result.ops.get('encode')!;
+    const mulPlain = result.ops.get('mul_plain')!;
+    expect(encode.count).toBe(8);
+    expect(encode.ms).toBeGreaterThanOrEqual(40);
+    // Each product ran right after its encode: before the fix it was charged the encode's 5 ms too.
+    expect(mulPlain.count).toBe(8);
+    expect(mulPlain.ms).toBeLessThan(encode.ms / 4);
+    const sum = [...result.ops.values()].reduce((s, o) => s + o.ms, 0);
+    expect(sum).toBeLessThanOrEqual(result.totalMs + 1);
+    sim.dispose();
+    client.dispose();
+  });
+});

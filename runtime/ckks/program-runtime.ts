@@ -113,6 +113,8 @@ export class ProgramRuntime implements PlanRuntime {
   private readonly encoder: (op: FheOp) => CkksHandle;
   private readonly t0: number;
   private finished = false;
+  /** Time spent in deferred encodes run inside another op (counted as encodes, not as that op). */
+  private nestedEncodeMs = 0;
 
   constructor(
     readonly program: FheProgram,
@@ -221,7 +223,9 @@ export class ProgramRuntime implements PlanRuntime {
     this.pending.delete(name);
     const start = performance.now();
     const h = withOpContext(p.op, () => runOp(p.op, this.ev, this.inputs, this.get, this.encoder, this.outputs))!;
-    this.count(p.index, 'encode', performance.now() - start);
+    const ms = performance.now() - start;
+    this.nestedEncodeMs += ms;
+    this.count(p.index, 'encode', ms);
     this.live.set(name, h);
     return h;
   }
@@ -259,8 +263,10 @@ export class ProgramRuntime implements PlanRuntime {
       if (this.lastUse.has(op.result!.name)) this.pending.set(op.result!.name, { index: i, op });
     } else {
       const start = performance.now();
+      const nested = this.nestedEncodeMs;
       const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
-      this.count(i, op.kind, performance.now() - start);
+      // A deferred encode its operand needed was counted as an encode: not again as this op.
+      this.count(i, op.kind, performance.now() - start - (this.nestedEncodeMs - nested));
       this.retire(at, op, result);
     }
     return op.result?.name as Ct | undefined;
