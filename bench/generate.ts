@@ -287,6 +287,7 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
       const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
         workers,
         zeroSupply,
+        keyHolderThread: true, // as fhec generate runs
         onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
       });
       const cpu = process.cpuUsage(cpu0);

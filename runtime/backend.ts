@@ -45,12 +45,25 @@ export interface CkksClient {
    * target level's modulus and encrypts it there with the secret key. A whole round at once, so a
    * backend can share work between its items.
    */
-  refreshExact(items: ExactRefreshItem[]): Uint8Array[];
+  refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[];
+  /**
+   * Runs refresh rounds on a thread of the client's own from now on (SEAL in Node): refreshExact then
+   * posts the round, runs `whileWaiting` on the calling thread, and waits. Returns the thread's counters.
+   */
+  startRefreshThread?(): Promise<RefreshThreadStats>;
   /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */
   inspect(ciphertext: Uint8Array): { level: number; scale: number; size: number };
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
   predictedError?(ciphertext: Uint8Array): Float64Array;
   dispose(): void;
+}
+
+/** What a client's refresh thread did: rounds, ciphertexts, its time on them, and the caller's time blocked for answers. */
+export interface RefreshThreadStats {
+  rounds: number;
+  ciphertexts: number;
+  ms: number;
+  waitedMs: number;
 }
 
 /** One masked ciphertext of a refresh round and what it must come back as. */

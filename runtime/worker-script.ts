@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker, type TransferListItem } from 'node:worker_threads';
 
 const scripts = new Map<string, Promise<URL>>();
 
@@ -45,4 +46,24 @@ export function workerScript(base: string, name: string): Promise<URL> {
     scripts.set(compiled.href, p);
   }
   return p;
+}
+
+/**
+ * Starts worker script `name` (beside `base`), unreferenced, posts it `init`, and resolves once it answers
+ * `{kind: 'ready'}`; a `{kind: 'error', message}` answer or an error event rejects (and ends the thread).
+ */
+export async function startWorker(base: string, name: string, init: unknown, transfer: TransferListItem[] = []): Promise<Worker> {
+  const worker = new Worker(await workerScript(base, name));
+  worker.unref();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', (m: { kind: string; message?: string }) => (m.kind === 'ready' ? resolve() : reject(new Error(m.message ?? `unexpected ${m.kind}`))));
+      worker.postMessage(init, transfer);
+    });
+  } catch (e) {
+    void worker.terminate();
+    throw e;
+  }
+  return worker;
 }

@@ -18,6 +18,7 @@ import { refreshPointsOf, RefreshScheduleGuard } from '../runtime/refresh/schedu
 import { placeProgram } from '../runtime/parallel/placement.js';
 import { WorkerPool } from '../runtime/parallel/pool.js';
 import { sealBackend } from '../runtime/seal/backend.js';
+import { signComposition } from './helpers/sign-composition.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
 const slots = params.ringDegree / 2;
@@ -43,15 +44,7 @@ function branches(count: number): FheProgram {
 
 /** p(x) = 1.5 x - 0.5 x^3 composed `rounds` times, refreshed wherever the chain runs out. */
 function refreshedComposition(rounds: number): FheProgram {
-  const b = new FheBuilder('sign', slots);
-  let x: FheValue = b.input('x', layout);
-  for (let r = 0; r < rounds; r++) {
-    const x2 = b.mul(x, x);
-    const x3 = b.mul(b.mulConst(x, { kind: 'splat', value: -0.5 }), x2);
-    x = b.add(b.mulConst(x, { kind: 'splat', value: 1.5 }), x3);
-  }
-  b.output('y', x, layout);
-  const placed = placeRefreshes(b.build(), { levels: top - 1 });
+  const placed = placeRefreshes(signComposition(rounds, slots), { levels: top - 1 });
   return manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
 }
 

@@ -16,6 +16,7 @@ import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import { depthsWith, isFeasible, levelGraph, type LevelGraph } from '../passes/fhe/refresh/refresh-graph.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import { bruteForceRefreshes } from './helpers/refresh-brute-force.js';
+import { signComposition } from './helpers/sign-composition.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters } from '../ir/ckks/params.js';
 import { coeffModulusPrimes } from '../ir/ckks/primes.js';
@@ -112,19 +113,6 @@ function residualStack(degrees: number[]): FheProgram {
   return b.build();
 }
 
-/** p(x) = 1.5 x - 0.5 x^3 composed `rounds` times (degree 3^rounds, depth 2 per round). */
-function signComposition(rounds: number, slots: number): FheProgram {
-  const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
-  const b = new FheBuilder('sign', slots);
-  let x: FheValue = b.input('x', l);
-  for (let r = 0; r < rounds; r++) {
-    const x2 = b.mul(x, x);
-    const x3 = b.mul(b.mulConst(x, { kind: 'splat', value: -0.5 }), x2);
-    x = b.add(b.mulConst(x, { kind: 'splat', value: 1.5 }), x3);
-  }
-  b.output('y', x, l);
-  return b.build();
-}
 
 function chebyshevComposition(degree: number, rounds: number): FheProgram {
   const b = new FheBuilder('cheb', SLOTS);

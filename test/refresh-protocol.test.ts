@@ -2,9 +2,9 @@
 // the refresh adds the error the model predicts; the traffic is counted to the byte; the evaluator
 // holds no secret key and the key holder sees only masked values; tampering is caught.
 import { sealPair, type SealPair } from './helpers/seal-pair.js';
+import { signComposition } from './helpers/sign-composition.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
-import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
@@ -29,19 +29,6 @@ const slots = params.ringDegree / 2;
 const top = topLevel(params);
 const xs = Float64Array.from({ length: slots }, (_, i) => 0.9 * Math.sin(0.37 * i));
 
-/** p(x) = 1.5 x - 0.5 x^3 composed `rounds` times: degree 3^rounds, depth 2 per round. */
-function signComposition(rounds: number): FheProgram {
-  const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
-  const b = new FheBuilder('sign', slots);
-  let x: FheValue = b.input('x', l);
-  for (let r = 0; r < rounds; r++) {
-    const x2 = b.mul(x, x);
-    const x3 = b.mul(b.mulConst(x, { kind: 'splat', value: -0.5 }), x2);
-    x = b.add(b.mulConst(x, { kind: 'splat', value: 1.5 }), x3);
-  }
-  b.output('y', x, l);
-  return b.build();
-}
 
 const rms = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let s = 0;
@@ -111,7 +98,7 @@ describe('client-aided refresh', () => {
 
   it('runs a degree-243 composition (depth 10) on a 2-level chain, on seal and sim', async () => {
     // Refreshes stay at level 1 and above: level 0 (q_0, 60 bits) cannot carry a 40-bit mask.
-    const placed = placeRefreshes(signComposition(5), { levels: top - 1 });
+    const placed = placeRefreshes(signComposition(5, slots), { levels: top - 1 });
     expect(placed.count).toBe(14);
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
@@ -147,7 +134,7 @@ describe('client-aided refresh', () => {
   });
 
   it('makes the next round\'s zeros while a blocking key holder answers, and only then (same values)', () => {
-    const placed = placeRefreshes(signComposition(5), { levels: top - 1 });
+    const placed = placeRefreshes(signComposition(5, slots), { levels: top - 1 });
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
     const stats = () => (ev as unknown as { preparedZerosStats: { made: number; used: number } }).preparedZerosStats;
@@ -327,7 +314,7 @@ describe('client-aided refresh', () => {
     ev.free(low);
     expect(() => new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 0 } }).refresh(ct, params.scale)).toThrow(FhecError);
     // A program that refreshes needs a refresher.
-    const placed = placeRefreshes(signComposition(2), { levels: top - 1 });
+    const placed = placeRefreshes(signComposition(2, slots), { levels: top - 1 });
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const c2 = await sealBackend.createClient(params, keyRequestFor(managed));
     const e2 = await sealBackend.createEvaluator(params, c2.evaluationKeys());

@@ -9,7 +9,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
-import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import type { SlotLayout } from '../ir/fhe/types.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
@@ -22,6 +21,7 @@ import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard, type RefreshPoint } from '../runtime/refresh/schedule.js';
 import { loadPlan, writePlan } from '../runtime/plan/plan.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
+import { signComposition } from './helpers/sign-composition.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
 const slots = params.ringDegree / 2;
@@ -29,22 +29,9 @@ const top = topLevel(params);
 const xs = Float64Array.from({ length: slots }, (_, i) => 0.9 * Math.sin(0.37 * i));
 const sim = makeSimBackend(11);
 
-/** y = p(p(...p(x))) with p(x) = 1.5x - 0.5x^3: |x| <= 1 stays within 1; depth 2 per round. */
-function signComposition(rounds: number): FheProgram {
-  const l = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
-  const b = new FheBuilder('sign', slots);
-  let x: FheValue = b.input('x', l);
-  for (let r = 0; r < rounds; r++) {
-    const x2 = b.mul(x, x);
-    const x3 = b.mul(b.mulConst(x, { kind: 'splat', value: -0.5 }), x2);
-    x = b.add(b.mulConst(x, { kind: 'splat', value: 1.5 }), x3);
-  }
-  b.output('y', x, l);
-  return b.build();
-}
 
 // Refreshes at level 1: level 0 (one 60-bit prime) has no room for a 40-bit mask.
-const managed = manageScales(placeRefreshes(signComposition(5), { levels: top - 1 }).program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
+const managed = manageScales(placeRefreshes(signComposition(5, slots), { levels: top - 1 }).program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
 const bounds = new Map(refreshedValues(managed).map((v) => [v, 1]));
 const points = refreshPointsOf(managed, bounds);
 

@@ -19,7 +19,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, ZERO_SUPPLY_HELP } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, ZERO_SUPPLY_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -65,6 +65,8 @@ export interface GenerateFlags {
   workers?: number;
   /** --zero-supply: make the re-randomizing zeros on a helper thread (default off: see ZERO_SUPPLY_HELP). */
   zeroSupply?: boolean;
+  /** --no-key-holder-thread: the key holder's refresh rounds on the calling thread (default: a thread of their own). */
+  keyHolderThread?: boolean;
 }
 
 export interface GenerateOutput {
@@ -102,6 +104,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     ...maskFromFlags(flags.minHidingBits),
     workers: flags.workers ?? defaultWorkers(),
     zeroSupply: flags.zeroSupply === true,
+    keyHolderThread: flags.keyHolderThread !== false,
     onStep: (done, total, rec) => {
       if (!show) return;
       bar ??= stepsBar(total);
@@ -190,6 +193,7 @@ export function registerGenerate(program: Command): void {
     .option('--workers <n>', WORKERS_HELP, workersOption())
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--zero-supply', ZERO_SUPPLY_HELP)
+    .option('--no-key-holder-thread', KEY_HOLDER_THREAD_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

@@ -212,6 +212,7 @@ export function handleCacheRefresh(
   guard: RefreshScheduleGuard,
   request: Uint8Array,
   minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
+  whileWaiting?: () => void,
 ): { reply: Uint8Array; ciphertexts: number } {
   const { header, blobs } = decodeMessage<RequestHeader>(request, ['cache-refresh']);
   if (!Array.isArray(header.items) || header.items.length !== blobs.length || !header.items.every(isRequestItem) || !Number.isInteger(header.id) || !Number.isInteger(header.step)) {
@@ -229,6 +230,7 @@ export function handleCacheRefresh(
       const p = points[i]!;
       return { ciphertext: blobs[i]!, target: { level: p.toLevel, scale: it.scale, point: it.point, bound: scheduledBound(p, it.bound), maskBits: it.maskBits, minHidingBits } };
     }),
+    whileWaiting,
   );
   return { reply: encodeMessage({ kind: 'cache-fresh', id: header.id } as { kind: string }, fresh), ciphertexts: fresh.length };
 }

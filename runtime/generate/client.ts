@@ -9,7 +9,7 @@
 import { FhecError } from '../../ir/errors.js';
 import { packSlots, unpackSlots } from '../../ir/fhe/layout.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
-import type { CkksBackend, CkksClient } from '../backend.js';
+import type { CkksBackend, CkksClient, RefreshThreadStats } from '../backend.js';
 import { makeParameters, parametersId, slotsOf } from '../../ir/ckks/params.js';
 import { embedTokens } from '../model-session.js';
 import { RefreshKeyHolder } from '../refresh/key-holder.js';
@@ -47,7 +47,8 @@ export interface GenerationResult {
   steps: StepRecord[];
   /** Key generation and setup (not part of any token's latency). */
   setupMs: number;
-  keyHolder: { requests: number; ciphertexts: number; ms: number };
+  /** `thread`: rounds the key holder's own thread answered (startRefreshThread), else 0. */
+  keyHolder: { requests: number; ciphertexts: number; ms: number; threadRounds: number };
 }
 
 export interface GenerateHooks {
@@ -105,6 +106,11 @@ export class GenerationClient {
     plans: Pick<GenerationPlanSource, 'load' | 'prefillLengths'> | ClientPlans,
     /** The key holder's minimum hiding per refreshed ciphertext (default 40 bits, runtime/refresh/mask.ts). */
     private readonly minHidingBits?: number,
+    /**
+     * Refresh rounds on a thread of the client's own (SEAL in Node: CkksClient.startRefreshThread), so
+     * that an evaluator in the same process does its waiting work meanwhile (`fhec generate`).
+     */
+    private readonly refreshThread = false,
   ) {
     this.tokenizer = clientTokenizer(model);
     this.plans = 'refreshPoints' in plans ? plans : scheduleFromPlans(plans);
@@ -112,23 +118,39 @@ export class GenerationClient {
   private readonly plans: ClientPlans;
 
   /** The key holder's channel: masked ciphertexts in, fresh ciphertexts out. */
-  readonly keyHolder: SyncChannel = (request) => {
+  readonly keyHolder: SyncChannel = (request, whileWaiting) => {
     if (!this.ckks || !this.guard) throw new FhecError('the key holder has no keys yet');
     const t0 = performance.now();
+    // The key holder's work: its time on this thread, less the caller's work and the wait for its
+    // refresh thread, plus that thread's own time.
+    const thread = this.threadStats;
+    const [waited0, threadMs0] = [thread?.waitedMs ?? 0, thread?.ms ?? 0];
+    let idleMs = 0;
+    const idle = whileWaiting
+      ? () => {
+          const s = performance.now();
+          try {
+            whileWaiting();
+          } finally {
+            idleMs += performance.now() - s;
+          }
+        }
+      : undefined;
     let reply: Uint8Array;
     if (isGenerationMessage(request)) {
-      const r = handleCacheRefresh(this.ckks, this.guard, request, this.minHidingBits);
+      const r = handleCacheRefresh(this.ckks, this.guard, request, this.minHidingBits, idle);
       reply = r.reply;
       this.holderStats.ciphertexts += r.ciphertexts;
     } else {
       const before = this.refreshHolder!.stats.ciphertexts;
-      reply = this.refreshHolder!.handle(request);
+      reply = this.refreshHolder!.handle(request, idle);
       this.holderStats.ciphertexts += this.refreshHolder!.stats.ciphertexts - before;
     }
     this.holderStats.requests++;
-    this.holderStats.ms += performance.now() - t0;
+    this.holderStats.ms += performance.now() - t0 - idleMs - ((thread?.waitedMs ?? 0) - waited0) + ((thread?.ms ?? 0) - threadMs0);
     return reply;
   };
+  private threadStats?: RefreshThreadStats;
 
   /** The evaluator was replaced and resumes the session; `rerun`: it runs the open step again (RefreshScheduleGuard.restart). */
   restartEvaluator(rerun: boolean): void {
@@ -153,6 +175,7 @@ export class GenerationClient {
       throw new FhecError(`the evaluator proposes the steps ${plan.steps.map(shapeName).join(', ')}, the generation plan makes ${shapes.map(shapeName).join(', ')}`);
     }
     this.ckks = await this.backend.createClient(params, plan.keys);
+    this.threadStats = this.refreshThread && this.ckks.startRefreshThread ? await this.ckks.startRefreshThread() : undefined;
     const { plans } = this;
     this.guard = new RefreshScheduleGuard((i) => plans.refreshPoints(shapes, i));
     this.refreshHolder = new RefreshKeyHolder(this.ckks, this.guard, this.minHidingBits);
@@ -197,7 +220,7 @@ export class GenerationClient {
     const stoppedAt = generated.length > 0 && this.tokenizer.stopIds.has(generated[generated.length - 1]!) ? generated[generated.length - 1] : undefined;
     if (generated.length !== maxNewTokens && stoppedAt === undefined) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
     const text = this.tokenizer.decode(stoppedAt === undefined ? generated : generated.slice(0, -1));
-    return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats } };
+    return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats, threadRounds: this.threadStats?.rounds ?? 0 } };
   }
 
   /** The last token's logits, assembled from the evaluator's column blocks (one per ciphertext). */

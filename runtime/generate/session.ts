@@ -28,7 +28,10 @@ export interface GenerationRun {
   totalMs: number;
 }
 
-export interface InProcessOptions extends GenerateHooks, EvaluatorOptions {}
+export interface InProcessOptions extends GenerateHooks, EvaluatorOptions {
+  /** The key holder's refresh rounds on a thread of their own while the evaluator makes its next zeros (SEAL). */
+  keyHolderThread?: boolean;
+}
 
 export async function generateInProcess(
   source: GenerationPlanSource,
@@ -40,7 +43,7 @@ export async function generateInProcess(
 ): Promise<GenerationRun> {
   const t0 = performance.now();
   options.audit?.nextRun();
-  const client = new GenerationClient(backend, model, source, options.mask?.minHidingBits);
+  const client = new GenerationClient(backend, model, source, options.mask?.minHidingBits, options.keyHolderThread === true);
   const keyHolder = new CountingSyncChannel(client.keyHolder);
   const evaluator = new GenerationEvaluator(source, backend, keyHolder.send, options);
   const toEvaluator = new CountingChannel((b) => evaluator.handle(b));
@@ -133,7 +136,7 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   lines.push(`rotations: ${g.ops['rotate']?.count ?? 0}`);
   lines.push(`refreshes: ${g.refreshes} ciphertexts by refresh ops, ${g.cacheRefreshes} KV-cache ciphertexts carried between steps`);
   const k = g.keyHolderChannel;
-  lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)})`);
+  lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)}${r.keyHolder.threadRounds > 0 ? `, ${r.keyHolder.threadRounds} rounds on its own thread` : ''})`);
   if (dec.length > 0) {
     // Refreshes of one dependency level travel in one message (runtime/refresh/rounds.ts).
     const per = (f: (d: (typeof dec)[number]) => number) => dec.reduce((s, d) => s + f(d), 0) / dec.length;

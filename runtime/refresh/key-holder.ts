@@ -59,7 +59,8 @@ export class RefreshKeyHolder {
     private readonly minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
   ) {}
 
-  handle(request: Uint8Array): Uint8Array {
+  /** `whileWaiting`: the caller's work, run while a client with a refresh thread decrypts and re-encrypts. */
+  handle(request: Uint8Array, whileWaiting?: () => void): Uint8Array {
     const t0 = performance.now();
     const req = decodeRefreshRequest(request);
     const top = topLevel(this.client.params);
@@ -76,6 +77,7 @@ export class RefreshKeyHolder {
     }
     const fresh = this.client.refreshExact(
       req.items.map((it, i) => ({ ciphertext: it.ciphertext, target: { ...targets[i]!, point: it.point, maskBits: it.maskBits, minHidingBits: this.minHidingBits } })),
+      whileWaiting,
     );
     this.stats.requests++;
     this.stats.ciphertexts += req.items.length;
@@ -85,6 +87,6 @@ export class RefreshKeyHolder {
 
   /** An in-process transport to this key holder (a network transport would carry the same bytes). */
   transport(): RefreshTransport {
-    return (bytes) => this.handle(bytes);
+    return (bytes, whileWaiting) => this.handle(bytes, whileWaiting);
   }
 }

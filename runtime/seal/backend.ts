@@ -3,13 +3,14 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
 import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.js';
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
 import { liftResidues } from '../refresh/rns.js';
+import type { RefreshThread } from './refresh-thread.js';
 import type { ZeroSupply } from './zero-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
 import {
@@ -126,16 +127,28 @@ class SealClient implements CkksClient {
   private readonly shape: SealShape;
   /** Secret-key encryptor for refresh replies, made on first use. */
   private symmetric?: Encryptor;
+  /** The client's own thread for refresh rounds (startRefreshThread), when started. */
+  private thread?: RefreshThread;
 
   constructor(
     private readonly seal: MainModule,
     readonly params: CkksParameters,
     private readonly keys: KeyRequest,
+    /** The client's secret key, for its own refresh thread (refresh-thread.ts); otherwise a new one. */
+    secretKey?: Uint8Array,
   ) {
     checkSecurity(params);
     this.info = makeSealContext(seal, params);
     const ctx = this.info.context;
-    this.keygen = new seal.KeyGenerator(ctx);
+    if (secretKey) {
+      const sk = new seal.SecretKey();
+      try {
+        sealCall(seal, 'secret key load', () => sk.loadFromArray(ctx, secretKey));
+        this.keygen = new seal.KeyGenerator(ctx, sk);
+      } finally {
+        sk.delete();
+      }
+    } else this.keygen = new seal.KeyGenerator(ctx);
     const pk = this.keygen.createPublicKey();
     this.encoder = new seal.CKKSEncoder(ctx);
     this.encryptor = new seal.Encryptor(ctx, pk);
@@ -210,7 +223,27 @@ class SealClient implements CkksClient {
     return { level: info.level, scale: info.scale, size: info.size };
   }
 
-  refreshExact(items: ExactRefreshItem[]): Uint8Array[] {
+  /**
+   * Moves refresh rounds to a thread of the client's own, which gets the secret key (the client's side:
+   * no evaluator thread ever holds it). The calling thread then runs `whileWaiting` during a round.
+   */
+  async startRefreshThread(): Promise<RefreshThreadStats> {
+    if (!this.thread) {
+      const sk = this.keygen.secretKey();
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(sk.saveToArray(this.seal.ComprModeType.none) as Uint8Array);
+      } finally {
+        sk.delete();
+      }
+      const { RefreshThread } = await import('./refresh-thread.js');
+      this.thread = await RefreshThread.start(this.params, bytes);
+    }
+    return this.thread.stats;
+  }
+
+  refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[] {
+    if (this.thread) return this.thread.refresh(items, whileWaiting);
     const seal = this.seal;
     const n = this.params.ringDegree;
     // Every item checked before anything is decrypted.
@@ -280,6 +313,7 @@ class SealClient implements CkksClient {
   }
 
   dispose(): void {
+    this.thread?.close();
     this.encryptor.delete();
     this.decryptor.delete();
     this.modSwitcher.delete();
@@ -586,6 +620,11 @@ class SealEvaluator implements CkksEvaluator {
     this.encoder.delete();
     this.info.context.delete();
   }
+}
+
+/** A key holder's client rebuilt from a secret key (the client's refresh thread, refresh-thread-worker.ts). */
+export function sealClientFromSecretKey(seal: MainModule, params: CkksParameters, secretKey: Uint8Array): CkksClient {
+  return new SealClient(seal, params, { relin: false, galoisSteps: [] }, secretKey);
 }
 
 export const sealBackend: CkksBackend = {

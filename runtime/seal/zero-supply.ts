@@ -6,9 +6,9 @@
 // of encrypting. Each zero is used once; when none is ready at a level the evaluator encrypts its own,
 // so the supply changes how fast a run is, never what it computes. Node only (worker_threads).
 
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import type { CkksParameters } from '../../ir/ckks/params.js';
-import { workerScript } from '../worker-script.js';
+import { startWorker } from '../worker-script.js';
 
 export interface ZeroSupplyRequest {
   kind: 'zeros';
@@ -43,20 +43,14 @@ export class ZeroSupply {
 
   /** Starts the thread with the public key; resolves once it can make zeros. */
   static async start(params: CkksParameters, publicKey: Uint8Array): Promise<ZeroSupply> {
-    const worker = new Worker(await workerScript(import.meta.url, 'zero-supply-worker'));
-    worker.unref();
     // Zeros come back on their own port, which take() reads synchronously (the evaluator's thread is
     // busy computing, its event loop does not turn during a run); requests go on the worker's port.
     const { port1, port2 } = new MessageChannel();
     port1.unref();
+    let worker: Worker;
     try {
-      await new Promise<void>((resolve, reject) => {
-        worker.once('error', reject);
-        worker.once('message', (m: ZeroSupplyMessage) => (m.kind === 'ready' ? resolve() : reject(new Error(m.kind === 'error' ? m.message : `unexpected ${m.kind}`))));
-        worker.postMessage({ kind: 'init', params, publicKey, port: port2 }, [port2]);
-      });
+      worker = await startWorker(import.meta.url, 'zero-supply-worker', { kind: 'init', params, publicKey, port: port2 }, [port2]);
     } catch (e) {
-      void worker.terminate();
       throw new Error(`the zero-encryption supply did not start: ${(e as Error).message}`);
     }
     const supply = new ZeroSupply(worker, port1);
