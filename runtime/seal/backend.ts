@@ -243,11 +243,14 @@ class SealClient implements CkksClient {
   }
 
   refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[] {
-    if (this.thread) return this.thread.refresh(items, whileWaiting);
-    const seal = this.seal;
-    const n = this.params.ringDegree;
-    // Every item checked before anything is decrypted.
-    const checked = items.map(({ ciphertext, target: t }) => {
+    // The thread only pays when the caller has work to do meanwhile. Sharing a round between this thread
+    // and that one was measured no faster than one thread (the round's items batch their NTTs here).
+    return this.thread && whileWaiting ? this.thread.refresh(items, whileWaiting) : this.refreshHere(items);
+  }
+
+  /** The checks of a refresh round's items: the mask's hiding, the levels and scales asked for. */
+  private checkRefreshItems(items: ExactRefreshItem[]) {
+    return items.map(({ ciphertext, target: t }) => {
       const payload = unwrapCiphertext(ciphertext, BACKEND, this.id);
       const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
       const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
@@ -257,6 +260,14 @@ class SealClient implements CkksClient {
       }
       return { payload, info, plan, t };
     });
+  }
+
+  /** refreshExact on this thread. */
+  private refreshHere(items: ExactRefreshItem[]): Uint8Array[] {
+    const seal = this.seal;
+    const n = this.params.ringDegree;
+    // Every item checked before anything is decrypted.
+    const checked = this.checkRefreshItems(items);
     // y = m + r as residues in coefficient form: decrypt (NTT form), then SEAL's inverse NTT.
     const decrypted = checked.map(({ payload, info }) => {
       const ct = new seal.Ciphertext();

@@ -46,7 +46,13 @@ export class RefreshThread {
     if (this.failed) throw new FhecError(`the key holder's refresh thread failed: ${this.failed}`);
     Atomics.store(this.flag, 0, 0);
     this.worker.postMessage({ kind: 'refresh', items });
-    whileWaiting?.();
+    let idleError: unknown;
+    try {
+      whileWaiting?.();
+    } catch (e) {
+      // The answer is still taken off the port below, so that it cannot pass for the next round's.
+      idleError = e ?? new Error('the work done while waiting failed');
+    }
     // The thread sets the flag after posting its answer; a thread that died never will.
     const t0 = performance.now();
     while (Atomics.wait(this.flag, 0, 0, 1000) === 'timed-out') {
@@ -56,6 +62,7 @@ export class RefreshThread {
     const m = receiveMessageOnPort(this.port);
     if (!m) throw new FhecError("internal: the refresh thread's answer was signalled but not posted");
     const reply = m.message as RefreshThreadReply;
+    if (idleError !== undefined) throw idleError;
     if (reply.kind === 'failed') throw new FhecError(reply.message, reply.where);
     this.stats.rounds++;
     this.stats.ciphertexts += items.length;
