@@ -11,6 +11,7 @@ import { printProtocolBench, protocolBenchOptions, runProtocolBench } from './pr
 import { planBenchOptions, printPlanBench, runPlanBench } from './generation-plan.js';
 import { bucketBenchOptions, printBucketBench, runBucketBench } from './decode-buckets.js';
 import { layerBenchOptions, printLayerBench, runLayerBench } from './layer-1b.js';
+import { parallelBoundOptions, printParallelBound, runParallelBound } from './parallel-bound.js';
 
 function machine(): string {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -65,6 +66,13 @@ if (only === 'serve') {
   const r = await runServeLoad(serveLoadOptions(process.argv.slice(3)));
   results.serve = r;
   printServeLoad(r);
+}
+
+// Only on request (it needs a step plan): `node dist/bench/index.js parallel-bound --plan STEP.json [--workers 2,4]`.
+if (only === 'parallel-bound') {
+  const r = runParallelBound(parallelBoundOptions(process.argv.slice(3)));
+  results.parallelBound = r;
+  printParallelBound(r);
 }
 
 // Only on request (it needs a generation plan): `node dist/bench/index.js buckets --plan GEN.json --past P ...`.
