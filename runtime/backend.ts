@@ -47,8 +47,9 @@ export interface CkksClient {
    */
   refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[];
   /**
-   * Runs refresh rounds on a thread of the client's own from now on (SEAL in Node): refreshExact then
-   * posts the round, runs `whileWaiting` on the calling thread, and waits. Returns the thread's counters.
+   * Runs refresh rounds on a thread of the client's own from now on (SEAL in Node): refreshExact given
+   * `whileWaiting` posts the round, runs it on the calling thread, and waits (a round without stays on
+   * the calling thread). Returns the thread's counters.
    */
   startRefreshThread?(): Promise<RefreshThreadStats>;
   /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */

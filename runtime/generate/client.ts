@@ -47,7 +47,7 @@ export interface GenerationResult {
   steps: StepRecord[];
   /** Key generation and setup (not part of any token's latency). */
   setupMs: number;
-  /** `thread`: rounds the key holder's own thread answered (startRefreshThread), else 0. */
+  /** `threadRounds`: rounds the key holder's own thread answered (startRefreshThread), else 0. */
   keyHolder: { requests: number; ciphertexts: number; ms: number; threadRounds: number };
 }
 

@@ -14,6 +14,9 @@ import { startWorker } from '../worker-script.js';
 
 export type RefreshThreadReply = { kind: 'done'; fresh: Uint8Array[]; ms: number } | { kind: 'failed'; message: string; where: ErrorWhere };
 
+/** Longest wait for a round's answer: far above any round seen (a second or less at N = 16384). */
+const ANSWER_TIMEOUT_MS = 600_000;
+
 export class RefreshThread {
   readonly stats: RefreshThreadStats = { rounds: 0, ciphertexts: 0, ms: 0, waitedMs: 0 };
   private failed?: string;
@@ -53,10 +56,13 @@ export class RefreshThread {
       // The answer is still taken off the port below, so that it cannot pass for the next round's.
       idleError = e ?? new Error('the work done while waiting failed');
     }
-    // The thread sets the flag after posting its answer; a thread that died never will.
+    // The thread sets the flag after posting its answer. Its errors come back as answers; a thread that
+    // died outright never answers, and its exit event cannot reach this blocked thread: after
+    // ANSWER_TIMEOUT_MS without an answer the run stops instead of hanging (and the thread is not used again).
     const t0 = performance.now();
-    while (Atomics.wait(this.flag, 0, 0, 1000) === 'timed-out') {
-      if (this.failed) throw new FhecError(`the key holder's refresh thread failed: ${this.failed}`);
+    if (Atomics.wait(this.flag, 0, 0, ANSWER_TIMEOUT_MS) === 'timed-out') {
+      this.close();
+      throw new FhecError(`the key holder's refresh thread gave no answer within ${ANSWER_TIMEOUT_MS / 1000} s (it stopped)`);
     }
     this.stats.waitedMs += performance.now() - t0;
     const m = receiveMessageOnPort(this.port);
