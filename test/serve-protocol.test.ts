@@ -124,7 +124,7 @@ describe('fhec serve protocol (sim backend)', () => {
     const f = new Raw(server.url);
     await f.opened();
     f.send(frame({ kind: 'hello', plan: 'gen', promptTokens: 4, maxNewTokens: 9 } as { kind: string }));
-    await expect(f.next()).rejects.toThrow(/needs a context of 12, plan gen has 8/);
+    await expect(f.next()).rejects.toThrow(/needs a context of 12, plan gen has 7/);
     // The good client was not disturbed.
     const r = await good;
     expect(r.stderr).toMatch(/SIMULATION/);

@@ -3,7 +3,7 @@
 // (prompts chosen with different answers, so a mix-up between sessions shows); then a server killed
 // with SIGKILL in the middle of a generation and started again on the same state folder: the client
 // reconnects, re-sends its evaluation keys, resumes from the last completed step, and prints the bytes
-// of an uninterrupted run. Model A's generation plan. The concurrent clients ask 2, 1 and 1 new bytes:
+// of an uninterrupted run. The serve tests' plan (zoo model Z1, test/helpers/serve-plan.ts). The concurrent clients ask 2, 1 and 1 new bytes:
 // one decode step runs while the other sessions prefill (each session's KV cache its own), and the
 // decode steps of all three would add minutes on 2 cores without testing more; the resumed client
 // asks 2 (a prefill and one decode step). Slow: key generation and three generations share 2 cores.
