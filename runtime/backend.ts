@@ -7,6 +7,12 @@ import type { CkksParameters } from '../ir/ckks/params.js';
 
 export type BackendName = 'seal' | 'sim';
 
+/**
+ * Work for a thread while it waits on the key holder: it runs until `answered()` says the answer is in
+ * (a waiter that cannot tell passes one that is always true: the work then does its first piece only).
+ */
+export type WhileWaiting = (answered: () => boolean) => void;
+
 /** What keys the client has to make. */
 export interface KeyRequest {
   /** Rotation steps that get their own Galois key. */
@@ -45,7 +51,7 @@ export interface CkksClient {
    * target level's modulus and encrypts it there with the secret key. A whole round at once, so a
    * backend can share work between its items.
    */
-  refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[];
+  refreshExact(items: ExactRefreshItem[], whileWaiting?: WhileWaiting): Uint8Array[];
   /**
    * Runs refresh rounds on a thread of the client's own from now on (SEAL in Node): refreshExact given
    * `whileWaiting` posts the round, runs it on the calling thread, and waits (a round without stays on
@@ -168,7 +174,7 @@ export interface CkksRefresher {
    * results as one by one. `whileWaiting`: work for the evaluator's thread while the key holder answers
    * (a transport that blocks runs it between sending and blocking; one that answers at once ignores it).
    */
-  refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[], whileWaiting?: () => void): CkksHandle[];
+  refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[], whileWaiting?: WhileWaiting): CkksHandle[];
   /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
   refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
 }

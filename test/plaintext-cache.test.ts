@@ -33,6 +33,24 @@ function program(seeds: number[], name = 'p'): FheProgram {
   return manageScales(b.build(), { chain: fheChain(params), topScale: params.scale });
 }
 
+/** Encodes of dense(seed) for each seed, all at the input level, in this order. */
+function encodes(seeds: number[]): FheProgram {
+  const b = new FheBuilder('e', slots);
+  for (const s of seeds) b.output(`y${s}`, b.mulConst(b.input(`x${s}`, layout), { kind: 'dense', values: dense(s) }), layout);
+  return manageScales(b.build(), { chain: fheChain(params), topScale: params.scale });
+}
+
+/** What executeProgram does with a cache, without the ciphertexts. */
+function useCache(cache: PlaintextCache, p: FheProgram): void {
+  cache.beginRun(p);
+  const keys = constantKeys(p);
+  for (const op of p.ops) {
+    if (op.kind !== 'encode') continue;
+    const c = p.constants.get(op.constant!)!;
+    cache.encode(keys.get(c.name)!, op.result!.type.level!, op.result!.type.scale!, () => (c.data as { values: Float64Array }).values);
+  }
+}
+
 const encodeLevels = (p: FheProgram) => new Set(p.ops.filter((o) => o.kind === 'encode').map((o) => o.result!.type.level!));
 
 describe('plaintext cache', () => {
@@ -74,28 +92,13 @@ describe('plaintext cache', () => {
 
   it('keeps within its budget: per level, least recently used first, never what the current run encodes', async () => {
     const ev = await simBackend.createEvaluator(params, (await simBackend.createClient(params, { galoisSteps: [], relin: false })).evaluationKeys());
-    /** Encodes of dense(seed) for each seed, all at the input level, in this order. */
-    const encodes = (seeds: number[]): FheProgram => {
-      const b = new FheBuilder('e', slots);
-      for (const s of seeds) b.output(`y${s}`, b.mulConst(b.input(`x${s}`, layout), { kind: 'dense', values: dense(s) }), layout);
-      return manageScales(b.build(), { chain: fheChain(params), topScale: params.scale });
-    };
     const levels = encodeLevels(encodes([1, 2]));
     expect(levels.size).toBe(1);
     const level = [...levels][0]!;
     const size = plaintextBytes(params, level);
     expect(size).toBe((level + 1) * params.ringDegree * 8);
     const cache = new PlaintextCache(ev, 3 * size);
-    // What executeProgram does with a cache, without the ciphertexts.
-    const use = (p: FheProgram) => {
-      cache.beginRun(p);
-      const keys = constantKeys(p);
-      for (const op of p.ops) {
-        if (op.kind !== 'encode') continue;
-        const c = p.constants.get(op.constant!)!;
-        cache.encode(keys.get(c.name)!, op.result!.type.level!, op.result!.type.scale!, () => (c.data as { values: Float64Array }).values);
-      }
-    };
+    const use = (p: FheProgram) => useCache(cache, p);
     // Five constants into room for three: three kept, two used uncached (nothing of this run is evicted).
     use(encodes([1, 2, 3, 4, 5]));
     expect(cache.stats).toMatchObject({ misses: 5, bypassed: 2, evictions: 0, entries: 3, bytes: 3 * size, reservedBytes: 3 * size });
@@ -112,6 +115,40 @@ describe('plaintext cache', () => {
     expect(cache.stats).toMatchObject({ bypassed: 4, entries: 3 });
     cache.dispose();
     expect(cache.stats).toMatchObject({ entries: 0, bytes: 0 });
+    ev.dispose();
+  });
+
+  it('encodes ahead while told the answer is not in, only into free room, and the next run finds them', async () => {
+    const ev = await simBackend.createEvaluator(params, (await simBackend.createClient(params, { galoisSteps: [], relin: false })).evaluationKeys());
+    const level = [...encodeLevels(encodes([1]))][0]!;
+    const size = plaintextBytes(params, level);
+    const cache = new PlaintextCache(ev, 4 * size);
+    const use = (p: FheProgram) => useCache(cache, p);
+    use(encodes([1, 2]));
+    expect(cache.stats).toMatchObject({ misses: 2, entries: 2, prefetched: 0 });
+    // The next program is only built when the work starts (a plan loaded while waiting).
+    let built = 0;
+    const ahead = cache.prefetch(() => (built++, encodes([2, 3, 4, 5, 6])));
+    expect(ahead.pending()).toBe(true);
+    expect(built).toBe(0);
+    // An answer already in: nothing is done.
+    ahead.fill(() => true);
+    expect(cache.stats.prefetched).toBe(0);
+    // The answer comes after two checks: two encodes (2 is in already and costs none).
+    let checks = 0;
+    ahead.fill(() => ++checks > 3);
+    expect(built).toBe(1);
+    expect(cache.stats).toMatchObject({ prefetched: 2, entries: 4, evictions: 0 });
+    expect(ahead.pending()).toBe(true);
+    // The budget (4 plaintexts) is full: it stops without evicting 1 or 2, and has nothing left to do.
+    ahead.fill(() => false);
+    expect(cache.stats).toMatchObject({ prefetched: 2, entries: 4, evictions: 0, bypassed: 0 });
+    expect(ahead.pending()).toBe(false);
+    // The run it was made for: 2, 3 and 4 are hits, 5 and 6 misses (5 evicts 1, not needed by this run).
+    use(encodes([2, 3, 4, 5, 6]));
+    expect(cache.stats).toMatchObject({ hits: 3, misses: 4, evictions: 1, bypassed: 1 });
+    expect(cache.stats.reservedBytes).toBeLessThanOrEqual(cache.budgetBytes);
+    cache.dispose();
     ev.dispose();
   });
 

@@ -9,6 +9,7 @@ import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
+import type { IdleWork } from '../runtime/ckks/idle-work.js';
 import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { RefreshKeyHolder, type RefreshTransport } from '../runtime/refresh/key-holder.js';
 import { IntegerMask } from '../runtime/refresh/integer-mask.js';
@@ -149,7 +150,7 @@ describe('client-aided refresh', () => {
     const waits: number[] = [];
     const blocking: RefreshTransport = (request, whileWaiting) => {
       const made = stats().made;
-      whileWaiting?.();
+      whileWaiting?.(() => true);
       waits.push(stats().made - made);
       return keyHolder.handle(request);
     };
@@ -158,6 +159,32 @@ describe('client-aided refresh', () => {
     expect(stats().made - before.made).toBe(placed.count - stages[0]!.refreshes.length);
     expect(stats().used - before.used).toBe(stats().made - before.made);
     expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
+    // Idle work given to the run (encodes ahead, idle-work.ts) goes after the zeros, piece by piece until
+    // the answer is in (here after two checks), in every round while it has work left, the last round too.
+    let pieces = 0;
+    const fills: number[] = [];
+    const idle: IdleWork = {
+      pending: () => pieces < 100,
+      fill: (answered) => {
+        const p0 = pieces;
+        while (pieces < 100 && !answered()) pieces++;
+        fills.push(pieces - p0);
+      },
+    };
+    const order: string[] = [];
+    const answering: RefreshTransport = (request, whileWaiting) => {
+      const made = stats().made;
+      let checks = 0;
+      whileWaiting?.(() => {
+        if (checks === 0) order.push(stats().made > made ? 'zeros first' : 'idle first');
+        return ++checks > 2;
+      });
+      return keyHolder.handle(request);
+    };
+    const withIdle = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, answering, { mask: { valueBound: 1 } }), idle });
+    expect(fills).toEqual(new Array(stages.length).fill(2));
+    expect(order).toEqual([...new Array(stages.length - 1).fill('zeros first'), 'idle first']);
+    expect(rms(client.decrypt(withIdle.outputs.get('y')!), want)).toBeLessThan(1e-6);
   });
 
   it('restores the top level; the error it adds is what the model says, the mask adding none', async () => {

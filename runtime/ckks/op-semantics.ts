@@ -9,7 +9,7 @@ import { constantSlots } from '../../ir/fhe/layout.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import { checkProgramChain } from '../../ir/ckks/params.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
 /** The program is managed, well formed, and typed for the evaluator's modulus chain. */
@@ -97,7 +97,7 @@ export function runOp(
 }
 
 /** One refresh round: all its ciphertexts in one message when the refresher batches, each checked against the program's type. */
-export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: () => void): CkksHandle[] {
+export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: WhileWaiting): CkksHandle[] {
   const ops = refreshes.map((i) => program.ops[i]!);
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
   const items = refreshItems(ops, get);

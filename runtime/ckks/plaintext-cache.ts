@@ -10,9 +10,11 @@
 
 import { createHash } from 'node:crypto';
 import type { FheProgram } from '../../ir/fhe/types.js';
+import { constantSlots } from '../../ir/fhe/layout.js';
 import { diagonalKey } from '../../ir/fhe/diagonal.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle } from '../backend.js';
+import type { IdleWork } from './idle-work.js';
 
 /** Bytes of a SEAL plaintext at `level` (NTT form: level + 1 residues of N 64-bit words). */
 export function plaintextBytes(params: CkksParameters, level: number): number {
@@ -71,6 +73,8 @@ export interface PlaintextCacheStats {
   misses: number;
   /** Misses that were not kept. */
   bypassed: number;
+  /** Plaintexts encoded ahead (prefetch), for a later run, while the thread waited on the key holder. */
+  prefetched: number;
   evictions: number;
   entries: number;
   /** Bytes of the plaintexts held. */
@@ -108,7 +112,7 @@ export class PlaintextCache {
   private run = 0;
   /** Keys the current run encodes. */
   private needed = new Set<string>();
-  private readonly counts = { hits: 0, misses: 0, bypassed: 0, evictions: 0, reservedBytes: 0 };
+  private readonly counts = { hits: 0, misses: 0, bypassed: 0, prefetched: 0, evictions: 0, reservedBytes: 0 };
 
   constructor(
     private readonly ev: CkksEvaluator,
@@ -134,8 +138,7 @@ export class PlaintextCache {
   /** The encoded constant with content `key` at `level` and `scale`; `values` is called on a miss only. */
   encode(key: string, level: number, scale: number, values: () => Float64Array): CkksHandle {
     const k = entryKey(key, scale, level);
-    let lv = this.levels.get(level);
-    if (!lv) this.levels.set(level, (lv = { entries: new Map(), peak: 0, bytes: plaintextBytes(this.ev.params, level) }));
+    const lv = this.level(level);
     const hit = lv.entries.get(k);
     if (hit) {
       this.counts.hits++;
@@ -150,10 +153,73 @@ export class PlaintextCache {
       this.counts.bypassed++;
       return handle;
     }
-    lv.entries.set(k, { handle, run: this.run });
+    this.keep(lv, k, handle);
+    return handle;
+  }
+
+  private level(level: number): Level {
+    let lv = this.levels.get(level);
+    if (!lv) this.levels.set(level, (lv = { entries: new Map(), peak: 0, bytes: plaintextBytes(this.ev.params, level) }));
+    return lv;
+  }
+
+  /** A new entry, the most recently used, as used by the run under way. */
+  private keep(lv: Level, key: string, handle: CkksHandle): void {
+    lv.entries.set(key, { handle, run: this.run });
     lv.peak = Math.max(lv.peak, lv.entries.size);
     this.held.add(handle);
-    return handle;
+  }
+
+  /**
+   * Encodes ahead what a later run of `program` will ask this cache for, in the program's order, a few
+   * at a time while the thread would only wait (on the key holder: `fill` runs until `answered()`). Only
+   * into free room, never evicting, so the run under way is never short of room; an entry made ahead
+   * counts as used by the run under way (kept until the next). The next step's constants are then hits
+   * (the first decode step's weights, encoded during the prefill's waits).
+   */
+  prefetch(program: () => FheProgram): IdleWork {
+    let todo: { key: string; level: number; scale: number; constant: string }[] | undefined;
+    let prog: FheProgram | undefined;
+    let next = 0;
+    const done = () => todo !== undefined && next >= todo.length;
+    return {
+      pending: () => !done(),
+      fill: (answered) => {
+        if (!todo) {
+          prog = program();
+          const keys = constantKeys(prog);
+          const seen = new Set<string>();
+          todo = [];
+          for (const op of prog.ops) {
+            const content = op.kind === 'encode' ? keys.get(op.constant!) : undefined;
+            if (!content) continue;
+            const t = op.result!.type;
+            const key = entryKey(content, t.scale!, t.level!);
+            if (seen.has(key)) continue;
+            seen.add(key);
+            todo.push({ key, level: t.level!, scale: t.scale!, constant: op.constant! });
+          }
+        }
+        while (!done() && !answered()) {
+          const e = todo[next]!;
+          const lv = this.level(e.level);
+          if (lv.entries.has(e.key)) {
+            next++;
+            continue;
+          }
+          const room = lv.entries.size < lv.peak || this.counts.reservedBytes + lv.bytes <= this.budgetBytes;
+          if (!room) {
+            next = todo.length; // the budget is full: the rest would be encoded for nothing
+            break;
+          }
+          if (lv.entries.size >= lv.peak) this.counts.reservedBytes += lv.bytes;
+          const c = prog!.constants.get(e.constant)!;
+          this.keep(lv, e.key, this.ev.encode(constantSlots(c.data, prog!.slots, c.name), e.level, e.scale));
+          this.counts.prefetched++;
+          next++;
+        }
+      },
+    };
   }
 
   /**

@@ -13,8 +13,9 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
 import type { PlaintextCache } from './plaintext-cache.js';
+import type { IdleWork } from './idle-work.js';
 import { checkRunnable, constantEncoder, refreshRound, runOp, withOpContext } from './op-semantics.js';
 import { refreshStages } from '../refresh/rounds.js';
 
@@ -46,6 +47,8 @@ export interface ExecuteOptions {
   plaintexts?: PlaintextCache;
   /** Told when the program starts and the time of each op (runtime/trace/run-trace.ts records them). */
   trace?: ExecutionTrace;
+  /** Work for this thread while a refresh round waits on the key holder (idle-work.ts), after the next round's zeros. */
+  idle?: IdleWork;
   /** Shown each value an op produces before it can be freed (runtime/debug/measure.ts decrypts them). */
   observe?(op: FheOp, value: CkksHandle): void;
 }
@@ -278,10 +281,19 @@ export class ProgramRuntime implements PlanRuntime {
     this.round = [];
     const indices = positions.map((at) => this.order[at]!);
     const start = performance.now();
-    // While the key holder answers, the evaluator can make the zeros the next round's masks need.
+    // While the key holder answers, the evaluator can make the zeros the next round's masks need, then
+    // the idle work it was given (encodes ahead) until the answer is in.
     const next = this.roundLevels[++this.roundsDone];
     const ev = this.ev;
-    const whileWaiting = next && ev.prepareZeros ? () => void ev.prepareZeros!(next) : undefined;
+    const zeros = next && ev.prepareZeros ? next : undefined;
+    const idle = this.options.idle?.pending() ? this.options.idle : undefined;
+    const whileWaiting: WhileWaiting | undefined =
+      zeros || idle
+        ? (answered) => {
+            if (zeros) ev.prepareZeros!(zeros);
+            idle?.fill(answered);
+          }
+        : undefined;
     const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting);
     const ms = (performance.now() - start) / positions.length;
     positions.forEach((at, k) => {

@@ -17,7 +17,8 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { SlotLayout } from '../../ir/fhe/types.js';
-import type { CkksClient, CkksEvaluator, CkksHandle } from '../backend.js';
+import type { CkksClient, CkksEvaluator, CkksHandle, WhileWaiting } from '../backend.js';
+import type { IdleWork } from '../ckks/idle-work.js';
 import { slotsOf } from '../../ir/ckks/params.js';
 import { applySlotMap, isIdentityMap } from '../ckks/slot-map.js';
 import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
@@ -99,14 +100,14 @@ export class CacheRefresher {
   }
 
   /** Moves, refreshes and returns all items in one round trip; returns serialized ciphertexts. */
-  refresh(items: CacheRefreshItem[]): Uint8Array[] {
+  refresh(items: CacheRefreshItem[], idle?: IdleWork): Uint8Array[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
     const moved = this.move(items);
     try {
       const fresh = exactRefreshRoundTrip(this.ev, moved, this.policy, (all) => inMessages(all, this.ciphertextsPerMessage, (req, at) => {
         const { id, request } = this.request(items.slice(at, at + req.length), req);
-        const reply = this.channel(request);
+        const reply = this.channel(request, idle?.pending() ? idle.fill : undefined);
         if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run on evaluation workers (--workers), whose cache carries can wait');
         return this.reply(id, request, reply);
       }), auditMasks(this.ev, this.audit, this.step, 'carry'));
@@ -212,7 +213,7 @@ export function handleCacheRefresh(
   guard: RefreshScheduleGuard,
   request: Uint8Array,
   minHidingBits = DEFAULT_MASK_POLICY.minHidingBits,
-  whileWaiting?: () => void,
+  whileWaiting?: WhileWaiting,
 ): { reply: Uint8Array; ciphertexts: number } {
   const { header, blobs } = decodeMessage<RequestHeader>(request, ['cache-refresh']);
   if (!Array.isArray(header.items) || header.items.length !== blobs.length || !header.items.every(isRequestItem) || !Number.isInteger(header.id) || !Number.isInteger(header.step)) {

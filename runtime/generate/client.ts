@@ -127,10 +127,10 @@ export class GenerationClient {
     const [waited0, threadMs0] = [thread?.waitedMs ?? 0, thread?.ms ?? 0];
     let idleMs = 0;
     const idle = whileWaiting
-      ? () => {
+      ? (answered: () => boolean) => {
           const s = performance.now();
           try {
-            whileWaiting();
+            whileWaiting(answered);
           } finally {
             idleMs += performance.now() - s;
           }

@@ -15,6 +15,7 @@ import type { FheOp } from '../../ir/fhe/types.js';
 import type { CkksBackend, CkksEvaluator } from '../backend.js';
 import { executeProgram, keyRequestFor, type ExecutionTrace, type OpStats } from '../ckks/execute.js';
 import { constantKeys, defaultPlaintextBudget, PlaintextCache } from '../ckks/plaintext-cache.js';
+import { idleChain, type IdleWork } from '../ckks/idle-work.js';
 import { runEmittedPlan, type EmittedPlanModule } from '../ckks/program-runtime.js';
 import { parametersId, slotsOf, type CkksParameters } from '../../ir/ckks/params.js';
 import { planRotationKeys } from '../../ir/ckks/rotation-keys.js';
@@ -50,6 +51,8 @@ export interface StepStats {
   parallel?: ParallelStats;
   /** The step's encodes answered by the plaintext cache, and what it holds after the step. */
   plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
+  /** Weight plaintexts encoded ahead (for this decode step or the next) while this step waited on the key holder. */
+  prefetched?: number;
   /** With the zero supply: re-randomizing zeros of this step taken ready from it, and made inline. */
   zeros?: { served: number; missed: number };
 }
@@ -265,10 +268,10 @@ export class GenerationEvaluator {
     return encodeMessage({ kind: 'ready' });
   }
 
-  private carryHere(ev: CkksEvaluator, carry: CarrySource[]): Uint8Array[] {
+  private carryHere(ev: CkksEvaluator, carry: CarrySource[], idle?: IdleWork): Uint8Array[] {
     const items = carry.map((c) => ({ ...c, ct: ev.loadCiphertext(c.bytes) }));
     try {
-      return this.cacheRefresher!.refresh(items);
+      return this.cacheRefresher!.refresh(items, idle);
     } finally {
       for (const c of items) ev.free(c.ct);
     }
@@ -286,6 +289,10 @@ export class GenerationEvaluator {
     if (parametersId(sp.plan.plan.params) !== parametersId(this.source.params)) throw new FhecError(`plan ${shapeName(shape)} has other CKKS parameters than the generation plan`, { file: sp.plan.file });
     // Content keys of the constants: hashed once per loaded plan, counted as loading.
     if (this.plaintexts && shape.kind === 'decode') constantKeys(sp.plan.plan.program);
+    // The next decode step's plan too, when this thread will encode its weights ahead (prefetchWork).
+    const nextShape = this.steps[this.next + 1];
+    const nextPlan = this.plaintexts && !this.pool && nextShape?.kind === 'decode' ? this.source.load(nextShape) : undefined;
+    if (nextPlan) constantKeys(nextPlan.plan.plan.program);
     const t0 = performance.now();
     const meta = sp.plan.meta;
     const inputs = new Map<string, Uint8Array>([[meta.embedding.fhe, blobs[0]!]]);
@@ -308,8 +315,13 @@ export class GenerationEvaluator {
         if (!src) throw new FhecError(`no cached ${c.name}: the previous step did not produce it`);
         return { name: p.id, bytes: src.bytes, from: p.from!, to: p.to!, level: p.toLevel, scale: p.toScale, bound: p.bound, ...(p.piece ? { piece: p.piece } : {}) };
       });
+    // While this thread waits on the key holder (the carry, the refresh rounds), it encodes ahead the
+    // weight plaintexts this decode step and the next decode step will ask the cache for: the first
+    // decode step's during the prefill, a new bucket plan's during the step before it.
+    const idle = this.prefetchWork(shape, sp, nextPlan);
+    const prefetched0 = this.plaintexts?.stats.prefetched ?? 0;
     // With workers, they move and mask the cache; on one thread, this evaluator.
-    const fresh = this.pool ? await this.cacheRefresher.refreshOnPool(carry, this.pool) : this.carryHere(ev, carry);
+    const fresh = this.pool ? await this.cacheRefresher.refreshOnPool(carry, this.pool) : this.carryHere(ev, carry, idle);
     carry.forEach((c, i) => {
       const prev = inputs.get(c.name);
       if (!prev) return inputs.set(c.name, fresh[i]!);
@@ -321,7 +333,7 @@ export class GenerationEvaluator {
     // Decode steps only: the prefill's constants recur in no later step, and would hold SEAL pool memory.
     const plaintexts = shape.kind === 'decode' ? this.plaintexts : undefined;
     const pt0 = plaintexts?.stats;
-    const run = { refresher: this.refresher, plaintexts, trace: this.options.trace };
+    const run = { refresher: this.refresher, plaintexts, trace: this.options.trace, ...(idle ? { idle } : {}) };
     const emitted = this.options.emitted?.(sp);
     // Emitted modules run on this thread (one runtime call per op); plans on the worker pool when there is one.
     const exec = emitted
@@ -353,6 +365,7 @@ export class GenerationEvaluator {
       cacheRefreshes: this.cacheRefresher.traffic.ciphertexts - cache0,
       keyHolder: subtractTraffic(this.keyHolderTotals(), traffic0),
     };
+    if (this.plaintexts) stats.prefetched = this.plaintexts.stats.prefetched - prefetched0;
     const zeros1 = this.ev?.zeroSupply;
     if (zeros0 && zeros1) stats.zeros = { served: zeros1.served - zeros0.served, missed: zeros1.missed - zeros0.missed };
     if ('parallel' in exec) stats.parallel = exec.parallel as ParallelStats;
@@ -379,6 +392,16 @@ export class GenerationEvaluator {
   }
 
   private workerCacheTotals = { hits: 0, misses: 0, evictions: 0 };
+
+  /** Encodes ahead into the plaintext cache (one evaluator thread): this decode step's, then the next decode step's. */
+  private prefetchWork(shape: StepShape, sp: StepPlan, next: StepPlan | undefined): IdleWork | undefined {
+    const cache = this.plaintexts;
+    if (!cache || this.pool) return undefined;
+    const works: IdleWork[] = [];
+    if (shape.kind === 'decode') works.push(cache.prefetch(() => sp.plan.plan.program));
+    if (next) works.push(cache.prefetch(() => next.plan.plan.program));
+    return works.length ? idleChain(works) : undefined;
+  }
 
   private keyHolderTotals(): { rounds: number; bytesToKeyHolder: number; bytesToEvaluator: number } {
     const r = this.refresher?.traffic;

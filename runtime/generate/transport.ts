@@ -1,17 +1,19 @@
 // In-process transports that carry only bytes and count them. Each message is copied on the way, as a
 // network would, so the two sides never share a buffer (or any object).
 
+import type { WhileWaiting } from '../backend.js';
+
 /** Client to evaluator: asynchronous request/reply. */
 export type AsyncChannel = (request: Uint8Array) => Promise<Uint8Array>;
 /** Evaluator to key holder, inside an evaluation step: synchronous request/reply. */
-export type SyncChannel = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array;
+export type SyncChannel = (request: Uint8Array, whileWaiting?: WhileWaiting) => Uint8Array;
 /**
  * Evaluator to key holder as the evaluator takes it: one message per refresh round or cache carry,
  * each a batch of ciphertexts (runtime/refresh/messages.ts, generate/cache-refresh.ts). An in-process
  * key holder answers at once; a remote one (a browser client) with a promise, which the evaluation
  * workers' path waits for (the one-thread path needs an immediate answer).
  */
-export type KeyHolderChannel = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array | Promise<Uint8Array>;
+export type KeyHolderChannel = (request: Uint8Array, whileWaiting?: WhileWaiting) => Uint8Array | Promise<Uint8Array>;
 
 export interface ChannelCounters {
   roundTrips: number;

@@ -8,7 +8,7 @@
 // session before anything in it is decrypted.
 
 import { FhecError } from '../../ir/errors.js';
-import type { CkksClient } from '../backend.js';
+import type { CkksClient, WhileWaiting } from '../backend.js';
 import { slotsOf, topLevel } from '../../ir/ckks/params.js';
 import { DEFAULT_MASK_POLICY } from './mask.js';
 import { decodeRefreshRequest, encodeRefreshReply } from './messages.js';
@@ -22,7 +22,7 @@ import type { RefreshPoint, RefreshScheduleGuard } from './schedule.js';
  * for it (a key holder in another thread or process) runs it after sending; one that answers at once
  * ignores it (there is no wait to fill).
  */
-export type RefreshTransport = (request: Uint8Array, whileWaiting?: () => void) => Uint8Array | Promise<Uint8Array>;
+export type RefreshTransport = (request: Uint8Array, whileWaiting?: WhileWaiting) => Uint8Array | Promise<Uint8Array>;
 
 export interface KeyHolderStats {
   requests: number;
@@ -60,7 +60,7 @@ export class RefreshKeyHolder {
   ) {}
 
   /** `whileWaiting`: the caller's work, run while a client with a refresh thread decrypts and re-encrypts. */
-  handle(request: Uint8Array, whileWaiting?: () => void): Uint8Array {
+  handle(request: Uint8Array, whileWaiting?: WhileWaiting): Uint8Array {
     const t0 = performance.now();
     const req = decodeRefreshRequest(request);
     const top = topLevel(this.client.params);

@@ -9,7 +9,7 @@
 // bound is refused, never masked by a default.
 
 import { FhecError } from '../../ir/errors.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
 import { topLevel } from '../../ir/ckks/params.js';
 import type { RefreshTransport } from './key-holder.js';
 import { maxAbsOf, type RefreshAudit } from './audit.js';
@@ -226,7 +226,7 @@ export class MaskedRefresher implements CkksRefresher {
   }
 
   /** Refreshes all items in one round trip (CkksRefresher.refreshMany). The inputs stay owned by the caller. */
-  refreshMany(items: RefreshItem[], whileWaiting?: () => void): CkksHandle[] {
+  refreshMany(items: RefreshItem[], whileWaiting?: WhileWaiting): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
     let idle = whileWaiting;

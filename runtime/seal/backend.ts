@@ -3,7 +3,7 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
@@ -242,7 +242,7 @@ class SealClient implements CkksClient {
     return this.thread.stats;
   }
 
-  refreshExact(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[] {
+  refreshExact(items: ExactRefreshItem[], whileWaiting?: WhileWaiting): Uint8Array[] {
     // The thread only pays when the caller has work to do meanwhile. Sharing a round between this thread
     // and that one was measured no faster than one thread (the round's items batch their NTTs here).
     return this.thread && whileWaiting ? this.thread.refresh(items, whileWaiting) : this.refreshHere(items);

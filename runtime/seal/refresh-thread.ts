@@ -9,7 +9,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { FhecError, type ErrorWhere } from '../../ir/errors.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
-import type { ExactRefreshItem, RefreshThreadStats } from '../backend.js';
+import type { ExactRefreshItem, RefreshThreadStats, WhileWaiting } from '../backend.js';
 import { startWorker } from '../worker-script.js';
 
 export type RefreshThreadReply = { kind: 'done'; fresh: Uint8Array[]; ms: number } | { kind: 'failed'; message: string; where: ErrorWhere };
@@ -45,13 +45,13 @@ export class RefreshThread {
   }
 
   /** The round's fresh ciphertexts, made on the thread; `whileWaiting` runs on this thread meanwhile. */
-  refresh(items: ExactRefreshItem[], whileWaiting?: () => void): Uint8Array[] {
+  refresh(items: ExactRefreshItem[], whileWaiting?: WhileWaiting): Uint8Array[] {
     if (this.failed) throw new FhecError(`the key holder's refresh thread failed: ${this.failed}`);
     Atomics.store(this.flag, 0, 0);
     this.worker.postMessage({ kind: 'refresh', items });
     let idleError: unknown;
     try {
-      whileWaiting?.();
+      whileWaiting?.(() => Atomics.load(this.flag, 0) !== 0);
     } catch (e) {
       // The answer is still taken off the port below, so that it cannot pass for the next round's.
       idleError = e ?? new Error('the work done while waiting failed');

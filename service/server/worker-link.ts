@@ -29,8 +29,9 @@ export function blockingKeyHolder(link: WorkerLinkData, post: (bytes: Uint8Array
   return (request, whileWaiting) => {
     Atomics.store(flag, 0, 0);
     post(request);
-    // The client decrypts and re-encrypts meanwhile: this thread can do the work it was given.
-    whileWaiting?.();
+    // The client decrypts and re-encrypts meanwhile: this thread can do the work it was given, until
+    // the answer is in.
+    whileWaiting?.(() => Atomics.load(flag, 0) !== 0);
     const r = Atomics.wait(flag, 0, 0, link.refreshTimeoutMs);
     if (r === 'timed-out') throw new FhecError(`the client did not answer a refresh request within ${Math.round(link.refreshTimeoutMs / 1000)} s`);
     const m = receiveMessageOnPort(link.port);
