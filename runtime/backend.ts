@@ -8,8 +8,9 @@ import type { CkksParameters } from '../ir/ckks/params.js';
 export type BackendName = 'seal' | 'sim';
 
 /**
- * Work for a thread while it waits on the key holder: it runs until `answered()` says the answer is in
- * (a waiter that cannot tell passes one that is always true: the work then does its first piece only).
+ * Work for a thread while it waits on the key holder: what the next round needs (its encryptions of
+ * zero), then optional work until `answered()` says the answer is in (a waiter that cannot tell passes
+ * `() => true`: the optional work is then skipped).
  */
 export type WhileWaiting = (answered: () => boolean) => void;
 
