@@ -207,12 +207,10 @@ export class PlaintextCache {
             next++;
             continue;
           }
-          const room = lv.entries.size < lv.peak || this.counts.reservedBytes + lv.bytes <= this.budgetBytes;
-          if (!room) {
+          if (!this.freeRoom(lv)) {
             next = todo.length; // the budget is full: the rest would be encoded for nothing
             break;
           }
-          if (lv.entries.size >= lv.peak) this.counts.reservedBytes += lv.bytes;
           const c = prog!.constants.get(e.constant)!;
           this.keep(lv, e.key, this.ev.encode(constantSlots(c.data, prog!.slots, c.name), e.level, e.scale));
           this.counts.prefetched++;
@@ -230,11 +228,7 @@ export class PlaintextCache {
    * plaintext must go uncached.
    */
   private makeRoom(lv: Level): boolean {
-    if (lv.entries.size < lv.peak) return true;
-    if (this.counts.reservedBytes + lv.bytes <= this.budgetBytes) {
-      this.counts.reservedBytes += lv.bytes;
-      return true;
-    }
+    if (this.freeRoom(lv)) return true;
     for (const [k, e] of lv.entries) {
       // Least recently used first: once one was used in this run, so were all the later ones.
       if (e.run === this.run) return false;
@@ -246,6 +240,14 @@ export class PlaintextCache {
       return true;
     }
     return false;
+  }
+
+  /** Room without evicting: a slot the pool already holds for the level, or budget for a new one (reserved here). */
+  private freeRoom(lv: Level): boolean {
+    if (lv.entries.size < lv.peak) return true;
+    if (this.counts.reservedBytes + lv.bytes > this.budgetBytes) return false;
+    this.counts.reservedBytes += lv.bytes;
+    return true;
   }
 
   get stats(): PlaintextCacheStats {

@@ -166,4 +166,3 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   if (g.audit) lines.push(g.audit);
   return lines;
 }
-
