@@ -12,11 +12,18 @@
 // (and after each attention block), and at every approximation's output:
 // - the typical estimate (passes/fhe/precision.ts given the run's float64 values: the median of draws
 //   of the noise model propagated slot by slot, passes/fhe/noise-sample.ts) is within 3 bits of the
-//   measurement at every row, and the median row within 1 bit (a bias moves the median; a key draw moves
-//   single rows). The measurement is one draw too: every SEAL key set has its own key-switching spikes,
-//   and the measured precision of one value moves by up to 3 bits between key sets (more where few slots
-//   hold the largest error, as after a 1/sqrt or an exp). At 2.5 bits, runs failed on key draws: layer 1's
-//   1/sqrt once measured 2.52 bits from its estimate, and the residual stream after layer 0 once 2.66;
+//   measurement at every row. The measurement is one draw too: every SEAL key set has its own
+//   key-switching spikes, and the measured precision of one value moves by up to 3 bits between key sets
+//   (more where few slots hold the largest error, as after a 1/sqrt or an exp). At 2.5 bits, runs failed
+//   on key draws: layer 1's 1/sqrt once measured 2.52 bits from its estimate, and the residual stream
+//   after layer 0 once 2.66;
+// - the gaps (typical - measured bits) split in two: their median, the run's common shift, within 2 bits,
+//   and their spread around it (median absolute deviation) within 1 bit. A key set moves every row
+//   together, because an error made early (the input's encryption, the first key switches) carries into
+//   every later value: over 7 CI runs of this test the median gap was -0.46 to +1.28 bits (standard
+//   deviation 0.56; the +1.28 run had nearly every row +1 to +1.6), while the spread stayed 0.32-0.67. An
+//   estimate biased by 2 bits or more fails the first gate; one whose shape is wrong (some kinds of value
+//   off, others not) fails the second, whatever the key draw;
 // - the bound (analytic, failure probability 2^-20) is not below the measured error. On a whole model
 //   that holds trivially for most rows: the bound is finite only up to the first attention's exp and
 //   soon far above the value itself (precision.ts says why). Each row's bound is therefore classed as
@@ -53,7 +60,7 @@ interface Row {
 const bits = (magnitude: number, error: number) => Math.log2(magnitude / error);
 
 describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against SEAL`, () => {
-  it('typical estimate within 3 bits of the measured precision at every row, the median row within 1; bound above, its informative rows counted', async () => {
+  it('typical estimate within 3 bits of the measured precision at every row, their common shift within 2 and spread within 1; bound above, its informative rows counted', async () => {
     const t0 = performance.now();
     const c = compileModel(MODEL, { calibration: CAL, prefill: S, ringDegree: 16384 });
     const emb = c.lowered.embedding;
@@ -133,9 +140,17 @@ describe(`precision pass on model A (prefill of ${S} tokens, N = 16384) against 
     // (e^9.5), where no calibrated score goes. 23 = 20 plus the 3 bits the measured side moves between key
     // sets (a CI run measured 20.02 against a gate of 20).
     for (const r of informative) expect(bits(r.magnitude, r.measured) - bits(r.magnitude, r.bound), r.what).toBeLessThanOrEqual(23);
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!;
-    expect(median(rows.map((r) => Math.abs(gap(r))))).toBeLessThanOrEqual(1);
-    expect(median(rows.filter((r) => r.kind === 'approximation').map((r) => Math.abs(gap(r))))).toBeLessThanOrEqual(1);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    for (const [which, gaps] of [
+      ['all rows', rows.map(gap)],
+      ['approximations', rows.filter((r) => r.kind === 'approximation').map(gap)],
+    ] as const) {
+      const shift = median(gaps);
+      const spread = median(gaps.map((g) => Math.abs(g - shift)));
+      console.log(`${which}: median gap ${shift.toFixed(2)} bits, spread around it ${spread.toFixed(2)}`);
+      expect(Math.abs(shift), which).toBeLessThanOrEqual(2);
+      expect(spread, which).toBeLessThanOrEqual(1);
+    }
     expect(rows.filter((r) => r.kind === 'layer').length).toBe(2);
     expect(rows.filter((r) => r.kind === 'approximation').length).toBe(c.lowered.probes.length);
   }, 600_000);
