@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FheBuilder } from '../ir/fhe/builder.js';
-import { evaluatePlain, evaluatePlainRuns } from '../ir/fhe/plain-eval.js';
+import { evaluatePlain, evaluatePlainRuns, maxAbs } from '../ir/fhe/plain-eval.js';
 import type { FheValue } from '../ir/fhe/types.js';
 import { replicatedLayout } from '../passes/fhe/layout/packing.js';
 
@@ -62,6 +62,39 @@ describe('evaluatePlainRuns', () => {
       }),
       { numRuns: 60, seed: 7 },
     );
+  });
+
+  it('gives every value its max |x| over the slots of all runs, in streaming mode too, as maxAbs finds it', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), fc.boolean(), (steps, keep) => {
+        const program = build(steps);
+        const runs = [run(1), run(2), run(3)];
+        const expected = new Map<string, number>();
+        const got = new Map<string, number>();
+        evaluatePlainRuns(program, runs, {
+          keep,
+          onValue: (name, vs) => expected.set(name, Math.max(...vs.map(maxAbs))),
+          onMaxAbs: (name, m) => got.set(name, m),
+        });
+        expect(got.size).toBe(expected.size);
+        for (const [name, m] of expected) expect(got.get(name), name).toBe(m);
+      }),
+      { numRuns: 60, seed: 11 },
+    );
+  });
+
+  it('a NaN slot makes the max |x| NaN, as maxAbs, and it stays NaN through later values', () => {
+    const b = new FheBuilder('t', SLOTS);
+    const x = b.input('x', LAYOUT);
+    const big = b.mul(b.mul(x, x), b.mul(x, x)); // inf where |x| is huge
+    const nan = b.sub(big, big); // inf - inf
+    const y = b.add(b.rotate(nan, 3), x);
+    b.output('y', y, LAYOUT);
+    const got = new Map<string, number>();
+    evaluatePlainRuns(b.build(), [{ x: Array.from({ length: 16 }, (_, i) => (i === 5 ? 1e100 : i)) }], { onMaxAbs: (name, m) => got.set(name, m) });
+    expect(got.get(big.name)).toBe(Infinity);
+    expect(got.get(nan.name)).toBeNaN();
+    expect(got.get(y.name)).toBeNaN();
   });
 
   it('reuses storage: a long chain of additions allocates a bounded number of vectors', () => {

@@ -41,6 +41,12 @@ export function evaluatePlain(program: FheProgram, tensors: Record<string, Array
 export interface PlainRunsOptions {
   /** Every value as it is computed, one slot vector per run (same validity as PlainEvaluationOptions.onValue). */
   onValue?: (name: string, slots: readonly Float64Array[]) => void;
+  /**
+   * Every value's max |x| over the slots of all runs, as it is computed. The arithmetic finds it in the
+   * loop that writes the value, and ops that keep or permute their argument's slots (rescale, refresh,
+   * rotate, ...) take their argument's: a second pass over the slots doubled the refresh bounds' time.
+   */
+  onMaxAbs?: (name: string, maxAbs: number) => void;
   keep?: boolean;
 }
 
@@ -63,16 +69,24 @@ export function evaluatePlainRuns(
     return v;
   };
   const fresh = (): Float64Array => store?.take() ?? new Float64Array(n);
+  const { onMaxAbs } = options;
+  // Max |x| of the live values, only when asked for.
+  const maxima = onMaxAbs ? new Map<string, number>() : undefined;
   for (const [index, op] of program.ops.entries()) {
     const [a, b] = op.args.map((x) => get(x.name));
     if (op.kind === 'output') {
       outputs.set(op.tensor!, a!);
       store?.pin(a!);
     } else {
-      const r = evaluateOp(op, a, b, runs, program, n, fresh);
-      options.onValue?.(op.result!.name, r);
-      if (keep || lastUse.has(op.result!.name)) {
-        values.set(op.result!.name, r);
+      const { slots: r, max } = evaluateOp(op, a, b, runs, program, n, fresh, maxima ? maxima.get(op.args[0]?.name ?? '') : 0);
+      const name = op.result!.name;
+      options.onValue?.(name, r);
+      if (maxima) {
+        onMaxAbs!(name, max);
+        if (keep || lastUse.has(name)) maxima.set(name, max);
+      }
+      if (keep || lastUse.has(name)) {
+        values.set(name, r);
         store?.hold(r);
       } else store?.hold(r, 0);
     }
@@ -82,12 +96,14 @@ export function evaluatePlainRuns(
         if (lastUse.get(x.name) !== index || !values.has(x.name)) continue;
         store!.release(values.get(x.name)!);
         values.delete(x.name);
+        maxima?.delete(x.name);
       }
     }
   }
   return { values, outputs };
 }
 
+/** One op over all runs: the result's slot vectors and their max |x| (`argMax`: the first argument's, if kept). */
 function evaluateOp(
   op: FheOp,
   a: Float64Array[] | undefined,
@@ -96,54 +112,84 @@ function evaluateOp(
   program: FheProgram,
   n: number,
   fresh: () => Float64Array,
-): Float64Array[] {
+  argMax: number | undefined,
+): { slots: Float64Array[]; max: number } {
+  let max = 0;
+  const binary = (loop: (r: Float64Array, x: Float64Array, y: Float64Array) => number): Float64Array[] =>
+    a!.map((x, k) => {
+      const r = fresh();
+      max = Math.max(max, loop(r, x, b![k]!));
+      return r;
+    });
   switch (op.kind) {
-    case 'input':
-      return runs.map((tensors) => {
+    case 'input': {
+      const slots = runs.map((tensors) => {
         const data = tensors[op.tensor!];
         if (!data) throw new FhecError(`missing input "${op.tensor}"`, { field: op.tensor });
         return packSlots(op.layout!, n, data);
       });
+      for (const v of slots) max = Math.max(max, maxAbs(v));
+      return { slots, max };
+    }
     case 'encode': {
       const c = program.constants.get(op.constant!);
       if (!c) throw new FhecError(`unknown constant @${op.constant}`);
       const slots = constantSlots(c.data, n, c.name, fresh());
-      return runs.map(() => slots);
+      return { slots: runs.map(() => slots), max: maxAbs(slots) };
     }
     case 'add':
     case 'add_plain':
-      return a!.map((x, k) => add(fresh(), x, b![k]!));
+      return { slots: binary(add), max };
     case 'sub':
-      return a!.map((x, k) => sub(fresh(), x, b![k]!));
+      return { slots: binary(sub), max };
     case 'mul':
     case 'mul_plain':
-      return a!.map((x, k) => mul(fresh(), x, b![k]!));
+      return { slots: binary(mul), max };
     case 'negate':
-      return a!.map((x) => negate(fresh(), x));
+      return { slots: a!.map((x) => negate(fresh(), x)), max: argMax ?? 0 };
     case 'rotate':
-      return a!.map((x) => rotateSlots(x, op.step!, fresh()));
+      return { slots: a!.map((x) => rotateSlots(x, op.step!, fresh())), max: argMax ?? 0 };
     case 'relinearize':
     case 'rescale':
     case 'mod_switch':
     case 'refresh':
-      return a!;
+      return { slots: a!, max: argMax ?? 0 };
     default:
       throw new FhecError(`plain evaluation: unknown op kind '${op.kind}'`);
   }
 }
 
-// One loop per kind (a shared loop taking the arithmetic as a callback is several times slower).
-function add(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
-  for (let i = 0; i < r.length; i++) r[i] = a[i]! + b[i]!;
-  return r;
+// One loop per kind (a shared loop taking the arithmetic as a callback is several times slower); each
+// returns the result's max |x|, found while it is written (NaN once any slot is NaN, as maxAbs).
+function add(r: Float64Array, a: Float64Array, b: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < r.length; i++) {
+    const x = a[i]! + b[i]!;
+    r[i] = x;
+    const y = x < 0 ? -x : x;
+    if (y > m || y !== y) m = y;
+  }
+  return m;
 }
-function sub(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
-  for (let i = 0; i < r.length; i++) r[i] = a[i]! - b[i]!;
-  return r;
+function sub(r: Float64Array, a: Float64Array, b: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < r.length; i++) {
+    const x = a[i]! - b[i]!;
+    r[i] = x;
+    const y = x < 0 ? -x : x;
+    if (y > m || y !== y) m = y;
+  }
+  return m;
 }
-function mul(r: Float64Array, a: Float64Array, b: Float64Array): Float64Array {
-  for (let i = 0; i < r.length; i++) r[i] = a[i]! * b[i]!;
-  return r;
+function mul(r: Float64Array, a: Float64Array, b: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < r.length; i++) {
+    const x = a[i]! * b[i]!;
+    r[i] = x;
+    const y = x < 0 ? -x : x;
+    if (y > m || y !== y) m = y;
+  }
+  return m;
 }
 function negate(r: Float64Array, a: Float64Array): Float64Array {
   for (let i = 0; i < r.length; i++) r[i] = -a[i]!;

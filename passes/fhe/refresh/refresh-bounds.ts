@@ -191,12 +191,10 @@ export function calibratedMaxima(program: FheProgram, runs: Record<string, Array
   for (let i = 0; i < runs.length; i += MAXIMA_BATCH) {
     evaluatePlainRuns(program, runs.slice(i, i + MAXIMA_BATCH), {
       keep: false,
-      onValue: (name, vs) => {
+      onMaxAbs: (name, m) => {
         if (!out.has(name)) return;
         seen.add(name);
-        let m = out.get(name)!;
-        for (const v of vs) m = Math.max(m, maxAbs(v));
-        out.set(name, m);
+        out.set(name, Math.max(out.get(name)!, m));
       },
     });
   }
