@@ -14,7 +14,7 @@ import { printFhe } from '../ir/fhe/print.js';
 import type { FheConstant, FheProgram } from '../ir/fhe/types.js';
 import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
-import { collectAttentionStats, mergeAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
+import { attentionObserver, collectAttentionStats, mergeAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
 import { pastInstance } from '../passes/fhe/lower-canonical/past-constants.js';
 import { programAtPast } from '../ir/fhe/past-instance.js';
 import type { ErrorTargets, LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
@@ -230,8 +230,10 @@ function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): Co
     const g = Q === P ? graph : load(Q).graph;
     const qs = decodeCalibrationSets(modelFile, imported, opts.calibration, Q, opts.maxWindows, opts.tokenizer);
     if (qs.length === 0) throw new FhecError(`the calibration text has no window of ${Q + 1} tokens`, { file: opts.calibration });
-    for (const s of qs) calibrator.observe(g, s);
-    for (const [name, st] of collectAttentionStats(g, qs)) attention.set(name, attention.has(name) ? mergeAttentionStats(attention.get(name)!, st) : st);
+    // One run of the graph per window gives both the value ranges and the softmax statistics.
+    const stats = new Map<string, AttentionStats>();
+    for (const s of qs) calibrator.observe(g, s, attentionObserver(g, s, stats));
+    for (const [name, st] of stats) attention.set(name, attention.has(name) ? mergeAttentionStats(attention.get(name)!, st) : st);
     if (Q === P) sets = qs;
     else others.push({ past: Q, sets: qs });
   }

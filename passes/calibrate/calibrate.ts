@@ -145,7 +145,7 @@ export class Calibrator {
   }
 
   /** Runs `graph` on one input set, adds what its values held to the statistics, returns the outputs. */
-  observe(graph: Graph, inputs: Record<string, Tensor>): Record<string, Tensor> {
+  observe(graph: Graph, inputs: Record<string, Tensor>, alsoOnNode?: (node: Node, outs: Tensor[]) => void): Record<string, Tensor> {
     const t0 = performance.now();
     const plan = this.plan(graph);
     // Register every tracked value up front so the table follows graph order whatever runs first.
@@ -159,6 +159,7 @@ export class Calibrator {
     for (const v of graph.inputs) if (inputs[v.name]) produced(v, inputs[v.name]!);
     const outputs = runGraph(graph, inputs, {
       onNode: (node, outs) => {
+        alsoOnNode?.(node, outs);
         node.outputs.forEach((v, i) => produced(v, outs[i]!));
         const probe = plan.probes.get(node);
         if (!probe) return;

@@ -66,27 +66,37 @@ export function observeAttention(node: Node, q: Tensor, k: Tensor, st: Attention
   }
 }
 
+/**
+ * A runGraph onNode hook folding one run's attention ops (the run on `inputs`) into `stats`, by node
+ * name: calibration passes it along with its own (Calibrator.observe), so one run of the graph serves both.
+ */
+export function attentionObserver(graph: Graph, inputs: Record<string, Tensor>, stats: Map<string, AttentionStats>): (node: Node, outs: Tensor[]) => void {
+  // Only the values attention ops read are held, until the end of the run.
+  const read = new Set(graph.nodes.filter(isAttention).flatMap((n) => n.inputs.filter((v): v is Value => !!v)));
+  const env = new Map<Value, Tensor>();
+  for (const v of graph.inputs) if (read.has(v) && inputs[v.name]) env.set(v, inputs[v.name]!);
+  return (node, outs) => {
+    node.outputs.forEach((v, i) => {
+      if (read.has(v)) env.set(v, outs[i]!);
+    });
+    if (!isAttention(node)) return;
+    const get = (i: number): Tensor | undefined => {
+      const v = node.inputs[i];
+      if (!v) return undefined;
+      return env.get(v) ?? v.constant?.load();
+    };
+    const st = stats.get(node.name) ?? emptyStats();
+    observeAttention(node, get(0)!, get(1)!, st, get(3));
+    stats.set(node.name, st);
+  };
+}
+
+const isAttention = (node: Node): boolean => node.domain === 'fhec' && node.op === 'attention';
+
 /** Runs the canonical graph on every set and collects AttentionStats per attention node name. */
 export function collectAttentionStats(graph: Graph, sets: Iterable<Record<string, Tensor>>): Map<string, AttentionStats> {
   const stats = new Map<string, AttentionStats>();
-  for (const inputs of sets) {
-    const env = new Map<Value, Tensor>();
-    for (const v of graph.inputs) if (inputs[v.name]) env.set(v, inputs[v.name]!);
-    runGraph(graph, inputs, {
-      onNode: (node, outs) => {
-        node.outputs.forEach((v, i) => env.set(v, outs[i]!));
-        if (node.domain !== 'fhec' || node.op !== 'attention') return;
-        const get = (i: number): Tensor | undefined => {
-          const v = node.inputs[i];
-          if (!v) return undefined;
-          return env.get(v) ?? v.constant?.load();
-        };
-        const st = stats.get(node.name) ?? emptyStats();
-        observeAttention(node, get(0)!, get(1)!, st, get(3));
-        stats.set(node.name, st);
-      },
-    });
-  }
+  for (const inputs of sets) runGraph(graph, inputs, { onNode: attentionObserver(graph, inputs, stats) });
   return stats;
 }
 
