@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileGenerationPlan, GenerationPlanStore } from '../compiler/generation-plan.js';
+import { GenerationPlanStore } from '../compiler/generation-plan.js';
 import { GenerationEvaluator } from '../runtime/generate/evaluator.js';
 import { GenerationClient } from '../runtime/generate/client.js';
 import { loadClientModel } from '../runtime/generate/manifest.js';
@@ -16,6 +16,7 @@ import type { OpenReply } from '../runtime/generate/evaluator.js';
 import { loadSeal } from '../runtime/seal/module.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { fhecInProcess } from './helpers/in-process.js';
+import { cachedGenerationPlan } from './helpers/plan-cache.js';
 import { ortGreedy as ortGreedyOf } from './helpers/ort-greedy.js';
 import { MODELS } from './helpers/shared.js';
 
@@ -23,7 +24,7 @@ const KV_MODEL = path.join(MODELS, 'A_kvcache_opset14.onnx');
 const FP32_MODEL = path.join(MODELS, 'A_nocache_opset14.onnx');
 const CAL = path.join(MODELS, 'calibration.txt');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-generate-'));
-const PLAN = path.join(dir, 'gen.json');
+let PLAN: string;
 const PROMPT = 'said. ';
 
 const fhec = fhecInProcess;
@@ -53,9 +54,11 @@ const ortGreedy = (prompt: string, n: number) => ortGreedyOf(FP32_MODEL, prompt,
 
 beforeAll(() => {
   // Prefill of 4: the 6-byte prompt prefills 4 bytes and feeds 2 through decode steps; the cache
-  // crosses a stride change (8 -> 9 positions) on the way.
-  const g = compileGenerationPlan(KV_MODEL, PLAN, { calibration: CAL, maxContext: 16, prefill: [4], maxWindows: 32 });
-  expect(g.decodePlans.map((d) => [d.from, d.to])).toEqual([[4, 7], [8, 15]]);
+  // crosses a stride change (8 -> 9 positions) on the way. The same plan as test/generate-seal.test.ts
+  // (compiled once per run, plan-cache.ts; the files only read it).
+  PLAN = cachedGenerationPlan(KV_MODEL, { calibration: CAL, maxContext: 16, prefill: [4], maxWindows: 32 });
+  const doc = JSON.parse(fs.readFileSync(PLAN, 'utf8')) as { decodeBuckets: { from: number; to: number }[] };
+  expect(doc.decodeBuckets.map((d) => [d.from, d.to])).toEqual([[4, 7], [8, 15]]);
 }, 900000);
 
 describe('fhec generate on sim', () => {

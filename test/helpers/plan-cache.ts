@@ -1,5 +1,6 @@
 // Generation plans shared by the test files of one run: compiling model A's plan takes minutes on 2 cores,
-// and several files (the serve tests, the SEAL generation test) run the same one. A plan is kept under
+// and several files run the same one (model A's: the SEAL and sim generation tests; zoo model Z1's: the
+// serve tests and the zoo's SEAL generation test). A plan is kept under
 // the run's temp folder (test/global-setup.ts), named by a digest of everything it is made from (the
 // model, the calibration text, the options, and every source file of ir/, passes/, runtime/ and
 // compiler/), so a change to any of them compiles afresh. One file compiles while the others that want
@@ -17,6 +18,8 @@ export interface CachedPlanOptions {
   calibration: string;
   maxContext: number;
   prefill: number[];
+  /** Calibration windows (default: all the text has). */
+  maxWindows?: number;
 }
 
 function digest(model: string, options: CachedPlanOptions): string {

@@ -20,14 +20,22 @@ export interface SealGenerationCase {
   runTimeoutMs: number;
   /** With `fhec generate --zero-supply`: the summary must count zeros the helper thread made. */
   zeroSupply?: boolean;
+  /** The plan's context (default: the prompt and the new bytes) and calibration windows, to share another file's plan. */
+  maxContext?: number;
+  maxWindows?: number;
 }
 
 export function describeSealGeneration(c: SealGenerationCase): void {
   let plan: string;
   describe(c.title, () => {
     beforeAll(() => {
-      // Shared with the serve tests when the model and context are theirs (plan-cache.ts).
-      plan = cachedGenerationPlan(c.kvModel, { calibration: path.join(MODELS, 'calibration.txt'), maxContext: c.prompt.length + c.bytes, prefill: [c.prompt.length] });
+      // Shared with other files that ask for the same plan (plan-cache.ts).
+      plan = cachedGenerationPlan(c.kvModel, {
+        calibration: path.join(MODELS, 'calibration.txt'),
+        maxContext: c.maxContext ?? c.prompt.length + c.bytes,
+        prefill: [c.prompt.length],
+        ...(c.maxWindows !== undefined ? { maxWindows: c.maxWindows } : {}),
+      });
     }, c.compileTimeoutMs);
 
     it(`generates ${c.bytes} bytes from encrypted input equal to greedy fp32 decoding by onnxruntime`, async () => {
