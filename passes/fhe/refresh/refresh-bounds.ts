@@ -116,7 +116,7 @@ export function provedMagnitudes(program: FheProgram, inputBounds: Record<string
   program.ops.forEach((op, i) => op.args.forEach((x) => lastUse.set(x.name, i)));
   const live = new Map<string, Float64Array>();
   const out = new Map<string, number>();
-  const times = (a: number, b: number): number => (a === 0 || b === 0 ? 0 : a * b);
+  // Plain loops (a callback per slot was most of the time of this analysis).
   for (const [index, op] of program.ops.entries()) {
     if (!op.result) continue;
     const [a, b] = op.args.map((x) => live.get(x.name)!);
@@ -130,17 +130,25 @@ export function provedMagnitudes(program: FheProgram, inputBounds: Record<string
       case 'encode': {
         const c = program.constants.get(op.constant!);
         if (!c) throw new FhecError(`unknown constant @${op.constant}`);
-        r = constantSlots(c.data, n, c.name).map(Math.abs);
+        r = constantSlots(c.data, n, c.name); // a fresh vector
+        for (let i = 0; i < n; i++) r[i] = Math.abs(r[i]!);
         break;
       }
       case 'add':
       case 'sub':
       case 'add_plain':
-        r = a!.map((x, i) => x + b![i]!);
+        r = new Float64Array(n);
+        for (let i = 0; i < n; i++) r[i] = a![i]! + b![i]!;
         break;
       case 'mul':
       case 'mul_plain':
-        r = a!.map((x, i) => times(x, b![i]!));
+        // 0 x Infinity is 0 here: a slot known to be zero stays zero whatever the other bound.
+        r = new Float64Array(n);
+        for (let i = 0; i < n; i++) {
+          const x = a![i]!;
+          const y = b![i]!;
+          r[i] = x === 0 || y === 0 ? 0 : x * y;
+        }
         break;
       case 'rotate':
         r = rotateSlots(a!, op.step!);
@@ -149,7 +157,10 @@ export function provedMagnitudes(program: FheProgram, inputBounds: Record<string
         r = a!;
     }
     const seed = seeds.get(op.result.name);
-    if (seed !== undefined) r = r.map((x) => Math.min(x, seed));
+    if (seed !== undefined) {
+      if (r === a) r = Float64Array.from(r);
+      for (let i = 0; i < n; i++) r[i] = Math.min(r[i]!, seed);
+    }
     out.set(op.result.name, maxAbs(r));
     for (const x of op.args) if (lastUse.get(x.name) === index) live.delete(x.name);
     if (lastUse.has(op.result.name)) live.set(op.result.name, r);
