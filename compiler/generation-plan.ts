@@ -32,7 +32,7 @@ import { describeStep } from '../runtime/generate/evaluator.js';
 import { HfTokenizer } from '../runtime/generate/hf-tokenizer.js';
 import { checkStepInterface, readCacheBounds, readStepInterface, shapeName, type GenerationPlanSource, type StepInterface, type StepPlan, type StepShape } from '../runtime/generate/plan-source.js';
 import { loadModelPlan } from '../runtime/model-session.js';
-import { compileModel, writeModelPlan, type CompiledModel } from './model-plan.js';
+import { compileModel, writeModelPlan, type CompiledModel, type ModelPlanOptions } from './model-plan.js';
 import { moveWeightsToStore } from '../runtime/plan/weight-store.js';
 import { sha256Hex, writeFileAtomic } from '../runtime/plan/files.js';
 import { PARAMETER_SEARCH_FILE, type ParameterSearchRecord } from '../runtime/plan/analysis-schema.js';
@@ -111,9 +111,11 @@ function compileStep(
   tokenizer: string | undefined,
   dir: string,
   shape: PlanShape,
+  decodeSetsAt?: ModelPlanOptions['decodeSetsAt'],
 ): { compiled: CompiledModel; files: StepFiles } {
   const compiled = compileModel(modelFile, {
     calibration,
+    ...(decodeSetsAt ? { decodeSetsAt } : {}),
     ...(tokenizer !== undefined ? { tokenizer } : {}),
     // A prefill's logits: the last position's only (the next token), whatever the prompt length.
     ...(shape.kind === 'prefill' ? { prefill: shape.tokens, logits: 'last' as const } : { decode: shape.past, ...('from' in shape ? { decodeFrom: shape.from } : {}) }),
@@ -184,11 +186,13 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     ...(opts.placement ? { placement: opts.placement } : {}),
     ...(opts.streamWeights ? { streamWeights: true } : {}),
   };
+  // The longest past's decode calibration sets, made once for the search's probe and the last bucket.
+  const longest: NonNullable<ModelPlanOptions['decodeSetsAt']> = { past: C - 1 };
   if (opts.ringDegree === undefined) {
     // One parameter set serves every step (one key set per generation): search it on the decode plan
     // at the longest past (decode steps dominate a generation, and its cache layout is the largest).
     const t0 = performance.now();
-    const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs, ...(opts.streamWeights ? { streamWeights: true } : {}) });
+    const probe = compileModel(modelFile, { calibration: opts.calibration, tokenizer: opts.tokenizer, decode: C - 1, decodeSetsAt: longest, maxWindows: opts.maxWindows, placement: opts.placement, costs: opts.costs, ...(opts.streamWeights ? { streamWeights: true } : {}) });
     compile.ringDegree = probe.params.ringDegree;
     compile.levels = topLevel(probe.params);
     searchStep = { past: C - 1, managed: probe.managed, refreshes: probe.refreshes, ...(probe.predictedMs !== undefined ? { predictedMs: probe.predictedMs } : {}) };
@@ -232,7 +236,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
   for (const bk of buckets) {
     const t0 = performance.now();
     const shape = { kind: 'decode' as const, past: bk.to, from: bk.from };
-    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), shape);
+    const { compiled, files: f } = compileStep(modelFile, { calibration: opts.calibration, compile }, opts.calibration, opts.tokenizer, path.join(outDir, stepsDir), shape, longest);
     if (parametersId(params!) !== parametersId(compiled.params)) throw new FhecError('step plans came out with different CKKS parameters');
     if (compiled.lowered.cacheInputs.some((c) => c.layout.length !== kv)) throw new Error(`internal: the decode cache is not ${kv} channels wide, as the prefill's`);
     const ms = performance.now() - t0;

@@ -57,6 +57,11 @@ export interface ModelPlanOptions {
   decodeFrom?: number;
   /** Text calibration: at most this many windows (default: all). */
   maxWindows?: number;
+  /**
+   * Decode calibration sets shared by the compiles of one generation plan: those for `past` are made
+   * once and kept here (its parameter search's probe and its last bucket both calibrate at the longest past).
+   */
+  decodeSetsAt?: { past: number; sets?: Record<string, Tensor>[] };
   /** Text calibration: the model's Hugging Face tokenizer folder (default: UTF-8 bytes). */
   tokenizer?: string;
   margin?: number;
@@ -228,7 +233,9 @@ function compileDecode(modelFile: string, opts: ModelPlanOptions, P: number): Co
   // pasts: the approximations are fitted for the whole bucket.
   for (const Q of decodePastSample(from, P)) {
     const g = Q === P ? graph : load(Q).graph;
-    const qs = decodeCalibrationSets(modelFile, imported, opts.calibration, Q, opts.maxWindows, opts.tokenizer);
+    const shared = opts.decodeSetsAt?.past === Q ? opts.decodeSetsAt : undefined;
+    const qs = shared?.sets ?? decodeCalibrationSets(modelFile, imported, opts.calibration, Q, opts.maxWindows, opts.tokenizer);
+    if (shared) shared.sets = qs;
     if (qs.length === 0) throw new FhecError(`the calibration text has no window of ${Q + 1} tokens`, { file: opts.calibration });
     // One run of the graph per window gives both the value ranges and the softmax statistics.
     const stats = new Map<string, AttentionStats>();
