@@ -133,7 +133,7 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
       `parameter search (${table}; ${considered} chains priced in ${((c.ms.lower + c.ms.place + (c.ms.search ?? 0)) / 1000).toFixed(1)} s):`,
       formatCandidates(c.search),
       `chosen: N=${c.params.ringDegree}, ${topLevel(c.params)} levels, ${c.refreshes} refreshes, ${predicted} (lowest predicted latency; ` +
-        `candidates are priced with the greedy placement, ${c.greedyRefreshes} refreshes here, and the chosen chain is re-placed optimally)`,
+        `each chain priced with the refresh placement it gets; the greedy placement would need ${c.greedyRefreshes} refreshes here)`,
     );
   } else lines.push(`ring degree fixed at N=${c.params.ringDegree}: the longest chain it holds, ${c.refreshes} refreshes, ${predicted} (${table})`);
   lines.push(

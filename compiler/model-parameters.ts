@@ -188,15 +188,16 @@ export function searchModelParameters<T extends { program: FheProgram } = Lowere
   });
   unit.costTables.set(GIVEN_COSTS, options.costs);
   const scale = options.scaleBits !== undefined ? `,scale-bits=${options.scaleBits}` : '';
-  const runs = runFhePipeline(unit, `select-parameters{costs=${GIVEN_COSTS}${scale}},place-refresh{strategy=${options.placement ?? 'optimal'}},manage-scales`);
+  const placement = options.placement ?? 'optimal';
+  const runs = runFhePipeline(unit, `select-parameters{costs=${GIVEN_COSTS}${scale},placement=${placement}},place-refresh{strategy=${placement}},manage-scales`);
   const best = unit.search?.best;
   if (!best || !unit.lowered || !unit.placed) throw new Error('internal: the parameter pipeline chose nothing');
   const managed = withoutAttributes(unit.program);
   const refreshes = numberAttr(unit.program, 'mgmt.refreshes', 'search')!;
   const greedyRefreshes = numberAttr(unit.program, 'mgmt.greedy_refreshes', 'search')!;
   const params = requireParameters(unit.program, 'search');
-  // The optimal placement replaced the priced greedy one: the chosen candidate is re-priced.
-  const candidate = refreshes < greedyRefreshes ? { ...best.candidate, latencyMs: predictProgramLatency(managed, params, options.costs).ms, refreshes } : best.candidate;
+  // The candidate was priced with the placement place-refresh makes; re-priced if it placed otherwise.
+  const candidate = refreshes !== best.candidate.refreshes ? { ...best.candidate, latencyMs: predictProgramLatency(managed, params, options.costs).ms, refreshes } : best.candidate;
   const selectMs = runs.find((r) => r.pass === 'select-parameters')!.ms;
   return {
     params,

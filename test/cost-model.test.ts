@@ -109,8 +109,16 @@ describe('cost table', () => {
     expect(rt.bytes).toBe(ciphertextBytes(t, 16384, 0) + ciphertextBytes(t, 16384, 7));
     // The round-trip time is paid per refresh round (predictLatency), not per refresh.
     expect(rt.linkMs).toBeCloseTo(rt.bytes / t.link.bytesPerMs, 9);
-    expect(rt.clientMs).toBeCloseTo(opCost(t, 'decrypt', 16384, 0) + opCost(t, 'encrypt', 16384, 7), 9);
+    // Every step of the protocol: the mask into NTT form and added, the re-randomizing encryption of
+    // zero made at the refresh's level (a chain whose top is that level), serialized; the key holder's
+    // load, decrypt, inverse transform, encryption at the new level, serialization; the unmask.
+    const c = (op: Parameters<typeof opCost>[1], l: number, top = 7) => opCost(t, op, 16384, l, top);
+    expect(rt.evaluatorMs).toBeCloseTo(c('encode', 0, 0) + c('add_plain', 0) + c('encrypt', 0, 0) + c('add', 0) + c('save', 0), 9);
+    expect(rt.clientMs).toBeCloseTo(c('load', 0) + c('decrypt', 0) + c('encode', 0, 0) + c('encrypt', 7) + c('save', 7), 9);
+    expect(rt.unmaskMs).toBeCloseTo(c('load', 7) + c('encode', 7, 7) + c('add_plain', 7), 9);
     expect(rt.totalMs).toBeCloseTo(rt.evaluatorMs + rt.clientMs + rt.linkMs + rt.unmaskMs, 9);
+    // The re-randomizing encryption is priced at the refresh's level: cheaper lower down.
+    expect(refreshRoundTrip(t, 16384, 1, 7).evaluatorMs).toBeGreaterThan(rt.evaluatorMs);
   });
 });
 

@@ -19,7 +19,7 @@ import { generatorBindings } from '../passes/canonical/specialize.js';
 import { lowerCanonicalModel, type LoweredModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { latencyLowerBound } from '../passes/fhe/parameters/latency-lower-bound.js';
 import { searchParameters, type ParameterSearchOptions } from '../passes/fhe/parameters/parameter-search.js';
-import { greedyFloorPlanner } from '../passes/fhe/parameters/select-parameters-pass.js';
+import { floorPlanner } from '../passes/fhe/parameters/select-parameters-pass.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-bound-'));
 // Llama-3.2-1B's structure at a small size (two layers, GQA, KV cache), weights by shape only.
@@ -39,8 +39,8 @@ describe('the parameter search bound', () => {
   const lowered = new Map<FheProgram, LoweredModel>();
   const floorsOf = (program: FheProgram, params: CkksParameters) =>
     modelFloors(program, params, uniformMaskNeeds(lowered.get(program)!, 1024));
-  // The planner select-parameters uses: the greedy placement above each value's floor.
-  const planner = greedyFloorPlanner(floorsOf);
+  // A planner select-parameters uses: the greedy placement above each value's floor.
+  const planner = floorPlanner(floorsOf, 'greedy');
   const options: ParameterSearchOptions = {
     build: (slots) => {
       const l = lower(slots);
@@ -74,6 +74,18 @@ describe('the parameter search bound', () => {
     // Encodes priced at the chain's top and every product at its floor: a large part of a decode step (0.44 here).
     console.log(`tightest bound: ${tightest.toFixed(3)} of the predicted latency`);
     expect(tightest).toBeGreaterThan(0.3);
+  }, 120000);
+
+  it('prices with the optimal placement when asked: never more refreshes than greedy, chain by chain', () => {
+    const optimal = searchParameters({ ...options, refresh: floorPlanner(floorsOf, 'optimal') });
+    const key = (c: { ringDegree: number; levels: number }) => `${c.ringDegree}/${c.levels}`;
+    const byChain = new Map(optimal.candidates.filter((c) => c.feasible).map((c) => [key(c), c]));
+    const greedy = full.candidates.filter((c) => c.feasible);
+    expect(byChain.size).toBe(greedy.length);
+    for (const c of greedy) {
+      const o = byChain.get(key(c))!;
+      expect(o.refreshes!, key(c)).toBeLessThanOrEqual(c.refreshes!);
+    }
   }, 120000);
 
   it('skips candidates that cannot win and chooses what the full search chooses', () => {

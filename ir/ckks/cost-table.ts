@@ -233,29 +233,43 @@ export function ciphertextBytes(table: CostTable, ringDegree: number, level: num
 }
 
 export interface RoundTrip {
-  /** Evaluator: encode the mask, add it, serialize. */
+  /**
+   * Evaluator: the mask's residues into NTT form (an encode's transform at the level), added; the
+   * re-randomizing public-key encryption of zero, made at the refresh's level (a chain whose top is
+   * that level: runtime/seal/zero-encryptor.ts), added; serialize.
+   */
   evaluatorMs: number;
-  /** Key holder: load + decrypt + decode, then encode + encrypt + serialize at the new level. */
+  /**
+   * Key holder: load, decrypt, the inverse transform to coefficients (an encode's transform at the
+   * level), then the lifted polynomial's encryption at the new level (the table's encrypt, which
+   * includes an encode's transform there), serialized.
+   */
   clientMs: number;
   /**
    * Link: both ciphertexts' bytes. The round-trip time is paid once per refresh round (all refreshes
    * of a round travel in one message: ir/fhe/refresh-rounds.ts), see predict-latency.ts.
    */
   linkMs: number;
-  /** Evaluator: load the fresh ciphertext, encode the mask at the new level and subtract it. */
+  /** Evaluator: load the fresh ciphertext, the mask's residues into NTT form at the new level, subtracted. */
   unmaskMs: number;
   bytes: number;
   totalMs: number;
 }
 
-/** Cost of one client-aided refresh of a ciphertext from level `from` to level `to` (chain top `top`), round-trip time not included. */
+/**
+ * Cost of one client-aided refresh of a ciphertext from level `from` to level `to` (chain top `top`),
+ * round-trip time not included: every step of the protocol (runtime/refresh/refresher.ts,
+ * key-holder.ts), each priced by the table's measured op. Transforms at one level are priced as an
+ * encode in a chain whose top is that level (an encode is the same transform plus the slot encoding).
+ */
 export function refreshRoundTrip(table: CostTable, ringDegree: number, from: number, to: number, top = to): RoundTrip {
-  const c = (op: TimedOp, l: number) => opCost(table, op, ringDegree, l, top);
-  const evaluatorMs = c('encode', from) + c('add_plain', from) + c('save', from);
-  const clientMs = c('decrypt', from) + c('encrypt', to);
+  const c = (op: TimedOp, l: number, chainTop = top) => opCost(table, op, ringDegree, l, chainTop);
+  const transform = (l: number) => c('encode', l, l);
+  const evaluatorMs = transform(from) + c('add_plain', from) + c('encrypt', from, from) + c('add', from) + c('save', from);
+  const clientMs = c('load', from) + c('decrypt', from) + transform(from) + c('encrypt', to) + c('save', to);
   const bytes = ciphertextBytes(table, ringDegree, from) + ciphertextBytes(table, ringDegree, to);
   const linkMs = bytes / table.link.bytesPerMs;
-  const unmaskMs = c('load', to) + c('encode', to) + c('add_plain', to);
+  const unmaskMs = c('load', to) + transform(to) + c('add_plain', to);
   return { evaluatorMs, clientMs, linkMs, unmaskMs, bytes, totalMs: evaluatorMs + clientMs + linkMs + unmaskMs };
 }
 

@@ -40,6 +40,8 @@ export function graphFhePipeline(parameters: string[] = []): string {
  * N), place refreshes, manage scales, verify. `parameters` is select-parameters' option list.
  */
 export function modelFhePipeline(o: { parameters?: string; placement?: 'optimal' | 'greedy' } = {}): string {
-  const select = o.parameters ? `select-parameters{${o.parameters}}` : 'select-parameters';
-  return `lower-canonical,${select},place-refresh{strategy=${o.placement ?? 'optimal'}},manage-scales,verify`;
+  // The search prices each chain with the placement place-refresh will make.
+  const placement = o.placement ?? 'optimal';
+  const select = `select-parameters{${o.parameters ? `${o.parameters},` : ''}placement=${placement}}`;
+  return `lower-canonical,${select},place-refresh{strategy=${placement}},manage-scales,verify`;
 }

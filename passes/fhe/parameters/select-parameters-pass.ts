@@ -4,9 +4,12 @@
 // mgmt.input_level) for place-refresh and manage-scales.
 //
 // Without ring-degree: the cost-driven search (parameter-search.ts) over every ring degree of the cost
-// table and every chain length each holds at 128-bit security, pricing each chain with the greedy
-// refresh placement (fast; place-refresh re-places the chosen one) and the cost table; it annotates
-// select.predicted_ms, the chosen candidate's price. With a canonical source (lower-canonical) each
+// table and every chain length each holds at 128-bit security, pricing each chain with the cost table
+// and the refresh placement place-refresh will make (`placement`: the optimal beam DP by default, as
+// the model pipeline runs it; greedy stays for greedy pipelines); it annotates select.predicted_ms, the
+// chosen candidate's price. Pricing by greedy's placement misjudged chains: on model A's decode step
+// greedy needs 228 refreshes on 4 levels where the optimal placement needs 126 (312 and 304 on 3), so
+// the search kept 3 levels, measured 1.16x slower per decode token than 4. With a canonical source (lower-canonical) each
 // ring degree gets its own lowering (the packing depends on N/2 slots); textual IR fits only N = 2 x slots.
 // With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
 // Refreshes keep each value at or above its floor from the unit's refresh floor rule (level 1 for all
@@ -18,6 +21,8 @@ import type { FheProgram } from '../../../ir/fhe/types.js';
 import { selectParameters, topLevel, type CkksParameters } from '../../../ir/ckks/params.js';
 import type { Pass } from '../../pass.js';
 import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
+import { placeRefreshes } from '../refresh/refresh-placement.js';
+import { MODEL_MAX_STATES } from '../refresh/place-refresh-pass.js';
 import { multiplicativeDepth } from '../analysis/depth.js';
 import { costTableOf, loweringAt, parameterAttributes, setAttrs, uniformFloors, type FheUnit, type ValueFloors } from '../pipeline/unit.js';
 import { latencyLowerBound } from './latency-lower-bound.js';
@@ -32,6 +37,8 @@ export interface SelectParametersOptions {
   'integer-bits': number;
   'ring-degree'?: number;
   levels?: number;
+  /** The refresh placement each candidate is priced with: place-refresh's strategy. */
+  placement: 'optimal' | 'greedy';
 }
 
 /** Candidates run at the scale the approximations were tuned at: precision is not judged per candidate (see compiler/model-parameters.ts). */
@@ -51,12 +58,14 @@ export const selectParametersPass: Pass<FheUnit, SelectParametersOptions> = {
     { name: 'integer-bits', type: 'int', help: 'bits above the scale in the first and special primes', default: 20 },
     { name: 'ring-degree', type: 'int', help: 'fix N: the longest chain it holds at 128-bit security (no search)' },
     { name: 'levels', type: 'int', help: 'with ring-degree: exactly this many levels' },
+    { name: 'placement', type: 'string', help: "refresh placement each candidate is priced with: 'optimal' (the beam DP, as place-refresh runs it by default) or 'greedy'", default: 'optimal' },
   ],
   run(unit, o) {
     if (unit.program.chain) throw new FhecError('select-parameters needs an unmanaged program (this one already has a chain)');
     const t0 = performance.now();
     const spent = { ...unit.ms };
     if (o.fit !== 'cost' && o.fit !== 'depth') throw new FhecError(`select-parameters: fit must be cost or depth, got '${String(o.fit)}'`);
+    if (o.placement !== 'optimal' && o.placement !== 'greedy') throw new FhecError(`select-parameters: placement must be optimal or greedy, got '${String(o.placement)}'`);
     const choice = o.fit === 'depth' ? byDepth(unit, o) : o['ring-degree'] !== undefined ? fixed(unit, o) : search(unit, o);
     const top = topLevel(choice.params);
     const program = { ...choice.program };
@@ -156,11 +165,13 @@ function longestChain(ringDegree: number, o: SelectParametersOptions): CkksParam
 }
 
 /**
- * The search's refresh planner: the greedy placement, keeping each value at or above its floor on the
- * candidate's chain (`floorsFor`); `spent` is told the ms each placement took.
+ * The search's refresh planner: `placement` ('greedy', or the optimal beam DP of place-refresh with its
+ * model beam width), keeping each value at or above its floor on the candidate's chain (`floorsFor`);
+ * `spent` is told the ms each placement took.
  */
-export function greedyFloorPlanner(
+export function floorPlanner(
   floorsFor: (program: FheProgram, params: CkksParameters) => ValueFloors | { refused: string },
+  placement: 'optimal' | 'greedy',
   spent?: (ms: number) => void,
 ): RefreshPlanner {
   return (program, levels, { params }) => {
@@ -169,8 +180,8 @@ export function greedyFloorPlanner(
     if (levels - floor.lowest < 1) return undefined;
     const t = performance.now();
     try {
-      const greedy = placeRefreshesGreedy(program, levels, floor.floor);
-      return { refreshes: greedy.refreshed.length, program: greedy.program, inputLevel: levels };
+      const placed = placement === 'greedy' ? placeRefreshesGreedy(program, levels, floor.floor) : placeRefreshes(program, { levels, maxStates: MODEL_MAX_STATES, floor: floor.floor });
+      return { refreshes: placed.refreshed.length, program: placed.program, inputLevel: levels };
     } catch (e) {
       // An op that multiplies more levels at once than its floor leaves: this chain is too short for it.
       if (e instanceof FhecError) return undefined;
@@ -192,7 +203,7 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
     if (!floorsByChain.has(key)) floorsByChain.set(key, floorOf(unit, lowered.get(program)!, params));
     return floorsByChain.get(key)!;
   };
-  const planner = greedyFloorPlanner(floorsFor, (ms) => (unit.ms.place += ms));
+  const planner = floorPlanner(floorsFor, o.placement, (ms) => (unit.ms.place += ms));
   const result = searchParameters({
     build: (slots) => {
       const l = loweringAt(unit, slots);
