@@ -8,8 +8,8 @@
 // and the refresh placement place-refresh will make (`placement`: the optimal beam DP by default, as
 // the model pipeline runs it; greedy stays for greedy pipelines); it annotates select.predicted_ms, the
 // chosen candidate's price. Pricing by greedy's placement misjudged chains: on model A's decode step
-// greedy needs 228 refreshes on 4 levels where the optimal placement needs 126 (312 and 304 on 3), so
-// the search kept 3 levels, measured 1.16x slower per decode token than 4. With a canonical source (lower-canonical) each
+// greedy needs 228 refreshes on 4 levels where the optimal placement needs 115 (312 on 3), so the search
+// kept 3 levels: 1.5x the refresh round trips per decode token of 4 levels, and 2.1x the bytes. With a canonical source (lower-canonical) each
 // ring degree gets its own lowering (the packing depends on N/2 slots); textual IR fits only N = 2 x slots.
 // With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
 // Refreshes keep each value at or above its floor from the unit's refresh floor rule (level 1 for all
