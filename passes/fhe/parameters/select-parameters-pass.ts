@@ -9,8 +9,9 @@
 // the model pipeline runs it; greedy stays for greedy pipelines); it annotates select.predicted_ms, the
 // chosen candidate's price. Pricing by greedy's placement misjudged chains: on model A's decode step
 // greedy needs 228 refreshes on 4 levels where the optimal placement needs 115 (312 on 3), so the search
-// kept 3 levels: 1.5x the refresh round trips per decode token of 4 levels, and 2.1x the bytes. With a canonical source (lower-canonical) each
-// ring degree gets its own lowering (the packing depends on N/2 slots); textual IR fits only N = 2 x slots.
+// kept 3 levels: 1.5x the refresh round trips per decode token of 4 levels, and 2.1x the bytes.
+// With a canonical source (lower-canonical) each ring degree gets its own lowering (the packing
+// depends on N/2 slots); textual IR fits only N = 2 x slots.
 // With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
 // Refreshes keep each value at or above its floor from the unit's refresh floor rule (level 1 for all
 // unless the driver sets a rule, e.g. where each value's refresh mask fits); mgmt.min_level is the

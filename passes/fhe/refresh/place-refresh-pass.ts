@@ -2,8 +2,9 @@
 // no stretch between refreshes needs more than L levels. Without levels: the floors select-parameters
 // chose on this unit (each value kept at or above its own floor under the chain's top level), else the
 // program's mgmt.refresh_levels annotation (the chain's top minus the lowest floor). 'optimal' runs the beam DP (refresh-placement.ts) and keeps it when it
-// needs no more refreshes than greedy; when select-parameters priced the greedy placement of this
-// chain (select.predicted_ms), it keeps it only when it needs strictly fewer and is not predicted slower.
+// needs no more refreshes than greedy; when select-parameters priced this chain (select.predicted_ms,
+// with the placement of the same strategy), it keeps it only when it needs strictly fewer refreshes
+// than greedy and is not predicted slower than that price.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheProgram } from '../../../ir/fhe/types.js';
