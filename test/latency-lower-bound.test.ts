@@ -76,16 +76,21 @@ describe('the parameter search bound', () => {
     expect(tightest).toBeGreaterThan(0.3);
   }, 120000);
 
-  it('prices with the optimal placement when asked: never more refreshes than greedy, chain by chain', () => {
+  it('prices with the optimal placement when asked: never more refreshes than greedy, chain by chain, and fewer on most', () => {
     const optimal = searchParameters({ ...options, refresh: floorPlanner(floorsOf, 'optimal') });
     const key = (c: { ringDegree: number; levels: number }) => `${c.ringDegree}/${c.levels}`;
     const byChain = new Map(optimal.candidates.filter((c) => c.feasible).map((c) => [key(c), c]));
     const greedy = full.candidates.filter((c) => c.feasible);
     expect(byChain.size).toBe(greedy.length);
+    let fewer = 0;
     for (const c of greedy) {
       const o = byChain.get(key(c))!;
       expect(o.refreshes!, key(c)).toBeLessThanOrEqual(c.refreshes!);
+      if (o.refreshes! < c.refreshes!) fewer++;
     }
+    // And it is the optimal placement, not greedy's again: on this program it needs fewer on every chain of
+    // 4 levels or more (e.g. 254 against 304 at N=16384 with 4 levels).
+    expect(fewer).toBeGreaterThan(greedy.length / 2);
   }, 120000);
 
   it('skips candidates that cannot win and chooses what the full search chooses', () => {
