@@ -6,8 +6,8 @@ import { importOnnx } from '../compiler/onnx/import.js';
 import { FheBuilder } from '../ir/fhe/index.js';
 import { fheCost } from '../passes/fhe/analysis/cost.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
-import { columnBlocks, lowerMatVec, matMulWeights, type MatrixView } from '../passes/fhe/layout/matvec.js';
-import { replicatedLayout } from '../passes/fhe/layout/packing.js';
+import { columnBlocks, lowerMatVec, lowerMatVecReplicated, matMulWeights, type MatrixView } from '../passes/fhe/layout/matvec.js';
+import { nextPow2, replicatedLayout } from '../passes/fhe/layout/packing.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { fheChain, makeParameters, selectParameters, type CkksParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
@@ -156,5 +156,110 @@ describe('matrix-vector lowering on the simulator', () => {
     const want = reference(mat, x, 1);
     expect(maxErr(gather(run.outputs, res, 700, 1), want)).toBeLessThan(1e-3 * maxAbs(want));
     expect(run.label).toMatch(/SIMULATION/);
+  });
+});
+
+/** y = M x by lowerMatVecReplicated on one token; the output declared as all the slots, to check every copy. */
+function replicatedProgram(m: MatrixView, slots: number) {
+  const b = new FheBuilder('linear', slots);
+  const blocks = columnBlocks(m.cols, slots);
+  const inputs = blocks.map((blk, j) => {
+    const layout = replicatedLayout(blk.cols, slots);
+    return { value: b.input(`x${j}`, layout), layout, colStart: blk.colStart };
+  });
+  const res = lowerMatVecReplicated(b, m, inputs);
+  b.output('y', res.value, { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 });
+  return { program: b.build(), res, blocks };
+}
+
+/** Slot u must hold y[u mod R] (0 in the padding rows): the largest deviation over all slots. */
+function replicatedError(slotsGot: Float64Array, want: Float64Array, rows: number): number {
+  const R = nextPow2(rows);
+  let err = 0;
+  for (let u = 0; u < slotsGot.length; u++) err = Math.max(err, Math.abs(slotsGot[u]! - (u % R < rows ? want[u % R]! : 0)));
+  return err;
+}
+
+describe('replicated-output products: one token in the whole ciphertext', () => {
+  const sim = makeSimBackend(7);
+  const weights = modelWeights();
+  const params = selectParameters({ depth: 1 });
+  const slots = params.ringDegree / 2;
+  const cases: { name: string; mat: () => MatrixView }[] = [
+    ...['64x64', '64x192', '192x64'].map((shape) => ({ name: `model A ${shape}`, mat: () => matMulWeights(weights.get(shape)!.w, weights.get(shape)!.k, weights.get(shape)!.m) })),
+    {
+      name: '48 x 100 random (neither a power of two)',
+      mat: () => {
+        const r = rng(11);
+        const d = Float64Array.from({ length: 48 * 100 }, r);
+        return { rows: 48, cols: 100, at: (i, j) => d[i * 100 + j]! };
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: every slot holds y[u mod R], with R diagonals and no doubling rotations (sim)`, async () => {
+      const mat = c.mat();
+      const { program, res, blocks } = replicatedProgram(mat, slots);
+      const managed = manageScales(program, { chain: fheChain(params), topScale: params.scale });
+      const x = Float64Array.from({ length: mat.cols }, rng(mat.rows * 7 + mat.cols));
+      const run = await runProgram(managed, params, sim, inputsFor(blocks, x, mat.cols, 1));
+      const want = reference(mat, x, 1);
+      expect(replicatedError(run.outputs.get('y')!.values, want, mat.rows)).toBeLessThan(1e-5 * maxAbs(want));
+      // Diagonals: P for a tall matrix, R = nextPow2(rows) for a wide one; then log2(P/R) rotate-and-sum rotations.
+      const R = nextPow2(mat.rows);
+      const P = nextPow2(mat.cols);
+      const D = Math.min(P, R);
+      expect(res.cost.plainMultiplications).toBe(D);
+      expect(res.cost.blocks[0]!.sumRotations).toBe(R >= P ? 0 : Math.log2(P / R));
+      expect(res.cost.rotations).toBe(optimumBsgs(D) + res.cost.blocks[0]!.sumRotations);
+      expect(fheCost(managed).depth).toBe(1);
+      // The product with padded rows and replication by doubling (the multi-token path) needs more rotations.
+      const old = lowerMatVec(new FheBuilder('old', slots), { ...mat, rows: Math.max(R, P) }, blocks.map((blk) => ({ value: { name: 'x', type: { kind: 'ct' } } as never, layout: replicatedLayout(blk.cols, slots), colStart: blk.colStart })), Math.max(R, P));
+      expect(res.cost.rotations).toBeLessThan(old.cost.rotations + Math.log2(slots / R));
+    });
+  }
+
+  it('two input blocks of different periods (300 x 600 on 512 slots)', async () => {
+    const p: CkksParameters = makeParameters({ ringDegree: 1024, bitSizes: [50, 30, 50], scale: 2 ** 30, insecure: true });
+    const r = rng(13);
+    const data = Float64Array.from({ length: 300 * 600 }, () => r() / 30);
+    const mat: MatrixView = { rows: 300, cols: 600, at: (i, j) => data[i * 600 + j]! };
+    const { program, blocks } = replicatedProgram(mat, 512);
+    expect(blocks.map((blk) => blk.cols)).toEqual([512, 88]);
+    const managed = manageScales(program, { chain: fheChain(p), topScale: p.scale });
+    const x = Float64Array.from({ length: 600 }, r);
+    const run = await runProgram(managed, p, sim, inputsFor(blocks, x, 600, 1));
+    const want = reference(mat, x, 1);
+    expect(replicatedError(run.outputs.get('y')!.values, want, 300)).toBeLessThan(1e-3 * maxAbs(want));
+  });
+
+  it('products of the same input share its baby steps (Q, K and V read one x)', () => {
+    const b = new FheBuilder('qkv', slots);
+    const layout = replicatedLayout(64, slots);
+    const x = { value: b.input('x', layout), layout, colStart: 0 };
+    const r = rng(17);
+    const mat = (rows: number): MatrixView => {
+      const d = Float64Array.from({ length: rows * 64 }, r);
+      return { rows, cols: 64, at: (i, j) => d[i * 64 + j]! };
+    };
+    const q = lowerMatVecReplicated(b, mat(64), [x]).cost;
+    const k = lowerMatVecReplicated(b, mat(32), [x]).cost;
+    const v = lowerMatVecReplicated(b, mat(32), [x]).cost;
+    // Q: 7 baby + 7 giant; K and V reuse Q's 7 baby steps (B = 8: 3 giant) and add one rotate-and-sum.
+    expect([q.rotations, k.rotations, v.rotations]).toEqual([14, 4, 4]);
+    expect(b.build().ops.filter((op) => op.kind === 'rotate').length).toBe(22);
+  });
+
+  it('a wide product of model A on seal (64 x 192: R = 64 diagonals of the 256-period input)', async () => {
+    const { w, k, m: mOut } = weights.get('192x64')!;
+    const mat = matMulWeights(w, k, mOut);
+    const { program, res, blocks } = replicatedProgram(mat, slots);
+    expect(res.cost.plainMultiplications).toBe(64);
+    const managed = manageScales(program, { chain: fheChain(params), topScale: params.scale });
+    const x = Float64Array.from({ length: k }, rng(19));
+    const run = await runProgram(managed, params, sealBackend, inputsFor(blocks, x, k, 1));
+    const want = reference(mat, x, 1);
+    expect(replicatedError(run.outputs.get('y')!.values, want, mOut)).toBeLessThan(1e-3 * maxAbs(want));
+    expect(run.label).not.toMatch(/SIMULATION/);
   });
 });

@@ -12,12 +12,17 @@
 //   output blocks, and partial products of one output block are added before its giant steps.
 // Several tokens are packed side by side (one block of `stride` slots each); the same diagonals
 // serve all of them, so a whole prefill costs the same rotations as one token.
+// - replicated output (lowerMatVecReplicated), when the token block is the whole ciphertext: every slot
+//   computes a row (row u mod R, R = nextPow2(rows)), so y comes out replicated with no doubling
+//   rotations, and a wide matrix needs only R diagonals plus log2(P/R) rotate-and-sum rotations.
+// Baby steps (rotations of an input by b) are made once per program and input: Q, K and V (and gate
+// and up) read the same x, so they share them.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheConstantData, FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { fillDiagonal, type DiagonalGeometry, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
-import { nextPow2, plainLayout, rotateAndSum, type HelperCost } from './packing.js';
+import { nextPow2, plainLayout, replicatedLayout, rotateAndSum, type HelperCost } from './packing.js';
 
 /** A dense matrix with `rows` outputs and `cols` inputs, read through a function (no copy needed). */
 export interface MatrixView {
@@ -105,20 +110,7 @@ export function lowerMatVec(b: FheBuilder, m: MatrixView, inputs: MatVecInput[],
   const rowBlock = Math.min(maxRows ?? stride, stride);
   const cost: MatVecCost = { rotations: 0, plainMultiplications: 0, depth: 1, galoisSteps: [], blocks: [] };
   const steps = new Set<number>();
-  // Baby steps per input block, shared by every output block (hoisted).
-  const babyCache = new Map<string, FheValue>();
-  const baby = (j: number, s: number): FheValue => {
-    if (s === 0) return inputs[j]!.value;
-    const key = `${j}:${s}`;
-    let v = babyCache.get(key);
-    if (!v) {
-      v = b.rotate(inputs[j]!.value, s);
-      babyCache.set(key, v);
-      cost.rotations++;
-      steps.add(s);
-    }
-    return v;
-  };
+  const baby = babySteps(b, inputs, cost, steps);
   const outputs: MatVecResult['outputs'] = [];
   for (let r0 = 0; r0 < m.rows; r0 += rowBlock) {
     const rows = Math.min(rowBlock, m.rows - r0);
@@ -140,49 +132,16 @@ export function lowerMatVec(b: FheBuilder, m: MatrixView, inputs: MatVecInput[],
     const bySum = new Map<number, number[]>();
     kernels.forEach((k, j) => bySum.set(k.sumCount, [...(bySum.get(k.sumCount) ?? []), j]));
     for (const [sumCount, blocks] of bySum) {
-      let part: FheValue | undefined;
-      for (let g = 0; g < G; g++) {
-        let inner: FheValue | undefined;
-        for (const j of blocks) {
-          const inp = inputs[j]!;
-          const k = kernels[j]!;
-          const P = inp.layout.period;
-          for (let bb = 0; bb < B; bb++) {
-            const i = g * B + bb;
-            if (i >= k.diagonals) break;
-            if (m.source !== undefined) {
-              const term = b.mulConst(baby(j, bb), { kind: 'weights', offset: 0, length: 0, source: m.source }, 'diag');
-              cost.plainMultiplications++;
-              inner = inner ? b.add(inner, term) : term;
-              continue;
-            }
-            // Pre-rotated right by g*B so the giant rotation puts it back in place.
-            const geometry: DiagonalGeometry = { r0, rows, colStart: inp.colStart, length: inp.layout.length, period: P, extent: k.extent, rowPeriod: k.rowPeriod, index: i, shift: g * B, tokens, stride };
-            const diag = fillDiagonal(m.at, geometry, slots);
-            if (!diag) continue;
-            const data: FheConstantData = m.matrix ? { kind: 'diagonal', matrix: m.matrix, geometry } : { kind: 'dense', values: diag };
-            const term = b.mulConst(baby(j, bb), data, 'diag');
-            cost.plainMultiplications++;
-            inner = inner ? b.add(inner, term) : term;
-          }
-        }
-        if (!inner) continue;
-        if (g > 0) {
-          inner = b.rotate(inner, g * B);
-          cost.rotations++;
-          steps.add(g * B);
-          giantUsed++;
-        }
-        part = part ? b.add(part, inner) : inner;
-      }
+      const diagonal = (j: number, i: number, shift: number) => {
+        const inp = inputs[j]!;
+        const k = kernels[j]!;
+        return diagonalConstant(m, { r0, rows, colStart: inp.colStart, length: inp.layout.length, period: inp.layout.period, extent: k.extent, rowPeriod: k.rowPeriod, index: i, shift, tokens, stride }, slots);
+      };
+      const group = bsgsGroup(b, blocks, (j) => kernels[j]!.diagonals, B, G, baby, diagonal, { count: sumCount, spacing: kernels[blocks[0]!]!.rowPeriod }, cost, steps);
+      giantUsed += group.giant;
+      sumRotations += group.sumRotations;
+      const part = group.part;
       if (!part) continue;
-      if (sumCount > 1) {
-        const hc: HelperCost = { rotations: 0, galoisSteps: [] };
-        part = rotateAndSum(b, part, sumCount, kernels[blocks[0]!]!.rowPeriod, hc);
-        cost.rotations += hc.rotations;
-        sumRotations += hc.rotations;
-        hc.galoisSteps.forEach((s) => steps.add(s));
-      }
       acc = acc ? b.add(acc, part) : part;
     }
     if (!acc) {
@@ -195,4 +154,161 @@ export function lowerMatVec(b: FheBuilder, m: MatrixView, inputs: MatVecInput[],
   }
   cost.galoisSteps = [...steps].sort((a, c) => a - c);
   return { outputs, cost };
+}
+
+/** Rotations of each value by each step, per program (builder): made once, whoever asks. */
+const babyCaches = new WeakMap<FheBuilder, Map<string, Map<number, FheValue>>>();
+
+function babyCacheOf(b: FheBuilder, value: FheValue): Map<number, FheValue> {
+  let perBuilder = babyCaches.get(b);
+  if (!perBuilder) babyCaches.set(b, (perBuilder = new Map()));
+  let c = perBuilder.get(value.name);
+  if (!c) perBuilder.set(value.name, (c = new Map()));
+  return c;
+}
+
+/** baby(j, s): input block j rotated by s, from the program's cache (counted in `cost` when made). */
+function babySteps(b: FheBuilder, inputs: MatVecInput[], cost: { rotations: number }, steps: Set<number>): (j: number, s: number) => FheValue {
+  const caches = inputs.map((inp) => babyCacheOf(b, inp.value));
+  return (j, s) => {
+    if (s === 0) return inputs[j]!.value;
+    let v = caches[j]!.get(s);
+    if (!v) {
+      v = b.rotate(inputs[j]!.value, s);
+      caches[j]!.set(s, v);
+      cost.rotations++;
+      steps.add(s);
+    }
+    return v;
+  };
+}
+
+/**
+ * Baby steps B for D diagonals over these inputs: fewest new rotations, counting the baby steps the
+ * program already made (a product after Q reuses Q's), then the giant steps ceil(D/B) - 1.
+ */
+function babyCount(b: FheBuilder, inputs: MatVecInput[], diagonals: number): number {
+  const caches = inputs.map((inp) => babyCacheOf(b, inp.value));
+  let best = Math.ceil(Math.sqrt(diagonals));
+  let bestCost = Infinity;
+  for (let B = 1; B <= diagonals; B++) {
+    let made = 0;
+    for (const c of caches) for (let s = 1; s < B; s++) if (!c.has(s)) made++;
+    const c = made + Math.ceil(diagonals / B) - 1;
+    if (c < bestCost) [best, bestCost] = [B, c];
+  }
+  return best;
+}
+
+/**
+ * y = M x replicated with period R = nextPow2(m.rows) across the whole ciphertext, for one token whose
+ * block is the whole ciphertext (rotations are cyclic on every replicated input). Slot u computes row
+ * u mod R: with diag_i[u] = M[u mod R][(u + i) mod P], z = sum_{i<D} diag_i * rot(x, i) holds at u the
+ * partial sum over columns (u + i) mod P, i < D. D = P when R >= P (z is y); else D = R and y[u] =
+ * sum_{k<P/R} z[u + k R] (rotate-and-sum with spacing R: the k-th term covers the columns
+ * (u + kR + i) mod P, all P of them once, and u + kR is the same row). No doubling rotations, R
+ * diagonals for a wide matrix (instead of P padded rows). One level, like lowerMatVec.
+ */
+export function lowerMatVecReplicated(b: FheBuilder, m: MatrixView, inputs: MatVecInput[]): { value: FheValue; layout: SlotLayout; cost: MatVecCost } {
+  if (inputs.length === 0) throw new FhecError('matrix-vector product without inputs');
+  const slots = b.slots;
+  for (const inp of inputs) {
+    const l = inp.layout;
+    if (l.tokens !== 1 || l.stride !== slots || l.copies * l.period !== slots) throw new FhecError('replicated-output product needs one token replicated across the whole ciphertext');
+  }
+  const covered = inputs.reduce((n, i) => n + i.layout.length, 0);
+  if (covered !== m.cols) throw new FhecError(`input blocks hold ${covered} columns, the matrix has ${m.cols}`);
+  const R = nextPow2(m.rows);
+  if (R > slots) throw new FhecError(`${m.rows} rows do not fit ${slots} slots`);
+  const cost: MatVecCost = { rotations: 0, plainMultiplications: 0, depth: 1, galoisSteps: [], blocks: [] };
+  const steps = new Set<number>();
+  const baby = babySteps(b, inputs, cost, steps);
+  // Input blocks grouped by their rotate-and-sum count P/D (1 when R >= P).
+  const sumOf = (P: number) => (R >= P ? 1 : P / R);
+  const bySum = new Map<number, number[]>();
+  inputs.forEach((inp, j) => bySum.set(sumOf(inp.layout.period), [...(bySum.get(sumOf(inp.layout.period)) ?? []), j]));
+  let acc: FheValue | undefined;
+  let giantUsed = 0;
+  let sumRotations = 0;
+  let D = 0;
+  let B = 0;
+  for (const [sumCount, blocks] of bySum) {
+    D = Math.max(...blocks.map((j) => Math.min(inputs[j]!.layout.period, R)));
+    B = babyCount(b, blocks.map((j) => inputs[j]!), D);
+    const G = Math.ceil(D / B);
+    const diagonal = (j: number, i: number, shift: number) => {
+      const inp = inputs[j]!;
+      return diagonalConstant(m, { r0: 0, rows: m.rows, colStart: inp.colStart, length: inp.layout.length, period: inp.layout.period, extent: slots, rowPeriod: R, index: i, shift, tokens: 1, stride: slots }, slots);
+    };
+    const group = bsgsGroup(b, blocks, (j) => Math.min(inputs[j]!.layout.period, R), B, G, baby, diagonal, { count: sumCount, spacing: R }, cost, steps);
+    giantUsed += group.giant;
+    sumRotations += group.sumRotations;
+    const part = group.part;
+    if (!part) continue;
+    acc = acc ? b.add(acc, part) : part;
+  }
+  // An all-zero matrix: 0 * x keeps the type.
+  acc ??= b.mulConst(inputs[0]!.value, { kind: 'splat', value: 0 }, 'zero');
+  cost.blocks.push({ rowStart: 0, rows: m.rows, diagonals: D, baby: B, giant: giantUsed, sumRotations, rotations: cost.rotations });
+  cost.galoisSteps = [...steps].sort((a, c) => a - c);
+  return { value: acc, layout: replicatedLayout(m.rows, slots), cost };
+}
+
+/** The constant of one diagonal (undefined when all zero): by weight location, by reference, or dense. */
+function diagonalConstant(m: MatrixView, geometry: DiagonalGeometry, slots: number): FheConstantData | undefined {
+  if (m.source !== undefined) return { kind: 'weights', offset: 0, length: 0, source: m.source };
+  const diag = fillDiagonal(m.at, geometry, slots);
+  if (!diag) return undefined;
+  return m.matrix ? { kind: 'diagonal', matrix: m.matrix, geometry } : { kind: 'dense', values: diag };
+}
+
+/**
+ * The baby-step giant-step sum over a group of input blocks (one shared B):
+ *   sum_g rot( sum_{j, b} diagonal(j, gB + b, gB) * baby(j, b), gB ),
+ * each diagonal pre-rotated right by gB so the giant rotation puts it back in place (blocks j with
+ * fewer diagonals stop early; an all-zero diagonal is skipped), then `sum.count` groups `sum.spacing`
+ * slots apart added by rotate-and-sum (count 1: none).
+ */
+function bsgsGroup(
+  b: FheBuilder,
+  blocks: number[],
+  diagonals: (j: number) => number,
+  B: number,
+  G: number,
+  baby: (j: number, s: number) => FheValue,
+  diagonal: (j: number, i: number, shift: number) => FheConstantData | undefined,
+  sum: { count: number; spacing: number },
+  cost: MatVecCost,
+  steps: Set<number>,
+): { part: FheValue | undefined; giant: number; sumRotations: number } {
+  let part: FheValue | undefined;
+  let giant = 0;
+  for (let g = 0; g < G; g++) {
+    let inner: FheValue | undefined;
+    for (const j of blocks) {
+      for (let bb = 0; bb < B; bb++) {
+        const i = g * B + bb;
+        if (i >= diagonals(j)) break;
+        const data = diagonal(j, i, g * B);
+        if (!data) continue;
+        const term = b.mulConst(baby(j, bb), data, 'diag');
+        cost.plainMultiplications++;
+        inner = inner ? b.add(inner, term) : term;
+      }
+    }
+    if (!inner) continue;
+    if (g > 0) {
+      inner = b.rotate(inner, g * B);
+      cost.rotations++;
+      steps.add(g * B);
+      giant++;
+    }
+    part = part ? b.add(part, inner) : inner;
+  }
+  if (!part || sum.count === 1) return { part, giant, sumRotations: 0 };
+  const hc: HelperCost = { rotations: 0, galoisSteps: [] };
+  part = rotateAndSum(b, part, sum.count, sum.spacing, hc);
+  cost.rotations += hc.rotations;
+  hc.galoisSteps.forEach((s) => steps.add(s));
+  return { part, giant, sumRotations: hc.rotations };
 }

@@ -7,9 +7,10 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { Tensor } from '../../../ir/tensor.js';
+import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { runsOf, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
 import type { WeightRecipe } from '../../../ir/weights/recipe.js';
-import { lowerMatVec, type MatrixView } from '../layout/matvec.js';
+import { lowerMatVec, lowerMatVecReplicated, type MatrixView } from '../layout/matvec.js';
 import { nextPow2, plainLayout } from '../layout/packing.js';
 import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
 
@@ -94,8 +95,28 @@ export function lowerLinearColumns(
     const xb = x.blocks.filter((blk) => blk.tokenStart === grp.tokenStart);
     const stride = xb[0]!.layout.stride;
     const maxBlock = Math.min(opts.maxBlock ?? Infinity, maxOutputBlock(b.slots, stride, inPeriod));
+    // One token in the whole ciphertext (a decode step, a prefill's last-token head): rotations are
+    // cyclic, so the product can write its result replicated (matvec.ts: lowerMatVecReplicated).
+    const cyclic = opts.replicate && grp.tokens === 1 && stride === b.slots;
     for (let r0 = 0; r0 < columns.length; r0 += maxBlock) {
       const rows = Math.min(maxBlock, columns.length - r0);
+      if (cyclic) {
+        const view: MatrixView = {
+          rows,
+          cols: x.length,
+          at: (r, c) => {
+            const [k, n] = [rowOf[c]!, columns[r0 + r]!];
+            return k >= 0 && n >= 0 ? (w ? w[k * N + n]! : 1) : 0;
+          },
+          ...(source !== undefined ? { source } : {}),
+          ...(recipe ? { matrix: matrixFor(r0, rows, rows)! } : {}),
+        };
+        const res = lowerMatVecReplicated(b, view, xb.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })));
+        stats.rotations += res.cost.rotations;
+        stats.plainMultiplications += res.cost.plainMultiplications;
+        blocks.push({ value: addBias(b, res.value, res.layout, bias, columns, r0, rows, 1, stride), layout: res.layout, colStart: r0, tokenStart: grp.tokenStart });
+        continue;
+      }
       const padded = Math.max(nextPow2(rows), inPeriod);
       const view: MatrixView = {
         rows: padded,
@@ -114,23 +135,26 @@ export function lowerLinearColumns(
       let value = res.outputs[0]!.value;
       let layout = plainLayout(rows, grp.tokens, stride);
       if (opts.replicate) ({ value, layout } = replicateBlock(b, value, rows, grp.tokens, stride, stats));
-      if (bias) {
-        const v = new Float64Array(b.slots);
-        for (let t = 0; t < grp.tokens; t++) {
-          for (let k = 0; k < layout.copies; k++) {
-            for (let j = 0; j < rows; j++) {
-              const n = columns[r0 + j]!;
-              if (n >= 0) v[t * stride + k * layout.period + j] = bias.data[n]!;
-            }
-          }
-        }
-        value = b.addConst(value, { kind: 'dense', values: v }, 'bias');
-      }
-      blocks.push({ value, layout, colStart: r0, tokenStart: grp.tokenStart });
+      blocks.push({ value: addBias(b, value, layout, bias, columns, r0, rows, grp.tokens, stride), layout, colStart: r0, tokenStart: grp.tokenStart });
     }
   }
   const base = opts.partStart ?? 0;
   const held = columns.map((c) => (c < 0 ? -1 : c - base));
   const identity = held.every((c, i) => c === i);
   return { tokens: x.tokens, length: columns.length, blocks, ...(identity ? {} : { columns: held }) };
+}
+
+/** The bias of output columns r0..r0+rows-1 added in the result's layout (every copy of every token). */
+function addBias(b: FheBuilder, value: FheValue, layout: SlotLayout, bias: Tensor | undefined, columns: readonly number[], r0: number, rows: number, tokens: number, stride: number): FheValue {
+  if (!bias) return value;
+  const v = new Float64Array(b.slots);
+  for (let t = 0; t < tokens; t++) {
+    for (let k = 0; k < layout.copies; k++) {
+      for (let j = 0; j < rows; j++) {
+        const n = columns[r0 + j]!;
+        if (n >= 0) v[t * stride + k * layout.period + j] = bias.data[n]!;
+      }
+    }
+  }
+  return b.addConst(value, { kind: 'dense', values: v }, 'bias');
 }
