@@ -5,7 +5,7 @@
 //   inside the interval so the polynomial never sees an out-of-range value;
 // - 1/sqrt(sum + d*eps) by the approximation fitted on d x the calibrated norm_arg interval, and the
 //   missing sqrt(d) goes into the plaintext factor of x (off the critical path).
-// Depth: 1 (square) + 1 (mask) + approximation + 1 (product).
+// Depth: 1 (square) + 1 (mask; none for one token in the whole ciphertext) + approximation + 1 (product).
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
@@ -38,21 +38,30 @@ export function lowerRmsNormBlock(
   // search skips ring degrees that cannot hold the model this way.
   if (C < 2) throw new FhecError(`rms_norm needs at least 2 copies of the features per token block; ${layout.tokens} tokens of ${layout.length} features leave ${C} in ${layout.stride * layout.tokens} slots (use a larger ring degree or fewer tokens)`);
   const sq = b.mul(x, x);
+  // One token in the whole ciphertext: rotations wrap within the token, so the forward sums are right
+  // in every copy and need neither the backward sums nor the mask (6 rotations and a level fewer at d=64).
+  const cyclic = layout.tokens === 1 && layout.stride === b.slots;
   let fwd = sq;
   let bwd = sq;
   let rotations = 0;
   for (let sh = 1; sh < P; sh *= 2) {
     fwd = b.add(fwd, b.rotate(fwd, sh));
+    rotations++;
+    if (cyclic) continue;
     bwd = b.add(bwd, b.rotate(bwd, -sh));
-    rotations += 2;
+    rotations++;
   }
-  const inToken = (t: number) => t < layout.tokens;
-  const mF = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy < C - 1 ? 1 : 0));
-  const mB = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy === C - 1 ? 1 : 0));
-  const [a0, a1] = invsqrt.interval;
-  const fill = slotVector(b.slots, layout, (p) => (inToken(p.t) ? d * epsilon : (a0 + a1) / 2));
-  const sum = b.add(b.mulConst(fwd, { kind: 'dense', values: mF }, 'rms_fwd'), b.mulConst(bwd, { kind: 'dense', values: mB }, 'rms_bwd'));
-  const arg = b.addConst(sum, { kind: 'dense', values: fill }, 'rms_eps');
+  let arg: FheValue;
+  if (cyclic) arg = b.addConst(fwd, { kind: 'splat', value: d * epsilon }, 'rms_eps');
+  else {
+    const inToken = (t: number) => t < layout.tokens;
+    const mF = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy < C - 1 ? 1 : 0));
+    const mB = slotVector(b.slots, layout, (p) => (inToken(p.t) && p.copy === C - 1 ? 1 : 0));
+    const [a0, a1] = invsqrt.interval;
+    const fill = slotVector(b.slots, layout, (p) => (inToken(p.t) ? d * epsilon : (a0 + a1) / 2));
+    const sum = b.add(b.mulConst(fwd, { kind: 'dense', values: mF }, 'rms_fwd'), b.mulConst(bwd, { kind: 'dense', values: mB }, 'rms_bwd'));
+    arg = b.addConst(sum, { kind: 'dense', values: fill }, 'rms_eps');
+  }
   const inv = applyApproximation(b, arg, invsqrt).value;
   const g = slotVector(b.slots, layout, (p) => (isReal(layout, p) && keepToken(p.t) ? Math.sqrt(d) * (gamma ? gamma[p.j]! : 1) : 0));
   const xs = b.mulConst(x, { kind: 'dense', values: g }, 'rms_gain');
