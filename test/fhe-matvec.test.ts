@@ -219,6 +219,39 @@ describe('replicated-output products: one token in the whole ciphertext', () => 
     });
   }
 
+  for (const shape of ['64x64', '64x192', '192x64']) {
+    it(`model A ${shape}, 8 tokens side by side: each block written to its room, then doubled (sim)`, async () => {
+      const { w, k, m: mOut } = weights.get(shape)!;
+      const mat = matMulWeights(w, k, mOut);
+      const tokens = 8;
+      const stride = slots / tokens;
+      const b = new FheBuilder('linear', slots);
+      const layout = replicatedLayout(k, slots, tokens, stride);
+      const res = lowerMatVecReplicated(b, mat, [{ value: b.input('x', layout), layout, colStart: 0 }]);
+      b.output('y', res.value, { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 });
+      const managed = manageScales(b.build(), { chain: fheChain(params), topScale: params.scale });
+      const x = Float64Array.from({ length: tokens * k }, rng(23 + k));
+      const run = await runProgram(managed, params, sim, { x });
+      const want = reference(mat, x, tokens);
+      const got = run.outputs.get('y')!.values;
+      let err = 0;
+      for (let t = 0; t < tokens; t++) err = Math.max(err, replicatedError(got.subarray(t * stride, (t + 1) * stride), want.subarray(t * mOut, (t + 1) * mOut), mOut));
+      expect(err).toBeLessThan(1e-5 * maxAbs(want));
+      // P diagonals (no rotate-and-sum across a token's edge); the first E slots of a block written, E + P - 1 <= stride.
+      const R = nextPow2(mOut);
+      const P = nextPow2(k);
+      let E = R;
+      while (2 * E + P - 1 <= stride) E *= 2;
+      expect(res.cost.plainMultiplications).toBe(P);
+      expect(res.cost.rotations).toBe(optimumBsgs(P) + Math.log2(stride / E));
+      // The padded product then doubling from R (lowerMatVec and replicateBlock) needs log2(E / R) more.
+      const old = lowerMatVec(new FheBuilder('old', slots), { ...mat, rows: Math.max(R, P) }, [{ value: { name: 'x', type: { kind: 'ct' } } as never, layout, colStart: 0 }], Math.max(R, P));
+      expect(old.cost.rotations + Math.log2(stride / R)).toBe(res.cost.rotations + Math.log2(E / R));
+      // At 8 tokens (512-slot blocks): 64 output rows get 4 copies written directly (2 doublings fewer); 192 (R = 256) no room.
+      expect(Math.log2(E / R)).toBe(shape === '64x192' ? 0 : 2);
+    });
+  }
+
   it('two input blocks of different periods (300 x 600 on 512 slots)', async () => {
     const p: CkksParameters = makeParameters({ ringDegree: 1024, bitSizes: [50, 30, 50], scale: 2 ** 30, insecure: true });
     const r = rng(13);

@@ -22,7 +22,7 @@ import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheConstantData, FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { fillDiagonal, type DiagonalGeometry, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
-import { nextPow2, plainLayout, replicatedLayout, rotateAndSum, type HelperCost } from './packing.js';
+import { nextPow2, plainLayout, replicate, replicatedLayout, rotateAndSum, type HelperCost } from './packing.js';
 
 /** A dense matrix with `rows` outputs and `cols` inputs, read through a function (no copy needed). */
 export interface MatrixView {
@@ -201,30 +201,53 @@ function babyCount(b: FheBuilder, inputs: MatVecInput[], diagonals: number): num
 }
 
 /**
- * y = M x replicated with period R = nextPow2(m.rows) across the whole ciphertext, for one token whose
- * block is the whole ciphertext (rotations are cyclic on every replicated input). Slot u computes row
- * u mod R: with diag_i[u] = M[u mod R][(u + i) mod P], z = sum_{i<D} diag_i * rot(x, i) holds at u the
- * partial sum over columns (u + i) mod P, i < D. D = P when R >= P (z is y); else D = R and y[u] =
- * sum_{k<P/R} z[u + k R] (rotate-and-sum with spacing R: the k-th term covers the columns
- * (u + kR + i) mod P, all P of them once, and u + kR is the same row). No doubling rotations, R
- * diagonals for a wide matrix (instead of P padded rows). One level, like lowerMatVec.
+ * Slots of each token block a replicated-output product writes directly (a multiple of R = nextPow2(rows)):
+ * the whole ciphertext for one token in it (rotations are cyclic); else the largest R 2^k with
+ * E + P - 1 <= stride, so that no rotation reads the next token's block (P the widest input period).
+ * 0 when not even R fits.
+ */
+export function replicatedExtent(slots: number, tokens: number, stride: number, rows: number, maxPeriod: number): number {
+  const R = nextPow2(rows);
+  if (tokens === 1 && stride === slots) return R <= slots ? slots : 0;
+  if (R + maxPeriod - 1 > stride) return 0;
+  let E = R;
+  while (2 * E + maxPeriod - 1 <= stride) E *= 2;
+  return E;
+}
+
+/**
+ * y = M x replicated with period R = nextPow2(m.rows) across each token block. Slot u of a block computes
+ * row u mod R: with diag_i[u] = M[u mod R][(u + i) mod P], z = sum_{i<D} diag_i * rot(x, i) holds at u the
+ * partial sum over columns (u + i) mod P, i < D.
+ * - One token in the whole ciphertext (rotations cyclic): every slot is written. D = P when R >= P (z is
+ *   y); else D = R and y[u] = sum_{k<P/R} z[u + k R] (rotate-and-sum with spacing R: the k-th term covers
+ *   the columns (u + kR + i) mod P, all P of them once, and u + kR is the same row). No doubling
+ *   rotations, and R diagonals for a wide matrix instead of P padded rows.
+ * - Several tokens: D = P, the first E slots of each block are written (replicatedExtent), and the rest of
+ *   the block is filled by log2(stride / E) doublings instead of log2(stride / R).
+ * One level, like lowerMatVec.
  */
 export function lowerMatVecReplicated(b: FheBuilder, m: MatrixView, inputs: MatVecInput[]): { value: FheValue; layout: SlotLayout; cost: MatVecCost } {
   if (inputs.length === 0) throw new FhecError('matrix-vector product without inputs');
   const slots = b.slots;
+  const { tokens, stride } = inputs[0]!.layout;
   for (const inp of inputs) {
     const l = inp.layout;
-    if (l.tokens !== 1 || l.stride !== slots || l.copies * l.period !== slots) throw new FhecError('replicated-output product needs one token replicated across the whole ciphertext');
+    if (l.tokens !== tokens || l.stride !== stride) throw new FhecError('input blocks must share tokens and stride');
+    if (l.copies * l.period !== stride) throw new FhecError('matrix-vector input must be replicated across its token block');
   }
   const covered = inputs.reduce((n, i) => n + i.layout.length, 0);
   if (covered !== m.cols) throw new FhecError(`input blocks hold ${covered} columns, the matrix has ${m.cols}`);
   const R = nextPow2(m.rows);
-  if (R > slots) throw new FhecError(`${m.rows} rows do not fit ${slots} slots`);
+  const E = replicatedExtent(slots, tokens, stride, m.rows, Math.max(...inputs.map((i) => i.layout.period)));
+  if (E === 0) throw new FhecError(`token block of ${stride} slots is too small for ${m.rows} replicated rows of ${m.cols}-wide input blocks with ${tokens} tokens`);
+  const cyclic = E === slots;
   const cost: MatVecCost = { rotations: 0, plainMultiplications: 0, depth: 1, galoisSteps: [], blocks: [] };
   const steps = new Set<number>();
   const baby = babySteps(b, inputs, cost, steps);
-  // Input blocks grouped by their rotate-and-sum count P/D (1 when R >= P).
-  const sumOf = (P: number) => (R >= P ? 1 : P / R);
+  // Diagonals per input block, and input blocks grouped by their rotate-and-sum count P/D (1 when R >= P).
+  const diagonalsOf = (P: number) => (cyclic ? Math.min(P, R) : P);
+  const sumOf = (P: number) => P / diagonalsOf(P);
   const bySum = new Map<number, number[]>();
   inputs.forEach((inp, j) => bySum.set(sumOf(inp.layout.period), [...(bySum.get(sumOf(inp.layout.period)) ?? []), j]));
   let acc: FheValue | undefined;
@@ -233,14 +256,14 @@ export function lowerMatVecReplicated(b: FheBuilder, m: MatrixView, inputs: MatV
   let D = 0;
   let B = 0;
   for (const [sumCount, blocks] of bySum) {
-    D = Math.max(...blocks.map((j) => Math.min(inputs[j]!.layout.period, R)));
+    D = Math.max(...blocks.map((j) => diagonalsOf(inputs[j]!.layout.period)));
     B = babyCount(b, blocks.map((j) => inputs[j]!), D);
     const G = Math.ceil(D / B);
     const diagonal = (j: number, i: number, shift: number) => {
       const inp = inputs[j]!;
-      return diagonalConstant(m, { r0: 0, rows: m.rows, colStart: inp.colStart, length: inp.layout.length, period: inp.layout.period, extent: slots, rowPeriod: R, index: i, shift, tokens: 1, stride: slots }, slots);
+      return diagonalConstant(m, { r0: 0, rows: m.rows, colStart: inp.colStart, length: inp.layout.length, period: inp.layout.period, extent: E, rowPeriod: R, index: i, shift, tokens, stride }, slots);
     };
-    const group = bsgsGroup(b, blocks, (j) => Math.min(inputs[j]!.layout.period, R), B, G, baby, diagonal, { count: sumCount, spacing: R }, cost, steps);
+    const group = bsgsGroup(b, blocks, (j) => diagonalsOf(inputs[j]!.layout.period), B, G, baby, diagonal, { count: sumCount, spacing: R }, cost, steps);
     giantUsed += group.giant;
     sumRotations += group.sumRotations;
     const part = group.part;
@@ -249,9 +272,16 @@ export function lowerMatVecReplicated(b: FheBuilder, m: MatrixView, inputs: MatV
   }
   // An all-zero matrix: 0 * x keeps the type.
   acc ??= b.mulConst(inputs[0]!.value, { kind: 'splat', value: 0 }, 'zero');
+  if (E < stride) {
+    // The block's slots past E are zero (the diagonals are): fill them by doubling.
+    const hc: HelperCost = { rotations: 0, galoisSteps: [] };
+    acc = replicate(b, acc, E, stride / E, hc);
+    cost.rotations += hc.rotations;
+    hc.galoisSteps.forEach((s) => steps.add(s));
+  }
   cost.blocks.push({ rowStart: 0, rows: m.rows, diagonals: D, baby: B, giant: giantUsed, sumRotations, rotations: cost.rotations });
   cost.galoisSteps = [...steps].sort((a, c) => a - c);
-  return { value: acc, layout: replicatedLayout(m.rows, slots), cost };
+  return { value: acc, layout: replicatedLayout(m.rows, slots, tokens, stride), cost };
 }
 
 /** The constant of one diagonal (undefined when all zero): by weight location, by reference, or dense. */

@@ -10,7 +10,7 @@ import type { Tensor } from '../../../ir/tensor.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
 import { runsOf, type LinearMatrix } from '../../../ir/fhe/diagonal.js';
 import type { WeightRecipe } from '../../../ir/weights/recipe.js';
-import { lowerMatVec, lowerMatVecReplicated, type MatrixView } from '../layout/matvec.js';
+import { lowerMatVec, lowerMatVecReplicated, replicatedExtent, type MatrixView } from '../layout/matvec.js';
 import { nextPow2, plainLayout } from '../layout/packing.js';
 import { groupsOf, replicateBlock, tensorColumn, tensorWidth, type ActBlock, type Activation } from './activation.js';
 
@@ -95,12 +95,11 @@ export function lowerLinearColumns(
     const xb = x.blocks.filter((blk) => blk.tokenStart === grp.tokenStart);
     const stride = xb[0]!.layout.stride;
     const maxBlock = Math.min(opts.maxBlock ?? Infinity, maxOutputBlock(b.slots, stride, inPeriod));
-    // One token in the whole ciphertext (a decode step, a prefill's last-token head): rotations are
-    // cyclic, so the product can write its result replicated (matvec.ts: lowerMatVecReplicated).
-    const cyclic = opts.replicate && grp.tokens === 1 && stride === b.slots;
     for (let r0 = 0; r0 < columns.length; r0 += maxBlock) {
       const rows = Math.min(maxBlock, columns.length - r0);
-      if (cyclic) {
+      // A replicated result is written by the product itself where the token block has room
+      // (matvec.ts: lowerMatVecReplicated; all of it for one token in the whole ciphertext).
+      if (opts.replicate && replicatedExtent(b.slots, grp.tokens, stride, rows, inPeriod) > 0) {
         const view: MatrixView = {
           rows,
           cols: x.length,
@@ -114,7 +113,7 @@ export function lowerLinearColumns(
         const res = lowerMatVecReplicated(b, view, xb.map((blk) => ({ value: blk.value, layout: blk.layout, colStart: blk.colStart })));
         stats.rotations += res.cost.rotations;
         stats.plainMultiplications += res.cost.plainMultiplications;
-        blocks.push({ value: addBias(b, res.value, res.layout, bias, columns, r0, rows, 1, stride), layout: res.layout, colStart: r0, tokenStart: grp.tokenStart });
+        blocks.push({ value: addBias(b, res.value, res.layout, bias, columns, r0, rows, grp.tokens, stride), layout: res.layout, colStart: r0, tokenStart: grp.tokenStart });
         continue;
       }
       const padded = Math.max(nextPow2(rows), inPeriod);
