@@ -64,11 +64,11 @@ export function maskFromFlags(minHidingBits: number | undefined): { mask?: { min
 }
 
 /**
- * `--workers`: evaluation worker threads on seal (runtime/parallel/). Default 1: the placement still moves
- * ~800 ciphertexts between workers per decode token of model A and 2 workers were not measured faster
- * (README, Benchmarks); the default becomes the core count once they are.
+ * `--workers`: evaluation worker threads on seal (runtime/parallel/). Default 1: on model A 2 workers are
+ * only 1.15x faster per decode token (the refresh rounds and one token's serial chains leave each worker idle
+ * about 40% of a step) for a second copy of the keys and plaintexts (README, Benchmarks).
  */
-export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are not faster yet)';
+export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are about 1.15x faster per decode token of model A, for a second copy of the keys)';
 
 export function workersOption(): (v: string) => number {
   return intOption('--workers', 1);
