@@ -1,8 +1,10 @@
-// `linear` (y = x @ W + b) on an Activation, by the BSGS diagonal method (passes/fhe/matvec.ts).
+// `linear` (y = x @ W + b) on an Activation, by the BSGS diagonal method (passes/fhe/layout/matvec.ts).
 // Each output column range (a part of a merged projection, or a block of a wide output) is one
-// matrix-vector product whose row count is padded to at least the input period, so the product is
-// "tall" (no partial-sum garbage) and its result is zero past its rows: it can be replicated by
-// doubling with no masking level. One level per linear.
+// matrix-vector product. A result to be replicated is written replicated by the product itself where
+// the token block has room (lowerMatVecReplicated: all of it for one token in the whole ciphertext,
+// else the first E slots of each block, then doubling). Otherwise the row count is padded to at least
+// the input period, so the product is "tall" (no partial-sum garbage) and its result is zero past its
+// rows: it can be replicated by doubling with no masking level. One level per linear.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
