@@ -12,9 +12,10 @@
 //   output blocks, and partial products of one output block are added before its giant steps.
 // Several tokens are packed side by side (one block of `stride` slots each); the same diagonals
 // serve all of them, so a whole prefill costs the same rotations as one token.
-// - replicated output (lowerMatVecReplicated), when the token block is the whole ciphertext: every slot
-//   computes a row (row u mod R, R = nextPow2(rows)), so y comes out replicated with no doubling
-//   rotations, and a wide matrix needs only R diagonals plus log2(P/R) rotate-and-sum rotations.
+// - replicated output (lowerMatVecReplicated): every slot written computes a row (row u mod R, R =
+//   nextPow2(rows)). When the token block is the whole ciphertext, y comes out replicated with no
+//   doubling rotations, and a wide matrix needs only R diagonals plus log2(P/R) rotate-and-sum
+//   rotations; with several tokens, the first E slots of each block are written and the rest doubled.
 // Baby steps (rotations of an input by b) are made once per program and input: Q, K and V (and gate
 // and up) read the same x, so they share them.
 
@@ -191,9 +192,10 @@ function babyCount(b: FheBuilder, inputs: MatVecInput[], diagonals: number): num
   const caches = inputs.map((inp) => babyCacheOf(b, inp.value));
   let best = Math.ceil(Math.sqrt(diagonals));
   let bestCost = Infinity;
+  // made: baby steps 1..B-1 not yet made, over the inputs (grows by one step per B).
+  let made = 0;
   for (let B = 1; B <= diagonals; B++) {
-    let made = 0;
-    for (const c of caches) for (let s = 1; s < B; s++) if (!c.has(s)) made++;
+    if (B > 1) for (const c of caches) if (!c.has(B - 1)) made++;
     const c = made + Math.ceil(diagonals / B) - 1;
     if (c < bestCost) [best, bestCost] = [B, c];
   }
