@@ -69,15 +69,18 @@ export function modelReport(c: CompiledModel, windows = 4): ModelReport {
     for (const p of c.lowered.probes) {
       const x = ev.values.get(p.input)!;
       const y = ev.values.get(p.output)!;
+      const scale = p.outputScale ?? 1;
+      const [alpha, beta] = p.inputMap ?? [1, 0];
       const f = targetFunction(p.fn).f;
       const r = rows.get(`${p.op}|${p.role}`)!;
       for (let i = 0; i < p.slots.length; i += 2) {
         for (let j = 0; j < p.slots[i + 1]!; j++) {
           const u = p.slots[i]! + j;
-          const e = Math.abs(y[u]! - f(x[u]!));
+          const xu = (x[u]! - beta) / alpha;
+          const e = Math.abs(y[u]! / scale - f(xu));
           if (e > r.observedMaxError) r.observedMaxError = e;
-          if (x[u]! < r.observedInput[0]) r.observedInput[0] = x[u]!;
-          if (x[u]! > r.observedInput[1]) r.observedInput[1] = x[u]!;
+          if (xu < r.observedInput[0]) r.observedInput[0] = xu;
+          if (xu > r.observedInput[1]) r.observedInput[1] = xu;
         }
       }
     }

@@ -188,9 +188,11 @@ export function checkRanges(mp: ModelPlan, program: FheProgram, inputs: Float64A
     const allowed: [number, number] = [lo0 - p.margin * Math.abs(lo0), hi0 + p.margin * Math.abs(hi0)];
     let mn = Infinity;
     let mx = -Infinity;
+    // A folded input map: the value holds alpha x + beta.
+    const [alpha, beta] = p.inputMap ?? [1, 0];
     for (let i = 0; i < p.slots.length; i += 2) {
       for (let j = 0; j < p.slots[i + 1]!; j++) {
-        const x = v[p.slots[i]! + j]!;
+        const x = (v[p.slots[i]! + j]! - beta) / alpha;
         if (x < mn) mn = x;
         if (x > mx) mx = x;
       }

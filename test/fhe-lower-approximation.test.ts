@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { FheBuilder } from '../ir/fhe/index.js';
-import type { Approximation } from '../passes/approx/approximation.js';
+import { foldableInputMap, scaledApproximation, type Approximation } from '../passes/approx/approximation.js';
 import { expBySquaring, firstGuess, invSqrtNewton, reciprocalGoldschmidt, reciprocalNewton } from '../passes/approx/composite.js';
 import { makeChebyshevPoly, interpolateChebyshev } from '../passes/approx/chebyshev.js';
 import { approximate } from '../passes/approx/select.js';
@@ -17,23 +17,29 @@ import { fheChain, selectParameters } from '../ir/ckks/params.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { simBackend } from '../runtime/sim/backend.js';
 
-async function runApprox(approx: Approximation, backend = simBackend) {
+/**
+ * Runs `approx` on a grid of its interval. `model` is what the output should be (default the
+ * approximation's float64 model); `mapped`: the input is fed as alpha x + beta (its folded map).
+ */
+async function runApprox(approx: Approximation, backend = simBackend, opts: { mapped?: { alpha: number; beta: number }; model?: (x: number) => number } = {}) {
   const params = selectParameters({ depth: approx.depth });
   const slots = params.ringDegree / 2;
   const layout = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
   const b = new FheBuilder('approx', slots);
   const x = b.input('x', layout);
-  const { value } = applyApproximation(b, x, approx);
+  const { value } = applyApproximation(b, x, approx, { mappedInput: opts.mapped !== undefined });
   b.output('y', value, layout);
   const program = b.build();
   const [lo, hi] = approx.interval;
   const xs = Float64Array.from({ length: slots }, (_, i) => lo + ((hi - lo) * i) / (slots - 1));
-  const run = await runProgram(manageScales(program, { chain: fheChain(params), topScale: params.scale }), params, backend, { x: xs });
+  const { alpha, beta } = opts.mapped ?? { alpha: 1, beta: 0 };
+  const fed = xs.map((v) => alpha * v + beta);
+  const run = await runProgram(manageScales(program, { chain: fheChain(params), topScale: params.scale }), params, backend, { x: fed });
   const got = run.outputs.get('y')!.values;
   let err = 0;
   let scale = 0;
   xs.forEach((v, i) => {
-    const want = approx.evaluate(v);
+    const want = (opts.model ?? approx.evaluate)(v);
     err = Math.max(err, Math.abs(got[i]! - want));
     scale = Math.max(scale, Math.abs(want));
   });
@@ -74,5 +80,45 @@ describe('applyApproximation on the simulator', () => {
     const r = await runApprox(approx, sealBackend);
     console.log(`seal: ${approx.describe()}; max error ${r.err.toExponential(2)} (N=${r.n})`);
     expect(r.err).toBeLessThan(1e-4 * r.scale);
+  });
+});
+
+// Constants folded into an approximation's neighbours (rms_norm's gain into 1/sqrt, exp's map onto
+// [-1, 1] into the score masks): the same function at one level fewer.
+describe('folded constants', () => {
+  const invsqrt = () => approximate('invsqrt', [0.2, 5], { maxRelError: 1e-3, schemes: ['chebyshev'] });
+
+  it('scaledApproximation: c x the approximation at the same depth, errors scaled by |c|', async () => {
+    const approx = invsqrt();
+    const scaled = scaledApproximation(approx, 8)!;
+    expect(scaled.depth).toBe(approx.depth);
+    expect(scaled.maxError).toBeCloseTo(8 * approx.maxError, 12);
+    for (const x of [0.2, 0.7, 1.9, 5]) expect(scaled.evaluate(x)).toBeCloseTo(8 * approx.evaluate(x), 9);
+    const r = await runApprox(scaled, simBackend, { model: (x) => 8 * approx.evaluate(x) });
+    expect(r.cost.depth).toBe(approx.depth);
+    expect(r.err).toBeLessThan(1e-5 * r.scale);
+  });
+
+  it('scaledApproximation folds through squarings (c > 0) and refuses what it cannot fold', () => {
+    const s = scaledApproximation(exp16, 3)!;
+    for (const x of [-20, -3, 0, 2]) expect(s.evaluate(x) / exp16.evaluate(x)).toBeCloseTo(3, 9);
+    expect(scaledApproximation(exp16, -3)).toBeUndefined();
+    expect(scaledApproximation(invSqrtNewton([0.05, 2], firstGuess('invsqrt', [0.05, 2], 3), 1), 2)).toBeUndefined();
+    expect(scaledApproximation(invsqrt(), 0)).toBeUndefined();
+  });
+
+  it('a mapped input: the polynomial runs on alpha x + beta, one level fewer, same values', async () => {
+    for (const approx of [exp16, invsqrt()]) {
+      const map = foldableInputMap(approx)!;
+      const [a, b] = approx.interval;
+      expect(map.alpha * a + map.beta).toBeCloseTo(-1, 12);
+      expect(map.alpha * b + map.beta).toBeCloseTo(1, 12);
+      const r = await runApprox(approx, simBackend, { mapped: map });
+      expect(r.cost.depth).toBe(approx.depth - 1);
+      expect(r.err).toBeLessThan(1e-5 * Math.max(1, r.scale));
+    }
+    // Newton reads x again after its first guess: its map cannot move out.
+    expect(foldableInputMap(reciprocalNewton([0.5, 8], firstGuess('reciprocal', [0.5, 8], 3), 2))).toBeUndefined();
+    await expect(runApprox(reciprocalNewton([0.5, 8], firstGuess('reciprocal', [0.5, 8], 3), 2), simBackend, { mapped: { alpha: 1, beta: 0 } })).rejects.toThrow(/cannot be folded/);
   });
 });

@@ -20,6 +20,10 @@ export interface ApproxProbeRecord {
   predictedMaxError: number;
   predictedMaxRelError: number;
   depth: number;
+  /** The output value holds outputScale times the approximation (a constant folded into its coefficients); absent: 1. */
+  outputScale?: number;
+  /** The input value holds alpha x + beta (the approximation's map onto [-1, 1], folded into its producer); absent: x. */
+  inputMap?: [number, number];
   /** Largest |output| for inputs inside the interval (max |p| over it, with a slack): seeds the proved mask bounds. */
   outputBound?: number;
 }

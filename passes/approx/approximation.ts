@@ -3,7 +3,7 @@
 // model of the computation, and its error measured on a dense grid of the interval (see error.ts).
 
 import { fmt, measureError } from './error.js';
-import { gridPointsFor } from './chebyshev.js';
+import { affineMap, gridPointsFor } from './chebyshev.js';
 import type { FunctionName, TargetFunction } from './functions.js';
 import { costOfSteps, evaluateSteps, type ApproxStep } from './program.js';
 
@@ -74,4 +74,42 @@ export function buildApproximation(fn: TargetFunction, interval: [number, number
       `${fn.name} on [${fmt(a)}, ${fmt(b)}]: ${kind} (${describeSteps(steps)}); depth ${cost.depth}, ` +
       `${cost.nonScalarMuls} ct-ct muls; max abs error ${fmt(m.abs)}, max rel error ${fmt(m.rel)}`,
   };
+}
+
+/**
+ * c * approx(x) with c folded into the coefficients, so a product by a constant after the
+ * approximation costs no level: a Chebyshev step alone is scaled by c, one followed by k squarings by
+ * c^(1/2^k) (c > 0). Undefined for schemes that read x again after their first step (Newton and the
+ * like), where c cannot be folded. The result's errors are c times the original's absolute errors.
+ */
+export function scaledApproximation(approx: Approximation, c: number): Approximation | undefined {
+  if (!(Number.isFinite(c) && c !== 0)) return undefined;
+  const [first, ...rest] = approx.steps;
+  if (first?.kind !== 'chebyshev' || rest.some((s) => s.kind !== 'square')) return undefined;
+  const squarings = rest.reduce((k, s) => k + (s.kind === 'square' ? s.times : 0), 0);
+  if (squarings > 0 && c < 0) return undefined;
+  const f = squarings > 0 ? c ** (1 / 2 ** squarings) : c;
+  const poly = { ...first.poly, coeffs: first.poly.coeffs.map((v) => v * f), maxError: first.poly.maxError * Math.abs(f) };
+  const steps: ApproxStep[] = [{ ...first, poly, approximates: `${fmt(f)} * (${first.approximates})` }, ...rest];
+  return {
+    ...approx,
+    steps,
+    maxError: approx.maxError * Math.abs(c),
+    evaluate: (x) => evaluateSteps(steps, x),
+    describe: () => `${fmt(c)} x ${approx.describe()}`,
+  };
+}
+
+/**
+ * The affine map t = alpha x + beta onto [-1, 1] that the approximation's Chebyshev step starts with,
+ * when only that first step reads x (the rest are squarings): a caller that makes x with plaintext
+ * products can fold the map into their constants and save its level (applyApproximation's
+ * `mappedInput`). Undefined when the step needs no map or x is read again.
+ */
+export function foldableInputMap(approx: Approximation): { alpha: number; beta: number } | undefined {
+  const [first, ...rest] = approx.steps;
+  if (first?.kind !== 'chebyshev' || rest.some((s) => s.kind !== 'square')) return undefined;
+  const { a, b } = first.poly;
+  if (a === -1 && b === 1) return undefined;
+  return affineMap(a, b);
 }

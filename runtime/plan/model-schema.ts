@@ -37,6 +37,10 @@ const probeSchema = z.strictObject({
     .nullable()
     .transform((v) => v ?? Infinity),
   depth: nonNegInt(),
+  /** The output holds outputScale times the approximation (absent: 1). */
+  outputScale: z.number().refine((v) => Number.isFinite(v) && v !== 0, { error: 'expected a finite non-zero number' }).optional(),
+  /** The input holds alpha x + beta (absent: x). */
+  inputMap: z.tuple([z.number().refine((v) => Number.isFinite(v) && v !== 0, { error: 'expected a finite non-zero number' }), z.number().refine(Number.isFinite, { error: 'expected a finite number' })]).optional(),
   /** Largest |output| for inputs inside the interval (seeds the proved refresh bounds). */
   outputBound: nonNegNumber().optional(),
   describe: z.string().optional(),

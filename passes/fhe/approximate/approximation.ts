@@ -5,7 +5,7 @@
 
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue } from '../../../ir/fhe/types.js';
-import type { Approximation } from '../../approx/approximation.js';
+import { foldableInputMap, type Approximation } from '../../approx/approximation.js';
 import { runSteps, type Arith } from '../../approx/program.js';
 import { evalChebyshev } from './chebyshev.js';
 
@@ -16,7 +16,7 @@ export interface ApplyResult {
   value: FheValue;
 }
 
-function fheArith(b: FheBuilder): Arith<Term> {
+function fheArith(b: FheBuilder, mappedInput: boolean): Arith<Term> {
   const splat = (value: number) => ({ kind: 'splat' as const, value });
   const A: Arith<Term> = {
     constant: (c) => c,
@@ -42,17 +42,21 @@ function fheArith(b: FheBuilder): Arith<Term> {
       }
       return b.mul(x as FheValue, y as FheValue);
     },
-    chebyshev: (p, input) => evalChebyshev(b, input as FheValue, { coeffs: p.coeffs, a: p.a, b: p.b }).value,
+    // A mapped input already holds t = alpha x + beta (foldableInputMap): the polynomial runs on [-1, 1].
+    chebyshev: (p, input) => evalChebyshev(b, input as FheValue, mappedInput ? { coeffs: p.coeffs, a: -1, b: 1 } : { coeffs: p.coeffs, a: p.a, b: p.b }).value,
   };
   return A;
 }
 
 /**
  * Evaluates `approx` on ciphertext x, slot by slot (unmanaged: the management pass adds rescales).
- * Consumes exactly approx.depth levels.
+ * Consumes exactly approx.depth levels; with `mappedInput`, x already holds the input map's
+ * alpha x + beta (foldableInputMap: the caller folded it into its constants) and one level fewer.
  */
-export function applyApproximation(b: FheBuilder, x: FheValue, approx: Approximation): ApplyResult {
-  let y = runSteps(approx.steps, fheArith(b), x as Term);
+export function applyApproximation(b: FheBuilder, x: FheValue, approx: Approximation, opts: { mappedInput?: boolean } = {}): ApplyResult {
+  const mapped = opts.mappedInput ?? false;
+  if (mapped && !foldableInputMap(approx)) throw new Error(`internal: the input map of ${approx.describe()} cannot be folded`);
+  let y = runSteps(approx.steps, fheArith(b, mapped), x as Term);
   // A constant result still has to be a ciphertext.
   if (typeof y === 'number') y = b.addConst(b.mulConst(x, { kind: 'splat', value: 0 }, 'zero'), { kind: 'splat', value: y }, 'approx_c');
   return { value: y };

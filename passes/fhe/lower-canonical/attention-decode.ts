@@ -6,16 +6,18 @@
 // all slots, so it is present in every block of every group (sums over groups are additions):
 //   s = within-head sums of q * K (valid at head starts of each block); the new token's own score is
 //   broadcast to every block (mask + rotate-and-sum over blocks) and subtracted (the row shift);
-//   e = exp((s - s_new) / 2^k), masked and broadcast over the head; the row (one term per cache
+//   e = exp((s - s_new) / 2^k) (exp's map onto [-1, 1] folded into the score masks and the fill),
+//   masked and broadcast over the head; the row (one term per cache
 //   group) is normalized by the softmax plan's rounds (softmax-normalize.ts), each row sum a
 //   rotate-and-sum over blocks; y = (sum over blocks of w * V) * r: every block ends up holding the
 //   result, which is exactly the one-token replicated layout. present_key/value are the updated cache
 //   ciphertexts.
-// Depth: 1 (q K) + 1 (mask) + plan.depth (exp, 1/x rounds) + 1 (mask) + 1 (and 1 for masking the new K/V in).
+// Depth: 1 (q K) + 1 (mask) + plan.depth (exp, 1/x rounds; less exp's map, folded) + 1 (mask) + 1 (and 1 for masking the new K/V in).
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import { foldableInputMap } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { nextPow2, rotateAndSum } from '../layout/packing.js';
 import type { AttentionProbeSite } from './attention.js';
@@ -156,7 +158,11 @@ export function lowerGroupedDecodeAttention(
     }
     return acc;
   };
-  const sk = scale / 2 ** plan.squarings;
+  // exp's map onto [-1, 1] (t = alpha x + beta) goes into the score masks and the fill: a level fewer.
+  const map = foldableInputMap(plan.exp);
+  const alpha = map?.alpha ?? 1;
+  const beta = map?.beta ?? 0;
+  const sk = (alpha * scale) / 2 ** plan.squarings;
   const scores = Ks.map((K) => whs(b.mul(q, K), 1));
   const sm = scores.map((sc, g) => pastConstants.mul(b, sc, atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? sk : 0)), 'att_mask'));
   const own = pastConstants.mul(b, scores[gNew]!, atPast((Q) => (t, j) => (t === newBlock(Q) && headStartAt(gNew, Q)(t, j) ? sk : 0)), 'att_own');
@@ -164,13 +170,13 @@ export function lowerGroupedDecodeAttention(
   const sites: AttentionProbeSite[] = [];
   const spread = sm.map((x, g) => {
     const hs = headStart(g);
-    const arg = pastConstants.add(b, b.sub(x, ownAll), atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? 0 : plan.fill)), 'att_fill');
-    const e = applyApproximation(b, arg, plan.exp).value;
+    const arg = pastConstants.add(b, b.sub(x, ownAll), atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? beta : alpha * plan.fill + beta)), 'att_fill');
+    const e = applyApproximation(b, arg, plan.exp, { mappedInput: map !== undefined }).value;
     const keep = (u: number) => {
       const t = Math.floor(u / s);
       return hs(t, (u - t * s) % period);
     };
-    sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep });
+    sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep, ...(map ? { inputMap: map } : {}) });
     return whs(pastConstants.mul(b, e, atPast((Q) => (t, j) => (headStartAt(g, Q)(t, j) ? 1 : 0)), 'att_keep'), -1);
   });
   // Slots outside the head channels hold no row: their sum gets 1, inside every 1/x interval.

@@ -6,7 +6,8 @@
 //   the keys sit in group g - floor(delta/B) (query rows j >= delta mod B) and the group before it
 //   (rows j < delta mod B): both rotated by m = delta mod B blocks, rot(k_g', -m*stride);
 //   scores s_d = within-head sums of q * each rotated key (valid at each head's first channel),
-//   masked to their rows (causal, real heads) and scaled by scale / 2^k in one plaintext product;
+//   masked to their rows (causal, real heads) and scaled by scale / 2^k in one plaintext product
+//   (times exp's map onto [-1, 1], whose shift goes into the fill: the map costs no level);
 //   e_d = exp((s_d - s_0) / 2^k): the shift is the query's own score s_0 (always visible), since a row
 //   max cannot be taken under encryption; masked slots get a fill inside exp's interval;
 //   e_d is split by rows over its key parts, each masked and broadcast over the head's channels;
@@ -15,11 +16,12 @@
 //   squaring them one by one squares the offset's term; this gives terms w and r = 1/sum w;
 //   y = r * (w_0 v + sum over parts w_p * rot(v_g', -m*stride)).
 // With one group this is one rotated key per offset: T log2(H) + (T-1)(2 + log2(H)) rotations.
-// Depth: 1 (q k) + 1 (mask) + plan.depth (exp, 1/x rounds) + 1 (mask) + 1.
+// Depth: 1 (q k) + 1 (mask) + plan.depth (exp, 1/x rounds; less exp's map, folded) + 1 (mask) + 1.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
+import { foldableInputMap } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { normalizeRow, type RowTerm, type SoftmaxSite } from './softmax-normalize.js';
 import type { SoftmaxPlan } from './softmax-plan.js';
@@ -133,7 +135,11 @@ export function lowerGroupedPrefillAttention(
       for (let sh = 1; sh < H; sh *= 2) acc = b.add(acc, rot(acc, -sh));
       return acc;
     };
-    const sk = scale / 2 ** plan.squarings;
+    // exp's map onto [-1, 1] (t = alpha x + beta) goes into the score masks and the fill: a level fewer.
+    const map = foldableInputMap(plan.exp);
+    const alpha = map?.alpha ?? 1;
+    const beta = map?.beta ?? 0;
+    const sk = (alpha * scale) / 2 ** plan.squarings;
     const scores: FheValue[] = [];
     for (let d = 0; d < offsets; d++) {
       let sc: FheValue | undefined;
@@ -150,9 +156,9 @@ export function lowerGroupedPrefillAttention(
     for (let d = 1; d < offsets; d++) {
       const ps = parts(d);
       const keep = (u: number) => ps.some((p) => p.keep(u));
-      const arg = b.addConst(b.sub(scores[d]!, scores[0]!), { kind: 'dense', values: vec((u) => (keep(u) ? 0 : plan.fill)) }, 'att_fill');
-      const e = applyApproximation(b, arg, plan.exp).value;
-      sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep });
+      const arg = b.addConst(b.sub(scores[d]!, scores[0]!), { kind: 'dense', values: vec((u) => (keep(u) ? beta : alpha * plan.fill + beta)) }, 'att_fill');
+      const e = applyApproximation(b, arg, plan.exp, { mappedInput: map !== undefined }).value;
+      sites.push({ role: 'exp', approx: plan.exp, observed: plan.observed.exp, input: arg, output: e, keep, ...(map ? { inputMap: map } : {}) });
       for (const p of ps) {
         spread.push(broadcast(b.mulConst(e, { kind: 'dense', values: vec((u) => (p.keep(u) ? 1 : 0)) }, 'att_keep')));
         values_.push(rotated('v', p.gk, p.m));

@@ -77,7 +77,7 @@ function probeSites(m: ModelLowering, n: NodeLowering, sm: SoftmaxPlan, sites: A
   for (const site of sites) {
     const role = site.role === 'exp' ? (sm.squarings ? `exp((s - ${own})/${2 ** sm.squarings})` : `exp(s - ${own})`) : round === 0 ? '1/sum exp' : `1/sum of squares, round ${round}`;
     if (site.role === 'reciprocal') round++;
-    probe(m, n, role, site.approx, site.input, site.output, site.observed, site.keep);
+    probe(m, n, role, site.approx, site.input, site.output, site.observed, site.keep, site.inputMap ? { inputMap: site.inputMap } : {});
   }
 }
 

@@ -16,7 +16,7 @@ import { nextPow2 } from '../layout/packing.js';
 import { paddedHeadColumns, tokenGrouping, type Activation, type TokenGrouping } from './activation.js';
 import type { CacheInput, ErrorTargets, LoweredModel, LowerModelOptions, OpRecord } from './lower-model.js';
 import { PastConstants } from './past-constants.js';
-import { makeProbe, slotRuns, type ApproxProbe } from './probes.js';
+import { makeProbe, slotRuns, type ApproxProbe, type ProbeFolds } from './probes.js';
 
 /** Where a fit's interval came from, for an error that says what to change when no fit exists. */
 export interface FitContext {
@@ -133,10 +133,11 @@ export function probe(
   output: FheValue,
   observed: ValueRange | [number, number],
   keep: (u: number) => boolean,
+  folds: ProbeFolds = {},
 ): void {
   const obs: [number, number] = Array.isArray(observed) ? observed : [observed.min, observed.max];
   const margin = Array.isArray(observed) ? (m.opts.margin ?? 0.1) : observed.margin;
-  m.probes.push(makeProbe(n.node.name, role, approx, input, output, obs, margin, slotRuns(keep, m.slots)));
+  m.probes.push(makeProbe(n.node.name, role, approx, input, output, obs, margin, slotRuns(keep, m.slots), folds));
   n.approxNames.push(approx.describe());
 }
 

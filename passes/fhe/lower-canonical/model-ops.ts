@@ -65,7 +65,7 @@ export function lowerRmsNorm(m: ModelLowering, n: NodeLowering): void {
   const ys = rowsOf(x, 'rms_norm').map((blk) => {
     const keep = lastOnly ? (t: number) => blk.tokenStart + t === lastToken : undefined;
     const res = lowerRmsNormBlock(m.b, blk.value, blk.layout, attrFloat(node, 'epsilon', 1e-5), gamma, invsqrt, keep);
-    probe(m, n, '1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots);
+    probe(m, n, '1/sqrt(sum x^2 + d eps)', invsqrt, res.arg, res.inv, [d * r.min, d * r.max], res.realSlots, { outputScale: res.invScale });
     return res.value;
   });
   m.acts.set(out, rowBlocks(ys, d, m.grouping, m.slots));

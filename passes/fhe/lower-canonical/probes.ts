@@ -8,6 +8,15 @@ import type { FheValue } from '../../../ir/fhe/types.js';
 import type { Approximation } from '../../approx/approximation.js';
 import { approximationOutputBound } from '../refresh/refresh-bounds.js';
 
+/**
+ * Constants the lowering folded into an approximation's neighbours (each saves a level): the output
+ * holds outputScale times the approximation, the input holds inputMap's alpha x + beta.
+ */
+export interface ProbeFolds {
+  outputScale?: number;
+  inputMap?: { alpha: number; beta: number };
+}
+
 /** The plan's probe record plus a human-readable description of the approximation. */
 export interface ApproxProbe extends ApproxProbeRecord {
   describe: string;
@@ -42,8 +51,9 @@ export function makeProbe(
   observed: [number, number],
   margin: number,
   slots: number[],
+  { outputScale = 1, inputMap }: ProbeFolds = {},
 ): ApproxProbe {
-  const outputBound = approximationOutputBound(approx);
+  const outputBound = approximationOutputBound(approx) * Math.abs(outputScale);
   return {
     op,
     role,
@@ -57,6 +67,8 @@ export function makeProbe(
     predictedMaxError: approx.maxError,
     predictedMaxRelError: approx.maxRelError,
     depth: approx.depth,
+    ...(outputScale !== 1 ? { outputScale } : {}),
+    ...(inputMap ? { inputMap: [inputMap.alpha, inputMap.beta] as [number, number] } : {}),
     describe: approx.describe(),
     ...(Number.isFinite(outputBound) ? { outputBound } : {}),
   };

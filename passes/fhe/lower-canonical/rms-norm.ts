@@ -4,13 +4,16 @@
 //   one masked combination (1 level) gives the sum in every slot, and empty token blocks get a fill
 //   inside the interval so the polynomial never sees an out-of-range value;
 // - 1/sqrt(sum + d*eps) by the approximation fitted on d x the calibrated norm_arg interval, and the
-//   missing sqrt(d) goes into the plaintext factor of x (off the critical path).
+//   missing sqrt(d) goes into the plaintext factor of x (off the critical path); when that factor is
+//   the same in every slot (a folded gain, every slot real and kept: one token in the whole
+//   ciphertext), it goes into the polynomial's coefficients instead, and x meets 1/sqrt unscaled: the
+//   norm's output is then one level higher (the factor's product and the level alignment of 1/sqrt go).
 // Depth: 1 (square) + 1 (mask; none for one token in the whole ciphertext) + approximation + 1 (product).
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheBuilder } from '../../../ir/fhe/builder.js';
 import type { FheValue, SlotLayout } from '../../../ir/fhe/types.js';
-import type { Approximation } from '../../approx/approximation.js';
+import { scaledApproximation, type Approximation } from '../../approx/approximation.js';
 import { applyApproximation } from '../approximate/approximation.js';
 import { isReal, slotVector } from './slots.js';
 
@@ -19,6 +22,8 @@ export interface RmsNormLowering {
   /** The approximation's input and output, and the slots that hold real data. */
   arg: FheValue;
   inv: FheValue;
+  /** inv holds this constant times the approximation's value (1: the approximation itself). */
+  invScale: number;
   realSlots: (u: number) => boolean;
   rotations: number;
 }
@@ -62,9 +67,15 @@ export function lowerRmsNormBlock(
     const sum = b.add(b.mulConst(fwd, { kind: 'dense', values: mF }, 'rms_fwd'), b.mulConst(bwd, { kind: 'dense', values: mB }, 'rms_bwd'));
     arg = b.addConst(sum, { kind: 'dense', values: fill }, 'rms_eps');
   }
-  const inv = applyApproximation(b, arg, invsqrt).value;
   const g = slotVector(b.slots, layout, (p) => (isReal(layout, p) && keepToken(p.t) ? Math.sqrt(d) * (gamma ? gamma[p.j]! : 1) : 0));
+  const realSlots = (u: number) => Math.floor(u / layout.stride) < layout.tokens;
+  const folded = g.every((v) => v === g[0]) ? scaledApproximation(invsqrt, g[0]!) : undefined;
+  if (folded) {
+    const inv = applyApproximation(b, arg, folded).value;
+    return { value: b.mul(x, inv), arg, inv, invScale: g[0]!, realSlots, rotations };
+  }
+  const inv = applyApproximation(b, arg, invsqrt).value;
   const xs = b.mulConst(x, { kind: 'dense', values: g }, 'rms_gain');
   const value = b.mul(xs, inv);
-  return { value, arg, inv, realSlots: (u) => Math.floor(u / layout.stride) < layout.tokens, rotations };
+  return { value, arg, inv, invScale: 1, realSlots, rotations };
 }

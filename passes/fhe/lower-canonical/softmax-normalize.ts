@@ -22,6 +22,8 @@ export interface SoftmaxSite {
   input: FheValue;
   output: FheValue;
   keep: (u: number) => boolean;
+  /** The input holds alpha x + beta (the approximation's input map, folded into the constants that make it). */
+  inputMap?: { alpha: number; beta: number };
 }
 
 export interface NormalizedRow {
