@@ -11,7 +11,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { formatAccuracy, measureAccuracy, measureDecodeAccuracy, referenceLogits } from '../compiler/accuracy.js';
 import { compileModel, writeModelPlan } from '../compiler/model-plan.js';
 import { Tensor } from '../ir/tensor.js';
-import { checkRanges, embedTokens, loadModelPlan, ModelSession, monitorProgram, type ModelPlan, type RangeWarning } from '../runtime/model-session.js';
+import { checkRanges, embeddingInputs, embedTokens, loadModelPlan, ModelSession, monitorProgram, type ModelPlan, type RangeWarning } from '../runtime/model-session.js';
+import { evaluatePlain } from '../ir/fhe/plain-eval.js';
 import { simBackend } from '../runtime/sim/backend.js';
 import { MODELS } from './helpers/shared.js';
 import { inputsForTokens } from '../compiler/calibration-data.js';
@@ -87,6 +88,23 @@ describe('range monitor (sim)', () => {
     expect(r.warnings).toEqual(seen);
     expect(seen.map((w) => w.op)).toContain('/model/norm/ReduceMean:rms_norm');
     expect(seen[0]!.message).toMatch(/outside the calibrated interval/);
+
+    // exp's input holds t = alpha x + beta (its map onto [-1, 1] went into the score masks): the monitor
+    // reads x back. Narrowed to the top of exp's interval, it reports the lowest x, not the lowest t.
+    const probe = mp.meta.probes.find((p) => p.inputMap)!;
+    expect(probe.role).toMatch(/^exp/);
+    const [alpha, beta] = probe.inputMap!;
+    const inputs = emb('the cat ');
+    const t = evaluatePlain(program, embeddingInputs(mp.meta.embedding, inputs)).values.get(probe.input)!;
+    let tMin = Infinity;
+    for (let i = 0; i < probe.slots.length; i += 2) for (let j = 0; j < probe.slots[i + 1]!; j++) tMin = Math.min(tMin, t[probe.slots[i]! + j]!);
+    const top = probe.interval[1];
+    const narrow: ModelPlan = { ...mp, meta: { ...mp.meta, probes: [{ ...probe, observed: [top, top], margin: 0 }] } };
+    const w = checkRanges(narrow, program, inputs);
+    expect(w).toHaveLength(1);
+    expect(w[0]!.value).toBeCloseTo((tMin - beta) / alpha, 9);
+    expect(w[0]!.value).toBeGreaterThanOrEqual(probe.interval[0]);
+    expect(w[0]!.value).toBeLessThan(top);
   }, 120000);
 });
 
