@@ -73,8 +73,8 @@ describe('fhec compile --calibration chooses CKKS parameters by predicted latenc
     const rows = candidateRows(r.stdout);
     const feasible = rows.filter((x) => x.status === 'ok');
     // Every ring degree of the shipped table but N=8192, several chain lengths each: at N=8192 (at most
-    // 218 modulus bits at 128-bit security) no chain leaves a level where a 40-bit refresh mask fits, and
-    // the table says so.
+    // 218 modulus bits at 128-bit security) no chain leaves a level where a 40-bit refresh mask fits
+    // (there is no room for the floor prime), and the table says so.
     expect(new Set(feasible.map((x) => x.ringDegree))).toEqual(new Set([16384, 32768]));
     const at8192 = rows.filter((x) => x.ringDegree === 8192);
     expect(at8192.length).toBeGreaterThan(0);
@@ -108,6 +108,13 @@ describe('fhec compile --calibration chooses CKKS parameters by predicted latenc
     expect(() => checkSecurity(params)).not.toThrow();
     expect(mp.meta.refreshes).toBe(refreshes);
     expect(mp.plan.program.ops.filter((op) => op.kind === 'refresh')).toHaveLength(refreshes);
+    // The floor prime (q_1 = 60 bits): nothing, not even the logits, is computed at level 0 (a rescale
+    // into it would divide by that prime), and values refresh at level 1 whatever their bound.
+    expect(params.bitSizes[1]).toBe(60);
+    const levels = mp.plan.program.ops.filter((op) => op.result?.type.kind === 'ct').map((op) => op.result!.type.level!);
+    expect(Math.min(...levels)).toBe(1);
+    const refreshedAt = mp.plan.program.ops.filter((op) => op.kind === 'refresh').map((op) => op.args[0]!.type.level!);
+    expect(new Set(refreshedAt).has(1)).toBe(true);
 
     // Still the model: logits on sim (CKKS noise, refreshes, approximations) close to the plaintext ones.
     const tokens = Array.from(fs.readFileSync(path.join(MODELS, 'eval-dev.txt')).subarray(100, 104));
@@ -149,7 +156,8 @@ describe('fhec compile --calibration chooses CKKS parameters by predicted latenc
     expect(r.stdout).toMatch(new RegExp(`ring degree fixed at N=16384: the longest chain it holds, \\d+ refreshes, predicted [\\d.]+ s \\(${costs.replace(/[.]/g, '\\.')}\\)`));
     const params = loadModelPlan(plan).plan.params;
     expect(params.ringDegree).toBe(16384);
-    expect(params.bitSizes).toEqual([60, 40, 40, 40, 40, 40, 40, 40, 60]);
+    // The floor prime (60 bits) in place of the second: still 7 levels within the 438 bits.
+    expect(params.bitSizes).toEqual([60, 60, 40, 40, 40, 40, 40, 40, 60]);
     const bad = await fhec('compile', MODEL, '-o', path.join(dir, 'never.json'), '--calibration', CAL, '--prefill', '4', '--ring-degree', '1000');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--ring-degree must be one of .*16384.*got 1000/);

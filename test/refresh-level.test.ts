@@ -3,7 +3,7 @@
 // placement), and the refusal the parameter search shows for a chain that has no such level.
 
 import { describe, expect, it } from 'vitest';
-import { makeParameters } from '../ir/ckks/params.js';
+import { chainBitSizes, lowestComputeLevel, makeParameters, selectParameters } from '../ir/ckks/params.js';
 import { FheBuilder } from '../ir/fhe/index.js';
 import { modelFloors } from '../compiler/model-parameters.js';
 import { achievableHidingBits, minRefreshLevel } from '../runtime/refresh/mask.js';
@@ -33,5 +33,27 @@ describe('lowest refresh level for 40-bit masks', () => {
     expect(achievableHidingBits(big, 1, big.scale, 5440)).toBeLessThan(40);
     // Level 0 (one 60-bit prime) never fits 40 bits, even for |x| <= 2^-10 (12 bits there).
     expect(achievableHidingBits(big, 0, big.scale, 2 ** -10)).toBeLessThan(40);
+  });
+
+  it('a floor prime: level 1 holds the masks of large values, and nothing may compute at level 0', () => {
+    expect(chainBitSizes(60, 40, 4, 60, { ringDegree: 16384 })).toEqual([60, 60, 40, 40, 40, 60]);
+    expect(chainBitSizes(60, 40, 4, 60)).toEqual([60, 40, 40, 40, 40, 60]);
+    // One level: the floor prime would be the top; the chain stays plain.
+    expect(chainBitSizes(60, 40, 1, 60, { ringDegree: 16384 })).toEqual([60, 40, 60]);
+    // N=8192 holds 218 bits: [60, 60, 40, 60] (220) would break 128-bit security, the plain chain stays.
+    expect(chainBitSizes(60, 40, 2, 60, { ringDegree: 8192 })).toEqual([60, 40, 40, 60]);
+    const floor = selectParameters({ depth: 4, ringDegree: 16384, floorPrime: true });
+    const plain = selectParameters({ depth: 4, ringDegree: 16384 });
+    expect(floor.bitSizes).toEqual([60, 60, 40, 40, 40, 60]);
+    // log2(2 * 2^40 * B) + 40 + 14 + 2 bits: plain level 1 has 100, the floor prime's 120.
+    for (const [bound, plainLevel] of [[1, 1], [5440, 2], [1e5, 2], [1e6, 2]] as const) {
+      expect(minRefreshLevel(plain, plain.scale, bound, 40)).toBe(plainLevel);
+      expect(minRefreshLevel(floor, floor.scale, bound, 40)).toBe(1);
+      expect(achievableHidingBits(floor, 1, floor.scale, bound)).toBeGreaterThanOrEqual(40);
+    }
+    // A rescale into level 0 would divide by the 60-bit prime: the lowest compute level is 1 there.
+    expect(lowestComputeLevel(floor)).toBe(1);
+    expect(lowestComputeLevel(plain)).toBe(0);
+    expect(lowestComputeLevel(makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 }))).toBe(0);
   });
 });

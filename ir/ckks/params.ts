@@ -31,6 +31,43 @@ export interface ParameterRequest {
   /** Force a ring degree (it still has to be secure unless `insecure`). */
   ringDegree?: number;
   insecure?: boolean;
+  /** A chain for a program with client-aided refreshes: q_1 is a floor prime (chainBitSizes). */
+  floorPrime?: boolean;
+}
+
+/**
+ * Size of the floor prime q_1 of a chain for a program with client-aided refreshes. Such a program
+ * never computes at level 0: a refresh mask hides a value with 40 bits to spare per ciphertext, which
+ * needs log2(2 Delta B) + 40 + log2 N + 2 bits of modulus (about 98 for B = 4 at N=16384), more than
+ * the first prime alone holds, and the refresh floors (and the default floor, 1) keep every value at
+ * level 1 or above. So nothing is ever rescaled by q_1, which can then be as large as SEAL allows
+ * instead of the scale: level 1 holds 120 bits, every mask of a value up to about 2^20 fits there, and
+ * values refresh at level 1 instead of 2, one more level of work between refreshes for the same
+ * number of primes (each prime costs the same in SEAL, 40 or 60 bits: one 64-bit word per coefficient).
+ */
+export const FLOOR_PRIME_BITS = 60;
+
+/**
+ * The chain [first, scale bits x levels, special]; with `floorPrime` at ring degree N, at least 2
+ * levels and room in N's 128-bit budget, the second prime is the floor prime (FLOOR_PRIME_BITS):
+ * [first, 60, scale bits x (levels - 1), special]. Where the 20 more bits break the budget (N=8192
+ * at 2 levels) the plain chain stays: one level less of mask room beats no second level at all.
+ */
+export function chainBitSizes(first: number, scaleBits: number, levels: number, special: number, floorPrime?: { ringDegree: number; insecure?: boolean }): number[] {
+  const data = new Array<number>(levels).fill(scaleBits);
+  const plain = [first, ...data, special];
+  if (!floorPrime || levels < 2) return plain;
+  data[0] = Math.max(scaleBits, FLOOR_PRIME_BITS);
+  const floored = [first, ...data, special];
+  return floorPrime.insecure || isSecure128(floorPrime.ringDegree, totalModulusBits({ bitSizes: floored })) ? floored : plain;
+}
+
+/**
+ * The lowest level a program may compute at on these parameters: 1 when q_1 is a floor prime (a
+ * rescale into level 0 would divide by it and leave a scale of about Delta^2 / 2^60), else 0.
+ */
+export function lowestComputeLevel(p: CkksParameters): number {
+  return p.bitSizes.length >= 4 && p.bitSizes[1]! > Math.round(Math.log2(p.scale)) ? 1 : 0;
 }
 
 export function slotsOf(p: CkksParameters): number {
@@ -97,7 +134,8 @@ export function securityBanner(p: CkksParameters): string | undefined {
 
 /**
  * Smallest ring degree whose tc128 budget holds the chain the depth needs:
- * [scale + integer bits] + depth x [scale bits] + [special prime as large as the first].
+ * [scale + integer bits] + depth x [scale bits] + [special prime as large as the first] (with
+ * `floorPrime`, the second prime is the floor prime: chainBitSizes).
  */
 export function selectParameters(req: ParameterRequest): CkksParameters {
   const scaleBits = req.scaleBits ?? 40;
@@ -105,10 +143,11 @@ export function selectParameters(req: ParameterRequest): CkksParameters {
   if (!Number.isInteger(req.depth) || req.depth < 0) throw new FhecError(`bad circuit depth ${req.depth}`);
   const first = Math.min(60, scaleBits + integerBits);
   const special = Math.max(first, scaleBits);
-  const bitSizes = [first, ...new Array<number>(req.depth).fill(scaleBits), special];
-  const total = totalModulusBits({ bitSizes });
   const candidates = req.ringDegree ? [req.ringDegree] : RING_DEGREES.filter((n) => n >= 4096);
+  let total = 0;
   for (const n of candidates) {
+    const bitSizes = chainBitSizes(first, scaleBits, req.depth, special, req.floorPrime ? { ringDegree: n, insecure: req.insecure } : undefined);
+    total = totalModulusBits({ bitSizes });
     if (req.minSlots && n / 2 < req.minSlots) continue;
     if (isSecure128(n, total) || req.insecure) {
       return makeParameters({ ringDegree: n, bitSizes, scale: 2 ** scaleBits, insecure: !isSecure128(n, total) || undefined });

@@ -5,7 +5,8 @@
 // Galois-key memory budget.
 //
 // Every candidate is (N, scale bits s, levels L, special prime) with the chain
-// [s + integer bits, s x L, special]; the special prime is as large as the first prime, or 60 bits
+// [s + integer bits, s x L, special] (with `floorPrime`, for planners that refresh, the second prime
+// is the floor prime: ir/ckks/params.ts chainBitSizes); the special prime is as large as the first prime, or 60 bits
 // (key-switching noise falls with the special prime, at the price of security budget):
 // the refresh planner decides how the program fits L levels (and how many refreshes that costs), the
 // scale management pass types it, the precision pass checks it, and the cost table prices it. The
@@ -16,7 +17,7 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheChain, FheProgram } from '../../../ir/fhe/types.js';
 import { hasRingDegree, type CostTable } from '../../../ir/ckks/cost-table.js';
-import { fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../../ir/ckks/params.js';
+import { chainBitSizes, fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../../ir/ckks/rotation-keys.js';
 import { isSecure128, maxModulusBits, RING_DEGREES } from '../../../ir/ckks/security.js';
@@ -82,6 +83,8 @@ export interface ParameterSearchOptions {
   /** Bits above the scale in the first prime; default: from the calibrated magnitudes (+2), else 20. */
   integerBits?: number;
   refresh?: RefreshPlanner;
+  /** Chains with a floor prime (the planner refreshes and keeps every value at level 1 or above). */
+  floorPrime?: boolean;
   /** Most refreshes allowed per run; default unlimited. */
   maxRefreshes?: number;
   /** Galois key memory budget (bytes); default 3 GiB (ir/ckks/rotation-keys.ts). */
@@ -200,7 +203,7 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
         skippedShallow = 0;
       };
       for (let levels = 1; levels <= top; levels++) {
-        const bitSizes = [first, ...new Array<number>(levels).fill(s), special];
+        const bitSizes = chainBitSizes(first, s, levels, special, options.floorPrime ? { ringDegree: n } : undefined);
         const modulusBits = totalModulusBits({ bitSizes });
         const c: Candidate = { ...base, scaleBits: s, levels, bitSizes, modulusBits, feasible: false };
         if (!isSecure128(n, modulusBits)) {

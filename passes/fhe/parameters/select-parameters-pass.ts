@@ -13,13 +13,15 @@
 // With a canonical source (lower-canonical) each ring degree gets its own lowering (the packing
 // depends on N/2 slots); textual IR fits only N = 2 x slots.
 // With ring-degree: the longest chain N holds at 128-bit security (or exactly `levels`).
+// Chains for fit=cost have a floor prime (ir/ckks/params.ts chainBitSizes): place-refresh keeps every
+// value at level 1 or above, so q_1 is never divided by and holds the masks of level-1 refreshes.
 // Refreshes keep each value at or above its floor from the unit's refresh floor rule (level 1 for all
 // unless the driver sets a rule, e.g. where each value's refresh mask fits); mgmt.min_level is the
 // lowest floor. A chain where some op cannot sit above its floor is refused.
 
 import { FhecError } from '../../../ir/errors.js';
 import type { FheProgram } from '../../../ir/fhe/types.js';
-import { selectParameters, topLevel, type CkksParameters } from '../../../ir/ckks/params.js';
+import { lowestComputeLevel, selectParameters, topLevel, type CkksParameters } from '../../../ir/ckks/params.js';
 import type { Pass } from '../../pass.js';
 import { placeRefreshesGreedy } from '../refresh/refresh-greedy.js';
 import { placeRefreshes } from '../refresh/refresh-placement.js';
@@ -123,13 +125,18 @@ function byDepth(unit: FheUnit, o: SelectParametersOptions): Choice {
   throw new Error('internal: parameter selection does not settle on a ring degree');
 }
 
+/** The unit's floors on this chain, never below the chain's lowest compute level (1 above a floor prime). */
 function floorOf(unit: FheUnit, lowered: { program: FheProgram }, params: CkksParameters): ValueFloors | { refused: string } {
-  return unit.refreshFloor ? unit.refreshFloor(lowered, params) : uniformFloors(1);
+  const floors = unit.refreshFloor ? unit.refreshFloor(lowered, params) : uniformFloors(1);
+  const bottom = lowestComputeLevel(params);
+  if ('refused' in floors || bottom === 0) return floors;
+  return { floor: (name) => Math.max(bottom, floors.floor(name)), lowest: Math.max(bottom, floors.lowest), highest: Math.max(bottom, floors.highest) };
 }
 
 function fixed(unit: FheUnit, o: SelectParametersOptions): Choice {
   const n = o['ring-degree']!;
-  const params = o.levels !== undefined ? selectParameters({ depth: o.levels, ringDegree: n, scaleBits: o['scale-bits'], integerBits: o['integer-bits'] }) : longestChain(n, o);
+  const params =
+    o.levels !== undefined ? selectParameters({ depth: o.levels, ringDegree: n, scaleBits: o['scale-bits'], integerBits: o['integer-bits'], floorPrime: true }) : longestChain(n, o);
   const lowered = loweringAt(unit, params.ringDegree / 2);
   unit.lowered = lowered;
   const floor = floorOf(unit, lowered, params);
@@ -157,7 +164,7 @@ function placeable(program: FheProgram, top: number, floors: ValueFloors): boole
 function longestChain(ringDegree: number, o: SelectParametersOptions): CkksParameters {
   for (let L = 40; L >= 1; L--) {
     try {
-      return selectParameters({ depth: L, ringDegree, scaleBits: o['scale-bits'], integerBits: o['integer-bits'] });
+      return selectParameters({ depth: L, ringDegree, scaleBits: o['scale-bits'], integerBits: o['integer-bits'], floorPrime: true });
     } catch {
       // fewer levels
     }
@@ -213,6 +220,7 @@ function search(unit: FheUnit, o: SelectParametersOptions): Choice {
     },
     costs,
     refresh: planner,
+    floorPrime: true,
     scaleBits: [o['scale-bits']],
     integerBits: o['integer-bits'],
     precision: tunedScale,
