@@ -54,7 +54,7 @@ const ckksOp = (row: string, op: string, levels: number[]): StatedFigure[] => le
 
 const rounds = (row: string, key: string): StatedFigure[] => [
   { row, col: 'chain', text: 'N={} [', key: `${key}.ringDegree`, kind: 'exact' },
-  { row, col: 'chain', text: '40 x {},', key: `${key}.levels`, kind: 'exact' },
+  { row, col: 'chain', text: '{} levels', key: `${key}.levels`, kind: 'exact' },
   { row, col: 'refreshes', text: '{}', key: `${key}.refreshes`, kind: 'exact' },
   { row, col: 'rounds', text: '{}', key: `${key}.rounds`, kind: 'exact' },
   { row, col: 'predicted', text: '{}', key: `${key}.predictedSeconds`, kind: 'exact' },

@@ -65,10 +65,11 @@ export function maskFromFlags(minHidingBits: number | undefined): { mask?: { min
 
 /**
  * `--workers`: evaluation worker threads on seal (runtime/parallel/). Default 1: on model A 2 workers are
- * only 1.15x faster per decode token (the refresh rounds and one token's serial chains leave each worker idle
- * about 40% of a step) for a second copy of the keys and plaintexts (README, Benchmarks).
+ * only 1.05x faster per decode token on its 2-level plan (1.15x on the 4-level plan before the floor
+ * prime): the refresh rounds and one token's serial chains leave each worker idle much of a step, for a
+ * second copy of the keys and plaintexts (README, Benchmarks).
  */
-export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are about 1.15x faster per decode token of model A, for a second copy of the keys)';
+export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are only 1.05-1.15x faster per decode token of model A, for a second copy of the keys)';
 
 export function workersOption(): (v: string) => number {
   return intOption('--workers', 1);
