@@ -8,7 +8,8 @@
 //
 // Chains are [60, 60, s x (L - 1), 60]: the first and special primes as the fixed rule had them (20
 // integer bits above the scale), s = 40 unless the caller fixes it, and the floor prime q_1 (ir/ckks/
-// params.ts chainBitSizes: nothing computes at level 0, so level 1 holds 120 bits of mask room). Precision is not judged per candidate:
+// params.ts chainBitSizes: nothing computes at level 0, so level 1 holds 120 bits of mask room).
+// Precision is not judged per candidate:
 // the precision analysis (passes/fhe/precision.ts) bounds a whole model only up to its first softmax
 // (its sampled typical estimate does follow SEAL within 2 bits, but is not used per candidate yet), and the
 // approximations and weights were tuned and checked end to end (sim and SEAL) at a 40-bit scale.
@@ -20,7 +21,8 @@
 // prime alone, never does). The floor is per value (modelFloors): a value that may be refreshed keeps
 // to the lowest level r(B) its own bound fits, a KV-cache output one more (the evaluator moves its slots,
 // one level, before masking), and a value nothing reads (the logits) may go down to the chain's lowest
-// compute level (1 above a floor prime, select-parameters); inputs are encrypted at the top. A chain where some product cannot sit above its floor is out.
+// compute level (1 above a floor prime, select-parameters); inputs are encrypted at the top. A chain
+// where some product cannot sit above its floor is out.
 
 import { isMultiplication, type FheProgram } from '../ir/fhe/types.js';
 import type { CostTable } from '../ir/ckks/cost-table.js';
