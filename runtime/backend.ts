@@ -97,6 +97,13 @@ export interface IntegerPolynomialItem {
   rerandomize?: boolean;
 }
 
+/** An integer polynomial at a level and scale, on its own (integerPlaintexts, encryptIntegerPolynomials). */
+export interface IntegerPlaintextItem {
+  level: number;
+  scale: number;
+  poly: IntegerPolynomial;
+}
+
 export interface ExactRefreshTarget {
   /** Level and scale of the fresh ciphertext. */
   level: number;
@@ -150,6 +157,14 @@ export interface CkksEvaluator {
    * several polynomials together.
    */
   addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[];
+  /**
+   * The two halves of addIntegerPolynomials made ahead, for a refresh whose level, scale and mask are
+   * known before its ciphertext is (runtime/refresh/mask-stock.ts): plaintexts holding each polynomial
+   * (added with addPlain), and fresh public-key encryptions of each polynomial (a zero plus it, added
+   * with add). Optional: without them every mask is added when its ciphertext is ready.
+   */
+  integerPlaintexts?(items: IntegerPlaintextItem[]): CkksHandle[];
+  encryptIntegerPolynomials?(items: IntegerPlaintextItem[]): CkksHandle[];
   levelOf(ct: CkksHandle): number;
   scaleOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */
@@ -178,6 +193,19 @@ export interface CkksRefresher {
   refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[], whileWaiting?: WhileWaiting): CkksHandle[];
   /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
   refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
+  /**
+   * Makes ahead what masking the refreshes to come needs (runtime/refresh/mask-stock.ts), on a thread
+   * that would otherwise wait for the key holder; returns how many it made. Optional.
+   */
+  prepare?(next: RefreshAhead[]): number;
+}
+
+/** A refresh to come, as the program types it: the value, its ciphertext's level and scale, the scale it comes back at. */
+export interface RefreshAhead {
+  name?: string;
+  level: number;
+  scale: number;
+  toScale: number;
 }
 
 export interface CkksBackend {

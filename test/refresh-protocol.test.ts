@@ -134,32 +134,39 @@ describe('client-aided refresh', () => {
     expect(onSeal.execution.ops.get('refresh')!.count).toBe(placed.count);
   });
 
-  it('makes the next round\'s zeros while a blocking key holder answers, and only then (same values)', () => {
+  it("makes the next round's masks while a blocking key holder answers, and only then (same values)", () => {
     const placed = placeRefreshes(signComposition(5, slots), { levels: top - 1 });
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
-    const stats = () => (ev as unknown as { preparedZerosStats: { made: number; used: number } }).preparedZerosStats;
+    const zeros = () => (ev as unknown as { preparedZerosStats: { made: number; used: number } }).preparedZerosStats;
     const stages = refreshStages(managed).stages.filter((st) => st.refreshes.length > 0);
     // A transport that answers at once gives no wait to fill: nothing is made ahead.
-    const before = stats();
-    const direct = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } }) });
-    expect(stats()).toEqual(before);
+    const zeros0 = zeros();
+    const directRefresher = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
+    const direct = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: directRefresher });
+    expect(directRefresher.preparedMasks).toEqual({ made: 0, used: 0 });
     expect(rms(client.decrypt(direct.outputs.get('y')!), want)).toBeLessThan(1e-6);
     // One that blocks (a key holder in another thread or process) runs the work after sending: the
-    // zeros of every round after the first are made there, and each is used once by the next round.
+    // masks of every round after the first are made there (mask, zero and unmask: mask-stock.ts), and
+    // each is used once by the next round.
     const waits: number[] = [];
-    const blocking: RefreshTransport = (request, whileWaiting) => {
-      const made = stats().made;
-      whileWaiting?.(() => true);
-      waits.push(stats().made - made);
-      return keyHolder.handle(request);
-    };
-    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, blocking, { mask: { valueBound: 1 } }) });
+    const refresher: MaskedRefresher = new MaskedRefresher(
+      ev,
+      (request, whileWaiting) => {
+        const made = refresher.preparedMasks.made;
+        whileWaiting?.(() => true);
+        waits.push(refresher.preparedMasks.made - made);
+        return keyHolder.handle(request);
+      },
+      { mask: { valueBound: 1 } },
+    );
+    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher });
     expect(waits).toEqual([...stages.slice(1).map((st) => st.refreshes.length), 0]);
-    expect(stats().made - before.made).toBe(placed.count - stages[0]!.refreshes.length);
-    expect(stats().used - before.used).toBe(stats().made - before.made);
+    expect(refresher.preparedMasks).toEqual({ made: placed.count - stages[0]!.refreshes.length, used: placed.count - stages[0]!.refreshes.length });
+    // The masks carried their own zeros: none was made ahead apart from them.
+    expect(zeros()).toEqual(zeros0);
     expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
-    // Idle work given to the run (encodes ahead, idle-work.ts) goes after the zeros, piece by piece until
+    // Idle work given to the run (encodes ahead, idle-work.ts) goes after the masks, piece by piece until
     // the answer is in (here after two checks), in every round while it has work left, the last round too.
     let pieces = 0;
     const fills: number[] = [];
@@ -172,19 +179,53 @@ describe('client-aided refresh', () => {
       },
     };
     const order: string[] = [];
-    const answering: RefreshTransport = (request, whileWaiting) => {
-      const made = stats().made;
-      let checks = 0;
-      whileWaiting?.(() => {
-        if (checks === 0) order.push(stats().made > made ? 'zeros first' : 'idle first');
-        return ++checks > 2;
-      });
+    const withIdleRefresher: MaskedRefresher = new MaskedRefresher(
+      ev,
+      (request, whileWaiting) => {
+        const made = withIdleRefresher.preparedMasks.made;
+        let checks = 0;
+        whileWaiting?.(() => {
+          if (checks === 0) order.push(withIdleRefresher.preparedMasks.made > made ? 'masks first' : 'idle first');
+          return ++checks > 2;
+        });
+        return keyHolder.handle(request);
+      },
+      { mask: { valueBound: 1 } },
+    );
+    const withIdle = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: withIdleRefresher, idle });
+    expect(fills).toEqual(new Array(stages.length).fill(2));
+    expect(order).toEqual([...new Array(stages.length - 1).fill('masks first'), 'idle first']);
+    expect(rms(client.decrypt(withIdle.outputs.get('y')!), want)).toBeLessThan(1e-6);
+  });
+
+  it('masks made ahead are the masks inline: same refreshed values, the key holder sees y = m + r with r from the stock', async () => {
+    // One refresh of a known ciphertext, twice: its mask made inline, then made ahead (prepare). The key
+    // holder decrypts what it is sent; both requests must carry the value plus a mask of the planned
+    // width (far from the value), and both replies unmask to the value.
+    const ct = atLevel(1);
+    const scale = ev.scaleOf(ct);
+    const seen: number[][] = [];
+    const spy: RefreshTransport = (request, whileWaiting) => {
+      whileWaiting?.(() => true);
+      const req = decodeRefreshRequest(request);
+      for (const it of req.items) seen.push(Array.from(client.decrypt(it.ciphertext).slice(0, 4)));
       return keyHolder.handle(request);
     };
-    const withIdle = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, answering, { mask: { valueBound: 1 } }), idle });
-    expect(fills).toEqual(new Array(stages.length).fill(2));
-    expect(order).toEqual([...new Array(stages.length - 1).fill('zeros first'), 'idle first']);
-    expect(rms(client.decrypt(withIdle.outputs.get('y')!), want)).toBeLessThan(1e-6);
+    const r = new MaskedRefresher(ev, spy, { mask: { valueBound: 1 } });
+    const inline = r.refresh(ct, params.scale, 'v');
+    expect(r.prepare([{ name: 'v', level: 1, scale, toScale: params.scale }])).toBe(1);
+    // A shape that differs (another scale) is not served by it.
+    expect(r.refreshMany([{ ct: atLevel(2), scale: params.scale, name: 'v' }]).length).toBe(1);
+    expect(r.preparedMasks).toEqual({ made: 1, used: 0 });
+    const ahead = r.refresh(ct, params.scale, 'v');
+    expect(r.preparedMasks).toEqual({ made: 1, used: 1 });
+    for (const out of [inline, ahead]) {
+      expect([ev.levelOf(out), ev.scaleOf(out)]).toEqual([top, params.scale]);
+      expect(rms(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-6);
+    }
+    // What the key holder saw decodes far from x in every request (the mask's width is 2^40 B' and more).
+    expect(seen).toHaveLength(3);
+    for (const v of seen) expect(Math.max(...v.map((y, i) => Math.abs(y - xs[i]!)))).toBeGreaterThan(1e3);
   });
 
   it('restores the top level; the error it adds is what the model says, the mask adding none', async () => {

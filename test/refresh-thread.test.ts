@@ -35,27 +35,25 @@ describe("the key holder's refresh thread on SEAL", () => {
   });
   afterAll(() => pair.dispose());
 
-  it('refreshes every round on the thread while the evaluator makes the next zeros: same values, each zero used once', () => {
+  it('refreshes every round on the thread while the evaluator makes the next masks: same values, each mask used once', () => {
     const { client, ev } = pair;
     const placed = placeRefreshes(signComposition(5, slots), { levels: top - 1 });
     const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
     const stages = refreshStages(managed).stages.filter((s) => s.refreshes.length > 0);
-    const zeros = () => ({ ...(ev as unknown as { preparedZerosStats: { made: number; used: number } }).preparedZerosStats });
     const before = { ...thread };
-    const z0 = zeros();
     const keyHolder = new RefreshKeyHolder(client, 'unchecked');
-    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } }) });
+    const refresher = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
+    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher });
     const want = xs.map((v) => signCompositionOf(v, 5));
     expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
-    // Every round but the last went to the thread; the last (no next round's zeros to make) ran here.
+    // Every round but the last went to the thread; the last (no next round's masks to make) ran here.
     const last = stages[stages.length - 1]!.refreshes.length;
     expect(thread.rounds - before.rounds).toBe(stages.length - 1);
     expect(thread.ciphertexts - before.ciphertexts).toBe(placed.count - last);
     expect(thread.ms).toBeGreaterThan(before.ms);
-    // The calling thread made the zeros of every round after the first while the thread worked.
-    const z = zeros();
-    expect(z.made - z0.made).toBe(placed.count - stages[0]!.refreshes.length);
-    expect(z.used - z0.used).toBe(z.made - z0.made);
+    // The calling thread made the masks of every round after the first while the thread worked.
+    const ahead = placed.count - stages[0]!.refreshes.length;
+    expect(refresher.preparedMasks).toEqual({ made: ahead, used: ahead });
   });
 
   it('answers on the calling thread when the caller has nothing to do meanwhile (the thread would only add a hop)', () => {

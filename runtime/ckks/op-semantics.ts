@@ -9,7 +9,7 @@ import { constantSlots } from '../../ir/fhe/layout.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import { checkProgramChain } from '../../ir/ckks/params.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, RefreshAhead, WhileWaiting } from '../backend.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
 
 /** The program is managed, well formed, and typed for the evaluator's modulus chain. */
@@ -115,6 +115,19 @@ export async function refreshRoundAsync(program: FheProgram, refreshes: number[]
 /** What the refresher is given for each refresh op: the ciphertext, the scale it must come back at, the value's name. */
 function refreshItems(ops: FheOp[], get: (name: string) => CkksHandle): { ct: CkksHandle; scale: number; name: string }[] {
   return ops.map((op) => ({ ct: get(op.args[0]!.name), scale: op.result!.type.scale!, name: op.args[0]!.name }));
+}
+
+/** The refreshes of a round as the program types them, for masks made ahead; undefined when a type lacks its level or scale. */
+export function refreshesAhead(program: FheProgram, refreshes: number[]): RefreshAhead[] | undefined {
+  const out: RefreshAhead[] = [];
+  for (const i of refreshes) {
+    const op = program.ops[i]!;
+    const t = op.args[0]!.type;
+    const toScale = op.result?.type.scale;
+    if (t.level === undefined || t.scale === undefined || toScale === undefined) return undefined;
+    out.push({ name: op.args[0]!.name, level: t.level, scale: t.scale, toScale });
+  }
+  return out;
 }
 
 /** Each fresh ciphertext at the level and scale its refresh op promises; all are freed on a mismatch. */

@@ -13,10 +13,11 @@
 
 import { FhecError } from '../../ir/errors.js';
 import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, RefreshAhead, WhileWaiting } from '../backend.js';
 import type { PlaintextCache } from './plaintext-cache.js';
 import type { IdleWork } from './idle-work.js';
-import { checkRunnable, constantEncoder, refreshRound, runOp, withOpContext } from './op-semantics.js';
+import { checkRunnable, constantEncoder, refreshesAhead, refreshRound, runOp, withOpContext } from './op-semantics.js';
+import { MaskStock } from '../refresh/mask-stock.js';
 import { refreshStages } from '../refresh/rounds.js';
 
 export interface OpStats {
@@ -101,6 +102,8 @@ export class ProgramRuntime implements PlanRuntime {
   /** Rounds sent so far, and the levels of each round's refresh inputs (the zeros its masks need). */
   private roundsDone = 0;
   private readonly roundLevels: number[][] = [];
+  /** Per round, its refreshes as the program types them (masks made ahead, CkksRefresher.prepare). */
+  private readonly roundAhead: (RefreshAhead[] | undefined)[] = [];
   private readonly live = new Map<string, CkksHandle>();
   /**
    * Encodes not carried out yet (SEAL only): an encode runs when its first consumer needs it. The stage
@@ -134,6 +137,7 @@ export class ProgramRuntime implements PlanRuntime {
       if (stage.refreshes.length > 0) {
         this.roundEnds.add(this.order.length - 1);
         this.roundLevels.push(stage.refreshes.map((i) => program.ops[i]!.args[0]!.type.level).filter((l): l is number => l !== undefined));
+        this.roundAhead.push(refreshesAhead(program, stage.refreshes));
       }
     }
     this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
@@ -281,16 +285,19 @@ export class ProgramRuntime implements PlanRuntime {
     this.round = [];
     const indices = positions.map((at) => this.order[at]!);
     const start = performance.now();
-    // While the key holder answers, the evaluator can make the zeros the next round's masks need, then
-    // the idle work it was given (encodes ahead) until the answer is in.
-    const next = this.roundLevels[++this.roundsDone];
+    // While the key holder answers, the evaluator can make the next round's masks (or at least the zeros
+    // they need), then the idle work it was given (encodes ahead) until the answer is in.
+    const at = ++this.roundsDone;
     const ev = this.ev;
-    const zeros = next && ev.prepareZeros ? next : undefined;
+    const refresher = this.options.refresher;
+    const masks = refresher?.prepare && MaskStock.supports(ev) ? this.roundAhead[at] : undefined;
+    const zeros = !masks && ev.prepareZeros ? this.roundLevels[at] : undefined;
     const idle = this.options.idle?.pending() ? this.options.idle : undefined;
     const whileWaiting: WhileWaiting | undefined =
-      zeros || idle
+      masks || zeros || idle
         ? (answered) => {
-            if (zeros) ev.prepareZeros!(zeros);
+            if (masks) refresher!.prepare!(masks);
+            else if (zeros) ev.prepareZeros!(zeros);
             idle?.fill(answered);
           }
         : undefined;

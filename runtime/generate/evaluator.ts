@@ -53,6 +53,8 @@ export interface StepStats {
   plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
   /** Weight plaintexts encoded ahead (for this decode step or the next) while this step waited on the key holder. */
   prefetched?: number;
+  /** Refresh masks made while waiting on the key holder, and used by the step's refreshes (mask-stock.ts). */
+  masksAhead?: { made: number; used: number };
   /** With the zero supply: re-randomizing zeros of this step taken ready from it, and made inline. */
   zeros?: { served: number; missed: number };
 }
@@ -320,6 +322,7 @@ export class GenerationEvaluator {
     // decode step's during the prefill, a new bucket plan's during the step before it.
     const idle = this.prefetchWork(shape, sp, nextPlan);
     const prefetched0 = this.plaintexts?.stats.prefetched ?? 0;
+    const masks0 = this.refresher.preparedMasks;
     // With workers, they move and mask the cache; on one thread, this evaluator.
     const fresh = this.pool ? await this.cacheRefresher.refreshOnPool(carry, this.pool) : this.carryHere(ev, carry, idle);
     carry.forEach((c, i) => {
@@ -366,6 +369,8 @@ export class GenerationEvaluator {
       keyHolder: subtractTraffic(this.keyHolderTotals(), traffic0),
     };
     if (this.plaintexts) stats.prefetched = this.plaintexts.stats.prefetched - prefetched0;
+    const masks1 = this.refresher.preparedMasks;
+    if (masks1.made > masks0.made) stats.masksAhead = { made: masks1.made - masks0.made, used: masks1.used - masks0.used };
     const zeros1 = this.ev?.zeroSupply;
     if (zeros0 && zeros1) stats.zeros = { served: zeros1.served - zeros0.served, missed: zeros1.missed - zeros0.missed };
     if ('parallel' in exec) stats.parallel = exec.parallel as ParallelStats;

@@ -8,7 +8,7 @@ import { GenerationEvaluator, type EvaluatorOptions } from './evaluator.js';
 import type { ClientModel } from './manifest.js';
 import type { GenerationPlanSource } from './plan-source.js';
 import { CountingChannel, CountingSyncChannel, type ChannelCounters } from './transport.js';
-import { formatPrefetched } from './summary-lines.js';
+import { formatMasksAhead, formatPrefetched } from './summary-lines.js';
 
 export interface GenerationRun {
   result: GenerationResult;
@@ -125,7 +125,7 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
         `${mb(last.bytes)} held (${mb(last.reservedBytes)} of SEAL pool) of a ${mb(last.budgetBytes)} budget, ${cached.reduce((s, p) => s + p.evictions, 0)} evictions`,
     );
   }
-  lines.push(...formatPrefetched(r.steps.map((s) => s.evaluator)));
+  lines.push(...formatPrefetched(r.steps.map((s) => s.evaluator)), ...formatMasksAhead(r.steps.map((s) => s.evaluator)));
   const zeros = r.steps.map((s) => s.evaluator.zeros).filter((z) => z !== undefined);
   if (zeros.length > 0) {
     const served = zeros.reduce((n, z) => n + z.served, 0);

@@ -8,3 +8,10 @@ export function formatPrefetched(steps: readonly Pick<StepStats, 'prefetched'>[]
   const n = steps.map((s) => s.prefetched ?? 0);
   return n.some((k) => k > 0) ? [`encoded ahead while waiting on the key holder: ${n.reduce((a, b) => a + b, 0)} weight plaintexts (per step: ${n.join(', ')})`] : [];
 }
+
+/** The refresh masks made while waiting on the key holder, and how many refreshes used them (none: no line). */
+export function formatMasksAhead(steps: readonly Pick<StepStats, 'masksAhead'>[]): string[] {
+  const made = steps.reduce((a, s) => a + (s.masksAhead?.made ?? 0), 0);
+  const used = steps.reduce((a, s) => a + (s.masksAhead?.used ?? 0), 0);
+  return made > 0 ? [`refresh masks made while waiting on the key holder: ${made}, used ${used} (per step: ${steps.map((s) => s.masksAhead?.made ?? 0).join(', ')})`] : [];
+}

@@ -9,13 +9,14 @@
 // bound is refused, never masked by a default.
 
 import { FhecError } from '../../ir/errors.js';
-import type { CkksEvaluator, CkksHandle, CkksRefresher, WhileWaiting } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, CkksRefresher, RefreshAhead, WhileWaiting } from '../backend.js';
 import { topLevel } from '../../ir/ckks/params.js';
 import type { RefreshTransport } from './key-holder.js';
 import { maxAbsOf, type RefreshAudit } from './audit.js';
 import { DEFAULT_MASK_POLICY, planMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
 import { IntegerMask } from './integer-mask.js';
 import { decodeRefreshReply, encodeRefreshRequest, type RefreshRequestItem } from './messages.js';
+import { MaskStock, type RefreshShape } from './mask-stock.js';
 
 export interface RefreshTraffic {
   /** Request/reply exchanges with the key holder. */
@@ -56,8 +57,9 @@ export function exactRefreshRoundTrip(
   policy: MaskPolicy,
   send: (items: RefreshRequestItem[]) => Uint8Array[],
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+  stock?: MaskStock,
 ): CkksHandle[] {
-  const masked = maskForRefresh(ev, items, policy, onMask);
+  const masked = maskForRefresh(ev, items, policy, onMask, stock);
   return unmaskRefreshed(ev, masked.pending, send(masked.requestItems));
 }
 
@@ -68,8 +70,9 @@ export async function exactRefreshRoundTripAsync(
   policy: MaskPolicy,
   send: (items: RefreshRequestItem[]) => Promise<Uint8Array[]>,
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+  stock?: MaskStock,
 ): Promise<CkksHandle[]> {
-  const masked = maskForRefresh(ev, items, policy, onMask);
+  const masked = maskForRefresh(ev, items, policy, onMask, stock);
   return unmaskRefreshed(ev, masked.pending, await send(masked.requestItems));
 }
 
@@ -81,10 +84,13 @@ export interface PendingRefresh {
   scale: number;
   /** Scale of the ciphertext that was masked (the mask comes off at scale / sourceScale). */
   sourceScale: number;
+  /** The unmask made ahead with the mask (mask-stock.ts): -round(rho r) as a plaintext at the target level. */
+  unmask?: CkksHandle;
 }
 
 /**
- * The first half of a round trip: each item re-randomized and masked, serialized for the request.
+ * The first half of a round trip: each item re-randomized and masked, serialized for the request; with
+ * a stock, by a mask made ahead for its shape when one is ready (mask-stock.ts), else inline.
  * (Evaluation workers run it on their own ciphertexts, runtime/parallel/worker.ts.)
  */
 export function maskForRefresh(
@@ -92,19 +98,38 @@ export function maskForRefresh(
   items: SizedRefreshItem[],
   policy: MaskPolicy,
   onMask?: (item: SizedRefreshItem, level: number, plan: MaskPlan) => void,
+  stock?: MaskStock,
 ): { requestItems: RefreshRequestItem[]; pending: PendingRefresh[] } {
   const params = ev.params;
   const n = params.ringDegree;
   const pending: PendingRefresh[] = [];
-  const plans = items.map((it) => {
-    const level = ev.levelOf(it.ct);
-    const plan = planMask(params, level, ev.scaleOf(it.ct), it.bound, policy, it.point);
-    policy.observe?.(it.point, level, it.bound, plan);
-    onMask?.(it, level, plan);
-    pending.push({ mask: IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: ev.scaleOf(it.ct) });
-    return plan;
-  });
-  const masked = ev.addIntegerPolynomials(items.map((it, i) => ({ ct: it.ct, poly: pending[i]!.mask, rerandomize: true })));
+  const readyMasked: (CkksHandle | undefined)[] = [];
+  const plans: MaskPlan[] = [];
+  const masked: CkksHandle[] = [];
+  let added: CkksHandle[] = [];
+  try {
+    for (const it of items) {
+      const level = ev.levelOf(it.ct);
+      const scale = ev.scaleOf(it.ct);
+      const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale });
+      readyMasked.push(ready?.masked);
+      const plan = ready?.plan ?? planMask(params, level, scale, it.bound, policy, it.point);
+      pending.push({ mask: ready?.mask ?? IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: scale, unmask: ready?.unmask });
+      plans.push(plan);
+      policy.observe?.(it.point, level, it.bound, plan);
+      onMask?.(it, level, plan);
+    }
+    const inline = items.flatMap((it, i) => (readyMasked[i] ? [] : [{ ct: it.ct, poly: pending[i]!.mask, rerandomize: true }]));
+    if (inline.length > 0) added = ev.addIntegerPolynomials(inline);
+    let k = 0;
+    items.forEach((it, i) => masked.push(readyMasked[i] ? ev.add(it.ct, readyMasked[i]!) : added[k++]!));
+  } catch (e) {
+    for (const h of new Set([...masked, ...added])) ev.free(h);
+    for (const p of pending) if (p.unmask) ev.free(p.unmask);
+    throw e;
+  } finally {
+    for (const h of readyMasked) if (h) ev.free(h);
+  }
   try {
     const requestItems: RefreshRequestItem[] = items.map((it, i) => ({
       ciphertext: ev.saveCiphertext(masked[i]!),
@@ -133,11 +158,21 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
       if (ev.levelOf(ct) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(ct)}, requested ${it.level}`);
       if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
     });
-    return ev.addIntegerPolynomials(
-      items.map((it, i) => ({ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) })),
-    );
+    const inline = items.flatMap((it, i) => (it.unmask ? [] : [{ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) }]));
+    const added = inline.length > 0 ? ev.addIntegerPolynomials(inline) : [];
+    let k = 0;
+    const out: CkksHandle[] = [];
+    try {
+      items.forEach((it, i) => out.push(it.unmask ? ev.addPlain(fresh[i]!, it.unmask) : added[k++]!));
+    } catch (e) {
+      for (const h of out) ev.free(h);
+      for (const h of added.slice(k)) ev.free(h);
+      throw e;
+    }
+    return out;
   } finally {
     for (const ct of fresh) ev.free(ct);
+    for (const it of items) if (it.unmask) ev.free(it.unmask);
   }
 }
 
@@ -195,6 +230,8 @@ const UNNAMED = 'value';
 export class MaskedRefresher implements CkksRefresher {
   readonly traffic: RefreshTraffic = { roundTrips: 0, ciphertexts: 0, bytesToKeyHolder: 0, bytesToEvaluator: 0, ms: 0 };
   private readonly policy: MaskPolicy;
+  /** Masks made ahead while the key holder answers (prepare). */
+  private readonly stock = new MaskStock();
   private nextId = 1;
   /** The session's current step, named in every request (the key holder checks it). */
   step = 0;
@@ -225,6 +262,23 @@ export class MaskedRefresher implements CkksRefresher {
     return this.refreshMany([{ ct, scale, name }])[0]!;
   }
 
+  /** Makes ahead the masks of refreshes to come (CkksRefresher.prepare); returns how many it made. */
+  prepare(next: RefreshAhead[]): number {
+    const top = topLevel(this.ev.params);
+    const shapes: RefreshShape[] = next.map((it) => ({ point: it.name ?? UNNAMED, level: it.level, scale: it.scale, bound: this.boundFor(it.name), toLevel: top, toScale: it.toScale }));
+    return this.stock.prepare(this.ev, shapes, this.policy);
+  }
+
+  /** Masks made ahead, and how many refreshes used one. */
+  get preparedMasks(): { made: number; used: number } {
+    return { ...this.stock.stats };
+  }
+
+  /** Frees the masks made ahead that no refresh used (a run that stopped early). */
+  discardPrepared(): void {
+    this.stock.clear(this.ev);
+  }
+
   /** Refreshes all items in one round trip (CkksRefresher.refreshMany). The inputs stay owned by the caller. */
   refreshMany(items: RefreshItem[], whileWaiting?: WhileWaiting): CkksHandle[] {
     if (items.length === 0) return [];
@@ -237,7 +291,7 @@ export class MaskedRefresher implements CkksRefresher {
       idle = undefined;
       if (reply instanceof Promise) throw new FhecError('this key holder answers asynchronously: run the program on evaluation workers (--workers), whose refresh rounds can wait');
       return this.reply(id, request, reply);
-    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'), this.stock);
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;
@@ -250,7 +304,7 @@ export class MaskedRefresher implements CkksRefresher {
     const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, (all) => inMessagesAsync(all, this.options.ciphertextsPerMessage, async (requestItems) => {
       const { id, request } = this.request(requestItems);
       return this.reply(id, request, await this.transport(request));
-    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'));
+    }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'), this.stock);
     this.traffic.ciphertexts += items.length;
     this.traffic.ms += performance.now() - t0;
     return out;

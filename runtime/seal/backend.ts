@@ -3,7 +3,7 @@
 
 import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPlaintextItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
@@ -414,61 +414,80 @@ class SealEvaluator implements CkksEvaluator {
     return new SealCiphertext(ct);
   }
 
-  addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
-    const polys = items.map(({ ct, poly }) => {
-      const level = this.levelOf(ct);
+  /** Integer polynomials as NTT-form plaintexts at each item's level and scale (their transforms batched). */
+  private integerPlaintextsAt(items: IntegerPlaintextItem[]): Plaintext[] {
+    const polys = items.map(({ level, scale, poly }) => {
+      checkLevel(this.params, level);
       if (poly.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${poly.n} coefficients, the ring has ${this.params.ringDegree}`);
-      return { level, scale: this.ct(ct).scale(), words: poly.residues(this.params.primes.slice(0, level + 1)) };
+      return { level, scale, words: poly.residues(this.params.primes.slice(0, level + 1)) };
     });
     const ntt = sealNttByLevel(this.seal, this.info, this.shape, this.evaluator, polys, true);
+    return polys.map((p, i) => nttPlaintext(this.seal, this.info, this.shape, p.level, p.scale, ntt[i]!));
+  }
+
+  /** A fresh public-key encryption of zero at this level: one made ahead if any (prepareZeros, the zero supply), else now. */
+  private freshZero(level: number, scale: number): Ciphertext {
+    const made = this.preparedZeros.get(level)?.pop();
+    if (made) this.preparedStats.used++;
+    const z = made ?? new this.seal.Ciphertext();
+    try {
+      if (!made) {
+        const ready = this.zeros?.take(level);
+        if (ready) sealCall(this.seal, 're-randomize', () => z.loadFromArray(this.info.context, ready));
+        else this.zeroEncryptor.encryptZero(level, z);
+      }
+      z.setScale(scale);
+      return z;
+    } catch (e) {
+      z.delete();
+      throw e;
+    }
+  }
+
+  addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
+    const pts = this.integerPlaintextsAt(items.map(({ ct, poly }) => ({ level: this.levelOf(ct), scale: this.ct(ct).scale(), poly })));
     const out: CkksHandle[] = [];
     try {
       items.forEach(({ ct, rerandomize }, i) => {
         const x = this.ct(ct);
-        const pt = nttPlaintext(this.seal, this.info, this.shape, polys[i]!.level, x.scale(), ntt[i]!);
+        const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pts[i]!, d));
+        if (!rerandomize) return void out.push(sum);
+        // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
         try {
-          const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pt, d));
-          if (!rerandomize) return void out.push(sum);
-          // A fresh public-key encryption of zero: the masked ciphertext's randomness is new. Made ahead
-          // by the zero supply when one is ready at this level (each used once), else here.
-          const level = polys[i]!.level;
-          const made = this.preparedZeros.get(level)?.pop();
-          const ready = made ? undefined : this.zeros?.take(level);
-          try {
-            if (made) {
-              // A zero made ahead (prepareZeros): it becomes the result.
-              this.preparedStats.used++;
-              const z = new SealCiphertext(made);
-              try {
-                sealCall(this.seal, 're-randomize', () => {
-                  made.setScale(x.scale());
-                  this.evaluator.addInplace(made, sum.ct);
-                });
-              } catch (e) {
-                made.delete();
-                throw e;
-              }
-              out.push(z);
-            } else {
-              out.push(
-                this.out('re-randomize', (d) => {
-                  if (ready) d.loadFromArray(this.info.context, ready);
-                  else this.zeroEncryptor.encryptZero(level, d);
-                  d.setScale(x.scale());
-                  this.evaluator.addInplace(d, sum.ct);
-                }),
-              );
-            }
-          } finally {
-            sum.ct.delete();
-          }
+          const z = this.freshZero(this.levelOf(ct), x.scale());
+          out.push(new SealCiphertext(z));
+          sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, sum.ct));
         } finally {
-          pt.delete();
+          sum.ct.delete();
         }
       });
     } catch (e) {
       for (const h of out) this.free(h);
       throw e;
+    } finally {
+      for (const pt of pts) pt.delete();
+    }
+    return out;
+  }
+
+  integerPlaintexts(items: IntegerPlaintextItem[]): CkksHandle[] {
+    return this.integerPlaintextsAt(items).map((pt) => new SealPlaintext(pt));
+  }
+
+  encryptIntegerPolynomials(items: IntegerPlaintextItem[]): CkksHandle[] {
+    const pts = this.integerPlaintextsAt(items);
+    const out: CkksHandle[] = [];
+    try {
+      items.forEach(({ level, scale }, i) => {
+        const z = this.freshZero(level, scale);
+        out.push(new SealCiphertext(z));
+        sealCall(this.seal, 'encrypt integer polynomial', () => this.evaluator.addPlain(z, pts[i]!, z));
+      });
+    } catch (e) {
+      for (const h of out) this.free(h);
+      throw e;
+    } finally {
+      for (const pt of pts) pt.delete();
     }
     return out;
   }

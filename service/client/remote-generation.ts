@@ -18,7 +18,7 @@ import { decodeMessage } from '../../runtime/generate/messages.js';
 import { generationSteps, shapeName } from '../../runtime/generate/plan-source.js';
 import { checkScheduleCovers, readClientSchedule, schedulePlans, sha256Hex, type LoadedSchedule } from '../../runtime/generate/client-schedule.js';
 import { ByteTokenizer } from '../../runtime/generate/tokenizer.js';
-import { formatPrefetched } from '../../runtime/generate/summary-lines.js';
+import { formatMasksAhead, formatPrefetched } from '../../runtime/generate/summary-lines.js';
 import type { PlanInfo } from '../protocol.js';
 import { ConnectionLost, SessionConnection, type Traffic } from './connection.js';
 
@@ -232,6 +232,7 @@ export function formatRemoteSummary(r: RemoteGenerationResult, label: string): s
     `bytes: ${mib(r.traffic.bytesSent)} sent, ${mib(r.traffic.bytesReceived)} received (evaluation keys included); key holder work ${s(r.result.keyHolder.ms)} for ${r.result.keyHolder.ciphertexts} ciphertexts`,
     `per step: ${traffic.join('; ')}`,
     ...formatPrefetched(steps.map((x) => x.evaluator)),
+    ...formatMasksAhead(steps.map((x) => x.evaluator)),
     ...(r.resumes > 0 ? [`resumed ${r.resumes} time(s) after a lost connection`] : []),
     `total ${s(r.totalMs)}`,
   ];

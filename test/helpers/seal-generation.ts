@@ -61,6 +61,11 @@ export function describeSealGeneration(c: SealGenerationCase): void {
       expect(Number(ahead![2])).toBeGreaterThan(0);
       const hits = /plaintext cache \(decode steps, dense constants\): \d+ of \d+ encodes were hits \(per step: (\d+)/.exec(r.stderr);
       expect(Number(hits?.[1]), r.stderr).toBeGreaterThanOrEqual(Number(ahead![2]));
+      // The next round's masks (mask, zero, unmask) are made while the key holder answers, each used once.
+      const masks = /refresh masks made while waiting on the key holder: (\d+), used (\d+)/.exec(r.stderr);
+      expect(masks, r.stderr).not.toBeNull();
+      expect(Number(masks![1])).toBeGreaterThan(0);
+      expect(masks![2]).toBe(masks![1]);
       const zeros = /re-randomizing encryptions of zero: (\d+) of (\d+) made ahead/.exec(r.stderr);
       if (c.zeroSupply) expect(Number(zeros?.[1]), r.stderr).toBeGreaterThan(0);
       else expect(zeros).toBeNull();

@@ -1,0 +1,97 @@
+// Refresh masks made ahead. A refresh's mask depends only on where it happens (the level and scale of
+// the ciphertext, the bound of its point, the level and scale it comes back at), all known from the plan
+// before the ciphertext exists. So while the key holder answers one round, the evaluator's thread can
+// sample the next round's masks and make both ends of each: the masked zero (a fresh public-key
+// encryption of the mask r at the ciphertext's level) and the unmask (round(rho r), negated, as a
+// plaintext at the target level). The round itself then only adds: ct + Enc(r) before it is sent, the
+// reply + (-round(rho r)) after. Same masks, same distribution, same re-randomization as masking inline
+// (refresher.ts); a mask is used once, and a refresh with none ready is masked inline.
+
+import type { CkksEvaluator, CkksHandle } from '../backend.js';
+import { IntegerMask } from './integer-mask.js';
+import { planMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
+
+/** A refresh to come: its point, the ciphertext's level and scale, the point's bound, the level and scale it comes back at. */
+export interface RefreshShape {
+  point: string;
+  level: number;
+  scale: number;
+  bound: number;
+  toLevel: number;
+  toScale: number;
+}
+
+export interface PreparedMask {
+  mask: IntegerMask;
+  plan: MaskPlan;
+  /** Enc(r) at the shape's level and scale (re-randomizing: a fresh encryption). */
+  masked: CkksHandle;
+  /** -round(rho r) as a plaintext at the target level and scale. */
+  unmask: CkksHandle;
+}
+
+/** At most this many masks ready per shape (each about two ciphertexts' memory). */
+const MAX_PER_SHAPE = 16;
+
+function shapeKey(s: { level: number; scale: number; bound: number; toLevel: number; toScale: number }): string {
+  return `${s.level}/${s.scale}/${s.bound}/${s.toLevel}/${s.toScale}`;
+}
+
+export class MaskStock {
+  private readonly ready = new Map<string, PreparedMask[]>();
+  readonly stats = { made: 0, used: 0 };
+
+  /** Whether this evaluator can make masks ahead (the simulator masks inline). */
+  static supports(ev: CkksEvaluator): boolean {
+    return ev.encryptIntegerPolynomials !== undefined && ev.integerPlaintexts !== undefined;
+  }
+
+  /** Makes one mask per shape (up to the per-shape cap); returns how many it made. */
+  prepare(ev: CkksEvaluator, shapes: readonly RefreshShape[], policy: MaskPolicy): number {
+    if (!MaskStock.supports(ev) || shapes.length === 0) return 0;
+    const want = new Map<string, number>();
+    const todo: { key: string; shape: RefreshShape; plan: MaskPlan; mask: IntegerMask }[] = [];
+    for (const shape of shapes) {
+      const key = shapeKey(shape);
+      const n = (want.get(key) ?? 0) + 1;
+      want.set(key, n);
+      if ((this.ready.get(key)?.length ?? 0) + n > MAX_PER_SHAPE) continue;
+      const plan = planMask(ev.params, shape.level, shape.scale, shape.bound, policy, shape.point);
+      todo.push({ key, shape, plan, mask: IntegerMask.sample(ev.params.ringDegree, plan.width, policy.random) });
+    }
+    if (todo.length === 0) return 0;
+    const masked = ev.encryptIntegerPolynomials!(todo.map(({ shape, mask }) => ({ level: shape.level, scale: shape.scale, poly: mask })));
+    let unmask: CkksHandle[];
+    try {
+      unmask = ev.integerPlaintexts!(todo.map(({ shape, mask }) => ({ level: shape.toLevel, scale: shape.toScale, poly: mask.negatedScaled(scaleRatio(shape.toScale, shape.scale)) })));
+    } catch (e) {
+      for (const h of masked) ev.free(h);
+      throw e;
+    }
+    todo.forEach(({ key, plan, mask }, i) => {
+      const list = this.ready.get(key) ?? [];
+      this.ready.set(key, list);
+      list.push({ mask, plan, masked: masked[i]!, unmask: unmask[i]! });
+    });
+    this.stats.made += todo.length;
+    return todo.length;
+  }
+
+  /** A mask made for this shape, taken (the caller frees its handles), or undefined. */
+  take(shape: { level: number; scale: number; bound: number; toLevel: number; toScale: number }): PreparedMask | undefined {
+    const got = this.ready.get(shapeKey(shape))?.shift();
+    if (got) this.stats.used++;
+    return got;
+  }
+
+  /** Frees every mask still ready. */
+  clear(ev: CkksEvaluator): void {
+    for (const list of this.ready.values()) {
+      for (const m of list) {
+        ev.free(m.masked);
+        ev.free(m.unmask);
+      }
+    }
+    this.ready.clear();
+  }
+}
