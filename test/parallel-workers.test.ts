@@ -174,11 +174,14 @@ describe('evaluation workers on seal', () => {
     live.finish();
     const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
     const y = decryptOutputs(deep, client, run.outputs).get('y')!.values;
-    // Waiting for each round's answers, the workers made the zeros the next round's masks use, each once.
-    const zeros = pool.zeros.map((z) => z!);
-    const made = zeros.reduce((s, z) => s + z.made, 0);
-    expect(made).toBeGreaterThan(0);
-    expect(zeros.reduce((s, z) => s + z.used, 0)).toBe(made);
+    // Waiting for each round's answers, the workers made the next round's masks (each its own exports'),
+    // each used once: every refresh but the first round's.
+    const masks = pool.masks.map((z) => z!);
+    const made = masks.reduce((s, z) => s + z.made, 0);
+    const firstRound = refreshStages(deep).stages[0]!.refreshes.length;
+    const refreshed = deep.ops.filter((op) => op.kind === 'refresh').length;
+    expect(made).toBe(refreshed - firstRound);
+    expect(masks.reduce((s, z) => s + z.used, 0)).toBe(made);
     expect(Math.max(...y.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);
   }, 60_000);
 

@@ -76,6 +76,12 @@ export function buildApproximation(fn: TargetFunction, interval: [number, number
   };
 }
 
+/** The approximation's steps when they are a Chebyshev polynomial of x followed by squarings only. */
+function chebyshevThenSquarings(approx: Approximation): [Extract<ApproxStep, { kind: 'chebyshev' }>, ApproxStep[]] | undefined {
+  const [first, ...rest] = approx.steps;
+  return first?.kind === 'chebyshev' && rest.every((s) => s.kind === 'square') ? [first, rest] : undefined;
+}
+
 /**
  * c * approx(x) with c folded into the coefficients, so a product by a constant after the
  * approximation costs no level: a Chebyshev step alone is scaled by c, one followed by k squarings by
@@ -84,8 +90,9 @@ export function buildApproximation(fn: TargetFunction, interval: [number, number
  */
 export function scaledApproximation(approx: Approximation, c: number): Approximation | undefined {
   if (!(Number.isFinite(c) && c !== 0)) return undefined;
-  const [first, ...rest] = approx.steps;
-  if (first?.kind !== 'chebyshev' || rest.some((s) => s.kind !== 'square')) return undefined;
+  const split = chebyshevThenSquarings(approx);
+  if (!split) return undefined;
+  const [first, rest] = split;
   const squarings = rest.reduce((k, s) => k + (s.kind === 'square' ? s.times : 0), 0);
   if (squarings > 0 && c < 0) return undefined;
   const f = squarings > 0 ? c ** (1 / 2 ** squarings) : c;
@@ -107,8 +114,8 @@ export function scaledApproximation(approx: Approximation, c: number): Approxima
  * `mappedInput`). Undefined when the step needs no map or x is read again.
  */
 export function foldableInputMap(approx: Approximation): { alpha: number; beta: number } | undefined {
-  const [first, ...rest] = approx.steps;
-  if (first?.kind !== 'chebyshev' || rest.some((s) => s.kind !== 'square')) return undefined;
+  const first = chebyshevThenSquarings(approx)?.[0];
+  if (!first) return undefined;
   const { a, b } = first.poly;
   if (a === -1 && b === 1) return undefined;
   return affineMap(a, b);

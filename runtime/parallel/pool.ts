@@ -78,8 +78,8 @@ export class WorkerPool {
   private broken?: Error;
   /** Each worker's plaintext cache after the last run. */
   readonly plaintexts: (PlaintextCacheStats | undefined)[];
-  /** Each worker's zeros made while it waited for the key holder, and used, so far (prepareZeros). */
-  readonly zeros: ({ made: number; used: number } | undefined)[];
+  /** Each worker's refresh masks made while it waited for the key holder, and used, so far (mask-stock.ts). */
+  readonly masks: ({ made: number; used: number } | undefined)[];
 
   private constructor(
     private readonly workers: Worker[],
@@ -87,7 +87,7 @@ export class WorkerPool {
   ) {
     this.pending = workers.map(() => []);
     this.plaintexts = workers.map(() => undefined);
-    this.zeros = workers.map(() => undefined);
+    this.masks = workers.map(() => undefined);
     workers.forEach((w, i) => {
       w.on('message', (m: WorkerToMain) => {
         const p = this.pending[i]!.shift();
@@ -213,6 +213,7 @@ export class WorkerPool {
               inputs: s === 0 ? inputsOf[w]! : [],
               ...(s === 0 && options.cachePlaintexts === false ? { cachePlaintexts: false } : {}),
               ...(masked && rounds.stages[s]!.refreshes.length > 0 ? { masking: stageMasking(program, rounds.stages[s]!.refreshes, masked, top) } : {}),
+              ...(masked && (rounds.stages[s + 1]?.refreshes.length ?? 0) > 0 ? { nextMasking: stageMasking(program, rounds.stages[s + 1]!.refreshes, masked, top) } : {}),
             }),
           ),
         )) as StageDone[];
@@ -271,7 +272,7 @@ export class WorkerPool {
         ended.forEach((m, w) => {
           if (m?.kind === 'ended') {
             this.plaintexts[w] = m.plaintexts;
-            this.zeros[w] = m.zeros;
+            this.masks[w] = m.masks;
           }
         });
       }

@@ -29,6 +29,8 @@ export type MainToWorker =
       cachePlaintexts?: boolean;
       /** When set, the worker masks this stage's refresh inputs itself (client-aided refresh, runtime/refresh/refresher.ts). */
       masking?: StageMasking;
+      /** The next stage's masking, so that the worker makes its masks while this round is answered (mask-stock.ts). */
+      nextMasking?: StageMasking;
     }
   | { kind: 'end'; run: number }
   /** Move (when a slot map is given) and mask these ciphertexts for one refresh round trip; keep the masks under `carry`. */
@@ -87,7 +89,7 @@ export interface StageDone {
 export type WorkerToMain =
   | { kind: 'ready' }
   | StageDone
-  | { kind: 'ended'; run: number; plaintexts?: PlaintextCacheStats; zeros?: { made: number; used: number } }
+  | { kind: 'ended'; run: number; plaintexts?: PlaintextCacheStats; masks?: { made: number; used: number } }
   | { kind: 'carry-masked'; carry: number; masked: MaskedExport[] }
   | { kind: 'carry-fresh'; carry: number; fresh: Uint8Array[] }
   | { kind: 'error'; message: string; where: ErrorWhere; fhec: boolean };

@@ -7,15 +7,16 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { weightCache } from '../../ir/weights/cache.js';
 import { FhecError } from '../../ir/errors.js';
-import type { FheProgram } from '../../ir/fhe/types.js';
+import type { FheProgram, FheType } from '../../ir/fhe/types.js';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, EvaluationKeys } from '../backend.js';
 import { constantEncoder, runOp, withOpContext } from '../ckks/op-semantics.js';
 import { PlaintextCache } from '../ckks/plaintext-cache.js';
 import { sealBackend } from '../seal/backend.js';
 import type { WorkerAction } from './placement.js';
-import type { MainToWorker, PeerMessage, StageDone, WorkerToMain } from './protocol.js';
+import type { MainToWorker, PeerMessage, StageDone, StageMasking, WorkerToMain } from './protocol.js';
 import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
+import { MaskStock, type RefreshShape } from '../refresh/mask-stock.js';
 import { applySlotMap } from '../ckks/slot-map.js';
 
 const port = parentPort;
@@ -61,10 +62,12 @@ interface Run {
   encode: ReturnType<typeof constantEncoder>;
   /** Refresh inputs masked here, by value, until their fresh ciphertexts come back. */
   pending: Map<string, PendingRefresh>;
-  /** Each value's level in the program (computed when first needed). */
-  levels?: Map<string, number>;
+  /** Each value's type in the program (computed when first needed). */
+  types?: Map<string, FheType>;
 }
 let current: Run | undefined;
+/** Refresh masks made while this worker waits for the key holder, used by the next stage's exports. */
+const masks = new MaskStock();
 /** Masks of carries (refreshes outside a program) until their replies come, by carry id. */
 const carries = new Map<number, PendingRefresh[]>();
 
@@ -79,13 +82,18 @@ function freeValue(run: Run, name: string): void {
   if (!cache?.holds(h)) ev!.free(h);
 }
 
-/** The levels of the values a stage hands to the key holder, made ahead as zeros (CkksEvaluator.prepareZeros). */
-function prepareNextZeros(run: Run, stage: number): void {
+/** The masks of the values a stage hands to the key holder (this worker's), made ahead (mask-stock.ts). */
+function prepareNextMasks(run: Run, stage: number, masking: StageMasking): void {
   const exports = (run.actions[stage] ?? []).filter((a) => a.do === 'export').map((a) => (a as { value: string }).value);
-  if (exports.length === 0 || !ev?.prepareZeros) return;
-  run.levels ??= new Map(run.program.ops.filter((op) => op.result?.type.level !== undefined).map((op) => [op.result!.name, op.result!.type.level!]));
-  const levels = exports.map((v) => run.levels!.get(v)).filter((l): l is number => l !== undefined);
-  ev.prepareZeros(levels);
+  if (exports.length === 0 || !ev) return;
+  run.types ??= new Map(run.program.ops.filter((op) => op.result).map((op) => [op.result!.name, op.result!.type]));
+  const points = new Map(masking.points.map(([value, bound, scale]) => [value, { bound, scale }]));
+  const shapes = exports.flatMap((value): RefreshShape[] => {
+    const t = run.types!.get(value);
+    const p = points.get(value);
+    return t?.level !== undefined && t.scale !== undefined && p ? [{ point: value, level: t.level, scale: t.scale, bound: p.bound, toLevel: masking.level, toScale: p.scale }] : [];
+  });
+  masks.prepare(ev, shapes, masking);
 }
 
 async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): Promise<StageDone> {
@@ -155,7 +163,7 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
           if (!point) throw new Error(`internal: no refresh point for exported %${value}`);
           return { ct: get(value), scale: point.scale, level: masking.level, bound: point.bound, point: value };
         });
-        const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }));
+        const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }), masks);
         items.forEach((it, i) => {
           run.pending.set(it.point, pending[i]!);
           const s = seen.get(it.point)!;
@@ -194,9 +202,9 @@ async function handle(m: MainToWorker): Promise<void> {
         current = { id: m.run, program: p.program, actions: p.actions, live: new Map(), encode: constantEncoder(p.program, ev!, m.cachePlaintexts === false ? undefined : cache), pending: new Map() };
       }
       post(await runStage(current, m));
-      // Idle until the main thread's key holder has answered this round: make the re-randomizing zeros
-      // the next stage's refresh inputs will need (their levels are the program's), off the critical path.
-      if (m.masking) prepareNextZeros(current, m.stage + 1);
+      // Idle until the main thread's key holder has answered this round: make the masks the next stage's
+      // refresh inputs will need (their shapes are the program's), off the critical path.
+      if (m.nextMasking) prepareNextMasks(current, m.stage + 1, m.nextMasking);
       return;
     }
     case 'end': {
@@ -205,7 +213,7 @@ async function handle(m: MainToWorker): Promise<void> {
         current = undefined;
       }
       for (const k of [...mailbox.keys()]) if (k.startsWith(`${m.run}:`)) mailbox.delete(k);
-      post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined, zeros: ev?.preparedZerosStats });
+      post({ kind: 'ended', run: m.run, plaintexts: cache ? cache.stats : undefined, masks: { ...masks.stats } });
       return;
     }
     case 'carry-mask': {
