@@ -16,7 +16,7 @@ import { writePlan } from '../runtime/plan/plan.js';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhec-parallel-bound-'));
 
 /** `chains` independent chains of `depth` squarings of x, summed; refreshed where the chain runs out when `levels` is given. */
-function plan(chains: number, depth: number, levels?: number): string {
+function plan(chains: number, depth: number, levels?: number, side = false): string {
   const params = selectParameters({ depth: levels ?? depth + 1 });
   const slots = params.ringDegree / 2;
   const L = { length: slots, tokens: 1, stride: slots, period: slots, copies: 1 };
@@ -28,10 +28,12 @@ function plan(chains: number, depth: number, levels?: number): string {
     for (let d = 0; d < depth; d++) y = b.mul(y, y);
     sum = sum ? b.add(sum, y) : y;
   }
+  // A side branch read only by the output: no refresh round needs it.
+  if (side) sum = b.add(sum!, b.mulConst(x, { kind: 'splat', value: 0.3 }));
   b.output('y', sum!, L);
   const built = levels === undefined ? b.build() : placeRefreshes(b.build(), { levels }).program;
   const program = manageScales(built, { chain: fheChain(params), topScale: params.scale, inputLevel: topLevel(params) });
-  const file = path.join(dir, `p${chains}-${depth}-${levels ?? 'x'}.json`);
+  const file = path.join(dir, `p${chains}-${depth}-${levels ?? 'x'}${side ? '-side' : ''}.json`);
   writePlan(file, program, params, program.ops.filter((op) => op.kind === 'refresh').map((op) => ({ value: op.args[0]!.name, bound: 1, source: 'declared' as const })));
   return file;
 }
@@ -48,6 +50,16 @@ describe('parallel-bound', () => {
     expect(at(4)).toBeLessThanOrEqual(4);
     // More workers than chains: the critical path is the bound.
     expect(at(8)).toBeCloseTo(at(4), 6);
+  });
+
+  it('counts the work a round does not need: none on one refreshed chain, a side branch read only by the output', () => {
+    const chain = runParallelBound({ plan: plan(1, 6, 2), workers: [2] });
+    expect(chain.stages).toBeGreaterThan(1);
+    expect(chain.overlappableMs).toBe(0);
+    const side = runParallelBound({ plan: plan(1, 6, 2, true), workers: [2] });
+    expect(side.overlappableMs).toBeGreaterThan(0);
+    // Only the side branch's product (and what brings it to the sum's level) before the last round.
+    expect(side.overlappableMs).toBeLessThan(side.opsMs - chain.opsMs + 1e-9);
   });
 
   it('keeps the refresh rounds serial: with them the bound drops, and spreading the masking raises it', () => {
