@@ -16,6 +16,7 @@ import { IntegerMask } from '../runtime/refresh/integer-mask.js';
 import { decodeRefreshReply, decodeRefreshRequest, encodeRefreshReply } from '../runtime/refresh/messages.js';
 import { refreshAddedVariance } from '../runtime/refresh/precision.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
+import { MaskStock } from '../runtime/refresh/mask-stock.js';
 import { predictRefreshBytes } from '../runtime/refresh/traffic.js';
 import { refreshStages } from '../runtime/refresh/rounds.js';
 
@@ -226,6 +227,18 @@ describe('client-aided refresh', () => {
     // What the key holder saw decodes far from x in every request (the mask's width is 2^40 B' and more).
     expect(seen).toHaveLength(3);
     for (const v of seen) expect(Math.max(...v.map((y, i) => Math.abs(y - xs[i]!)))).toBeGreaterThan(1e3);
+    // A stock serves a shape only under the hiding policy it was made for.
+    const stock = new MaskStock();
+    const shape = { point: 'v', level: 1, scale, bound: 1, toLevel: top, toScale: params.scale };
+    const policy = { hidingBits: 40, minHidingBits: 40 };
+    expect(stock.prepare(ev, [shape], policy)).toBe(1);
+    expect(stock.take(shape, { hidingBits: 30, minHidingBits: 30 })).toBeUndefined();
+    const m = stock.take(shape, policy)!;
+    expect(m.plan.hidingBitsPerCiphertext).toBeGreaterThanOrEqual(40);
+    expect([ev.levelOf(m.masked), ev.scaleOf(m.masked)]).toEqual([1, scale]);
+    expect(stock.take(shape, policy)).toBeUndefined();
+    ev.free(m.masked);
+    ev.free(m.unmask);
   });
 
   it('restores the top level; the error it adds is what the model says, the mask adding none', async () => {

@@ -33,8 +33,9 @@ export interface PreparedMask {
 /** At most this many masks ready per shape (each about two ciphertexts' memory). */
 const MAX_PER_SHAPE = 16;
 
-function shapeKey(s: { level: number; scale: number; bound: number; toLevel: number; toScale: number }): string {
-  return `${s.level}/${s.scale}/${s.bound}/${s.toLevel}/${s.toScale}`;
+/** A mask serves a refresh of the same shape under the same hiding policy (planMask's inputs). */
+function shapeKey(s: { level: number; scale: number; bound: number; toLevel: number; toScale: number }, policy: MaskPolicy): string {
+  return `${s.level}/${s.scale}/${s.bound}/${s.toLevel}/${s.toScale}/${policy.hidingBits}/${policy.minHidingBits}`;
 }
 
 export class MaskStock {
@@ -52,7 +53,7 @@ export class MaskStock {
     const want = new Map<string, number>();
     const todo: { key: string; shape: RefreshShape; plan: MaskPlan; mask: IntegerMask }[] = [];
     for (const shape of shapes) {
-      const key = shapeKey(shape);
+      const key = shapeKey(shape, policy);
       const n = (want.get(key) ?? 0) + 1;
       want.set(key, n);
       if ((this.ready.get(key)?.length ?? 0) + n > MAX_PER_SHAPE) continue;
@@ -77,9 +78,9 @@ export class MaskStock {
     return todo.length;
   }
 
-  /** A mask made for this shape, taken (the caller frees its handles), or undefined. */
-  take(shape: { level: number; scale: number; bound: number; toLevel: number; toScale: number }): PreparedMask | undefined {
-    const got = this.ready.get(shapeKey(shape))?.shift();
+  /** A mask made for this shape and policy, taken (the caller frees its handles), or undefined. */
+  take(shape: { level: number; scale: number; bound: number; toLevel: number; toScale: number }, policy: MaskPolicy): PreparedMask | undefined {
+    const got = this.ready.get(shapeKey(shape, policy))?.shift();
     if (got) this.stats.used++;
     return got;
   }

@@ -111,7 +111,7 @@ export function maskForRefresh(
     for (const it of items) {
       const level = ev.levelOf(it.ct);
       const scale = ev.scaleOf(it.ct);
-      const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale });
+      const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale }, policy);
       readyMasked.push(ready?.masked);
       const plan = ready?.plan ?? planMask(params, level, scale, it.bound, policy, it.point);
       pending.push({ mask: ready?.mask ?? IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: scale, unmask: ready?.unmask });
