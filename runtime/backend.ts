@@ -59,6 +59,8 @@ export interface CkksClient {
    * the calling thread). Returns the thread's counters.
    */
   startRefreshThread?(): Promise<RefreshThreadStats>;
+  /** Refresh replies so far whose encryption of zero was made between rounds (SEAL), on this thread. */
+  repliesEncryptedAhead?(): number;
   /** Level, scale and polynomial count of a serialized ciphertext (the key holder checks them against the plan). */
   inspect(ciphertext: Uint8Array): { level: number; scale: number; size: number };
   /** The simulator's predicted error standard deviation per slot (undefined on real backends). */
@@ -72,6 +74,8 @@ export interface RefreshThreadStats {
   ciphertexts: number;
   ms: number;
   waitedMs: number;
+  /** Replies whose encryption of zero the thread made between rounds. */
+  repliesAhead: number;
 }
 
 /** One masked ciphertext of a refresh round and what it must come back as. */

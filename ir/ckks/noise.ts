@@ -10,6 +10,12 @@
 //   sum_j N sigma^2 q_j^2 / (6 P^2) from the digits of the decomposition (only the 60-bit prime matters;
 //   the 1/6 is calibrated against node-seal, the uniform-digit estimate 1/3 is 1.4x high in std);
 // - mod switch: exact (drops a prime);
+// - public-key encryption made at its own level, without the special prime (the evaluator's
+//   re-randomizing encryptions: refresh masks, x * 0): u e + e_1 s + e_0 is not divided by anything,
+//   v = (21/2) (1 + (4/3) N) with SEAL's centered binomial errors (variance 21/2) and ternary u and s;
+// - refresh: the evaluator's encryption of the mask at the input's scale (the key holder rounds the
+//   decrypted integers, the error among them stays), then the key holder's secret-key encryption
+//   v = sigma^2 + 1/12 (its error and the rounding of the scale change) at the target's;
 // - encoding a plaintext at scale s: 1/12 per coefficient.
 
 export const NOISE_SIGMA = 3.2;
@@ -28,6 +34,23 @@ export function encodeVariance(n: number, scale: number): number {
 
 export function rescaleVariance(n: number, newScale: number, size = 2): number {
   return (slotFactor(n) * roundingCoeffVariance(n, size)) / (newScale * newScale);
+}
+
+/** Errors of SEAL's noise sampler: centered binomial of 21 + 21 bits. */
+export const CBD_VARIANCE = 21 / 2;
+
+export function levelEncryptionVariance(n: number, scale: number): number {
+  return (slotFactor(n) * CBD_VARIANCE * (1 + (4 / 3) * n)) / (scale * scale);
+}
+
+/** The key holder's reply: a secret-key encryption at `scale` (its error and the scale change's rounding). */
+export function symmetricFreshVariance(n: number, scale: number): number {
+  return (slotFactor(n) * (NOISE_SIGMA * NOISE_SIGMA + 1 / 12)) / (scale * scale);
+}
+
+/** What a client-aided refresh adds: the mask's encryption at the input's scale, the reply at the target's. */
+export function refreshVariance(n: number, scale: number, targetScale = scale): number {
+  return levelEncryptionVariance(n, scale) + symmetricFreshVariance(n, targetScale);
 }
 
 /** `levelPrimes`: the data primes present (q_0..q_level); `special`: the special prime P. */

@@ -48,7 +48,7 @@ export interface GenerationResult {
   /** Key generation and setup (not part of any token's latency). */
   setupMs: number;
   /** `threadRounds`: rounds the key holder's own thread answered (startRefreshThread), else 0. */
-  keyHolder: { requests: number; ciphertexts: number; ms: number; threadRounds: number };
+  keyHolder: { requests: number; ciphertexts: number; ms: number; threadRounds: number; repliesAhead: number };
 }
 
 export interface GenerateHooks {
@@ -220,7 +220,7 @@ export class GenerationClient {
     const stoppedAt = generated.length > 0 && this.tokenizer.stopIds.has(generated[generated.length - 1]!) ? generated[generated.length - 1] : undefined;
     if (generated.length !== maxNewTokens && stoppedAt === undefined) throw new FhecError(`internal: generated ${generated.length} tokens, expected ${maxNewTokens}`);
     const text = this.tokenizer.decode(stoppedAt === undefined ? generated : generated.slice(0, -1));
-    return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats, threadRounds: this.threadStats?.rounds ?? 0 } };
+    return { prompt: ids, generated, ...(stoppedAt !== undefined ? { stoppedAt } : {}), text, steps, setupMs, keyHolder: { ...this.holderStats, threadRounds: this.threadStats?.rounds ?? 0, repliesAhead: this.threadStats?.repliesAhead ?? this.ckks.repliesEncryptedAhead?.() ?? 0 } };
   }
 
   /** The last token's logits, assembled from the evaluator's column blocks (one per ciphertext). */

@@ -4,7 +4,6 @@ export * from './messages.js';
 export * from './mask.js';
 export * from './key-holder.js';
 export * from './refresher.js';
-export * from './precision.js';
 export * from './traffic.js';
 export * from './schedule.js';
 export * from './audit.js';

@@ -1,9 +1,9 @@
 // The node-seal 7 backend: real keys, real encryption. SealClient holds the secret key; SealEvaluator is
 // made from serialized public material only (public, relinearization and Galois keys).
 
-import type { Ciphertext, Encryptor, Evaluator, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
+import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPlaintextItem, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPlaintextItem, IntegerPolynomial, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
@@ -13,14 +13,14 @@ import { liftResidues } from '../refresh/rns.js';
 import type { RefreshThread } from './refresh-thread.js';
 import type { ZeroSupply } from './zero-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
+import { nttPlaintext, sealNttByLevel } from './ntt.js';
+import { ReplyZeros } from './reply-zeros.js';
 import {
-  buildCiphertextBytes,
-  buildPlaintextBytes,
   checkCiphertextBytes,
   checkKSwitchKeysBytes,
   checkPublicKeyBytes,
-  coefficientFormWords,
   plaintextWords,
+  withC0Added,
   type SealShape,
 } from './serialized.js';
 
@@ -51,69 +51,6 @@ function checkLevel(p: CkksParameters, level: number): void {
   }
 }
 
-/**
- * SEAL's forward or inverse NTT of polynomials (residues prime-major at `level`), two at a time: each pair
- * goes through one ciphertext holding them as c0 and c1 (SEAL transforms a ciphertext, not a bare
- * polynomial, and refuses a "transparent" one with c1 = 0; a lone polynomial is held twice). Pairing
- * halves the work when a refresh round holds several ciphertexts at one level.
- */
-function sealNtt(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, level: number, scale: number, polys: BigUint64Array[], toNtt: boolean): BigUint64Array[] {
-  const n = shape.n;
-  const k = level + 1;
-  const out: BigUint64Array[] = [];
-  for (let p = 0; p < polys.length; p += 2) {
-    const both = new BigUint64Array(2 * k * n);
-    both.set(polys[p]!);
-    both.set(polys[p + 1] ?? polys[p]!, k * n);
-    const ct = new seal.Ciphertext();
-    try {
-      sealCall(seal, 'ciphertext load', () => ct.loadFromArray(info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: !toNtt, n, k, scale, words: both })));
-      sealCall(seal, 'NTT', () => (toNtt ? ev.cipherTransformToNttInplace(ct) : ev.cipherTransformFromNttInplace(ct)));
-      const saved = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
-      const words = toNtt
-        ? (() => {
-            const c = checkCiphertextBytes(saved, shape, 'transformed polynomial');
-            return new BigUint64Array(saved.slice(c.dataOffset, c.dataOffset + 16 * k * n).buffer);
-          })()
-        : coefficientFormWords(saved, shape).words;
-      out.push(words.slice(0, k * n));
-      if (p + 1 < polys.length) out.push(words.slice(k * n, 2 * k * n));
-    } finally {
-      ct.delete();
-    }
-  }
-  return out;
-}
-
-/** sealNtt of every polynomial, each at its own level, paired within a level; results in input order. */
-function sealNttByLevel(seal: MainModule, info: SealContextInfo, shape: SealShape, ev: Evaluator, polys: { level: number; scale: number; words: BigUint64Array }[], toNtt: boolean): BigUint64Array[] {
-  const out = new Array<BigUint64Array>(polys.length);
-  const groups = new Map<number, number[]>();
-  polys.forEach((p, i) => {
-    const g = groups.get(p.level);
-    if (g) g.push(i);
-    else groups.set(p.level, [i]);
-  });
-  for (const idx of groups.values()) {
-    const first = polys[idx[0]!]!;
-    const done = sealNtt(seal, info, shape, ev, first.level, first.scale, idx.map((i) => polys[i]!.words), toNtt);
-    idx.forEach((i, j) => (out[i] = done[j]!));
-  }
-  return out;
-}
-
-/** An NTT-form plaintext at `level` holding the given NTT words. */
-function nttPlaintext(seal: MainModule, info: SealContextInfo, shape: SealShape, level: number, scale: number, words: BigUint64Array): Plaintext {
-  const pt = new seal.Plaintext();
-  try {
-    sealCall(seal, 'plaintext load', () => pt.loadFromArray(info.context, buildPlaintextBytes({ parmsId: shape.levelIds[level]!, scale, words })));
-  } catch (e) {
-    pt.delete();
-    throw e;
-  }
-  return pt;
-}
-
 class SealClient implements CkksClient {
   readonly backend = BACKEND;
   private readonly info: SealContextInfo;
@@ -127,6 +64,8 @@ class SealClient implements CkksClient {
   private readonly shape: SealShape;
   /** Secret-key encryptor for refresh replies, made on first use. */
   private symmetric?: Encryptor;
+  /** The replies' encryptions of zero, made between rounds (reply-zeros.ts). */
+  private replyZeros?: ReplyZeros;
   /** The client's own thread for refresh rounds (startRefreshThread), when started. */
   private thread?: RefreshThread;
 
@@ -295,21 +234,33 @@ class SealClient implements CkksClient {
       return { level: t.level, scale: t.scale, words: lift.residues };
     });
     const ntt = sealNttByLevel(seal, this.info, this.shape, this.modSwitcher, lifted, true);
-    // Each encrypted as a plaintext with the secret key (seeded: c1 travels as its seed).
-    return checked.map(({ t }, i) => {
-      const out = nttPlaintext(seal, this.info, this.shape, t.level, t.scale, ntt[i]!);
+    // Each encrypted with the secret key: a fresh encryption of zero (made between rounds if one is
+    // ready) with the polynomial added to c0, seeded (c1 travels as its seed).
+    const zeros = (this.replyZeros ??= new ReplyZeros((level) => this.symmetricZero(level)));
+    const out = checked.map(({ t }, i) => wrapCiphertext(BACKEND, this.id, withC0Added(zeros.take(t.level), this.shape, ntt[i]!, t.scale)));
+    zeros.roundDone(checked.map(({ t }) => t.level));
+    return out;
+  }
+
+  /** A fresh secret-key encryption of zero at `level` (scale 1), seeded and serialized, as SEAL makes it for a plaintext. */
+  private symmetricZero(level: number): Uint8Array {
+    const seal = this.seal;
+    const zero = nttPlaintext(seal, this.info, this.shape, level, 1, new BigUint64Array((level + 1) * this.params.ringDegree));
+    try {
+      const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
+      const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(zero));
       try {
-        const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
-        const seeded = sealCall(seal, 'encrypt', () => enc.encryptSymmetricSerializable(out));
-        try {
-          return wrapCiphertext(BACKEND, this.id, seeded.saveToArray(seal.ComprModeType.none) as Uint8Array);
-        } finally {
-          seeded.delete();
-        }
+        return seeded.saveToArray(seal.ComprModeType.none) as Uint8Array;
       } finally {
-        out.delete();
+        seeded.delete();
       }
-    });
+    } finally {
+      zero.delete();
+    }
+  }
+
+  repliesEncryptedAhead(): number {
+    return this.replyZeros?.stats.usedAhead ?? 0;
   }
 
   private makeSymmetricEncryptor(): Encryptor {
@@ -325,6 +276,7 @@ class SealClient implements CkksClient {
 
   dispose(): void {
     this.thread?.close();
+    this.replyZeros?.stop();
     this.encryptor.delete();
     this.decryptor.delete();
     this.modSwitcher.delete();
@@ -425,18 +377,40 @@ class SealEvaluator implements CkksEvaluator {
     return polys.map((p, i) => nttPlaintext(this.seal, this.info, this.shape, p.level, p.scale, ntt[i]!));
   }
 
-  /** A fresh public-key encryption of zero at this level: one made ahead if any (prepareZeros, the zero supply), else now. */
-  private freshZero(level: number, scale: number): Ciphertext {
-    const made = this.preparedZeros.get(level)?.pop();
-    if (made) this.preparedStats.used++;
-    const z = made ?? new this.seal.Ciphertext();
-    try {
-      if (!made) {
-        const ready = this.zeros?.take(level);
-        if (ready) sealCall(this.seal, 're-randomize', () => z.loadFromArray(this.info.context, ready));
-        else this.zeroEncryptor.encryptZero(level, z);
+  /**
+   * A fresh public-key encryption at this level of `message` (an integer polynomial), or of zero: a zero
+   * made ahead (prepareZeros, the zero supply) with the message added as a plaintext, else one
+   * encryption of the message now (zero-encryptor.ts).
+   */
+  private freshZero(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
+    if (message && message.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${message.n} coefficients, the ring has ${this.params.ringDegree}`);
+    let z = this.preparedZeros.get(level)?.pop();
+    if (z) this.preparedStats.used++;
+    else {
+      z = new this.seal.Ciphertext();
+      try {
+        const supplied = this.zeros?.take(level);
+        if (supplied) sealCall(this.seal, 're-randomize', () => z!.loadFromArray(this.info.context, supplied));
+        else {
+          this.zeroEncryptor.encryptZero(level, z, message?.residues(this.params.primes.slice(0, level + 1)));
+          z.setScale(scale);
+          return z;
+        }
+      } catch (e) {
+        z.delete();
+        throw e;
       }
+    }
+    try {
       z.setScale(scale);
+      if (message) {
+        const [pt] = this.integerPlaintextsAt([{ level, scale, poly: message }]);
+        try {
+          sealCall(this.seal, 'encrypt integer polynomial', () => this.evaluator.addPlain(z, pt!, z));
+        } finally {
+          pt!.delete();
+        }
+      }
       return z;
     } catch (e) {
       z.delete();
@@ -445,22 +419,22 @@ class SealEvaluator implements CkksEvaluator {
   }
 
   addIntegerPolynomials(items: IntegerPolynomialItem[]): CkksHandle[] {
-    const pts = this.integerPlaintextsAt(items.map(({ ct, poly }) => ({ level: this.levelOf(ct), scale: this.ct(ct).scale(), poly })));
+    const plain = items.filter((it) => !it.rerandomize);
+    const pts = this.integerPlaintextsAt(plain.map(({ ct, poly }) => ({ level: this.levelOf(ct), scale: this.ct(ct).scale(), poly })));
     const out: CkksHandle[] = [];
     try {
-      items.forEach(({ ct, rerandomize }, i) => {
+      let next = 0;
+      for (const { ct, poly, rerandomize } of items) {
         const x = this.ct(ct);
-        const sum = this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pts[i]!, d));
-        if (!rerandomize) return void out.push(sum);
-        // A fresh public-key encryption of zero: the masked ciphertext's randomness is new.
-        try {
-          const z = this.freshZero(this.levelOf(ct), x.scale());
-          out.push(new SealCiphertext(z));
-          sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, sum.ct));
-        } finally {
-          sum.ct.delete();
+        if (!rerandomize) {
+          out.push(this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pts[next++]!, d)));
+          continue;
         }
-      });
+        // A fresh public-key encryption of the polynomial: the masked ciphertext's randomness is new.
+        const z = this.freshZero(this.levelOf(ct), x.scale(), poly);
+        out.push(new SealCiphertext(z));
+        sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, x));
+      }
     } catch (e) {
       for (const h of out) this.free(h);
       throw e;
@@ -475,19 +449,15 @@ class SealEvaluator implements CkksEvaluator {
   }
 
   encryptIntegerPolynomials(items: IntegerPlaintextItem[]): CkksHandle[] {
-    const pts = this.integerPlaintextsAt(items);
     const out: CkksHandle[] = [];
     try {
-      items.forEach(({ level, scale }, i) => {
-        const z = this.freshZero(level, scale);
-        out.push(new SealCiphertext(z));
-        sealCall(this.seal, 'encrypt integer polynomial', () => this.evaluator.addPlain(z, pts[i]!, z));
-      });
+      for (const { level, scale, poly } of items) {
+        checkLevel(this.params, level);
+        out.push(new SealCiphertext(this.freshZero(level, scale, poly)));
+      }
     } catch (e) {
       for (const h of out) this.free(h);
       throw e;
-    } finally {
-      for (const pt of pts) pt.delete();
     }
     return out;
   }

@@ -38,7 +38,7 @@ parent.on('message', async (m: { kind: 'init'; params: CkksParameters; secretKey
   const t0 = performance.now();
   try {
     const fresh = client!.refreshExact(m.items);
-    answer({ kind: 'done', fresh, ms: performance.now() - t0 });
+    answer({ kind: 'done', fresh, ms: performance.now() - t0, repliesAhead: client!.repliesEncryptedAhead?.() ?? 0 });
   } catch (e) {
     answer({ kind: 'failed', message: (e as Error).message, where: e instanceof FhecError ? e.where : {} });
   }

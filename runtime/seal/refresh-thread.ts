@@ -12,13 +12,13 @@ import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { ExactRefreshItem, RefreshThreadStats, WhileWaiting } from '../backend.js';
 import { startWorker } from '../worker-script.js';
 
-export type RefreshThreadReply = { kind: 'done'; fresh: Uint8Array[]; ms: number } | { kind: 'failed'; message: string; where: ErrorWhere };
+export type RefreshThreadReply = { kind: 'done'; fresh: Uint8Array[]; ms: number; repliesAhead: number } | { kind: 'failed'; message: string; where: ErrorWhere };
 
 /** Longest wait for a round's answer: far above any round seen (a second or less at N = 16384). */
 const ANSWER_TIMEOUT_MS = 600_000;
 
 export class RefreshThread {
-  readonly stats: RefreshThreadStats = { rounds: 0, ciphertexts: 0, ms: 0, waitedMs: 0 };
+  readonly stats: RefreshThreadStats = { rounds: 0, ciphertexts: 0, ms: 0, waitedMs: 0, repliesAhead: 0 };
   private failed?: string;
 
   private constructor(
@@ -73,6 +73,7 @@ export class RefreshThread {
     this.stats.rounds++;
     this.stats.ciphertexts += items.length;
     this.stats.ms += reply.ms;
+    this.stats.repliesAhead = reply.repliesAhead;
     return reply.fresh;
   }
 

@@ -17,7 +17,7 @@
 // All little-endian (see SEAL's serialization.h, ciphertext.cpp, plaintext.cpp, kswitchkeys.cpp).
 
 import { FhecError } from '../../ir/errors.js';
-import { firstNonResidue } from '../refresh/rns.js';
+import { addResidues, firstNonResidue } from '../refresh/rns.js';
 
 const MAGIC = 0xa15e;
 const HEADER = 16;
@@ -26,6 +26,8 @@ const VERSION_MINOR = 1;
 const PARMS_ID = 32;
 const CT_MEMBERS = PARMS_ID + 1 + 8 + 8 + 8 + 8 + 8;
 const PRNG_INFO = HEADER + 1 + 64;
+/** Byte offset of a ciphertext's scale: after the header, parms_id, NTT flag, size, N and k. */
+const SCALE_AT = HEADER + PARMS_ID + 1 + 8 + 8 + 8;
 
 /** What a serialized object must match: the context's ring degree, primes and parms_ids. */
 export interface SealShape {
@@ -209,6 +211,23 @@ export function publicKeyWords(bytes: Uint8Array, shape: SealShape): { words: Bi
   checkPublicKeyBytes(bytes, shape);
   const info = readCiphertext(new Reader(bytes, 0, bytes.length, 'public key'), shape);
   return { words: new BigUint64Array(bytes.slice(info.dataOffset, info.dataOffset + 8 * info.words).buffer), scale: info.scale };
+}
+
+/**
+ * A copy of a serialized NTT-form ciphertext (one SEAL just wrote, seeded or not) with `words` (residues
+ * of its primes, NTT form) added to c0 and its scale set to `scale`: SEAL encrypts a plaintext as an
+ * encryption of zero with the plaintext added to c0, at the plaintext's scale.
+ */
+export function withC0Added(bytes: Uint8Array, shape: SealShape, words: BigUint64Array, scale: number): Uint8Array {
+  const info = checkCiphertextBytes(bytes, shape, 'encryption of zero', { seeded: true });
+  const primes = shape.primes.slice(0, info.level + 1);
+  const count = primes.length * shape.n;
+  const c0 = new BigUint64Array(bytes.slice(info.dataOffset, info.dataOffset + 8 * count).buffer);
+  const out = bytes.slice();
+  const sum = addResidues(c0, words, primes, shape.n);
+  out.set(new Uint8Array(sum.buffer, sum.byteOffset, sum.byteLength), info.dataOffset);
+  new DataView(out.buffer).setFloat64(SCALE_AT, scale, true);
+  return out;
 }
 
 /** Rewrites a serialized ciphertext's parms_id in place (same words, another context's parms_id for them). */

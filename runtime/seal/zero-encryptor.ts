@@ -1,29 +1,31 @@
-// Public-key encryptions of zero made at the level they are used (refresh re-randomization, x * 0).
+// Public-key encryptions at the level they are used (refresh re-randomization and masks, x * 0).
 //
-// SEAL's Encryptor encrypts at the top of the chain: it works modulo all primes and the special prime
-// P, divides by P, and the caller then drops the primes it does not need: at N=16384 with 4 data
-// primes about 25 NTTs, about half of a refresh's evaluator work. The same encryption modulo q_0..q_l and P
-// only is an encryption of zero at level l under the same secret key: the public key (-(a s + e), a)
-// restricted to those primes is a public key of that smaller modulus, and SEAL's own encryptor in a
-// context of primes [q_0..q_l, P] samples u and the errors, multiplies and divides by P exactly as it
-// does at the top (same distribution, same noise). The result's words are those of a level-l
-// ciphertext of the full context; only its parms_id differs, and is rewritten.
+// At level l the public key restricted to q_0..q_l, (-(a s + e), a) mod Q_l, is a public key of that
+// modulus, and an encryption of an integer polynomial m under it is the textbook RLWE one:
+//   (u pk_0 + e_0 + m, u pk_1 + e_1) mod Q_l,  u ternary, e_0 and e_1 centered binomial,
+// sampled as SEAL 4 samples them (small-polynomials.ts). In NTT form that is one transform of the three
+// small polynomials u, e_0 + m and e_1 (3 (l + 1) NTTs) and pointwise products. SEAL's own Encryptor
+// works at the top of the chain with the special prime P and divides by P at the end, which keeps the
+// fresh noise near 1 instead of u e + e_1 s + e_0 (standard deviation 3.24 sqrt(4N/3), ~480 at
+// N = 16384), and costs 5 (l + 2) NTTs; the ciphertexts made here carry that larger noise, ~2^-31 of the
+// scale 2^40 per coefficient: below what the rescales around them add (a refresh's key holder rounds it
+// off with the rest). Security is RLWE's as for SEAL's encryption: c_1 = u a + e_1 is pseudorandom.
 
-import type { Ciphertext, Encryptor, MainModule, SEALContext } from 'node-seal';
+import type { Ciphertext, Evaluator, MainModule } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
 import { topLevel, type CkksParameters } from '../../ir/ckks/params.js';
+import { addResidues } from '../refresh/rns.js';
 import { sealCall, type SealContextInfo } from './module.js';
-import { buildCiphertextBytes, parmsIdHex, publicKeyWords, rewriteParmsId, type SealShape } from './serialized.js';
-
-interface AtLevel {
-  context: SEALContext;
-  encryptor: Encryptor;
-}
+import { nttPlaintext, sealNtt } from './ntt.js';
+import { buildCiphertextBytes, publicKeyWords, type SealShape } from './serialized.js';
+import { sampleCenteredBinomial, sampleTernary, smallResidues } from './small-polynomials.js';
 
 export class LevelZeroEncryptor {
-  private readonly levels = new Map<number, AtLevel>();
-  /** The public key's words (2 polynomials x all primes x N, NTT form) and scale. */
-  private readonly key: { words: BigUint64Array; scale: number };
+  /** The public key restricted to each level's primes, as a ciphertext of that level (scale 1). */
+  private readonly keys = new Map<number, Ciphertext>();
+  /** The public key's words (2 polynomials x all primes x N, NTT form). */
+  private readonly key: BigUint64Array;
+  private readonly evaluator: Evaluator;
 
   constructor(
     private readonly seal: MainModule,
@@ -33,68 +35,63 @@ export class LevelZeroEncryptor {
     /** The public key, serialized (checked by the caller). */
     publicKey: Uint8Array,
   ) {
-    this.key = publicKeyWords(publicKey, shape);
+    this.key = publicKeyWords(publicKey, shape).words;
+    this.evaluator = new seal.Evaluator(info.context);
   }
 
-  /** An encryption of zero at `level` (scale 1) into `destination`, a ciphertext of the full context. */
-  encryptZero(level: number, destination: Ciphertext): void {
+  /**
+   * An encryption of zero at `level` (scale 1) into `destination`, a ciphertext of the full context; with
+   * `message` (residues of an integer polynomial modulo q_0..q_level, prime-major, coefficient form), an
+   * encryption of that polynomial instead.
+   */
+  encryptZero(level: number, destination: Ciphertext, message?: BigUint64Array): void {
     const { seal, shape } = this;
     if (!Number.isInteger(level) || level < 0 || level > topLevel(this.params)) throw new FhecError(`level ${level} is outside 0..${topLevel(this.params)}`);
-    const at = this.at(level);
-    const sub = new seal.Ciphertext();
+    const n = shape.n;
+    const primes = shape.primes.slice(0, level + 1);
+    if (message && message.length !== primes.length * n) throw new FhecError(`a message of ${message.length} residues at level ${level}, expected ${primes.length * n}`);
+    const e0 = smallResidues(sampleCenteredBinomial(n), primes);
+    const [u, c0, c1] = sealNtt(seal, this.info, shape, this.evaluator, level, 1, [smallResidues(sampleTernary(n), primes), message ? addResidues(e0, message, primes, n) : e0, smallResidues(sampleCenteredBinomial(n), primes)], true);
+    const uPlain = nttPlaintext(seal, this.info, shape, level, 1, u!);
+    const noise = new seal.Ciphertext();
     try {
-      sealCall(seal, 'encrypt zero', () => at.encryptor.encryptZero(sub));
-      const bytes = sub.saveToArray(seal.ComprModeType.none) as Uint8Array;
-      // SEAL wrote these words itself (nothing from outside): only the parms_id changes.
-      rewriteParmsId(bytes, shape.levelIds[level]!);
-      sealCall(seal, 'ciphertext load', () => destination.loadFromArray(this.info.context, bytes));
+      const both = new BigUint64Array(2 * primes.length * n);
+      both.set(c0!);
+      both.set(c1!, primes.length * n);
+      sealCall(seal, 'ciphertext load', () => noise.loadFromArray(this.info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: true, n, k: primes.length, scale: 1, words: both })));
+      sealCall(seal, 'encrypt', () => {
+        this.evaluator.multiplyPlain(this.keyAt(level), uPlain, destination);
+        this.evaluator.addInplace(destination, noise);
+      });
     } finally {
-      sub.delete();
+      uPlain.delete();
+      noise.delete();
     }
   }
 
-  private at(level: number): AtLevel {
-    const known = this.levels.get(level);
+  private keyAt(level: number): Ciphertext {
+    const known = this.keys.get(level);
     if (known) return known;
-    const { seal, params, shape } = this;
-    const n = params.ringDegree;
-    const all = params.primes.length;
-    // Primes q_0..q_level and the special prime; the public key's residues for them, poly by poly.
-    const picked = [...Array.from({ length: level + 1 }, (_, j) => j), all - 1];
-    const words = new BigUint64Array(2 * picked.length * n);
-    for (let p = 0; p < 2; p++) {
-      picked.forEach((j, i) => words.set(this.key.words.subarray((p * all + j) * n, (p * all + j + 1) * n), (p * picked.length + i) * n));
-    }
-    const parms = new seal.EncryptionParameters(seal.SchemeType.ckks);
-    const moduli = picked.map((j) => new seal.Modulus(params.primes[j]!));
+    const { seal, shape } = this;
+    const n = shape.n;
+    const all = shape.primes.length;
+    const k = level + 1;
+    const words = new BigUint64Array(2 * k * n);
+    for (let p = 0; p < 2; p++) words.set(this.key.subarray(p * all * n, (p * all + k) * n), p * k * n);
+    const ct = new seal.Ciphertext();
     try {
-      parms.setPolyModulusDegree(n);
-      const vector = seal.vecFromArrayModulus(moduli);
-      parms.setCoeffModulus(vector);
-      vector.delete();
-      const context = sealCall(seal, 'context', () => new seal.SEALContext(parms, true, params.insecure ? seal.SecLevelType.none : seal.SecLevelType.tc128));
-      if (!context.parametersSet()) throw new FhecError(`SEAL rejects the level-${level} encryption parameters`);
-      const keyId = parmsIdHex(context.keyParmsId().values() as BigUint64Array);
-      const pk = new seal.PublicKey();
-      try {
-        sealCall(seal, 'public key load', () => pk.loadFromArray(context, buildCiphertextBytes({ parmsId: keyId, ntt: true, n, k: picked.length, scale: this.key.scale, words })));
-        const made = { context, encryptor: new seal.Encryptor(context, pk) };
-        this.levels.set(level, made);
-        return made;
-      } finally {
-        pk.delete();
-      }
-    } finally {
-      parms.delete();
-      for (const m of moduli) m.delete();
+      sealCall(seal, 'public key load', () => ct.loadFromArray(this.info.context, buildCiphertextBytes({ parmsId: shape.levelIds[level]!, ntt: true, n, k, scale: 1, words })));
+    } catch (e) {
+      ct.delete();
+      throw e;
     }
+    this.keys.set(level, ct);
+    return ct;
   }
 
   dispose(): void {
-    for (const { context, encryptor } of this.levels.values()) {
-      encryptor.delete();
-      context.delete();
-    }
-    this.levels.clear();
+    for (const ct of this.keys.values()) ct.delete();
+    this.keys.clear();
+    this.evaluator.delete();
   }
 }

@@ -9,11 +9,10 @@ import { FhecError } from '../../ir/errors.js';
 import { scalesClose } from '../../ir/fhe/types.js';
 import { rotateSlots } from '../../ir/fhe/plain-eval.js';
 import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, ExactRefreshItem, ExactRefreshTarget, IntegerPolynomial, IntegerPolynomialItem, KeyRequest } from '../backend.js';
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../ir/ckks/noise.js';
+import { encodeVariance, freshVariance, keySwitchVariance, levelEncryptionVariance, rescaleVariance, symmetricFreshVariance } from '../../ir/ckks/noise.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
-import { symmetricFreshVariance } from '../refresh/precision.js';
 import { checkRequestedMask, hidingBitsObserved, scaleRatio } from '../refresh/mask.js';
 import { addResidues, firstNonResidue, liftResidues } from '../refresh/rns.js';
 
@@ -348,7 +347,7 @@ export class SimEvaluator implements CkksEvaluator {
     const residues = poly.residues(primes);
     const sum = a.offset ? addResidues(a.offset, residues, primes, n) : residues;
     const v = a.values.slice();
-    if (rerandomize) this.model.inject(v, freshVariance(n, a.scale));
+    if (rerandomize) this.model.inject(v, levelEncryptionVariance(n, a.scale));
     return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, isZero(sum) ? undefined : sum);
   }
 

@@ -50,10 +50,16 @@ export function describeSealGeneration(c: SealGenerationCase): void {
       // thread meanwhile: each round with a next round after it in its step (the evaluator makes that
       // round's zeros), and rounds while weight plaintexts are left to encode ahead. At least all but each
       // step's last round and the cache carries (bytes steps, bytes - 1 carries); at most all of them.
-      const holder = /key holder: ([1-9]\d*) round trips, .*\(its work [\d.]+ s, (\d+) rounds on its own thread\)/.exec(r.stderr);
+      const holder = /key holder: ([1-9]\d*) round trips, .*\(its work [\d.]+ s, (\d+) rounds on its own thread, (\d+) replies encrypted between rounds\)/.exec(r.stderr);
       expect(holder, r.stderr).not.toBeNull();
       expect(Number(holder![2])).toBeGreaterThanOrEqual(Number(holder![1]) - (2 * c.bytes - 1));
       expect(Number(holder![2])).toBeLessThanOrEqual(Number(holder![1]));
+      // Between rounds, while the evaluator computes, the key holder's thread makes its replies'
+      // encryptions of zero: most replies after the first rounds use one (at most one per refreshed
+      // ciphertext; the run's ciphertexts are more than its rounds).
+      const refreshed = /refreshes: (\d+) ciphertexts by refresh ops, (\d+) KV-cache ciphertexts/.exec(r.stderr);
+      expect(Number(holder![3])).toBeGreaterThan(Number(holder![1]) / 2);
+      expect(Number(holder![3])).toBeLessThanOrEqual(Number(refreshed![1]) + Number(refreshed![2]));
       // The decode steps' weight plaintexts are encoded ahead while the prefill waits on the key holder:
       // the first decode step finds every one of them in the cache.
       const ahead = /encoded ahead while waiting on the key holder: (\d+) weight plaintexts \(per step: (\d+)/.exec(r.stderr);

@@ -23,7 +23,7 @@ import { SeededGaussian } from '../../../ir/random.js';
 import { FhecError } from '../../../ir/errors.js';
 import type { FheProgram } from '../../../ir/fhe/types.js';
 import type { PlainEvaluation } from '../../../ir/fhe/plain-eval.js';
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
+import { encodeVariance, freshVariance, keySwitchVariance, refreshVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
 import type { CkksParameters } from '../../../ir/ckks/params.js';
 import { normalizeStep } from '../../../ir/ckks/rotation-keys.js';
 import { spikePeakSd, spikeProfile } from './keyswitch-spike.js';
@@ -181,9 +181,9 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
         break;
       }
       case 'refresh':
-        // The key holder decrypts (the error stays) and encrypts afresh; the mask is encoded twice.
+        // The key holder decrypts (the error stays, with the mask encryption's) and encrypts afresh.
         e = Float64Array.from(err(a!));
-        secretNoise(e, freshVariance(n, t.scale!) + 2 * encodeVariance(n, t.scale!));
+        secretNoise(e, refreshVariance(n, t.scale!));
         break;
     }
     let m = 0;

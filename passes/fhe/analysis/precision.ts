@@ -58,7 +58,7 @@ import type { FheOp, FheOpKind, FheProgram } from '../../../ir/fhe/types.js';
 import { constantValueAt } from '../../../ir/fhe/types.js';
 import { constantSlots } from '../../../ir/fhe/layout.js';
 
-import { encodeVariance, freshVariance, keySwitchVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
+import { encodeVariance, freshVariance, keySwitchVariance, refreshVariance, rescaleVariance } from '../../../ir/ckks/noise.js';
 import { checkProgramChain, type CkksParameters } from '../../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs, type PlainEvaluation } from '../../../ir/fhe/plain-eval.js';
 import { sampleErrors } from './noise-sample.js';
@@ -643,7 +643,7 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
         // The key holder decrypts (keeping the error so far) and encrypts afresh at the new level; the
         // additive mask is encoded twice (added, then removed): two plaintext roundings.
         s = combine(state(args[0]!.name), 1, undefined, 0);
-        addFlat(s, source(op, 'refresh'), Math.sqrt(freshVariance(n, t.scale!) + 2 * encodeVariance(n, t.scale!)));
+        addFlat(s, source(op, 'refresh'), Math.sqrt(refreshVariance(n, t.scale!)));
         m = mag(args[0]!.name);
         break;
       }

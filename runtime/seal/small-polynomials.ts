@@ -1,0 +1,62 @@
+// The small random polynomials of a public-key encryption, sampled as SEAL 4 samples them, from the OS
+// CSPRNG: u uniform over {-1, 0, 1} (sample_poly_ternary) and errors from the centered binomial
+// distribution of 21 + 21 bits, standard deviation sqrt(21 / 2) ~ 3.24 (sample_poly_cbd, SEAL's default
+// noise sampler, for its noise standard deviation 3.2). Their residues modulo each prime are the
+// coefficients themselves, or the prime minus their magnitude.
+
+import { randomFillSync } from 'node:crypto';
+
+/** Set bits in each byte value. */
+const BITS = Uint8Array.from({ length: 256 }, (_, b) => {
+  let c = 0;
+  for (let x = b; x > 0; x >>= 1) c += x & 1;
+  return c;
+});
+
+/** n coefficients uniform over {-1, 0, 1}: bytes below 255 taken modulo 3 (255 = 3 * 85 is rejected). */
+export function sampleTernary(n: number, random: (out: Uint8Array) => void = randomFillSync): Int8Array {
+  const out = new Int8Array(n);
+  let filled = 0;
+  while (filled < n) {
+    const buf = new Uint8Array(n - filled + 16);
+    random(buf);
+    for (let i = 0; i < buf.length && filled < n; i++) if (buf[i]! < 255) out[filled++] = (buf[i]! % 3) - 1;
+  }
+  return out;
+}
+
+/** n coefficients from the centered binomial distribution: (bits set in 21 random bits) - (in 21 others). */
+export function sampleCenteredBinomial(n: number, random: (out: Uint8Array) => void = randomFillSync): Int8Array {
+  const buf = new Uint8Array(6 * n);
+  random(buf);
+  const out = new Int8Array(n);
+  for (let i = 0, b = 0; i < n; i++, b += 6) {
+    out[i] = BITS[buf[b]!]! + BITS[buf[b + 1]!]! + BITS[buf[b + 2]! & 0x1f]! - BITS[buf[b + 3]!]! - BITS[buf[b + 4]!]! - BITS[buf[b + 5]! & 0x1f]!;
+  }
+  return out;
+}
+
+/** Residues of small signed coefficients (|c| < 2^31) modulo each prime (< 2^62), prime-major, as 64-bit words. */
+export function smallResidues(coeffs: Int8Array, primes: readonly bigint[]): BigUint64Array {
+  const n = coeffs.length;
+  const out = new BigUint64Array(primes.length * n);
+  // Written as 32-bit halves (little-endian): no BigInt per coefficient.
+  const half = new Uint32Array(out.buffer);
+  primes.forEach((q, j) => {
+    const lo = Number(q & 0xffffffffn);
+    const hi = Number(q >> 32n);
+    for (let i = 0, w = 2 * j * n; i < n; i++, w += 2) {
+      const c = coeffs[i]!;
+      if (c >= 0) {
+        half[w] = c;
+        half[w + 1] = 0;
+      } else {
+        // q + c = q - |c|: borrow from the high half when the low half is smaller than |c|.
+        const l = lo + c;
+        half[w] = l >>> 0;
+        half[w + 1] = l < 0 ? hi - 1 : hi;
+      }
+    }
+  });
+  return out;
+}
