@@ -53,6 +53,12 @@ describe('fhec serve on SEAL', () => {
       // refresh answers (during the prefill); a prefill-only generation has no decode step to encode for.
       if (NEW_EACH[i]! > 1) expect(r.stderr).toMatch(/encoded ahead while waiting on the key holder: [1-9]\d* weight plaintexts \(per step: [1-9]/);
       else expect(r.stderr).not.toMatch(/encoded ahead/);
+      // The client, the key holder, makes its replies' encryptions of zero while the server computes:
+      // some replies use one, never more than one per refreshed ciphertext.
+      const holder = /key holder work [\d.]+ s for (\d+) ciphertexts \((\d+) replies encrypted between rounds\)/.exec(r.stderr);
+      expect(holder, r.stderr).not.toBeNull();
+      expect(Number(holder![2])).toBeGreaterThan(0);
+      expect(Number(holder![2])).toBeLessThanOrEqual(Number(holder![1]));
     });
     for (const r of runs) process.stderr.write(`${r.stderr}\n`);
     expect((await health(server.url)).sessions).toBe(0);
