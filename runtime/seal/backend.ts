@@ -382,7 +382,7 @@ class SealEvaluator implements CkksEvaluator {
    * made ahead (prepareZeros, the zero supply) with the message added as a plaintext, else one
    * encryption of the message now (zero-encryptor.ts).
    */
-  private freshZero(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
+  private freshEncryption(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
     if (message && message.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${message.n} coefficients, the ring has ${this.params.ringDegree}`);
     let z = this.preparedZeros.get(level)?.pop();
     if (z) this.preparedStats.used++;
@@ -431,7 +431,7 @@ class SealEvaluator implements CkksEvaluator {
           continue;
         }
         // A fresh public-key encryption of the polynomial: the masked ciphertext's randomness is new.
-        const z = this.freshZero(this.levelOf(ct), x.scale(), poly);
+        const z = this.freshEncryption(this.levelOf(ct), x.scale(), poly);
         out.push(new SealCiphertext(z));
         sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, x));
       }
@@ -453,7 +453,7 @@ class SealEvaluator implements CkksEvaluator {
     try {
       for (const { level, scale, poly } of items) {
         checkLevel(this.params, level);
-        out.push(new SealCiphertext(this.freshZero(level, scale, poly)));
+        out.push(new SealCiphertext(this.freshEncryption(level, scale, poly)));
       }
     } catch (e) {
       for (const h of out) this.free(h);
