@@ -47,10 +47,10 @@ export interface GenerateBenchOptions {
   /** Worker counts of the SEAL runs (one generation each, same plans and prompt). Default 1 and 2. */
   workers?: number[];
   /**
-   * One worker with the zero-supply thread (fhec generate's default with 2+ cores), without, or both
+   * One worker with the refresh-mask thread (`fhec generate --mask-thread`), without, or both
    * (default: both, with first; the other worker counts run without).
    */
-  zeroSupply?: 'on' | 'off' | 'both';
+  maskThread?: 'on' | 'off' | 'both';
 }
 
 /** Options from argv (`--decode-steps N`, `--prompt TEXT`, `--ort-reps N`, `--ref-reps N`) and env. */
@@ -74,12 +74,12 @@ export function generateBenchOptions(argv: readonly string[], env: NodeJS.Proces
     ortReps: int(flag('ort-reps'), '--ort-reps'),
     refReps: int(flag('ref-reps'), '--ref-reps'),
     ...(flag('workers') ? { workers: flag('workers')!.split(',').map((w) => int(w, '--workers')!) } : {}),
-    ...(flag('zero-supply') ? { zeroSupply: zeroSupplyFlag(flag('zero-supply')!) } : {}),
+    ...(flag('mask-thread') ? { maskThread: maskThreadFlag(flag('mask-thread')!) } : {}),
   };
 }
 
-function zeroSupplyFlag(v: string): 'on' | 'off' | 'both' {
-  if (v !== 'on' && v !== 'off' && v !== 'both') throw new Error(`--zero-supply is on, off or both, got ${v}`);
+function maskThreadFlag(v: string): 'on' | 'off' | 'both' {
+  if (v !== 'on' && v !== 'off' && v !== 'both') throw new Error(`--mask-thread is on, off or both, got ${v}`);
   return v;
 }
 
@@ -150,8 +150,8 @@ export interface GenerateBench {
 
 export interface WorkersRun {
   workers: number;
-  /** Re-randomizing zeros made ahead on a helper thread (runtime/seal/zero-supply.ts). */
-  zeroSupply: boolean;
+  /** Refresh masks made ahead on a helper thread (runtime/seal/mask-supply.ts). */
+  maskThread: boolean;
   prefillMs: number;
   /** Mean decode seconds per token, and in rotations of rotationMs. */
   decodeMs?: number;
@@ -274,26 +274,26 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     process.stderr.write(`generate bench: SEAL generation, prefill ${promptIds.length} + ${D} decode steps (about ${Math.round(50 + 43 * D)} s on 2 cores)...\n`);
     const store = new GenerationPlanStore(planFile);
     const workerCounts = opts.workers ?? [1, 2];
-    const zs = opts.zeroSupply ?? 'both';
-    // One worker: with the zero supply (the CLI's default) first, then without; more workers: without.
-    const configs = workerCounts.flatMap((workers) => (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).map((zeroSupply) => ({ workers, zeroSupply })));
+    const zs = opts.maskThread ?? 'both';
+    // One worker: with the mask thread first, then without; more workers: without.
+    const configs = workerCounts.flatMap((workers) => (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).map((maskThread) => ({ workers, maskThread })));
     const byWorkers: WorkersRun[] = [];
     let first: { run: Awaited<ReturnType<typeof generateInProcess>>; loadAverage: number; cpuPerWallSecond: number } | undefined;
-    for (const { workers, zeroSupply } of configs) {
-      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''}${zeroSupply ? ' and the zero supply' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
+    for (const { workers, maskThread } of configs) {
+      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''}${maskThread ? ' and the mask thread' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
       const loadAverage = os.loadavg()[0]!;
       const cpu0 = process.cpuUsage();
       const wall0 = performance.now();
       const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
         workers,
-        zeroSupply,
+        maskSupply: maskThread,
         keyHolderThread: true, // as fhec generate runs
         onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
       });
       const cpu = process.cpuUsage(cpu0);
       if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
       first ??= { run, loadAverage, cpuPerWallSecond: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0) };
-      byWorkers.push(workersRun(workers, zeroSupply, run, loadAverage));
+      byWorkers.push(workersRun(workers, maskThread, run, loadAverage));
     }
     const { run, loadAverage, cpuPerWallSecond } = first!;
     const rotationMs = await timeRotation(store.params);
@@ -376,10 +376,10 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
 }
 
 /** What one SEAL generation shows per decode token. */
-function workersRun(workers: number, zeroSupply: boolean, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
+function workersRun(workers: number, maskThread: boolean, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
   const steps = run.result.steps;
   const dec = steps.slice(1);
-  const out: WorkersRun = { workers, zeroSupply, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
+  const out: WorkersRun = { workers, maskThread, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
   if (dec.length === 0) return out;
   const mean = (f: (e: (typeof dec)[number]['evaluator']) => number) => dec.reduce((a, d) => a + f(d.evaluator), 0) / dec.length;
   out.decodeMs = dec.reduce((a, d) => a + d.ms, 0) / dec.length;
@@ -447,21 +447,21 @@ export function printGenerateBench(r: GenerateBench): void {
       `client -> evaluator ${mib(t.evaluatorChannel.bytesSent)}; peak RSS ${mib(t.peakRssBytes)}`,
   );
   console.log(`\none rotation at N=${r.parameters.match(/N\s*=\s*(\d+)/)?.[1] ?? '?'}, top level: ${msf(r.rotationMs)} ms (median, this run)`);
-  console.log(`| workers | zero supply | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
+  console.log(`| workers | mask thread | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
   console.log(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
   for (const w of r.byWorkers) {
     const k = w.keyHolderPerToken;
     console.log(
-      `| ${w.workers} | ${w.zeroSupply ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
+      `| ${w.workers} | ${w.maskThread ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
         `${k ? k.rounds.toFixed(1) : '-'} | ${k ? k.ciphertexts.toFixed(1) : '-'} | ${k ? mib(k.bytesToKeyHolder) : '-'} | ${k ? mib(k.bytesToEvaluator) : '-'} | ` +
         `${w.movedPerToken ? `${w.movedPerToken.count.toFixed(0)} (${mib(w.movedPerToken.bytes)})` : '-'} | ${w.loadAverage.toFixed(1)} | ${w.generated.join(',') === r.generated.ort.join(',') ? 'yes' : 'NO'} |`,
     );
   }
-  const one = r.byWorkers.find((w) => w.workers === 1 && !w.zeroSupply);
+  const one = r.byWorkers.find((w) => w.workers === 1 && !w.maskThread);
   for (const w of r.byWorkers) {
     if (w === one || !one?.decodeMs || !w.decodeMs) continue;
     if (w.workers === 1) {
-      console.log(`zero supply (1 worker): decode ${(one.decodeMs / w.decodeMs).toFixed(2)}x as fast (${sec(one.decodeMs)} s without, ${sec(w.decodeMs)} s with, per token), prefill ${(one.prefillMs / w.prefillMs).toFixed(2)}x`);
+      console.log(`mask thread (1 worker): decode ${(one.decodeMs / w.decodeMs).toFixed(2)}x as fast (${sec(one.decodeMs)} s without, ${sec(w.decodeMs)} s with, per token), prefill ${(one.prefillMs / w.prefillMs).toFixed(2)}x`);
       continue;
     }
     console.log(`decode speed-up with ${w.workers} workers: ${(one.decodeMs / w.decodeMs).toFixed(2)}x (1 worker ${sec(one.decodeMs)} s, ${w.workers} workers ${sec(w.decodeMs)} s per token)`);

@@ -173,8 +173,8 @@ export interface CkksEvaluator {
   scaleOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */
   simulatedValues?(ct: CkksHandle): Float64Array;
-  /** With CkksEvaluatorOptions.zeroSupply: zeros taken from the helper thread, and made inline because none was ready. */
-  readonly zeroSupply?: { served: number; missed: number };
+  /** With CkksEvaluatorOptions.maskSupply: the helper thread that makes refresh masks ahead (runtime/refresh/mask-stock.ts uses it). */
+  readonly maskSupply?: MaskSupplier;
   /** With prepareZeros: zeros made ahead, and how many of them refreshes have used. */
   readonly preparedZerosStats?: { made: number; used: number };
   free(h: CkksHandle): void;
@@ -224,8 +224,41 @@ export interface CkksBackend {
 
 export interface CkksEvaluatorOptions {
   /**
-   * Make the re-randomizing encryptions of zero ahead on a helper thread (runtime/seal/zero-supply.ts;
-   * SEAL in Node only, ignored elsewhere): faster refreshes when a core is free, same results.
+   * Make the refresh masks ahead on a helper thread that holds the public key only
+   * (runtime/seal/mask-supply.ts; SEAL in Node only, ignored elsewhere): same results, fewer ms of the
+   * evaluator's thread per refresh.
    */
-  zeroSupply?: boolean;
+  maskSupply?: boolean;
+}
+
+/**
+ * A refresh mask to make: r uniform over [-width, width] (fresh, from the OS CSPRNG), its public-key
+ * encryption at `level` and `scale`, and the unmask -round(ratio r) at `toLevel` and `toScale`. `key`
+ * names its shape (mask-stock.ts) and comes back with it.
+ */
+export interface MaskRequest {
+  key: string;
+  level: number;
+  scale: number;
+  width: bigint;
+  toLevel: number;
+  toScale: number;
+  ratio: { num: bigint; den: bigint };
+}
+
+/** A mask made ahead: Enc(r) (added to the ciphertext) and -round(rho r) as a plaintext (added to the reply). */
+export interface SuppliedMask {
+  key: string;
+  masked: CkksHandle;
+  unmask: CkksHandle;
+}
+
+/** Masks made off the evaluator's thread: asked for ahead, taken once arrived (never waited for). */
+export interface MaskSupplier {
+  request(items: MaskRequest[]): void;
+  /** Every mask that has arrived since the last call, as this evaluator's handles (owned by the caller). */
+  collect(): SuppliedMask[];
+  /** Set once the supply has stopped (the evaluator then masks on its own thread). */
+  readonly failed: string | undefined;
+  readonly stats: { requested: number; delivered: number };
 }

@@ -1,7 +1,7 @@
 // The script of a worker thread: the compiled NAME.js beside the module that starts it, or (when
 // running from the TypeScript sources, as the tests do) NAME.ts bundled once per process with
 // esbuild; node-seal stays an external import so it finds its wasm file. One implementation for
-// every worker fhec starts (evaluation workers, the zero-encryption supply).
+// every worker fhec starts (evaluation workers, the refresh-mask thread).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -145,7 +145,7 @@ describe('client-aided refresh', () => {
     const zeros0 = zeros();
     const directRefresher = new MaskedRefresher(ev, keyHolder.transport(), { mask: { valueBound: 1 } });
     const direct = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: directRefresher });
-    expect(directRefresher.preparedMasks).toEqual({ made: 0, used: 0 });
+    expect(directRefresher.preparedMasks).toEqual({ made: 0, supplied: 0, used: 0 });
     expect(rms(client.decrypt(direct.outputs.get('y')!), want)).toBeLessThan(1e-6);
     // One that blocks (a key holder in another thread or process) runs the work after sending: the
     // masks of every round after the first are made there (mask, zero and unmask: mask-stock.ts), and
@@ -163,7 +163,7 @@ describe('client-aided refresh', () => {
     );
     const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher });
     expect(waits).toEqual([...stages.slice(1).map((st) => st.refreshes.length), 0]);
-    expect(refresher.preparedMasks).toEqual({ made: placed.count - stages[0]!.refreshes.length, used: placed.count - stages[0]!.refreshes.length });
+    expect(refresher.preparedMasks).toEqual({ made: placed.count - stages[0]!.refreshes.length, supplied: 0, used: placed.count - stages[0]!.refreshes.length });
     // The masks carried their own zeros: none was made ahead apart from them.
     expect(zeros()).toEqual(zeros0);
     expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
@@ -217,9 +217,9 @@ describe('client-aided refresh', () => {
     expect(r.prepare([{ name: 'v', level: 1, scale, toScale: params.scale }])).toBe(1);
     // A shape that differs (another scale) is not served by it.
     expect(r.refreshMany([{ ct: atLevel(2), scale: params.scale, name: 'v' }]).length).toBe(1);
-    expect(r.preparedMasks).toEqual({ made: 1, used: 0 });
+    expect(r.preparedMasks).toEqual({ made: 1, supplied: 0, used: 0 });
     const ahead = r.refresh(ct, params.scale, 'v');
-    expect(r.preparedMasks).toEqual({ made: 1, used: 1 });
+    expect(r.preparedMasks).toEqual({ made: 1, supplied: 0, used: 1 });
     for (const out of [inline, ahead]) {
       expect([ev.levelOf(out), ev.scaleOf(out)]).toEqual([top, params.scale]);
       expect(rms(client.decrypt(ev.saveCiphertext(out)), xs)).toBeLessThan(1e-6);

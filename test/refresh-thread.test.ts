@@ -53,7 +53,7 @@ describe("the key holder's refresh thread on SEAL", () => {
     expect(thread.ms).toBeGreaterThan(before.ms);
     // The calling thread made the masks of every round after the first while the thread worked.
     const ahead = placed.count - stages[0]!.refreshes.length;
-    expect(refresher.preparedMasks).toEqual({ made: ahead, used: ahead });
+    expect(refresher.preparedMasks).toEqual({ made: ahead, supplied: 0, used: ahead });
   });
 
   it('answers on the calling thread when the caller has nothing to do meanwhile (the thread would only add a hop)', () => {

@@ -94,5 +94,5 @@ export function defaultWorkers(): number {
 export const KEY_HOLDER_THREAD_HELP =
   'run the key holder\'s refresh rounds on the calling thread (seal; default: on a client thread of their own, which holds the secret key, while the evaluator makes the next round\'s refresh masks: decode 0.85x on the 2-core development machine, README Benchmarks)';
 
-export const ZERO_SUPPLY_HELP =
-  'make the refreshes\' re-randomizing encryptions of zero ahead on a helper thread (seal, one evaluator thread; needs a free core; same results; off by default: 1.00-1.05x on the 2-core development machine, README Benchmarks)';
+export const MASK_THREAD_HELP =
+  'make the refresh masks (an encryption of each mask and its unmask) on the evaluator\'s thread instead of on a helper thread holding the public key only (seal, one evaluator thread; the helper is the default with 2 or more cores: same results, decode 0.88x on the 2-core development machine, README Benchmarks)';

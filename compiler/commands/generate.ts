@@ -8,6 +8,7 @@
 
 import { tableWithLink } from '../model-commands.js';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { FhecError } from '../../ir/errors.js';
 import { loadClientModel } from '../../runtime/generate/manifest.js';
@@ -19,7 +20,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, ZERO_SUPPLY_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
@@ -63,8 +64,8 @@ export interface GenerateFlags {
   tokenizer?: string;
   /** Evaluation worker threads (default: the core count). */
   workers?: number;
-  /** --zero-supply: make the re-randomizing zeros on a helper thread (default off: see ZERO_SUPPLY_HELP). */
-  zeroSupply?: boolean;
+  /** --no-mask-thread: the refresh masks on the evaluator's thread (default: a helper thread, with 2+ cores; MASK_THREAD_HELP). */
+  maskThread?: boolean;
   /** --no-key-holder-thread: the key holder's refresh rounds on the calling thread (default: a thread of their own). */
   keyHolderThread?: boolean;
 }
@@ -103,7 +104,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     ...(audit ? { audit } : {}),
     ...maskFromFlags(flags.minHidingBits),
     workers: flags.workers ?? defaultWorkers(),
-    zeroSupply: flags.zeroSupply === true,
+    maskSupply: flags.maskThread !== false && availableParallelism() >= 2,
     keyHolderThread: flags.keyHolderThread !== false,
     onStep: (done, total, rec) => {
       if (!show) return;
@@ -192,7 +193,7 @@ export function registerGenerate(program: Command): void {
     .option('--tokenizer <dir>', 'the model\'s Hugging Face tokenizer folder (default: the one the plan was compiled with; its tokenizer.json must be the same)')
     .option('--workers <n>', WORKERS_HELP, workersOption())
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
-    .option('--zero-supply', ZERO_SUPPLY_HELP)
+    .option('--no-mask-thread', MASK_THREAD_HELP)
     .option('--no-key-holder-thread', KEY_HOLDER_THREAD_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);

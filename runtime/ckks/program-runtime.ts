@@ -20,6 +20,9 @@ import { checkRunnable, constantEncoder, refreshesAhead, refreshRound, runOp, wi
 import { MaskStock } from '../refresh/mask-stock.js';
 import { refreshStages } from '../refresh/rounds.js';
 
+/** Refresh rounds whose masks a mask supply is asked for ahead of the evaluator reaching them. */
+const SUPPLY_AHEAD = 3;
+
 export interface OpStats {
   count: number;
   ms: number;
@@ -260,6 +263,11 @@ export class ProgramRuntime implements PlanRuntime {
   /** Runs the op at the cursor (a refresh when its round is complete), then frees what died there. */
   private advance(): Ct | undefined {
     const at = this.cursor++;
+    // A helper thread making masks starts on the first rounds' at once.
+    if (at === 0 && this.ev.maskSupply && this.options.refresher?.prepare && MaskStock.supports(this.ev)) {
+      const first = this.masksAhead(0);
+      if (first) this.options.refresher.prepare(first);
+    }
     const i = this.order[at]!;
     const op = this.program.ops[i]!;
     if (op.kind === 'refresh') {
@@ -290,7 +298,7 @@ export class ProgramRuntime implements PlanRuntime {
     const at = ++this.roundsDone;
     const ev = this.ev;
     const refresher = this.options.refresher;
-    const masks = refresher?.prepare && MaskStock.supports(ev) ? this.roundAhead[at] : undefined;
+    const masks = refresher?.prepare && MaskStock.supports(ev) ? this.masksAhead(at) : undefined;
     const zeros = !masks && ev.prepareZeros ? this.roundLevels[at] : undefined;
     const idle = this.options.idle?.pending() ? this.options.idle : undefined;
     const whileWaiting: WhileWaiting | undefined =
@@ -307,6 +315,17 @@ export class ProgramRuntime implements PlanRuntime {
       this.count(indices[k]!, 'refresh', ms);
       this.retire(at, this.program.ops[indices[k]!]!, fresh[k]);
     });
+  }
+
+  /**
+   * The refreshes whose masks to prepare while round `at - 1` is answered: round `at`'s, made on this
+   * thread; with a mask supply (a helper thread), asked for SUPPLY_AHEAD rounds ahead so that they are
+   * made while this thread computes.
+   */
+  private masksAhead(at: number): RefreshAhead[] | undefined {
+    if (!this.ev.maskSupply) return this.roundAhead[at];
+    const out = this.roundAhead.slice(at, at + SUPPLY_AHEAD).flatMap((r) => r ?? []);
+    return out.length > 0 ? out : undefined;
   }
 
   private count(index: number, kind: string, ms: number): void {

@@ -53,10 +53,11 @@ export interface StepStats {
   plaintexts?: { hits: number; misses: number; evictions: number; bytes: number; reservedBytes: number; budgetBytes: number };
   /** Weight plaintexts encoded ahead (for this decode step or the next) while this step waited on the key holder. */
   prefetched?: number;
-  /** Refresh masks made while waiting on the key holder, and used by the step's refreshes (mask-stock.ts). */
-  masksAhead?: { made: number; used: number };
-  /** With the zero supply: re-randomizing zeros of this step taken ready from it, and made inline. */
-  zeros?: { served: number; missed: number };
+  /**
+   * Refresh masks made ahead (mask-stock.ts): on this thread while waiting on the key holder, by the mask
+   * thread (arrived during the step), and used by the step's refreshes.
+   */
+  masksAhead?: { made: number; supplied?: number; used: number };
 }
 
 export interface EvaluatorOptions {
@@ -83,11 +84,10 @@ export interface EvaluatorOptions {
    */
   workers?: number;
   /**
-   * Make the refreshes' re-randomizing encryptions of zero ahead on a helper thread (SEAL, one
-   * evaluator thread; runtime/seal/zero-supply.ts). Default off (`fhec generate --zero-supply`). Same
-   * results; a refresh's evaluator share is about a fifth cheaper when a core is free.
+   * Make the refresh masks ahead on a helper thread that holds the public key only (SEAL, one evaluator
+   * thread; runtime/seal/mask-supply.ts; `fhec generate --mask-thread`). Same results.
    */
-  zeroSupply?: boolean;
+  maskSupply?: boolean;
   /**
    * At most this many ciphertexts per message to the key holder (default: each refresh round and each
    * cache carry in one message). 1 is the unbatched protocol, kept to measure what batching saves.
@@ -257,7 +257,7 @@ export class GenerationEvaluator {
     const keys = decodeKeys(request);
     await this.close();
     const workers = this.options.workers ?? 1;
-    this.ev = await this.backend.createEvaluator(this.source.params, keys, { zeroSupply: workers <= 1 && (this.options.zeroSupply ?? false) });
+    this.ev = await this.backend.createEvaluator(this.source.params, keys, { maskSupply: workers <= 1 && (this.options.maskSupply ?? false) });
     const { mask, audit, ciphertextsPerMessage } = this.options;
     this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit, ciphertextsPerMessage });
     this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit, ciphertextsPerMessage);
@@ -301,7 +301,6 @@ export class GenerationEvaluator {
     const refreshes0 = this.refresher.traffic.ciphertexts;
     const cache0 = this.cacheRefresher.traffic.ciphertexts;
     const traffic0 = this.keyHolderTotals();
-    const zeros0 = this.ev?.zeroSupply;
     // This step's refresh points, as the key holder derives them from the plans (step-schedule.ts).
     const points = stepRefreshPoints(this.prev, sp);
     this.refresher.step = this.cacheRefresher.step = header.index;
@@ -370,9 +369,9 @@ export class GenerationEvaluator {
     };
     if (this.plaintexts) stats.prefetched = this.plaintexts.stats.prefetched - prefetched0;
     const masks1 = this.refresher.preparedMasks;
-    if (masks1.made > masks0.made) stats.masksAhead = { made: masks1.made - masks0.made, used: masks1.used - masks0.used };
-    const zeros1 = this.ev?.zeroSupply;
-    if (zeros0 && zeros1) stats.zeros = { served: zeros1.served - zeros0.served, missed: zeros1.missed - zeros0.missed };
+    if (masks1.made + masks1.supplied > masks0.made + masks0.supplied) {
+      stats.masksAhead = { made: masks1.made - masks0.made, supplied: masks1.supplied - masks0.supplied, used: masks1.used - masks0.used };
+    }
     if ('parallel' in exec) stats.parallel = exec.parallel as ParallelStats;
     const workerCaches = this.pool?.plaintexts.filter((p) => p !== undefined);
     if (shape.kind === 'decode' && workerCaches && workerCaches.length > 0) {

@@ -126,12 +126,6 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
     );
   }
   lines.push(...formatPrefetched(r.steps.map((s) => s.evaluator)), ...formatMasksAhead(r.steps.map((s) => s.evaluator)));
-  const zeros = r.steps.map((s) => s.evaluator.zeros).filter((z) => z !== undefined);
-  if (zeros.length > 0) {
-    const served = zeros.reduce((n, z) => n + z.served, 0);
-    const all = served + zeros.reduce((n, z) => n + z.missed, 0);
-    lines.push(`re-randomizing encryptions of zero: ${served} of ${all} made ahead by the zero-supply thread, the rest inline`);
-  }
   const kinds = Object.entries(g.ops).sort((a, b) => b[1].count - a[1].count);
   const total = kinds.reduce((s, [, v]) => s + v.count, 0);
   lines.push(`ops: ${total} (${kinds.map(([k, v]) => `${k} ${v.count} in ${sec(v.ms)}`).join(', ')})`);

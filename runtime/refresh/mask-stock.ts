@@ -5,9 +5,11 @@
 // encryption of the mask r at the ciphertext's level) and the unmask (round(rho r), negated, as a
 // plaintext at the target level). The round itself then only adds: ct + Enc(r) before it is sent, the
 // reply + (-round(rho r)) after. Same masks, same distribution, same re-randomization as masking inline
-// (refresher.ts); a mask is used once, and a refresh with none ready is masked inline.
+// (refresher.ts); a mask is used once, and a refresh with none ready is masked inline. With a mask
+// supply (an evaluator's helper thread, runtime/seal/mask-supply.ts) the stock asks it for the masks of
+// the rounds to come instead of making them, and keeps what has arrived.
 
-import type { CkksEvaluator, CkksHandle } from '../backend.js';
+import type { CkksEvaluator, CkksHandle, MaskRequest, MaskSupplier } from '../backend.js';
 import { IntegerMask } from './integer-mask.js';
 import { planMask, scaleRatio, type MaskPlan, type MaskPolicy } from './mask.js';
 
@@ -22,7 +24,8 @@ export interface RefreshShape {
 }
 
 export interface PreparedMask {
-  mask: IntegerMask;
+  /** r, when this thread sampled it (a supplied mask's r stays on the thread that made it). */
+  mask?: IntegerMask;
   plan: MaskPlan;
   /** Enc(r) at the shape's level and scale (re-randomizing: a fresh encryption). */
   masked: CkksHandle;
@@ -40,16 +43,25 @@ function shapeKey(s: { level: number; scale: number; bound: number; toLevel: num
 
 export class MaskStock {
   private readonly ready = new Map<string, PreparedMask[]>();
-  readonly stats = { made: 0, used: 0 };
+  /** Masks asked of the supply and not arrived yet, per shape; the plan of each shape asked for. */
+  private readonly coming = new Map<string, number>();
+  private readonly plans = new Map<string, MaskPlan>();
+  /** Masks made on this thread, supplied by a helper thread, and used by refreshes. */
+  readonly stats = { made: 0, supplied: 0, used: 0 };
 
   /** Whether this evaluator can make masks ahead (the simulator masks inline). */
   static supports(ev: CkksEvaluator): boolean {
     return ev.encryptIntegerPolynomials !== undefined && ev.integerPlaintexts !== undefined;
   }
 
-  /** Makes one mask per shape (up to the per-shape cap); returns how many it made. */
+  /**
+   * Makes one mask per shape (up to the per-shape cap), or asks the evaluator's mask supply for those
+   * neither ready nor coming; returns how many it made or asked for.
+   */
   prepare(ev: CkksEvaluator, shapes: readonly RefreshShape[], policy: MaskPolicy): number {
     if (!MaskStock.supports(ev) || shapes.length === 0) return 0;
+    const supply = MaskStock.supplyOf(ev, policy);
+    if (supply) return this.request(ev, supply, shapes, policy);
     const want = new Map<string, number>();
     const todo: { key: string; shape: RefreshShape; plan: MaskPlan; mask: IntegerMask }[] = [];
     for (const shape of shapes) {
@@ -76,6 +88,52 @@ export class MaskStock {
     });
     this.stats.made += todo.length;
     return todo.length;
+  }
+
+  /** The evaluator's mask supply, unless it has stopped or the policy draws r from its own source (tests). */
+  private static supplyOf(ev: CkksEvaluator, policy: MaskPolicy): MaskSupplier | undefined {
+    return ev.maskSupply && !ev.maskSupply.failed && policy.random === undefined ? ev.maskSupply : undefined;
+  }
+
+  private request(ev: CkksEvaluator, supply: MaskSupplier, shapes: readonly RefreshShape[], policy: MaskPolicy): number {
+    this.collect(ev);
+    const want = new Map<string, { count: number; shape: RefreshShape }>();
+    for (const shape of shapes) {
+      const key = shapeKey(shape, policy);
+      const w = want.get(key);
+      if (w) w.count++;
+      else want.set(key, { count: 1, shape });
+    }
+    const asks: MaskRequest[] = [];
+    for (const [key, { count, shape }] of want) {
+      const have = (this.ready.get(key)?.length ?? 0) + (this.coming.get(key) ?? 0);
+      if (have >= count) continue;
+      let plan = this.plans.get(key);
+      if (!plan) this.plans.set(key, (plan = planMask(ev.params, shape.level, shape.scale, shape.bound, policy, shape.point)));
+      const ratio = scaleRatio(shape.toScale, shape.scale);
+      for (let i = have; i < Math.min(count, MAX_PER_SHAPE); i++) asks.push({ key, level: shape.level, scale: shape.scale, width: plan.width, toLevel: shape.toLevel, toScale: shape.toScale, ratio });
+      this.coming.set(key, (this.coming.get(key) ?? 0) + Math.max(0, Math.min(count, MAX_PER_SHAPE) - have));
+    }
+    supply.request(asks);
+    return asks.length;
+  }
+
+  /** Keeps the supplied masks that have arrived (none is waited for). */
+  collect(ev: CkksEvaluator): void {
+    if (!ev.maskSupply) return;
+    for (const m of ev.maskSupply.collect()) {
+      this.coming.set(m.key, Math.max(0, (this.coming.get(m.key) ?? 0) - 1));
+      const plan = this.plans.get(m.key);
+      const list = this.ready.get(m.key) ?? [];
+      if (!plan || list.length >= MAX_PER_SHAPE) {
+        ev.free(m.masked);
+        ev.free(m.unmask);
+        continue;
+      }
+      this.ready.set(m.key, list);
+      list.push({ plan, masked: m.masked, unmask: m.unmask });
+      this.stats.supplied++;
+    }
   }
 
   /** A mask made for this shape and policy, taken (the caller frees its handles), or undefined. */

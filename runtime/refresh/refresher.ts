@@ -78,7 +78,8 @@ export async function exactRefreshRoundTripAsync(
 
 /** What the evaluator keeps of a masked item until the reply: the mask, and the levels and scales to check and unmask with. */
 export interface PendingRefresh {
-  mask: IntegerMask;
+  /** r (absent for a mask made on a helper thread, which then came with its unmask). */
+  mask?: IntegerMask;
   /** Level and scale the fresh ciphertext must have. */
   level: number;
   scale: number;
@@ -107,6 +108,7 @@ export function maskForRefresh(
   const plans: MaskPlan[] = [];
   const masked: CkksHandle[] = [];
   let added: CkksHandle[] = [];
+  stock?.collect(ev);
   try {
     for (const it of items) {
       const level = ev.levelOf(it.ct);
@@ -114,12 +116,12 @@ export function maskForRefresh(
       const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale }, policy);
       readyMasked.push(ready?.masked);
       const plan = ready?.plan ?? planMask(params, level, scale, it.bound, policy, it.point);
-      pending.push({ mask: ready?.mask ?? IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: scale, unmask: ready?.unmask });
+      pending.push({ mask: ready ? ready.mask : IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: scale, unmask: ready?.unmask });
       plans.push(plan);
       policy.observe?.(it.point, level, it.bound, plan);
       onMask?.(it, level, plan);
     }
-    const inline = items.flatMap((it, i) => (readyMasked[i] ? [] : [{ ct: it.ct, poly: pending[i]!.mask, rerandomize: true }]));
+    const inline = items.flatMap((it, i) => (readyMasked[i] ? [] : [{ ct: it.ct, poly: pending[i]!.mask!, rerandomize: true }]));
     if (inline.length > 0) added = ev.addIntegerPolynomials(inline);
     let k = 0;
     items.forEach((it, i) => masked.push(readyMasked[i] ? ev.add(it.ct, readyMasked[i]!) : added[k++]!));
@@ -158,7 +160,11 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
       if (ev.levelOf(ct) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(ct)}, requested ${it.level}`);
       if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
     });
-    const inline = items.flatMap((it, i) => (it.unmask ? [] : [{ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) }]));
+    const inline = items.flatMap((it, i) => {
+      if (it.unmask) return [];
+      if (!it.mask) throw new Error(`internal: refresh ${i} has neither its mask nor its unmask`);
+      return [{ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) }];
+    });
     const added = inline.length > 0 ? ev.addIntegerPolynomials(inline) : [];
     let k = 0;
     const out: CkksHandle[] = [];
@@ -269,8 +275,8 @@ export class MaskedRefresher implements CkksRefresher {
     return this.stock.prepare(this.ev, shapes, this.policy);
   }
 
-  /** Masks made ahead, and how many refreshes used one. */
-  get preparedMasks(): { made: number; used: number } {
+  /** Masks made ahead (on this thread, by a mask supply), and how many refreshes used one. */
+  get preparedMasks(): { made: number; supplied: number; used: number } {
     return { ...this.stock.stats };
   }
 

@@ -3,7 +3,7 @@
 
 import type { Ciphertext, Encryptor, GaloisKeys, MainModule, Plaintext, RelinKeys } from 'node-seal';
 import { FhecError } from '../../ir/errors.js';
-import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPlaintextItem, IntegerPolynomial, IntegerPolynomialItem, KeyRequest, RefreshThreadStats, WhileWaiting } from '../backend.js';
+import type { BackendName, CkksBackend, CkksClient, CkksEvaluator, CkksHandle, EvaluationKeys, CkksEvaluatorOptions, ExactRefreshItem, IntegerPlaintextItem, IntegerPolynomial, IntegerPolynomialItem, KeyRequest, MaskSupplier, RefreshThreadStats, SuppliedMask, WhileWaiting } from '../backend.js';
 import { checkSecurity, parametersId, slotsOf, topLevel, type CkksParameters } from '../../ir/ckks/params.js';
 import { normalizeStep, decomposeRotation } from '../../ir/ckks/rotation-keys.js';
 import { checkKeysMatch, unwrapCiphertext, wrapCiphertext } from '../ckks/wire.js';
@@ -11,7 +11,7 @@ import { checkRequestedMask, modulusBitsAt, scaleRatio } from '../refresh/mask.j
 import { loadSeal, makeSealContext, sealCall, sealShape, type SealContextInfo } from './module.js';
 import { liftResidues } from '../refresh/rns.js';
 import type { RefreshThread } from './refresh-thread.js';
-import type { ZeroSupply } from './zero-supply.js';
+import type { MadeMask, MaskSupply } from './mask-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
 import { nttPlaintext, sealNttByLevel } from './ntt.js';
 import { ReplyZeros } from './reply-zeros.js';
@@ -300,8 +300,9 @@ class SealEvaluator implements CkksEvaluator {
   private readonly shape: SealShape;
   /** Encrypts zeros with the public key at the level asked (re-randomization; SEAL refuses the all-zero "transparent" result of x * 0). */
   private readonly zeroEncryptor: LevelZeroEncryptor;
-  /** Re-randomizing zeros made ahead on a helper thread (zero-supply.ts), when asked for. */
-  private zeros?: ZeroSupply;
+  /** Refresh masks made ahead on a helper thread (mask-supply.ts), when asked for. */
+  maskSupply?: MaskSupplier;
+  private masks?: MaskSupply;
   /** Encryptions of zero made ahead by prepareZeros, per level, each used once. */
   private readonly preparedZeros = new Map<number, Ciphertext[]>();
   private readonly preparedStats = { made: 0, used: 0 };
@@ -379,8 +380,8 @@ class SealEvaluator implements CkksEvaluator {
 
   /**
    * A fresh public-key encryption at this level of `message` (an integer polynomial), or of zero: a zero
-   * made ahead (prepareZeros, the zero supply) with the message added as a plaintext, else one
-   * encryption of the message now (zero-encryptor.ts).
+   * made ahead (prepareZeros) with the message added as a plaintext, else one encryption of the message
+   * now (zero-encryptor.ts).
    */
   private freshEncryption(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
     if (message && message.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${message.n} coefficients, the ring has ${this.params.ringDegree}`);
@@ -389,13 +390,9 @@ class SealEvaluator implements CkksEvaluator {
     else {
       z = new this.seal.Ciphertext();
       try {
-        const supplied = this.zeros?.take(level);
-        if (supplied) sealCall(this.seal, 're-randomize', () => z!.loadFromArray(this.info.context, supplied));
-        else {
-          this.zeroEncryptor.encryptZero(level, z, message?.residues(this.params.primes.slice(0, level + 1)));
-          z.setScale(scale);
-          return z;
-        }
+        this.zeroEncryptor.encryptZero(level, z, message?.residues(this.params.primes.slice(0, level + 1)));
+        z.setScale(scale);
+        return z;
       } catch (e) {
         z.delete();
         throw e;
@@ -601,16 +598,34 @@ class SealEvaluator implements CkksEvaluator {
     return { ...this.preparedStats };
   }
 
-  useZeroSupply(zeros: ZeroSupply): void {
-    this.zeros = zeros;
-  }
-
-  get zeroSupply(): { served: number; missed: number } | undefined {
-    return this.zeros ? { ...this.zeros.stats } : undefined;
+  /** Takes refresh masks from `supply`: what arrives is loaded into this thread's SEAL (a load each, no transform). */
+  useMaskSupply(supply: MaskSupply): void {
+    this.masks = supply;
+    const load = (m: MadeMask): SuppliedMask => {
+      const ct = new this.seal.Ciphertext();
+      try {
+        sealCall(this.seal, 'refresh mask load', () => ct.loadFromArray(this.info.context, m.masked));
+      } catch (e) {
+        ct.delete();
+        throw e;
+      }
+      checkLevel(this.params, m.toLevel);
+      return { key: m.key, masked: new SealCiphertext(ct), unmask: new SealPlaintext(nttPlaintext(this.seal, this.info, this.shape, m.toLevel, m.toScale, m.unmask)) };
+    };
+    this.maskSupply = {
+      request: (items) => supply.request(items),
+      collect: () => supply.collect().map(load),
+      get failed() {
+        return supply.failed;
+      },
+      get stats() {
+        return { ...supply.stats };
+      },
+    };
   }
 
   dispose(): void {
-    this.zeros?.close();
+    this.masks?.close();
     for (const list of this.preparedZeros.values()) for (const z of list) z.delete();
     this.preparedZeros.clear();
     this.relinKeys?.delete();
@@ -636,10 +651,10 @@ export const sealBackend: CkksBackend = {
   },
   async createEvaluator(params: CkksParameters, keys: EvaluationKeys, options: CkksEvaluatorOptions = {}): Promise<CkksEvaluator> {
     const ev = new SealEvaluator(await loadSeal(), params, keys);
-    if (options.zeroSupply) {
+    if (options.maskSupply) {
       // Loaded on demand: Node's worker_threads, which a browser bundle of the client never reaches.
-      const { ZeroSupply } = await import('./zero-supply.js');
-      ev.useZeroSupply(await ZeroSupply.start(params, keys.publicKey));
+      const { MaskSupply } = await import('./mask-supply.js');
+      ev.useMaskSupply(await MaskSupply.start(params, keys.publicKey));
     }
     return ev;
   },
