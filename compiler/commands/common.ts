@@ -69,7 +69,7 @@ export function maskFromFlags(minHidingBits: number | undefined): { mask?: { min
  * prime): the refresh rounds and one token's serial chains leave each worker idle much of a step, for a
  * second copy of the keys and plaintexts (README, Benchmarks).
  */
-export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are 0.89-1.22x as fast per decode token of model A (bench runs), for a second copy of the keys)';
+export const WORKERS_HELP = 'evaluation worker threads, each with its own SEAL instance and keys (seal backend; sim runs on one thread; default 1: 2 workers are 0.87-1.22x as fast per decode token of model A as one (bench runs; one worker also has the mask thread), for a second copy of the keys)';
 
 export function workersOption(): (v: string) => number {
   return intOption('--workers', 1);

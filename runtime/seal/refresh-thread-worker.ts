@@ -18,7 +18,8 @@ let out: MessagePort | undefined;
 let flag: Int32Array | undefined;
 
 function answer(reply: RefreshThreadReply): void {
-  out!.postMessage(reply);
+  // The fresh ciphertexts' buffers move to the caller (nothing here uses them again): no copy.
+  out!.postMessage(reply, reply.kind === 'done' ? [...new Set(reply.fresh.map((f) => f.buffer as ArrayBuffer))] : []);
   Atomics.store(flag!, 0, 1);
   Atomics.notify(flag!, 0);
 }
