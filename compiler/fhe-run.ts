@@ -92,12 +92,12 @@ export interface FheSession {
   dispose(): Promise<void>;
 }
 
-export async function openFheSession(backend: CkksBackend, params: CkksParameters, keys: KeyRequest, workers = 1): Promise<FheSession> {
+export async function openFheSession(backend: CkksBackend, params: CkksParameters, keys: KeyRequest, workers = 1, options: { maskThread?: boolean } = {}): Promise<FheSession> {
   const t0 = performance.now();
   const client = await backend.createClient(params, keys);
   // Only the serialized evaluation keys cross over: the evaluator (and each worker) never sees the secret key.
   const evaluationKeys = client.evaluationKeys();
-  const evaluator = await backend.createEvaluator(params, evaluationKeys);
+  const evaluator = await backend.createEvaluator(params, evaluationKeys, { maskSupply: workers <= 1 && options.maskThread === true });
   const pool = workers > 1 && !backend.simulated ? await WorkerPool.create(workers, params, evaluationKeys) : undefined;
   return {
     backend,
@@ -141,6 +141,8 @@ export interface FheRunOptions {
   mask?: Partial<MaskPolicy>;
   /** Evaluation worker threads on seal (runtime/parallel/; default 1). */
   workers?: number;
+  /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
+  maskThread?: boolean;
 }
 
 export interface FheRunResult {
@@ -178,7 +180,7 @@ export async function runFhe(
   if (opts.session && (opts.session.backend.name !== opts.backend.name || !sessionFits(opts.session, params, need))) {
     throw new FhecError('the session was made for another backend or other parameters, or lacks keys this plan needs');
   }
-  const session = opts.session ?? (await openFheSession(opts.backend, params, need, opts.workers));
+  const session = opts.session ?? (await openFheSession(opts.backend, params, need, opts.workers, { maskThread: opts.maskThread }));
   try {
     const { client, evaluator } = session;
     const slots = slotsOf(params);

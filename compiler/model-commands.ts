@@ -20,6 +20,7 @@ import { RING_DEGREES } from '../ir/ckks/security.js';
 import { formatCandidates } from '../passes/fhe/parameters/parameter-search.js';
 import { formatPassRuns } from '../passes/pass-manager.js';
 import { writeFileAtomic } from '../runtime/plan/files.js';
+import { formatMasksAhead } from '../runtime/generate/summary-lines.js';
 import { loadModelPlan, MODEL_PLAN_KIND, ModelSession } from '../runtime/model-session.js';
 import { compileModel, writeModelPlan } from './model-plan.js';
 import { SOFTMAX_METHODS, type SoftmaxMethod } from '../passes/fhe/lower-canonical/softmax-plan.js';
@@ -172,6 +173,7 @@ export interface ModelRunFlags {
   audit?: RefreshAudit;
   mask?: Partial<MaskPolicy>;
   workers?: number;
+  maskThread?: boolean;
 }
 
 export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, flags: ModelRunFlags = {}): Promise<ModelRunOutput> {
@@ -182,6 +184,7 @@ export async function runModelCommand(planFile: string, inputs: Record<string, T
   const lines = [
     r.run.label,
     `${ops} ops in ${(r.run.execution.totalMs / 1000).toFixed(2)} s` + (r.run.refresh ? `, refreshes ${JSON.stringify(r.run.refresh)}` : ''),
+    ...formatMasksAhead(r.run.masks ? [{ masksAhead: r.run.masks }] : []),
     ...r.warnings.map((w) => `range warning: ${w.message}`),
     ...[weightStreamSummary()].filter((l) => l !== undefined),
   ];

@@ -83,6 +83,8 @@ export interface SessionOptions {
   mask?: Partial<MaskPolicy>;
   /** Evaluation worker threads on seal (runtime/parallel/; default 1). */
   workers?: number;
+  /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
+  maskThread?: boolean;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -247,7 +249,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask, workers: this.options.workers });
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask, workers: this.options.workers, maskThread: this.options.maskThread });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

@@ -44,6 +44,24 @@ describe('fhec compile --calibration / fhec run', () => {
     let m = 0;
     for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i]! - ref.data[i]!));
     expect(m).toBeLessThan(0.25);
+    // The same plan really encrypted: `fhec run` on seal makes every refresh's mask on the mask thread
+    // (the default with 2+ cores), and its logits are the simulator's within both runs' noise.
+    const outSeal = path.join(dir, 'out-seal.json');
+    const rs = await fhec('run', plan, '--backend', 'seal', '--inputs', inputs, '--out', outSeal);
+    expect(rs.status, rs.stderr).toBe(0);
+    expect(rs.stdout).not.toMatch(/SIMULATION/);
+    const refreshed = Number(/"ciphertexts":(\d+)/.exec(rs.stdout)?.[1]);
+    expect(refreshed).toBeGreaterThan(0);
+    const masks = /refresh masks made ahead: (\d+) by the mask thread, 0 while waiting on the key holder; used (\d+)/.exec(rs.stdout);
+    if (os.availableParallelism() >= 2) {
+      expect(masks, rs.stdout).not.toBeNull();
+      expect(Number(masks![1])).toBe(refreshed);
+      expect(Number(masks![2])).toBeGreaterThan(refreshed / 2);
+    } else expect(masks).toBeNull();
+    const sealLogits: number[] = JSON.parse(fs.readFileSync(outSeal, 'utf8')).outputs.logits.data;
+    let ms = 0;
+    for (let i = 0; i < got.length; i++) ms = Math.max(ms, Math.abs(sealLogits[i]! - ref.data[i]!));
+    expect(ms).toBeLessThan(0.25);
     // Teacher-forced agreement on held-out text through `fhec accuracy` (sim here; the README's seal
     // figure comes from the same command with --backend seal).
     const json = path.join(dir, 'acc.json');

@@ -3,7 +3,7 @@
 // and fewer rotations (key switches) than one per distinct shift, on the simulator with SEAL's key rules.
 import { describe, expect, it } from 'vitest';
 import { makeParameters, topLevel } from '../ir/ckks/params.js';
-import { applySlotMap, planSlotMap, slotMapRotations } from '../runtime/ckks/slot-map.js';
+import { applySlotMap, applySlotMapToEach, planSlotMap, slotMapRotations } from '../runtime/ckks/slot-map.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
@@ -52,6 +52,28 @@ describe('slot maps, baby-step giant-step', () => {
       expect(slotMapRotations(map, slots)).toBeLessThanOrEqual(shifts.size);
     });
   }
+
+  it('moves several ciphertexts alike with each mask encoded once for all of them (a carry of every layer)', async () => {
+    const map = blockMap(16, 64, 200, 7);
+    const backend = makeSimBackend(11);
+    const client = await backend.createClient(params, { galoisSteps: powersOfTwo, relin: true });
+    const ev = await backend.createEvaluator(params, client.evaluationKeys());
+    const top = topLevel(params);
+    const inputs = [0, 1, 2].map((k) => Float64Array.from({ length: slots }, (_, i) => Math.cos(0.02 * i + k) * (k + 1)));
+    let encodes = 0;
+    const encode = ev.encode.bind(ev);
+    ev.encode = (values, level, scale) => (encodes++, encode(values, level, scale));
+    const outs = applySlotMapToEach(ev, inputs.map((xs) => ev.loadCiphertext(client.encrypt(xs, top, params.scale))), map);
+    const masks = [...planSlotMap(map, slots, (step) => ev.keyStepsFor!(step).length).terms.values()].reduce((n, m) => n + m.size, 0);
+    expect(encodes).toBe(masks);
+    outs.forEach((out, k) => {
+      expect(ev.levelOf(out)).toBe(top - 1);
+      const got = client.decrypt(ev.saveCiphertext(out));
+      let worst = 0;
+      map.forEach((s, u) => (worst = Math.max(worst, Math.abs(got[u]! - (s < 0 ? 0 : inputs[k]![s]!)))));
+      expect(worst, `ciphertext ${k}`).toBeLessThan(1e-5);
+    });
+  });
 
   it('leaves the identity alone and costs nothing for it', () => {
     expect(slotMapRotations(Int32Array.from({ length: slots }, (_, i) => i), slots)).toBe(0);

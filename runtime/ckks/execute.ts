@@ -102,6 +102,8 @@ export interface RunResult {
   execution: ExecuteResult;
   /** Traffic with the key holder, when the program refreshes. */
   refresh?: RefreshTraffic;
+  /** Refresh masks made ahead (by the mask thread, or while waiting on the key holder) and how many refreshes used one. */
+  masks?: { made: number; supplied: number; used: number };
   /** The backend's label; for the simulator it says that this is a simulation. */
   label: string;
 }
@@ -116,6 +118,8 @@ export interface RunOptions {
   audit?: RefreshAudit;
   /** Evaluation worker threads on seal (runtime/parallel/; default 1: this thread). */
   workers?: number;
+  /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
+  maskThread?: boolean;
 }
 
 /** Each refreshed value's bound: the plan's, or the one bound the caller declared; none is an error. */
@@ -166,7 +170,7 @@ export async function runProgram(
 ): Promise<RunResult> {
   const client = await backend.createClient(params, keyRequestFor(program));
   const keys = client.evaluationKeys();
-  const evaluator = await backend.createEvaluator(params, keys);
+  const evaluator = await backend.createEvaluator(params, keys, { maskSupply: (options.workers ?? 1) <= 1 && options.maskThread === true });
   // Loaded on demand: the pool's module imports this one.
   const pool = (options.workers ?? 1) > 1 && !backend.simulated ? await (await import('../parallel/pool.js')).WorkerPool.create(options.workers!, params, keys) : undefined;
   try {
@@ -177,7 +181,11 @@ export async function runProgram(
       : executeProgram(program, evaluator, encrypted, { refresher: refreshing.refresher, trace: options.trace });
     refreshing.finish();
     const res: RunResult = { outputs: decryptOutputs(program, client, execution.outputs), execution, label: backend.label };
-    if (refreshing.refresher) res.refresh = refreshing.refresher.traffic;
+    if (refreshing.refresher) {
+      res.refresh = refreshing.refresher.traffic;
+      const m = refreshing.refresher.preparedMasks;
+      if (m.made + m.supplied > 0) res.masks = m;
+    }
     return res;
   } finally {
     await pool?.dispose();

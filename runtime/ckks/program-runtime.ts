@@ -264,7 +264,7 @@ export class ProgramRuntime implements PlanRuntime {
   private advance(): Ct | undefined {
     const at = this.cursor++;
     // A helper thread making masks starts on the first rounds' at once.
-    if (at === 0 && this.ev.maskSupply && this.options.refresher?.prepare && MaskStock.supports(this.ev)) {
+    if (at === 0 && this.supplying() && this.options.refresher?.prepare && MaskStock.supports(this.ev)) {
       const first = this.masksAhead(0);
       if (first) this.options.refresher.prepare(first);
     }
@@ -293,23 +293,32 @@ export class ProgramRuntime implements PlanRuntime {
     this.round = [];
     const indices = positions.map((at) => this.order[at]!);
     const start = performance.now();
-    // While the key holder answers, the evaluator can make the next round's masks (or at least the zeros
-    // they need), then the idle work it was given (encodes ahead) until the answer is in.
+    // While the key holder answers, the evaluator asks its mask supply (a helper thread) for the masks of
+    // the rounds ahead and keeps those arrived, or makes the next round's masks itself (or at least the
+    // zeros they need); then the idle work it was given (encodes ahead) until the answer is in. A key
+    // holder that answers at once leaves no wait: the supply is then asked after the round.
     const at = ++this.roundsDone;
     const ev = this.ev;
     const refresher = this.options.refresher;
-    const masks = refresher?.prepare && MaskStock.supports(ev) ? this.masksAhead(at) : undefined;
-    const zeros = !masks && ev.prepareZeros ? this.roundLevels[at] : undefined;
+    const canMask = refresher?.prepare !== undefined && MaskStock.supports(ev);
+    const supplied = canMask && this.supplying();
+    const ahead = supplied ? this.masksAhead(at) : undefined;
+    let asked = false;
+    const masks = canMask && !supplied ? this.roundAhead[at] : undefined;
+    const zeros = !supplied && !masks && ev.prepareZeros ? this.roundLevels[at] : undefined;
     const idle = this.options.idle?.pending() ? this.options.idle : undefined;
     const whileWaiting: WhileWaiting | undefined =
-      masks || zeros || idle
+      ahead || masks || zeros || idle
         ? (answered) => {
-            if (masks) refresher!.prepare!(masks);
+            if (ahead) refresher!.prepare!(ahead);
+            else if (masks) refresher!.prepare!(masks);
             else if (zeros) ev.prepareZeros!(zeros);
+            asked = true;
             idle?.fill(answered);
           }
         : undefined;
     const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting);
+    if (ahead && !asked) refresher!.prepare!(ahead);
     const ms = (performance.now() - start) / positions.length;
     positions.forEach((at, k) => {
       this.count(indices[k]!, 'refresh', ms);
@@ -317,13 +326,13 @@ export class ProgramRuntime implements PlanRuntime {
     });
   }
 
-  /**
-   * The refreshes whose masks to prepare while round `at - 1` is answered: round `at`'s, made on this
-   * thread; with a mask supply (a helper thread), asked for SUPPLY_AHEAD rounds ahead so that they are
-   * made while this thread computes.
-   */
+  /** Whether refresh masks come from the evaluator's mask supply (a helper thread that has not stopped). */
+  private supplying(): boolean {
+    return this.ev.maskSupply !== undefined && !this.ev.maskSupply.failed;
+  }
+
+  /** The refreshes of rounds `at` to `at + SUPPLY_AHEAD - 1`, whose masks a mask supply is asked for (made while this thread computes). */
   private masksAhead(at: number): RefreshAhead[] | undefined {
-    if (!this.ev.maskSupply) return this.roundAhead[at];
     const out = this.roundAhead.slice(at, at + SUPPLY_AHEAD).flatMap((r) => r ?? []);
     return out.length > 0 ? out : undefined;
   }

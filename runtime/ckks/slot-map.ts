@@ -95,11 +95,36 @@ export function slotMapRotations(map: Int32Array, slots: number): number {
  * rescaled once. Consumes one level.
  */
 export function applySlotMap(ev: CkksEvaluator, ct: CkksHandle, map: Int32Array): CkksHandle {
-  const level = ev.levelOf(ct);
+  return applySlotMapToEach(ev, [ct], map)[0]!;
+}
+
+/**
+ * applySlotMap on several ciphertexts of one level with the same map (a cache carry moves every layer's
+ * keys and values alike): the plan is made and each mask encoded once for all of them.
+ */
+export function applySlotMapToEach(ev: CkksEvaluator, cts: readonly CkksHandle[], map: Int32Array): CkksHandle[] {
+  if (cts.length === 0) return [];
+  const level = ev.levelOf(cts[0]!);
   if (level < 1) throw new FhecError('moving cache slots needs a level to spend, and the cache is at level 0');
+  if (cts.some((c) => ev.levelOf(c) !== level)) throw new FhecError('internal: slot-map ciphertexts at different levels');
   const slots = slotsOf(ev.params);
   const plan = planSlotMap(map, slots, ev.keyStepsFor ? (step) => ev.keyStepsFor!(step).length : undefined);
   const prime = Number(ev.params.primes[level]!);
+  const masks = new Map<Float64Array, CkksHandle>();
+  const out: CkksHandle[] = [];
+  try {
+    for (const byBaby of plan.terms.values()) for (const mask of byBaby.values()) masks.set(mask, ev.encode(mask, level, prime));
+    for (const ct of cts) out.push(moveOne(ev, ct, plan, masks));
+  } catch (e) {
+    for (const h of out) ev.free(h);
+    throw e;
+  } finally {
+    for (const pt of masks.values()) ev.free(pt);
+  }
+  return out;
+}
+
+function moveOne(ev: CkksEvaluator, ct: CkksHandle, plan: SlotMapPlan, masks: ReadonlyMap<Float64Array, CkksHandle>): CkksHandle {
   const rotated = new Map<number, CkksHandle>();
   for (const b of plan.babies) rotated.set(b, b === 0 ? ct : ev.rotate(ct, b));
   const accumulate = (sum: CkksHandle | undefined, term: CkksHandle): CkksHandle => {
@@ -113,12 +138,7 @@ export function applySlotMap(ev: CkksEvaluator, ct: CkksHandle, map: Int32Array)
   try {
     for (const [g, byBaby] of plan.terms) {
       let inner: CkksHandle | undefined;
-      for (const [b, mask] of byBaby) {
-        const pt = ev.encode(mask, level, prime);
-        const selected = ev.mulPlain(rotated.get(b)!, pt);
-        ev.free(pt);
-        inner = accumulate(inner, selected);
-      }
+      for (const [b, mask] of byBaby) inner = accumulate(inner, ev.mulPlain(rotated.get(b)!, masks.get(mask)!));
       if (g !== 0) {
         const moved = ev.rotate(inner!, g);
         ev.free(inner!);

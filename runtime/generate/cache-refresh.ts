@@ -20,7 +20,7 @@ import type { SlotLayout } from '../../ir/fhe/types.js';
 import type { CkksClient, CkksEvaluator, CkksHandle, WhileWaiting } from '../backend.js';
 import type { IdleWork } from '../ckks/idle-work.js';
 import { slotsOf } from '../../ir/ckks/params.js';
-import { applySlotMap, isIdentityMap } from '../ckks/slot-map.js';
+import { applySlotMapToEach, isIdentityMap } from '../ckks/slot-map.js';
 import { DEFAULT_MASK_POLICY, type MaskPolicy } from '../refresh/mask.js';
 import { auditMasks, exactRefreshRoundTrip, inMessages, inMessagesAsync, type SizedRefreshItem } from '../refresh/refresher.js';
 import type { WorkerPool } from '../parallel/pool.js';
@@ -150,11 +150,28 @@ export class CacheRefresher {
   /** Each item in its destination layout (the evaluator moves the slots itself, before masking). */
   private move(items: CacheRefreshItem[]): (SizedRefreshItem & { owned: boolean })[] {
     const slots = slotsOf(this.ev.params);
-    return items.map((it) => {
-      const map = relayoutMap(it.from, it.to, slots, it.piece);
-      const ct = isIdentityMap(map) ? it.ct : applySlotMap(this.ev, it.ct, map);
-      return { ct, owned: ct !== it.ct, scale: it.scale, level: it.level, bound: it.bound, point: it.name };
+    // Items that move alike (same layouts and piece, same level: every layer's keys and values) share
+    // one slot-map plan and its encoded masks.
+    const groups = new Map<string, number[]>();
+    items.forEach((it, i) => {
+      const key = JSON.stringify([it.from, it.to, it.piece ?? null, this.ev.levelOf(it.ct)]);
+      const g = groups.get(key);
+      if (g) g.push(i);
+      else groups.set(key, [i]);
     });
+    const moved = new Array<CkksHandle>(items.length);
+    try {
+      for (const idx of groups.values()) {
+        const first = items[idx[0]!]!;
+        const map = relayoutMap(first.from, first.to, slots, first.piece);
+        const out = isIdentityMap(map) ? idx.map((i) => items[i]!.ct) : applySlotMapToEach(this.ev, idx.map((i) => items[i]!.ct), map);
+        idx.forEach((i, k) => (moved[i] = out[k]!));
+      }
+    } catch (e) {
+      moved.forEach((h, i) => h !== undefined && h !== items[i]!.ct && this.ev.free(h));
+      throw e;
+    }
+    return items.map((it, i) => ({ ct: moved[i]!, owned: moved[i] !== it.ct, scale: it.scale, level: it.level, bound: it.bound, point: it.name }));
   }
 
   private request(items: Pick<CacheRefreshItem, 'from' | 'to' | 'piece' | 'level'>[], req: RefreshRequestItem[]): { id: number; request: Uint8Array } {
