@@ -193,10 +193,66 @@ describe('client-aided refresh', () => {
       },
       { mask: { valueBound: 1 } },
     );
-    const withIdle = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: withIdleRefresher, idle });
+    // (Ops set aside for the wait would go before the idle work: not here, see the next test.)
+    const withIdle = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher: withIdleRefresher, idle, deferOps: false });
     expect(fills).toEqual(new Array(stages.length).fill(2));
     expect(order).toEqual([...new Array(stages.length - 1).fill('masks first'), 'idle first']);
     expect(rms(client.decrypt(withIdle.outputs.get('y')!), want)).toBeLessThan(1e-6);
+  });
+
+  it('runs the ops a round does not wait on while the key holder works, and only those (same values)', () => {
+    const placed = placeRefreshes(signComposition(5, slots), { levels: top - 1 });
+    const managed = manageScales(placed.program, { chain: fheChain(params), topScale: params.scale, inputLevel: top });
+    const want = xs.map((v) => [0, 1, 2, 3, 4].reduce((y) => 1.5 * y - 0.5 * y ** 3, v));
+    const stages = refreshStages(managed).stages;
+    const stageOf = new Map(stages.flatMap((st, k) => st.ops.map((i) => [i, k] as const)));
+    // What a round waits on: its refreshes' operands, transitively, within its stage.
+    const waitedOn = new Set<number>();
+    const producer = new Map(managed.ops.flatMap((op, i) => (op.result ? [[op.result.name, i] as const] : [])));
+    for (const [k, st] of stages.entries()) {
+      const todo = [...st.refreshes];
+      while (todo.length > 0) {
+        for (const a of managed.ops[todo.pop()!]!.args) {
+          const j = producer.get(a.name);
+          if (j !== undefined && stageOf.get(j) === k && !waitedOn.has(j)) {
+            waitedOn.add(j);
+            todo.push(j);
+          }
+        }
+      }
+    }
+    // A key holder that answers after a few checks; the trace says which ops ran inside each wait.
+    const log: { round: number; index: number }[] = [];
+    let inRound = -1;
+    let rounds = 0;
+    const refresher: MaskedRefresher = new MaskedRefresher(
+      ev,
+      (request, whileWaiting) => {
+        inRound = rounds++;
+        let checks = 0;
+        whileWaiting?.(() => ++checks > 20);
+        inRound = -1;
+        return keyHolder.handle(request);
+      },
+      { mask: { valueBound: 1 } },
+    );
+    const trace = { begin() {}, end() {}, op: (index: number) => void (inRound >= 0 && log.push({ round: inRound, index })) };
+    const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher, trace });
+    expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
+    const ran = log.filter((e) => managed.ops[e.index]!.kind !== 'encode');
+    expect(ran.length).toBeGreaterThan(0);
+    for (const e of ran) {
+      // Only ops of a stage up to the round's own, none its refreshes need, no refresh.
+      expect(managed.ops[e.index]!.kind).not.toBe('refresh');
+      expect(stageOf.get(e.index)!).toBeLessThanOrEqual(e.round);
+      expect(waitedOn.has(e.index)).toBe(false);
+    }
+    // Without it, nothing runs in the waits but the masks of the next round.
+    log.length = 0;
+    rounds = 0;
+    const plain = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher, trace, deferOps: false });
+    expect(log.filter((e) => managed.ops[e.index]!.kind !== 'encode' && managed.ops[e.index]!.kind !== 'refresh')).toEqual([]);
+    expect(rms(client.decrypt(plain.outputs.get('y')!), want)).toBeLessThan(1e-6);
   });
 
   it('masks made ahead are the masks inline: same refreshed values, the key holder sees y = m + r with r from the stock', async () => {

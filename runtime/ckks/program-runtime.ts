@@ -55,6 +55,11 @@ export interface ExecuteOptions {
   idle?: IdleWork;
   /** Shown each value an op produces before it can be freed (runtime/debug/measure.ts decrypts them). */
   observe?(op: FheOp, value: CkksHandle): void;
+  /**
+   * Run the ops a round of refreshes does not wait on while the key holder works on it (default true; SEAL,
+   * executeProgram only: emitted modules call the ops in their order). Same values either way.
+   */
+  deferOps?: boolean;
 }
 
 declare const CT: unique symbol;
@@ -93,11 +98,41 @@ interface Asked {
   text: string;
 }
 
+/** The ops of a stage its round of refreshes depends on (their operands' producers within the stage, transitively). */
+function inputsWithin(program: FheProgram, stage: { ops: number[]; refreshes: number[] }): Set<number> {
+  const inStage = new Map<string, number>();
+  for (const i of stage.ops) {
+    const r = program.ops[i]!.result;
+    if (r) inStage.set(r.name, i);
+  }
+  const out = new Set<number>();
+  const todo = [...stage.refreshes];
+  while (todo.length > 0) {
+    for (const a of program.ops[todo.pop()!]!.args) {
+      const j = inStage.get(a.name);
+      if (j !== undefined && !out.has(j)) {
+        out.add(j);
+        todo.push(j);
+      }
+    }
+  }
+  return out;
+}
+
 export class ProgramRuntime implements PlanRuntime {
   private cursor = 0;
-  /** Op indices in execution order; positions in it are what lastUse and roundEnds hold. */
+  /** Op indices in execution order; positions in it are what roundEnds and deferrable hold. */
   private readonly order: number[];
-  private readonly lastUse = new Map<string, number>();
+  /** Uses of each value not run yet (an op counts once per operand name): the value is freed at 0. */
+  private readonly usesLeft = new Map<string, number>();
+  /**
+   * Positions of ops that may wait for the key holder's next answer: in a stage with a round of refreshes,
+   * the ops that round does not depend on. Run on this thread while the key holder works (or when a
+   * consumer needs them first), they leave the round's critical path (see deferOps).
+   */
+  private readonly deferrable = new Set<number>();
+  /** Ops set aside (deferrable ones, when this runtime drives the program), by result name, in program order. */
+  private readonly deferred = new Map<string, { index: number; op: FheOp }>();
   /** Positions of the last refresh of each round: the round goes to the refresher there. */
   private readonly roundEnds = new Set<number>();
   /** Positions of the refreshes called in the round under way. */
@@ -122,8 +157,13 @@ export class ProgramRuntime implements PlanRuntime {
   private readonly encoder: (op: FheOp) => CkksHandle;
   private readonly t0: number;
   private finished = false;
-  /** Time spent in deferred encodes run inside another op (counted as encodes, not as that op). */
-  private nestedEncodeMs = 0;
+  /** Time spent in deferred encodes and ops run inside another op or a round (counted as themselves, not as that op). */
+  private nestedMs = 0;
+  /**
+   * Whether ops a round does not wait on are set aside until the key holder works (SEAL only: ops are
+   * deterministic, so the order changes no bit; the simulator draws noise in execution order and keeps it).
+   */
+  private readonly deferOps: boolean;
 
   constructor(
     readonly program: FheProgram,
@@ -136,6 +176,12 @@ export class ProgramRuntime implements PlanRuntime {
     // order the plan-module emitter writes the ops in.
     this.order = [];
     for (const stage of refreshStages(program).stages) {
+      const first = this.order.length;
+      const waitedOn = stage.refreshes.length > 0 ? inputsWithin(program, stage) : undefined;
+      stage.ops.forEach((i, k) => {
+        const op = program.ops[i]!;
+        if (waitedOn && !waitedOn.has(i) && op.result && op.kind !== 'encode' && op.kind !== 'input') this.deferrable.add(first + k);
+      });
       this.order.push(...stage.ops, ...stage.refreshes);
       if (stage.refreshes.length > 0) {
         this.roundEnds.add(this.order.length - 1);
@@ -143,9 +189,10 @@ export class ProgramRuntime implements PlanRuntime {
         this.roundAhead.push(refreshesAhead(program, stage.refreshes));
       }
     }
-    this.order.forEach((i, at) => program.ops[i]!.args.forEach((a) => this.lastUse.set(a.name, at)));
+    for (const i of this.order) for (const a of new Set(program.ops[i]!.args.map((x) => x.name))) this.usesLeft.set(a, (this.usesLeft.get(a) ?? 0) + 1);
     this.encoder = constantEncoder(program, ev, options.plaintexts);
     this.deferEncodes = !ev.simulated && !options.observe;
+    this.deferOps = this.deferEncodes && options.refresher !== undefined && options.deferOps !== false;
     options.trace?.begin(program);
     this.t0 = performance.now();
   }
@@ -193,9 +240,9 @@ export class ProgramRuntime implements PlanRuntime {
     this.call('output', [a], { matches: (op) => op.tensor === tensor, text: `output "${tensor}"` });
   }
 
-  /** Runs the program's next op from the program itself (executeProgram). */
+  /** Runs the program's next op from the program itself (executeProgram), setting aside what a round does not wait on. */
   step(): void {
-    this.advance();
+    this.advance(this.deferOps);
   }
 
   get done(): boolean {
@@ -206,6 +253,8 @@ export class ProgramRuntime implements PlanRuntime {
   finish(): ExecuteResult {
     if (!this.done) throw new FhecError(`the run stopped after ${this.cursor} of the program's ${this.program.ops.length} ops`);
     if (!this.finished) {
+      // Every op set aside has a consumer that ran it; any left (none expected) run before the end.
+      for (const name of [...this.deferred.keys()]) this.runDeferred(name);
       this.finished = true;
       this.abort();
       this.options.trace?.end();
@@ -221,7 +270,7 @@ export class ProgramRuntime implements PlanRuntime {
   }
 
   private readonly get = (name: string): CkksHandle => {
-    const h = this.live.get(name) ?? this.encodePending(name);
+    const h = this.live.get(name) ?? this.encodePending(name) ?? this.runDeferred(name);
     if (!h) throw new Error(`internal: %${name} is not live`);
     return h;
   };
@@ -234,10 +283,39 @@ export class ProgramRuntime implements PlanRuntime {
     const start = performance.now();
     const h = withOpContext(p.op, () => runOp(p.op, this.ev, this.inputs, this.get, this.encoder, this.outputs))!;
     const ms = performance.now() - start;
-    this.nestedEncodeMs += ms;
+    this.nestedMs += ms;
     this.count(p.index, 'encode', ms);
     this.live.set(name, h);
     return h;
+  }
+
+  /** Runs an op set aside, now that a consumer needs its result or the thread waits on the key holder. */
+  private runDeferred(name: string): CkksHandle | undefined {
+    const d = this.deferred.get(name);
+    if (!d) return undefined;
+    this.deferred.delete(name);
+    const start = performance.now();
+    this.run(d.index, d.op);
+    this.nestedMs += performance.now() - start;
+    return this.live.get(name);
+  }
+
+  /** Runs ops set aside, oldest first, until the key holder has answered or none is left. */
+  private runDeferredWhile(answered: () => boolean): void {
+    while (this.deferred.size > 0 && !answered()) {
+      const [name] = this.deferred.keys();
+      this.runDeferred(name!);
+    }
+  }
+
+  /** Runs one (non-refresh) op, counts its own time, and frees what died there. */
+  private run(i: number, op: FheOp): void {
+    const start = performance.now();
+    const nested = this.nestedMs;
+    const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
+    // A deferred encode or op its operands needed was counted as itself: not again as this op.
+    this.count(i, op.kind, performance.now() - start - (this.nestedMs - nested));
+    this.retire(op, result);
   }
 
   private free(h: CkksHandle): void {
@@ -260,8 +338,8 @@ export class ProgramRuntime implements PlanRuntime {
     return this.advance();
   }
 
-  /** Runs the op at the cursor (a refresh when its round is complete), then frees what died there. */
-  private advance(): Ct | undefined {
+  /** Runs the op at the cursor (a refresh when its round is complete; with `defer`, sets a deferrable op aside), then frees what died there. */
+  private advance(defer = false): Ct | undefined {
     const at = this.cursor++;
     // A helper thread making masks starts on the first rounds' at once.
     if (at === 0 && this.supplying() && this.options.refresher?.prepare && MaskStock.supports(this.ev)) {
@@ -275,14 +353,11 @@ export class ProgramRuntime implements PlanRuntime {
       if (this.roundEnds.has(at)) this.refreshRound();
     } else if (op.kind === 'encode' && this.deferEncodes) {
       // Run by the first consumer (get); a constant nobody uses is never encoded.
-      if (this.lastUse.has(op.result!.name)) this.pending.set(op.result!.name, { index: i, op });
+      if (this.usesLeft.has(op.result!.name)) this.pending.set(op.result!.name, { index: i, op });
+    } else if (defer && this.deferrable.has(at) && this.usesLeft.has(op.result!.name)) {
+      this.deferred.set(op.result!.name, { index: i, op });
     } else {
-      const start = performance.now();
-      const nested = this.nestedEncodeMs;
-      const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
-      // A deferred encode its operand needed was counted as an encode: not again as this op.
-      this.count(i, op.kind, performance.now() - start - (this.nestedEncodeMs - nested));
-      this.retire(at, op, result);
+      this.run(i, op);
     }
     return op.result?.name as Ct | undefined;
   }
@@ -308,21 +383,24 @@ export class ProgramRuntime implements PlanRuntime {
     const zeros = !supplied && !masks && ev.prepareZeros ? this.roundLevels[at] : undefined;
     const idle = this.options.idle?.pending() ? this.options.idle : undefined;
     const whileWaiting: WhileWaiting | undefined =
-      ahead || masks || zeros || idle
+      ahead || masks || zeros || idle || this.deferred.size > 0
         ? (answered) => {
             if (ahead) refresher!.prepare!(ahead);
             else if (masks) refresher!.prepare!(masks);
             else if (zeros) ev.prepareZeros!(zeros);
             asked = true;
+            // Ops set aside before the idle work: the program needs them, the idle work is optional.
+            this.runDeferredWhile(answered);
             idle?.fill(answered);
           }
         : undefined;
+    const nested = this.nestedMs;
     const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting);
     if (ahead && !asked) refresher!.prepare!(ahead);
-    const ms = (performance.now() - start) / positions.length;
-    positions.forEach((at, k) => {
+    const ms = (performance.now() - start - (this.nestedMs - nested)) / positions.length;
+    positions.forEach((_, k) => {
       this.count(indices[k]!, 'refresh', ms);
-      this.retire(at, this.program.ops[indices[k]!]!, fresh[k]);
+      this.retire(this.program.ops[indices[k]!]!, fresh[k]);
     });
   }
 
@@ -346,19 +424,21 @@ export class ProgramRuntime implements PlanRuntime {
   }
 
   /** Keeps the op's result and frees the operands whose last use it was. */
-  private retire(at: number, op: FheOp, result: CkksHandle | undefined): void {
+  private retire(op: FheOp, result: CkksHandle | undefined): void {
     if (op.result && result) {
       this.options.observe?.(op, result);
       this.live.set(op.result.name, result);
     }
     for (const a of new Set(op.args.map((x) => x.name))) {
-      if (this.lastUse.get(a) === at) {
+      const left = this.usesLeft.get(a)! - 1;
+      this.usesLeft.set(a, left);
+      if (left === 0) {
         this.free(this.get(a));
         this.live.delete(a);
       }
     }
     // A value nobody uses is dropped at once.
-    if (op.result && result && !this.lastUse.has(op.result.name)) {
+    if (op.result && result && !this.usesLeft.has(op.result.name)) {
       this.free(result);
       this.live.delete(op.result.name);
     }
