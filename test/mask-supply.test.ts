@@ -2,8 +2,6 @@
 // with r of the width asked, refreshes that take them give back the same values, every mask is used once
 // (the key holder never sees one c1 twice), and with the thread gone the evaluator masks on its own. Also
 // the zeros an evaluation worker makes while it waits for the key holder (CkksEvaluator.prepareZeros).
-import fs from 'node:fs';
-import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeParameters, parametersId, topLevel } from '../ir/ckks/params.js';
 import type { CkksClient, CkksEvaluator } from '../runtime/backend.js';
@@ -12,7 +10,6 @@ import { decodeRefreshRequest } from '../runtime/refresh/messages.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { loadSeal, makeSealContext, sealShape } from '../runtime/seal/module.js';
 import { checkCiphertextBytes } from '../runtime/seal/serialized.js';
-import { MASK_THREAD_NICENESS } from '../runtime/seal/mask-supply.js';
 import { unwrapCiphertext } from '../runtime/ckks/wire.js';
 import { sealPair, type SealPair } from './helpers/seal-pair.js';
 
@@ -102,21 +99,6 @@ describe('refresh masks made on a helper thread (SEAL, mask-supply.ts)', () => {
       }
     }
   };
-
-  // Linux: each thread's niceness is field 19 of /proc/self/task/TID/stat. The evaluator's thread keeps 0.
-  it.runIf(process.platform === 'linux')('runs below the evaluator and the key holder (a niced thread of its own)', async () => {
-    const nice = () =>
-      fs.readdirSync('/proc/self/task').flatMap((tid) => {
-        try {
-          return [Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])];
-        } catch {
-          return []; // a thread that ended meanwhile
-        }
-      });
-    expect(os.getPriority()).toBe(0);
-    expect(nice()).toContain(MASK_THREAD_NICENESS);
-    expect(MASK_THREAD_NICENESS).toBeGreaterThan(0);
-  });
 
   it('makes Enc(r) at the level asked with r uniform over [-W, W] (its decoded size as predicted), one fresh r per mask', async () => {
     const width = 1n << 70n;

@@ -3,7 +3,6 @@
 // level the refresh masks at (zero-encryptor.ts) and transforms the unmask -round(rho r) at the level the
 // reply comes back at; r never leaves this thread. Nothing it makes depends on data: it runs ahead.
 
-import os from 'node:os';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { MaskRequest } from '../backend.js';
@@ -11,7 +10,7 @@ import { IntegerMask } from '../refresh/integer-mask.js';
 import { loadSeal, makeSealContext, sealShape } from './module.js';
 import { sealNttByLevel } from './ntt.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
-import { MASK_THREAD_NICENESS, type MadeMask, type MaskSupplyMessage, type MaskSupplyRequest } from './mask-supply.js';
+import type { MadeMask, MaskSupplyMessage, MaskSupplyRequest } from './mask-supply.js';
 
 const port = parentPort;
 if (!port) throw new Error('runtime/seal/mask-supply-worker.ts runs as a worker thread');
@@ -40,15 +39,6 @@ function work(): void {
     busy = false;
   }
   if (queue.length > 0) setImmediate(work);
-}
-
-// The masks fill cores nothing else needs: the evaluator's thread and the key holder's, which wait on each
-// other every round, go first (on Linux the niceness is this thread's alone). A mask late for its
-// refresh is made inline, so the supply never holds the run up.
-try {
-  os.setPriority(MASK_THREAD_NICENESS);
-} catch {
-  // A platform without per-thread priorities: the thread competes as an equal.
 }
 
 port.on('message', async (m: { kind: 'init'; params: CkksParameters; publicKey: Uint8Array; port: MessagePort } | MaskSupplyRequest) => {

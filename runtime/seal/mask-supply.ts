@@ -14,13 +14,6 @@ import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { MaskRequest } from '../backend.js';
 import { startWorker } from '../worker-script.js';
 
-/**
- * The helper thread's niceness (Linux: per thread): on a machine whose cores the evaluator's and the key
- * holder's threads keep busy, masks wait rather than slow the rounds both of those wait on. Measured on
- * model A's main job, 2 cores: decode 0.95x per token (median of 12 alternating pairs against niceness 0).
- */
-export const MASK_THREAD_NICENESS = 15;
-
 export interface MaskSupplyRequest {
   kind: 'masks';
   items: MaskRequest[];
