@@ -267,6 +267,7 @@ export class ProgramRuntime implements PlanRuntime {
     for (const h of this.live.values()) this.free(h);
     this.live.clear();
     this.pending.clear();
+    this.deferred.clear();
   }
 
   private readonly get = (name: string): CkksHandle => {
