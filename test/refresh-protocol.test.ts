@@ -236,9 +236,20 @@ describe('client-aided refresh', () => {
       },
       { mask: { valueBound: 1 } },
     );
-    const trace = { begin() {}, end() {}, op: (index: number) => void (inRound >= 0 && log.push({ round: inRound, index })) };
+    const times: number[] = [];
+    const trace = {
+      begin() {},
+      end() {},
+      op: (index: number, _kind: string, ms: number) => {
+        times.push(ms);
+        if (inRound >= 0) log.push({ round: inRound, index });
+      },
+    };
     const run = executeProgram(managed, ev, encryptInputs(managed, client, { x: xs }), { refresher, trace });
     expect(rms(client.decrypt(run.outputs.get('y')!), want)).toBeLessThan(1e-6);
+    // Each op's time counted once: an op run inside another's (or a round's) is not subtracted twice.
+    expect(Math.min(...times)).toBeGreaterThanOrEqual(0);
+    expect(times.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(run.totalMs * 1.001);
     const ran = log.filter((e) => managed.ops[e.index]!.kind !== 'encode');
     expect(ran.length).toBeGreaterThan(0);
     for (const e of ran) {
