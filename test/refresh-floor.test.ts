@@ -13,6 +13,7 @@ import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { placeRefreshesGreedy } from '../passes/fhe/refresh/refresh-greedy.js';
 import { depthsWith, isFeasible, levelGraph } from '../passes/fhe/refresh/refresh-graph.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
+import { searchRefreshes } from '../passes/fhe/refresh/refresh-search.js';
 import { modelFloors } from '../compiler/model-parameters.js';
 import { minRefreshLevel } from '../runtime/refresh/mask.js';
 import { bruteForceRefreshes } from './helpers/refresh-brute-force.js';
@@ -31,8 +32,10 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constantFrom('mul_plain' as const, 'rotate' as const), a: fc.nat() }) },
 );
 
-function randomProgram(steps: Step[]): FheProgram {
+/** `constants`: rotations become additions of a constant (add_plain) every other time. */
+function randomProgram(steps: Step[], constants = false): FheProgram {
   const b = new FheBuilder('random', SLOTS);
+  let k = 0;
   const pool: FheValue[] = [b.input('x', layout)];
   for (const s of steps) {
     const x = pool[s.a % pool.length]!;
@@ -40,7 +43,7 @@ function randomProgram(steps: Step[]): FheProgram {
       const y = pool[s.b % pool.length]!;
       pool.push(s.op === 'mul' ? b.mul(x, y) : b.add(x, y));
     } else if (s.op === 'mul_plain') pool.push(b.mulConst(x, { kind: 'splat', value: 0.5 }));
-    else pool.push(b.rotate(x, 1));
+    else pool.push(constants && k++ % 2 === 1 ? b.addConst(x, { kind: 'splat', value: 0.25 }) : b.rotate(x, 1));
   }
   b.output('y', pool[pool.length - 1]!, layout);
   return b.build();
@@ -107,6 +110,35 @@ describe('per-value refresh floors', () => {
     expect(cases).toBeGreaterThan(100);
     // Not trivial: per-value floors save refreshes on some of these programs.
     expect(helped).toBeGreaterThan(5);
+  });
+
+  it('the search alone (without the greedy placement it carries along) reaches the optimum under per-value floors, constant additions included', () => {
+    // A value read only by a zero-weight op with a higher floor (a sum read by a constant addition whose
+    // bound needs a higher refresh level) must stay a candidate: only refreshing it keeps that op within
+    // its limit. The search used to drop it, lose every feasible state, and fall back on the greedy
+    // placement's (with refreshes of values already at the top level).
+    let lostBefore = 0;
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 11 }), fc.integer({ min: 2, max: 3 }), fc.array(fc.nat(2), { minLength: 16, maxLength: 16 }), (steps, levels, raw) => {
+        const program = randomProgram(steps, true);
+        const g = levelGraph(program, levels);
+        if (g.names.length > 14) return;
+        const floors = new Map(g.names.map((n, i) => [n, Math.min(raw[i]!, levels - 1)]));
+        const floor = (n: string) => floors.get(n)!;
+        const best = bruteForce(program, levels, floor);
+        if (best === undefined) return;
+        const gf = levelGraph(program, levels, floor);
+        const alone = searchRefreshes(gf, { beam: 1_000_000 });
+        expect(alone.exact).toBe(true);
+        expect(isFeasible(gf, alone.refreshed)).toBe(true);
+        expect(alone.refreshed.size).toBe(best);
+        // The old rule: a value read by one zero-weight op was never a candidate, whatever the floors.
+        if (gf.names.some((_, v) => gf.consumers[v]!.length === 1 && gf.weight[gf.consumers[v]![0]!] === 0 && gf.limit[gf.consumers[v]![0]!]! < gf.limit[v]!)) lostBefore++;
+      }),
+      { numRuns: 300, seed: 7 },
+    );
+    // The case the fix is about occurs among these programs.
+    expect(lostBefore).toBeGreaterThan(20);
   });
 
   it('a value nothing reads may sink below the floor: x^(2^7) on 4 levels needs 2 refreshes with floor 2 for read values and 0 for the output, 3 with a uniform floor of 2', () => {

@@ -88,8 +88,12 @@ export function levelGraph(program: FheProgram, levels: number, floor?: (name: s
  * Values worth considering for a refresh; the others are dominated (swapping them for the value named
  * below keeps the placement feasible at no more cost), so the optimum is kept:
  * - a value with no consumer, an existing refresh, or any value whose depth is its initial 0;
- * - (B) a value read by exactly one node u, of weight 0: refresh u instead (d(u) <= L as u is feasible;
- *   u's consumers see depth 0 either way, and nothing else reads the value);
+ * - (B) a value v read by exactly one node u, of weight 0, whose limit is no lower than v's: refresh u
+ *   instead (u's consumers see depth 0 either way, nothing else reads v, and u's own depth stays within
+ *   its limit: v adds d(v) <= limit(v) <= limit(u) to it). With per-value floors u's limit can be the lower one (a sum read by a constant addition
+ *   whose bound needs a higher refresh level): then only refreshing v keeps u within its limit, and
+ *   excluding v lost every feasible state of the search (the greedy placement it carries along then
+ *   stood in, with its extra refreshes);
  * - (A) a zero-weight unary op (rotate, negate, add_plain) of a value a that has other consumers too:
  *   refresh a instead (the op then has depth 0, and a's other consumers only gain).
  * (A) asks a to have two or more consumers, so (B) never excludes a: the swaps cannot go in a circle.
@@ -98,7 +102,8 @@ export function refreshCandidates(g: LevelGraph): boolean[] {
   return g.names.map((_, v) => {
     if (g.consumers[v]!.length === 0 || g.kinds[v] === 'refresh') return false;
     if (g.kinds[v] === 'input') return g.initial[v]! > 0;
-    if (g.consumers[v]!.length === 1 && g.weight[g.consumers[v]![0]!] === 0) return false;
+    const only = g.consumers[v]!.length === 1 ? g.consumers[v]![0]! : -1;
+    if (only >= 0 && g.weight[only] === 0 && g.limit[only]! >= g.limit[v]!) return false;
     const a = g.args[v]!;
     return !(a.length === 1 && ZERO_WEIGHT_UNARY.has(g.kinds[v]!) && g.consumers[a[0]!]!.length >= 2);
   });
