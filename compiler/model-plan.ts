@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { FhecError } from '../ir/errors.js';
 import { parseFhe } from '../ir/fhe/parse.js';
 import { printFhe } from '../ir/fhe/print.js';
-import type { FheConstant, FheProgram } from '../ir/fhe/types.js';
+import { maskedScale, type FheConstant, type FheProgram } from '../ir/fhe/types.js';
 import type { Graph } from '../ir/graph/types.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
 import { attentionObserver, collectAttentionStats, mergeAttentionStats, type AttentionStats } from '../passes/fhe/lower-canonical/attention-stats.js';
@@ -314,8 +314,13 @@ function maskBounds(placed: FheProgram, managed: FheProgram, lowered: LoweredMod
     ).map((b) => [b.value, b]),
   );
   const widest = (vs: string[]): ValueBound => vs.map((v) => chosen.get(v)!).reduce((a, b) => (b.bound > a.bound ? b : a));
+  // A refresh with a factor c masks c x (its masked scale is the value's over c: maskedScale): its
+  // point's bound is c times the value's, the same mask.
+  const factorOf = new Map(managed.ops.filter((op) => op.kind === 'refresh' && op.factor !== undefined).map((op) => [op.args[0]!.name, Math.abs(op.factor!)]));
+  const masked = (b: ValueBound, c = 1): ValueBound =>
+    c === 1 ? b : { ...b, bound: c * b.bound, calibratedMax: c * b.calibratedMax, ...(b.proved !== undefined ? { proved: c * b.proved } : {}) };
   return {
-    refresh: refreshedValues(managed).map((v) => chosen.get(v)!),
+    refresh: refreshedValues(managed).map((v) => masked(chosen.get(v)!, factorOf.get(v))),
     cache: Object.fromEntries(kv.map((k) => [k.name, widest(k.values)])),
   };
 }
@@ -399,7 +404,7 @@ function checkMaskLevels(c: Omit<CompiledModel, 'bounds'>, bounds: CompiledModel
       );
     }
   };
-  for (const op of c.managed.ops) if (op.kind === 'refresh') check(`refresh of %${op.args[0]!.name}`, op.args[0]!.type.level!, op.args[0]!.type.scale!, refreshBound.get(op.args[0]!.name)!);
+  for (const op of c.managed.ops) if (op.kind === 'refresh') check(`refresh of %${op.args[0]!.name}`, op.args[0]!.type.level!, maskedScale(op), refreshBound.get(op.args[0]!.name)!);
   for (const o of c.lowered.outputs.filter((x) => x.kv)) {
     for (const b of o.blocks) {
       const v = outputArg.get(b.fhe)!;

@@ -144,6 +144,11 @@ export interface CkksEvaluator {
   relinearize(a: CkksHandle): CkksHandle;
   rescale(a: CkksHandle): CkksHandle;
   modSwitch(a: CkksHandle): CkksHandle;
+  /**
+   * The same ciphertext declared at another scale (a copy): the same integer polynomial, so its value
+   * becomes value * scaleOf(a) / scale. A refresh with a factor sends its operand this way (maskedScale).
+   */
+  withScale(a: CkksHandle, scale: number): CkksHandle;
   /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
   rotate(a: CkksHandle, step: number): CkksHandle;
   /** The key switches `rotate(a, step)` makes: one per key step (its own key, or a decomposition over the keys held). */

@@ -55,6 +55,22 @@ describe('FHE IR', () => {
     expect(q.ops.map((o) => o.result?.type)).toEqual(p.ops.map((o) => o.result?.type));
   });
 
+  it('a refresh with a factor prints as `times`, parses back exactly, and only a refresh may carry a positive finite one', () => {
+    const delta = canonicalScales(chain, 2 ** 40);
+    const b = new FheBuilder('fold', 8, chain);
+    const x = b.input('x', layout, { level: 1, scale: delta[1]! });
+    const t = b.refresh(x, { level: 2, scale: delta[2]! }, 1 / 3);
+    b.output('y', t, layout);
+    const text = printFhe(b.build());
+    expect(text).toContain(`refresh %${x.name} times ${1 / 3}`);
+    const q = parseFhe(text);
+    expect(q.ops.find((o) => o.kind === 'refresh')!.factor).toBe(1 / 3);
+    expect(printFhe(q)).toBe(text);
+    expect(() => parseFhe(text.replace(`refresh %${x.name} times`, `rescale %${x.name} times`))).toThrow(/only refresh takes a factor/);
+    expect(() => parseFhe(text.replace(`times ${1 / 3}`, 'times 0'))).toThrow(/not a positive finite number/);
+    expect(() => parseFhe(text.replace(`times ${1 / 3}`, 'times -2'))).toThrow(/not a positive finite number/);
+  });
+
   it('round-trips unmanaged programs', () => {
     const b = new FheBuilder('u', 8);
     const x = b.input('x', layout);

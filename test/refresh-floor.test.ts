@@ -82,7 +82,7 @@ describe('per-value refresh floors', () => {
           expect(best).toBeUndefined();
           return;
         }
-        const optimal = placeRefreshes(program, { levels, floor });
+        const optimal = placeRefreshes(program, { levels, floor, fold: false });
         expect(optimal.exact).toBe(true);
         expect(optimal.count).toBe(best);
         expect(greedy.refreshed.length).toBeGreaterThanOrEqual(optimal.count);

@@ -6,7 +6,7 @@ import { achievableHidingBits } from '../runtime/refresh/mask.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FhecError } from '../ir/errors.js';
-import { FheBuilder, parseFhe, printFhe, verifyFhe, type FheProgram, type FheValue } from '../ir/fhe/index.js';
+import { FheBuilder, evaluatePlain, parseFhe, printFhe, verifyFhe, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import { evalChebyshev } from '../passes/fhe/approximate/chebyshev.js';
 import { multiplicativeDepth } from '../passes/fhe/analysis/depth.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
@@ -145,14 +145,23 @@ function fanOut(k: number, levels: number): FheProgram {
 describe('refresh placement', () => {
   it('is optimal: equals exhaustive search on small random DAGs, and greedy never beats it', () => {
     let strictlyBetter = 0;
+    let foldHelped = 0;
     let cases = 0;
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 1, maxLength: 13 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), (steps, inputs, levels) => {
         const program = randomProgram(steps, inputs);
         if (levelGraph(program, levels).names.length > 15) return;
-        const optimal = placeRefreshes(program, { levels });
+        const optimal = placeRefreshes(program, { levels, fold: false });
         expect(optimal.exact).toBe(true);
         expect(optimal.count).toBe(bruteForceMinimum(program, levels));
+        // Folding constant products into refreshes never costs more, and computes the same values.
+        const folded = placeRefreshes(program, { levels });
+        expect(folded.count).toBeLessThanOrEqual(optimal.count);
+        if (folded.count < optimal.count) foldHelped++;
+        const tensors = { x0: Array.from({ length: SLOTS }, (_, i) => 0.9 * Math.cos(i + 1)), x1: Array.from({ length: SLOTS }, (_, i) => 0.8 * Math.sin(i)) };
+        const [a, b] = [folded.program, optimal.program].map((p) => evaluatePlain(p, tensors).outputs.get('y')!);
+        a!.forEach((v, i) => expect(v).toBeCloseTo(b![i]!, 9));
+        verifyFhe(manageScales(folded.program, { chain: { ringDegree: 2 * SLOTS, primes: PRIMES.slice(0, levels + 1) }, topScale: 2 ** 40 }), { managed: true });
         expect(optimal.count).toBeLessThanOrEqual(optimal.greedyCount);
         expect(placeRefreshesGreedy(program, levels).refreshed.length).toBe(optimal.greedyCount);
         // The rewritten program: refreshes where promised, within the budget by depth.ts's measure too.
@@ -170,8 +179,9 @@ describe('refresh placement', () => {
       { numRuns: 300, seed: 6 },
     );
     expect(cases).toBeGreaterThan(250);
-    // The sample is not trivial: greedy is beaten on some of these DAGs.
+    // The sample is not trivial: greedy is beaten on some of these DAGs, and a fold saves a refresh on at least one.
     expect(strictlyBetter).toBeGreaterThan(5);
+    expect(foldHelped).toBeGreaterThan(0);
   });
 
   it('equals the plain frontier DP on larger random DAGs (every value refreshable, no pruning)', () => {
@@ -180,7 +190,7 @@ describe('refresh placement', () => {
       fc.property(fc.array(stepArb, { minLength: 10, maxLength: 32 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), (steps, inputs, levels) => {
         const program = randomProgram(steps, inputs);
         const g = levelGraph(program, levels);
-        const optimal = placeRefreshes(program, { levels });
+        const optimal = placeRefreshes(program, { levels, fold: false });
         expect(optimal.exact).toBe(true);
         expect(optimal.count).toBe(frontierMinimum(g));
         expect(isFeasible(g, new Set(optimal.refreshed.map((name) => g.names.indexOf(name))))).toBe(true);

@@ -131,9 +131,9 @@ export class FheBuilder {
     this.rotations++;
     return this.emit({ kind: 'rotate', args: [a], step });
   }
-  refresh(a: FheValue, at?: { level: number; scale: number }): FheValue {
+  refresh(a: FheValue, at?: { level: number; scale: number }, factor?: number): FheValue {
     const type: CtType | undefined = at ? { kind: 'ct', level: at.level, scale: at.scale, size: 2 } : undefined;
-    return this.emit({ kind: 'refresh', args: [a] }, type);
+    return this.emit({ kind: 'refresh', args: [a], ...(factor !== undefined && factor !== 1 ? { factor } : {}) }, type);
   }
 
   /** Convenience for lowerings: multiply by a plaintext vector (or a scalar splat). */

@@ -30,6 +30,7 @@ const EncodeKw = kw('Encode', 'encode');
 const RotateKw = kw('Rotate', 'rotate');
 const LayoutKw = kw('Layout', 'layout');
 const ByKw = kw('By', 'by');
+const TimesKw = kw('Times', 'times');
 const TypeKw = createToken({ name: 'TypeKw', pattern: /ct3|ct|pt/, longer_alt: Identifier });
 const ValueName = createToken({ name: 'ValueName', pattern: /%[A-Za-z0-9_.]+/ });
 const GlobalName = createToken({ name: 'GlobalName', pattern: /@[A-Za-z0-9_.]+/ });
@@ -54,7 +55,7 @@ const Question = punct('Question', '?');
 
 const allTokens = [
   WhiteSpace, Comment, ProgramKw, SlotsKw, ChainKw, PrimesKw, ConstKw, AttrKw, SplatKw, DenseKw, WeightsKw, ElidedKw, DiagonalKw,
-  InputKw, OutputKw, EncodeKw, RotateKw, LayoutKw, ByKw, TypeKw, Identifier, ValueName, GlobalName,
+  InputKw, OutputKw, EncodeKw, RotateKw, LayoutKw, ByKw, TimesKw, TypeKw, Identifier, ValueName, GlobalName,
   StringLit, NumberLit, LBrace, RBrace, LParen, RParen, LBracket, RBracket, LAngle, RAngle, Comma,
   Equals, Colon, Question,
 ];
@@ -69,6 +70,7 @@ interface ParsedOp {
   tensor?: string;
   layout?: SlotLayout;
   constant?: string;
+  factor?: number;
   line: number;
 }
 
@@ -304,12 +306,18 @@ class FheTextParser extends EmbeddedActionsParser {
           const name = this.CONSUME(Identifier);
           const args: IToken[] = [];
           this.AT_LEAST_ONE_SEP({ SEP: Comma, DEF: () => args.push(this.CONSUME3(ValueName)) });
+          let factor: IToken | undefined;
+          this.OPTION(() => {
+            this.CONSUME(TimesKw);
+            factor = this.CONSUME2(NumberLit);
+          });
           return this.ACTION(() => {
             const kind = name.image as FheOpKind;
             if (!FHE_OP_KINDS.includes(kind) || ['input', 'output', 'encode', 'rotate'].includes(kind)) {
               throw new FhecError(`line ${name.startLine}: unknown FHE op '${name.image}'`);
             }
-            return { kind, args: args.map((a) => a.image.slice(1)) };
+            if (factor && kind !== 'refresh') throw new FhecError(`line ${name.startLine}: only refresh takes a factor ('times')`);
+            return { kind, args: args.map((a) => a.image.slice(1)), ...(factor ? { factor: num(factor) } : {}) };
           });
         },
       },
@@ -360,6 +368,7 @@ export function parseFhe(text: string, file?: string): FheProgram {
     if (p.tensor !== undefined) op.tensor = p.tensor;
     if (p.layout) op.layout = p.layout;
     if (p.constant !== undefined) op.constant = p.constant;
+    if (p.factor !== undefined) op.factor = p.factor;
     if (p.result !== undefined) {
       if (values.has(p.result)) throw new FhecError(`line ${p.line}: %${p.result} is defined twice`, where);
       op.result = { name: p.result, type: p.type! };

@@ -149,10 +149,21 @@ function evaluateOp(
       return { slots: a!.map((x) => negate(fresh(), x)), max: argMax ?? 0 };
     case 'rotate':
       return { slots: a!.map((x) => rotateSlots(x, op.step!, fresh())), max: argMax ?? 0 };
+    case 'refresh':
+      if (op.factor !== undefined) {
+        const f = op.factor;
+        const slots = a!.map((x) => {
+          const r = fresh();
+          for (let i = 0; i < r.length; i++) r[i] = x[i]! * f;
+          max = Math.max(max, maxAbs(r));
+          return r;
+        });
+        return { slots, max };
+      }
+      return { slots: a!, max: argMax ?? 0 };
     case 'relinearize':
     case 'rescale':
     case 'mod_switch':
-    case 'refresh':
       return { slots: a!, max: argMax ?? 0 };
     default:
       throw new FhecError(`plain evaluation: unknown op kind '${op.kind}'`);

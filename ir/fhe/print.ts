@@ -46,6 +46,7 @@ export function opHead(op: FheOp): string {
   if (op.kind === 'input') rhs = `input ${JSON.stringify(op.tensor)} ${layoutText(op.layout!)}`;
   else if (op.kind === 'encode') rhs = `encode @${op.constant}`;
   else if (op.kind === 'rotate') rhs = `rotate ${args} by ${op.step}`;
+  else if (op.kind === 'refresh' && op.factor !== undefined) rhs = `refresh ${args} times ${formatNumber(op.factor)}`;
   else rhs = `${op.kind} ${args}`;
   return `%${op.result!.name} = ${rhs}`;
 }

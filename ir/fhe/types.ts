@@ -98,6 +98,11 @@ export interface FheOp {
   layout?: SlotLayout;
   /** encode: the constant's name (without @). */
   constant?: string;
+  /**
+   * refresh: the refreshed value comes back times this constant (`refresh %x times 0.5`): a constant
+   * product folded into the refresh (passes/fhe/refresh/refresh-fold.ts), which then costs no level.
+   */
+  factor?: number;
 }
 
 /** The modulus chain the program is typed against: data primes q_0..q_L (the special prime is not needed). */
@@ -128,6 +133,15 @@ export const FHE_OP_KINDS: readonly FheOpKind[] = [
   'input', 'output', 'encode', 'add', 'sub', 'negate', 'add_plain', 'mul_plain', 'mul',
   'relinearize', 'rescale', 'mod_switch', 'rotate', 'refresh',
 ];
+
+/**
+ * The scale a refresh's masked ciphertext is sent at: its operand's, over the refresh's factor. The
+ * integer polynomial is the operand's; declared at scale / c it holds c x, so the key holder's scale
+ * change carries c (passes/fhe/refresh/refresh-fold.ts). The refresh point's bound is then c |x|'s.
+ */
+export function maskedScale(op: FheOp): number {
+  return op.args[0]!.type.scale! / (op.factor ?? 1);
+}
 
 /** Ops that consume a multiplicative level once rescaled. */
 export function isMultiplication(kind: FheOpKind): boolean {

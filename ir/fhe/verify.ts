@@ -55,6 +55,9 @@ export function verifyFhe(program: FheProgram, options: FheVerifyOptions = {}): 
       if (outputs.has(op.tensor!)) throw new FhecError(`output "${op.tensor}" is written twice`, where);
       outputs.add(op.tensor!);
     }
+    if (op.factor !== undefined && (op.kind !== 'refresh' || !Number.isFinite(op.factor) || !(op.factor > 0))) {
+      throw new FhecError(op.kind !== 'refresh' ? `only refresh takes a factor, not ${op.kind}` : `refresh factor ${op.factor} is not a positive finite number (it divides the masked scale)`, { node: `%${op.result?.name ?? '?'} = ${op.kind}` });
+    }
     if (op.kind === 'rotate' && op.step !== undefined && Math.abs(op.step) >= program.slots) {
       throw new FhecError(`rotation step ${op.step} is not below the slot count ${program.slots}`, where);
     }

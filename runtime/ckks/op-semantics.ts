@@ -6,7 +6,7 @@
 
 import { FhecError } from '../../ir/errors.js';
 import { constantSlots } from '../../ir/fhe/layout.js';
-import type { FheOp, FheProgram } from '../../ir/fhe/types.js';
+import { maskedScale, type FheOp, type FheProgram } from '../../ir/fhe/types.js';
 import { verifyFhe } from '../../ir/fhe/verify.js';
 import { checkProgramChain } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher, RefreshAhead, WhileWaiting } from '../backend.js';
@@ -100,21 +100,43 @@ export function runOp(
 export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: WhileWaiting): CkksHandle[] {
   const ops = refreshes.map((i) => program.ops[i]!);
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
-  const items = refreshItems(ops, get);
-  const fresh = refresher.refreshMany ? refresher.refreshMany(items, whileWaiting) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
-  return checkRefreshed(ops, ev, fresh);
+  const items = refreshItems(ops, ev, get);
+  try {
+    const fresh = refresher.refreshMany ? refresher.refreshMany(items, whileWaiting) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
+    return checkRefreshed(ops, ev, fresh);
+  } finally {
+    freeRedeclared(ops, ev, items);
+  }
 }
 
 /** refreshRound through the refresher's asynchronous path when it has one (a key holder across a network). */
 export async function refreshRoundAsync(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): Promise<CkksHandle[]> {
   if (!refresher?.refreshManyAsync) return refreshRound(program, refreshes, ev, get, refresher);
   const ops = refreshes.map((i) => program.ops[i]!);
-  return checkRefreshed(ops, ev, await refresher.refreshManyAsync(refreshItems(ops, get)));
+  const items = refreshItems(ops, ev, get);
+  try {
+    return checkRefreshed(ops, ev, await refresher.refreshManyAsync(items));
+  } finally {
+    freeRedeclared(ops, ev, items);
+  }
 }
 
-/** What the refresher is given for each refresh op: the ciphertext, the scale it must come back at, the value's name. */
-function refreshItems(ops: FheOp[], get: (name: string) => CkksHandle): { ct: CkksHandle; scale: number; name: string }[] {
-  return ops.map((op) => ({ ct: get(op.args[0]!.name), scale: op.result!.type.scale!, name: op.args[0]!.name }));
+/**
+ * What the refresher is given for each refresh op: the ciphertext, the scale it must come back at, the
+ * value's name. A refresh with a factor gets a copy declared at its masked scale (maskedScale).
+ */
+function refreshItems(ops: FheOp[], ev: CkksEvaluator, get: (name: string) => CkksHandle): { ct: CkksHandle; scale: number; name: string }[] {
+  return ops.map((op) => {
+    const ct = get(op.args[0]!.name);
+    return { ct: op.factor === undefined ? ct : ev.withScale(ct, maskedScale(op)), scale: op.result!.type.scale!, name: op.args[0]!.name };
+  });
+}
+
+/** Frees the copies refreshItems made for refreshes with a factor. */
+function freeRedeclared(ops: FheOp[], ev: CkksEvaluator, items: { ct: CkksHandle }[]): void {
+  ops.forEach((op, k) => {
+    if (op.factor !== undefined) ev.free(items[k]!.ct);
+  });
 }
 
 /** The refreshes of a round as the program types them, for masks made ahead; undefined when a type lacks its level or scale. */
@@ -125,7 +147,7 @@ export function refreshesAhead(program: FheProgram, refreshes: number[]): Refres
     const t = op.args[0]!.type;
     const toScale = op.result?.type.scale;
     if (t.level === undefined || t.scale === undefined || toScale === undefined) return undefined;
-    out.push({ name: op.args[0]!.name, level: t.level, scale: t.scale, toScale });
+    out.push({ name: op.args[0]!.name, level: t.level, scale: maskedScale(op), toScale });
   }
   return out;
 }

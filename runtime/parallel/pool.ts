@@ -31,7 +31,7 @@ function stageMasking(program: FheProgram, refreshes: number[], refresher: Maske
       const op = program.ops[i]!;
       const name = op.args[0]!.name;
       if (op.result!.type.level !== level) throw new FhecError(`refresh gives level ${level}, the program expects ${op.result!.type.level}`, { node: `%${op.result!.name} = refresh` });
-      return [name, refresher.boundFor(name), op.result!.type.scale!];
+      return [name, refresher.boundFor(name), op.result!.type.scale!, op.factor ?? 1];
     }),
   };
 }

@@ -56,8 +56,11 @@ export interface StageMasking {
   minHidingBits: number;
   /** Level the fresh ciphertexts come back at. */
   level: number;
-  /** Per refresh of the stage: [refreshed value, bound on |x|, scale it comes back at]. */
-  points: [string, number, number][];
+  /**
+   * Per refresh of the stage: [refreshed value, bound on |x| at its masked scale, scale it comes back at,
+   * the refresh's factor (1: none; the value is masked declared at its scale over the factor: maskedScale)].
+   */
+  points: [string, number, number, number][];
 }
 
 /** A refresh input the worker masked: the request item, and the masked ciphertext's level, scale and hiding (audits). */

@@ -87,11 +87,11 @@ function prepareNextMasks(run: Run, stage: number, masking: StageMasking): void 
   const exports = (run.actions[stage] ?? []).filter((a) => a.do === 'export').map((a) => (a as { value: string }).value);
   if (exports.length === 0 || !ev) return;
   run.types ??= new Map(run.program.ops.filter((op) => op.result).map((op) => [op.result!.name, op.result!.type]));
-  const points = new Map(masking.points.map(([value, bound, scale]) => [value, { bound, scale }]));
+  const points = new Map(masking.points.map(([value, bound, scale, factor]) => [value, { bound, scale, factor }]));
   const shapes = exports.flatMap((value): RefreshShape[] => {
     const t = run.types!.get(value);
     const p = points.get(value);
-    return t?.level !== undefined && t.scale !== undefined && p ? [{ point: value, level: t.level, scale: t.scale, bound: p.bound, toLevel: masking.level, toScale: p.scale }] : [];
+    return t?.level !== undefined && t.scale !== undefined && p ? [{ point: value, level: t.level, scale: t.scale / p.factor, bound: p.bound, toLevel: masking.level, toScale: p.scale }] : [];
   });
   masks.prepare(ev, shapes, masking);
 }
@@ -111,7 +111,7 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
   });
   const unmasked = unmaskRefreshed(e, kept, m.freshMasked.map(([, , bytes]) => bytes));
   m.freshMasked.forEach(([name], i) => run.live.set(name, unmasked[i]!));
-  const points = new Map((masking?.points ?? []).map(([value, bound, scale]) => [value, { bound, scale }]));
+  const points = new Map((masking?.points ?? []).map(([value, bound, scale, factor]) => [value, { bound, scale, factor }]));
   const get = (name: string): CkksHandle => {
     const h = run.live.get(name);
     if (!h) throw new Error(`internal: %${name} is not live on this worker`);
@@ -158,17 +158,25 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
         const values: string[] = [a.value];
         while (actions[at + 1]?.do === 'export') values.push((actions[++at] as { value: string }).value);
         const seen = new Map<string, { level: number; hidingBits: number }>();
+        // A refresh with a factor masks a copy declared at its masked scale (maskedScale), freed once masked.
+        const redeclared: CkksHandle[] = [];
         const items = values.map((value) => {
           const point = points.get(value);
           if (!point) throw new Error(`internal: no refresh point for exported %${value}`);
-          return { ct: get(value), scale: point.scale, level: masking.level, bound: point.bound, point: value };
+          let ct = get(value);
+          if (point.factor !== 1) redeclared.push((ct = e.withScale(ct, e.scaleOf(ct) / point.factor)));
+          return { ct, scale: point.scale, level: masking.level, bound: point.bound, point: value };
         });
-        const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }), masks);
-        items.forEach((it, i) => {
-          run.pending.set(it.point, pending[i]!);
-          const s = seen.get(it.point)!;
-          done.masked.push({ value: it.point, request: requestItems[i]!, level: s.level, scale: e.scaleOf(it.ct), hidingBits: s.hidingBits });
-        });
+        try {
+          const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }), masks);
+          items.forEach((it, i) => {
+            run.pending.set(it.point, pending[i]!);
+            const s = seen.get(it.point)!;
+            done.masked.push({ value: it.point, request: requestItems[i]!, level: s.level, scale: e.scaleOf(it.ct), hidingBits: s.hidingBits });
+          });
+        } finally {
+          for (const h of redeclared) e.free(h);
+        }
         break;
       }
       case 'free':

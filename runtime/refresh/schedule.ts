@@ -11,7 +11,7 @@
 
 import { FhecError } from '../../ir/errors.js';
 import { layoutsEqual } from '../../ir/fhe/layout.js';
-import { scalesClose, type FheProgram, type SlotLayout } from '../../ir/fhe/types.js';
+import { maskedScale, scalesClose, type FheProgram, type SlotLayout } from '../../ir/fhe/types.js';
 import { refreshStages } from './rounds.js';
 
 /** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
@@ -77,7 +77,7 @@ export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string,
       id: x.name,
       kind: 'refresh',
       level: x.type.level!,
-      scale: x.type.scale!,
+      scale: maskedScale(op),
       toLevel: op.result!.type.level!,
       toScale: op.result!.type.scale!,
       slots: program.slots,

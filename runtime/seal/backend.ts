@@ -529,6 +529,12 @@ class SealEvaluator implements CkksEvaluator {
     const rk = this.relinKeys;
     return this.out('relinearize', (d) => this.evaluator.relinearize(this.ct(a), rk, d));
   }
+  withScale(a: CkksHandle, scale: number): CkksHandle {
+    if (!(scale > 0 && Number.isFinite(scale))) throw new FhecError(`cannot declare a ciphertext at scale ${scale}`);
+    const d = sealCall(this.seal, 'with_scale', () => this.ct(a).copy());
+    d.setScale(scale);
+    return new SealCiphertext(d);
+  }
   rescale(a: CkksHandle): CkksHandle {
     return this.out('rescale', (d) => this.evaluator.rescaleToNext(this.ct(a), d));
   }

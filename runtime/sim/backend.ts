@@ -431,6 +431,13 @@ export class SimEvaluator implements CkksEvaluator {
     this.model.checkRange('rescale', v, a.level - 1, scale);
     return new SimCiphertext(v, a.ideal.slice(), a.level - 1, scale, a.size);
   }
+  withScale(h: CkksHandle, scale: number): CkksHandle {
+    const a = this.ct(h);
+    if (!(scale > 0 && Number.isFinite(scale))) throw new FhecError(`cannot declare a ciphertext at scale ${scale}`);
+    // The integer polynomial stays (and any integer offset with it); the slot values it stands for scale.
+    const f = a.scale / scale;
+    return new SimCiphertext(scaled(a.values, f), scaled(a.ideal, f), a.level, scale, a.size, a.offset?.slice());
+  }
   modSwitch(h: CkksHandle): CkksHandle {
     const a = this.ct(h);
     if (a.level < 1) throw new FhecError('sim mod_switch failed: end of modulus switching chain reached');

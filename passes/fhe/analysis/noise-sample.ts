@@ -182,7 +182,7 @@ export function sampleErrors(program: FheProgram, options: NoiseSampleOptions): 
       }
       case 'refresh':
         // The key holder decrypts (the error stays, with the mask encryption's) and encrypts afresh.
-        e = Float64Array.from(err(a!));
+        e = Float64Array.from(err(a!), (x) => x * (op.factor ?? 1));
         secretNoise(e, refreshVariance(n, t.scale!));
         break;
     }

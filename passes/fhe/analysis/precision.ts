@@ -642,9 +642,10 @@ export function analyzePrecision(program: FheProgram, options: PrecisionOptions)
       case 'refresh': {
         // The key holder decrypts (keeping the error so far) and encrypts afresh at the new level; the
         // additive mask is encoded twice (added, then removed): two plaintext roundings.
-        s = combine(state(args[0]!.name), 1, undefined, 0);
+        // A folded constant (refresh-fold.ts) multiplies the value and its error so far.
+        s = combine(state(args[0]!.name), op.factor ?? 1, undefined, 0);
         addFlat(s, source(op, 'refresh'), Math.sqrt(refreshVariance(n, t.scale!)));
-        m = mag(args[0]!.name);
+        m = Math.abs(op.factor ?? 1) * mag(args[0]!.name);
         break;
       }
     }

@@ -217,7 +217,7 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
         // Refresh a rescaled, relinearized ciphertext; it comes back canonical at the top level.
         canonical(op.args[0]!.name);
         const s = relinearized(op.args[0]!.name);
-        state.set(op.result!.name, { v: b.refresh(s.v, { level: top, scale: delta[top]! }), pending: false });
+        state.set(op.result!.name, { v: b.refresh(s.v, { level: top, scale: delta[top]! }, op.factor), pending: false });
         break;
       }
       default:

@@ -153,6 +153,9 @@ export function provedMagnitudes(program: FheProgram, inputBounds: Record<string
       case 'rotate':
         r = rotateSlots(a!, op.step!);
         break;
+      case 'refresh':
+        r = op.factor === undefined ? a! : a!.map((x) => x * Math.abs(op.factor!));
+        break;
       default:
         r = a!;
     }

@@ -31,6 +31,7 @@ import type { FheProgram } from '../../../ir/fhe/types.js';
 import { greedyRefreshSet } from './refresh-greedy.js';
 import { levelGraph, placementResult, type LevelGraph, type RefreshPlacement } from './refresh-graph.js';
 import { searchRefreshes } from './refresh-search.js';
+import { foldIntoRefreshes, foldableProducts } from './refresh-fold.js';
 
 export interface PlacementOptions {
   /** Levels between refreshes: the chain's top level. */
@@ -42,6 +43,8 @@ export interface PlacementOptions {
   maxStates?: number;
   /** Lowest level each value may sit at (refresh-graph.ts); default 0 for all. */
   floor?: (name: string) => number;
+  /** Fold splat constant products into the refreshes before them (refresh-fold.ts); default true. */
+  fold?: boolean;
 }
 
 export interface OptimalSearch {
@@ -72,17 +75,42 @@ function optimalRefreshSet(g: LevelGraph, maxStates = DEFAULT_MAX_STATES, greedy
   return search;
 }
 
-/** Inserts the fewest refreshes into an unmanaged program so it fits a chain with `levels` levels. */
+/**
+ * Inserts the fewest refreshes into an unmanaged program so it fits a chain with `levels` levels; a
+ * splat constant product that is the only reader of a refreshed value is then folded into that refresh
+ * (refresh-fold.ts: it spends no level), and the rest is placed again around the folded refreshes.
+ */
 export function placeRefreshes(program: FheProgram, options: PlacementOptions): OptimalPlacement {
   const g = levelGraph(program, options.levels, options.floor);
   const greedy = greedyRefreshSet(g);
   const search = optimalRefreshSet(g, options.maxStates ?? DEFAULT_MAX_STATES, greedy);
+  const folds = options.fold === false ? new Map<number, number>() : foldableProducts(program, new Set([...search.refreshed].map((v) => g.names[v]!)));
+  if (folds.size === 0) {
+    return {
+      ...placementResult(program, g, search.refreshed),
+      count: search.refreshed.size,
+      greedyCount: greedy.size,
+      exact: search.exact,
+      peakStates: search.peakStates,
+      frontier: search.frontier,
+    };
+  }
+  // Each folded refresh stays where it was, and the products it absorbed spend no level any more: the
+  // first placement without the folded values is still feasible, so the second costs no more.
+  const folded = foldIntoRefreshes(program, folds);
+  const g2 = levelGraph(folded, options.levels, options.floor);
+  const again = optimalRefreshSet(g2, options.maxStates ?? DEFAULT_MAX_STATES);
+  const placed = placementResult(folded, g2, again.refreshed);
+  const foldedNames = [...folds.keys()].map((i) => program.ops[i]!.args[0]!.name);
+  const index = new Map(g.names.map((n, i) => [n, i]));
   return {
-    ...placementResult(program, g, search.refreshed),
-    count: search.refreshed.size,
+    program: placed.program,
+    refreshed: [...foldedNames, ...placed.refreshed].sort((a, b) => index.get(a)! - index.get(b)!),
+    depth: placed.depth,
+    count: folds.size + again.refreshed.size,
     greedyCount: greedy.size,
-    exact: search.exact,
-    peakStates: search.peakStates,
-    frontier: search.frontier,
+    exact: search.exact && again.exact,
+    peakStates: Math.max(search.peakStates, again.peakStates),
+    frontier: Math.max(search.frontier, again.frontier),
   };
 }
