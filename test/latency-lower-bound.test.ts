@@ -91,6 +91,12 @@ describe('the parameter search bound', () => {
     // And it is the optimal placement, not greedy's again: on this program it needs fewer on every chain of
     // 4 levels or more (e.g. 254 against 304 at N=16384 with 4 levels).
     expect(fewer).toBeGreaterThan(greedy.length / 2);
+    // The bound holds for it too, though it folds constant products into refreshes (ops removed).
+    const programs = new Map([...lowered.keys()].map((p) => [p.slots * 2, p]));
+    for (const o of byChain.values()) {
+      const b = bound(programs.get(o.ringDegree)!, makeParameters({ ringDegree: o.ringDegree, bitSizes: o.bitSizes, scale: 2 ** o.scaleBits }));
+      expect(b!).toBeLessThanOrEqual(o.latencyMs!);
+    }
   }, 120000);
 
   it('skips candidates that cannot win and chooses what the full search chooses', () => {

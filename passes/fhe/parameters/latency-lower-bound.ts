@@ -9,10 +9,13 @@
 // the cheapest table entry at a level in [floor, top]; a rotation at least one key switch. Scale
 // management encodes each constant a ciphertext op reads at least once, and an encode is priced at the
 // chain's top whatever level it ends at. Everything added (and inputs, outputs, refresh round trips)
-// costs at least 0.
+// costs at least 0. The one op placement removes: a product by a positive splat constant that is its
+// operand's only reader, which it folds into a refresh of the operand when it refreshes that
+// (passes/fhe/refresh/refresh-fold.ts): counted as 0, its constant as not encoded for it.
 
 import type { FheOpKind, FheProgram } from '../../../ir/fhe/types.js';
 import { opCost, TIMED_OPS, type CostTable, type TimedOp } from '../../../ir/ckks/cost-table.js';
+import { foldCandidates } from '../refresh/refresh-fold.js';
 
 const TIMED = new Set<string>(TIMED_OPS);
 /** Kinds whose price depends on the chain's top or on where the client is (not bounded here: 0). */
@@ -41,8 +44,10 @@ export function latencyLowerBound(program: FheProgram, costs: CostTable, ringDeg
   let ms = 0;
   const constantOf = new Map<string, string>();
   const encoded = new Set<string>();
-  for (const op of program.ops) {
+  const foldable = foldCandidates(program);
+  for (const [i, op] of program.ops.entries()) {
     if (op.kind === 'encode') constantOf.set(op.result!.name, op.constant!);
+    if (foldable.has(i)) continue;
     for (const a of op.args) {
       const c = a.type.kind === 'pt' ? constantOf.get(a.name) : undefined;
       if (c !== undefined) encoded.add(c);

@@ -11,15 +11,17 @@
 
 import type { FheOp, FheProgram } from '../../../ir/fhe/types.js';
 
-/** Splat constant products that are the only reader of a value in `refreshed`: product index -> factor. */
-export function foldableProducts(program: FheProgram, refreshed: ReadonlySet<string>): Map<number, number> {
+/**
+ * Products that a refresh of their operand would carry: by a positive splat constant (a scale is
+ * positive), and the operand's only reader. Product index -> factor.
+ */
+export function foldCandidates(program: FheProgram): Map<number, number> {
   const readers = new Map<string, number>();
   for (const op of program.ops) for (const a of new Set(op.args.map((x) => x.name))) readers.set(a, (readers.get(a) ?? 0) + 1);
   const splatOf = new Map<string, number>();
   for (const op of program.ops) {
     if (op.kind !== 'encode' || !op.result) continue;
     const c = program.constants.get(op.constant!);
-    // A scale is positive: a negative constant stays a product.
     if (c?.data.kind === 'splat' && Number.isFinite(c.data.value) && c.data.value > 0) splatOf.set(op.result.name, c.data.value);
   }
   const out = new Map<number, number>();
@@ -27,9 +29,14 @@ export function foldableProducts(program: FheProgram, refreshed: ReadonlySet<str
     if (op.kind !== 'mul_plain') return;
     const [x, p] = op.args;
     const factor = splatOf.get(p!.name);
-    if (factor !== undefined && refreshed.has(x!.name) && readers.get(x!.name) === 1) out.set(i, factor);
+    if (factor !== undefined && readers.get(x!.name) === 1) out.set(i, factor);
   });
   return out;
+}
+
+/** The candidates whose operand is in `refreshed`: product index -> factor. */
+export function foldableProducts(program: FheProgram, refreshed: ReadonlySet<string>): Map<number, number> {
+  return new Map([...foldCandidates(program)].filter(([i]) => refreshed.has(program.ops[i]!.args[0]!.name)));
 }
 
 /** The program with each foldable product replaced by a refresh of its operand times its constant (same result name). */
