@@ -10,7 +10,8 @@ import { fheChain, makeParameters, topLevel } from '../ir/ckks/params.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { placeRefreshes } from '../passes/fhe/refresh/refresh-placement.js';
 import { refreshedValues } from '../passes/fhe/refresh/refresh-bounds.js';
-import type { CkksBackend } from '../runtime/backend.js';
+import type { CkksBackend, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
+import { redeclareForFactors } from '../runtime/refresh/redeclare.js';
 import { encryptInputs, executeProgram, keyRequestFor, runProgram } from '../runtime/ckks/execute.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { MaskedRefresher } from '../runtime/refresh/refresher.js';
@@ -109,5 +110,43 @@ describe('constant products folded into refreshes', () => {
     const run = await runProgram(managed, params, sealBackend, { x: xs }, { refreshBounds: bounds, workers: 2 });
     expect(rmsError(run.outputs.get('y')!.values, want)).toBeLessThan(1e-5);
     expect(run.refresh!.ciphertexts).toBe(2);
+  });
+});
+
+describe('redeclareForFactors (the one place folded refreshes get their masked-scale copies)', () => {
+  /** An evaluator double that records copies and frees; its second withScale fails when asked. */
+  function recorder(failOnCopy?: number) {
+    const freed: string[] = [];
+    const copies: [string, number][] = [];
+    const ev = {
+      scaleOf: (h: CkksHandle) => Number((h as unknown as { scale: number }).scale),
+      withScale: (h: CkksHandle, scale: number) => {
+        if (copies.length + 1 === failOnCopy) throw new Error('copy failed');
+        const name = `${(h as unknown as { name: string }).name}'`;
+        copies.push([name, scale]);
+        return { name, scale } as unknown as CkksHandle;
+      },
+      free: (h: CkksHandle) => freed.push((h as unknown as { name: string }).name),
+    } as unknown as CkksEvaluator;
+    return { ev, freed, copies };
+  }
+  const ct = (name: string, scale: number) => ({ name, scale }) as unknown as CkksHandle;
+
+  it('copies only the ciphertexts with a factor, at scale / factor, and frees only the copies', () => {
+    const { ev, freed, copies } = recorder();
+    const a = ct('a', 2 ** 40);
+    const r = redeclareForFactors(ev, [{ ct: a, factor: undefined }, { ct: ct('b', 2 ** 40), factor: 0.5 }, { ct: ct('c', 2 ** 30), factor: 1 }]);
+    expect(r.cts[0]).toBe(a);
+    expect(copies).toEqual([["b'", 2 ** 41]]);
+    r.free();
+    expect(freed).toEqual(["b'"]);
+    r.free();
+    expect(freed).toEqual(["b'"]);
+  });
+
+  it('frees the copies already made when a later one fails', () => {
+    const { ev, freed } = recorder(2);
+    expect(() => redeclareForFactors(ev, [{ ct: ct('a', 1), factor: 2 }, { ct: ct('b', 1), factor: 3 }])).toThrow('copy failed');
+    expect(freed).toEqual(["a'"]);
   });
 });

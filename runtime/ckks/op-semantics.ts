@@ -11,6 +11,7 @@ import { verifyFhe } from '../../ir/fhe/verify.js';
 import { checkProgramChain } from '../../ir/ckks/params.js';
 import type { CkksEvaluator, CkksHandle, CkksRefresher, RefreshAhead, WhileWaiting } from '../backend.js';
 import { constantKeys, type PlaintextCache } from './plaintext-cache.js';
+import { redeclareForFactors } from '../refresh/redeclare.js';
 
 /** The program is managed, well formed, and typed for the evaluator's modulus chain. */
 export function checkRunnable(program: FheProgram, ev: CkksEvaluator): void {
@@ -100,12 +101,12 @@ export function runOp(
 export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: WhileWaiting): CkksHandle[] {
   const ops = refreshes.map((i) => program.ops[i]!);
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
-  const items = refreshItems(ops, ev, get);
+  const { items, free } = refreshItems(ops, ev, get);
   try {
     const fresh = refresher.refreshMany ? refresher.refreshMany(items, whileWaiting) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
     return checkRefreshed(ops, ev, fresh);
   } finally {
-    freeRedeclared(ops, ev, items);
+    free();
   }
 }
 
@@ -113,30 +114,22 @@ export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksE
 export async function refreshRoundAsync(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): Promise<CkksHandle[]> {
   if (!refresher?.refreshManyAsync) return refreshRound(program, refreshes, ev, get, refresher);
   const ops = refreshes.map((i) => program.ops[i]!);
-  const items = refreshItems(ops, ev, get);
+  const { items, free } = refreshItems(ops, ev, get);
   try {
     return checkRefreshed(ops, ev, await refresher.refreshManyAsync(items));
   } finally {
-    freeRedeclared(ops, ev, items);
+    free();
   }
 }
 
 /**
  * What the refresher is given for each refresh op: the ciphertext, the scale it must come back at, the
- * value's name. A refresh with a factor gets a copy declared at its masked scale (maskedScale).
+ * value's name. A refresh with a factor gets a copy declared at its masked scale (redeclareForFactors); free()
+ * releases those copies.
  */
-function refreshItems(ops: FheOp[], ev: CkksEvaluator, get: (name: string) => CkksHandle): { ct: CkksHandle; scale: number; name: string }[] {
-  return ops.map((op) => {
-    const ct = get(op.args[0]!.name);
-    return { ct: op.factor === undefined ? ct : ev.withScale(ct, maskedScale(op)), scale: op.result!.type.scale!, name: op.args[0]!.name };
-  });
-}
-
-/** Frees the copies refreshItems made for refreshes with a factor. */
-function freeRedeclared(ops: FheOp[], ev: CkksEvaluator, items: { ct: CkksHandle }[]): void {
-  ops.forEach((op, k) => {
-    if (op.factor !== undefined) ev.free(items[k]!.ct);
-  });
+function refreshItems(ops: FheOp[], ev: CkksEvaluator, get: (name: string) => CkksHandle): { items: { ct: CkksHandle; scale: number; name: string }[]; free: () => void } {
+  const { cts, free } = redeclareForFactors(ev, ops.map((op) => ({ ct: get(op.args[0]!.name), factor: op.factor })));
+  return { items: ops.map((op, k) => ({ ct: cts[k]!, scale: op.result!.type.scale!, name: op.args[0]!.name })), free };
 }
 
 /** The refreshes of a round as the program types them, for masks made ahead; undefined when a type lacks its level or scale. */

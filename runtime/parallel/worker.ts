@@ -17,6 +17,7 @@ import type { WorkerAction } from './placement.js';
 import type { MainToWorker, PeerMessage, StageDone, StageMasking, WorkerToMain } from './protocol.js';
 import { maskForRefresh, unmaskRefreshed, type PendingRefresh } from '../refresh/refresher.js';
 import { MaskStock, type RefreshShape } from '../refresh/mask-stock.js';
+import { redeclareForFactors } from '../refresh/redeclare.js';
 import { applySlotMap } from '../ckks/slot-map.js';
 
 const port = parentPort;
@@ -158,15 +159,14 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
         const values: string[] = [a.value];
         while (actions[at + 1]?.do === 'export') values.push((actions[++at] as { value: string }).value);
         const seen = new Map<string, { level: number; hidingBits: number }>();
-        // A refresh with a factor masks a copy declared at its masked scale (maskedScale), freed once masked.
-        const redeclared: CkksHandle[] = [];
-        const items = values.map((value) => {
+        const exported = values.map((value) => {
           const point = points.get(value);
           if (!point) throw new Error(`internal: no refresh point for exported %${value}`);
-          let ct = get(value);
-          if (point.factor !== 1) redeclared.push((ct = e.withScale(ct, e.scaleOf(ct) / point.factor)));
-          return { ct, scale: point.scale, level: masking.level, bound: point.bound, point: value };
+          return { point, value };
         });
+        // A refresh with a factor masks a copy declared at its masked scale, freed once masked.
+        const redeclared = redeclareForFactors(e, exported.map(({ value, point }) => ({ ct: get(value), factor: point.factor })));
+        const items = exported.map(({ point, value }, i) => ({ ct: redeclared.cts[i]!, scale: point.scale, level: masking.level, bound: point.bound, point: value }));
         try {
           const { requestItems, pending } = maskForRefresh(e, items, masking, (it, level, plan) => seen.set(it.point, { level, hidingBits: plan.hidingBitsPerCiphertext }), masks);
           items.forEach((it, i) => {
@@ -175,7 +175,7 @@ async function runStage(run: Run, m: Extract<MainToWorker, { kind: 'stage' }>): 
             done.masked.push({ value: it.point, request: requestItems[i]!, level: s.level, scale: e.scaleOf(it.ct), hidingBits: s.hidingBits });
           });
         } finally {
-          for (const h of redeclared) e.free(h);
+          redeclared.free();
         }
         break;
       }
