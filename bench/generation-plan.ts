@@ -44,6 +44,9 @@ export interface PlanBench {
     refreshMiB: number;
     predictedSeconds: number;
     predictedSecondsWan: number;
+    /** The longest chain of dependent ops of those predictions (predict-latency.ts criticalPathMs): what threads cannot shorten. */
+    criticalPathSeconds: number;
+    criticalPathSecondsWan: number;
   };
 }
 
@@ -107,6 +110,8 @@ export function runPlanBench(options: { maxContext?: number; maxWindows?: number
       refreshMiB: local.refreshBytes / 2 ** 20,
       predictedSeconds: local.totalMs / 1000,
       predictedSecondsWan: wan.totalMs / 1000,
+      criticalPathSeconds: local.criticalPathMs / 1000,
+      criticalPathSecondsWan: wan.criticalPathMs / 1000,
     },
   };
 }
@@ -124,6 +129,11 @@ export function printPlanBench(r: PlanBench): void {
   console.log(`| refreshes | rounds (carry included) | relinearizations | of them only refreshed | refresh MiB | predicted s in-process | predicted s, ${WAN} |`);
   console.log(`|---:|---:|---:|---:|---:|---:|---:|`);
   console.log(`| ${d.refreshes} | ${d.rounds} | ${d.relinearizations} | ${d.relinearizationsOnlyRefreshed} | ${d.refreshMiB.toFixed(1)} | ${d.predictedSeconds.toFixed(2)} | ${d.predictedSecondsWan.toFixed(2)} |`);
+  console.log(
+    `critical path of that step (its longest chain of dependent ops, each priced as above): ${d.criticalPathSeconds.toFixed(2)} s in-process, ` +
+      `${d.criticalPathSecondsWan.toFixed(2)} s with ${WAN}: evaluation threads can make the step at most ${(d.predictedSeconds / d.criticalPathSeconds).toFixed(2)}x and ` +
+      `${(d.predictedSecondsWan / d.criticalPathSecondsWan).toFixed(2)}x as fast`,
+  );
 }
 
 export function planBenchOptions(argv: string[]): { maxContext?: number; maxWindows?: number } {

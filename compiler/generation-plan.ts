@@ -163,7 +163,7 @@ export interface CompiledGenerationPlan {
   /** The step plans compiled now: the prefill plans, then the decode plans. */
   stepPlans: string[];
   /** Each decode plan: the pasts it serves, its compile time, refreshes, rounds and predicted ms per token. */
-  decodePlans: { from: number; to: number; ms: number; refreshes: number; rounds: number; predictedMs?: number }[];
+  decodePlans: { from: number; to: number; ms: number; refreshes: number; rounds: number; predictedMs?: number; criticalPathMs?: number }[];
   lines: string[];
   /** The decode plan the parameter search chose on (past C - 1), when it searched: what one decode token costs. */
   searchStep?: { past: number; managed: CompiledModel['managed']; refreshes: number; predictedMs?: number };
@@ -242,9 +242,17 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     const ms = performance.now() - t0;
     files.push(f.plan);
     stepPlans.push(f.plan);
-    decodePlans.push({ from: bk.from, to: bk.to, ms, refreshes: compiled.refreshes, rounds: refreshRounds(compiled.managed).count + 1, ...(compiled.predictedMs !== undefined ? { predictedMs: compiled.predictedMs } : {}) });
+    decodePlans.push({
+      from: bk.from,
+      to: bk.to,
+      ms,
+      refreshes: compiled.refreshes,
+      rounds: refreshRounds(compiled.managed).count + 1,
+      ...(compiled.predictedMs !== undefined ? { predictedMs: compiled.predictedMs } : {}),
+      ...(compiled.criticalPathMs !== undefined ? { criticalPathMs: compiled.criticalPathMs } : {}),
+    });
     lines.push(
-      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), predicted ${((compiled.predictedMs ?? NaN) / 1000).toFixed(1)} s per token (${(ms / 1000).toFixed(1)} s)`,
+      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), predicted ${((compiled.predictedMs ?? NaN) / 1000).toFixed(1)} s per token, critical path ${((compiled.criticalPathMs ?? NaN) / 1000).toFixed(1)} s (${(ms / 1000).toFixed(1)} s)`,
     );
   }
   const manifest: GenerationManifest = {

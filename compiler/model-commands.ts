@@ -128,12 +128,13 @@ export async function compileModelCommand(model: string, flags: ModelCompileFlag
   }
   const table = `${flags.costs ?? 'the shipped cost table'}${flags.link ? `, --link ${flags.link}` : ''}`;
   const predicted = c.predictedMs !== undefined ? `predicted ${(c.predictedMs / 1000).toFixed(2)} s` : `no latency prediction (${c.predictionNote})`;
+  const critical = c.criticalPathMs !== undefined ? `, critical path ${(c.criticalPathMs / 1000).toFixed(2)} s` : '';
   if (c.search) {
     const considered = c.search.candidates.filter((x) => x.bitSizes.length > 0).length;
     lines.push(
       `parameter search (${table}; ${considered} chains priced in ${((c.ms.lower + c.ms.place + (c.ms.search ?? 0)) / 1000).toFixed(1)} s):`,
       formatCandidates(c.search),
-      `chosen: N=${c.params.ringDegree}, ${topLevel(c.params)} levels, ${c.refreshes} refreshes, ${predicted} (lowest predicted latency; ` +
+      `chosen: N=${c.params.ringDegree}, ${topLevel(c.params)} levels, ${c.refreshes} refreshes, ${predicted}${critical} (lowest predicted latency; ` +
         `each chain priced with the refresh placement it gets; the greedy placement would need ${c.greedyRefreshes} refreshes here)`,
     );
   } else lines.push(`ring degree fixed at N=${c.params.ringDegree}: the longest chain it holds, ${c.refreshes} refreshes, ${predicted} (${table})`);

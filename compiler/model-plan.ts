@@ -113,6 +113,8 @@ export interface CompiledModel {
   search?: ParameterSearchResult;
   /** Latency predicted from the cost table (ms), as the search prices candidates. */
   predictedMs?: number;
+  /** Of that prediction, the longest chain of dependent ops (ms): what evaluation threads cannot shorten. */
+  criticalPathMs?: number;
   /** Why there is no prediction (fixed N only: the table lacks N, or the keys exceed the budget). */
   predictionNote?: string;
   /** The cost table latency was predicted with, and the refresh placement asked for (for the plan's analysis). */
@@ -467,6 +469,7 @@ function finishPlacement(
     floors: unit.floors ?? uniformFloors(numberAttr(managed, 'mgmt.min_level', 'compile') ?? 1),
     ...(unit.search ? { search: unit.search } : {}),
     predictedMs: predicted.ms,
+    ...(predicted.criticalPathMs !== undefined ? { criticalPathMs: predicted.criticalPathMs } : {}),
     ...(predicted.reason ? { predictionNote: predicted.reason } : {}),
     passRuns,
     ms: {

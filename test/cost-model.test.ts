@@ -11,7 +11,8 @@ import { FheBuilder, type FheProgram, type FheValue } from '../ir/fhe/index.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { lowerMatVec } from '../passes/fhe/layout/matvec.js';
 import { replicatedLayout } from '../passes/fhe/layout/packing.js';
-import { formatCandidates, searchParameters, type RefreshPlanner } from '../passes/fhe/parameters/parameter-search.js';
+import { formatCandidates, programKeys, searchParameters, type RefreshPlanner } from '../passes/fhe/parameters/parameter-search.js';
+import { predictProgramLatency } from '../passes/fhe/parameters/program-latency.js';
 import { analyzePrecision, magnitudeBoundsFromPlain } from '../passes/fhe/analysis/precision.js';
 import { formatLatency, predictLatency } from '../passes/fhe/analysis/predict-latency.js';
 import {
@@ -184,6 +185,45 @@ describe('latency prediction', () => {
     const refreshed = predictLatency(program, t, { extraRefreshes: 3 });
     expect(refreshed.refreshes).toBe(3);
     expect(refreshed.totalMs - plain.totalMs).toBeCloseTo(3 * refreshRoundTrip(t, 8192, 0, 2).totalMs, 6);
+  });
+});
+
+describe('critical path', () => {
+  const t = defaultCostTable();
+  const params = selectParameters({ depth: 2 });
+  const slots = params.ringDegree / 2;
+  const layout = replicatedLayout(64, slots);
+  const managed = (build: (b: FheBuilder, x: FheValue) => FheValue) => {
+    const b = new FheBuilder('p', slots);
+    b.output('y', build(b, b.input('x', layout)), layout);
+    return manageScales(b.build(), { chain: fheChain(params), topScale: params.scale, inputLevel: fheChain(params).primes.length - 1 });
+  };
+  const rotation = (program: FheProgram) => opCost(t, 'rotate', params.ringDegree, program.ops.find((o) => o.kind === 'rotate')!.args[0]!.type.level!);
+
+  it('is the whole latency for a chain of ops, and leaves out all but one of k independent rotations', () => {
+    const chain = managed((b, x) => b.rotate(b.rotate(b.rotate(x, 1), 2), 3));
+    const c = predictLatency(chain, t);
+    expect(c.criticalPathMs).toBeCloseTo(c.totalMs, 9);
+    const k = 5;
+    const fan = managed((b, x) => Array.from({ length: k }, (_, i) => b.rotate(x, i + 1)).reduce((s, r) => b.add(s, r)));
+    const f = predictLatency(fan, t);
+    expect(f.totalMs - f.criticalPathMs).toBeCloseTo((k - 1) * rotation(fan), 9);
+    expect(formatLatency(f)).toMatch(new RegExp(`critical path ${f.criticalPathMs.toFixed(1)} ms: threads can make it at most ${(f.totalMs / f.criticalPathMs).toFixed(2)}x as fast`));
+  });
+
+  it("counts the link's round-trip time once for each refresh on the path", () => {
+    const twice = managed((b, x) => {
+      const r = b.refresh(b.mul(x, x));
+      return b.refresh(b.mul(r, r));
+    });
+    const slow = { ...t, link: { ...t.link, rttMs: 50 } };
+    const fast = { ...t, link: { ...t.link, rttMs: 0 } };
+    expect(predictLatency(twice, slow).criticalPathMs - predictLatency(twice, fast).criticalPathMs).toBeCloseTo(2 * 50, 9);
+  });
+
+  it('comes with the program latency the search prices (its rotations composed from the planned keys)', () => {
+    const fan = managed((b, x) => b.add(b.rotate(x, 1), b.rotate(x, 2)));
+    expect(predictProgramLatency(fan, params, t).criticalPathMs).toBeCloseTo(predictLatency(fan, t, { rotationKeySteps: programKeys(fan, params).rotationKeySteps }).criticalPathMs, 9);
   });
 });
 

@@ -1,6 +1,7 @@
 // analyze-cost{costs=default|FILE,link=RTT/BPMS}: annotates operation counts (cost.*) and, for a
 // managed program annotated with its CKKS parameters, the latency predicted from a cost table
-// (cost.predicted_ms, priced as select-parameters prices candidates). Changes no op.
+// (cost.predicted_ms, priced as select-parameters prices candidates) and its critical path
+// (cost.critical_path_ms: the longest chain of dependent ops, what threads cannot shorten). Changes no op.
 
 import type { Pass } from '../../pass.js';
 import { predictProgramLatency } from '../parameters/program-latency.js';
@@ -33,8 +34,10 @@ export const analyzeCostPass: Pass<FheUnit, { costs: string; link?: string }> = 
     const params = unit.program.chain ? annotatedParameters(unit.program, 'analyze-cost') : undefined;
     if (params) {
       const p = predictProgramLatency(unit.program, params, costTableOf(unit, o.costs, o.link));
-      if (p.ms !== undefined) stats.predicted_ms = p.ms;
-      else notes.push(`no latency prediction: ${p.reason}`);
+      if (p.ms !== undefined) {
+        stats.predicted_ms = p.ms;
+        stats.critical_path_ms = p.criticalPathMs!;
+      } else notes.push(`no latency prediction: ${p.reason}`);
     }
     setAttrs(unit.program, Object.fromEntries(Object.entries(stats).map(([k, v]) => [`cost.${k}`, v])));
     return { changed: false, stats, notes };

@@ -39,6 +39,12 @@ export interface LatencyPrediction {
   refreshBytes: number;
   /** Messages to the key holder: refresh rounds (one per counted-only refresh). */
   refreshRounds: number;
+  /**
+   * The longest chain of dependent ops, each priced as in totalMs (a refresh is its round trip plus the
+   * link's round-trip time): the latency with as many evaluation threads as the program can use, so
+   * totalMs / criticalPathMs bounds what threads can gain. Counted-only refreshes are not on it.
+   */
+  criticalPathMs: number;
 }
 
 function levelOf(op: FheOp): number {
@@ -57,7 +63,12 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
   let refreshMs = 0;
   let refreshBytes = 0;
   let index = -1;
+  // The cost of the op being priced, and when each value is ready along its longest chain of ops.
+  let opMs = 0;
+  const ready = new Map<string, number>();
+  let criticalPathMs = 0;
   const add = (kind: string, ms: number) => {
+    opMs += ms;
     if (index >= 0) options.onOp?.(index, kind, ms);
     const e = byKind.get(kind) ?? { count: 0, ms: 0 };
     e.count++;
@@ -67,6 +78,7 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
   };
   for (const [i, op] of program.ops.entries()) {
     index = i;
+    opMs = 0;
     const level = levelOf(op);
     switch (op.kind) {
       case 'input':
@@ -91,6 +103,10 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
       default:
         add(op.kind, opCost(table, op.kind as TimedOp, n, level, top));
     }
+    const start = op.args.reduce((t, a) => Math.max(t, ready.get(a.name) ?? 0), 0);
+    const end = start + opMs + (op.kind === 'refresh' ? table.link.rttMs : 0);
+    if (op.result) ready.set(op.result.name, end);
+    criticalPathMs = Math.max(criticalPathMs, end);
   }
   index = -1;
   // One round-trip time per round of refreshes (a counted-only refresh is a round of its own).
@@ -111,7 +127,7 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
     refreshMs += extra * rt.totalMs;
     refreshBytes += extra * rt.bytes;
   }
-  return { ringDegree: n, totalMs: total, byKind, refreshes, refreshMs, refreshBytes, refreshRounds: rounds };
+  return { ringDegree: n, totalMs: total, byKind, refreshes, refreshMs, refreshBytes, refreshRounds: rounds, criticalPathMs };
 }
 
 /** One table row per op kind, most expensive first. */
@@ -121,5 +137,6 @@ export function formatLatency(p: LatencyPrediction): string {
     lines.push(`| ${kind} | ${e.count} | ${e.ms.toFixed(2)} | ${((100 * e.ms) / (p.totalMs || 1)).toFixed(1)}% |`);
   }
   if (p.refreshes) lines.push(`${p.refreshes} refreshes in ${p.refreshRounds} rounds: ${p.refreshMs.toFixed(1)} ms, ${(p.refreshBytes / 2 ** 20).toFixed(1)} MiB exchanged`);
+  lines.push(`critical path ${p.criticalPathMs.toFixed(1)} ms: threads can make it at most ${(p.totalMs / (p.criticalPathMs || 1)).toFixed(2)}x as fast`);
   return lines.join('\n');
 }

@@ -10,6 +10,8 @@ import { programKeys } from './parameter-search.js';
 
 export interface ProgramLatency {
   ms?: number;
+  /** The longest chain of dependent ops (LatencyPrediction.criticalPathMs). */
+  criticalPathMs?: number;
   /** Why there is no prediction: the cost table lacks N, or the keys exceed the budget. */
   reason?: string;
 }
@@ -18,7 +20,8 @@ export function predictProgramLatency(managed: FheProgram, params: CkksParameter
   if (!hasRingDegree(costs, params.ringDegree)) return { reason: `the cost table has no timings for N=${params.ringDegree}` };
   try {
     const { rotationKeySteps } = programKeys(managed, params);
-    return { ms: predictLatency(managed, costs, { rotationKeySteps }).totalMs };
+    const p = predictLatency(managed, costs, { rotationKeySteps });
+    return { ms: p.totalMs, criticalPathMs: p.criticalPathMs };
   } catch (e) {
     if (e instanceof FhecError) return { reason: e.message };
     throw e;
