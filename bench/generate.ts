@@ -120,6 +120,11 @@ export interface GenerateBench {
     generationPlanMs: number;
     /** Decode plans, compiled before the timed run. */
     decodePlans: { step: string; ms: number }[];
+    /**
+     * The generation plan's decode buckets as compiled, with the latency the shipped cost table predicts
+     * per token and its critical path (the longest chain of dependent ops: what threads cannot shorten).
+     */
+    buckets: { from: number; to: number; predictedMs?: number; criticalPathMs?: number }[];
   };
   /** Key generation and key transfer (once per generation, not part of any token). */
   setupMs: number;
@@ -254,7 +259,8 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     const planFile = path.join(dir, 'plan.json');
     process.stderr.write(`generate bench: compiling the generation plan (prefill ${promptIds.length}, ${D} decode plans)...\n`);
     const t0 = performance.now();
-    compileGenerationPlan(MODEL, planFile, { calibration: CALIBRATION, maxContext: promptIds.length + D, prefill: [promptIds.length] });
+    const compiled = compileGenerationPlan(MODEL, planFile, { calibration: CALIBRATION, maxContext: promptIds.length + D, prefill: [promptIds.length] });
+    const buckets = compiled.decodePlans.map((d) => ({ from: d.from, to: d.to, ...(d.predictedMs !== undefined ? { predictedMs: d.predictedMs } : {}), ...(d.criticalPathMs !== undefined ? { criticalPathMs: d.criticalPathMs } : {}) }));
     const generationPlanMs = performance.now() - t0;
     const warm = new GenerationPlanStore(planFile);
     const shapes: StepShape[] = generationSteps(warm, promptIds.length, newTokens);
@@ -341,7 +347,7 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
       decodeSteps: D,
       ort: { version: ort.env.versions.common, threads: 1, reps: ortReps },
       referenceReps: refReps,
-      compile: { generationPlanMs, decodePlans },
+      compile: { generationPlanMs, decodePlans, buckets },
       setupMs: r.setupMs,
       contention: { loadAverage, cores: os.cpus().length, cpuPerWallSecond },
       steps,
@@ -455,6 +461,13 @@ export function printGenerateBench(r: GenerateBench): void {
       `| ${w.workers} | ${w.maskThread ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
         `${k ? k.rounds.toFixed(1) : '-'} | ${k ? k.ciphertexts.toFixed(1) : '-'} | ${k ? mib(k.bytesToKeyHolder) : '-'} | ${k ? mib(k.bytesToEvaluator) : '-'} | ` +
         `${w.movedPerToken ? `${w.movedPerToken.count.toFixed(0)} (${mib(w.movedPerToken.bytes)})` : '-'} | ${w.loadAverage.toFixed(1)} | ${w.generated.join(',') === r.generated.ort.join(',') ? 'yes' : 'NO'} |`,
+    );
+  }
+  for (const b of r.compile.buckets ?? []) {
+    if (b.predictedMs === undefined || b.criticalPathMs === undefined) continue;
+    console.log(
+      `decode plan for pasts ${b.from}..${b.to}, shipped cost table: predicted ${sec(b.predictedMs)} s per token, critical path ${sec(b.criticalPathMs)} s ` +
+        `(its longest chain of dependent ops: any number of evaluation threads makes it at most ${(b.predictedMs / b.criticalPathMs).toFixed(2)}x as fast)`,
     );
   }
   const one = r.byWorkers.find((w) => w.workers === 1 && !w.maskThread);
