@@ -94,6 +94,11 @@ export interface CostEstimate {
   predictedMs: number;
   /** Of predictedMs: refresh round trips (the key holder's work and the link), which more cores do not speed up. */
   refreshMs: number;
+  /**
+   * The longest chain of dependent ops of the step as fhec runs it, priced the same way (refresh round
+   * trips on it included): no number of cores runs the step faster (predict-latency.ts).
+   */
+  criticalPathMs: number;
   cores: number;
   search?: ParameterSearchResult;
   /** The repeated blocks (e.g. decoder layers), priced as `priced` copies and extrapolated to `blocks`. */
@@ -143,6 +148,7 @@ interface Priced {
   refreshBytes: number;
   predictedMs: number;
   refreshMs: number;
+  criticalPathMs: number;
   search?: ParameterSearchResult;
   lowerMs: number;
   placeMs: number;
@@ -196,7 +202,7 @@ function priceGraph(graph: Graph, iv: AssumedIntervals, costs: CostTable, fixed?
   }
   return {
     params, ops, refreshes, rounds: refreshRounds(managed).count, keyBytes: keys.keyBytes, plaintextBytes, ioBytes,
-    refreshBytes: pred.refreshBytes, predictedMs: pred.totalMs, refreshMs: pred.refreshMs, ...(search ? { search } : {}), lowerMs, placeMs,
+    refreshBytes: pred.refreshBytes, predictedMs: pred.totalMs, refreshMs: pred.refreshMs, criticalPathMs: pred.criticalPathMs, ...(search ? { search } : {}), lowerMs, placeMs,
   };
 }
 
@@ -220,6 +226,8 @@ function extrapolate(one: Priced, two: Priced, count: number): Priced {
     ...two, ops, refreshes: at(one.refreshes, two.refreshes), rounds: at(one.rounds, two.rounds), keyBytes: Math.max(one.keyBytes, two.keyBytes),
     plaintextBytes: at(one.plaintextBytes, two.plaintextBytes), ioBytes: at(one.ioBytes, two.ioBytes), refreshBytes: at(one.refreshBytes, two.refreshBytes),
     predictedMs: at(one.predictedMs, two.predictedMs), refreshMs: at(one.refreshMs, two.refreshMs),
+    // The blocks run one after another, so each further copy lengthens the longest chain by what the last did.
+    criticalPathMs: at(one.criticalPathMs, two.criticalPathMs),
     lowerMs: one.lowerMs + two.lowerMs, placeMs: one.placeMs + two.placeMs,
   };
 }
@@ -267,6 +275,7 @@ export function estimateModelCost(modelFile: string, opts: CostEstimateOptions =
     bytesPerToken: (priced.ioBytes + priced.refreshBytes) / tokens,
     predictedMs: priced.predictedMs,
     refreshMs: priced.refreshMs,
+    criticalPathMs: priced.criticalPathMs,
     cores: opts.cores ?? 64,
     ...(priced.search ? { search: priced.search } : {}),
     ...(extrapolated ? { repeated: { blocks: run.count, nodesPerBlock: run.period, priced: [BASE_COPIES, BASE_COPIES + 1] } } : {}),
@@ -281,11 +290,12 @@ const GiB = 2 ** 30;
 /**
  * The prediction on a machine with `cores` cores: the cost table is one core's; the ops of a step
  * (the products' diagonals, the heads, the blocks) are independent in the thousands, so their time is
- * taken to divide by the core count, while refresh round trips (the link and the key holder) do not.
- * A model of the scaling, not a measurement.
+ * taken to divide by the core count, while refresh round trips (the link and the key holder) do not;
+ * and never below the step's critical path (its longest chain of dependent ops), which no core count
+ * shortens. A model of the scaling, not a measurement.
  */
-export function scaledMs(e: CostEstimate, cores: number): number {
-  return (e.predictedMs - e.refreshMs) / cores + e.refreshMs;
+export function scaledMs(e: Pick<CostEstimate, 'predictedMs' | 'refreshMs' | 'criticalPathMs'>, cores: number): number {
+  return Math.max(e.criticalPathMs, (e.predictedMs - e.refreshMs) / cores + e.refreshMs);
 }
 
 export function formatCostEstimate(e: CostEstimate, costsName: string): string[] {
@@ -312,7 +322,8 @@ export function formatCostEstimate(e: CostEstimate, costsName: string): string[]
     `| plaintext memory (every encoded constant) | ${(e.plaintextBytes / GiB).toFixed(1)} GiB |`,
     `| bytes per token (client and key holder traffic) | ${(e.bytesPerToken / 2 ** 20).toFixed(1)} MiB |`,
     `| predicted per token, this machine (1 core, ${costsName}) | ${perToken(e.predictedMs)} (refresh round trips ${perToken(e.refreshMs)}) |`,
-    `| predicted per token, ${e.cores} cores (ops divided over cores, round trips not) | ${perToken(scaledMs(e, e.cores))} |`,
+    `| critical path per token (longest chain of dependent ops; no number of cores goes below it) | ${perToken(e.criticalPathMs)} |`,
+    `| predicted per token, ${e.cores} cores (ops divided over cores, round trips not; at least the critical path) | ${perToken(scaledMs(e, e.cores))} |`,
     '',
     `estimated in ${((e.ms.load + e.ms.lower + e.ms.place) / 1000).toFixed(1)} s (graph ${(e.ms.load / 1000).toFixed(1)} s, lowering ${(e.ms.lower / 1000).toFixed(1)} s, ` +
       `placement and pricing ${(e.ms.place / 1000).toFixed(1)} s; ${(e.cpuMs / 1000).toFixed(1)} CPU-s in this process), peak memory ${(e.peakRss / GiB).toFixed(2)} GiB`,

@@ -30,6 +30,8 @@ it('cost-only-1b: Llama-3.2-1B shape, decode after 16, cost only', () => {
     plaintextGiB: e.plaintextBytes / 2 ** 30,
     minutesPerToken1Core: e.predictedMs / 1000 / 60 / e.tokens,
     minutesPerToken64Cores: scaledMs(e, 64) / 1000 / 60 / e.tokens,
+    minutesPerTokenCriticalPath: e.criticalPathMs / 1000 / 60 / e.tokens,
+    minutesPerToken64CoresOpsOverCores: ((e.predictedMs - e.refreshMs) / 64 + e.refreshMs) / 1000 / 60 / e.tokens,
     peakRssGiB: e.peakRss / 2 ** 30,
   }, { ops: e.ops });
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildLlamaGraph, LLAMA32_1B, randomLlamaWeights, type LlamaConfig } from '../bench/llama-synth.js';
 import { exportOnnx } from '../compiler/onnx/export.js';
-import { DEFAULT_INTERVALS } from '../compiler/cost-estimate.js';
+import { DEFAULT_INTERVALS, scaledMs } from '../compiler/cost-estimate.js';
 import { loadModel } from '../compiler/driver.js';
 import { importOnnx } from '../compiler/onnx/import.js';
 import { generatorBindings } from '../passes/canonical/specialize.js';
@@ -115,7 +115,9 @@ describe('cost-only pricing of repeated blocks', () => {
       expect(r.status, r.stderr).toBe(0);
       const total = Number(/\| ops \| ([\d,]+) /.exec(r.stdout)![1]!.replace(/,/g, ''));
       const rotations = Number(/\| rotations \| ([\d,]+) /.exec(r.stdout)![1]!.replace(/,/g, ''));
-      return { total, rotations, stdout: r.stdout };
+      const critical = Number(/\| critical path per token [^|]*\| ([\d.]+) s \|/.exec(r.stdout)![1]!);
+      const oneCore = Number(/\| predicted per token, this machine [^|]*\| ([\d.]+) s/.exec(r.stdout)![1]!);
+      return { total, rotations, critical, oneCore, stdout: r.stdout };
     };
     const [six, eight, whole] = [await est(6), await est(8), await est(6, '--whole-graph')];
     expect(six.stdout).toMatch(/6 repeated blocks of \d+ canonical ops: priced as 2 and 3 copies/);
@@ -125,7 +127,19 @@ describe('cost-only pricing of repeated blocks', () => {
     const perLayer = (eight.total - six.total) / 2;
     expect(perLayer).toBeGreaterThan(0);
     expect(six.total - 6 * perLayer).toBeGreaterThan(0); // what is not a layer: the head (and embedding inputs)
+    // The critical path extrapolates too (the layers run one after another): within 5% of lowering every layer,
+    // longer with more layers, and below the one-core prediction (the step has independent ops to spread).
+    expect(Math.abs(six.critical - whole.critical) / whole.critical).toBeLessThan(0.05);
+    expect(eight.critical).toBeGreaterThan(six.critical);
+    expect(six.critical).toBeLessThan(six.oneCore);
   }, 120000);
+
+  it('scales to more cores by dividing the ops, never below the critical path', () => {
+    // Ops 900 ms over 64 cores plus 100 ms of round trips: 114 ms, unless the longest chain is longer.
+    expect(scaledMs({ predictedMs: 1000, refreshMs: 100, criticalPathMs: 50 }, 64)).toBeCloseTo(900 / 64 + 100, 9);
+    expect(scaledMs({ predictedMs: 1000, refreshMs: 100, criticalPathMs: 300 }, 64)).toBe(300);
+    expect(scaledMs({ predictedMs: 1000, refreshMs: 100, criticalPathMs: 300 }, 1)).toBe(1000);
+  });
 });
 
 describe('cost-only bounds on Llama-3.2-1B layer shapes', () => {
