@@ -24,6 +24,8 @@ import { generationSteps, shapeName, type StepShape } from '../runtime/generate/
 import { generateInProcess } from '../runtime/generate/session.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { sealBackend } from '../runtime/seal/backend.js';
+import { TraceRecorder } from '../runtime/trace/run-trace.js';
+import { formatStageSplit, meanSplit, splitByStages, type StageSplit } from '../runtime/trace/stage-split.js';
 
 // The project root: the nearest folder above this file with a package.json (this file runs compiled from
 // dist/bench/ and, for `npm run figures`, as source from bench/).
@@ -165,6 +167,8 @@ export interface WorkersRun {
   keyHolderPerToken?: { rounds: number; ciphertexts: number; bytesToKeyHolder: number; bytesToEvaluator: number };
   /** Per decode token: ciphertexts moved between workers and their bytes. */
   movedPerToken?: { count: number; bytes: number };
+  /** Per decode token, from a trace of this run (one evaluator thread): ops a round waits on, other ops, the rounds (runtime/trace/stage-split.ts). */
+  byStage?: StageSplit;
   loadAverage: number;
   generated: number[];
 }
@@ -290,16 +294,23 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
       const loadAverage = os.loadavg()[0]!;
       const cpu0 = process.cpuUsage();
       const wall0 = performance.now();
+      const recorder = new TraceRecorder();
       const run = await generateInProcess(store, sealBackend, loadClientModel(planFile), prompt, newTokens, {
         workers,
         maskSupply: maskThread,
+        trace: recorder,
         keyHolderThread: true, // as fhec generate runs
         onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
       });
       const cpu = process.cpuUsage(cpu0);
       if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
       first ??= { run, loadAverage, cpuPerWallSecond: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0) };
-      byWorkers.push(workersRun(workers, maskThread, run, loadAverage));
+      const traced = workersRun(workers, maskThread, run, loadAverage);
+      // Where the decode steps' time went between refresh rounds, from this run's trace.
+      // (One evaluator thread only: with workers the ops' times overlap, so their sums say nothing of the chain.)
+      const decode = workers > 1 ? [] : run.result.steps.flatMap((st, i) => (st.shape.kind === 'decode' && recorder.steps[i] ? [splitByStages(store.load(st.shape).plan.plan.program, recorder.steps[i]!.opMs)] : []));
+      if (decode.length > 0) traced.byStage = meanSplit(decode);
+      byWorkers.push(traced);
     }
     const { run, loadAverage, cpuPerWallSecond } = first!;
     const rotationMs = await timeRotation(store.params);
@@ -469,6 +480,9 @@ export function printGenerateBench(r: GenerateBench): void {
       `decode plan for pasts ${b.from}..${b.to}, shipped cost table: predicted ${sec(b.predictedMs)} s per token, critical path ${sec(b.criticalPathMs)} s ` +
         `(its longest chain of dependent ops: any number of evaluation threads makes it at most ${(b.predictedMs / b.criticalPathMs).toFixed(2)}x as fast)`,
     );
+  }
+  for (const w of r.byWorkers) {
+    if (w.byStage) console.log(`${w.workers} worker${w.workers > 1 ? 's' : ''}${w.maskThread ? ' with the mask thread' : ''}, decode steps by refresh stage, mean per token: ${formatStageSplit(w.byStage)}`);
   }
   const one = r.byWorkers.find((w) => w.workers === 1 && !w.maskThread);
   for (const w of r.byWorkers) {

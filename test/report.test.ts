@@ -17,6 +17,8 @@ import { tensorsToJson } from '../ir/tensor-json.js';
 import { parseFhe } from '../ir/fhe/parse.js';
 import { expandOpKernels, parseAnalysis, type PlanAnalysis } from '../runtime/plan/analysis-schema.js';
 import { readRunTrace } from '../runtime/trace/run-trace.js';
+import { splitByStages } from '../runtime/trace/stage-split.js';
+import { refreshRounds } from '../ir/fhe/refresh-rounds.js';
 import { fhecInProcess as fhec } from './helpers/in-process.js';
 import { MODELS, ROOT } from './helpers/shared.js';
 
@@ -251,6 +253,28 @@ describe('fhec report of model A generation plan', () => {
     // FHEC_UPDATE_DOCS=1 refreshes the README's screenshot from this report.
     if (process.env.FHEC_UPDATE_DOCS) fs.copyFileSync(path.join(ARTIFACTS, 'report-generation-run.top.png'), path.join(ROOT, 'docs', 'report.png'));
   }, 60000);
+
+  it('fhec generate --trace prints the decode steps split by refresh stage, as the trace sums', async () => {
+    const trace2 = path.join(dir, 'gen2.run.json');
+    const g = await fhec('generate', plan, '--prompt', 'the ', '--max-new-tokens', '2', '--backend', 'sim', '--no-progress', '--trace', trace2);
+    expect(g.status, g.stderr).toBe(0);
+    const out = `${g.stdout}\n${g.stderr}`;
+    const m = /decode steps by refresh stage, mean per token: ops a round waits on ([\d.]+) s, other ops ([\d.]+) s, ([\d.]+) refresh rounds ([\d.]+) s \(rounds x ciphertexts: (.*)\)/.exec(out);
+    expect(m, out).not.toBeNull();
+    const t = readRunTrace(trace2);
+    const step = t.steps.find((st) => st.name.startsWith('decode'))!;
+    const file = fs.readdirSync(path.join(dir, 'gen.steps')).find((f) => /^decode-[\d-]+\.json$/.test(f))!;
+    const decodeProgram = parseFhe(JSON.parse(fs.readFileSync(path.join(dir, 'gen.steps', file), 'utf8')).program, file);
+    const split = splitByStages(decodeProgram, step.opMs);
+    expect(Number(m![1])).toBeCloseTo(split.waitedMs / 1000, 2);
+    expect(Number(m![2])).toBeCloseTo(split.otherMs / 1000, 2);
+    expect(Number(m![3])).toBe(split.rounds);
+    expect(Number(m![4])).toBeCloseTo(split.roundsMs / 1000, 2);
+    // The three parts are the whole step's measured op time, and the rounds are the plan's.
+    expect(split.waitedMs + split.otherMs + split.roundsMs).toBeCloseTo(step.opMs.reduce((a, x) => a + x, 0), 6);
+    expect(split.rounds).toBe(refreshRounds(decodeProgram).count);
+    expect(split.waitedMs).toBeGreaterThan(0);
+  }, 120000);
 
   it('fhec run --trace of a step plan (a model plan) reports measured time by kernel for that plan', async () => {
     const step = path.join(dir, 'gen.steps', 'prefill-4.json');

@@ -22,6 +22,7 @@ import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
 import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
+import { formatStageSplit, meanSplit, splitByStages } from '../../runtime/trace/stage-split.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 export interface Bar {
@@ -136,6 +137,9 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
       totalMs: run.totalMs,
     });
     lines.push(`trace written to ${flags.trace}`);
+    // Where the decode steps' time went between refresh rounds (runtime/trace/stage-split.ts).
+    const decode = steps.flatMap((s, i) => (s.shape.kind === 'decode' ? [splitByStages(store.load(s.shape).plan.plan.program, recorder.steps[i]!.opMs)] : []));
+    if (decode.length > 0) lines.push(`decode steps by refresh stage, mean per token: ${formatStageSplit(meanSplit(decode))}`);
   }
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
   return { run, lines };

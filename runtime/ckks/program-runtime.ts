@@ -18,7 +18,7 @@ import type { PlaintextCache } from './plaintext-cache.js';
 import type { IdleWork } from './idle-work.js';
 import { checkRunnable, constantEncoder, refreshesAhead, refreshRound, runOp, withOpContext } from './op-semantics.js';
 import { MaskStock } from '../refresh/mask-stock.js';
-import { refreshStages } from '../refresh/rounds.js';
+import { refreshStages, roundInputs } from '../refresh/rounds.js';
 
 /** Refresh rounds whose masks a mask supply is asked for ahead of the evaluator reaching them. */
 const SUPPLY_AHEAD = 3;
@@ -98,27 +98,6 @@ interface Asked {
   text: string;
 }
 
-/** The ops of a stage its round of refreshes depends on (their operands' producers within the stage, transitively). */
-function inputsWithin(program: FheProgram, stage: { ops: number[]; refreshes: number[] }): Set<number> {
-  const inStage = new Map<string, number>();
-  for (const i of stage.ops) {
-    const r = program.ops[i]!.result;
-    if (r) inStage.set(r.name, i);
-  }
-  const out = new Set<number>();
-  const todo = [...stage.refreshes];
-  while (todo.length > 0) {
-    for (const a of program.ops[todo.pop()!]!.args) {
-      const j = inStage.get(a.name);
-      if (j !== undefined && !out.has(j)) {
-        out.add(j);
-        todo.push(j);
-      }
-    }
-  }
-  return out;
-}
-
 export class ProgramRuntime implements PlanRuntime {
   private cursor = 0;
   /** Op indices in execution order; positions in it are what roundEnds and deferrable hold. */
@@ -177,7 +156,7 @@ export class ProgramRuntime implements PlanRuntime {
     this.order = [];
     for (const stage of refreshStages(program).stages) {
       const first = this.order.length;
-      const waitedOn = stage.refreshes.length > 0 ? inputsWithin(program, stage) : undefined;
+      const waitedOn = stage.refreshes.length > 0 ? roundInputs(program, stage) : undefined;
       stage.ops.forEach((i, k) => {
         const op = program.ops[i]!;
         if (waitedOn && !waitedOn.has(i) && op.result && op.kind !== 'encode' && op.kind !== 'input') this.deferrable.add(first + k);

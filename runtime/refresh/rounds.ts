@@ -7,7 +7,7 @@
 import type { FheProgram } from '../../ir/fhe/types.js';
 import { refreshRounds } from '../../ir/fhe/refresh-rounds.js';
 
-interface ExecutionStage {
+export interface ExecutionStage {
   /** Non-refresh ops whose inputs are all available once the previous stage's refreshes came back, in program order. */
   ops: number[];
   /** Refresh ops sent together after `ops` (round = stage index + 1), in program order. */
@@ -46,4 +46,29 @@ export function refreshStages(program: FheProgram): RefreshStages {
  */
 export function executionOrder(program: FheProgram): number[] {
   return refreshStages(program).stages.flatMap((s) => [...s.ops, ...s.refreshes]);
+}
+
+/**
+ * The ops of a stage its round of refreshes waits on: the refreshes' operands' producers within the
+ * stage, transitively. The rest of the stage can run while the key holder answers the round (the
+ * one-thread runtime does so; a run trace's stage split, runtime/trace/stage-split.ts, counts them apart).
+ */
+export function roundInputs(program: FheProgram, stage: ExecutionStage): Set<number> {
+  const inStage = new Map<string, number>();
+  for (const i of stage.ops) {
+    const r = program.ops[i]!.result;
+    if (r) inStage.set(r.name, i);
+  }
+  const out = new Set<number>();
+  const todo = [...stage.refreshes];
+  while (todo.length > 0) {
+    for (const a of program.ops[todo.pop()!]!.args) {
+      const j = inStage.get(a.name);
+      if (j !== undefined && !out.has(j)) {
+        out.add(j);
+        todo.push(j);
+      }
+    }
+  }
+  return out;
 }
