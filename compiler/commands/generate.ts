@@ -137,8 +137,10 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
       totalMs: run.totalMs,
     });
     lines.push(`trace written to ${flags.trace}`);
-    // Where the decode steps' time went between refresh rounds (runtime/trace/stage-split.ts).
-    const decode = steps.flatMap((s, i) => (s.shape.kind === 'decode' ? [splitByStages(store.load(s.shape).plan.plan.program, recorder.steps[i]!.opMs)] : []));
+    // Where the decode steps' time went between refresh rounds (runtime/trace/stage-split.ts); one evaluator
+    // thread only: on workers the ops' times overlap, so their sums say nothing of the chain.
+    const oneThread = steps.every((s) => !s.evaluator.parallel);
+    const decode = oneThread ? steps.flatMap((s, i) => (s.shape.kind === 'decode' ? [splitByStages(store.load(s.shape).plan.plan.program, recorder.steps[i]!.opMs)] : [])) : [];
     if (decode.length > 0) lines.push(`decode steps by refresh stage, mean per token: ${formatStageSplit(meanSplit(decode))}`);
   }
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
