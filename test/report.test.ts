@@ -244,7 +244,19 @@ describe('fhec report of model A generation plan', () => {
     const r1 = await fhec('report', plan, '--run', trace, '-o', html2);
     expect(r1.status, r1.stderr).toBe(0);
     const r2 = await openReport(html2, 'report-generation-run.png');
-    checkCharts(r2, [...all, 'run-steps']);
+    checkCharts(r2, [...all, 'run-steps', 'run-stages']);
+    // The split by refresh stage of the traced prefill: its three parts are the step's measured op time, the
+    // rounds are the plan's, and the chart's stages are the heaviest waited-on ones, longest first.
+    const traced = readRunTrace(trace).steps.find((s) => s.name === 'prefill-4')!;
+    const split = splitByStages(program, traced.opMs, 12);
+    expect(Number(r2.figures['stage-waited-ms'])).toBeCloseTo(split.waitedMs, 6);
+    expect(Number(r2.figures['stage-other-ms'])).toBeCloseTo(split.otherMs, 6);
+    expect(Number(r2.figures['stage-rounds-ms'])).toBeCloseTo(split.roundsMs, 6);
+    expect(split.waitedMs + split.otherMs + split.roundsMs).toBeCloseTo(traced.opMs.reduce((a, x) => a + x, 0), 6);
+    expect(split.rounds).toBe(refreshRounds(program).count);
+    const stageRows = r2.data['run-stages']!;
+    expect(stageRows.map((x) => x['seconds'] as number)).toEqual(split.heaviest.map((h) => h.waitedMs / 1000));
+    expect(stageRows.every((x) => /^round \d+: /.test(String(x['stage'])))).toBe(true);
     expect(sum(r2.data['time-by-kernel']!, 'ms', (x) => x['source'] === 'measured')).toBeCloseTo(t.steps[0]!.opMs.reduce((s, x) => s + x, 0), 6);
     expect(Number(r2.figures['refresh-rounds'])).toBe(t.refresh.rounds);
     expect(t.refresh.rounds).toBeGreaterThan(0);
@@ -291,7 +303,7 @@ describe('fhec report of model A generation plan', () => {
     expect(r0.status, r0.stderr).toBe(0);
     const back = await openReport(html, 'report-model-run.png');
     // A model plan carries no search (its N was fixed for the generation): no candidates chart.
-    checkCharts(back, ['levels', 'refreshes', 'ops-by-kernel', 'ops-by-layer', 'time-by-kernel', 'time-by-kind', 'approximations', 'run-steps']);
+    checkCharts(back, ['levels', 'refreshes', 'ops-by-kernel', 'ops-by-layer', 'time-by-kernel', 'time-by-kind', 'approximations', 'run-steps', 'run-stages']);
     const byKernel = back.data['time-by-kernel']!;
     expect(sum(byKernel, 'ms', (x) => x['source'] === 'measured')).toBeCloseTo(t.steps[0]!.opMs.reduce((s, x) => s + x, 0), 6);
     // Measured time lands on the model's kernels (attention here), not only on the glue.
@@ -326,7 +338,7 @@ describe('fhec report of a zoo model plan (Z1: hidden 48, heads of 12 held padde
     const html2 = path.join(dir, 'z1.run.html');
     expect((await fhec('report', plan, '--run', trace, '-o', html2)).status).toBe(0);
     const withRun = await openReport(html2, 'report-zoo-run.png');
-    checkCharts(withRun, [...charts, 'run-steps']);
+    checkCharts(withRun, [...charts, 'run-steps', 'run-stages']);
     const t = readRunTrace(trace);
     expect(sum(withRun.data['time-by-kernel']!, 'ms', (x) => x['source'] === 'measured')).toBeCloseTo(t.steps[0]!.opMs.reduce((s, x) => s + x, 0), 6);
     expect(Number(withRun.figures['refresh-rounds'])).toBe(t.refresh.rounds);

@@ -169,6 +169,18 @@ function charts(d: ReportData): Chart[] {
       tooltip: [{ field: 'N' }, { field: 'levels' }, { field: 'refreshes' }, { field: 'seconds', format: '.2f' }],
     },
   });
+  if (d.stages) {
+    const st = d.stages;
+    const rows = st.heaviest.map((h) => ({ stage: `round ${h.round}: ${h.kernel}`, seconds: h.waitedMs / 1000, ops: h.ops, refreshes: h.refreshes }));
+    const caption =
+      `measured, traced step: ops a round waits on ${ms(st.waitedMs)}, other ops ${ms(st.otherMs)}, ${st.rounds} refresh rounds ${ms(st.roundsMs)}; ` +
+      'the stages whose waited-on ops (run one after another before their round can go) took longest, each named by its costliest kernel';
+    add('run-stages', 'Measured time between refresh rounds', caption, rows, {
+      width: 600,
+      mark: 'bar',
+      encoding: { y: { field: 'stage', type: 'nominal', sort: null, title: null, axis: { labelLimit: 420 } }, x: { field: 'seconds', type: 'quantitative', title: 's' }, tooltip: [{ field: 'stage' }, { field: 'seconds', format: '.3f' }, { field: 'ops' }, { field: 'refreshes' }] },
+    });
+  }
   if (d.run) {
     const stepRows = d.run.steps.map((s, i) => ({ step: `${i}: ${s.name}`, seconds: s.ms / 1000, mib: s.rssBytes / 2 ** 20 }));
     add('run-steps', 'Measured time of each executed step', `${d.run.label}`, stepRows, {
@@ -213,6 +225,13 @@ export function renderReportHtml(d: ReportData): string {
           figure('refresh-rounds', 'refresh round trips', `${d.run.refresh.rounds} (${d.run.refresh.ciphertexts} ciphertexts refreshed, ${d.run.refresh.cacheCiphertexts} cache ciphertexts carried)`, d.run.refresh.rounds),
           figure('refresh-bytes', 'bytes with the key holder', mib(d.run.refresh.bytes), d.run.refresh.bytes),
           figure('peak-rss', 'peak memory (RSS)', mib(d.run.peakRssBytes), d.run.peakRssBytes),
+        ]
+      : []),
+    ...(d.stages
+      ? [
+          figure('stage-waited-ms', 'traced step: ops a round waits on', ms(d.stages.waitedMs), d.stages.waitedMs),
+          figure('stage-other-ms', 'traced step: other ops', ms(d.stages.otherMs), d.stages.otherMs),
+          figure('stage-rounds-ms', 'traced step: refresh rounds', `${ms(d.stages.roundsMs)} (${d.stages.rounds} rounds)`, d.stages.roundsMs),
         ]
       : []),
   ];

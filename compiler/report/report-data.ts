@@ -17,6 +17,8 @@ import { expandOpKernels, parameterSearchSchema, parseAnalysis, PARAMETER_SEARCH
 import { checkPlanVersion, readPlanJson } from '../../runtime/plan/plan.js';
 import { parseWith } from '../../runtime/plan/validate.js';
 import { readRunTrace, type RunTrace, type TraceStep } from '../../runtime/trace/run-trace.js';
+import { splitByStages } from '../../runtime/trace/stage-split.js';
+import { refreshStages, roundInputs } from '../../runtime/refresh/rounds.js';
 
 /** Op kinds counted per kernel and layer. */
 export const COUNTED = ['rotations', 'key switches', 'ct x ct', 'pt x ct', 'additions', 'rescales', 'refreshes'] as const;
@@ -61,6 +63,15 @@ export interface ReportData {
   candidatesFrom?: string;
   approximations: { op: string; role: string; interval: [number, number]; depth: number; predictedMaxError: number; describe?: string }[];
   targets?: Record<string, number>;
+  /** The traced step's measured time split by refresh stage (runtime/trace/stage-split.ts), when its program refreshes. */
+  stages?: {
+    waitedMs: number;
+    otherMs: number;
+    roundsMs: number;
+    rounds: number;
+    /** The stages whose waited-on ops took longest, each named by the kernel that took most of that time. */
+    heaviest: { round: number; kernel: string; waitedMs: number; ops: number; refreshes: number }[];
+  };
   run?: {
     label: string;
     backend: string;
@@ -251,6 +262,7 @@ function buildData(
     }
   }
   const refreshes = program.ops.filter((o) => o.kind === 'refresh').length;
+  const stages = matched && refreshes > 0 ? stageSplit(program, traced.opMs, (i) => nameOf(kernelOf[i]!)) : undefined;
   const precision = (analysis?.precision?.values ?? []).map(([op, bits, typicalBits]) => ({ op, bits, typicalBits, kernel: nameOf(kernelOf[op] ?? -1) }));
   if (analysis?.precision?.note) notes.push(`precision: ${analysis.precision.note}`);
   if (analysis?.precisionNote) notes.push(`precision: ${analysis.precisionNote}`);
@@ -258,6 +270,7 @@ function buildData(
   const candidates = (analysis?.candidates ?? []).map((c) => ({ ...c, chosen: c.feasible && c.ringDegree === params.ringDegree && c.levels === params.bitSizes.length - 2 }));
   const title = kind === 'arithmetic' ? path.basename(planFile) : `${meta?.source ?? path.basename(planFile)} (${path.basename(planFile)})`;
   return {
+    ...(stages ? { stages } : {}),
     title,
     planFile: path.basename(planFile),
     kind,
@@ -294,4 +307,17 @@ function buildData(
     approximations: (meta?.probes ?? []).map((p) => ({ op: p.op, role: p.role, interval: p.interval, depth: p.depth, predictedMaxError: p.predictedMaxError, ...(p.describe ? { describe: p.describe } : {}) })),
     ...(analysis?.targets ? { targets: analysis.targets } : {}),
   };
+}
+
+/** The split by refresh stage, its heaviest stages named by the kernel that took most of their waited-on time. */
+function stageSplit(program: FheProgram, opMs: readonly number[], kernelOf: (op: number) => string): NonNullable<ReportData['stages']> {
+  const split = splitByStages(program, opMs, 12);
+  const { stages } = refreshStages(program);
+  const heaviest = split.heaviest.map((h) => {
+    const byKernel = new Map<string, number>();
+    for (const i of roundInputs(program, stages[h.stage]!)) byKernel.set(kernelOf(i), (byKernel.get(kernelOf(i)) ?? 0) + opMs[i]!);
+    const kernel = [...byKernel].sort((a, b) => b[1] - a[1])[0]?.[0] ?? OTHER;
+    return { round: h.stage + 1, kernel, waitedMs: h.waitedMs, ops: h.ops, refreshes: h.refreshes };
+  });
+  return { waitedMs: split.waitedMs, otherMs: split.otherMs, roundsMs: split.roundsMs, rounds: split.rounds, heaviest };
 }
