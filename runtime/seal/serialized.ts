@@ -16,6 +16,7 @@
 //               dim1 x (u64 dim2, dim2 x PublicKey)
 // All little-endian (see SEAL's serialization.h, ciphertext.cpp, plaintext.cpp, kswitchkeys.cpp).
 
+import { galoisElement } from './galois.js';
 import { FhecError } from '../../ir/errors.js';
 import { addResidues, firstNonResidue } from '../refresh/rns.js';
 
@@ -235,19 +236,6 @@ export function rewriteParmsId(bytes: Uint8Array, hex: string): void {
   writeParmsId(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), HEADER, hex);
 }
 
-/** Galois element of a left rotation by `step` (SEAL: generator 3, modulo 2N). */
-function galoisElement(step: number, n: number): number {
-  const slots = n / 2;
-  const s = ((step % slots) + slots) % slots;
-  let e = 1n;
-  const m = BigInt(2 * n);
-  let b = 3n;
-  for (let k = s; k > 0; k >>= 1) {
-    if (k & 1) e = (e * b) % m;
-    b = (b * b) % m;
-  }
-  return Number(e);
-}
 
 /**
  * Checks serialized relinearization or Galois keys: each key is a key-level ciphertext, one per data
