@@ -25,7 +25,7 @@ import { generateInProcess } from '../runtime/generate/session.js';
 import { runGraph } from '../runtime/reference/interpreter.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { TraceRecorder } from '../runtime/trace/run-trace.js';
-import { formatStageSplit, meanSplit, splitByStages, type StageSplit } from '../runtime/trace/stage-split.js';
+import { decodeStepsSplit, formatStageSplit, type StageSplit } from '../runtime/trace/stage-split.js';
 
 // The project root: the nearest folder above this file with a package.json (this file runs compiled from
 // dist/bench/ and, for `npm run figures`, as source from bench/).
@@ -308,8 +308,9 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
       const traced = workersRun(workers, maskThread, run, loadAverage);
       // Where the decode steps' time went between refresh rounds, from this run's trace.
       // (One evaluator thread only: with workers the ops' times overlap, so their sums say nothing of the chain.)
-      const decode = workers > 1 ? [] : run.result.steps.flatMap((st, i) => (st.shape.kind === 'decode' && recorder.steps[i] ? [splitByStages(store.load(st.shape).plan.plan.program, recorder.steps[i]!.opMs)] : []));
-      if (decode.length > 0) traced.byStage = meanSplit(decode);
+      const steps = run.result.steps;
+      const split = workers > 1 ? undefined : decodeStepsSplit(steps, recorder.steps, (i) => store.load(steps[i]!.shape).plan.plan.program);
+      if (split) traced.byStage = split;
       byWorkers.push(traced);
     }
     const { run, loadAverage, cpuPerWallSecond } = first!;

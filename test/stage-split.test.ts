@@ -53,6 +53,9 @@ describe('stage split of a traced step', () => {
       [0, 21, 2],
       [1, 10, 1],
     ]);
+    // Each heavy stage lists the ops its round waited on: round 1's are the input and the two products.
+    expect(split.heaviest[0]!.inputs.map((i) => kinds[i]).sort()).toEqual(['input', 'mul', 'mul']);
+    expect(split.heaviest[1]!.inputs.map((i) => kinds[i])).toEqual(['mul']);
     expect(formatStageSplit(split)).toMatch(/^ops a round waits on 0\.03 s, other ops 0\.0\d s, 2 refresh rounds 0\.02 s \(rounds x ciphertexts: 1 x 1 \(7\.0 ms each\), 1 x 2 \(14\.0 ms each\)\)$/);
   });
 

@@ -22,7 +22,7 @@ import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
 import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
-import { formatStageSplit, meanSplit, splitByStages } from '../../runtime/trace/stage-split.js';
+import { decodeStepsSplit, formatStageSplit } from '../../runtime/trace/stage-split.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
 
 export interface Bar {
@@ -139,9 +139,8 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     lines.push(`trace written to ${flags.trace}`);
     // Where the decode steps' time went between refresh rounds (runtime/trace/stage-split.ts); one evaluator
     // thread only: on workers the ops' times overlap, so their sums say nothing of the chain.
-    const oneThread = steps.every((s) => !s.evaluator.parallel);
-    const decode = oneThread ? steps.flatMap((s, i) => (s.shape.kind === 'decode' ? [splitByStages(store.load(s.shape).plan.plan.program, recorder.steps[i]!.opMs)] : [])) : [];
-    if (decode.length > 0) lines.push(`decode steps by refresh stage, mean per token: ${formatStageSplit(meanSplit(decode))}`);
+    const split = steps.every((s) => !s.evaluator.parallel) ? decodeStepsSplit(steps, recorder.steps, (i) => store.load(steps[i]!.shape).plan.plan.program) : undefined;
+    if (split) lines.push(`decode steps by refresh stage, mean per token: ${formatStageSplit(split)}`);
   }
   if (store.compiled.length > 0) lines.push(`step plans compiled during this run: ${store.compiled.length} (${(store.compiled.reduce((s, c) => s + c.ms, 0) / 1000).toFixed(1)} s, not counted in the latencies above)`);
   return { run, lines };

@@ -18,7 +18,6 @@ import { checkPlanVersion, readPlanJson } from '../../runtime/plan/plan.js';
 import { parseWith } from '../../runtime/plan/validate.js';
 import { readRunTrace, type RunTrace, type TraceStep } from '../../runtime/trace/run-trace.js';
 import { splitByStages } from '../../runtime/trace/stage-split.js';
-import { refreshStages, roundInputs } from '../../runtime/refresh/rounds.js';
 
 /** Op kinds counted per kernel and layer. */
 export const COUNTED = ['rotations', 'key switches', 'ct x ct', 'pt x ct', 'additions', 'rescales', 'refreshes'] as const;
@@ -312,10 +311,9 @@ function buildData(
 /** The split by refresh stage, its heaviest stages named by the kernel that took most of their waited-on time. */
 function stageSplit(program: FheProgram, opMs: readonly number[], kernelOf: (op: number) => string): NonNullable<ReportData['stages']> {
   const split = splitByStages(program, opMs, 12);
-  const { stages } = refreshStages(program);
   const heaviest = split.heaviest.map((h) => {
     const byKernel = new Map<string, number>();
-    for (const i of roundInputs(program, stages[h.stage]!)) byKernel.set(kernelOf(i), (byKernel.get(kernelOf(i)) ?? 0) + opMs[i]!);
+    for (const i of h.inputs) byKernel.set(kernelOf(i), (byKernel.get(kernelOf(i)) ?? 0) + opMs[i]!);
     const kernel = [...byKernel].sort((a, b) => b[1] - a[1])[0]?.[0] ?? OTHER;
     return { round: h.stage + 1, kernel, waitedMs: h.waitedMs, ops: h.ops, refreshes: h.refreshes };
   });

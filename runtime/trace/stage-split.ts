@@ -17,8 +17,8 @@ export interface StageSplit {
   rounds: number;
   /** Rounds by how many ciphertexts they carry: count and total time. */
   bySize: { ciphertexts: number; rounds: number; ms: number }[];
-  /** The stages whose waited-on ops took longest, longest first (at most `top`). */
-  heaviest: { stage: number; waitedMs: number; ops: number; refreshes: number }[];
+  /** The stages whose waited-on ops took longest, longest first (at most `top`), with those ops (program indices). */
+  heaviest: { stage: number; waitedMs: number; ops: number; refreshes: number; inputs: number[] }[];
 }
 
 /** The split of one traced step: `opMs` holds the measured time of each of the program's ops, in program order. */
@@ -45,7 +45,7 @@ export function splitByStages(program: FheProgram, opMs: readonly number[], top 
     row.rounds++;
     row.ms += ms;
     sizes.set(k, row);
-    heavy.push({ stage: s, waitedMs: w, ops: waited.size, refreshes: k });
+    heavy.push({ stage: s, waitedMs: w, ops: waited.size, refreshes: k, inputs: [...waited] });
   });
   out.bySize = [...sizes.values()].sort((a, b) => a.ciphertexts - b.ciphertexts);
   out.heaviest = heavy.sort((a, b) => b.waitedMs - a.waitedMs).slice(0, top);
@@ -81,4 +81,14 @@ export function meanSplit(splits: readonly StageSplit[]): StageSplit {
     bySize: [...sizes.values()].sort((a, b) => a.ciphertexts - b.ciphertexts),
     heaviest: [],
   };
+}
+
+/**
+ * The mean split of a generation's decode steps (undefined without any): `steps[i]` is step i's shape,
+ * `traced[i]` its trace, `program(i)` the program it ran. One evaluator thread only: with workers the
+ * traced op times overlap, so their sums say nothing of the chain (callers check).
+ */
+export function decodeStepsSplit(steps: readonly { shape: { kind: string } }[], traced: readonly ({ opMs: readonly number[] } | undefined)[], program: (i: number) => FheProgram): StageSplit | undefined {
+  const splits = steps.flatMap((st, i) => (st.shape.kind === 'decode' && traced[i] ? [splitByStages(program(i), traced[i]!.opMs)] : []));
+  return splits.length > 0 ? meanSplit(splits) : undefined;
 }
