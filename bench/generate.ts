@@ -53,6 +53,11 @@ export interface GenerateBenchOptions {
    * (default: both, with first; the other worker counts run without).
    */
   maskThread?: 'on' | 'off' | 'both';
+  /**
+   * The key holder returns the plan's rotations of refresh results (`fhec generate` does by default), not,
+   * or both: the one-worker run with the mask thread once more without them (default both).
+   */
+  keyHolderRotations?: 'on' | 'off' | 'both';
 }
 
 /** Options from argv (`--decode-steps N`, `--prompt TEXT`, `--ort-reps N`, `--ref-reps N`) and env. */
@@ -76,12 +81,13 @@ export function generateBenchOptions(argv: readonly string[], env: NodeJS.Proces
     ortReps: int(flag('ort-reps'), '--ort-reps'),
     refReps: int(flag('ref-reps'), '--ref-reps'),
     ...(flag('workers') ? { workers: flag('workers')!.split(',').map((w) => int(w, '--workers')!) } : {}),
-    ...(flag('mask-thread') ? { maskThread: maskThreadFlag(flag('mask-thread')!) } : {}),
+    ...(flag('mask-thread') ? { maskThread: onOffBoth('--mask-thread', flag('mask-thread')!) } : {}),
+    ...(flag('key-holder-rotations') ? { keyHolderRotations: onOffBoth('--key-holder-rotations', flag('key-holder-rotations')!) } : {}),
   };
 }
 
-function maskThreadFlag(v: string): 'on' | 'off' | 'both' {
-  if (v !== 'on' && v !== 'off' && v !== 'both') throw new Error(`--mask-thread is on, off or both, got ${v}`);
+function onOffBoth(name: string, v: string): 'on' | 'off' | 'both' {
+  if (v !== 'on' && v !== 'off' && v !== 'both') throw new Error(`${name} is on, off or both, got ${v}`);
   return v;
 }
 
@@ -159,6 +165,8 @@ export interface WorkersRun {
   workers: number;
   /** Refresh masks made ahead on a helper thread (runtime/seal/mask-supply.ts). */
   maskThread: boolean;
+  /** The key holder returned the plan's rotations of refresh results (one evaluator thread only). */
+  keyHolderRotations: boolean;
   prefillMs: number;
   /** Mean decode seconds per token, and in rotations of rotationMs. */
   decodeMs?: number;
@@ -285,12 +293,20 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     const store = new GenerationPlanStore(planFile);
     const workerCounts = opts.workers ?? [1, 2];
     const zs = opts.maskThread ?? 'both';
-    // One worker: with the mask thread first, then without; more workers: without.
-    const configs = workerCounts.flatMap((workers) => (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).map((maskThread) => ({ workers, maskThread })));
+    const kr = opts.keyHolderRotations ?? 'both';
+    // One worker: with the mask thread first, then without; more workers: without. Key-holder rotations
+    // as fhec generate has them (on), and with 'both' the first run once more without them.
+    const configs = workerCounts.flatMap((workers) =>
+      (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).flatMap((maskThread, k) =>
+        (workers === 1 && k === 0 && kr === 'both' ? [true, false] : [kr !== 'off']).map((keyHolderRotations) => ({ workers, maskThread, keyHolderRotations: workers === 1 && keyHolderRotations })),
+      ),
+    );
     const byWorkers: WorkersRun[] = [];
     let first: { run: Awaited<ReturnType<typeof generateInProcess>>; loadAverage: number; cpuPerWallSecond: number } | undefined;
-    for (const { workers, maskThread } of configs) {
-      process.stderr.write(`generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''}${maskThread ? ' and the mask thread' : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`);
+    for (const { workers, maskThread, keyHolderRotations } of configs) {
+      process.stderr.write(
+        `generate bench: SEAL generation with ${workers} worker${workers > 1 ? 's' : ''}${maskThread ? ' and the mask thread' : ''}${workers === 1 ? `, key-holder rotations ${keyHolderRotations ? 'on' : 'off'}` : ''} (load average ${os.loadavg()[0]!.toFixed(1)})\n`,
+      );
       const loadAverage = os.loadavg()[0]!;
       const cpu0 = process.cpuUsage();
       const wall0 = performance.now();
@@ -300,12 +316,13 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
         maskSupply: maskThread,
         trace: recorder,
         keyHolderThread: true, // as fhec generate runs
+        keyHolderRotations,
         onStep: (done, total, rec) => process.stderr.write(`  ${shapeName(rec.shape)}: ${(rec.ms / 1000).toFixed(2)} s (${done}/${total})\n`),
       });
       const cpu = process.cpuUsage(cpu0);
       if (store.compiled.length > 0) throw new Error(`internal: ${store.compiled.length} step plans compiled during the timed run`);
       first ??= { run, loadAverage, cpuPerWallSecond: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0) };
-      const traced = workersRun(workers, maskThread, run, loadAverage);
+      const traced = workersRun(workers, maskThread, keyHolderRotations, run, loadAverage);
       // Where the decode steps' time went between refresh rounds, from this run's trace.
       // (One evaluator thread only: with workers the ops' times overlap, so their sums say nothing of the chain.)
       const steps = run.result.steps;
@@ -394,10 +411,10 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
 }
 
 /** What one SEAL generation shows per decode token. */
-function workersRun(workers: number, maskThread: boolean, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
+function workersRun(workers: number, maskThread: boolean, keyHolderRotations: boolean, run: Awaited<ReturnType<typeof generateInProcess>>, loadAverage: number): WorkersRun {
   const steps = run.result.steps;
   const dec = steps.slice(1);
-  const out: WorkersRun = { workers, maskThread, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
+  const out: WorkersRun = { workers, maskThread, keyHolderRotations, prefillMs: steps[0]!.ms, loadAverage, generated: run.result.generated };
   if (dec.length === 0) return out;
   const mean = (f: (e: (typeof dec)[number]['evaluator']) => number) => dec.reduce((a, d) => a + f(d.evaluator), 0) / dec.length;
   out.decodeMs = dec.reduce((a, d) => a + d.ms, 0) / dec.length;
@@ -465,12 +482,12 @@ export function printGenerateBench(r: GenerateBench): void {
       `client -> evaluator ${mib(t.evaluatorChannel.bytesSent)}; peak RSS ${mib(t.peakRssBytes)}`,
   );
   console.log(`\none rotation at N=${r.parameters.match(/N\s*=\s*(\d+)/)?.[1] ?? '?'}, top level: ${msf(r.rotationMs)} ms (median, this run)`);
-  console.log(`| workers | mask thread | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
-  console.log(`|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
+  console.log(`| workers | mask thread | key-holder rotations | prefill of ${r.promptTokens} (s) | decode (s/token) | rotation-equivalents per token | key holder round trips per token | ciphertexts per token | to key holder per token | back per token | moved between workers per token | load average | bytes equal ORT |`);
+  console.log(`|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`);
   for (const w of r.byWorkers) {
     const k = w.keyHolderPerToken;
     console.log(
-      `| ${w.workers} | ${w.maskThread ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
+      `| ${w.workers} | ${w.maskThread ? 'yes' : 'no'} | ${w.keyHolderRotations ? 'yes' : 'no'} | ${sec(w.prefillMs)} | ${w.decodeMs !== undefined ? sec(w.decodeMs) : '-'} | ${w.rotationEquivalentsPerToken !== undefined ? times(w.rotationEquivalentsPerToken) : '-'} | ` +
         `${k ? k.rounds.toFixed(1) : '-'} | ${k ? k.ciphertexts.toFixed(1) : '-'} | ${k ? mib(k.bytesToKeyHolder) : '-'} | ${k ? mib(k.bytesToEvaluator) : '-'} | ` +
         `${w.movedPerToken ? `${w.movedPerToken.count.toFixed(0)} (${mib(w.movedPerToken.bytes)})` : '-'} | ${w.loadAverage.toFixed(1)} | ${w.generated.join(',') === r.generated.ort.join(',') ? 'yes' : 'NO'} |`,
     );
@@ -483,11 +500,19 @@ export function printGenerateBench(r: GenerateBench): void {
     );
   }
   for (const w of r.byWorkers) {
-    if (w.byStage) console.log(`${w.workers} worker${w.workers > 1 ? 's' : ''}${w.maskThread ? ' with the mask thread' : ''}, decode steps by refresh stage, mean per token: ${formatStageSplit(w.byStage)}`);
+    if (w.byStage) console.log(`${w.workers} worker${w.workers > 1 ? 's' : ''}${w.maskThread ? ' with the mask thread' : ''}${w.keyHolderRotations ? ' and key-holder rotations' : ''}, decode steps by refresh stage, mean per token: ${formatStageSplit(w.byStage)}`);
   }
   const one = r.byWorkers.find((w) => w.workers === 1 && !w.maskThread);
+  const withKr = r.byWorkers.find((w) => w.workers === 1 && w.maskThread && w.keyHolderRotations);
+  const withoutKr = r.byWorkers.find((w) => w.workers === 1 && w.maskThread && !w.keyHolderRotations);
+  if (withKr?.decodeMs && withoutKr?.decodeMs) {
+    console.log(
+      `key-holder rotations (1 worker, mask thread): decode ${(withoutKr.decodeMs / withKr.decodeMs).toFixed(2)}x as fast (${sec(withoutKr.decodeMs)} s without, ${sec(withKr.decodeMs)} s with, per token), ` +
+        `prefill ${(withoutKr.prefillMs / withKr.prefillMs).toFixed(2)}x; back from the key holder per token ${withKr.keyHolderPerToken ? mib(withKr.keyHolderPerToken.bytesToEvaluator) : '-'} with, ${withoutKr.keyHolderPerToken ? mib(withoutKr.keyHolderPerToken.bytesToEvaluator) : '-'} without`,
+    );
+  }
   for (const w of r.byWorkers) {
-    if (w === one || !one?.decodeMs || !w.decodeMs) continue;
+    if (w === one || w === withoutKr || !one?.decodeMs || !w.decodeMs) continue;
     if (w.workers === 1) {
       console.log(`mask thread (1 worker): decode ${(one.decodeMs / w.decodeMs).toFixed(2)}x as fast (${sec(one.decodeMs)} s without, ${sec(w.decodeMs)} s with, per token), prefill ${(one.prefillMs / w.prefillMs).toFixed(2)}x`);
       continue;

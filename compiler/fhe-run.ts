@@ -143,6 +143,8 @@ export interface FheRunOptions {
   workers?: number;
   /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
   maskThread?: boolean;
+  /** The key holder returns the plan's rotations of refresh results (seal, one evaluator thread). */
+  keyHolderRotations?: boolean;
 }
 
 export interface FheRunResult {

@@ -175,6 +175,7 @@ export interface ModelRunFlags {
   mask?: Partial<MaskPolicy>;
   workers?: number;
   maskThread?: boolean;
+  keyHolderRotations?: boolean;
 }
 
 export async function runModelCommand(planFile: string, inputs: Record<string, Tensor>, backend: CkksBackend, flags: ModelRunFlags = {}): Promise<ModelRunOutput> {

@@ -50,7 +50,9 @@ export interface CkksClient {
    * ciphertext to its exact integer polynomial y = m + r, stops with an error naming the refresh point
    * if |y| exceeds what an in-bound value allows, changes the scale (exact rounding), lifts y to the
    * target level's modulus and encrypts it there with the secret key. A whole round at once, so a
-   * backend can share work between its items.
+   * backend can share work between its items. Returns per item its fresh ciphertext, then one per
+   * `target.rotations` step (the polynomial rotated, encrypted anew); a backend that cannot rotate
+   * there refuses such items.
    */
   refreshExact(items: ExactRefreshItem[], whileWaiting?: WhileWaiting): Uint8Array[];
   /**
@@ -119,6 +121,8 @@ export interface ExactRefreshTarget {
   maskBits: number;
   /** The key holder's minimum hiding, bits per ciphertext. */
   minHidingBits: number;
+  /** Left rotations of the fresh value to return as well, each right after it (refreshExact). */
+  rotations?: number[];
 }
 
 export interface CkksEvaluator {
@@ -151,6 +155,12 @@ export interface CkksEvaluator {
   withScale(a: CkksHandle, scale: number): CkksHandle;
   /** Left rotation by `step` (slot i takes slot i+step), composed from the available keys if needed. */
   rotate(a: CkksHandle, step: number): CkksHandle;
+  /**
+   * A plaintext's slots rotated left by `step`, exactly (no key: a permutation of its NTT words), as a
+   * new plaintext. The unmask of a refresh result the key holder returned rotated (refresher.ts).
+   * Optional: without it the evaluator asks the key holder for no rotations.
+   */
+  rotatePlaintext?(p: CkksHandle, step: number): CkksHandle;
   /** The key switches `rotate(a, step)` makes: one per key step (its own key, or a decomposition over the keys held). */
   keyStepsFor?(step: number): number[];
   /**
@@ -202,6 +212,14 @@ export interface CkksRefresher {
   refreshMany?(items: { ct: CkksHandle; scale: number; name?: string }[], whileWaiting?: WhileWaiting): CkksHandle[];
   /** refreshMany with a key holder that answers asynchronously; the evaluation workers' rounds use it when present. */
   refreshManyAsync?(items: { ct: CkksHandle; scale: number; name?: string }[]): Promise<CkksHandle[]>;
+  /** Whether refreshRotated may be called: the key holder returns rotated copies of fresh values. */
+  readonly rotatesOnKeyHolder?: boolean;
+  /**
+   * refreshMany where the key holder also returns each item's fresh value rotated by the steps of its
+   * `rotations` (the plan's rotations of that refresh result, runtime/refresh/rounds.ts refreshRotations):
+   * per item the fresh ciphertext, then one per step.
+   */
+  refreshRotated?(items: { ct: CkksHandle; scale: number; name?: string; rotations?: number[] }[], whileWaiting?: WhileWaiting): CkksHandle[][];
   /**
    * Makes ahead what masking the refreshes to come needs (runtime/refresh/mask-stock.ts), on a thread
    * that would otherwise wait for the key holder; returns how many it made. Optional.

@@ -85,6 +85,8 @@ export interface SessionOptions {
   workers?: number;
   /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
   maskThread?: boolean;
+  /** The key holder returns the plan's rotations of refresh results (seal, one evaluator thread). */
+  keyHolderRotations?: boolean;
 }
 
 /** Rows of the embedding table for the ids (negative ids count from the end, as Gather). */
@@ -249,7 +251,7 @@ export class ModelSession {
       throw e instanceof FhecError ? new FhecError(e.message, { ...e.where, field: meta.embedding.ids }) : e;
     }
     const tensors: Record<string, Float64Array> = { ...embeddingInputs(meta.embedding, emb), ...this.cacheTensors(inputs) };
-    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask, workers: this.options.workers, maskThread: this.options.maskThread });
+    const run = await runProgram(plan.program, plan.params, this.backend, tensors, { trace: this.options.trace, refreshBounds: plan.refreshBounds, audit: this.options.audit, mask: this.options.mask, workers: this.options.workers, maskThread: this.options.maskThread, keyHolderRotations: this.options.keyHolderRotations });
     const outputs: Record<string, Tensor> = {};
     const slotVectors = new Map<string, Float64Array>();
     for (const [name, d] of run.outputs) slotVectors.set(name, d.values);

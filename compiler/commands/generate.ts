@@ -20,7 +20,7 @@ import { backendByName } from '../fhe-run.js';
 import { compileGenerationPlan, GenerationPlanStore } from '../generation-plan.js';
 import { readCheckedFile } from '../../runtime/plan/files.js';
 import { checkOutputs, planFiles } from './outputs.js';
-import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_THREAD_HELP } from './common.js';
+import { defaultWorkers, intOption, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_THREAD_HELP, KEY_HOLDER_ROTATIONS_HELP } from './common.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace } from '../../runtime/trace/run-trace.js';
 import { decodeStepsSplit, formatStageSplit } from '../../runtime/trace/stage-split.js';
 import { RefreshAudit } from '../../runtime/refresh/audit.js';
@@ -69,6 +69,8 @@ export interface GenerateFlags {
   maskThread?: boolean;
   /** --no-key-holder-thread: the key holder's refresh rounds on the calling thread (default: a thread of their own). */
   keyHolderThread?: boolean;
+  /** --no-key-holder-rotations: the evaluator rotates refresh results itself (default: the key holder returns the plan's rotations). */
+  keyHolderRotations?: boolean;
 }
 
 export interface GenerateOutput {
@@ -107,6 +109,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     workers: flags.workers ?? defaultWorkers(),
     maskSupply: flags.maskThread !== false && availableParallelism() >= 2,
     keyHolderThread: flags.keyHolderThread !== false,
+    keyHolderRotations: flags.keyHolderRotations !== false,
     onStep: (done, total, rec) => {
       if (!show) return;
       bar ??= stepsBar(total);
@@ -200,6 +203,7 @@ export function registerGenerate(program: Command): void {
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--no-mask-thread', MASK_THREAD_HELP)
     .option('--no-key-holder-thread', KEY_HOLDER_THREAD_HELP)
+    .option('--no-key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { tensorsFromJson, tensorsToJson } from '../../ir/tensor-json.js';
 import { backendByName, runFhePlanFile } from '../fhe-run.js';
-import { defaultWorkers, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP } from './common.js';
+import { defaultWorkers, maskFromFlags, MIN_HIDING_BITS_HELP, minHidingBitsOption, readJsonFile, WORKERS_HELP, workersOption, WEIGHT_MEMORY_HELP, weightMemoryOption, MASK_THREAD_HELP, KEY_HOLDER_ROTATIONS_HELP } from './common.js';
 import { isModelPlanFile, runModelCommand } from '../model-commands.js';
 import type { CkksBackend } from '../../runtime/backend.js';
 import { TRACE_KIND, TRACE_VERSION, TraceRecorder, writeRunTrace, type RunTrace } from '../../runtime/trace/run-trace.js';
@@ -25,6 +25,8 @@ interface RunFlags {
   workers?: number;
   /** --no-mask-thread (default: the refresh masks on a helper thread, with 2+ cores). */
   maskThread?: boolean;
+  /** --no-key-holder-rotations (default: the key holder returns the plan's rotations of refresh results). */
+  keyHolderRotations?: boolean;
 }
 
 /** The trace of a one-program run, all but the refresh traffic. */
@@ -62,8 +64,10 @@ export function registerRun(program: Command): void {
     .option('--workers <n>', WORKERS_HELP, workersOption())
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--no-mask-thread', MASK_THREAD_HELP)
+    .option('--no-key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
     .action(async (plan: string, opts: RunFlags) => {
       const maskThread = opts.maskThread !== false && availableParallelism() >= 2;
+      const keyHolderRotations = opts.keyHolderRotations !== false;
       const backend = backendByName(opts.backend);
       const outs = [
         ...(opts.out ? [{ path: opts.out, flag: '--out' }] : []),
@@ -78,7 +82,7 @@ export function registerRun(program: Command): void {
       if (isModelPlanFile(plan)) {
         // A canonical model's plan: the client embeds the tokens, logits come back by the model's names.
         // Errors about an input (no file of their own) are about the inputs file.
-        const m = await runModelCommand(plan, inputs, backend, { ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers(), maskThread }).catch((e: unknown) => {
+        const m = await runModelCommand(plan, inputs, backend, { ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers(), maskThread, keyHolderRotations }).catch((e: unknown) => {
           throw e instanceof FhecError && !e.where.file && e.where.field ? new FhecError(e.message, { file: opts.inputs, field: `inputs.${e.where.field}` }) : e;
         });
         audit?.close();
@@ -95,7 +99,7 @@ export function registerRun(program: Command): void {
         else console.log(m.json);
         return;
       }
-      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers(), maskThread }, opts.inputs);
+      const r = await runFhePlanFile(plan, inputs, { backend, insecure: opts.insecure, ...(recorder ? { trace: recorder } : {}), ...(audit ? { audit } : {}), ...maskFromFlags(opts.minHidingBits), workers: opts.workers ?? defaultWorkers(), maskThread, keyHolderRotations }, opts.inputs);
       audit?.close();
       if (audit) process.stderr.write(`${audit.summary()}\n`);
       if (recorder && opts.trace) {

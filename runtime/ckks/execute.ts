@@ -120,6 +120,8 @@ export interface RunOptions {
   workers?: number;
   /** Refresh masks made on a helper thread (seal, one evaluator thread; runtime/seal/mask-supply.ts). */
   maskThread?: boolean;
+  /** The key holder returns the plan's rotations of refresh results (seal, one evaluator thread; runtime/refresh/refresher.ts keyHolderRotations). */
+  keyHolderRotations?: boolean;
 }
 
 /** Each refreshed value's bound: the plan's, or the one bound the caller declared; none is an error. */
@@ -144,7 +146,7 @@ export function planRefresher(
   program: FheProgram,
   client: CkksClient,
   evaluator: CkksEvaluator,
-  options: Pick<RunOptions, 'mask' | 'refreshBounds' | 'audit'>,
+  options: Pick<RunOptions, 'mask' | 'refreshBounds' | 'audit' | 'keyHolderRotations'>,
 ): { refresher?: MaskedRefresher; finish(): void } {
   options.audit?.nextRun();
   if (!program.ops.some((op) => op.kind === 'refresh')) return { finish: () => {} };
@@ -153,7 +155,7 @@ export function planRefresher(
   guard.beginStep(0);
   // The key holder (here the client) requires the same floor the caller set for the evaluator's masks.
   const holder = new RefreshKeyHolder(client, guard, options.mask?.minHidingBits);
-  const refresher = new MaskedRefresher(evaluator, holder.transport(), { mask: { ...options.mask, bounds }, audit: options.audit });
+  const refresher = new MaskedRefresher(evaluator, holder.transport(), { mask: { ...options.mask, bounds }, audit: options.audit, keyHolderRotations: options.keyHolderRotations });
   return { refresher, finish: () => guard.endStep() };
 }
 

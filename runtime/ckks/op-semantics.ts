@@ -97,14 +97,42 @@ export function runOp(
   }
 }
 
-/** One refresh round: all its ciphertexts in one message when the refresher batches, each checked against the program's type. */
-export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined, whileWaiting?: WhileWaiting): CkksHandle[] {
+/**
+ * One refresh round: all its ciphertexts in one message when the refresher batches, each checked against
+ * the program's type. `rotations` (refresh op index -> steps; only with a refresher that rotatesOnKeyHolder):
+ * the key holder also returns those rotations of the fresh values, in `rotated` (per refresh, one per step).
+ */
+export function refreshRound(
+  program: FheProgram,
+  refreshes: number[],
+  ev: CkksEvaluator,
+  get: (name: string) => CkksHandle,
+  refresher: CkksRefresher | undefined,
+  whileWaiting?: WhileWaiting,
+  rotations?: ReadonlyMap<number, number[]>,
+): { fresh: CkksHandle[]; rotated: CkksHandle[][] } {
   const ops = refreshes.map((i) => program.ops[i]!);
   if (!refresher) throw new FhecError('the program refreshes ciphertexts, and no refresher (key holder round trip or bootstrap) was given', { node: `%${ops[0]!.result!.name} = refresh` });
   const { items, free } = refreshItems(ops, ev, get);
   try {
+    if (rotations && refresher.refreshRotated && refreshes.some((i) => rotations.has(i))) {
+      const out = refresher.refreshRotated(items.map((it, k) => ({ ...it, rotations: rotations.get(refreshes[k]!) ?? [] })), whileWaiting);
+      const fresh = out.map((o) => o[0]!);
+      const rotated = out.map((o) => o.slice(1));
+      const bad = rotated.findIndex((r, k) => r.some((h) => ev.levelOf(h) !== ev.levelOf(fresh[k]!) || ev.scaleOf(h) !== ev.scaleOf(fresh[k]!)));
+      if (bad >= 0) {
+        out.flat().forEach((h) => ev.free(h));
+        throw new FhecError('a rotated refresh result is not at its fresh value\'s level and scale', { node: `%${ops[bad]!.result!.name} = refresh` });
+      }
+      try {
+        return { fresh: checkRefreshed(ops, ev, fresh), rotated };
+      } catch (e) {
+        rotated.flat().forEach((h) => ev.free(h));
+        throw e;
+      }
+    }
     const fresh = refresher.refreshMany ? refresher.refreshMany(items, whileWaiting) : items.map((it) => refresher.refresh(it.ct, it.scale, it.name));
-    return checkRefreshed(ops, ev, fresh);
+    return { fresh: checkRefreshed(ops, ev, fresh), rotated: ops.map(() => []) };
   } finally {
     free();
   }
@@ -112,7 +140,7 @@ export function refreshRound(program: FheProgram, refreshes: number[], ev: CkksE
 
 /** refreshRound through the refresher's asynchronous path when it has one (a key holder across a network). */
 export async function refreshRoundAsync(program: FheProgram, refreshes: number[], ev: CkksEvaluator, get: (name: string) => CkksHandle, refresher: CkksRefresher | undefined): Promise<CkksHandle[]> {
-  if (!refresher?.refreshManyAsync) return refreshRound(program, refreshes, ev, get, refresher);
+  if (!refresher?.refreshManyAsync) return refreshRound(program, refreshes, ev, get, refresher).fresh;
   const ops = refreshes.map((i) => program.ops[i]!);
   const { items, free } = refreshItems(ops, ev, get);
   try {

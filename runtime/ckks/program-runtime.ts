@@ -18,7 +18,10 @@ import type { PlaintextCache } from './plaintext-cache.js';
 import type { IdleWork } from './idle-work.js';
 import { checkRunnable, constantEncoder, refreshesAhead, refreshRound, runOp, withOpContext } from './op-semantics.js';
 import { MaskStock } from '../refresh/mask-stock.js';
-import { refreshStages, roundInputs } from '../refresh/rounds.js';
+import { refreshRotations, refreshStages, roundInputs, type RefreshRotation } from '../refresh/rounds.js';
+
+/** The op kind counted for a rotation the key holder returned with a refresh (no time on this thread). */
+export const KEY_HOLDER_ROTATE = 'rotate (key holder)';
 
 /** Refresh rounds whose masks a mask supply is asked for ahead of the evaluator reaching them. */
 const SUPPLY_AHEAD = 3;
@@ -123,6 +126,12 @@ export class ProgramRuntime implements PlanRuntime {
   private readonly roundAhead: (RefreshAhead[] | undefined)[] = [];
   private readonly live = new Map<string, CkksHandle>();
   /**
+   * With a refresher that rotatesOnKeyHolder: per refresh op, the rotate ops of its result the key holder
+   * answers in the refresh's reply (rounds.ts refreshRotations), and those answers until their op runs.
+   */
+  private readonly rotations?: Map<number, RefreshRotation[]>;
+  private readonly rotatedAhead = new Map<number, CkksHandle>();
+  /**
    * Encodes not carried out yet (SEAL only): an encode runs when its first consumer needs it. The stage
    * order puts every encode in the first stage (they wait on nothing), so run eagerly a large layer held
    * all its weight plaintexts at once (a Llama-3.2-1B-shaped layer: 22,805 of them, 15.7 GiB, where
@@ -172,6 +181,7 @@ export class ProgramRuntime implements PlanRuntime {
     this.encoder = constantEncoder(program, ev, options.plaintexts);
     this.deferEncodes = !ev.simulated && !options.observe;
     this.deferOps = this.deferEncodes && options.refresher !== undefined && options.deferOps !== false;
+    if (options.refresher?.rotatesOnKeyHolder && options.refresher.refreshRotated) this.rotations = refreshRotations(program);
     options.trace?.begin(program);
     this.t0 = performance.now();
   }
@@ -245,6 +255,8 @@ export class ProgramRuntime implements PlanRuntime {
   abort(): void {
     for (const h of this.live.values()) this.free(h);
     this.live.clear();
+    for (const h of this.rotatedAhead.values()) this.ev.free(h);
+    this.rotatedAhead.clear();
     this.pending.clear();
     this.deferred.clear();
   }
@@ -292,6 +304,14 @@ export class ProgramRuntime implements PlanRuntime {
 
   /** Runs one (non-refresh) op, counts its own time, and frees what died there. */
   private run(i: number, op: FheOp): void {
+    const ahead = this.rotatedAhead.get(i);
+    if (ahead) {
+      // The key holder returned this rotation with the refresh: no key switch here.
+      this.rotatedAhead.delete(i);
+      this.count(i, KEY_HOLDER_ROTATE, 0);
+      this.retire(op, ahead);
+      return;
+    }
     const start = performance.now();
     const nested = this.nestedMs;
     const result = withOpContext(op, () => runOp(op, this.ev, this.inputs, this.get, this.encoder, this.outputs));
@@ -377,7 +397,9 @@ export class ProgramRuntime implements PlanRuntime {
           }
         : undefined;
     const nested = this.nestedMs;
-    const fresh = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting);
+    const steps = this.rotations && new Map(indices.flatMap((i) => (this.rotations!.has(i) ? [[i, this.rotations!.get(i)!.map((r) => r.step)] as const] : [])));
+    const { fresh, rotated } = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting, steps);
+    indices.forEach((i, k) => rotated[k]!.forEach((h, j) => this.rotatedAhead.set(this.rotations!.get(i)![j]!.op, h)));
     if (ahead && !asked) refresher!.prepare!(ahead);
     const ms = (performance.now() - start - (this.nestedMs - nested)) / positions.length;
     positions.forEach((_, k) => {

@@ -93,6 +93,12 @@ export interface EvaluatorOptions {
    * cache carry in one message). 1 is the unbatched protocol, kept to measure what batching saves.
    */
   ciphertextsPerMessage?: number;
+  /**
+   * Ask the key holder for the plan's rotations of refresh results with each refresh (one evaluator
+   * thread; runtime/refresh/refresher.ts keyHolderRotations). Default off: each copy is a ciphertext more
+   * to download, a gain in process or on a fast link (`fhec generate` turns it on), not on a slow one.
+   */
+  keyHolderRotations?: boolean;
 }
 
 function inputOp(sp: StepPlan, tensor: string): FheOp {
@@ -258,8 +264,8 @@ export class GenerationEvaluator {
     await this.close();
     const workers = this.options.workers ?? 1;
     this.ev = await this.backend.createEvaluator(this.source.params, keys, { maskSupply: workers <= 1 && (this.options.maskSupply ?? false) });
-    const { mask, audit, ciphertextsPerMessage } = this.options;
-    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit, ciphertextsPerMessage });
+    const { mask, audit, ciphertextsPerMessage, keyHolderRotations } = this.options;
+    this.refresher = new MaskedRefresher(this.ev, this.keyHolder, { mask, audit, ciphertextsPerMessage, keyHolderRotations });
     this.cacheRefresher = new CacheRefresher(this.ev, this.keyHolder, mask, audit, ciphertextsPerMessage);
     const keyBytes = (keys.galoisKeys?.byteLength ?? 0) + (keys.relinKeys?.byteLength ?? 0);
     const budget = this.options.plaintextCacheBytes ?? defaultPlaintextBudget(keyBytes);

@@ -3,7 +3,8 @@
 // scale, the scale it asks for, the step, the request id) and the item's mask against the point's
 // bound from the schedule (mask.ts: at least its minimum hiding), decrypts each masked ciphertext to
 // its exact integer polynomial, stops on a value beyond its bound, encrypts the same polynomial anew
-// at the planned level and scale, and answers with a reply (bytes). It never sees an unmasked
+// at the planned level and scale (and, where the request asks for the plan's rotations of the value,
+// the same polynomial rotated, each encrypted anew), and answers with a reply (bytes). It never sees an unmasked
 // intermediate: the evaluator masks before sending. A request the schedule does not contain ends the
 // session before anything in it is decrypted.
 
@@ -65,14 +66,15 @@ export class RefreshKeyHolder {
     const req = decodeRefreshRequest(request);
     const top = topLevel(this.client.params);
     const guard = this.schedule === 'unchecked' ? undefined : this.schedule;
-    let targets = req.items.map((it) => ({ level: top, scale: it.scale, bound: it.bound }));
+    let targets = req.items.map((it) => ({ level: top, scale: it.scale, bound: it.bound, rotations: it.rotations ?? [] }));
     if (guard) {
       guard.acceptRequest('refresh', req.id, req.step);
       const slots = slotsOf(this.client.params);
       targets = req.items.map((it) => {
         const ct = this.client.inspect(it.ciphertext);
-        const p = guard.acceptItem({ id: it.point, kind: 'refresh', level: ct.level, scale: ct.scale, size: ct.size, toLevel: top, toScale: it.scale, slots });
-        return { level: p.toLevel, scale: it.scale, bound: scheduledBound(p, it.bound) };
+        const rotations = it.rotations ?? [];
+        const p = guard.acceptItem({ id: it.point, kind: 'refresh', level: ct.level, scale: ct.scale, size: ct.size, toLevel: top, toScale: it.scale, slots, rotations });
+        return { level: p.toLevel, scale: it.scale, bound: scheduledBound(p, it.bound), rotations };
       });
     }
     const fresh = this.client.refreshExact(

@@ -2,20 +2,25 @@
 // is one of these, so the traffic is exactly their lengths. A request names the step it belongs to and,
 // per item, the refresh point (the refreshed value's name in the plan), the scale the fresh ciphertext
 // must have, the bound on |x| and the k the coefficient mask was sized with (mask.ts; the key holder
-// checks both against the plan's) and the masked ciphertext; the reply carries the same count of fresh top-level
-// ciphertexts, in order, under the same request id. The key holder checks every item against the
+// checks both against the plan's), the rotation steps the evaluator wants the fresh value in as well (the
+// plan's rotations of the refreshed value, schedule.ts: the key holder permutes the value it already holds,
+// runtime/seal/galois.ts, instead of the evaluator key-switching each) and the masked ciphertext; the reply
+// carries, per item in order, the fresh top-level ciphertext and then one per rotation step, under the same
+// request id. The key holder checks every item against the
 // plan's schedule (schedule.ts) before it decrypts anything.
 //
 //   request: "FHRQ" u16 version, u32 id, u32 count, u32 step,
-//            count x (u16 point length, point UTF-8, f64 scale, f64 bound, u16 mask bits, u32 length, ciphertext bytes)
+//            count x (u16 point length, point UTF-8, f64 scale, f64 bound, u16 mask bits,
+//                     u16 rotations, rotations x i32 step, u32 length, ciphertext bytes)
 //   reply:   "FHRP" u16 version, u32 id, u32 count, count x (u32 length, ciphertext bytes)
+//            (count = the request's items plus their rotations)
 // All integers little-endian; the ciphertext bytes are runtime/ckks/wire.ts envelopes. There is no
 // message authentication code: a key both parties hold authenticates nothing against either of them,
 // and against a third party on the wire the transport's own (TLS) is what counts (README, security model).
 
 import { FhecError } from '../../ir/errors.js';
 
-export const REFRESH_PROTOCOL_VERSION = 3;
+export const REFRESH_PROTOCOL_VERSION = 4;
 const REQUEST_MAGIC = [0x46, 0x48, 0x52, 0x51]; // "FHRQ"
 const REPLY_MAGIC = [0x46, 0x48, 0x52, 0x50]; // "FHRP"
 const HEADER = 14;
@@ -30,6 +35,8 @@ export interface RefreshRequestItem {
   /** Bound on |x| the mask was sized for, and the mask's k (W = 2^k B', mask.ts). */
   bound: number;
   maskBits: number;
+  /** Left rotations of the fresh value the reply also carries, each a ciphertext after the item's own (none: absent or empty). */
+  rotations?: number[];
 }
 
 export interface RefreshRequest {
@@ -74,14 +81,15 @@ function readBlob(bytes: Uint8Array, dv: DataView, at: number, what: string): { 
 }
 
 const utf8 = new TextEncoder();
-/** Per request item besides the point's bytes and the ciphertext: u16 point length, f64 scale, f64 bound, u16 mask bits, u32 length. */
-export const REQUEST_ITEM_FIXED = 2 + 8 + 8 + 2 + 4;
+/** Per request item besides the point's bytes, its rotations' 4 bytes each and the ciphertext: u16 point length, f64 scale, f64 bound, u16 mask bits, u16 rotations, u32 length. */
+export const REQUEST_ITEM_FIXED = 2 + 8 + 8 + 2 + 2 + 4;
+const MAX_ROTATIONS = 0xffff;
 const MAX_POINT_BYTES = 0xffff;
 
 export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
   if (!Number.isInteger(r.step) || r.step < 0 || r.step > 0xffffffff) throw new FhecError(`refresh request step ${r.step} is not a u32`);
   const points = r.items.map((it) => utf8.encode(it.point));
-  const body = 4 + r.items.reduce((s, it, i) => s + REQUEST_ITEM_FIXED + points[i]!.length + it.ciphertext.length, 0);
+  const body = 4 + r.items.reduce((s, it, i) => s + REQUEST_ITEM_FIXED + points[i]!.length + 4 * (it.rotations?.length ?? 0) + it.ciphertext.length, 0);
   const { out, dv } = header(REQUEST_MAGIC, r.id, r.items.length, body);
   dv.setUint32(HEADER, r.step, true);
   let at = HEADER + 4;
@@ -97,9 +105,18 @@ export function encodeRefreshRequest(r: RefreshRequest): Uint8Array {
     dv.setFloat64(at, it.scale, true);
     dv.setFloat64(at + 8, it.bound, true);
     dv.setUint16(at + 16, it.maskBits, true);
-    dv.setUint32(at + 18, it.ciphertext.length, true);
-    out.set(it.ciphertext, at + 22);
-    at += 22 + it.ciphertext.length;
+    const rotations = it.rotations ?? [];
+    if (rotations.length > MAX_ROTATIONS) throw new FhecError(`refresh of '${it.point}' asks for ${rotations.length} rotations, at most ${MAX_ROTATIONS}`);
+    dv.setUint16(at + 18, rotations.length, true);
+    at += 20;
+    for (const step of rotations) {
+      if (!Number.isInteger(step) || step < -0x80000000 || step > 0x7fffffff) throw new FhecError(`refresh rotation step ${step} is not an i32`);
+      dv.setInt32(at, step, true);
+      at += 4;
+    }
+    dv.setUint32(at, it.ciphertext.length, true);
+    out.set(it.ciphertext, at + 4);
+    at += 4 + it.ciphertext.length;
   });
   return out;
 }
@@ -113,7 +130,7 @@ export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
   for (let i = 0; i < count; i++) {
     if (at + 2 > bytes.length) throw new FhecError('refresh request is truncated');
     const n = dv.getUint16(at, true);
-    if (n === 0 || at + 2 + n + 18 > bytes.length) throw new FhecError('refresh request is truncated or names no refresh point');
+    if (n === 0 || at + 2 + n + 20 > bytes.length) throw new FhecError('refresh request is truncated or names no refresh point');
     let point: string;
     try {
       point = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at + 2, at + 2 + n));
@@ -126,8 +143,13 @@ export function decodeRefreshRequest(bytes: Uint8Array): RefreshRequest {
     const bound = dv.getFloat64(at + 8, true);
     if (!(bound > 0) || !Number.isFinite(bound)) throw new FhecError(`refresh request gives bound ${bound}`);
     const maskBits = dv.getUint16(at + 16, true);
-    const { blob, next } = readBlob(bytes, dv, at + 18, 'request');
-    items.push({ point, ciphertext: blob, scale, bound, maskBits });
+    const k = dv.getUint16(at + 18, true);
+    at += 20;
+    if (at + 4 * k > bytes.length) throw new FhecError('refresh request is truncated');
+    const rotations: number[] = [];
+    for (let j = 0; j < k; j++, at += 4) rotations.push(dv.getInt32(at, true));
+    const { blob, next } = readBlob(bytes, dv, at, 'request');
+    items.push({ point, ciphertext: blob, scale, bound, maskBits, ...(k > 0 ? { rotations } : {}) });
     at = next;
   }
   if (at !== bytes.length) throw new FhecError('refresh request has trailing bytes');

@@ -4,7 +4,10 @@
 //   2. sends it to the key holder in a request (bytes) and gets a reply (bytes) holding
 //      Enc(round(rho (m + r))) at the top level and the requested scale (rho: the scale change),
 //   3. subtracts round(rho r) there, exactly: Enc(x) at the top level.
-// Several ciphertexts can share one round trip (refreshMany). Every byte each way is counted.
+// Several ciphertexts can share one round trip (refreshMany). Every byte each way is counted. The key
+// holder can also return the fresh value rotated (refreshRotated: the plan's rotations of a refresh result,
+// rounds.ts), each copy unmasked with the unmask's own rotation (a permutation of its NTT words, exact):
+// the evaluator then skips those rotations' key switches.
 // The mask is sized from a bound on |x| per refresh point (the plan's, schedule.ts): a refresh with no
 // bound is refused, never masked by a default.
 
@@ -35,6 +38,8 @@ export interface RefreshItem {
   scale: number;
   /** The refresh point: the refreshed value's name, which also looks up its bound. */
   name?: string;
+  /** Left rotations of the fresh value the key holder returns as well (refreshRotated). */
+  rotations?: number[];
 }
 
 /** A masked item as the round trip sees it: its bound, the level it comes back at, its point. */
@@ -44,6 +49,8 @@ export interface SizedRefreshItem {
   level: number;
   bound: number;
   point: string;
+  /** Rotations of the fresh value the key holder returns after it (none: absent or empty). */
+  rotations?: number[];
 }
 
 /**
@@ -87,6 +94,8 @@ export interface PendingRefresh {
   sourceScale: number;
   /** The unmask made ahead with the mask (mask-stock.ts): -round(rho r) as a plaintext at the target level. */
   unmask?: CkksHandle;
+  /** Rotations the reply carries after the fresh ciphertext (each unmasked with the unmask rotated the same). */
+  rotations?: number[];
 }
 
 /**
@@ -116,7 +125,14 @@ export function maskForRefresh(
       const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale }, policy);
       readyMasked.push(ready?.masked);
       const plan = ready?.plan ?? planMask(params, level, scale, it.bound, policy, it.point);
-      pending.push({ mask: ready ? ready.mask : IntegerMask.sample(n, plan.width, policy.random), level: it.level, scale: it.scale, sourceScale: scale, unmask: ready?.unmask });
+      pending.push({
+        mask: ready ? ready.mask : IntegerMask.sample(n, plan.width, policy.random),
+        level: it.level,
+        scale: it.scale,
+        sourceScale: scale,
+        unmask: ready?.unmask,
+        ...(it.rotations?.length ? { rotations: it.rotations } : {}),
+      });
       plans.push(plan);
       policy.observe?.(it.point, level, it.bound, plan);
       onMask?.(it, level, plan);
@@ -139,6 +155,7 @@ export function maskForRefresh(
       point: it.point,
       bound: it.bound,
       maskBits: plans[i]!.maskBits,
+      ...(it.rotations?.length ? { rotations: it.rotations } : {}),
     }));
     return { requestItems, pending };
   } finally {
@@ -146,30 +163,65 @@ export function maskForRefresh(
   }
 }
 
-/** The second half: the reply's fresh ciphertexts checked against the request, the masks taken off. */
+/**
+ * The second half: the reply's fresh ciphertexts checked against the request, the masks taken off.
+ * Returns them in the reply's order: per item its fresh value, then its rotations.
+ */
 export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], reply: Uint8Array[]): CkksHandle[] {
-  if (reply.length !== items.length) {
-    throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${items.length}`);
+  const expected = items.reduce((s, it) => s + 1 + (it.rotations?.length ?? 0), 0);
+  if (reply.length !== expected) {
+    throw new FhecError(`refresh reply holds ${reply.length} ciphertexts, expected ${expected}`);
   }
   const fresh: CkksHandle[] = [];
+  // Unmask plaintexts made here for items with rotations (an inline mask has none until now), freed at the end.
+  const made: CkksHandle[] = [];
   try {
+    let at = 0;
+    const first = items.map((it) => {
+      const k = at;
+      at += 1 + (it.rotations?.length ?? 0);
+      return k;
+    });
     reply.forEach((bytes, i) => {
-      const it = items[i]!;
       const ct = ev.loadCiphertext(bytes);
       fresh.push(ct);
+      const it = items[first.findLastIndex((k) => k <= i)]!;
       if (ev.levelOf(ct) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(ct)}, requested ${it.level}`);
       if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
     });
-    const inline = items.flatMap((it, i) => {
-      if (it.unmask) return [];
-      if (!it.mask) throw new Error(`internal: refresh ${i} has neither its mask nor its unmask`);
-      return [{ ct: fresh[i]!, poly: it.mask.negatedScaled(scaleRatio(it.scale, it.sourceScale)) }];
-    });
+    const unmaskOf = (it: PendingRefresh, i: number) => it.mask!.negatedScaled(scaleRatio(it.scale, it.sourceScale));
+    for (const [i, it] of items.entries()) if (!it.unmask && !it.mask) throw new Error(`internal: refresh ${i} has neither its mask nor its unmask`);
+    // Items with rotations unmask with a plaintext (rotated per copy); the others add their integer
+    // polynomial directly when it has no plaintext made ahead.
+    const rotatedInline = items.flatMap((it, i) => (!it.unmask && it.rotations?.length ? [i] : []));
+    const plains = new Map<number, CkksHandle>(items.flatMap((it, i) => (it.unmask ? [[i, it.unmask] as const] : [])));
+    if (rotatedInline.length > 0) {
+      if (!ev.integerPlaintexts || !ev.rotatePlaintext) throw new FhecError('this evaluator cannot unmask rotated refresh results (no plaintext rotation): ask the key holder for no rotations');
+      const pts = ev.integerPlaintexts(rotatedInline.map((i) => ({ level: items[i]!.level, scale: items[i]!.scale, poly: unmaskOf(items[i]!, i) })));
+      made.push(...pts);
+      rotatedInline.forEach((i, k) => plains.set(i, pts[k]!));
+    }
+    const inline = items.flatMap((it, i) => (plains.has(i) ? [] : [{ ct: fresh[first[i]!]!, poly: unmaskOf(it, i) }]));
     const added = inline.length > 0 ? ev.addIntegerPolynomials(inline) : [];
     let k = 0;
     const out: CkksHandle[] = [];
     try {
-      items.forEach((it, i) => out.push(it.unmask ? ev.addPlain(fresh[i]!, it.unmask) : added[k++]!));
+      items.forEach((it, i) => {
+        const plain = plains.get(i);
+        if (!plain) {
+          out.push(added[k++]!);
+          return;
+        }
+        out.push(ev.addPlain(fresh[first[i]!]!, plain));
+        (it.rotations ?? []).forEach((step, j) => {
+          const rotated = ev.rotatePlaintext!(plain, step);
+          try {
+            out.push(ev.addPlain(fresh[first[i]! + 1 + j]!, rotated));
+          } finally {
+            ev.free(rotated);
+          }
+        });
+      });
     } catch (e) {
       for (const h of out) ev.free(h);
       for (const h of added.slice(k)) ev.free(h);
@@ -178,6 +230,7 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
     return out;
   } finally {
     for (const ct of fresh) ev.free(ct);
+    for (const h of made) ev.free(h);
     for (const it of items) if (it.unmask) ev.free(it.unmask);
   }
 }
@@ -204,6 +257,12 @@ export interface RefresherOptions {
   audit?: RefreshAudit;
   /** At most this many ciphertexts per message (default: a whole refresh round in one); see inMessages. */
   ciphertextsPerMessage?: number;
+  /**
+   * Ask the key holder for the plan's rotations of refresh results (refreshRotated; default off). Each
+   * copy costs the evaluator a download of one fresh ciphertext instead of a key switch: worth it with
+   * an in-process key holder or a fast link, not over a slow one.
+   */
+  keyHolderRotations?: boolean;
 }
 
 /**
@@ -287,6 +346,26 @@ export class MaskedRefresher implements CkksRefresher {
 
   /** Refreshes all items in one round trip (CkksRefresher.refreshMany). The inputs stay owned by the caller. */
   refreshMany(items: RefreshItem[], whileWaiting?: WhileWaiting): CkksHandle[] {
+    return this.roundTrip(items.map(({ rotations: _, ...it }) => it), whileWaiting);
+  }
+
+  /** Whether refreshRotated asks the key holder for rotations (the option is on and the evaluator can rotate unmasks). */
+  get rotatesOnKeyHolder(): boolean {
+    return this.options.keyHolderRotations === true && this.ev.rotatePlaintext !== undefined && this.ev.integerPlaintexts !== undefined;
+  }
+
+  /**
+   * refreshMany where items also get their fresh value rotated by the key holder (CkksRefresher.refreshRotated):
+   * per item, the fresh ciphertext and then one per step of its `rotations`, in that order.
+   */
+  refreshRotated(items: RefreshItem[], whileWaiting?: WhileWaiting): CkksHandle[][] {
+    if (!this.rotatesOnKeyHolder) throw new Error('internal: refreshRotated without key-holder rotations (check rotatesOnKeyHolder)');
+    const flat = this.roundTrip(items, whileWaiting);
+    let at = 0;
+    return items.map((it) => flat.slice(at, (at += 1 + (it.rotations?.length ?? 0))));
+  }
+
+  private roundTrip(items: RefreshItem[], whileWaiting?: WhileWaiting): CkksHandle[] {
     if (items.length === 0) return [];
     const t0 = performance.now();
     let idle = whileWaiting;
@@ -307,7 +386,7 @@ export class MaskedRefresher implements CkksRefresher {
   async refreshManyAsync(items: RefreshItem[]): Promise<CkksHandle[]> {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items), this.policy, (all) => inMessagesAsync(all, this.options.ciphertextsPerMessage, async (requestItems) => {
+    const out = await exactRefreshRoundTripAsync(this.ev, this.sized(items.map(({ rotations: _, ...it }) => it)), this.policy, (all) => inMessagesAsync(all, this.options.ciphertextsPerMessage, async (requestItems) => {
       const { id, request } = this.request(requestItems);
       return this.reply(id, request, await this.transport(request));
     }), auditMasks(this.ev, this.options.audit, this.step, 'refresh'), this.stock);
@@ -343,7 +422,7 @@ export class MaskedRefresher implements CkksRefresher {
 
   private sized(items: RefreshItem[]): SizedRefreshItem[] {
     const top = topLevel(this.ev.params);
-    return items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED }));
+    return items.map((it) => ({ ct: it.ct, scale: it.scale, level: top, bound: this.boundFor(it.name), point: it.name ?? UNNAMED, ...(it.rotations?.length ? { rotations: it.rotations } : {}) }));
   }
 
   private request(items: RefreshRequestItem[]): { id: number; request: Uint8Array } {

@@ -72,3 +72,41 @@ export function roundInputs(program: FheProgram, stage: ExecutionStage): Set<num
   }
   return out;
 }
+
+/** A rotate op of a refresh's result, which the key holder can answer in the refresh's reply. */
+export interface RefreshRotation {
+  /** The rotate op's index in the program. */
+  op: number;
+  step: number;
+}
+
+const rotationCache = new WeakMap<FheProgram, Map<number, RefreshRotation[]>>();
+
+/**
+ * Per refresh op (by index), the rotate ops whose operand is its fresh result, one per distinct step in
+ * program order: the rotations the key holder may return with the refresh (messages.ts), since it holds
+ * the masked value in NTT form and permutes it for the price of a copy (runtime/seal/galois.ts), where
+ * the evaluator pays a key switch. The evaluator and the key holder's schedule (schedule.ts) both derive
+ * them from the program, so they agree without talking. A second rotate by the same step (not expected
+ * after CSE) stays the evaluator's.
+ */
+export function refreshRotations(program: FheProgram): Map<number, RefreshRotation[]> {
+  const hit = rotationCache.get(program);
+  if (hit) return hit;
+  const refreshOf = new Map<string, number>();
+  program.ops.forEach((op, i) => {
+    if (op.kind === 'refresh' && op.result) refreshOf.set(op.result.name, i);
+  });
+  const out = new Map<number, RefreshRotation[]>();
+  program.ops.forEach((op, i) => {
+    if (op.kind !== 'rotate' || op.step === undefined || op.step === 0) return;
+    const r = refreshOf.get(op.args[0]!.name);
+    if (r === undefined) return;
+    const list = out.get(r) ?? [];
+    if (list.some((x) => x.step === op.step)) return;
+    list.push({ op: i, step: op.step });
+    out.set(r, list);
+  });
+  rotationCache.set(program, out);
+  return out;
+}

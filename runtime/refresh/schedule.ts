@@ -12,7 +12,7 @@
 import { FhecError } from '../../ir/errors.js';
 import { layoutsEqual } from '../../ir/fhe/layout.js';
 import { maskedScale, scalesClose, type FheProgram, type SlotLayout } from '../../ir/fhe/types.js';
-import { refreshStages } from './rounds.js';
+import { refreshRotations, refreshStages } from './rounds.js';
 
 /** Token offsets of a piece of a split cache: the first token the source and the destination hold. */
 export interface RelayoutPiece {
@@ -40,6 +40,8 @@ export interface RefreshPoint {
   to?: SlotLayout;
   /** Carries of a split cache: the tokens' first positions in source and destination. */
   piece?: RelayoutPiece;
+  /** Refreshes: the rotation steps the reply may also carry (rounds.ts refreshRotations); an item asks for all of them or none. */
+  rotations?: number[];
 }
 
 /** One item of a request, as the key holder reads it (the ciphertext's own level and scale, the request's fields). */
@@ -56,6 +58,8 @@ export interface RequestedItem {
   from?: SlotLayout;
   to?: SlotLayout;
   piece?: RelayoutPiece;
+  /** Rotation steps asked for besides the fresh value. */
+  rotations?: number[];
 }
 
 /**
@@ -66,6 +70,7 @@ export interface RequestedItem {
  */
 export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string, number>, file?: string): RefreshPoint[] {
   const points: RefreshPoint[] = [];
+  const rotations = refreshRotations(program);
   for (const i of refreshStages(program).stages.flatMap((s) => s.refreshes)) {
     const op = program.ops[i]!;
     const x = op.args[0]!;
@@ -82,6 +87,7 @@ export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string,
       toScale: op.result!.type.scale!,
       slots: program.slots,
       bound,
+      ...(rotations.has(i) ? { rotations: rotations.get(i)!.map((r) => r.step) } : {}),
     });
   }
   return points;
@@ -105,6 +111,11 @@ function mismatch(want: RefreshPoint, got: RequestedItem): string | undefined {
   }
   if (want.kind === 'carry' && (got.piece?.fromStart !== want.piece?.fromStart || got.piece?.toStart !== want.piece?.toStart)) {
     return `asks to move tokens ${got.piece ? `${got.piece.fromStart} -> ${got.piece.toStart}` : 'whole'} of '${got.id}', the plan moves ${want.piece ? `${want.piece.fromStart} -> ${want.piece.toStart}` : 'the whole cache'}`;
+  }
+  const asked = got.rotations ?? [];
+  const planned = want.rotations ?? [];
+  if (asked.length > 0 && (asked.length !== planned.length || asked.some((s, k) => s !== planned[k]))) {
+    return `asks for '${got.id}' rotated by [${asked.join(', ')}], the plan rotates it by [${planned.join(', ')}] (all of them or none)`;
   }
   return undefined;
 }

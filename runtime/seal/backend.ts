@@ -15,6 +15,7 @@ import type { MadeMask, MaskSupply } from './mask-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
 import { nttPlaintext, sealNttByLevel } from './ntt.js';
 import { ReplyZeros } from './reply-zeros.js';
+import { rotateNttWords } from './galois.js';
 import {
   checkCiphertextBytes,
   checkKSwitchKeysBytes,
@@ -235,10 +236,18 @@ class SealClient implements CkksClient {
     });
     const ntt = sealNttByLevel(seal, this.info, this.shape, this.modSwitcher, lifted, true);
     // Each encrypted with the secret key: a fresh encryption of zero (made between rounds if one is
-    // ready) with the polynomial added to c0, seeded (c1 travels as its seed).
+    // ready) with the polynomial added to c0, seeded (c1 travels as its seed). A rotation asked for is
+    // the same polynomial's NTT words permuted (galois.ts), encrypted with a zero of its own.
     const zeros = (this.replyZeros ??= new ReplyZeros((level) => this.symmetricZero(level)));
-    const out = checked.map(({ t }, i) => wrapCiphertext(BACKEND, this.id, withC0Added(zeros.take(t.level), this.shape, ntt[i]!, t.scale)));
-    zeros.roundDone(checked.map(({ t }) => t.level));
+    const out: Uint8Array[] = [];
+    const levels: number[] = [];
+    checked.forEach(({ t }, i) => {
+      for (const words of [ntt[i]!, ...(t.rotations ?? []).map((step) => rotateNttWords(ntt[i]!, n, step))]) {
+        out.push(wrapCiphertext(BACKEND, this.id, withC0Added(zeros.take(t.level), this.shape, words, t.scale)));
+        levels.push(t.level);
+      }
+    });
+    zeros.roundDone(levels);
     return out;
   }
 
@@ -562,6 +571,14 @@ class SealEvaluator implements CkksEvaluator {
     if (parts.length === 0) return this.out('copy', (d) => d.assign(cur));
     owned.slice(0, -1).forEach((c) => c.delete());
     return new SealCiphertext(cur);
+  }
+
+  rotatePlaintext(p: CkksHandle, step: number): CkksHandle {
+    const pt = this.pt(p);
+    if (!pt.isNttForm()) throw new Error('internal: rotatePlaintext needs a plaintext in NTT form');
+    const n = this.params.ringDegree;
+    const words = plaintextWords(pt.saveToArray(this.seal.ComprModeType.none) as Uint8Array);
+    return new SealPlaintext(nttPlaintext(this.seal, this.info, this.shape, words.length / n - 1, pt.scale(), rotateNttWords(words, n, step)));
   }
 
   levelOf(h: CkksHandle): number {

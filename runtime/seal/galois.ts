@@ -43,11 +43,31 @@ export function galoisNttTable(step: number, n: number): Uint32Array {
   return table;
 }
 
+const tables = new Map<string, Uint32Array>();
+
+/** galoisNttTable, kept per ring degree and step (a decode step rotates by the same few steps again and again). */
+function cachedTable(step: number, n: number): Uint32Array {
+  const key = `${n}:${galoisElement(step, n)}`;
+  let t = tables.get(key);
+  if (!t) tables.set(key, (t = galoisNttTable(step, n)));
+  return t;
+}
+
 /** NTT-form words (prime-major, n per prime) rotated by `step`, as SEAL would rotate their slots. */
 export function rotateNttWords(words: BigUint64Array, n: number, step: number): BigUint64Array {
   if (words.length % n !== 0) throw new RangeError(`${words.length} words are not whole polynomials of ${n}`);
-  const table = galoisNttTable(step, n);
+  const table = cachedTable(step, n);
   const out = new BigUint64Array(words.length);
-  for (let base = 0; base < words.length; base += n) for (let i = 0; i < n; i++) out[base + i] = words[base + table[i]!]!;
+  // Moved as pairs of 32-bit halves: the same bits, without a BigInt per word.
+  const from = new Uint32Array(words.buffer, words.byteOffset, 2 * words.length);
+  const to = new Uint32Array(out.buffer);
+  for (let base = 0; base < words.length; base += n) {
+    for (let i = 0; i < n; i++) {
+      const src = 2 * (base + table[i]!);
+      const dst = 2 * (base + i);
+      to[dst] = from[src]!;
+      to[dst + 1] = from[src + 1]!;
+    }
+  }
   return out;
 }

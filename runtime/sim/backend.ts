@@ -231,6 +231,9 @@ export class SimClient implements CkksClient {
    * The last refresh's observation is kept for audits (`lastRefresh`).
    */
   refreshExact(items: ExactRefreshItem[]): Uint8Array[] {
+    // Its evaluator has no rotatePlaintext, so it never asks; a request that does is refused whole.
+    const rotated = items.find((it) => (it.target.rotations?.length ?? 0) > 0);
+    if (rotated) throw new FhecError(`refresh of ${rotated.target.point} asks for rotated copies, which the simulator's key holder does not make`, { node: `%${rotated.target.point}` });
     return items.map((it) => this.refreshOne(it.ciphertext, it.target));
   }
 
