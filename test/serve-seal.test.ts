@@ -6,7 +6,8 @@
 // of an uninterrupted run. The serve tests' plan (zoo model Z1, test/helpers/serve-plan.ts). The concurrent clients ask 2, 1 and 1 new bytes:
 // one decode step runs while the other sessions prefill (each session's KV cache its own), and the
 // decode steps of all three would add minutes on 2 cores without testing more; the resumed client
-// asks 2 (a prefill and one decode step). Slow: key generation and three generations share 2 cores.
+// asks 2 (a prefill and one decode step), its server started with --key-holder-rotations (the client's key
+// holder returns the plan's rotations of refresh results; off in the first server). Slow: key generation and three generations share 2 cores.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -59,6 +60,8 @@ describe('fhec serve on SEAL', () => {
       expect(holder, r.stderr).not.toBeNull();
       expect(Number(holder![2])).toBeGreaterThan(0);
       expect(Number(holder![2])).toBeLessThanOrEqual(Number(holder![1]));
+      // The server asks for no rotated copies unless told to (--key-holder-rotations, the resumed run below).
+      expect(r.stderr).not.toMatch(/rotated copies/);
     });
     for (const r of runs) process.stderr.write(`${r.stderr}\n`);
     expect((await health(server.url)).sessions).toBe(0);
@@ -71,7 +74,8 @@ describe('fhec serve on SEAL', () => {
     const expected = text(await ortGreedy(FP32_MODEL, prompt, NEW));
     const port = String(await freePort());
     const state = path.join(tmp, 'state');
-    const args = [plan, '--port', port, '--no-browser', '--state-dir', state, '--plaintext-cache-mib', '128'];
+    // With the key holder's rotated copies (opt-in on a server): they survive the restart too.
+    const args = [plan, '--port', port, '--no-browser', '--state-dir', state, '--plaintext-cache-mib', '128', '--key-holder-rotations'];
     const s1 = await startServe(args);
     servers.push(s1);
     // Kill once the prefill is done and saved: the client is then inside the decode step.
@@ -92,6 +96,9 @@ describe('fhec serve on SEAL', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/resumed at step 1/);
     expect(r.stdout).toBe(`${expected}\n`);
+    const copies = /, (\d+) rotated copies of fresh values/.exec(r.stderr);
+    expect(copies, r.stderr).not.toBeNull();
+    expect(Number(copies![1])).toBeGreaterThan(0);
     process.stderr.write(`${r.stderr}\n`);
   }, 3_600_000);
 });

@@ -20,6 +20,7 @@ interface ServeFlags {
   refreshTimeout: number;
   maxMessageMib: number;
   ciphertextsPerMessage?: number;
+  keyHolderRotations?: boolean;
   stateDir?: string;
   browser: boolean;
   logLevel: string;
@@ -48,6 +49,7 @@ export async function serveCommand(plans: string[], f: ServeFlags): Promise<Awai
       idleMs: f.idleTimeout * 1000,
       refreshTimeoutMs: f.refreshTimeout * 1000,
       ...(f.ciphertextsPerMessage ? { ciphertextsPerMessage: f.ciphertextsPerMessage } : {}),
+      ...(f.keyHolderRotations ? { keyHolderRotations: true } : {}),
     },
     maxMessageBytes: f.maxMessageMib * MIB,
     ...(f.stateDir ? { stateDir: f.stateDir } : {}),
@@ -73,6 +75,7 @@ export function registerServe(program: Command): void {
     .option('--refresh-timeout <s>', 'how long a refresh waits for the client', intOption('--refresh-timeout', 1), 300)
     .option('--max-message-mib <n>', 'largest WebSocket message (the evaluation keys are the largest)', intOption('--max-message-mib', 1), 2048)
     .option('--ciphertexts-per-message <n>', 'at most this many ciphertexts per refresh message (default: a whole refresh round; 1: one message per ciphertext, to measure what batching saves)', intOption('--ciphertexts-per-message', 1))
+    .option('--key-holder-rotations', 'ask each client\'s key holder for the plan\'s rotations of refresh results with the refresh (seal): one more fresh ciphertext (0.4 MiB at N=16384, 3 primes) downloaded per rotation instead of a key switch here; worth it on a fast link only (default off; README, Security model, "Rotated copies")')
     .option('--state-dir <dir>', 'keep session state here after every step, so a restarted server resumes sessions')
     .option('--no-browser', 'do not serve the browser page')
     .option('--log-level <level>', 'pino log level', 'info')

@@ -48,7 +48,7 @@ export interface GenerationResult {
   /** Key generation and setup (not part of any token's latency). */
   setupMs: number;
   /** `threadRounds`: rounds the key holder's own thread answered (startRefreshThread), else 0. */
-  keyHolder: { requests: number; ciphertexts: number; ms: number; threadRounds: number; repliesAhead: number };
+  keyHolder: { requests: number; ciphertexts: number; rotatedCopies: number; ms: number; threadRounds: number; repliesAhead: number };
 }
 
 export interface GenerateHooks {
@@ -97,7 +97,7 @@ export class GenerationClient {
   private ckks?: CkksClient;
   private guard?: RefreshScheduleGuard;
   private refreshHolder?: RefreshKeyHolder;
-  private readonly holderStats = { requests: 0, ciphertexts: 0, ms: 0 };
+  private readonly holderStats = { requests: 0, ciphertexts: 0, rotatedCopies: 0, ms: 0 };
 
   /** `plans`: the generation plan's step plans (public), or the schedule they make (ClientPlans). */
   constructor(
@@ -142,9 +142,10 @@ export class GenerationClient {
       reply = r.reply;
       this.holderStats.ciphertexts += r.ciphertexts;
     } else {
-      const before = this.refreshHolder!.stats.ciphertexts;
+      const before = { ...this.refreshHolder!.stats };
       reply = this.refreshHolder!.handle(request, idle);
-      this.holderStats.ciphertexts += this.refreshHolder!.stats.ciphertexts - before;
+      this.holderStats.ciphertexts += this.refreshHolder!.stats.ciphertexts - before.ciphertexts;
+      this.holderStats.rotatedCopies += this.refreshHolder!.stats.rotatedCopies - before.rotatedCopies;
     }
     this.holderStats.requests++;
     this.holderStats.ms += performance.now() - t0 - idleMs - ((thread?.waitedMs ?? 0) - waited0) + ((thread?.ms ?? 0) - threadMs0);

@@ -132,7 +132,7 @@ export function formatGenerationSummary(g: GenerationRun): string[] {
   lines.push(`rotations: ${g.ops['rotate']?.count ?? 0}`);
   lines.push(`refreshes: ${g.refreshes} ciphertexts by refresh ops, ${g.cacheRefreshes} KV-cache ciphertexts carried between steps`);
   const k = g.keyHolderChannel;
-  lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)}${r.keyHolder.threadRounds > 0 ? `, ${r.keyHolder.threadRounds} rounds on its own thread` : ''}${r.keyHolder.repliesAhead > 0 ? `, ${r.keyHolder.repliesAhead} replies encrypted between rounds` : ''})`);
+  lines.push(`key holder: ${k.roundTrips} round trips, ${mb(k.bytesSent)} to it, ${mb(k.bytesReceived)} back (its work ${sec(r.keyHolder.ms)}${r.keyHolder.threadRounds > 0 ? `, ${r.keyHolder.threadRounds} rounds on its own thread` : ''}${r.keyHolder.repliesAhead > 0 ? `, ${r.keyHolder.repliesAhead} replies encrypted between rounds` : ''}${r.keyHolder.rotatedCopies > 0 ? `, ${r.keyHolder.rotatedCopies} rotated copies of fresh values` : ''})`);
   if (dec.length > 0) {
     // Refreshes of one dependency level travel in one message (runtime/refresh/rounds.ts).
     const per = (f: (d: (typeof dec)[number]) => number) => dec.reduce((s, d) => s + f(d), 0) / dec.length;

@@ -28,6 +28,8 @@ export type RefreshTransport = (request: Uint8Array, whileWaiting?: WhileWaiting
 export interface KeyHolderStats {
   requests: number;
   ciphertexts: number;
+  /** Rotated copies of fresh values returned besides them (the plan's rotations, asked for by the evaluator). */
+  rotatedCopies: number;
   /** Time spent checking, decrypting and re-encrypting. */
   ms: number;
 }
@@ -51,7 +53,7 @@ export function scheduledBound(point: RefreshPoint, requested: number): number {
 }
 
 export class RefreshKeyHolder {
-  readonly stats: KeyHolderStats = { requests: 0, ciphertexts: 0, ms: 0 };
+  readonly stats: KeyHolderStats = { requests: 0, ciphertexts: 0, rotatedCopies: 0, ms: 0 };
 
   constructor(
     private readonly client: CkksClient,
@@ -83,6 +85,7 @@ export class RefreshKeyHolder {
     );
     this.stats.requests++;
     this.stats.ciphertexts += req.items.length;
+    this.stats.rotatedCopies += fresh.length - req.items.length;
     this.stats.ms += performance.now() - t0;
     return encodeRefreshReply({ id: req.id, ciphertexts: fresh });
   }

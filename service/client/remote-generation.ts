@@ -229,7 +229,7 @@ export function formatRemoteSummary(r: RemoteGenerationResult, label: string): s
     `session ${r.session.slice(0, 8)}... on plan ${r.plan.name}: setup (keys, upload) ${s(r.result.setupMs)}, ${steps.length} steps (${perStep})`,
     dec.length > 0 ? `latency per generated token (decode steps): mean ${s(dec.reduce((a, x) => a + x.ms, 0) / dec.length)}` : `latency: prefill ${s(steps[0]!.ms)}`,
     `round trips: ${r.traffic.refreshRoundTrips} refresh (key holder), ${r.traffic.calls} evaluator calls`,
-    `bytes: ${mib(r.traffic.bytesSent)} sent, ${mib(r.traffic.bytesReceived)} received (evaluation keys included); key holder work ${s(r.result.keyHolder.ms)} for ${r.result.keyHolder.ciphertexts} ciphertexts${r.result.keyHolder.repliesAhead > 0 ? ` (${r.result.keyHolder.repliesAhead} replies encrypted between rounds)` : ''}`,
+    `bytes: ${mib(r.traffic.bytesSent)} sent, ${mib(r.traffic.bytesReceived)} received (evaluation keys included); key holder work ${s(r.result.keyHolder.ms)} for ${r.result.keyHolder.ciphertexts} ciphertexts${r.result.keyHolder.repliesAhead > 0 ? ` (${r.result.keyHolder.repliesAhead} replies encrypted between rounds)` : ''}${r.result.keyHolder.rotatedCopies > 0 ? `, ${r.result.keyHolder.rotatedCopies} rotated copies of fresh values` : ''}`,
     `per step: ${traffic.join('; ')}`,
     ...formatPrefetched(steps.map((x) => x.evaluator)),
     ...formatMasksAhead(steps.map((x) => x.evaluator)),

@@ -23,6 +23,8 @@ export interface SessionWorkerData extends WorkerLinkData {
   plaintextCacheBytes: number;
   /** At most this many ciphertexts per refresh message (absent: a whole round; 1 measures the unbatched protocol). */
   ciphertextsPerMessage?: number;
+  /** The client's key holder returns the plan's rotations of refresh results (fhec serve --key-holder-rotations). */
+  keyHolderRotations?: boolean;
 }
 
 export type ToWorker =
@@ -44,7 +46,11 @@ async function main(): Promise<void> {
   const { createPlanSource } = (await import(data.sourceModule)) as { createPlanSource: (file: string) => GenerationPlanSource };
   const source = createPlanSource(data.planFile);
   const keyHolder = blockingKeyHolder(data, (bytes) => post({ type: 'refresh', bytes }));
-  const evaluator = new GenerationEvaluator(source, data.backend === 'seal' ? sealBackend : simBackend, keyHolder, { plaintextCacheBytes: data.plaintextCacheBytes, ...(data.ciphertextsPerMessage ? { ciphertextsPerMessage: data.ciphertextsPerMessage } : {}) });
+  const evaluator = new GenerationEvaluator(source, data.backend === 'seal' ? sealBackend : simBackend, keyHolder, {
+    plaintextCacheBytes: data.plaintextCacheBytes,
+    ...(data.ciphertextsPerMessage ? { ciphertextsPerMessage: data.ciphertextsPerMessage } : {}),
+    ...(data.keyHolderRotations ? { keyHolderRotations: true } : {}),
+  });
   // One message at a time, in order (a step is synchronous; the next message waits in the queue).
   let chain = Promise.resolve();
   port.on('message', (m: ToWorker) => {

@@ -23,6 +23,8 @@ export interface SessionLimits {
   refreshTimeoutMs: number;
   /** At most this many ciphertexts per refresh message (absent: a whole refresh round or cache carry). */
   ciphertextsPerMessage?: number;
+  /** Ask the client's key holder for the plan's rotations of refresh results (one more ciphertext back per copy; default off). */
+  keyHolderRotations?: boolean;
 }
 
 export interface SessionPlan {
@@ -78,6 +80,7 @@ export class ServerSession {
       ...(opts.stateRoot ? { stateDir: path.join(opts.stateRoot, id) } : {}),
       plaintextCacheBytes: limits.plaintextCacheBytes,
       ...(limits.ciphertextsPerMessage ? { ciphertextsPerMessage: limits.ciphertextsPerMessage } : {}),
+      ...(limits.keyHolderRotations ? { keyHolderRotations: true } : {}),
     };
     this.worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
     this.worker.on('message', (m: FromWorker) => this.fromWorker(m));
