@@ -54,8 +54,8 @@ export interface GenerateBenchOptions {
    */
   maskThread?: 'on' | 'off' | 'both';
   /**
-   * The key holder returns the plan's rotations of refresh results (`fhec generate` does by default), not,
-   * or both: the one-worker run with the mask thread once more without them (default both).
+   * The key holder returns the plan's rotations of refresh results (`fhec generate --key-holder-rotations`),
+   * not (the default), or both: the one-worker run with the mask thread once more with them (default both).
    */
   keyHolderRotations?: 'on' | 'off' | 'both';
 }
@@ -295,10 +295,10 @@ export async function runGenerateBench(opts: GenerateBenchOptions = {}): Promise
     const zs = opts.maskThread ?? 'both';
     const kr = opts.keyHolderRotations ?? 'both';
     // One worker: with the mask thread first, then without; more workers: without. Key-holder rotations
-    // as fhec generate has them (on), and with 'both' the first run once more without them.
+    // as fhec generate has them by default (off), and with 'both' the first run once more with them.
     const configs = workerCounts.flatMap((workers) =>
       (workers === 1 ? (zs === 'both' ? [true, false] : [zs === 'on']) : [false]).flatMap((maskThread, k) =>
-        (workers === 1 && k === 0 && kr === 'both' ? [true, false] : [kr !== 'off']).map((keyHolderRotations) => ({ workers, maskThread, keyHolderRotations: workers === 1 && keyHolderRotations })),
+        (workers === 1 && k === 0 && kr === 'both' ? [false, true] : [kr === 'on']).map((keyHolderRotations) => ({ workers, maskThread, keyHolderRotations: workers === 1 && keyHolderRotations })),
       ),
     );
     const byWorkers: WorkersRun[] = [];
@@ -512,7 +512,8 @@ export function printGenerateBench(r: GenerateBench): void {
     );
   }
   for (const w of r.byWorkers) {
-    if (w === one || w === withoutKr || !one?.decodeMs || !w.decodeMs) continue;
+    // The mask thread's line compares like with like: without key-holder rotations when both ran.
+    if (w === one || (w === withKr && withoutKr) || !one?.decodeMs || !w.decodeMs) continue;
     if (w.workers === 1) {
       console.log(`mask thread (1 worker): decode ${(one.decodeMs / w.decodeMs).toFixed(2)}x as fast (${sec(one.decodeMs)} s without, ${sec(w.decodeMs)} s with, per token), prefill ${(one.prefillMs / w.prefillMs).toFixed(2)}x`);
       continue;

@@ -95,7 +95,7 @@ export const KEY_HOLDER_THREAD_HELP =
   'run the key holder\'s refresh rounds on the calling thread (seal; default: on a client thread of their own, which holds the secret key, while the evaluator makes the next round\'s refresh masks: decode 0.85x on the 2-core development machine, README Benchmarks)';
 
 export const KEY_HOLDER_ROTATIONS_HELP =
-  'rotate refresh results on the evaluator (a key switch each) instead of having the key holder return the plan\'s rotations of them with the refresh (seal, one evaluator thread; the default sends one more fresh ciphertext per rotation to the evaluator: decode 1.00-1.03x on the 2-core development machine, README Benchmarks)';
+  'have the key holder return the plan\'s rotations of each refresh result with the refresh instead of the evaluator rotating them (a key switch each): one more fresh ciphertext per rotation to the evaluator (seal, one evaluator thread; measured 0.99-1.03x per decode token on the 2-core development machine, where both sides share the cores: README Benchmarks)';
 
 export const MASK_THREAD_HELP =
   'make the refresh masks (an encryption of each mask and its unmask) on the evaluator\'s thread instead of on a helper thread holding the public key only (seal, one evaluator thread; the helper is the default with 2 or more cores: same results, decode 0.88x on the 2-core development machine, README Benchmarks)';

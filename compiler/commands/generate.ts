@@ -69,7 +69,7 @@ export interface GenerateFlags {
   maskThread?: boolean;
   /** --no-key-holder-thread: the key holder's refresh rounds on the calling thread (default: a thread of their own). */
   keyHolderThread?: boolean;
-  /** --no-key-holder-rotations: the evaluator rotates refresh results itself (default: the key holder returns the plan's rotations). */
+  /** --key-holder-rotations: the key holder returns the plan's rotations of refresh results (default: the evaluator rotates them). */
   keyHolderRotations?: boolean;
 }
 
@@ -109,7 +109,7 @@ async function generateCommand(planFile: string, flags: GenerateFlags): Promise<
     workers: flags.workers ?? defaultWorkers(),
     maskSupply: flags.maskThread !== false && availableParallelism() >= 2,
     keyHolderThread: flags.keyHolderThread !== false,
-    keyHolderRotations: flags.keyHolderRotations !== false,
+    keyHolderRotations: flags.keyHolderRotations === true,
     onStep: (done, total, rec) => {
       if (!show) return;
       bar ??= stepsBar(total);
@@ -203,7 +203,7 @@ export function registerGenerate(program: Command): void {
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--no-mask-thread', MASK_THREAD_HELP)
     .option('--no-key-holder-thread', KEY_HOLDER_THREAD_HELP)
-    .option('--no-key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
+    .option('--key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
     .action(async (plan: string, opts: GenerateFlags) => {
       const out = await generateCommand(plan, opts);
       const r = out.run.result;

@@ -25,7 +25,7 @@ interface RunFlags {
   workers?: number;
   /** --no-mask-thread (default: the refresh masks on a helper thread, with 2+ cores). */
   maskThread?: boolean;
-  /** --no-key-holder-rotations (default: the key holder returns the plan's rotations of refresh results). */
+  /** --key-holder-rotations: the key holder returns the plan's rotations of refresh results (default: the evaluator rotates them). */
   keyHolderRotations?: boolean;
 }
 
@@ -64,10 +64,10 @@ export function registerRun(program: Command): void {
     .option('--workers <n>', WORKERS_HELP, workersOption())
     .option('--weight-memory <MiB>', WEIGHT_MEMORY_HELP, weightMemoryOption())
     .option('--no-mask-thread', MASK_THREAD_HELP)
-    .option('--no-key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
+    .option('--key-holder-rotations', KEY_HOLDER_ROTATIONS_HELP)
     .action(async (plan: string, opts: RunFlags) => {
       const maskThread = opts.maskThread !== false && availableParallelism() >= 2;
-      const keyHolderRotations = opts.keyHolderRotations !== false;
+      const keyHolderRotations = opts.keyHolderRotations === true;
       const backend = backendByName(opts.backend);
       const outs = [
         ...(opts.out ? [{ path: opts.out, flag: '--out' }] : []),

@@ -96,7 +96,7 @@ export interface EvaluatorOptions {
   /**
    * Ask the key holder for the plan's rotations of refresh results with each refresh (one evaluator
    * thread; runtime/refresh/refresher.ts keyHolderRotations). Default off: each copy is a ciphertext more
-   * to download, a gain in process or on a fast link (`fhec generate` turns it on), not on a slow one.
+   * to download (`fhec generate|serve --key-holder-rotations` turn it on).
    */
   keyHolderRotations?: boolean;
 }
