@@ -39,6 +39,29 @@ describe('ReplyZeros', () => {
     expect(zeros.ready(1)).toBe(2);
   });
 
+  it('fills the stock while the thread waits for its next message, not one zero per message', async () => {
+    // A key holder's thread between rounds: nothing to do but wait on its port. The refill must not
+    // depend on other events waking the loop (unreferenced immediates let Node block in its poll phase,
+    // so the stock grew by one or two zeros per round: measured 1,049 replies of 1,086 encrypted ahead
+    // with the fix against 696 before, on model A's 3-token run).
+    let made = 0;
+    const zeros = new ReplyZeros((level) => Uint8Array.of(level, made++));
+    zeros.roundDone([2, 2, 2, 2, 2, 2, 2, 2]);
+    const { Worker } = await import('node:worker_threads');
+    // The next "round": a message another thread posts 300 ms from now (no timer on this thread).
+    const sender = new Worker("const { parentPort } = require('node:worker_threads'); setTimeout(() => parentPort.postMessage('round'), 300);", { eval: true });
+    let readyAtMessage = -1;
+    await new Promise<void>((resolve) =>
+      sender.once('message', () => {
+        readyAtMessage = zeros.ready(2);
+        resolve();
+      }),
+    );
+    await sender.terminate();
+    expect(readyAtMessage).toBe(8);
+    zeros.stop();
+  });
+
   it('keeps at most MAX_AHEAD_PER_LEVEL per level and stops filling once stopped', async () => {
     let made = 0;
     const zeros = new ReplyZeros(() => Uint8Array.of(made++));

@@ -189,7 +189,7 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
       if (ev.levelOf(ct) !== it.level) throw new FhecError(`refresh reply ciphertext ${i} is at level ${ev.levelOf(ct)}, requested ${it.level}`);
       if (ev.scaleOf(ct) !== it.scale) throw new FhecError(`refresh reply ciphertext ${i} has scale ${ev.scaleOf(ct)}, requested ${it.scale}`);
     });
-    const unmaskOf = (it: PendingRefresh, i: number) => it.mask!.negatedScaled(scaleRatio(it.scale, it.sourceScale));
+    const unmaskOf = (it: PendingRefresh) => it.mask!.negatedScaled(scaleRatio(it.scale, it.sourceScale));
     for (const [i, it] of items.entries()) if (!it.unmask && !it.mask) throw new Error(`internal: refresh ${i} has neither its mask nor its unmask`);
     // Items with rotations unmask with a plaintext (rotated per copy); the others add their integer
     // polynomial directly when it has no plaintext made ahead.
@@ -197,11 +197,11 @@ export function unmaskRefreshed(ev: CkksEvaluator, items: PendingRefresh[], repl
     const plains = new Map<number, CkksHandle>(items.flatMap((it, i) => (it.unmask ? [[i, it.unmask] as const] : [])));
     if (rotatedInline.length > 0) {
       if (!ev.integerPlaintexts || !ev.rotatePlaintext) throw new FhecError('this evaluator cannot unmask rotated refresh results (no plaintext rotation): ask the key holder for no rotations');
-      const pts = ev.integerPlaintexts(rotatedInline.map((i) => ({ level: items[i]!.level, scale: items[i]!.scale, poly: unmaskOf(items[i]!, i) })));
+      const pts = ev.integerPlaintexts(rotatedInline.map((i) => ({ level: items[i]!.level, scale: items[i]!.scale, poly: unmaskOf(items[i]!) })));
       made.push(...pts);
       rotatedInline.forEach((i, k) => plains.set(i, pts[k]!));
     }
-    const inline = items.flatMap((it, i) => (plains.has(i) ? [] : [{ ct: fresh[first[i]!]!, poly: unmaskOf(it, i) }]));
+    const inline = items.flatMap((it, i) => (plains.has(i) ? [] : [{ ct: fresh[first[i]!]!, poly: unmaskOf(it) }]));
     const added = inline.length > 0 ? ev.addIntegerPolynomials(inline) : [];
     let k = 0;
     const out: CkksHandle[] = [];

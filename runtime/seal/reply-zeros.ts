@@ -20,10 +20,15 @@ export interface ReplyZeroStats {
   usedAhead: number;
 }
 
-/** Runs `f` once the event loop is free (Node's setImmediate, not keeping the process alive; else a timer). */
+/**
+ * Runs `f` once the event loop is free (Node's setImmediate, else a timer). Kept referenced: with only
+ * unreferenced immediates pending, Node lets the loop block in its poll phase until the next message, so
+ * a key holder's thread made one or two zeros per round instead of filling its stock between rounds. The
+ * refill stops by itself once the stock is full (and at stop()), so it keeps no process alive for long.
+ */
 function whenIdle(f: () => void): void {
-  const g = globalThis as { setImmediate?: (f: () => void) => { unref?(): void }; setTimeout: (f: () => void, ms: number) => unknown };
-  if (g.setImmediate) g.setImmediate(f).unref?.();
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown; setTimeout: (f: () => void, ms: number) => unknown };
+  if (g.setImmediate) g.setImmediate(f);
   else g.setTimeout(f, 0);
 }
 
