@@ -41,6 +41,12 @@ import { decodeBuckets } from '../passes/fhe/lower-canonical/attention-decode.js
 import { pastInstance } from '../passes/fhe/lower-canonical/past-constants.js';
 import { modelPlanAtPast, readPastInstance, writePastInstance } from '../runtime/generate/past-plan.js';
 
+/** A plan's predicted latency for the compile summary, or why it has none (e.g. the cost table has no timings for its N). */
+function predictionText(ms: number | undefined, criticalPathMs: number | undefined, note: string | undefined, per: string): string {
+  if (ms === undefined || !Number.isFinite(ms)) return `no latency prediction (${note ?? 'not priced'})`;
+  return `predicted ${(ms / 1000).toFixed(1)} s ${per}${criticalPathMs !== undefined ? `, critical path ${(criticalPathMs / 1000).toFixed(1)} s` : ''}`;
+}
+
 export interface GenerationPlanOptions {
   calibration: string;
   maxContext: number;
@@ -205,7 +211,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
     fs.writeFileSync(path.join(outDir, stepsDir, PARAMETER_SEARCH_FILE), JSON.stringify(record, null, 1));
     lines.push(
       `parameter search on the decode plan for past ${C - 1} (${probe.search?.candidates.length ?? 0} candidates, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes in ${refreshRounds(probe.managed).count + 1} rounds (the cache carry's included), predicted ${((probe.predictedMs ?? NaN) / 1000).toFixed(1)} s per decode step`,
+        `N=${compile.ringDegree}, ${compile.levels} levels, ${probe.refreshes} refreshes in ${refreshRounds(probe.managed).count + 1} rounds (the cache carry's included), ${predictionText(probe.predictedMs, undefined, probe.predictionNote, 'per decode step')}`,
     );
   }
   const files: string[] = [];
@@ -252,7 +258,7 @@ export function compileGenerationPlan(modelFile: string, out: string, opts: Gene
       ...(compiled.criticalPathMs !== undefined ? { criticalPathMs: compiled.criticalPathMs } : {}),
     });
     lines.push(
-      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), predicted ${((compiled.predictedMs ?? NaN) / 1000).toFixed(1)} s per token, critical path ${((compiled.criticalPathMs ?? NaN) / 1000).toFixed(1)} s (${(ms / 1000).toFixed(1)} s)`,
+      `decode plan for pasts ${bk.from}..${bk.to}: ${compiled.managed.ops.length} ops, ${compiled.refreshes} refreshes in ${refreshRounds(compiled.managed).count + 1} rounds (the cache carry's included), ${predictionText(compiled.predictedMs, compiled.criticalPathMs, compiled.predictionNote, 'per token')} (${(ms / 1000).toFixed(1)} s)`,
     );
   }
   const manifest: GenerationManifest = {

@@ -16,6 +16,7 @@ import { generatorBindings } from '../passes/canonical/specialize.js';
 import { lowerCanonicalModel } from '../passes/fhe/lower-canonical/lower-model.js';
 import { fhecInProcess as fhec } from './helpers/in-process.js';
 import { fhec as fhecChild } from './helpers/cli.js';
+import { ROOT } from './helpers/shared.js';
 import { findRepeatedRun, keepRepeats } from '../ir/graph/repeated-blocks.js';
 import type { ValueRange } from '../ir/graph/range.js';
 
@@ -59,6 +60,17 @@ describe('cost-only lowering', () => {
     expect([...sources].some((x) => /^external:small\.onnx\.data@\d+\+\d+$/.test(x ?? ''))).toBe(true);
     for (const x of sources) expect(x).toMatch(/external:small\.onnx\.data@\d+\+\d+|folded/);
   }, 60000);
+
+  it('says why a generation plan has no latency prediction instead of printing NaN', async () => {
+    // At N=32768 even power-of-two Galois keys exceed the default key budget, so the step plans are not
+    // priced; the compile summary names the reason (it printed "predicted NaN s per token" before).
+    const models = path.join(ROOT, 'models');
+    const out = path.join(tmp, 'unpriced', 'plan.json');
+    const r = await fhec('compile', path.join(models, 'zoo', 'Z1_kvcache_opset14.onnx'), '-o', out, '--calibration', path.join(models, 'llama-byte-a', 'calibration.txt'), '--max-context', '4', '--prefill', '2', '--max-windows', '1', '--ring-degree', '32768');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/decode plan for pasts 2\.\.3: \d+ ops, \d+ refreshes in \d+ rounds \(the cache carry's included\), no latency prediction \(even power-of-two Galois keys .* exceed the key budget of \d+ MiB\)/);
+    expect(r.stdout + r.stderr).not.toMatch(/NaN/);
+  }, 120000);
 
   it('prints the figures from the CLI for a model whose weights are a sparse file, and writes nothing', async () => {
     const dir = path.join(tmp, 'sparse');
