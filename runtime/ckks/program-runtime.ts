@@ -130,6 +130,8 @@ export class ProgramRuntime implements PlanRuntime {
    * answers in the refresh's reply (rounds.ts refreshRotations), and those answers until their op runs.
    */
   private readonly rotations?: Map<number, RefreshRotation[]>;
+  /** The same rotations' steps, by refresh op (what the refresher is asked for), computed once. */
+  private readonly rotationSteps?: Map<number, number[]>;
   private readonly rotatedAhead = new Map<number, CkksHandle>();
   /**
    * Encodes not carried out yet (SEAL only): an encode runs when its first consumer needs it. The stage
@@ -181,7 +183,10 @@ export class ProgramRuntime implements PlanRuntime {
     this.encoder = constantEncoder(program, ev, options.plaintexts);
     this.deferEncodes = !ev.simulated && !options.observe;
     this.deferOps = this.deferEncodes && options.refresher !== undefined && options.deferOps !== false;
-    if (options.refresher?.rotatesOnKeyHolder && options.refresher.refreshRotated) this.rotations = refreshRotations(program);
+    if (options.refresher?.rotatesOnKeyHolder && options.refresher.refreshRotated) {
+      this.rotations = refreshRotations(program);
+      this.rotationSteps = new Map([...this.rotations].map(([i, list]) => [i, list.map((r) => r.step)]));
+    }
     options.trace?.begin(program);
     this.t0 = performance.now();
   }
@@ -397,8 +402,7 @@ export class ProgramRuntime implements PlanRuntime {
           }
         : undefined;
     const nested = this.nestedMs;
-    const steps = this.rotations && new Map(indices.flatMap((i) => (this.rotations!.has(i) ? [[i, this.rotations!.get(i)!.map((r) => r.step)] as const] : [])));
-    const { fresh, rotated } = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting, steps);
+    const { fresh, rotated } = refreshRound(this.program, indices, this.ev, this.get, this.options.refresher, whileWaiting, this.rotationSteps);
     indices.forEach((i, k) => rotated[k]!.forEach((h, j) => this.rotatedAhead.set(this.rotations!.get(i)![j]!.op, h)));
     if (ahead && !asked) refresher!.prepare!(ahead);
     const ms = (performance.now() - start - (this.nestedMs - nested)) / positions.length;
