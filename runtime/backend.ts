@@ -108,6 +108,11 @@ export interface IntegerPlaintextItem {
   level: number;
   scale: number;
   poly: IntegerPolynomial;
+  /**
+   * encryptIntegerPolynomials: 3 for the mask of an unrelinearized product, whose encryption also
+   * re-randomizes the third component (runtime/seal/third-component.ts); default 2.
+   */
+  size?: number;
 }
 
 export interface ExactRefreshTarget {
@@ -186,6 +191,8 @@ export interface CkksEvaluator {
   encryptIntegerPolynomials?(items: IntegerPlaintextItem[]): CkksHandle[];
   levelOf(ct: CkksHandle): number;
   scaleOf(ct: CkksHandle): number;
+  /** Polynomials in the ciphertext: 2, or 3 for an unrelinearized product. */
+  sizeOf(ct: CkksHandle): number;
   /** The simulator only: the slot values a ciphertext carries (for the refresh audit; nothing is encrypted there). */
   simulatedValues?(ct: CkksHandle): Float64Array;
   /** With CkksEvaluatorOptions.maskSupply: the helper thread that makes refresh masks ahead (runtime/refresh/mask-stock.ts uses it). */
@@ -233,6 +240,8 @@ export interface RefreshAhead {
   level: number;
   scale: number;
   toScale: number;
+  /** Polynomials of the refreshed ciphertext (default 2; 3: an unrelinearized product). */
+  size?: number;
 }
 
 export interface CkksBackend {
@@ -267,6 +276,8 @@ export interface MaskRequest {
   toLevel: number;
   toScale: number;
   ratio: { num: bigint; den: bigint };
+  /** 3: the mask of an unrelinearized product (its encryption carries a third-component randomizer); default 2. */
+  size?: number;
 }
 
 /** A mask made ahead: Enc(r) (added to the ciphertext) and -round(rho r) as a plaintext (added to the reply). */

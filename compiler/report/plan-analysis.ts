@@ -83,7 +83,9 @@ export function buildPlanAnalysis(a: AnalysisInput): PlanAnalysis {
   // Outputs have no result: they belong to no kernel (the -1 run at the end).
 
   const origins: number[] = [];
-  const again = manageScales(a.placed, { chain: fheChain(a.params), topScale: a.params.scale, inputLevel: a.inputLevel, origins });
+  // The levels where the plan refreshes products unrelinearized (manage-scales refreshProducts), read off the plan.
+  const absorbed = new Set(a.managed.ops.flatMap((op) => (op.kind === 'refresh' && op.args[0]!.type.kind === 'ct' && op.args[0]!.type.size === 3 ? [op.args[0]!.type.level!] : [])));
+  const again = manageScales(a.placed, { chain: fheChain(a.params), topScale: a.params.scale, inputLevel: a.inputLevel, origins, refreshProducts: (level) => absorbed.has(level) });
   if (again.ops.length !== a.managed.ops.length) throw new Error(`internal: scale management gave ${again.ops.length} ops, the plan has ${a.managed.ops.length}`);
   const managedKernel = origins.map((o) => placedKernel[o] ?? -1);
 

@@ -262,12 +262,15 @@ export interface RoundTrip {
  * key-holder.ts), each priced by the table's measured op. Transforms at one level are priced as an
  * encode in a chain whose top is that level (an encode is the same transform plus the slot encoding).
  */
-export function refreshRoundTrip(table: CostTable, ringDegree: number, from: number, to: number, top = to): RoundTrip {
+export function refreshRoundTrip(table: CostTable, ringDegree: number, from: number, to: number, top = to, size = 2): RoundTrip {
   const c = (op: TimedOp, l: number, chainTop = top) => opCost(table, op, ringDegree, l, chainTop);
   const transform = (l: number) => c('encode', l, l);
-  const evaluatorMs = transform(from) + c('add_plain', from) + c('encrypt', from, from) + c('add', from) + c('save', from);
-  const clientMs = c('load', from) + c('decrypt', from) + transform(from) + c('encrypt', to) + c('save', to);
-  const bytes = ciphertextBytes(table, ringDegree, from) + ciphertextBytes(table, ringDegree, to);
+  // An unrelinearized product (size 3): the mask also re-randomizes the third component (a key switch,
+  // runtime/seal/third-component.ts), and the request's serialization, bytes and decryption grow by half.
+  const third = size === 3 ? 1.5 : 1;
+  const evaluatorMs = transform(from) + c('add_plain', from) + c('encrypt', from, from) + third * c('add', from) + third * c('save', from) + (size === 3 ? c('relinearize', from) : 0);
+  const clientMs = third * c('load', from) + third * c('decrypt', from) + transform(from) + c('encrypt', to) + c('save', to);
+  const bytes = third * ciphertextBytes(table, ringDegree, from) + ciphertextBytes(table, ringDegree, to);
   const linkMs = bytes / table.link.bytesPerMs;
   const unmaskMs = c('load', to) + transform(to) + c('add_plain', to);
   return { evaluatorMs, clientMs, linkMs, unmaskMs, bytes, totalMs: evaluatorMs + clientMs + linkMs + unmaskMs };

@@ -168,7 +168,7 @@ export function refreshesAhead(program: FheProgram, refreshes: number[]): Refres
     const t = op.args[0]!.type;
     const toScale = op.result?.type.scale;
     if (t.level === undefined || t.scale === undefined || toScale === undefined) return undefined;
-    out.push({ name: op.args[0]!.name, level: t.level, scale: maskedScale(op), toScale });
+    out.push({ name: op.args[0]!.name, level: t.level, scale: maskedScale(op), toScale, ...(t.kind === 'ct' && t.size === 3 ? { size: 3 } : {}) });
   }
   return out;
 }

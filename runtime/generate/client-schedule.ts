@@ -20,7 +20,7 @@ import { shapeName, type GenerationPlanSource, type StepShape } from './plan-sou
 import { stepRefreshPoints } from './step-schedule.js';
 
 export const CLIENT_SCHEDULE_KIND = 'fhec-refresh-schedule';
-export const CLIENT_SCHEDULE_VERSION = 2;
+export const CLIENT_SCHEDULE_VERSION = 3;
 const WHAT = 'refresh schedule';
 
 const pointSchema = z.strictObject({
@@ -35,6 +35,8 @@ const pointSchema = z.strictObject({
   from: slotLayoutSchema.optional(),
   to: slotLayoutSchema.optional(),
   piece: z.strictObject({ fromStart: nonNegInt(), toStart: nonNegInt() }).optional(),
+  /** 3: an unrelinearized product (absent: 2). */
+  size: z.literal(3).optional(),
   /** Rotation steps the key holder may return with the refresh (all or none; runtime/refresh/rounds.ts refreshRotations). */
   rotations: z.array(z.number().int()).optional(),
 });

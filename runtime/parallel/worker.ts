@@ -92,7 +92,7 @@ function prepareNextMasks(run: Run, stage: number, masking: StageMasking): void 
   const shapes = exports.flatMap((value): RefreshShape[] => {
     const t = run.types!.get(value);
     const p = points.get(value);
-    return t?.level !== undefined && t.scale !== undefined && p ? [{ point: value, level: t.level, scale: t.scale / p.factor, bound: p.bound, toLevel: masking.level, toScale: p.scale }] : [];
+    return t?.level !== undefined && t.scale !== undefined && p ? [{ point: value, level: t.level, scale: t.scale / p.factor, bound: p.bound, toLevel: masking.level, toScale: p.scale, size: t.kind === 'ct' ? t.size : 2 }] : [];
   });
   masks.prepare(ev, shapes, masking);
 }

@@ -21,6 +21,8 @@ export interface RefreshShape {
   bound: number;
   toLevel: number;
   toScale: number;
+  /** Polynomials of the masked ciphertext: 3 for an unrelinearized product (its mask re-randomizes the third). */
+  size: number;
 }
 
 export interface PreparedMask {
@@ -37,8 +39,8 @@ export interface PreparedMask {
 const MAX_PER_SHAPE = 16;
 
 /** A mask serves a refresh of the same shape under the same hiding policy (planMask's inputs). */
-function shapeKey(s: { level: number; scale: number; bound: number; toLevel: number; toScale: number }, policy: MaskPolicy): string {
-  return `${s.level}/${s.scale}/${s.bound}/${s.toLevel}/${s.toScale}/${policy.hidingBits}/${policy.minHidingBits}`;
+function shapeKey(s: Omit<RefreshShape, 'point'>, policy: MaskPolicy): string {
+  return `${s.level}/${s.scale}/${s.bound}/${s.toLevel}/${s.toScale}/${s.size}/${policy.hidingBits}/${policy.minHidingBits}`;
 }
 
 export class MaskStock {
@@ -73,7 +75,7 @@ export class MaskStock {
       todo.push({ key, shape, plan, mask: IntegerMask.sample(ev.params.ringDegree, plan.width, policy.random) });
     }
     if (todo.length === 0) return 0;
-    const masked = ev.encryptIntegerPolynomials!(todo.map(({ shape, mask }) => ({ level: shape.level, scale: shape.scale, poly: mask })));
+    const masked = ev.encryptIntegerPolynomials!(todo.map(({ shape, mask }) => ({ level: shape.level, scale: shape.scale, poly: mask, size: shape.size })));
     let unmask: CkksHandle[];
     try {
       unmask = ev.integerPlaintexts!(todo.map(({ shape, mask }) => ({ level: shape.toLevel, scale: shape.toScale, poly: mask.negatedScaled(scaleRatio(shape.toScale, shape.scale)) })));
@@ -111,7 +113,7 @@ export class MaskStock {
       let plan = this.plans.get(key);
       if (!plan) this.plans.set(key, (plan = planMask(ev.params, shape.level, shape.scale, shape.bound, policy, shape.point)));
       const ratio = scaleRatio(shape.toScale, shape.scale);
-      for (let i = have; i < Math.min(count, MAX_PER_SHAPE); i++) asks.push({ key, level: shape.level, scale: shape.scale, width: plan.width, toLevel: shape.toLevel, toScale: shape.toScale, ratio });
+      for (let i = have; i < Math.min(count, MAX_PER_SHAPE); i++) asks.push({ key, level: shape.level, scale: shape.scale, width: plan.width, toLevel: shape.toLevel, toScale: shape.toScale, ratio, size: shape.size });
       this.coming.set(key, (this.coming.get(key) ?? 0) + Math.max(0, Math.min(count, MAX_PER_SHAPE) - have));
     }
     supply.request(asks);
@@ -137,7 +139,7 @@ export class MaskStock {
   }
 
   /** A mask made for this shape and policy, taken (the caller frees its handles), or undefined. */
-  take(shape: { level: number; scale: number; bound: number; toLevel: number; toScale: number }, policy: MaskPolicy): PreparedMask | undefined {
+  take(shape: Omit<RefreshShape, 'point'>, policy: MaskPolicy): PreparedMask | undefined {
     const got = this.ready.get(shapeKey(shape, policy))?.shift();
     if (got) this.stats.used++;
     return got;

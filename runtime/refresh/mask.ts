@@ -192,11 +192,49 @@ function splitDouble(x: number): { mant: bigint; exp: number } {
   return biased === 0 ? { mant: frac, exp: -1074 } : { mant: frac | (1n << 52n), exp: biased - 1075 };
 }
 
+/** The word arithmetic of the scale change (integer-mask.ts) takes denominators below this. */
+const WORD_DENOMINATOR = 1n << 62n;
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * The scale change to / from as a fraction in lowest terms, exact when its denominator is below 2^62
+ * (every change between canonical scales, and products refreshed unrescaled: 2^40 / 2^80 = 1 / 2^40).
+ * Otherwise (a folded factor on a large scale change) the closest fraction whose denominator is below
+ * 2^62, the last convergent of its continued fraction: within 1 / (den 2^62) of the exact ratio,
+ * checked to be within 2^-60 of it relatively. Both sides of a refresh use this one function, so the
+ * mask still comes off exactly; the message is scaled by the fraction, which moves the value by far
+ * less than the double scales themselves can say.
+ */
 export function scaleRatio(to: number, from: number): Ratio {
   const a = splitDouble(to);
   const b = splitDouble(from);
   const d = a.exp - b.exp;
-  return d >= 0 ? { num: a.mant << BigInt(d), den: b.mant } : { num: a.mant, den: b.mant << BigInt(-d) };
+  let num = d >= 0 ? a.mant << BigInt(d) : a.mant;
+  let den = d >= 0 ? b.mant : b.mant << BigInt(-d);
+  const g = gcd(num, den);
+  num /= g;
+  den /= g;
+  if (den < WORD_DENOMINATOR) return { num, den };
+  // Convergents p/q of num/den until q would reach 2^62.
+  let [p0, q0, p1, q1] = [0n, 1n, 1n, 0n];
+  let [x, y] = [num, den];
+  while (y !== 0n) {
+    const t = x / y;
+    const q2 = t * q1 + q0;
+    if (q2 >= WORD_DENOMINATOR) break;
+    [p0, q0, p1, q1] = [p1, q1, t * p1 + p0, q2];
+    [x, y] = [y, x - t * y];
+  }
+  // |num/den - p1/q1| relative to num/den: |num q1 - p1 den| / (num q1).
+  const off = num * q1 - p1 * den;
+  if (p1 === 0n || (off < 0n ? -off : off) * (1n << 60n) > num * q1) {
+    throw new FhecError(`the scale change ${to} / ${from} has no fraction with a denominator below 2^62 within 2^-60 of it`);
+  }
+  return { num: p1, den: q1 };
 }
 
 /** round(x * num / den), halves away from zero: the same on both sides of the protocol. */

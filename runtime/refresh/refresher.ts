@@ -122,7 +122,7 @@ export function maskForRefresh(
     for (const it of items) {
       const level = ev.levelOf(it.ct);
       const scale = ev.scaleOf(it.ct);
-      const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale }, policy);
+      const ready = stock?.take({ level, scale, bound: it.bound, toLevel: it.level, toScale: it.scale, size: ev.sizeOf(it.ct) }, policy);
       readyMasked.push(ready?.masked);
       const plan = ready?.plan ?? planMask(params, level, scale, it.bound, policy, it.point);
       pending.push({
@@ -330,7 +330,7 @@ export class MaskedRefresher implements CkksRefresher {
   /** Makes ahead the masks of refreshes to come (CkksRefresher.prepare); returns how many it made. */
   prepare(next: RefreshAhead[]): number {
     const top = topLevel(this.ev.params);
-    const shapes: RefreshShape[] = next.map((it) => ({ point: it.name ?? UNNAMED, level: it.level, scale: it.scale, bound: this.boundFor(it.name), toLevel: top, toScale: it.toScale }));
+    const shapes: RefreshShape[] = next.map((it) => ({ point: it.name ?? UNNAMED, level: it.level, scale: it.scale, bound: this.boundFor(it.name), toLevel: top, toScale: it.toScale, size: it.size ?? 2 }));
     return this.stock.prepare(this.ev, shapes, this.policy);
   }
 

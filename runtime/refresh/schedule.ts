@@ -40,6 +40,8 @@ export interface RefreshPoint {
   to?: SlotLayout;
   /** Carries of a split cache: the tokens' first positions in source and destination. */
   piece?: RelayoutPiece;
+  /** 3: the refresh of an unrelinearized product (manage-scales refreshProducts); absent: 2. */
+  size?: 3;
   /** Refreshes: the rotation steps the reply may also carry (rounds.ts refreshRotations); an item asks for all of them or none. */
   rotations?: number[];
 }
@@ -87,6 +89,7 @@ export function refreshPointsOf(program: FheProgram, bounds: ReadonlyMap<string,
       toScale: op.result!.type.scale!,
       slots: program.slots,
       bound,
+      ...(x.type.kind === 'ct' && x.type.size === 3 ? { size: 3 } : {}),
       ...(rotations.has(i) ? { rotations: rotations.get(i)!.map((r) => r.step) } : {}),
     });
   }
@@ -102,7 +105,7 @@ function mismatch(want: RefreshPoint, got: RequestedItem): string | undefined {
   if (got.kind !== want.kind || got.id !== want.id) return `asks for ${got.kind} of '${got.id}', the plan's next refresh point is the ${want.kind} of '${want.id}'`;
   if (got.level !== want.level) return `sends '${got.id}' at level ${got.level}, the plan has it at level ${want.level}`;
   if (!scalesClose(got.scale, want.scale)) return `sends '${got.id}' at scale ${got.scale}, the plan has it at scale ${want.scale}`;
-  if (got.size !== 2) return `sends '${got.id}' as a ciphertext of ${got.size} polynomials, not 2`;
+  if (got.size !== (want.size ?? 2)) return `sends '${got.id}' as a ciphertext of ${got.size} polynomials, the plan has ${want.size ?? 2}`;
   if (got.toLevel !== want.toLevel) return `asks for '${got.id}' back at level ${got.toLevel}, the plan wants level ${want.toLevel}`;
   if (!scalesClose(got.toScale, want.toScale)) return `asks for '${got.id}' back at scale ${got.toScale}, the plan wants scale ${want.toScale}`;
   if (got.slots !== want.slots) return `sends '${got.id}' with ${got.slots} slots, the plan has ${want.slots}`;

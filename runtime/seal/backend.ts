@@ -13,6 +13,7 @@ import { liftResidues } from '../refresh/rns.js';
 import type { RefreshThread } from './refresh-thread.js';
 import type { MadeMask, MaskSupply } from './mask-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
+import { thirdComponentRandomizer } from './third-component.js';
 import { nttPlaintext, sealNttByLevel } from './ntt.js';
 import { ReplyZeros } from './reply-zeros.js';
 import { rotateNttWords } from './galois.js';
@@ -159,7 +160,7 @@ class SealClient implements CkksClient {
   }
 
   inspect(bytes: Uint8Array): { level: number; scale: number; size: number } {
-    const info = checkCiphertextBytes(unwrapCiphertext(bytes, BACKEND, this.id), this.shape, 'refresh request ciphertext');
+    const info = checkCiphertextBytes(unwrapCiphertext(bytes, BACKEND, this.id), this.shape, 'refresh request ciphertext', { sizes: [2, 3] });
     return { level: info.level, scale: info.scale, size: info.size };
   }
 
@@ -192,7 +193,8 @@ class SealClient implements CkksClient {
   private checkRefreshItems(items: ExactRefreshItem[]) {
     return items.map(({ ciphertext, target: t }) => {
       const payload = unwrapCiphertext(ciphertext, BACKEND, this.id);
-      const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`);
+      // Size 3: an unrelinearized product (its mask re-randomized the third component); decrypted alike.
+      const info = checkCiphertextBytes(payload, this.shape, `refresh request ciphertext (${t.point})`, { sizes: [2, 3] });
       const plan = checkRequestedMask(this.params, info.level, info.scale, t.bound, t.maskBits, t.minHidingBits, t.point);
       checkLevel(this.params, t.level);
       if (!(t.scale >= 1) || Math.log2(t.scale) + 1 >= modulusBitsAt(this.params, t.level)) {
@@ -388,11 +390,38 @@ class SealEvaluator implements CkksEvaluator {
   }
 
   /**
-   * A fresh public-key encryption at this level of `message` (an integer polynomial), or of zero: a zero
-   * made ahead (prepareZeros) with the message added as a plaintext, else one encryption of the message
-   * now (zero-encryptor.ts).
+   * A fresh encryption at this level of `message` (an integer polynomial), or of zero, to re-randomize a
+   * ciphertext of `size` polynomials: for size 3 (an unrelinearized product) with the third component's
+   * randomizer added (third-component.ts).
    */
-  private freshEncryption(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
+  private freshEncryption(level: number, scale: number, message?: IntegerPolynomial, size = 2): Ciphertext {
+    const z = this.publicKeyEncryption(level, scale, message);
+    if (size === 2) return z;
+    if (size !== 3) {
+      z.delete();
+      throw new FhecError(`a refresh mask for a ciphertext of ${size} polynomials: only 2 or 3 are refreshed`);
+    }
+    try {
+      if (!this.relinKeys) throw new FhecError('refreshing an unrelinearized product needs the relinearization key (its mask re-randomizes the third component with it), and none was given');
+      const r = thirdComponentRandomizer(this.seal, this.info, this.shape, this.evaluator, this.relinKeys, level, scale);
+      try {
+        sealCall(this.seal, 're-randomize', () => this.evaluator.add(r, z, z));
+      } finally {
+        r.delete();
+      }
+      return z;
+    } catch (e) {
+      z.delete();
+      throw e;
+    }
+  }
+
+  /**
+   * A fresh public-key encryption at this level of `message`, or of zero: a zero made ahead
+   * (prepareZeros) with the message added as a plaintext, else one encryption of the message now
+   * (zero-encryptor.ts).
+   */
+  private publicKeyEncryption(level: number, scale: number, message?: IntegerPolynomial): Ciphertext {
     if (message && message.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${message.n} coefficients, the ring has ${this.params.ringDegree}`);
     let z = this.preparedZeros.get(level)?.pop();
     if (z) this.preparedStats.used++;
@@ -436,8 +465,9 @@ class SealEvaluator implements CkksEvaluator {
           out.push(this.out('add integer polynomial', (d) => this.evaluator.addPlain(x, pts[next++]!, d)));
           continue;
         }
-        // A fresh public-key encryption of the polynomial: the masked ciphertext's randomness is new.
-        const z = this.freshEncryption(this.levelOf(ct), x.scale(), poly);
+        // A fresh public-key encryption of the polynomial: the masked ciphertext's randomness is new
+        // (for a size-3 product, its third component's too: third-component.ts).
+        const z = this.freshEncryption(this.levelOf(ct), x.scale(), poly, x.size());
         out.push(new SealCiphertext(z));
         sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, x));
       }
@@ -457,9 +487,9 @@ class SealEvaluator implements CkksEvaluator {
   encryptIntegerPolynomials(items: IntegerPlaintextItem[]): CkksHandle[] {
     const out: CkksHandle[] = [];
     try {
-      for (const { level, scale, poly } of items) {
+      for (const { level, scale, poly, size } of items) {
         checkLevel(this.params, level);
-        out.push(new SealCiphertext(this.freshEncryption(level, scale, poly)));
+        out.push(new SealCiphertext(this.freshEncryption(level, scale, poly, size)));
       }
     } catch (e) {
       for (const h of out) this.free(h);
@@ -587,6 +617,9 @@ class SealEvaluator implements CkksEvaluator {
   scaleOf(h: CkksHandle): number {
     return this.ct(h).scale();
   }
+  sizeOf(h: CkksHandle): number {
+    return this.ct(h).size();
+  }
 
   free(h: CkksHandle): void {
     if (h instanceof SealCiphertext) h.ct.delete();
@@ -677,7 +710,7 @@ export const sealBackend: CkksBackend = {
     if (options.maskSupply) {
       // Loaded on demand: Node's worker_threads, which a browser bundle of the client never reaches.
       const { MaskSupply } = await import('./mask-supply.js');
-      ev.useMaskSupply(await MaskSupply.start(params, keys.publicKey));
+      ev.useMaskSupply(await MaskSupply.start(params, keys.publicKey, keys.relinKeys));
     }
     return ev;
   },

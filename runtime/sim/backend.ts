@@ -351,6 +351,11 @@ export class SimEvaluator implements CkksEvaluator {
     const sum = a.offset ? addResidues(a.offset, residues, primes, n) : residues;
     const v = a.values.slice();
     if (rerandomize) this.model.inject(v, levelEncryptionVariance(n, a.scale));
+    // SEAL's mask of a size-3 product also re-randomizes the third component with a key switch (its error).
+    if (rerandomize && a.size === 3) {
+      if (!this.hasRelin) throw new FhecError('refreshing an unrelinearized product needs the relinearization key (its mask re-randomizes the third component with it), and none was given');
+      this.keySwitchNoise(v, a.level, a.scale);
+    }
     return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, isZero(sum) ? undefined : sum);
   }
 
@@ -476,6 +481,9 @@ export class SimEvaluator implements CkksEvaluator {
   }
   scaleOf(h: CkksHandle): number {
     return this.anyCt(h).scale;
+  }
+  sizeOf(h: CkksHandle): number {
+    return this.ct(h).size;
   }
   free(): void {}
   dispose(): void {}

@@ -93,7 +93,8 @@ export function predictLatency(program: FheProgram, table: CostTable, options: L
         break;
       }
       case 'refresh': {
-        const rt = refreshRoundTrip(table, n, level, op.result!.type.level!, top);
+        const arg = op.args[0]!.type;
+        const rt = refreshRoundTrip(table, n, level, op.result!.type.level!, top, arg.kind === 'ct' ? arg.size : 2);
         add('refresh', rt.totalMs);
         refreshes++;
         refreshMs += rt.totalMs;

@@ -15,6 +15,11 @@
 // - inputs start at level = program depth, so no value ever goes below level 0;
 // - refresh (placed by passes/fhe/refresh-placement.ts) takes a rescaled, relinearized ciphertext
 //   and gives it back canonical at the top level (scale Delta_top); depth counts again from there.
+//   With `refreshProducts`, a ct x ct product whose only users are refreshes is refreshed as it is
+//   (size 3, pending scale Delta_l^2 at level l): the key holder decrypts the third component for a
+//   fraction of a key switch and its exact rescale to the target scale replaces the rounding one, so
+//   the evaluator skips a relinearization and a rescale. Same headroom for the mask: Delta_l ~ q_l.
+//   The mask then also re-randomizes the third component (runtime/seal/third-component.ts).
 
 import { FhecError } from '../../../ir/errors.js';
 import { FheBuilder } from '../../../ir/fhe/builder.js';
@@ -34,6 +39,12 @@ export interface ManageOptions {
   topScale: number;
   /** Level the inputs are encrypted at; default: the program's depth (the cheapest that fits). */
   inputLevel?: number;
+  /**
+   * Refresh ct x ct products unrelinearized and unrescaled when refreshes are their only users (see
+   * above): at every level (true), none (false, the default), or the levels a rule accepts
+   * (refresh-products.ts prices it).
+   */
+  refreshProducts?: boolean | ((level: number) => boolean);
   /** Filled with, for each managed op, the index of the source op whose management emitted it (reports attribute ops with it). */
   origins?: number[];
 }
@@ -155,6 +166,15 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
     return { v, pending: x.pending };
   };
 
+  // Values whose every user is a refresh (refreshProducts).
+  const onlyRefreshed = new Set<string>();
+  const absorbAt = typeof options.refreshProducts === 'function' ? options.refreshProducts : () => options.refreshProducts === true;
+  if (options.refreshProducts) {
+    const users = new Map<string, string[]>();
+    for (const op of program.ops) for (const a of op.args) users.set(a.name, [...(users.get(a.name) ?? []), op.kind]);
+    for (const [name, kinds] of users) if (kinds.every((k) => k === 'refresh')) onlyRefreshed.add(name);
+  }
+
   const origins = options.origins;
   if (origins) origins.length = 0;
   for (const [index, op] of program.ops.entries()) {
@@ -214,6 +234,11 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
         break;
       }
       case 'refresh': {
+        const raw = get(op.args[0]!);
+        if (onlyRefreshed.has(op.args[0]!.name) && raw.pending && raw.v.type.kind === 'ct' && raw.v.type.size === 3 && absorbAt(levelOf(raw))) {
+          state.set(op.result!.name, { v: b.refresh(raw.v, { level: top, scale: delta[top]! }, op.factor), pending: false });
+          break;
+        }
         // Refresh a rescaled, relinearized ciphertext; it comes back canonical at the top level.
         canonical(op.args[0]!.name);
         const s = relinearized(op.args[0]!.name);

@@ -17,12 +17,13 @@
 import { FhecError } from '../../../ir/errors.js';
 import type { FheChain, FheProgram } from '../../../ir/fhe/types.js';
 import { hasRingDegree, type CostTable } from '../../../ir/ckks/cost-table.js';
-import { chainBitSizes, fheChain, keySwitchKeyBytes, makeParameters, totalModulusBits, type CkksParameters } from '../../../ir/ckks/params.js';
+import { chainBitSizes, fheChain, keySwitchKeyBytes, makeParameters, topLevel, totalModulusBits, type CkksParameters } from '../../../ir/ckks/params.js';
 import { evaluatePlain, maxAbs } from '../../../ir/fhe/plain-eval.js';
 import { DEFAULT_KEY_BUDGET_BYTES, normalizeStep, planRotationKeys } from '../../../ir/ckks/rotation-keys.js';
 import { isSecure128, maxModulusBits, RING_DEGREES } from '../../../ir/ckks/security.js';
 import { multiplicativeDepth } from '../analysis/depth.js';
 import { manageScales } from '../manage/manage-scales.js';
+import { refreshProductsRule } from '../manage/refresh-products.js';
 import { analyzePrecision, magnitudeBoundsFromPlain, type PrecisionRequirement } from '../analysis/precision.js';
 import { predictLatency } from '../analysis/predict-latency.js';
 
@@ -256,7 +257,9 @@ export function searchParameters(options: ParameterSearchOptions): ParameterSear
     }
     let managed: FheProgram;
     try {
-      managed = plan.program.chain ? plan.program : manageScales(plan.program, { chain, topScale: params.scale, inputLevel: plan.inputLevel });
+      managed = plan.program.chain
+        ? plan.program
+        : manageScales(plan.program, { chain, topScale: params.scale, inputLevel: plan.inputLevel, refreshProducts: refreshProductsRule(options.costs, params.ringDegree, topLevel(params)) });
     } catch (e) {
       if (!(e instanceof FhecError)) throw e;
       c.reason = e.message;

@@ -11,6 +11,7 @@ import type { FheProgram } from '../../../ir/fhe/types.js';
 import { fheChain, topLevel } from '../../../ir/ckks/params.js';
 import type { Pass } from '../../pass.js';
 import { manageScales } from '../manage/manage-scales.js';
+import { refreshProductsRule } from '../manage/refresh-products.js';
 import { predictProgramLatency } from '../parameters/program-latency.js';
 import { annotatedParameters, attr, costTableOf, numberAttr, setAttrs, withoutAttributes, type FheUnit } from '../pipeline/unit.js';
 import { placeRefreshesGreedy } from './refresh-greedy.js';
@@ -80,8 +81,15 @@ function notSlower(unit: FheUnit, annotated: FheProgram, placed: FheProgram, pri
   const params = annotatedParameters(annotated, 'place-refresh');
   const costs = attr(annotated, 'select.costs');
   if (!params || costs === undefined) return true;
-  const managed = manageScales(withoutAttributes(placed), { chain: fheChain(params), topScale: params.scale, inputLevel: numberAttr(annotated, 'mgmt.input_level', 'place-refresh') });
   const link = attr(annotated, 'select.link');
-  const predicted = predictProgramLatency(managed, params, costTableOf(unit, String(costs), link === undefined ? undefined : String(link))).ms;
+  const table = costTableOf(unit, String(costs), link === undefined ? undefined : String(link));
+  // Managed as manage-scales' default ('priced') manages it.
+  const managed = manageScales(withoutAttributes(placed), {
+    chain: fheChain(params),
+    topScale: params.scale,
+    inputLevel: numberAttr(annotated, 'mgmt.input_level', 'place-refresh'),
+    refreshProducts: refreshProductsRule(table, params.ringDegree, topLevel(params)),
+  });
+  const predicted = predictProgramLatency(managed, params, table).ms;
   return predicted !== undefined && predicted <= pricedMs * 1.0001;
 }
