@@ -27,6 +27,11 @@ export interface EvaluationKeys {
   parametersId: string;
   publicKey: Uint8Array;
   relinKeys?: Uint8Array;
+  /**
+   * With the relinearization keys: a size-3 encryption of zero (p0 + p1 s + p2 s^2 = e), the public key
+   * that masks an unrelinearized product's refresh (runtime/seal/zero-encryptor.ts).
+   */
+  productKey?: Uint8Array;
   galoisKeys?: Uint8Array;
   galoisSteps: number[];
 }
@@ -109,8 +114,8 @@ export interface IntegerPlaintextItem {
   scale: number;
   poly: IntegerPolynomial;
   /**
-   * encryptIntegerPolynomials: 3 for the mask of an unrelinearized product, whose encryption also
-   * re-randomizes the third component (runtime/seal/third-component.ts); default 2.
+   * encryptIntegerPolynomials: 3 for the mask of an unrelinearized product, a size-3 encryption (with
+   * the client's product key) that re-randomizes the third component too; default 2.
    */
   size?: number;
 }
@@ -276,7 +281,7 @@ export interface MaskRequest {
   toLevel: number;
   toScale: number;
   ratio: { num: bigint; den: bigint };
-  /** 3: the mask of an unrelinearized product (its encryption carries a third-component randomizer); default 2. */
+  /** 3: the mask of an unrelinearized product (a size-3 encryption with the product key); default 2. */
   size?: number;
 }
 

@@ -1,10 +1,11 @@
 // A ct x ct product that only refreshes read is refreshed as it is (manage-scales refreshProducts):
 // size 3 at its own level and scale Delta_l^2, no relinearization or rescale on the evaluator. The
-// mask then also re-randomizes the third component (runtime/seal/third-component.ts), since c2 = a1 b1
-// would show the key holder products of its own encryptions' c1 and the weights. Checked here: the
-// managed program, the priced rule (in process yes, 100 Mbit/s no), the exact scale ratios the key
-// holder's lift needs, SEAL round trips (masks inline, made ahead, made by the mask thread) with c2
-// replaced, the key holder's schedule, and whole programs on SEAL and the simulator against float64.
+// mask is then a size-3 encryption with the client's product key (runtime/seal/zero-encryptor.ts),
+// which re-randomizes the third component too, since c2 = a1 b1 would show the key holder products
+// of its own encryptions' c1 and the weights. Checked here: the managed program, the priced rule (in
+// process yes, 100 Mbit/s no), the exact scale ratios the key holder's lift needs, the product key,
+// SEAL round trips (masks inline, made ahead, made by the mask thread) with c2 replaced, the key
+// holder's schedule, and whole programs on SEAL and the simulator against float64.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultCostTable, parseLink, withLink } from '../ir/ckks/cost-table.js';
@@ -15,6 +16,7 @@ import { refreshProductsRule } from '../passes/fhe/manage/refresh-products.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { unwrapCiphertext } from '../runtime/ckks/wire.js';
+import { IntegerMask } from '../runtime/refresh/integer-mask.js';
 import { RefreshKeyHolder } from '../runtime/refresh/key-holder.js';
 import { roundScaled, scaleRatio } from '../runtime/refresh/mask.js';
 import { decodeRefreshRequest } from '../runtime/refresh/messages.js';
@@ -103,6 +105,33 @@ describe('on SEAL', () => {
     client.dispose();
   });
 
+  it('gets a product key with the relinearization keys: size 3 at the top level, its third component uniform words', () => {
+    const keys = client.evaluationKeys();
+    expect(keys.productKey).toBeDefined();
+    const words = 3 * (top + 1) * params.ringDegree;
+    const key = new BigUint64Array(keys.productKey!.slice(keys.productKey!.length - 8 * words).buffer);
+    // Per prime, the third component's words over q average 1/2 (uniform: standard deviation of the mean 0.0032).
+    for (let j = 0; j <= top; j++) {
+      const q = Number(params.primes[j]!);
+      const third = key.subarray((2 * (top + 1) + j) * params.ringDegree, (2 * (top + 1) + j + 1) * params.ringDegree);
+      const mean = third.reduce((m, w) => m + Number(w) / q, 0) / third.length;
+      expect(Math.abs(mean - 0.5), `prime ${j}`).toBeLessThan(0.015);
+    }
+    // A new draw each time.
+    expect(sharedThird(keys.productKey!, client.evaluationKeys().productKey!)).toBeLessThan(words / 1000);
+  });
+
+  it('gives no product key without relinearization keys (no product to refresh), and refuses a size-3 mask then', async () => {
+    const plain = await sealBackend.createClient(params, { galoisSteps: [], relin: false });
+    const keys = plain.evaluationKeys();
+    expect(keys.productKey).toBeUndefined();
+    const e = await sealBackend.createEvaluator(params, keys);
+    const mask = IntegerMask.sample(params.ringDegree, 5n);
+    expect(() => e.encryptIntegerPolynomials!([{ level: 1, scale: params.scale, poly: mask, size: 3 }])).toThrow(/needs the client's product key/);
+    e.dispose();
+    plain.dispose();
+  });
+
   /** A refresher whose transport keeps every request's masked ciphertexts (the SEAL payloads). */
   function recording(evaluator: CkksEvaluator) {
     const holder = new RefreshKeyHolder(client, 'unchecked');
@@ -114,9 +143,9 @@ describe('on SEAL', () => {
     }, { mask: { valueBound: 1 } });
     return { refresher, sent };
   }
-  /** The 8-byte words two ciphertexts' third components share (the last polynomial of each). */
+  /** The 8-byte words two ciphertexts' third components share (the last polynomial of each, 3 primes). */
   const sharedThird = (a: Uint8Array, b: Uint8Array) => {
-    const words = (3 * params.ringDegree * 8) / 8;
+    const words = 3 * params.ringDegree;
     const va = new BigUint64Array(a.slice(a.length - 8 * words).buffer);
     const vb = new BigUint64Array(b.slice(b.length - 8 * words).buffer);
     return va.reduce((n, w, i) => n + (w === vb[i] ? 1 : 0), 0);
@@ -156,7 +185,7 @@ describe('on SEAL', () => {
     for (const h of [a, b, prod]) ev.free(h);
   });
 
-  it('makes size-3 masks on the mask thread too (with the relinearization key)', async () => {
+  it('makes size-3 masks on the mask thread too (with the product key)', async () => {
     const supplied = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()), { maskSupply: true });
     try {
       const a = supplied.loadCiphertext(client.encrypt(xs, top, params.scale));

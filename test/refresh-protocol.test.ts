@@ -296,7 +296,7 @@ describe('client-aided refresh', () => {
     for (const v of seen) expect(Math.max(...v.map((y, i) => Math.abs(y - xs[i]!)))).toBeGreaterThan(1e3);
     // A stock serves a shape only under the hiding policy it was made for.
     const stock = new MaskStock();
-    const shape = { point: 'v', level: 1, scale, bound: 1, toLevel: top, toScale: params.scale };
+    const shape = { point: 'v', level: 1, scale, bound: 1, toLevel: top, toScale: params.scale, size: 2 };
     const policy = { hidingBits: 40, minHidingBits: 40 };
     expect(stock.prepare(ev, [shape], policy)).toBe(1);
     expect(stock.take(shape, { hidingBits: 30, minHidingBits: 30 })).toBeUndefined();

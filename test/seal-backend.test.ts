@@ -37,7 +37,7 @@ describe('seal backend', () => {
     const seal = await loadSeal();
     const client = await sealBackend.createClient(params, { galoisSteps: [1, -3], relin: true });
     const keys = client.evaluationKeys();
-    expect(Object.keys(keys).sort()).toEqual(['backend', 'galoisKeys', 'galoisSteps', 'parametersId', 'publicKey', 'relinKeys']);
+    expect(Object.keys(keys).sort()).toEqual(['backend', 'galoisKeys', 'galoisSteps', 'parametersId', 'productKey', 'publicKey', 'relinKeys']);
     // The bundle survives a structured clone (as across a worker or process boundary).
     const ev = await sealBackend.createEvaluator(params, structuredClone(keys));
     const objs = reachable(ev);

@@ -265,10 +265,11 @@ export interface RoundTrip {
 export function refreshRoundTrip(table: CostTable, ringDegree: number, from: number, to: number, top = to, size = 2): RoundTrip {
   const c = (op: TimedOp, l: number, chainTop = top) => opCost(table, op, ringDegree, l, chainTop);
   const transform = (l: number) => c('encode', l, l);
-  // An unrelinearized product (size 3): the mask also re-randomizes the third component (a key switch,
-  // runtime/seal/third-component.ts), and the request's serialization, bytes and decryption grow by half.
+  // An unrelinearized product (size 3): the mask is a size-3 encryption with the product key (one more
+  // transform and product: 4/3 of an encryption, runtime/seal/zero-encryptor.ts), and the request's
+  // serialization, bytes and decryption grow by half.
   const third = size === 3 ? 1.5 : 1;
-  const evaluatorMs = transform(from) + c('add_plain', from) + c('encrypt', from, from) + third * c('add', from) + third * c('save', from) + (size === 3 ? c('relinearize', from) : 0);
+  const evaluatorMs = transform(from) + c('add_plain', from) + (size === 3 ? 4 / 3 : 1) * c('encrypt', from, from) + third * c('add', from) + third * c('save', from);
   const clientMs = third * c('load', from) + third * c('decrypt', from) + transform(from) + c('encrypt', to) + c('save', to);
   const bytes = third * ciphertextBytes(table, ringDegree, from) + ciphertextBytes(table, ringDegree, to);
   const linkMs = bytes / table.link.bytesPerMs;

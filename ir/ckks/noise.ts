@@ -39,8 +39,12 @@ export function rescaleVariance(n: number, newScale: number, size = 2): number {
 /** Errors of SEAL's noise sampler: centered binomial of 21 + 21 bits. */
 export const CBD_VARIANCE = 21 / 2;
 
-export function levelEncryptionVariance(n: number, scale: number): number {
-  return (slotFactor(n) * CBD_VARIANCE * (1 + (4 / 3) * n)) / (scale * scale);
+/**
+ * A public-key encryption at a level (runtime/seal/zero-encryptor.ts): u e + e_1 s + e_0, and for size 3
+ * (with the product key) e_2 s^2 too, whose coefficients have variance 4n/9 each (n products of ternaries).
+ */
+export function levelEncryptionVariance(n: number, scale: number, size = 2): number {
+  return (slotFactor(n) * CBD_VARIANCE * (1 + (4 / 3) * n + (size === 3 ? (4 / 9) * n * n : 0))) / (scale * scale);
 }
 
 /** The key holder's reply: a secret-key encryption at `scale` (its error and the scale change's rounding). */

@@ -90,6 +90,8 @@ interface KeysHeader {
   parametersId: string;
   galoisSteps: number[];
   relin: boolean;
+  /** The product key travels with the relinearization keys (absent in messages of older builds). */
+  product?: boolean;
   galois: boolean;
 }
 
@@ -97,6 +99,7 @@ interface KeysHeader {
 export function encodeKeys(keys: EvaluationKeys): Uint8Array {
   const blobs = [keys.publicKey];
   if (keys.relinKeys) blobs.push(keys.relinKeys);
+  if (keys.productKey) blobs.push(keys.productKey);
   if (keys.galoisKeys) blobs.push(keys.galoisKeys);
   const header: KeysHeader = {
     kind: 'keys',
@@ -104,6 +107,7 @@ export function encodeKeys(keys: EvaluationKeys): Uint8Array {
     parametersId: keys.parametersId,
     galoisSteps: keys.galoisSteps,
     relin: !!keys.relinKeys,
+    product: !!keys.productKey,
     galois: !!keys.galoisKeys,
   };
   return encodeMessage(header, blobs);
@@ -111,10 +115,11 @@ export function encodeKeys(keys: EvaluationKeys): Uint8Array {
 
 export function decodeKeys(bytes: Uint8Array): EvaluationKeys {
   const { header: h, blobs } = decodeMessage<KeysHeader>(bytes, ['keys']);
-  if (blobs.length !== 1 + (h.relin ? 1 : 0) + (h.galois ? 1 : 0)) throw new FhecError('keys message has the wrong number of keys');
+  if (blobs.length !== 1 + (h.relin ? 1 : 0) + (h.product ? 1 : 0) + (h.galois ? 1 : 0)) throw new FhecError('keys message has the wrong number of keys');
   const keys: EvaluationKeys = { backend: h.backend, parametersId: h.parametersId, publicKey: blobs[0]!, galoisSteps: h.galoisSteps };
   let i = 1;
   if (h.relin) keys.relinKeys = blobs[i++];
+  if (h.product) keys.productKey = blobs[i++];
   if (h.galois) keys.galoisKeys = blobs[i++];
   return keys;
 }

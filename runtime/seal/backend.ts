@@ -13,11 +13,12 @@ import { liftResidues } from '../refresh/rns.js';
 import type { RefreshThread } from './refresh-thread.js';
 import type { MadeMask, MaskSupply } from './mask-supply.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
-import { thirdComponentRandomizer } from './third-component.js';
 import { nttPlaintext, sealNttByLevel } from './ntt.js';
 import { ReplyZeros } from './reply-zeros.js';
 import { rotateNttWords } from './galois.js';
+import { uniformResidues } from './small-polynomials.js';
 import {
+  buildCiphertextBytes,
   checkCiphertextBytes,
   checkKSwitchKeysBytes,
   checkPublicKeyBytes,
@@ -117,7 +118,10 @@ class SealClient implements CkksClient {
       publicKey: save(this.keygen.createPublicKey()),
       galoisSteps: [],
     };
-    if (this.keys.relin) out.relinKeys = save(this.keygen.createRelinKeysSerializable());
+    if (this.keys.relin) {
+      out.relinKeys = save(this.keygen.createRelinKeysSerializable());
+      out.productKey = this.productKey();
+    }
     const slots = slotsOf(this.params);
     const steps = [...new Set(this.keys.galoisSteps.map((s) => normalizeStep(s, slots)).filter((s) => s !== 0))];
     if (steps.length > 0) {
@@ -253,6 +257,41 @@ class SealClient implements CkksClient {
     return out;
   }
 
+  /**
+   * The product key: (p0, p1, p2) at the top level with p0 + p1 s + p2 s^2 = e, p1 and p2 uniform. It is
+   * a secret-key encryption of zero (c0, c1) = (-p1 s + e, p1) with p2 s^2 taken off c0, p2 drawn
+   * uniform (each NTT word by rejection from the OS CSPRNG) and p2 s^2 read by decrypting (0, 0, p2),
+   * which CKKS decryption gives exactly (no rounding). Publishing it rests on the assumption SEAL's
+   * relinearization keys already make: RLWE samples that involve s^2 (an encryption of s^2 under s).
+   */
+  private productKey(): Uint8Array {
+    const seal = this.seal;
+    const top = topLevel(this.params);
+    const n = this.params.ringDegree;
+    const k = top + 1;
+    const parmsId = this.shape.levelIds[top]!;
+    const p2 = uniformResidues(n, this.params.primes.slice(0, k));
+    const zero = nttPlaintext(seal, this.info, this.shape, top, 1, new BigUint64Array(k * n));
+    const z = new seal.Ciphertext();
+    const third = new seal.Ciphertext();
+    const p2s2 = new seal.Plaintext();
+    try {
+      const enc = (this.symmetric ??= this.makeSymmetricEncryptor());
+      sealCall(seal, 'encrypt', () => enc.encryptSymmetric(zero, z));
+      const words = new BigUint64Array(3 * k * n);
+      words.set(p2, 2 * k * n);
+      sealCall(seal, 'ciphertext load', () => third.loadFromArray(this.info.context, buildCiphertextBytes({ parmsId, ntt: true, n, k, scale: 1, words })));
+      sealCall(seal, 'decrypt', () => this.decryptor.decrypt(third, p2s2));
+      sealCall(seal, 'product key', () => this.modSwitcher.subPlain(z, p2s2, z));
+      const saved = z.saveToArray(seal.ComprModeType.none) as Uint8Array;
+      const info = checkCiphertextBytes(saved, this.shape, 'product key');
+      words.set(new BigUint64Array(saved.slice(info.dataOffset, info.dataOffset + 16 * k * n).buffer));
+      return buildCiphertextBytes({ parmsId, ntt: true, n, k, scale: 1, words });
+    } finally {
+      for (const o of [zero, z, third, p2s2]) o.delete();
+    }
+  }
+
   /** A fresh secret-key encryption of zero at `level` (scale 1), seeded and serialized, as SEAL makes it for a plaintext. */
   private symmetricZero(level: number): Uint8Array {
     const seal = this.seal;
@@ -335,7 +374,7 @@ class SealEvaluator implements CkksEvaluator {
     checkPublicKeyBytes(keys.publicKey, this.shape);
     if (keys.relinKeys) checkKSwitchKeysBytes(keys.relinKeys, this.shape, 'relin');
     if (keys.galoisKeys) checkKSwitchKeysBytes(keys.galoisKeys, this.shape, 'galois', keys.galoisSteps);
-    this.zeroEncryptor = new LevelZeroEncryptor(seal, params, this.info, this.shape, keys.publicKey);
+    this.zeroEncryptor = new LevelZeroEncryptor(seal, params, this.info, this.shape, keys.publicKey, keys.productKey);
     if (keys.relinKeys) {
       const rk = new seal.RelinKeys();
       sealCall(seal, 'relinearization key load', () => rk.loadFromArray(ctx, keys.relinKeys));
@@ -391,24 +430,17 @@ class SealEvaluator implements CkksEvaluator {
 
   /**
    * A fresh encryption at this level of `message` (an integer polynomial), or of zero, to re-randomize a
-   * ciphertext of `size` polynomials: for size 3 (an unrelinearized product) with the third component's
-   * randomizer added (third-component.ts).
+   * ciphertext of `size` polynomials: for size 3 (an unrelinearized product) a size-3 encryption with
+   * the product key, whose third component is pseudorandom as well (zero-encryptor.ts).
    */
   private freshEncryption(level: number, scale: number, message?: IntegerPolynomial, size = 2): Ciphertext {
-    const z = this.publicKeyEncryption(level, scale, message);
-    if (size === 2) return z;
-    if (size !== 3) {
-      z.delete();
-      throw new FhecError(`a refresh mask for a ciphertext of ${size} polynomials: only 2 or 3 are refreshed`);
-    }
+    if (size === 2) return this.publicKeyEncryption(level, scale, message);
+    if (size !== 3) throw new FhecError(`a refresh mask for a ciphertext of ${size} polynomials: only 2 or 3 are refreshed`);
+    if (message && message.n !== this.params.ringDegree) throw new FhecError(`integer polynomial of ${message.n} coefficients, the ring has ${this.params.ringDegree}`);
+    const z = new this.seal.Ciphertext();
     try {
-      if (!this.relinKeys) throw new FhecError('refreshing an unrelinearized product needs the relinearization key (its mask re-randomizes the third component with it), and none was given');
-      const r = thirdComponentRandomizer(this.seal, this.info, this.shape, this.evaluator, this.relinKeys, level, scale);
-      try {
-        sealCall(this.seal, 're-randomize', () => this.evaluator.add(r, z, z));
-      } finally {
-        r.delete();
-      }
+      this.zeroEncryptor.encryptZero(level, z, message?.residues(this.params.primes.slice(0, level + 1)), 3);
+      z.setScale(scale);
       return z;
     } catch (e) {
       z.delete();
@@ -466,7 +498,7 @@ class SealEvaluator implements CkksEvaluator {
           continue;
         }
         // A fresh public-key encryption of the polynomial: the masked ciphertext's randomness is new
-        // (for a size-3 product, its third component's too: third-component.ts).
+        // (for a size-3 product, its third component's too: zero-encryptor.ts).
         const z = this.freshEncryption(this.levelOf(ct), x.scale(), poly, x.size());
         out.push(new SealCiphertext(z));
         sealCall(this.seal, 're-randomize', () => this.evaluator.addInplace(z, x));
@@ -710,7 +742,7 @@ export const sealBackend: CkksBackend = {
     if (options.maskSupply) {
       // Loaded on demand: Node's worker_threads, which a browser bundle of the client never reaches.
       const { MaskSupply } = await import('./mask-supply.js');
-      ev.useMaskSupply(await MaskSupply.start(params, keys.publicKey, keys.relinKeys));
+      ev.useMaskSupply(await MaskSupply.start(params, keys.publicKey, keys.productKey));
     }
     return ev;
   },

@@ -1,7 +1,7 @@
 // The refresh-mask thread (mask-supply.ts): its own node-seal instance and the client's public key and
-// relinearization key (public material only). For each mask asked for it samples r from the OS CSPRNG,
-// encrypts it at the level the refresh masks at (zero-encryptor.ts; for an unrelinearized product with
-// its third-component randomizer, third-component.ts) and transforms the unmask -round(rho r) at the
+// product key (public material only). For each mask asked for it samples r from the OS CSPRNG,
+// encrypts it at the level the refresh masks at (zero-encryptor.ts; for an unrelinearized product, a
+// size-3 encryption with the product key) and transforms the unmask -round(rho r) at the
 // level the reply comes back at; r never leaves this thread. Nothing it makes depends on data: it runs
 // ahead.
 
@@ -9,10 +9,7 @@ import { parentPort, type MessagePort } from 'node:worker_threads';
 import type { CkksParameters } from '../../ir/ckks/params.js';
 import type { MaskRequest } from '../backend.js';
 import { IntegerMask } from '../refresh/integer-mask.js';
-import type { RelinKeys } from 'node-seal';
-import { loadSeal, makeSealContext, sealCall, sealShape } from './module.js';
-import { checkKSwitchKeysBytes } from './serialized.js';
-import { thirdComponentRandomizer } from './third-component.js';
+import { loadSeal, makeSealContext, sealShape } from './module.js';
 import { sealNttByLevel } from './ntt.js';
 import { LevelZeroEncryptor } from './zero-encryptor.js';
 import type { MadeMask, MaskSupplyMessage, MaskSupplyRequest } from './mask-supply.js';
@@ -46,24 +43,14 @@ function work(): void {
   if (queue.length > 0) setImmediate(work);
 }
 
-port.on('message', async (m: { kind: 'init'; params: CkksParameters; publicKey: Uint8Array; relinKeys?: Uint8Array; port: MessagePort } | MaskSupplyRequest) => {
+port.on('message', async (m: { kind: 'init'; params: CkksParameters; publicKey: Uint8Array; productKey?: Uint8Array; port: MessagePort } | MaskSupplyRequest) => {
   if (m.kind === 'init') {
     try {
       const seal = await loadSeal();
       const info = makeSealContext(seal, m.params);
       const shape = sealShape(info, m.params);
-      const zeros = new LevelZeroEncryptor(seal, m.params, info, shape, m.publicKey);
+      const zeros = new LevelZeroEncryptor(seal, m.params, info, shape, m.publicKey, m.productKey);
       const evaluator = new seal.Evaluator(info.context);
-      // The relinearization key, for the third component of a product's mask (loaded on first use).
-      let relinKeys: RelinKeys | undefined;
-      const relin = (): RelinKeys => {
-        if (relinKeys) return relinKeys;
-        if (!m.relinKeys) throw new Error('a mask for an unrelinearized product needs the relinearization key, which this thread was not given');
-        checkKSwitchKeysBytes(m.relinKeys, shape, 'relin');
-        const rk = new seal.RelinKeys();
-        sealCall(seal, 'relinearization key load', () => rk.loadFromArray(info.context, m.relinKeys!));
-        return (relinKeys = rk);
-      };
       const primes = m.params.primes;
       const n = m.params.ringDegree;
       make = (items) => {
@@ -71,16 +58,8 @@ port.on('message', async (m: { kind: 'init'; params: CkksParameters; publicKey: 
         const masked = items.map((it, i) => {
           const ct = new seal.Ciphertext();
           try {
-            zeros.encryptZero(it.level, ct, masks[i]!.residues(primes.slice(0, it.level + 1)));
+            zeros.encryptZero(it.level, ct, masks[i]!.residues(primes.slice(0, it.level + 1)), it.size === 3 ? 3 : 2);
             ct.setScale(it.scale);
-            if ((it.size ?? 2) === 3) {
-              const r = thirdComponentRandomizer(seal, info, shape, evaluator, relin(), it.level, it.scale);
-              try {
-                sealCall(seal, 're-randomize', () => evaluator.add(r, ct, ct));
-              } finally {
-                r.delete();
-              }
-            }
             return new Uint8Array(ct.saveToArray(seal.ComprModeType.none) as Uint8Array);
           } finally {
             ct.delete();

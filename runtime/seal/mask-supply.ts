@@ -4,9 +4,9 @@
 // ciphertext on the evaluator's thread, as much as the key holder's whole share. A mask depends only on
 // where the refresh happens (its shape), never on data, so a helper thread (its own node-seal instance,
 // public keys only: no secret) samples r and makes both ends while the evaluator computes, and the
-// evaluator loads them (well under a millisecond). A mask for an unrelinearized product also carries its
-// third-component randomizer (third-component.ts: a key switch with the relinearization key). r itself stays on the helper thread: the evaluator
-// needs only its two ends. Each mask is used once; a refresh whose mask has not arrived is masked on
+// evaluator loads them (well under a millisecond). A mask for an unrelinearized product is a size-3
+// encryption with the client's product key (zero-encryptor.ts). r itself stays on the helper thread:
+// the evaluator needs only its two ends. Each mask is used once; a refresh whose mask has not arrived is masked on
 // the evaluator's thread, so the supply changes how fast a run is, never what it computes. Node only
 // (worker_threads).
 
@@ -43,14 +43,14 @@ export class MaskSupply {
   ) {}
 
   /** Starts the thread with the public key; resolves once it can make masks. */
-  static async start(params: CkksParameters, publicKey: Uint8Array, relinKeys?: Uint8Array): Promise<MaskSupply> {
+  static async start(params: CkksParameters, publicKey: Uint8Array, productKey?: Uint8Array): Promise<MaskSupply> {
     // Masks come back on their own port, which collect() reads synchronously (the evaluator's thread is
     // busy computing, its event loop does not turn during a run); requests go on the worker's port.
     const { port1, port2 } = new MessageChannel();
     port1.unref();
     let worker: Worker;
     try {
-      worker = await startWorker(import.meta.url, 'mask-supply-worker', { kind: 'init', params, publicKey, relinKeys, port: port2 }, [port2]);
+      worker = await startWorker(import.meta.url, 'mask-supply-worker', { kind: 'init', params, publicKey, productKey, port: port2 }, [port2]);
     } catch (e) {
       throw new Error(`the refresh-mask thread did not start: ${(e as Error).message}`);
     }

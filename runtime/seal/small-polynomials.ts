@@ -1,8 +1,9 @@
-// The small random polynomials of a public-key encryption, sampled as SEAL 4 samples them, from the OS
-// CSPRNG: u uniform over {-1, 0, 1} (sample_poly_ternary) and errors from the centered binomial
-// distribution of 21 + 21 bits, standard deviation sqrt(21 / 2) ~ 3.24 (sample_poly_cbd, SEAL's default
-// noise sampler, for its noise standard deviation 3.2). Their residues modulo each prime are the
-// coefficients themselves, or the prime minus their magnitude.
+// The random polynomials of encryptions, from the OS CSPRNG: uniform ones (uniformResidues: the product
+// key's third component) and the small ones of a public-key encryption, sampled as SEAL 4 samples them:
+// u uniform over {-1, 0, 1} (sample_poly_ternary) and errors from the centered binomial distribution of
+// 21 + 21 bits, standard deviation sqrt(21 / 2) ~ 3.24 (sample_poly_cbd, SEAL's default noise sampler,
+// for its noise standard deviation 3.2). Their residues modulo each prime are the coefficients
+// themselves, or the prime minus their magnitude.
 
 import { randomFillSync } from 'node:crypto';
 
@@ -55,6 +56,36 @@ export function smallResidues(coeffs: Int8Array, primes: readonly bigint[]): Big
         const l = lo + c;
         half[w] = l >>> 0;
         half[w + 1] = l < 0 ? hi - 1 : hi;
+      }
+    }
+  });
+  return out;
+}
+
+/**
+ * n words uniform modulo each prime (prime-major): 64 random bits cut to the prime's bit length,
+ * rejected when >= the prime (exactly uniform; primes above 2^(bits-1) reject less than half).
+ */
+export function uniformResidues(n: number, primes: readonly bigint[], random: (out: Uint8Array) => void = randomFillSync): BigUint64Array {
+  const out = new BigUint64Array(primes.length * n);
+  const half = new Uint32Array(out.buffer);
+  primes.forEach((q, j) => {
+    const bits = q.toString(2).length;
+    if (bits <= 32) throw new Error(`internal: prime ${q} below 2^32`);
+    const hiMask = 2 ** (bits - 32) - 1;
+    const qLo = Number(q & 0xffffffffn);
+    const qHi = Number(q >> 32n);
+    const buf = new Uint32Array(2 * n + 64);
+    let filled = 0;
+    while (filled < n) {
+      random(new Uint8Array(buf.buffer));
+      for (let i = 0; i + 1 < buf.length && filled < n; i += 2) {
+        const lo = buf[i]!;
+        const hi = buf[i + 1]! & hiMask;
+        if (hi > qHi || (hi === qHi && lo >= qLo)) continue;
+        const w = 2 * (j * n + filled++);
+        half[w] = lo;
+        half[w + 1] = hi;
       }
     }
   });

@@ -198,7 +198,10 @@ export class SimClient implements CkksClient {
     const slots = this.model.slots;
     const steps = [...new Set(this.keys.galoisSteps.map((s) => normalizeStep(s, slots)).filter((s) => s !== 0))];
     const out: EvaluationKeys = { backend: BACKEND, parametersId: this.model.id, publicKey: new Uint8Array(0), galoisSteps: steps };
-    if (this.keys.relin) out.relinKeys = new Uint8Array(0);
+    if (this.keys.relin) {
+      out.relinKeys = new Uint8Array(0);
+      out.productKey = new Uint8Array(0);
+    }
     if (steps.length > 0) out.galoisKeys = new Uint8Array(0);
     return out;
   }
@@ -290,6 +293,7 @@ export class SimEvaluator implements CkksEvaluator {
   private readonly model: SimModel;
   private readonly galoisSteps: Set<number>;
   private readonly hasRelin: boolean;
+  private readonly hasProductKey: boolean;
   private readonly special: bigint;
 
   constructor(
@@ -301,6 +305,7 @@ export class SimEvaluator implements CkksEvaluator {
     checkKeysMatch(keys, BACKEND, this.model.id);
     this.galoisSteps = new Set(keys.galoisSteps);
     this.hasRelin = keys.relinKeys !== undefined;
+    this.hasProductKey = keys.productKey !== undefined;
     this.special = params.primes[params.primes.length - 1]!;
   }
 
@@ -350,12 +355,9 @@ export class SimEvaluator implements CkksEvaluator {
     const residues = poly.residues(primes);
     const sum = a.offset ? addResidues(a.offset, residues, primes, n) : residues;
     const v = a.values.slice();
-    if (rerandomize) this.model.inject(v, levelEncryptionVariance(n, a.scale));
-    // SEAL's mask of a size-3 product also re-randomizes the third component with a key switch (its error).
-    if (rerandomize && a.size === 3) {
-      if (!this.hasRelin) throw new FhecError('refreshing an unrelinearized product needs the relinearization key (its mask re-randomizes the third component with it), and none was given');
-      this.keySwitchNoise(v, a.level, a.scale);
-    }
+    // SEAL's mask of a size-3 product is a size-3 encryption with the product key (its e_2 s^2 too).
+    if (rerandomize && a.size === 3 && !this.hasProductKey) throw new FhecError('a size-3 encryption (the mask of an unrelinearized product) needs the client\'s product key, and none was given');
+    if (rerandomize) this.model.inject(v, levelEncryptionVariance(n, a.scale, a.size));
     return new SimCiphertext(v, a.ideal.slice(), a.level, a.scale, a.size, isZero(sum) ? undefined : sum);
   }
 

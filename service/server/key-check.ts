@@ -38,7 +38,12 @@ export function secretKeyRefusal(bytes: Uint8Array, n: number, primes: number, w
 
 /** Refuses a keys message that holds anything but evaluation keys. */
 export function checkEvaluationKeys(keys: EvaluationKeys, n: number, primes: number): void {
-  const blobs: [Uint8Array | undefined, string][] = [[keys.publicKey, 'public key'], [keys.relinKeys, 'relinearization key'], [keys.galoisKeys, 'Galois key']];
+  const blobs: [Uint8Array | undefined, string][] = [
+    [keys.publicKey, 'public key'],
+    [keys.relinKeys, 'relinearization key'],
+    [keys.productKey, 'product key'],
+    [keys.galoisKeys, 'Galois key'],
+  ];
   for (const [b, what] of blobs) {
     if (!b) continue;
     const why = secretKeyRefusal(b, n, primes, what);

@@ -19,7 +19,7 @@
 //   (size 3, pending scale Delta_l^2 at level l): the key holder decrypts the third component for a
 //   fraction of a key switch and its exact rescale to the target scale replaces the rounding one, so
 //   the evaluator skips a relinearization and a rescale. Same headroom for the mask: Delta_l ~ q_l.
-//   The mask then also re-randomizes the third component (runtime/seal/third-component.ts).
+//   Its mask is a size-3 encryption that re-randomizes the third component too (runtime/seal/zero-encryptor.ts).
 
 import { FhecError } from '../../../ir/errors.js';
 import { FheBuilder } from '../../../ir/fhe/builder.js';
