@@ -13,6 +13,7 @@ import { fheChain, makeParameters, parametersId, topLevel } from '../ir/ckks/par
 import { FheBuilder, type SlotLayout } from '../ir/fhe/index.js';
 import { manageScales } from '../passes/fhe/manage/manage-scales.js';
 import { refreshProductsRule } from '../passes/fhe/manage/refresh-products.js';
+import { runFhePipeline, unitOf } from '../passes/index.js';
 import type { CkksClient, CkksEvaluator, CkksHandle } from '../runtime/backend.js';
 import { runProgram } from '../runtime/ckks/execute.js';
 import { unwrapCiphertext } from '../runtime/ckks/wire.js';
@@ -67,6 +68,28 @@ describe('manage-scales: products refreshed as they are', () => {
     expect([1, 2, 3].map(rule('rtt=1ms,bandwidth=1Gbit'))).toEqual([true, true, true]);
     expect([1, 2, 3].map(rule('rtt=50ms,bandwidth=100Mbit'))).toEqual([false, false, false]);
     expect(rule()(0)).toBe(false);
+  });
+});
+
+describe('the manage-scales pass reads the link select-parameters priced with', () => {
+  it('refreshes x^8 as the last squaring leaves it in process, relinearized and rescaled over 100 Mbit/s, as told with always / never', () => {
+    const sizes = (attrs: Record<string, string | number>, option = '') => {
+      const b = new FheBuilder('poly', 8192);
+      const layout = { length: 4, tokens: 1, stride: 8192, period: 8192, copies: 1 };
+      let y = b.input('x', layout);
+      for (let i = 0; i < 3; i++) y = b.mul(y, y);
+      b.output('y', b.mulConst(y, { kind: 'splat', value: 0.5 }), layout);
+      const unit = unitOf(b.build());
+      unit.program.attributes = { 'ckks.ring_degree': 16384, 'ckks.bit_sizes': '60,40,40,40,60', 'ckks.scale': 2 ** 40, 'mgmt.input_level': 3, ...attrs };
+      runFhePipeline(unit, `place-refresh{strategy=optimal,levels=3},manage-scales${option},verify`);
+      return unit.program.ops.filter((op) => op.kind === 'refresh').map((op) => (op.args[0]!.type.kind === 'ct' ? op.args[0]!.type.size : 0));
+    };
+    expect(sizes({})).toEqual([3]);
+    expect(sizes({ 'select.costs': 'default', 'select.link': '1/125000' })).toEqual([3]);
+    expect(sizes({ 'select.costs': 'default', 'select.link': '50/12500' })).toEqual([2]);
+    expect(sizes({ 'select.costs': 'default', 'select.link': '50/12500' }, '{refresh-products=always}')).toEqual([3]);
+    expect(sizes({}, '{refresh-products=never}')).toEqual([2]);
+    expect(() => sizes({}, '{refresh-products=sometimes}')).toThrow(/'priced', 'always' or 'never', got 'sometimes'/);
   });
 });
 

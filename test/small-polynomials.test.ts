@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { bigintResidues } from '../runtime/refresh/integer-mask.js';
-import { sampleCenteredBinomial, sampleTernary, smallResidues } from '../runtime/seal/small-polynomials.js';
+import { sampleCenteredBinomial, sampleTernary, smallResidues, uniformResidues } from '../runtime/seal/small-polynomials.js';
 
 const N = 1 << 17;
 
@@ -38,5 +38,31 @@ describe('small polynomials', () => {
     const primes = [1152921504606584833n, 1099511627777n, 4294967311n];
     const coeffs = Int8Array.from({ length: 4096 }, (_, i) => ((i * 7919) % 43) - 21);
     expect(Array.from(smallResidues(coeffs, primes))).toEqual(Array.from(bigintResidues(Array.from(coeffs, BigInt), primes, coeffs.length)));
+  });
+});
+
+describe('uniform residues (the product key\'s third component)', () => {
+  it('draws words below each prime, 28 to 60 bits, averaging q/2', () => {
+    const primes = [268091393n, 1073479681n, 4294967291n, 1099507695617n, 1152921504606683137n];
+    const n = 20000;
+    const w = uniformResidues(n, primes);
+    primes.forEach((q, j) => {
+      const words = w.subarray(j * n, (j + 1) * n);
+      expect(words.every((x) => x < q), `prime ${q}`).toBe(true);
+      // Standard deviation of the mean of n uniform words over q: 1 / sqrt(12 n) = 0.002.
+      const mean = words.reduce((s, x) => s + Number(x) / Number(q), 0) / n;
+      expect(Math.abs(mean - 0.5), `prime ${q}`).toBeLessThan(0.01);
+    });
+  });
+
+  it('rejects draws at or above the prime instead of reducing them', () => {
+    // A source whose every draw is the prime itself, then q - 1: only q - 1 is kept.
+    const q = 1099507695617n;
+    let call = 0;
+    const source = (out: Uint8Array) => {
+      const v = new BigUint64Array(out.buffer, out.byteOffset, out.byteLength / 8);
+      v.fill(call++ === 0 ? q : q - 1n);
+    };
+    expect(Array.from(uniformResidues(4, [q], source))).toEqual([q - 1n, q - 1n, q - 1n, q - 1n]);
   });
 });

@@ -62,17 +62,25 @@ export function smallResidues(coeffs: Int8Array, primes: readonly bigint[]): Big
   return out;
 }
 
+/** The platform's CSPRNG (Web Crypto: Node and browsers alike), in the 64 KiB pieces it fills at a time. */
+function webRandom(out: Uint8Array): void {
+  for (let at = 0; at < out.length; at += 65536) globalThis.crypto.getRandomValues(out.subarray(at, Math.min(out.length, at + 65536)));
+}
+
 /**
- * n words uniform modulo each prime (prime-major): 64 random bits cut to the prime's bit length,
- * rejected when >= the prime (exactly uniform; primes above 2^(bits-1) reject less than half).
+ * n words uniform modulo each prime (prime-major): random bits cut to the prime's bit length, rejected
+ * when >= the prime (exactly uniform; a prime above 2^(bits-1) rejects less than half). Runs on the
+ * client (the product key), in a browser too: Web Crypto by default.
  */
-export function uniformResidues(n: number, primes: readonly bigint[], random: (out: Uint8Array) => void = randomFillSync): BigUint64Array {
+export function uniformResidues(n: number, primes: readonly bigint[], random: (out: Uint8Array) => void = webRandom): BigUint64Array {
   const out = new BigUint64Array(primes.length * n);
   const half = new Uint32Array(out.buffer);
   primes.forEach((q, j) => {
     const bits = q.toString(2).length;
-    if (bits <= 32) throw new Error(`internal: prime ${q} below 2^32`);
-    const hiMask = 2 ** (bits - 32) - 1;
+    if (bits > 64) throw new Error(`internal: prime ${q} above 2^64`);
+    // Each draw is two 32-bit halves: the high one cut to the bits above 32 (none for a prime below 2^32).
+    const hiMask = bits > 32 ? 2 ** (bits - 32) - 1 : 0;
+    const loMask = bits >= 32 ? 0xffffffff : 2 ** bits - 1;
     const qLo = Number(q & 0xffffffffn);
     const qHi = Number(q >> 32n);
     const buf = new Uint32Array(2 * n + 64);
@@ -80,7 +88,7 @@ export function uniformResidues(n: number, primes: readonly bigint[], random: (o
     while (filled < n) {
       random(new Uint8Array(buf.buffer));
       for (let i = 0; i + 1 < buf.length && filled < n; i += 2) {
-        const lo = buf[i]!;
+        const lo = (buf[i]! & loMask) >>> 0;
         const hi = buf[i + 1]! & hiMask;
         if (hi > qHi || (hi === qHi && lo >= qLo)) continue;
         const w = 2 * (j * n + filled++);
