@@ -260,7 +260,7 @@ class SealClient implements CkksClient {
   /**
    * The product key: (p0, p1, p2) at the top level with p0 + p1 s + p2 s^2 = e, p1 and p2 uniform. It is
    * a secret-key encryption of zero (c0, c1) = (-p1 s + e, p1) with p2 s^2 taken off c0, p2 drawn
-   * uniform (each NTT word by rejection from the OS CSPRNG) and p2 s^2 read by decrypting (0, 0, p2),
+   * uniform (each NTT word by rejection, from Web Crypto) and p2 s^2 read by decrypting (0, 0, p2),
    * which CKKS decryption gives exactly (no rounding). Publishing it rests on the assumption SEAL's
    * relinearization keys already make: RLWE samples that involve s^2 (an encryption of s^2 under s).
    */
