@@ -170,9 +170,10 @@ export function manageScales(program: FheProgram, options: ManageOptions): FhePr
   const onlyRefreshed = new Set<string>();
   const absorbAt = typeof options.refreshProducts === 'function' ? options.refreshProducts : () => options.refreshProducts === true;
   if (options.refreshProducts) {
-    const users = new Map<string, string[]>();
-    for (const op of program.ops) for (const a of op.args) users.set(a.name, [...(users.get(a.name) ?? []), op.kind]);
-    for (const [name, kinds] of users) if (kinds.every((k) => k === 'refresh')) onlyRefreshed.add(name);
+    // Per value read by some op: whether every reader so far is a refresh.
+    const refreshesOnly = new Map<string, boolean>();
+    for (const op of program.ops) for (const a of op.args) refreshesOnly.set(a.name, (refreshesOnly.get(a.name) ?? true) && op.kind === 'refresh');
+    for (const [name, only] of refreshesOnly) if (only) onlyRefreshed.add(name);
   }
 
   const origins = options.origins;
