@@ -25,6 +25,7 @@ import { MaskedRefresher } from '../runtime/refresh/refresher.js';
 import { refreshPointsOf, RefreshScheduleGuard } from '../runtime/refresh/schedule.js';
 import { sealBackend } from '../runtime/seal/backend.js';
 import { makeSimBackend } from '../runtime/sim/backend.js';
+import { sealPair, type SealPair } from './helpers/seal-pair.js';
 
 const params = makeParameters({ ringDegree: 8192, bitSizes: [60, 40, 40, 60], scale: 2 ** 40 });
 const slots = params.ringDegree / 2;
@@ -117,16 +118,14 @@ describe('scale ratios: lowest terms, denominators below 2^62', () => {
 });
 
 describe('on SEAL', () => {
+  let pair: SealPair;
   let client: CkksClient;
   let ev: CkksEvaluator;
   beforeAll(async () => {
-    client = await sealBackend.createClient(params, { galoisSteps: [], relin: true });
-    ev = await sealBackend.createEvaluator(params, structuredClone(client.evaluationKeys()));
+    pair = await sealPair(params);
+    ({ client, ev } = pair);
   });
-  afterAll(() => {
-    ev.dispose();
-    client.dispose();
-  });
+  afterAll(() => pair.dispose());
 
   it('gets a product key with the relinearization keys: size 3 at the top level, its third component uniform words', () => {
     const keys = client.evaluationKeys();
